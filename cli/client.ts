@@ -1,0 +1,124 @@
+/**
+ * A small client for the coordinator's HTTP API, used by the `distro` CLI, `npm start`, the
+ * benchmark and end-to-end tests. Every non-2xx answer becomes an ApiError carrying the
+ * coordinator's JSON error (and its problems, for a rejected DAG).
+ */
+import type { Problem } from "../worker/dag/plan.js";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly problems: Problem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface ModuleInfo {
+  name: string;
+  sha256: string;
+  size: number;
+}
+
+export interface TaskAttempt {
+  attempt: number;
+  runner: string;
+  runner_name: string;
+  started_at: number;
+  ended_at: number | null;
+  outcome: string;
+  failure_kind: string | null;
+  error: string | null;
+  stderr: string;
+}
+
+export interface TaskInfo {
+  id: string;
+  node: string;
+  index: number | null;
+  state: string;
+  attempts: TaskAttempt[];
+}
+
+export interface NodeInfo {
+  id: string;
+  module: string;
+  deps: string[];
+  instances: number | null;
+}
+
+export interface RunInfo {
+  id: string;
+  name: string;
+  status: string;
+  counts: Record<string, number>;
+  tasks_total: number;
+  url?: string;
+  nodes?: NodeInfo[];
+  tasks?: TaskInfo[];
+}
+
+export const FINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
+
+export class Client {
+  constructor(
+    readonly coordinator: URL,
+    private readonly token: string,
+  ) {}
+
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const url = new URL(path, this.coordinator);
+    let res: Response;
+    try {
+      res = await fetch(url, { ...init, headers: { Authorization: `Bearer ${this.token}`, ...init.headers } });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    }
+    if (res.ok) return res;
+    const text = await res.text();
+    let body: { error?: string; problems?: Problem[] } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      body = { error: text.slice(0, 500) };
+    }
+    throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`, body.problems ?? []);
+  }
+
+  async json<T>(path: string, init?: RequestInit): Promise<T> {
+    return (await (await this.request(path, init)).json()) as T;
+  }
+
+  uploadModule(name: string, bytes: Uint8Array<ArrayBuffer>): Promise<ModuleInfo> {
+    return this.json(`/api/modules/${encodeURIComponent(name)}`, { method: "PUT", body: new Blob([bytes]), headers: { "Content-Type": "application/wasm" } });
+  }
+
+  submit(yaml: string): Promise<RunInfo> {
+    return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
+  }
+
+  run(id: string): Promise<RunInfo> {
+    return this.json(`/api/dags/${id}`);
+  }
+
+  async output(id: string, task: string): Promise<Uint8Array> {
+    return new Uint8Array(await (await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`)).arrayBuffer());
+  }
+
+  /** Polls a run until it ends, calling `onChange` whenever its counts move. */
+  async wait(id: string, onChange: (run: RunInfo) => void = () => {}, intervalMs = 250): Promise<RunInfo> {
+    let last = "";
+    for (;;) {
+      const run = await this.run(id);
+      const key = `${run.status} ${JSON.stringify(run.counts)}`;
+      if (key !== last) {
+        last = key;
+        onChange(run);
+      }
+      if (FINAL_STATUSES.has(run.status)) return run;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Starting the local pieces as real processes: the coordinator (`wrangler dev`, workerd) and
+ * runners (`distro-runner`). Used by `npm start`, `npm run bench` and the end-to-end tests.
+ * Each process gets its own process group so that stopping it stops its children (workerd).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file is compiled to dist/cli/, or run from cli/ by vitest). */
+export const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
+
+/** The committed development tokens (.dev.vars.example). */
+export const DEV_TOKENS = { api: "dev-api-token", runner: "dev-runner-token" } as const;
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A child process whose output is kept, and which can be stopped with its whole group. */
+export class Proc {
+  readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly child: ChildProcess,
+    private readonly echo?: (line: string) => void,
+  ) {
+    let partial = "";
+    const take = (chunk: Buffer) => {
+      const text = partial + chunk.toString();
+      const parts = text.split("\n");
+      partial = parts.pop()!;
+      for (const line of parts) {
+        this.lines.push(line);
+        this.echo?.(line);
+      }
+    };
+    child.stdout?.on("data", take);
+    child.stderr?.on("data", take);
+    this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends `signal` to the process group and waits for the process to end (SIGKILL after `graceMs`). */
+  async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000): Promise<void> {
+    if (!this.running) return;
+    this.signal(signal);
+    const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Resolves when a line matching `pattern` has been printed. */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = 0;
+    while (Date.now() < deadline) {
+      for (; seen < this.lines.length; seen++) if (pattern.test(this.lines[seen]!)) return this.lines[seen]!;
+      if (!this.running) throw new Error(`process ended before printing ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
+  }
+}
+
+export interface CoordinatorOptions {
+  port?: number;
+  /** Where local Durable Object, D1 and R2 state lives (default .wrangler/state). */
+  persistTo?: string;
+  /** Extra `--var NAME:value` bindings, overriding the dev tokens. */
+  vars?: Record<string, string>;
+  /** Leave out the dev tokens entirely (a coordinator with no secrets). */
+  noSecrets?: boolean;
+  echo?: (line: string) => void;
+  readyTimeoutMs?: number;
+}
+
+export interface Coordinator {
+  url: URL;
+  port: number;
+  proc: Proc;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `wrangler dev` and resolves once the Worker answers HTTP. */
+export async function startCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
+  const port = options.port ?? (await freePort());
+  const args = [fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)), "dev", "--ip", "127.0.0.1", "--port", String(port)];
+  args.push("--show-interactive-dev-session=false", "--log-level", "warn");
+  if (!options.noSecrets) {
+    args.push("--env-file", ".dev.vars.example");
+    if (existsSync(`${ROOT}/.dev.vars`)) args.push("--env-file", ".dev.vars");
+  } else {
+    args.push("--env-file", "/dev/null");
+  }
+  if (options.persistTo) args.push("--persist-to", options.persistTo);
+  for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" },
+  });
+  const proc = new Proc(child, options.echo);
+  const url = new URL(`http://127.0.0.1:${port}`);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    try {
+      const res = await fetch(new URL("/api/runners", url));
+      await res.body?.cancel();
+      if (res.status === 401 || res.status === 503 || res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (!proc.running) throw new Error(`wrangler dev exited:\n${proc.lines.slice(-30).join("\n")}`);
+    if (Date.now() > deadline) {
+      await proc.stop("SIGKILL");
+      throw new Error(`wrangler dev did not answer on ${url} in time:\n${proc.lines.slice(-30).join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, port, proc, stop: (signal = "SIGTERM") => proc.stop(signal) };
+}
+
+export interface RunnerOptions {
+  coordinator: URL;
+  token?: string;
+  slots?: number | "auto";
+  name?: string;
+  args?: string[];
+  cacheDir?: string;
+  echo?: (line: string) => void;
+}
+
+/** Starts a `distro-runner` process. */
+export function startRunner(options: RunnerOptions): Proc {
+  const args = [fileURLToPath(new URL("bin/distro-runner.js", `file://${ROOT}`))];
+  args.push("--coordinator", options.coordinator.toString(), "--token", options.token ?? DEV_TOKENS.runner);
+  if (options.slots !== undefined) args.push("--slots", String(options.slots));
+  if (options.name) args.push("--name", options.name);
+  if (options.cacheDir) args.push("--cache-dir", options.cacheDir);
+  args.push(...(options.args ?? []));
+  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  return new Proc(child, options.echo);
+}

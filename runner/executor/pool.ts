@@ -1,0 +1,124 @@
+/**
+ * A pool of task threads, one per slot. `run` sends a compiled module to an idle thread and
+ * resolves with how it ended; a timeout terminates the thread (the only way to stop a WASM
+ * loop) and a crashed thread fails only its own task. Either way a fresh thread takes its place.
+ */
+import { Worker } from "node:worker_threads";
+import type { RunRequest, RunResponse } from "./thread-messages.js";
+
+export interface Job {
+  module: WebAssembly.Module;
+  args: string[];
+  env: Record<string, string>;
+  stdin: Uint8Array;
+  maxOutputBytes: number;
+  timeoutMs: number;
+}
+
+export type JobOutcome =
+  | { type: "exit"; code: number; stdout: Uint8Array; stderr: string }
+  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash"; message: string; stderr: string };
+
+interface Slot {
+  worker: Worker;
+  job?: { id: number; resolve: (o: JobOutcome) => void; timer: NodeJS.Timeout };
+}
+
+const THREAD_URL = new URL("./thread.js", import.meta.url);
+
+export class ThreadPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: { job: Job; resolve: (o: JobOutcome) => void }[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Runs one job; never rejects: every way a task can end is a JobOutcome. */
+  run(job: Job): Promise<JobOutcome> {
+    if (this.closed) return Promise.resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+    return new Promise((resolve) => {
+      this.queue.push({ job, resolve });
+      this.pump();
+    });
+  }
+
+  /** Stops every thread; pending jobs end as crashed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const { resolve } of this.queue.splice(0)) resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        this.finish(slot, { type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+        await slot.worker.terminate();
+      }),
+    );
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (slot.job) continue;
+      const { job, resolve } = this.queue.shift()!;
+      const id = this.nextId++;
+      const timer = setTimeout(() => this.timeout(slot, job.timeoutMs), job.timeoutMs);
+      slot.job = { id, resolve, timer };
+      const req: RunRequest = { id, module: job.module, args: job.args, env: job.env, stdin: job.stdin, maxOutputBytes: job.maxOutputBytes };
+      slot.worker.postMessage(req);
+    }
+  }
+
+  private spawn(): Slot {
+    const slot = {} as Slot;
+    this.startThread(slot);
+    return slot;
+  }
+
+  /** Gives `slot` a new thread whose events settle the slot's current job. */
+  private startThread(slot: Slot): void {
+    const worker = new Worker(THREAD_URL);
+    slot.worker = worker;
+    worker.on("message", (res: RunResponse) => {
+      if (slot.worker !== worker || slot.job?.id !== res.id) return;
+      const { id: _id, ...outcome } = res;
+      this.finish(slot, outcome);
+      this.pump();
+    });
+    worker.on("error", (err: Error & { code?: string }) => {
+      if (slot.worker !== worker) return;
+      const memory = err.code === "ERR_WORKER_OUT_OF_MEMORY";
+      this.replace(slot, { type: "error", kind: memory ? "memory" : "crash", message: `the task thread died: ${err.message}`, stderr: "" });
+    });
+    worker.on("exit", () => {
+      if (slot.worker === worker && !this.closed) this.replace(slot, { type: "error", kind: "crash", message: "the task thread exited", stderr: "" });
+    });
+  }
+
+  private timeout(slot: Slot, timeoutMs: number): void {
+    this.replace(slot, { type: "error", kind: "timeout", message: `the task exceeded its timeout of ${timeoutMs} ms; its thread was terminated`, stderr: "" });
+  }
+
+  /** Fails the slot's job, terminates its thread and starts a fresh one in its place. */
+  private replace(slot: Slot, outcome: JobOutcome): void {
+    this.finish(slot, outcome);
+    const old = slot.worker;
+    if (this.closed) return;
+    this.startThread(slot);
+    void old.terminate();
+    this.pump();
+  }
+
+  private finish(slot: Slot, outcome: JobOutcome): void {
+    const job = slot.job;
+    if (!job) return;
+    clearTimeout(job.timer);
+    slot.job = undefined;
+    job.resolve(outcome);
+  }
+}

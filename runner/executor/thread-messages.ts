@@ -1,0 +1,17 @@
+/**
+ * The request/response protocol between the runner's main thread (pool.ts) and a task thread
+ * (thread.ts). Every request carries an id that its response echoes.
+ */
+
+export interface RunRequest {
+  id: number;
+  module: WebAssembly.Module;
+  args: string[];
+  env: Record<string, string>;
+  stdin: Uint8Array;
+  maxOutputBytes: number;
+}
+
+export type RunResponse =
+  | { id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string }
+  | { id: number; type: "error"; kind: "trap" | "output" | "bad_module"; message: string; stderr: string };

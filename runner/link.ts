@@ -1,0 +1,138 @@
+/**
+ * One outbound WebSocket to the coordinator that survives the coordinator going away: it
+ * reconnects with capped exponential back-off and jitter, logging one line per attempt, until
+ * it is closed, the coordinator ends it for good (run finished, replaced), or the coordinator
+ * refuses the token. Frames are decoded and validated here.
+ */
+import WebSocket from "ws";
+import { decodeCoordinatorMessage, encode } from "../worker/protocol/codec.js";
+import { CLOSE, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../worker/protocol/messages.js";
+import { DEFAULTS } from "./config.js";
+import type { Logger } from "./log.js";
+
+export interface LinkOptions {
+  url: URL;
+  token: string;
+  /** Names the link in log lines, e.g. "pool" or "run 3fa9…". */
+  label: string;
+  log: Logger;
+  onOpen: () => void;
+  onMessage: (message: CoordinatorMessage) => void;
+  /** The link ended for good; `reason` says why. */
+  onEnd: (reason: string, fatal: boolean) => void;
+  backoff?: { initialMs: number; maxMs: number; factor: number };
+  random?: () => number;
+}
+
+/** Close codes after which reconnecting would be wrong. */
+const FINAL_CLOSES = new Set<number>([CLOSE.finished, CLOSE.replaced, CLOSE.protocol, CLOSE.unknownRun]);
+
+export class Link {
+  private ws: WebSocket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private ended = false;
+
+  constructor(private readonly options: LinkOptions) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  get open(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a frame if the socket is open; false when it is not (the frame is dropped). */
+  send(message: RunnerMessage): boolean {
+    if (!this.open) return false;
+    this.ws!.send(encode(message));
+    return true;
+  }
+
+  /** Closes the link for good. */
+  close(reason = "closed by the runner"): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.ws?.close(1000, reason);
+    this.options.onEnd(reason, false);
+  }
+
+  private connect(): void {
+    const { url, token, log, label } = this.options;
+    const ws = new WebSocket(toWs(url), { headers: { Authorization: `Bearer ${token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    let refusal: string | undefined;
+    ws.on("open", () => {
+      if (this.failures > 0) log.info(`${label}: connected to ${url.origin} after ${this.failures} failed attempt(s)`);
+      else log.debug(`${label}: connected to ${url.origin}`);
+      this.failures = 0;
+      this.options.onOpen();
+    });
+    ws.on("message", (data, isBinary) => {
+      const decoded = decodeCoordinatorMessage(isBinary ? new Uint8Array(data as Buffer) : data.toString());
+      if (!decoded.ok) return log.info(`${label}: ignored a bad frame from the coordinator: ${decoded.error}`);
+      this.options.onMessage(decoded.message);
+    });
+    ws.on("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      res.on("end", () => {
+        const detail = errorText(body) ?? res.statusMessage ?? "";
+        refusal = `HTTP ${res.statusCode}${detail ? `: ${detail}` : ""}`;
+        ws.terminate();
+        if (res.statusCode === 401 || res.statusCode === 403) return this.end(`the coordinator refused the token (${refusal})`, true);
+        if (res.statusCode === 404) return this.end(`the coordinator does not know this endpoint (${refusal})`, true);
+        this.retry(refusal);
+      });
+      res.on("error", () => this.retry(`HTTP ${res.statusCode}`));
+    });
+    ws.on("error", (err) => {
+      refusal ??= err.message;
+    });
+    ws.on("close", (code, reason) => {
+      if (this.ws !== ws || this.ended) return;
+      if (FINAL_CLOSES.has(code)) return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
+      if (refusal === undefined || !refusal.startsWith("HTTP")) this.retry(refusal ?? `connection closed (code ${code})`);
+    });
+  }
+
+  private retry(why: string): void {
+    if (this.ended || this.timer) return;
+    const { initialMs, maxMs, factor } = this.options.backoff ?? DEFAULTS.reconnect;
+    const random = this.options.random ?? Math.random;
+    const ceiling = Math.min(maxMs, initialMs * factor ** this.failures);
+    const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+    this.failures++;
+    this.options.log.info(`${this.options.label}: coordinator ${this.options.url.origin} not reachable (${why}); retry ${this.failures} in ${(delay / 1000).toFixed(1)}s`);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.ended) this.connect();
+    }, delay);
+  }
+
+  private end(reason: string, fatal: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.ws?.terminate();
+    this.options.onEnd(reason, fatal);
+  }
+}
+
+function toWs(url: URL): string {
+  const u = new URL(url);
+  if (u.protocol === "http:") u.protocol = "ws:";
+  if (u.protocol === "https:") u.protocol = "wss:";
+  return u.toString();
+}
+
+function errorText(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    return typeof parsed.error === "string" ? parsed.error : undefined;
+  } catch {
+    return body.trim().slice(0, 200) || undefined;
+  }
+}

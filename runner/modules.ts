@@ -1,0 +1,76 @@
+/**
+ * The runner's module cache: task modules by sha256, on disk (shared by restarts) and compiled
+ * in memory. A module is fetched from the coordinator once, its hash verified, its imports
+ * checked against the WASI preview1 allow-list, and only then compiled.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { checkTaskModule } from "../worker/wasm/inspect.js";
+import type { Failure } from "../worker/protocol/messages.js";
+
+/** A module that cannot be run; carries the failure to report. */
+export class ModuleError extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+export type FetchModule = (sha256: string) => Promise<Uint8Array>;
+
+export class ModuleCache {
+  private readonly compiled = new Map<string, Promise<WebAssembly.Module>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly fetchModule: FetchModule,
+    private readonly maxCompiled = 64,
+  ) {}
+
+  /** The compiled module for `sha256`; rejects with ModuleError when it cannot be had or run. */
+  get(sha256: string): Promise<WebAssembly.Module> {
+    let entry = this.compiled.get(sha256);
+    if (entry) {
+      this.compiled.delete(sha256);
+      this.compiled.set(sha256, entry); // most recently used last
+      return entry;
+    }
+    entry = this.load(sha256);
+    entry.catch(() => this.compiled.delete(sha256));
+    this.compiled.set(sha256, entry);
+    while (this.compiled.size > this.maxCompiled) this.compiled.delete(this.compiled.keys().next().value!);
+    return entry;
+  }
+
+  private async load(sha256: string): Promise<WebAssembly.Module> {
+    const file = join(this.dir, `${sha256}.wasm`);
+    let bytes = await readFile(file).catch(() => undefined);
+    if (!bytes || hash(bytes) !== sha256) {
+      let fetched: Uint8Array;
+      try {
+        fetched = await this.fetchModule(sha256);
+      } catch (e) {
+        throw new ModuleError({ kind: "lost", message: `could not fetch module ${sha256}: ${(e as Error).message}`, retryable: true });
+      }
+      if (hash(fetched) !== sha256) {
+        throw new ModuleError({ kind: "bad_module", message: `module ${sha256} arrived with a different sha256`, retryable: true });
+      }
+      bytes = Buffer.from(fetched);
+      await mkdir(this.dir, { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, bytes);
+      await rename(tmp, file);
+    }
+    const problems = checkTaskModule(bytes);
+    if (problems.length > 0) throw new ModuleError({ kind: "bad_module", message: problems.join("; "), retryable: false });
+    try {
+      return await WebAssembly.compile(bytes);
+    } catch (e) {
+      throw new ModuleError({ kind: "bad_module", message: `module does not compile: ${(e as Error).message}`, retryable: false });
+    }
+  }
+}
+
+function hash(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}

@@ -1,0 +1,279 @@
+/**
+ * The runner: one socket to the RunnerPool, one per run it works on, and a thread pool that
+ * runs the tasks. It hands its idle slots to runs as credit (`want`), never taking more tasks
+ * than it has slots: a task that arrives beyond the credit goes straight back (`reject`).
+ * A freed slot goes back to the run it came from while that run has a backlog, otherwise to
+ * the run with the largest backlog.
+ */
+import { randomBytes } from "node:crypto";
+import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
+import type { RunnerConfig } from "./config.js";
+import type { JobOutcome, ThreadPool } from "./executor/pool.js";
+import { Link } from "./link.js";
+import type { Logger } from "./log.js";
+import { ModuleError, type ModuleCache } from "./modules.js";
+
+interface RunState {
+  id: string;
+  link: Link;
+  /** Tasks this run may still send us. */
+  credit: number;
+  /** Ready tasks the run had left when it last sent us work. */
+  backlog: number;
+  results: TaskResult[];
+  flushing: boolean;
+}
+
+export interface RunnerParts {
+  config: RunnerConfig;
+  info: RunnerInfo;
+  threads: ThreadPool;
+  modules: ModuleCache;
+  log: Logger;
+}
+
+/** Lifecycle of the runner process. */
+export type RunnerState = "connecting" | "ready" | "stopped";
+
+const STDERR_TAIL = 4096;
+
+export class Runner {
+  private readonly runs = new Map<string, RunState>();
+  private running = 0;
+  private poolLink: Link | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private lastStatus = "";
+  private state: RunnerState = "connecting";
+  /** Tasks finished by this process, by run (tests and the status line read it). */
+  readonly done = new Map<string, number>();
+
+  constructor(private readonly parts: RunnerParts) {}
+
+  get slots(): number {
+    return this.parts.info.slots;
+  }
+
+  start(): void {
+    const { config, info, log } = this.parts;
+    log.info(`runner ${info.name} (${info.id}): ${info.slots} slot(s), ${info.cores} core(s), ${info.platform}/${info.arch}; coordinator ${config.coordinator.origin}`);
+    this.poolLink = new Link({
+      url: new URL("/api/runners/connect", config.coordinator),
+      token: config.token,
+      label: "pool",
+      log,
+      onOpen: () => {
+        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: 0 });
+        this.lastStatus = "";
+        this.setState("ready");
+        this.reportStatus();
+      },
+      onMessage: (m) => this.onPoolMessage(m),
+      onEnd: (reason, fatal) => {
+        log.info(`pool: ${reason}`);
+        if (fatal) this.stop(1);
+      },
+    });
+    this.poolLink.start();
+  }
+
+  /** Closes every link and thread; resolves when the threads are gone. */
+  async stop(code = 0): Promise<number> {
+    if (this.state === "stopped") return code;
+    this.setState("stopped");
+    clearTimeout(this.statusTimer);
+    for (const run of this.runs.values()) run.link.close("runner stopping");
+    this.poolLink?.close("runner stopping");
+    await this.parts.threads.close();
+    process.exitCode = code;
+    return code;
+  }
+
+  private setState(next: RunnerState): void {
+    if (next === this.state) return;
+    this.parts.log.debug(`runner: ${this.state} -> ${next}`);
+    this.state = next;
+  }
+
+  private onPoolMessage(m: CoordinatorMessage): void {
+    if (m.type === "join") this.join(m.run);
+    else if (m.type === "error") this.parts.log.info(`pool: coordinator says: ${m.message}`);
+  }
+
+  /** Slots neither running a task nor promised to a run. */
+  private unassigned(): number {
+    let credit = 0;
+    for (const run of this.runs.values()) credit += run.credit;
+    return this.slots - this.running - credit;
+  }
+
+  /** A run needs slots: attach to it (once) and move idle credit to it from runs with nothing to do. */
+  private join(id: string): void {
+    if (this.state === "stopped") return;
+    let run = this.runs.get(id);
+    let moved = 0;
+    for (const other of this.runs.values()) {
+      if (other.id === id || other.backlog > 0 || other.credit === 0) continue;
+      moved += other.credit;
+      other.credit = 0;
+      other.link.send({ type: "want", want: 0 });
+    }
+    if (run) {
+      run.backlog = Math.max(run.backlog, 1);
+      if (moved > 0) this.grant(run, moved);
+      return;
+    }
+    const { config, info, log } = this.parts;
+    const url = new URL("/api/runners/connect", config.coordinator);
+    url.searchParams.set("run", id);
+    const label = `run ${id.slice(0, 8)}`;
+    const link: Link = new Link({
+      url,
+      token: config.token,
+      label,
+      log,
+      onOpen: () => {
+        const state = this.runs.get(id);
+        if (!state) return;
+        state.credit += this.unassigned();
+        link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit });
+        this.reportStatus();
+      },
+      onMessage: (m) => this.onRunMessage(id, m),
+      onEnd: (reason) => {
+        log.debug(`${label}: ended (${reason})`);
+        this.runs.delete(id);
+        this.reportStatus();
+      },
+    });
+    run = { id, link, credit: moved, backlog: 1, results: [], flushing: false };
+    this.runs.set(id, run);
+    log.info(`${label}: joining`);
+    link.start();
+  }
+
+  private grant(run: RunState, n: number): void {
+    run.credit += n;
+    run.link.send({ type: "want", want: run.credit });
+  }
+
+  private onRunMessage(id: string, m: CoordinatorMessage): void {
+    const run = this.runs.get(id);
+    if (!run) return;
+    switch (m.type) {
+      case "tasks": {
+        run.backlog = m.backlog;
+        const rejected: { task: string; attempt: number }[] = [];
+        for (const task of m.tasks) {
+          if (run.credit <= 0 || this.state === "stopped") {
+            rejected.push({ task: task.task, attempt: task.attempt });
+            continue;
+          }
+          run.credit--;
+          this.running++;
+          void this.execute(run, task);
+        }
+        if (rejected.length > 0) run.link.send({ type: "reject", tasks: rejected });
+        this.reportStatus();
+        break;
+      }
+      case "finished":
+        this.parts.log.info(`run ${id.slice(0, 8)}: ${m.status} (${this.done.get(id) ?? 0} task(s) ran here)`);
+        break;
+      case "error":
+        this.parts.log.info(`run ${id.slice(0, 8)}: coordinator says: ${m.message}`);
+        break;
+      case "welcome":
+      case "join":
+        break;
+    }
+  }
+
+  private async execute(run: RunState, task: Assignment): Promise<void> {
+    const started = performance.now();
+    let outcome: JobOutcome;
+    try {
+      const module = await this.parts.modules.get(task.module);
+      outcome = await this.parts.threads.run({
+        module,
+        args: [task.task, ...task.args],
+        env: task.env,
+        stdin: new TextEncoder().encode(task.stdin),
+        maxOutputBytes: task.maxOutputBytes,
+        timeoutMs: task.timeoutMs,
+      });
+    } catch (e) {
+      const failure = e instanceof ModuleError ? e.failure : { kind: "bad_module" as const, message: (e as Error).message, retryable: false };
+      outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : "bad_module", message: failure.message, stderr: "" };
+    }
+    const result = toResult(task, outcome, performance.now() - started);
+    this.running--;
+    this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
+    const ms = Math.round(result.durationMs);
+    this.parts.log.info(
+      result.ok
+        ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${Buffer.byteLength(result.output ?? "", "base64")} bytes out)`
+        : `task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${result.failure!.kind}: ${result.failure!.message})`,
+    );
+    this.freeSlot(run);
+    run.results.push(result);
+    if (!run.flushing) {
+      run.flushing = true;
+      setImmediate(() => this.flush(run));
+    }
+  }
+
+  /** Gives a freed slot to the run it came from while that run has work, else to the busiest run. */
+  private freeSlot(from: RunState): void {
+    if (this.state === "stopped") return;
+    const attached = this.runs.get(from.id) === from;
+    if (attached && from.backlog > 0) {
+      from.credit++;
+      return;
+    }
+    let best: RunState | undefined;
+    for (const run of this.runs.values()) if (run.backlog > 0 && (!best || run.backlog > best.backlog)) best = run;
+    if (best) this.grant(best, 1);
+    else if (attached) from.credit++;
+    this.reportStatus();
+  }
+
+  private flush(run: RunState): void {
+    run.flushing = false;
+    if (run.results.length === 0) return;
+    const results = run.results.splice(0, 1024);
+    if (!run.link.send({ type: "results", results, want: run.credit })) {
+      this.parts.log.debug(`run ${run.id.slice(0, 8)}: ${results.length} result(s) dropped, the socket is closed (the coordinator re-queues them)`);
+    }
+    if (run.results.length > 0) this.flush(run);
+  }
+
+  /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */
+  private reportStatus(): void {
+    if (this.statusTimer || this.state === "stopped") return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      const status = { type: "status" as const, free: Math.max(0, this.slots - this.running), runs: [...this.runs.keys()] };
+      const key = JSON.stringify(status);
+      if (key === this.lastStatus) return;
+      if (this.poolLink?.send(status)) this.lastStatus = key;
+    }, 100);
+  }
+}
+
+/** The wire result of one attempt, with failures classified where they happened. */
+export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
+  const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
+  if (outcome.type === "exit" && outcome.code === 0) return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
+  if (outcome.type === "exit") {
+    return { ...base, ok: false, failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code } };
+  }
+  const kind = outcome.kind === "crash" ? "lost" : outcome.kind;
+  const retryable = kind === "trap" || kind === "timeout" || kind === "lost";
+  return { ...base, ok: false, failure: { kind, message: outcome.message, retryable } };
+}
+
+/** A runner id unique to this process: the host name and random bits. */
+export function newRunnerId(name: string): string {
+  return `${name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48)}-${randomBytes(4).toString("hex")}`;
+}

@@ -1,0 +1,2 @@
+// noop: does nothing and outputs `null`. Used by the benchmark to measure scheduling cost.
+process.stdout.write("null");

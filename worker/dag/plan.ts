@@ -1,0 +1,139 @@
+/**
+ * The validated, normalised form of a DAG: what the coordinator schedules. Produced by
+ * `parseDag` (parse.ts) from YAML, completed with module hashes by the Worker, consumed by the
+ * run's state machine. Also home of the per-instance helpers (item, substitution, envelope)
+ * that the machine uses when it dispatches.
+ */
+
+/** One problem with a submission, located in the source document. */
+export interface Problem {
+  /** Where in the document, e.g. `tasks[2].depends_on[0]`; empty for the whole document. */
+  path: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export interface Requirements {
+  memory?: number;
+  cores?: number;
+  labels?: string[];
+  arch?: string;
+  platform?: string;
+}
+
+/** One task of the DAG file; a mapped task stands for `instances` task instances. */
+export interface NodeSpec {
+  id: string;
+  /** The module as written: a registry name or `sha256:<hex>`. */
+  module: string;
+  deps: string[];
+  /** Number of instances for a mapped task; null for a plain task. */
+  instances: number | null;
+  items?: unknown[];
+  range?: [number, number];
+  args: string[];
+  env: Record<string, string>;
+  params: Record<string, unknown>;
+  retries: number;
+  timeoutMs: number;
+  memoryBytes: number;
+  priority: number;
+  requires?: Requirements;
+}
+
+/** A parsed DAG whose nodes are in dependency order (every node after its dependencies). */
+export interface DagPlan {
+  name: string;
+  nodes: NodeSpec[];
+}
+
+/** A node whose module has been pinned to the bytes it will run. */
+export interface ResolvedNode extends NodeSpec {
+  sha256: string;
+}
+
+export interface ResolvedPlan {
+  name: string;
+  nodes: ResolvedNode[];
+}
+
+/** The map item of instance `index` (undefined for a plain task). */
+export function itemOf(node: NodeSpec, index: number | null): unknown {
+  if (index === null) return undefined;
+  if (node.items) return node.items[index];
+  if (node.range) return node.range[0] + index;
+  return undefined;
+}
+
+/** The key of a task instance as users see it: `id` or `id[index]`. */
+export function taskKey(node: string, index: number | null): string {
+  return index === null ? node : `${node}[${index}]`;
+}
+
+/** Splits `greet[3]` into `{node: "greet", index: 3}`; a plain id gives index null. */
+export function parseTaskKey(key: string): { node: string; index: number | null } {
+  const m = /^(.*)\[(\d+)\]$/.exec(key);
+  return m ? { node: m[1]!, index: Number(m[2]) } : { node: key, index: null };
+}
+
+const PLACEHOLDER = /\{\{\s*(index|item|params\.([A-Za-z0-9_.-]+))\s*\}\}/g;
+
+/** Replaces `{{index}}`, `{{item}}` and `{{params.x}}` in an arg or env value. */
+export function substitute(template: string, index: number | null, item: unknown, params: Record<string, unknown>): string {
+  return template.replace(PLACEHOLDER, (_all, what: string, param?: string) => {
+    const value = what === "index" ? index : what === "item" ? item : lookup(params, param!);
+    if (value === undefined || value === null) return "";
+    return typeof value === "string" ? value : JSON.stringify(value);
+  });
+}
+
+function lookup(params: Record<string, unknown>, path: string): unknown {
+  let value: unknown = params;
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** A dependency's output as the task ABI shows it: JSON when it is JSON, else `{"$bytes": base64}`. */
+export function outputValue(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(utf8.decode(bytes));
+  } catch {
+    return { $bytes: toBase64(bytes) };
+  }
+}
+
+/** The stdin document of one task instance (task ABI v1). */
+export function envelope(
+  node: NodeSpec,
+  index: number | null,
+  inputs: Record<string, unknown>,
+): string {
+  const doc: Record<string, unknown> = { task: taskKey(node.id, index), params: node.params, inputs };
+  if (index !== null) {
+    doc.item = itemOf(node, index);
+    doc.index = index;
+  }
+  return JSON.stringify(doc);
+}
+
+/** Base64 without Buffer, so it runs in workerd and Node alike. */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+export function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

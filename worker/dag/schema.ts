@@ -1,0 +1,109 @@
+/**
+ * The DAG file format (v1) as a zod schema: field names, types, defaults and units.
+ * Structural checks that span tasks (duplicates, unknown dependencies, cycles) live in
+ * `parse.ts`; this file only says what one document may look like.
+ */
+import { z } from "zod";
+import { parseDuration, parseSize } from "./units.js";
+
+/** Limits that keep one run within what a Durable Object can schedule. */
+export const DAG_LIMITS = {
+  /** Task instances in one run, counting each instance of a mapped task. */
+  maxInstances: 100_000,
+  /** Highest retry count a task may ask for. */
+  maxRetries: 20,
+  /** Longest timeout a task may ask for. */
+  maxTimeoutMs: 3_600_000,
+  /** Largest memory a task may ask for (the wasm32 ceiling). */
+  maxMemoryBytes: 4 * 1024 ** 3,
+} as const;
+
+export const TASK_DEFAULTS = {
+  retries: 2,
+  timeoutMs: 30_000,
+  memoryBytes: 256 * 1024 ** 2,
+  priority: 0,
+} as const;
+
+const ID = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms > DAG_LIMITS.maxTimeoutMs) {
+    ctx.issues.push({
+      code: "custom",
+      input: value,
+      message: `expected a duration such as "30s", "500ms" or "2m" (at most 1h), got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined || bytes > DAG_LIMITS.maxMemoryBytes) {
+    ctx.issues.push({
+      code: "custom",
+      input: value,
+      message: `expected a size such as "64MiB" or "1GiB" (at most 4GiB), got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** Scalars in args and env are written as strings; YAML turns `3` into a number, so accept both. */
+const text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+const retries = z.number().int().min(0).max(DAG_LIMITS.maxRetries);
+const priority = z.number().int().min(-1000).max(1000);
+
+const map = z.union([
+  z.strictObject({ items: z.array(z.unknown()).min(1, "map.items needs at least one item") }),
+  z.strictObject({
+    range: z
+      .tuple([z.number().int(), z.number().int()])
+      .refine(([start, end]) => end > start, "map.range is [start, end) with end > start"),
+  }),
+]);
+
+const requires = z.strictObject({
+  memory: size.optional(),
+  cores: z.number().int().positive().optional(),
+  labels: z.array(z.string().min(1)).optional(),
+  arch: z.string().min(1).optional(),
+  platform: z.string().min(1).optional(),
+});
+
+const task = z.strictObject({
+  id: z.string().regex(ID, "task ids start with a letter or _ and hold letters, digits, _ and - (at most 128)"),
+  module: z.string().min(1),
+  depends_on: z.array(z.string()).default([]),
+  map: map.optional(),
+  args: z.array(text).default([]),
+  env: z.record(z.string(), text).default({}),
+  params: z.record(z.string(), z.unknown()).default({}),
+  retries: retries.optional(),
+  timeout: duration.optional(),
+  memory: size.optional(),
+  priority: priority.optional(),
+  requires: requires.optional(),
+});
+
+export const dagSchema = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  defaults: z
+    .strictObject({
+      retries: retries.optional(),
+      timeout: duration.optional(),
+      memory: size.optional(),
+      priority: priority.optional(),
+    })
+    .default({}),
+  params: z.record(z.string(), z.unknown()).default({}),
+  tasks: z.array(task, { error: (issue) => (issue.input === undefined ? "a DAG needs a `tasks` list" : undefined) }).min(1, "a DAG needs at least one task"),
+});
+
+export type DagDocument = z.output<typeof dagSchema>;
+export type TaskDocument = DagDocument["tasks"][number];

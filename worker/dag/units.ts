@@ -1,0 +1,45 @@
+/**
+ * Units used in DAG files: durations ("30s", "1.5m", 250 = ms) and sizes ("64MiB", "1GB",
+ * 1048576 = bytes). Pure; used by the DAG schema on both the coordinator and the CLI.
+ */
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/;
+const SIZE_BYTES: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
+
+/** Milliseconds for "30s", "250ms", "2m", "1h" or a bare number of milliseconds; undefined if malformed. */
+export function parseDuration(value: string | number): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : undefined;
+  const m = DURATION.exec(value.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * DURATION_MS[m[2]!]!;
+  return ms > 0 ? Math.round(ms) : undefined;
+}
+
+/** Bytes for "64MiB", "1GB", "512" or a bare number of bytes; undefined if malformed. */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value > 0 ? value : undefined;
+  const m = SIZE.exec(value.trim());
+  if (!m) return undefined;
+  const bytes = Math.floor(Number(m[1]) * SIZE_BYTES[m[2] ?? "B"]!);
+  return bytes > 0 ? bytes : undefined;
+}
+
+/** "64MiB" style rendering for messages and the status page. */
+export function formatSize(bytes: number): string {
+  for (const unit of ["GiB", "MiB", "KiB"] as const) {
+    const n = SIZE_BYTES[unit]!;
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
+  }
+  return `${bytes}B`;
+}

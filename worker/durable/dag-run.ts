@@ -1,0 +1,199 @@
+/**
+ * DagRun: one Durable Object per submitted run, a thin shell around the run's state machine
+ * (run/machine.ts). It loads nothing up front: each event runs `transition` inside one SQLite
+ * transaction, then the shell performs the returned effects (frames to runners, a word to the
+ * RunnerPool, the D1 index). Runner sockets use the hibernation API, so an idle run costs
+ * nothing and a woken one finds its state in SQLite.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { ResolvedPlan } from "../dag/plan.js";
+import { indexRun } from "../db.js";
+import { pool, type Env } from "../env.js";
+import { decodeRunnerMessage } from "../protocol/codec.js";
+import { CLOSE, PROTOCOL_VERSION } from "../protocol/messages.js";
+import { isFinal, transition, type Effect, type RunEvent } from "../run/machine.js";
+import type { RunStatus, TaskState } from "../run/store.js";
+import { acceptRunnerSocket, refuse, runnerOf, send, setRunner, socketsOf } from "./sockets.js";
+import { SqlStore, type TaskView } from "./sql-store.js";
+
+export interface RunSummary {
+  id: string;
+  name: string;
+  status: RunStatus;
+  created_at: number;
+  updated_at: number;
+  counts: Record<TaskState, number>;
+  tasks_total: number;
+}
+
+export interface RunView extends RunSummary {
+  /** The DAG's tasks as written (a mapped task is one node), for graphs and final outputs. */
+  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null }[];
+  tasks: TaskView[];
+}
+
+export class DagRun extends DurableObject<Env> {
+  private readonly store: SqlStore;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new SqlStore(ctx.storage.sql);
+  }
+
+  /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
+  async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      this.store.setMeta("id", id);
+      this.store.setMeta("name", plan.name);
+      this.store.setMeta("created_at", String(now));
+    });
+    await this.apply({ type: "start", plan });
+    await this.index();
+    return this.summary()!;
+  }
+
+  /** The run with every task and attempt, or null when no run lives here. */
+  async view(): Promise<RunView | null> {
+    const summary = this.summary();
+    if (!summary) return null;
+    const nodes = this.store.nodeIds().map((id) => {
+      const { spec } = this.store.node(id);
+      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances };
+    });
+    return { ...summary, nodes, tasks: this.store.taskViews() };
+  }
+
+  /** A task's accepted output; `state` says why there is none yet. */
+  async output(key: string): Promise<{ state: TaskState; output: Uint8Array | null } | null> {
+    return this.store.output(key) ?? null;
+  }
+
+  /** Runner sockets: `GET /api/runners/connect?run=<id>`, already authenticated by the Worker. */
+  override async fetch(request: Request): Promise<Response> {
+    if (!this.store.meta("id")) return Response.json({ error: "no such run" }, { status: 404 });
+    return acceptRunnerSocket(this.ctx, request);
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    try {
+      const decoded = decodeRunnerMessage(raw);
+      if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
+      const msg = decoded.message;
+      const runner = runnerOf(ws);
+      if (msg.type === "hello") {
+        if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
+        for (const other of socketsOf(this.ctx, msg.runner.id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
+        setRunner(ws, msg.runner.id);
+        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString() });
+        if (isFinal(this.store.status())) return finish(ws, this.store.status());
+        return await this.apply({ type: "attach", runner: msg.runner.id, name: msg.runner.name, want: msg.want });
+      }
+      if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
+      switch (msg.type) {
+        case "want":
+          return await this.apply({ type: "want", runner, want: msg.want });
+        case "results":
+          return await this.apply({ type: "results", runner, results: msg.results, want: msg.want });
+        case "reject":
+          return await this.apply({ type: "reject", runner, tasks: msg.tasks });
+        case "status":
+          return send(ws, { type: "error", message: `"status" frames go to the pool socket, not a run socket`, fatal: false });
+      }
+    } catch (e) {
+      console.error("DagRun webSocketMessage", e);
+      send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    await this.dropSocket(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.dropSocket(ws);
+  }
+
+  private async dropSocket(ws: WebSocket): Promise<void> {
+    try {
+      const runner = runnerOf(ws);
+      if (!runner || socketsOf(this.ctx, runner).some((other) => other !== ws)) return;
+      if (!this.store.meta("id") || isFinal(this.store.status())) return;
+      await this.apply({ type: "detach", runner });
+    } catch (e) {
+      console.error("DagRun webSocketClose", e);
+    }
+  }
+
+  /** Runs one event through the state machine in one transaction, then performs its effects. */
+  private async apply(event: RunEvent): Promise<void> {
+    const effects = this.ctx.storage.transactionSync(() => transition(this.store, event, Date.now()));
+    await this.perform(effects);
+  }
+
+  private async perform(effects: Effect[]): Promise<void> {
+    const runId = this.ctx.id.toString();
+    for (const effect of effects) {
+      switch (effect.type) {
+        case "dispatch":
+          for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+          break;
+        case "demand": {
+          const wanted = effect.ready > 0 ? "1" : "0";
+          if (this.store.meta("demand") === wanted) break;
+          this.store.setMeta("demand", wanted);
+          await pool(this.env).demand(runId, effect.ready);
+          break;
+        }
+        case "status":
+          await this.index();
+          break;
+        case "finished":
+          for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
+          this.store.setMeta("demand", "0");
+          await pool(this.env).demand(runId, 0);
+          break;
+      }
+    }
+  }
+
+  private summary(): RunSummary | null {
+    const id = this.store.meta("id");
+    if (!id) return null;
+    const counts = this.store.counts();
+    return {
+      id,
+      name: this.store.meta("name") ?? "unnamed",
+      status: this.store.status(),
+      created_at: Number(this.store.meta("created_at")),
+      updated_at: Date.now(),
+      counts,
+      tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
+    };
+  }
+
+  private async index(): Promise<void> {
+    const s = this.summary();
+    if (!s) return;
+    try {
+      await indexRun(this.env.DB, {
+        id: s.id,
+        name: s.name,
+        status: s.status,
+        tasks: s.tasks_total,
+        succeeded: s.counts.succeeded,
+        failed: s.counts.failed,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+      });
+    } catch (e) {
+      // The index is a convenience for listings; the run itself lives in this object.
+      console.error("DagRun index", e);
+    }
+  }
+}
+
+function finish(ws: WebSocket, status: RunStatus): void {
+  send(ws, { type: "finished", status });
+  ws.close(CLOSE.finished, `run ${status}`);
+}

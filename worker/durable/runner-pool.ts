@@ -1,0 +1,135 @@
+/**
+ * RunnerPool: presence and matchmaking for every connected runner, one object for the whole
+ * coordinator. Runners keep a socket here and report their idle slots; runs tell the pool when
+ * they have ready work nobody has taken (`demand`); the pool tells idle runners to join such
+ * runs. Tasks and results never pass through here, so the pool's load grows with the number of
+ * runners, not with the number of tasks.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env.js";
+import { decodeRunnerMessage } from "../protocol/codec.js";
+import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
+import { acceptRunnerSocket, refuse, runnerOf, send, setRunner, socketsOf } from "./sockets.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
+  runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS demand (run TEXT PRIMARY KEY, ready INTEGER NOT NULL, since INTEGER NOT NULL);
+`;
+
+/** A runner as `GET /api/runners` shows it. */
+export interface RunnerView extends RunnerInfo {
+  busy: number;
+  runs: string[];
+  connected_at: number;
+  last_seen: number;
+}
+
+export class RunnerPool extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(SCHEMA);
+  }
+
+  /** A run reports how many of its ready tasks have no runner; 0 withdraws its demand. */
+  async demand(run: string, ready: number): Promise<void> {
+    if (ready <= 0) {
+      this.sql.exec(`DELETE FROM demand WHERE run = ?`, run);
+      return;
+    }
+    this.sql.exec(
+      `INSERT INTO demand (run, ready, since) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET ready = excluded.ready`,
+      run,
+      ready,
+      Date.now(),
+    );
+    for (const row of this.sql.exec<{ id: string; runs: string }>(`SELECT id, runs FROM runners WHERE free > 0`).toArray()) {
+      if (!(JSON.parse(row.runs) as string[]).includes(run)) this.sendTo(row.id, { type: "join", run });
+    }
+  }
+
+  /** Connected runners with their device report and load. */
+  async list(): Promise<RunnerView[]> {
+    return this.sql
+      .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number }>(
+        `SELECT info, free, runs, connected_at, last_seen FROM runners ORDER BY connected_at`,
+      )
+      .toArray()
+      .map((row) => {
+        const info = JSON.parse(row.info) as RunnerInfo;
+        return {
+          ...info,
+          busy: Math.max(0, info.slots - row.free),
+          runs: JSON.parse(row.runs) as string[],
+          connected_at: row.connected_at,
+          last_seen: row.last_seen,
+        };
+      });
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    return acceptRunnerSocket(this.ctx, request);
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    try {
+      const decoded = decodeRunnerMessage(raw);
+      if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
+      const msg = decoded.message;
+      const now = Date.now();
+      if (msg.type === "hello") {
+        if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
+        const id = msg.runner.id;
+        for (const other of socketsOf(this.ctx, id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
+        setRunner(ws, id);
+        this.sql.exec(
+          `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
+           ON CONFLICT (id) DO UPDATE SET info = excluded.info, free = excluded.free, runs = '[]', last_seen = excluded.last_seen`,
+          id,
+          JSON.stringify(msg.runner),
+          msg.runner.slots,
+          now,
+          now,
+        );
+        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION });
+        return this.match(id, msg.runner.slots, []);
+      }
+      const runner = runnerOf(ws);
+      if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
+      if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
+      this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), now, runner);
+      this.match(runner, msg.free, msg.runs);
+    } catch (e) {
+      console.error("RunnerPool webSocketMessage", e);
+      send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.drop(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.drop(ws);
+  }
+
+  private drop(ws: WebSocket): void {
+    const runner = runnerOf(ws);
+    if (runner && !socketsOf(this.ctx, runner).some((other) => other !== ws)) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+  }
+
+  /** Points an idle runner at the oldest run with unmet demand that it is not already in. */
+  private match(runner: string, free: number, runs: string[]): void {
+    if (free <= 0) return;
+    const wanted = this.sql.exec<{ run: string }>(`SELECT run FROM demand ORDER BY since`).toArray();
+    const run = wanted.find((d) => !runs.includes(d.run));
+    if (run) this.sendTo(runner, { type: "join", run: run.run });
+  }
+
+  private sendTo(runner: string, message: CoordinatorMessage): void {
+    for (const ws of socketsOf(this.ctx, runner)) send(ws, message);
+  }
+}

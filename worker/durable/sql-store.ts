@@ -1,0 +1,324 @@
+/**
+ * `RunStore` over a Durable Object's SQLite storage: the run's state machine reads and writes
+ * rows here, never a whole DAG in memory. Also answers the read-only views (run detail, task
+ * output) for the DagRun's RPC methods.
+ */
+import type { ResolvedNode } from "../dag/plan.js";
+import type { Failure } from "../protocol/messages.js";
+import {
+  TASK_STATES,
+  type AttemptRow,
+  type NodeRow,
+  type RunnerRow,
+  type RunStatus,
+  type RunStore,
+  type TaskRow,
+  type TaskState,
+} from "../run/store.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spec TEXT NOT NULL,
+  pending_deps INTEGER NOT NULL, remaining INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
+CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
+  priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
+CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NULL, runner TEXT NOT NULL,
+  runner_name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL,
+  failure TEXT, stderr TEXT NOT NULL DEFAULT '', PRIMARY KEY (task, attempt));
+CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL);
+`;
+
+type Row = Record<string, SqlStorageValue>;
+
+export class SqlStore implements RunStore {
+  private readonly specs = new Map<string, ResolvedNode>();
+  private deps: Map<string, string[]> | undefined;
+
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(SCHEMA);
+  }
+
+  meta(key: string): string | undefined {
+    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value);
+  }
+
+  status(): RunStatus {
+    return (this.meta("status") as RunStatus | undefined) ?? "queued";
+  }
+
+  setStatus(status: RunStatus): void {
+    this.setMeta("status", status);
+  }
+
+  insertPlan(nodes: readonly NodeRow[]): void {
+    let seq = 0;
+    for (const [ord, { spec, pendingDeps, remaining }] of nodes.entries()) {
+      this.sql.exec(
+        `INSERT INTO nodes (id, ord, spec, pending_deps, remaining) VALUES (?, ?, ?, ?, ?)`,
+        spec.id,
+        ord,
+        JSON.stringify(spec),
+        pendingDeps,
+        remaining,
+      );
+      for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
+      const state: TaskState = pendingDeps === 0 ? "ready" : "blocked";
+      if (spec.instances === null) {
+        this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, spec.id, spec.id, seq, spec.priority, state);
+      } else {
+        // One statement per mapped task, however many instances it has.
+        this.sql.exec(
+          `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+           INSERT INTO tasks (key, node, idx, seq, priority, state) SELECT ? || '[' || i || ']', ?, i, ? + i, ?, ? FROM n`,
+          spec.instances,
+          spec.id,
+          spec.id,
+          seq,
+          spec.priority,
+          state,
+        );
+      }
+      const count = spec.instances ?? 1;
+      seq += count;
+      this.addCount(state, count);
+    }
+  }
+
+  node(id: string): NodeRow {
+    const row = this.sql.exec<{ spec: string; pending_deps: number; remaining: number }>(
+      `SELECT spec, pending_deps, remaining FROM nodes WHERE id = ?`,
+      id,
+    ).one();
+    let spec = this.specs.get(id);
+    if (!spec) this.specs.set(id, (spec = JSON.parse(row.spec) as ResolvedNode));
+    return { spec, pendingDeps: row.pending_deps, remaining: row.remaining };
+  }
+
+  /** Node ids in plan order. */
+  nodeIds(): string[] {
+    return this.sql.exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`).toArray().map((r) => r.id);
+  }
+
+  dependents(id: string): string[] {
+    if (!this.deps) {
+      this.deps = new Map();
+      for (const { dep, node } of this.sql.exec<{ dep: string; node: string }>(`SELECT dep, node FROM edges`)) {
+        const list = this.deps.get(dep) ?? [];
+        list.push(node);
+        this.deps.set(dep, list);
+      }
+    }
+    return this.deps.get(id) ?? [];
+  }
+
+  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number {
+    const column = counter === "pendingDeps" ? "pending_deps" : "remaining";
+    return this.sql.exec<{ v: number }>(`UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`, delta, id).one().v;
+  }
+
+  task(key: string): TaskRow | undefined {
+    const row = this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE key = ?`, key).toArray()[0];
+    return row && toTask(row);
+  }
+
+  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void {
+    const before = changes.state ? this.task(key)?.state : undefined;
+    const sets: string[] = [];
+    const values: SqlStorageValue[] = [];
+    for (const [field, value] of Object.entries(changes)) {
+      sets.push(`${field} = ?`);
+      values.push(value as SqlStorageValue);
+    }
+    if (sets.length === 0) return;
+    this.sql.exec(`UPDATE tasks SET ${sets.join(", ")} WHERE key = ?`, ...values, key);
+    if (before && changes.state && before !== changes.state) {
+      this.addCount(before, -1);
+      this.addCount(changes.state, 1);
+    }
+  }
+
+  moveNode(node: string, from: TaskState, to: TaskState): number {
+    this.sql.exec(`UPDATE tasks SET state = ? WHERE node = ? AND state = ?`, to, node, from);
+    // rowsWritten counts index entries too; changes() counts rows.
+    const moved = this.sql.exec<{ n: number }>(`SELECT changes() AS n`).one().n;
+    if (moved > 0) {
+      this.addCount(from, -moved);
+      this.addCount(to, moved);
+    }
+    return moved;
+  }
+
+  ready(limit: number): TaskRow[] {
+    return this.sql
+      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready' ORDER BY priority DESC, seq LIMIT ?`, limit)
+      .toArray()
+      .map(toTask);
+  }
+
+  leasedTo(runner: string): TaskRow[] {
+    return this.sql
+      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE runner = ? AND state = 'leased'`, runner)
+      .toArray()
+      .map(toTask);
+  }
+
+  counts(): Record<TaskState, number> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const { state, n } of this.sql.exec<{ state: TaskState; n: number }>(`SELECT state, n FROM counts`)) counts[state] = n;
+    return counts;
+  }
+
+  private addCount(state: TaskState, delta: number): void {
+    this.sql.exec(`INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`, state, delta);
+  }
+
+  outputs(node: string): Uint8Array[] {
+    return this.sql
+      .exec<{ output: ArrayBuffer | null }>(`SELECT output FROM tasks WHERE node = ? ORDER BY idx`, node)
+      .toArray()
+      .map((r) => new Uint8Array(r.output ?? new ArrayBuffer(0)));
+  }
+
+  setOutput(key: string, bytes: Uint8Array): void {
+    this.sql.exec(`UPDATE tasks SET output = ? WHERE key = ?`, bytes, key);
+  }
+
+  /** A task's state and accepted output, for the output route. */
+  output(key: string): { state: TaskState; output: Uint8Array | null } | undefined {
+    const row = this.sql.exec<{ state: TaskState; output: ArrayBuffer | null }>(`SELECT state, output FROM tasks WHERE key = ?`, key).toArray()[0];
+    return row && { state: row.state, output: row.output ? new Uint8Array(row.output) : null };
+  }
+
+  addAttempt(a: AttemptRow): void {
+    this.sql.exec(
+      `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, ended_at, outcome, failure, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      a.task,
+      a.attempt,
+      a.runner,
+      a.runnerName,
+      a.startedAt,
+      a.endedAt,
+      a.outcome,
+      a.failure ? JSON.stringify(a.failure) : null,
+      a.stderr,
+    );
+  }
+
+  endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void {
+    this.sql.exec(
+      `UPDATE attempts SET ended_at = ?, outcome = ?, failure = ?, stderr = ? WHERE task = ? AND attempt = ?`,
+      end.endedAt,
+      end.outcome,
+      end.failure ? JSON.stringify(end.failure) : null,
+      end.stderr,
+      task,
+      attempt,
+    );
+  }
+
+  runner(id: string): RunnerRow | undefined {
+    return this.sql.exec<{ id: string; name: string; credit: number }>(`SELECT id, name, credit FROM runners WHERE id = ?`, id).toArray()[0];
+  }
+
+  runners(): RunnerRow[] {
+    return this.sql.exec<{ id: string; name: string; credit: number }>(`SELECT id, name, credit FROM runners ORDER BY id`).toArray();
+  }
+
+  putRunner(row: RunnerRow): void {
+    this.sql.exec(
+      `INSERT INTO runners (id, name, credit) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit`,
+      row.id,
+      row.name,
+      row.credit,
+    );
+  }
+
+  removeRunner(id: string): void {
+    this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
+  }
+
+  /** Every task with its attempts, in submission order, for `GET /api/dags/:id`. */
+  taskViews(): TaskView[] {
+    const attempts = new Map<string, AttemptView[]>();
+    for (const a of this.sql.exec(`SELECT * FROM attempts ORDER BY task, attempt`)) {
+      const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
+      const list = attempts.get(a.task as string) ?? [];
+      list.push({
+        attempt: a.attempt as number,
+        runner: a.runner as string,
+        runner_name: a.runner_name as string,
+        started_at: a.started_at as number,
+        ended_at: a.ended_at as number | null,
+        outcome: a.outcome as AttemptRow["outcome"],
+        failure_kind: failure?.kind ?? null,
+        error: failure?.message ?? null,
+        stderr: a.stderr as string,
+      });
+      attempts.set(a.task as string, list);
+    }
+    return this.sql
+      .exec(`SELECT key, node, idx, state, attempt, length(output) AS output_bytes FROM tasks ORDER BY seq`)
+      .toArray()
+      .map((t) => {
+        const list = attempts.get(t.key as string) ?? [];
+        const first = list[0];
+        const last = list[list.length - 1];
+        return {
+          id: t.key as string,
+          node: t.node as string,
+          index: t.idx as number | null,
+          state: t.state as TaskState,
+          output_bytes: t.output_bytes as number | null,
+          started_at: first?.started_at ?? null,
+          ended_at: last?.ended_at ?? null,
+          attempts: list,
+        };
+      });
+  }
+}
+
+export interface AttemptView {
+  attempt: number;
+  runner: string;
+  runner_name: string;
+  started_at: number;
+  ended_at: number | null;
+  outcome: AttemptRow["outcome"];
+  failure_kind: Failure["kind"] | null;
+  error: string | null;
+  stderr: string;
+}
+
+export interface TaskView {
+  id: string;
+  node: string;
+  index: number | null;
+  state: TaskState;
+  output_bytes: number | null;
+  started_at: number | null;
+  ended_at: number | null;
+  attempts: AttemptView[];
+}
+
+function toTask(row: Row): TaskRow {
+  return {
+    key: row.key as string,
+    node: row.node as string,
+    index: row.idx as number | null,
+    state: row.state as TaskState,
+    attempt: row.attempt as number,
+    failures: row.failures as number,
+    runner: row.runner as string | null,
+  };
+}

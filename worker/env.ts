@@ -1,0 +1,21 @@
+/**
+ * The Worker's bindings, as declared in wrangler.toml. Secrets are optional in the type
+ * because a deployment may lack them; `auth.ts` refuses requests when they are missing.
+ */
+import type { DagRun } from "./durable/dag-run.js";
+import type { RunnerPool } from "./durable/runner-pool.js";
+
+export interface Env {
+  DAG_RUN: DurableObjectNamespace<DagRun>;
+  RUNNER_POOL: DurableObjectNamespace<RunnerPool>;
+  DB: D1Database;
+  MODULES: R2Bucket;
+  ASSETS: Fetcher;
+  API_TOKEN?: string;
+  RUNNER_TOKEN?: string;
+}
+
+/** The single RunnerPool object. */
+export function pool(env: Env): DurableObjectStub<RunnerPool> {
+  return env.RUNNER_POOL.get(env.RUNNER_POOL.idFromName("pool"));
+}

@@ -1,0 +1,32 @@
+/**
+ * The coordinator Worker: a Hono app for the HTTP API, and the two Durable Object classes it
+ * fronts. The status page is served from `public/` as static assets.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Env } from "./env.js";
+import { dags } from "./routes/dags.js";
+import { modules } from "./routes/modules.js";
+import { runners } from "./routes/runners.js";
+
+export { DagRun } from "./durable/dag-run.js";
+export { RunnerPool } from "./durable/runner-pool.js";
+
+export const app = new Hono<{ Bindings: Env }>();
+
+app.route("/api/dags", dags);
+app.route("/api/modules", modules);
+app.route("/api/runners", runners);
+
+app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+
+app.onError((err, c) => {
+  if (err instanceof HTTPException) {
+    if (err.res) return err.res;
+    return c.json({ error: err.message }, err.status);
+  }
+  console.error("unhandled", err);
+  return c.json({ error: `internal error: ${err.message}` }, 500);
+});
+
+export default app;

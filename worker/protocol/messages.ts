@@ -1,0 +1,109 @@
+/**
+ * The one wire schema between runners and the coordinator, validated at both ends.
+ *
+ * A runner keeps one socket to the RunnerPool (presence, matchmaking) and one per run it works
+ * on (the data path to that run's DagRun). Every frame is a JSON object discriminated by
+ * `type`; the first frame on each socket is `hello` carrying PROTOCOL_VERSION. Imports nothing
+ * runtime-specific: the Worker and the Node runner both use it.
+ */
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest frame either side accepts (the Durable Object limit for a received message is 32 MiB). */
+export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
+
+/** WebSocket close codes the coordinator uses; 4000–4999 are free for applications. */
+export const CLOSE = {
+  protocol: 4400,
+  unauthorized: 4401,
+  unknownRun: 4404,
+  finished: 4000,
+  replaced: 4409,
+} as const;
+
+const runnerInfo = z.strictObject({
+  id: z.string().min(1).max(128),
+  name: z.string().min(1).max(128),
+  platform: z.string().max(64),
+  arch: z.string().max(64),
+  cores: z.number().int().nonnegative(),
+  memory: z.number().nonnegative(),
+  freeMemory: z.number().nonnegative(),
+  slots: z.number().int().nonnegative(),
+  labels: z.array(z.string().max(64)).max(64),
+  version: z.string().max(64),
+});
+export type RunnerInfo = z.infer<typeof runnerInfo>;
+
+export const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "lost"] as const;
+export type FailureKind = (typeof FAILURE_KINDS)[number];
+
+const failure = z.strictObject({
+  kind: z.enum(FAILURE_KINDS),
+  message: z.string().max(4096),
+  retryable: z.boolean(),
+  exitCode: z.number().int().optional(),
+});
+export type Failure = z.infer<typeof failure>;
+
+/** One task attempt given to a runner. */
+const assignment = z.strictObject({
+  task: z.string(),
+  attempt: z.number().int().positive(),
+  module: z.string().regex(/^[0-9a-f]{64}$/),
+  args: z.array(z.string()),
+  env: z.record(z.string(), z.string()),
+  stdin: z.string(),
+  timeoutMs: z.number().int().positive(),
+  memoryBytes: z.number().int().positive(),
+  maxOutputBytes: z.number().int().positive(),
+});
+export type Assignment = z.infer<typeof assignment>;
+
+/** The end of one attempt as the runner saw it. */
+const result = z.strictObject({
+  task: z.string(),
+  attempt: z.number().int().positive(),
+  ok: z.boolean(),
+  /** stdout, base64; present when ok. */
+  output: z.string().optional(),
+  /** The last few KiB of stderr. */
+  stderr: z.string().max(8192).default(""),
+  failure: failure.optional(),
+  durationMs: z.number().nonnegative(),
+});
+export type TaskResult = z.infer<typeof result>;
+
+const want = z.number().int().min(0).max(4096);
+
+/** Frames a runner sends. */
+export const runnerMessage = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0) }),
+  /** Pool socket: how many slots are idle and which runs this runner is attached to. */
+  z.strictObject({ type: z.literal("status"), free: want, runs: z.array(z.string()).max(1024) }),
+  /** Run socket: the number of further tasks this runner takes from this run now (absolute). */
+  z.strictObject({ type: z.literal("want"), want }),
+  /** Run socket: finished attempts, and the new `want`. */
+  z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want }),
+  /** Run socket: tasks received beyond the runner's credit, handed back untouched. */
+  z.strictObject({
+    type: z.literal("reject"),
+    tasks: z.array(z.strictObject({ task: z.string(), attempt: z.number().int().positive() })).min(1).max(1024),
+  }),
+]);
+export type RunnerMessage = z.infer<typeof runnerMessage>;
+
+/** Frames the coordinator sends. */
+export const coordinatorMessage = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("welcome"), protocol: z.number().int(), run: z.string().optional() }),
+  /** Pool socket: a run has work this runner may be able to take. */
+  z.strictObject({ type: z.literal("join"), run: z.string() }),
+  /** Run socket: new attempts; `backlog` is how many ready tasks remain after these. */
+  z.strictObject({ type: z.literal("tasks"), tasks: z.array(assignment), backlog: z.number().int().nonnegative() }),
+  /** Run socket: the run ended; the socket closes after this frame. */
+  z.strictObject({ type: z.literal("finished"), status: z.string() }),
+  /** A frame could not be accepted; the socket stays open unless the error is fatal. */
+  z.strictObject({ type: z.literal("error"), message: z.string(), fatal: z.boolean() }),
+]);
+export type CoordinatorMessage = z.infer<typeof coordinatorMessage>;

@@ -1,0 +1,118 @@
+/**
+ * `/api/dags`: submit a DAG (YAML or JSON), list runs, read one run and its task outputs.
+ * Submission validates everything (syntax, schema, graph, modules) before any run exists.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { parseDag } from "../dag/parse.js";
+import type { Problem, ResolvedNode, ResolvedPlan } from "../dag/plan.js";
+import { requireToken } from "../auth.js";
+import { moduleByName, recentRuns } from "../db.js";
+import type { Env } from "../env.js";
+import { moduleKey } from "./modules.js";
+
+/** Largest DAG document accepted. */
+export const MAX_DAG_BYTES = 8 * 1024 * 1024;
+
+const RUN_ID = /^[0-9a-f]{64}$/;
+
+export const dags = new Hono<{ Bindings: Env }>()
+  .use(requireToken("API_TOKEN"))
+  .post("/", async (c) => {
+    const text = await readText(c.req.raw, MAX_DAG_BYTES);
+    const parsed = parseDag(text);
+    if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems }, 400);
+    const { plan, locate } = parsed;
+    const problems: Problem[] = [];
+    const nodes: ResolvedNode[] = [];
+    const resolved = new Map<string, string | null>();
+    for (const node of plan.nodes) {
+      if (!resolved.has(node.module)) resolved.set(node.module, await resolveModule(c.env, node.module));
+      const sha256 = resolved.get(node.module);
+      if (sha256) nodes.push({ ...node, sha256 });
+      else problems.push({ ...locate(node.id, "module"), message: `unknown module "${node.module}": upload it with PUT /api/modules/${node.module.startsWith("sha256:") ? "<name>" : node.module} first` });
+    }
+    if (problems.length > 0) return c.json({ error: "invalid DAG", problems }, 400);
+    const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };
+    const id = c.env.DAG_RUN.newUniqueId();
+    const summary = await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan);
+    const url = new URL(c.req.url);
+    return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` }, 201);
+  })
+  .get("/", async (c) => {
+    const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 500);
+    return c.json({ runs: await recentRuns(c.env.DB, limit) });
+  })
+  .get("/:id", async (c) => {
+    const view = await runStub(c.env, c.req.param("id")).view();
+    if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
+    return c.json(view);
+  })
+  .get("/:id/tasks/:task/output", async (c) => {
+    const task = c.req.param("task");
+    const found = await runStub(c.env, c.req.param("id")).output(task);
+    if (!found) throw new HTTPException(404, { message: `run ${c.req.param("id")} has no task ${task}` });
+    if (!found.output) throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
+    return new Response(found.output, { headers: { "Content-Type": contentType(found.output), "Content-Length": String(found.output.length) } });
+  });
+
+function runStub(env: Env, id: string) {
+  if (!RUN_ID.test(id)) throw new HTTPException(404, { message: `no run ${id}: run ids are 64 hex digits` });
+  try {
+    return env.DAG_RUN.get(env.DAG_RUN.idFromString(id));
+  } catch {
+    throw new HTTPException(404, { message: `no run ${id}` });
+  }
+}
+
+/** A registry name or `sha256:<hex>` to the hash of bytes present in R2, or null. */
+async function resolveModule(env: Env, ref: string): Promise<string | null> {
+  if (ref.startsWith("sha256:")) {
+    const hex = ref.slice(7).toLowerCase();
+    return /^[0-9a-f]{64}$/.test(hex) && (await env.MODULES.head(moduleKey(hex))) ? hex : null;
+  }
+  return (await moduleByName(env.DB, ref))?.sha256 ?? null;
+}
+
+/** Reads a text body, refusing one larger than `limit` bytes with 413. */
+export async function readText(request: Request, limit: number): Promise<string> {
+  return new TextDecoder().decode(await readBytes(request, limit));
+}
+
+/** Reads a body, refusing one larger than `limit` bytes with 413 (without buffering past it). */
+export async function readBytes(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  const tooLarge = () => new HTTPException(413, { message: `body exceeds the limit of ${limit} bytes` });
+  if (declared > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+function contentType(bytes: Uint8Array): string {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "image/png";
+  try {
+    JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    return "application/json";
+  } catch {
+    return "application/octet-stream";
+  }
+}

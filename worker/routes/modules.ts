@@ -1,0 +1,43 @@
+/**
+ * `/api/modules`: the module registry. Uploads are checked against the task ABI (a WASI
+ * preview1 command with no other imports) and stored in R2 by sha256; the name is pinned to
+ * that hash in D1. Runners fetch modules by hash here.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requireToken } from "../auth.js";
+import { moduleByName, registerModule } from "../db.js";
+import type { Env } from "../env.js";
+import { checkTaskModule } from "../wasm/inspect.js";
+import { readBytes } from "./dags.js";
+
+/** Largest module accepted. */
+export const MAX_MODULE_BYTES = 32 * 1024 * 1024;
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+export const moduleKey = (sha256: string) => `modules/${sha256}`;
+
+export const modules = new Hono<{ Bindings: Env }>()
+  .put("/:name", requireToken("API_TOKEN"), async (c) => {
+    const name = c.req.param("name");
+    if (!NAME.test(name)) {
+      throw new HTTPException(400, { message: `invalid module name "${name}": use letters, digits, _, . and - (at most 128)` });
+    }
+    const bytes = await readBytes(c.req.raw, MAX_MODULE_BYTES);
+    const problems = checkTaskModule(bytes);
+    if (problems.length > 0) {
+      return c.json({ error: `module "${name}" is not a valid task`, problems: problems.map((message) => ({ path: name, line: 0, column: 0, message })) }, 400);
+    }
+    const sha256 = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await c.env.MODULES.put(moduleKey(sha256), bytes, { sha256 });
+    await registerModule(c.env.DB, name, sha256, bytes.length);
+    return c.json({ name, sha256, size: bytes.length });
+  })
+  .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
+    const ref = c.req.param("ref");
+    const sha256 = ref.startsWith("sha256:") ? ref.slice(7) : (await moduleByName(c.env.DB, ref))?.sha256;
+    const object = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? await c.env.MODULES.get(moduleKey(sha256)) : null;
+    if (!object) throw new HTTPException(404, { message: `no module ${ref}` });
+    return new Response(object.body, { headers: { "Content-Type": "application/wasm", "X-Sha256": sha256! } });
+  });

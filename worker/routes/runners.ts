@@ -1,0 +1,18 @@
+/**
+ * `/api/runners`: the list of connected runners, and the runners' WebSocket endpoint. Without
+ * `?run=` the socket goes to the RunnerPool (presence); with `?run=<id>` to that run's DagRun.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requireToken } from "../auth.js";
+import { pool, type Env } from "../env.js";
+
+export const runners = new Hono<{ Bindings: Env }>()
+  .get("/", requireToken("API_TOKEN"), async (c) => c.json({ runners: await pool(c.env).list() }))
+  .get("/connect", requireToken("RUNNER_TOKEN"), async (c) => {
+    if (c.req.header("Upgrade") !== "websocket") throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
+    const run = c.req.query("run");
+    if (run === undefined) return pool(c.env).fetch(c.req.raw);
+    if (!/^[0-9a-f]{64}$/.test(run)) throw new HTTPException(404, { message: `no run ${run}` });
+    return c.env.DAG_RUN.get(c.env.DAG_RUN.idFromString(run)).fetch(c.req.raw);
+  });

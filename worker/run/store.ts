@@ -1,0 +1,95 @@
+/**
+ * What the run state machine needs from storage, and the row types it reads and writes.
+ *
+ * The machine never holds a run in memory: every decision reads and writes through this
+ * interface, so a 100,000-task run costs the Durable Object a few rows per event, not the whole
+ * DAG. The DagRun Durable Object implements it over SQLite (durable/sql-store.ts); unit tests
+ * implement it over Maps (test/unit/memory-store.ts). Calls are synchronous, as SQLite in a
+ * Durable Object is.
+ */
+import type { Failure } from "../protocol/messages.js";
+import type { ResolvedNode } from "../dag/plan.js";
+
+export const TASK_STATES = ["blocked", "ready", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
+
+export const RUN_STATUSES = ["queued", "running", "paused", "succeeded", "failed", "cancelled"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface NodeRow {
+  spec: ResolvedNode;
+  /** Dependencies (nodes) that have not yet fully succeeded. */
+  pendingDeps: number;
+  /** Instances that have not yet succeeded. */
+  remaining: number;
+}
+
+export interface TaskRow {
+  key: string;
+  node: string;
+  index: number | null;
+  state: TaskState;
+  /** Number of the latest attempt (0 before the first dispatch). */
+  attempt: number;
+  /** Failed attempts charged against the task's retries. */
+  failures: number;
+  /** The runner holding the current attempt, while leased. */
+  runner: string | null;
+}
+
+export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned";
+
+export interface AttemptRow {
+  task: string;
+  attempt: number;
+  runner: string;
+  runnerName: string;
+  startedAt: number;
+  endedAt: number | null;
+  outcome: AttemptOutcome;
+  failure: Failure | null;
+  stderr: string;
+}
+
+export interface RunnerRow {
+  id: string;
+  name: string;
+  /** Tasks this runner will still take from this run. */
+  credit: number;
+}
+
+export interface RunStore {
+  status(): RunStatus;
+  setStatus(status: RunStatus): void;
+
+  /** Records the plan: nodes with their counters and one blocked or ready row per instance. */
+  insertPlan(nodes: readonly NodeRow[]): void;
+  node(id: string): NodeRow;
+  /** Nodes that list `id` in their `deps`. */
+  dependents(id: string): string[];
+  /** Adds `delta` to a node counter and returns the new value. */
+  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number;
+
+  task(key: string): TaskRow | undefined;
+  /** Updates one task; `counts()` follows. */
+  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void;
+  /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
+  moveNode(node: string, from: TaskState, to: TaskState): number;
+  /** Up to `limit` ready tasks, highest priority first, then in submission order. */
+  ready(limit: number): TaskRow[];
+  leasedTo(runner: string): TaskRow[];
+  counts(): Record<TaskState, number>;
+
+  /** Accepted outputs of a node's instances in index order (one entry for a plain task). */
+  outputs(node: string): Uint8Array[];
+  setOutput(key: string, bytes: Uint8Array): void;
+
+  addAttempt(row: AttemptRow): void;
+  endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;
+
+  runner(id: string): RunnerRow | undefined;
+  runners(): RunnerRow[];
+  putRunner(row: RunnerRow): void;
+  removeRunner(id: string): void;
+}
