@@ -23,7 +23,7 @@ export function parseDag(text: string): ParseResult {
     return {
       ok: false,
       problems: doc.errors.map((e) => {
-        const at = e.linePos?.[0] ?? { line: 1, col: 1 };
+        const at = lines.linePos(e.pos[0]);
         return { path: "", line: at.line, column: at.col, message: `YAML syntax error: ${firstLine(e.message)}` };
       }),
     };

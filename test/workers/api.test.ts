@@ -1,0 +1,128 @@
+// The Worker's HTTP API inside workerd: auth and fail-closed secrets, module validation, and
+// every kind of bad DAG answered with a located 400.
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import app from "../../worker/index";
+import { wasmModule } from "../helpers/wasm-builder";
+
+const base = "http://coordinator.test";
+const API = { Authorization: "Bearer test-api-token" };
+const RUNNER = { Authorization: "Bearer test-runner-token" };
+
+const submit = (yaml: string) => SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
+const upload = (name: string, bytes: Uint8Array<ArrayBuffer> = wasmModule()) =>
+  SELF.fetch(`${base}/api/modules/${name}`, { method: "PUT", headers: API, body: bytes });
+
+interface Problems {
+  error: string;
+  problems: { path: string; line: number; column: number; message: string }[];
+}
+
+describe("auth", () => {
+  it("answers 401 without a token, with a wrong token, and with the runner token on API routes", async () => {
+    const none = await SELF.fetch(`${base}/api/dags`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("WWW-Authenticate")).toContain("Bearer");
+    expect(((await none.json()) as { error: string }).error).toMatch(/Authorization/);
+    expect((await SELF.fetch(`${base}/api/dags`, { headers: { Authorization: "Bearer nope" } })).status).toBe(401);
+    expect((await SELF.fetch(`${base}/api/dags`, { headers: RUNNER })).status).toBe(401);
+    expect((await SELF.fetch(`${base}/api/runners/connect`, { headers: { ...API, Upgrade: "websocket" } })).status).toBe(401);
+  });
+
+  it("fails closed: with no secrets configured, submissions and runners are refused with a reason", async () => {
+    const bare = { ...env, API_TOKEN: undefined, RUNNER_TOKEN: undefined };
+    const dag = await app.request("/api/dags", { method: "POST", headers: API, body: "tasks: []" }, bare);
+    expect(dag.status).toBe(503);
+    expect(((await dag.json()) as { error: string }).error).toMatch(/no API_TOKEN configured/);
+    const runner = await app.request("/api/runners/connect", { headers: { ...RUNNER, Upgrade: "websocket" } }, bare);
+    expect(runner.status).toBe(503);
+    expect(((await runner.json()) as { error: string }).error).toMatch(/no RUNNER_TOKEN configured/);
+    const upload = await app.request("/api/modules/x.wasm", { method: "PUT", headers: API, body: wasmModule() }, bare);
+    expect(upload.status).toBe(503);
+  });
+});
+
+describe("PUT /api/modules/:name", () => {
+  it("stores a valid task module by sha256", async () => {
+    const bytes = wasmModule();
+    const res = await upload("valid.wasm", bytes);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { name: string; sha256: string; size: number };
+    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    expect(body).toEqual({ name: "valid.wasm", sha256: digest, size: bytes.length });
+    const back = await SELF.fetch(`${base}/api/modules/sha256:${digest}`, { headers: RUNNER });
+    expect(new Uint8Array(await back.arrayBuffer())).toEqual(bytes);
+  });
+
+  it("refuses a module with an import outside WASI preview1, naming it", async () => {
+    const res = await upload("bad.wasm", wasmModule({ imports: [["env", "open_socket"]] }));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Problems;
+    expect(body.problems[0]!.message).toContain(`"env"."open_socket"`);
+  });
+
+  it("refuses bytes that are not WebAssembly, and a module without _start", async () => {
+    const junk = await upload("junk.wasm", new TextEncoder().encode("#!/bin/sh\necho hi\n"));
+    expect(junk.status).toBe(400);
+    expect(((await junk.json()) as Problems).problems[0]!.message).toMatch(/magic/);
+    const lib = await upload("lib.wasm", wasmModule({ exportStart: false }));
+    expect(((await lib.json()) as Problems).problems[0]!.message).toMatch(/_start/);
+  });
+
+  it("refuses an invalid module name", async () => {
+    expect((await upload("..%2Fetc")).status).toBe(400);
+  });
+});
+
+describe("POST /api/dags problems", () => {
+  const cases: [string, string, { path: string; line: number; column: number; message: RegExp }][] = [
+    ["YAML syntax error", "name: x\ntasks:\n  - id: a\n    module: [unclosed\n", { path: "", line: 5, column: 1, message: /YAML syntax error/ }],
+    [
+      "a cycle",
+      "tasks:\n  - id: a\n    module: m.wasm\n    depends_on: [b]\n  - id: b\n    module: m.wasm\n    depends_on: [a]\n",
+      { path: "tasks[0].depends_on[0]", line: 4, column: 18, message: /cycle: a → b → a/ },
+    ],
+    [
+      "an unknown dependency",
+      "tasks:\n  - id: a\n    module: m.wasm\n    depends_on: [ghost]\n",
+      { path: "tasks[0].depends_on[0]", line: 4, column: 18, message: /unknown dependency "ghost"/ },
+    ],
+    [
+      "a duplicate id",
+      "tasks:\n  - id: a\n    module: m.wasm\n  - id: a\n    module: m.wasm\n",
+      { path: "tasks[1].id", line: 4, column: 9, message: /duplicate task id "a"/ },
+    ],
+    [
+      "an unknown module",
+      "tasks:\n  - id: a\n    module: never-uploaded.wasm\n",
+      { path: "tasks[0].module", line: 3, column: 13, message: /unknown module "never-uploaded.wasm"/ },
+    ],
+    ["a missing tasks list", "name: no-tasks\n", { path: "tasks", line: 1, column: 1, message: /needs a `tasks` list/ }],
+    [
+      "an unknown field",
+      "tasks:\n  - id: a\n    module: m.wasm\n    dependson: [b]\n",
+      { path: "tasks[0].dependson", line: 4, column: 16, message: /unknown field `dependson`/ },
+    ],
+  ];
+  for (const [what, yaml, expected] of cases) {
+    it(`answers 400 naming ${what} with path, line and column`, async () => {
+      const res = await submit(yaml);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as Problems;
+      expect(body.error).toBe("invalid DAG");
+      const [problem] = body.problems;
+      expect(problem).toMatchObject({ path: expected.path, line: expected.line, column: expected.column });
+      expect(problem!.message).toMatch(expected.message);
+    });
+  }
+
+  it("answers 413 for a body over the limit", async () => {
+    const res = await submit(`name: big\n# ${"x".repeat(9 * 1024 * 1024)}\n`);
+    expect(res.status).toBe(413);
+  });
+
+  it("answers 404 for a run that does not exist", async () => {
+    expect((await SELF.fetch(`${base}/api/dags/${"0".repeat(64)}`, { headers: API })).status).toBe(404);
+    expect((await SELF.fetch(`${base}/api/dags/not-an-id`, { headers: API })).status).toBe(404);
+  });
+});

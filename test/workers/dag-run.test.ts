@@ -1,0 +1,220 @@
+// The DagRun and RunnerPool Durable Objects in workerd, driven over real WebSockets by a
+// scripted runner: matchmaking, dispatch with the task envelope, results, failures, bad frames.
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { PROTOCOL_VERSION, type Assignment, type CoordinatorMessage, type RunnerMessage } from "../../worker/protocol/messages";
+import { wasmModule } from "../helpers/wasm-builder";
+
+const base = "http://coordinator.test";
+const API = { Authorization: "Bearer test-api-token" };
+const RUNNER = { Authorization: "Bearer test-runner-token" };
+
+/** A WebSocket client with a queue of decoded frames. */
+class Socket {
+  private readonly frames: CoordinatorMessage[] = [];
+  private waiters: (() => void)[] = [];
+  closed: { code: number; reason: string } | undefined;
+
+  constructor(readonly ws: WebSocket) {
+    ws.accept();
+    ws.addEventListener("message", (e) => {
+      this.frames.push(JSON.parse(e.data as string) as CoordinatorMessage);
+      this.wake();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  static async open(path: string): Promise<Socket> {
+    const res = await SELF.fetch(`${base}${path}`, { headers: { ...RUNNER, Upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    return new Socket(res.webSocket!);
+  }
+
+  send(message: RunnerMessage | string) {
+    this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** The next frame of `type`, skipping others. */
+  async next<T extends CoordinatorMessage["type"]>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>> {
+    for (;;) {
+      const i = this.frames.findIndex((f) => f.type === type);
+      if (i >= 0) return this.frames.splice(i, 1)[0] as Extract<CoordinatorMessage, { type: T }>;
+      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${type}`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+}
+
+const info = (id: string, slots: number) => ({
+  id,
+  name: `scripted-${id}`,
+  platform: "linux",
+  arch: "x64",
+  cores: slots,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  slots,
+  labels: [],
+  version: "test",
+});
+
+const b64 = (text: string) => btoa(text);
+const ok = (a: Assignment, output: string) => ({ task: a.task, attempt: a.attempt, ok: true, output: b64(output), stderr: "", durationMs: 1 });
+
+async function submit(yaml: string): Promise<string> {
+  const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function view(id: string) {
+  return (await (await SELF.fetch(`${base}/api/dags/${id}`, { headers: API })).json()) as {
+    status: string;
+    counts: Record<string, number>;
+    tasks: { id: string; state: string; attempts: { runner: string; outcome: string; failure_kind: string | null; error: string | null; stderr: string }[] }[];
+  };
+}
+
+describe("a run driven by a scripted runner", () => {
+  it("matches, dispatches in dependency order with the envelope, and accepts each result once", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const pool = await Socket.open("/api/runners/connect");
+    pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r1", 2), want: 0 });
+    await pool.next("welcome");
+
+    const id = await submit(`
+name: scripted
+params: { base: 10 }
+tasks:
+  - id: a
+    module: step.wasm
+  - id: b
+    module: step.wasm
+    depends_on: [a]
+    map: { items: [x, y, z] }
+    args: ["{{item}}", "{{index}}", "{{params.base}}"]
+  - id: c
+    module: step.wasm
+    depends_on: [b]
+`);
+    expect((await pool.next("join")).run).toBe(id);
+
+    const run = await Socket.open(`/api/runners/connect?run=${id}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r1", 2), want: 2 });
+    await run.next("welcome");
+    const first = await run.next("tasks");
+    expect(first.tasks.map((t) => t.task)).toEqual(["a"]);
+    expect(JSON.parse(first.tasks[0]!.stdin)).toEqual({ task: "a", params: { base: 10 }, inputs: {} });
+
+    run.send({ type: "results", results: [ok(first.tasks[0]!, `{"seed":7}`)], want: 2 });
+    const second = await run.next("tasks");
+    expect(second.tasks.map((t) => t.task)).toEqual(["b[0]", "b[1]"]);
+    expect(second.backlog).toBe(1);
+    expect(second.tasks[1]!.args).toEqual(["y", "1", "10"]);
+    expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({ task: "b[1]", params: { base: 10 }, inputs: { a: { seed: 7 } }, item: "y", index: 1 });
+
+    // A duplicate of an accepted result and a result for an unknown task are ignored.
+    run.send({ type: "results", results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }], want: 0 });
+    run.send({ type: "results", results: [ok(second.tasks[1]!, `"Y"`), ok(second.tasks[0]!, `"X"`)], want: 1 });
+    const third = await run.next("tasks");
+    expect(third.tasks.map((t) => t.task)).toEqual(["b[2]"]);
+    run.send({ type: "results", results: [ok(third.tasks[0]!, "not json")], want: 1 });
+    const last = await run.next("tasks");
+    expect(JSON.parse(last.tasks[0]!.stdin).inputs).toEqual({ b: ["X", "Y", { $bytes: b64("not json") }] });
+    run.send({ type: "results", results: [ok(last.tasks[0]!, `{"done":true}`)], want: 2 });
+    expect((await run.next("finished")).status).toBe("succeeded");
+
+    const v = await view(id);
+    expect(v.status).toBe("succeeded");
+    expect(v.counts.succeeded).toBe(5);
+    expect(v.tasks.every((t) => t.attempts.length === 1 && t.attempts[0]!.runner === "r1")).toBe(true);
+    const out = await SELF.fetch(`${base}/api/dags/${id}/tasks/a/output`, { headers: API });
+    expect(out.headers.get("Content-Type")).toBe("application/json");
+    expect(await out.text()).toBe(`{"seed":7}`);
+    const b2 = await SELF.fetch(`${base}/api/dags/${id}/tasks/b%5B2%5D/output`, { headers: API });
+    expect(await b2.text()).toBe("not json");
+    pool.ws.close();
+  });
+
+  it("fails the run when a task fails for good, skips its dependents and keeps stderr", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit(`
+tasks:
+  - id: broken
+    module: step.wasm
+    retries: 1
+  - id: after
+    module: step.wasm
+    depends_on: [broken]
+`);
+    const run = await Socket.open(`/api/runners/connect?run=${id}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r2", 1), want: 1 });
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const { tasks } = await run.next("tasks");
+      expect(tasks[0]).toMatchObject({ task: "broken", attempt });
+      run.send({
+        type: "results",
+        results: [{ task: "broken", attempt, ok: false, stderr: `boom ${attempt}\n`, durationMs: 1, failure: { kind: "exit", message: "exited with code 3", retryable: true, exitCode: 3 } }],
+        want: 1,
+      });
+    }
+    expect((await run.next("finished")).status).toBe("failed");
+    const v = await view(id);
+    const broken = v.tasks.find((t) => t.id === "broken")!;
+    expect(broken.state).toBe("failed");
+    expect(broken.attempts).toHaveLength(2);
+    expect(broken.attempts[1]).toMatchObject({ outcome: "failed", failure_kind: "exit", error: "exited with code 3", stderr: "boom 2\n" });
+    expect(v.tasks.find((t) => t.id === "after")!.state).toBe("skipped");
+  });
+
+  it("answers bad frames with error frames and keeps serving", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");
+    const early = await Socket.open(`/api/runners/connect?run=${id}`);
+    early.send({ type: "want", want: 1 });
+    const refused = await early.next("error");
+    expect(refused).toMatchObject({ fatal: true });
+    expect(refused.message).toMatch(/first frame must be "hello"/);
+
+    const run = await Socket.open(`/api/runners/connect?run=${id}`);
+    run.send("this is not json");
+    expect((await run.next("error")).message).toMatch(/not JSON/);
+    run.send(JSON.stringify({ type: "results", results: "nope", want: 1 }));
+    expect((await run.next("error")).message).toMatch(/invalid "results" frame at results/);
+    run.send({ type: "hello", protocol: 99, runner: info("r3", 1), want: 1 });
+    expect((await run.next("error")).message).toMatch(/protocol 99 is not supported/);
+
+    const good = await Socket.open(`/api/runners/connect?run=${id}`);
+    good.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r4", 1), want: 1 });
+    const { tasks } = await good.next("tasks");
+    good.send({ type: "results", results: [ok(tasks[0]!, "1")], want: 1 });
+    expect((await good.next("finished")).status).toBe("succeeded");
+  });
+
+  it("re-queues the attempts of a runner whose socket closes", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");
+    const a = await Socket.open(`/api/runners/connect?run=${id}`);
+    a.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("gone", 1), want: 1 });
+    expect((await a.next("tasks")).tasks[0]).toMatchObject({ task: "only", attempt: 1 });
+    a.ws.close(1000, "bye");
+    const b = await Socket.open(`/api/runners/connect?run=${id}`);
+    b.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("stays", 1), want: 1 });
+    const { tasks } = await b.next("tasks");
+    expect(tasks[0]).toMatchObject({ task: "only", attempt: 2 });
+    b.send({ type: "results", results: [ok(tasks[0]!, "2")], want: 1 });
+    expect((await b.next("finished")).status).toBe("succeeded");
+    const v = await view(id);
+    expect(v.tasks[0]!.attempts.map((x) => [x.runner, x.outcome])).toEqual([
+      ["gone", "lost"],
+      ["stays", "succeeded"],
+    ]);
+  });
+});
