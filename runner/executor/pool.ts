@@ -24,6 +24,7 @@ interface Slot {
   job?: { id: number; resolve: (o: JobOutcome) => void; timer: NodeJS.Timeout };
 }
 
+/** The compiled thread entry beside this module. */
 const THREAD_URL = new URL("./thread.js", import.meta.url);
 
 export class ThreadPool {
@@ -32,7 +33,10 @@ export class ThreadPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(size: number) {
+  constructor(
+    size: number,
+    private readonly threadUrl: URL = THREAD_URL,
+  ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
@@ -82,7 +86,7 @@ export class ThreadPool {
 
   /** Gives `slot` a new thread whose events settle the slot's current job. */
   private startThread(slot: Slot): void {
-    const worker = new Worker(THREAD_URL);
+    const worker = new Worker(this.threadUrl);
     slot.worker = worker;
     worker.on("message", (res: RunResponse) => {
       if (slot.worker !== worker || slot.job?.id !== res.id) return;

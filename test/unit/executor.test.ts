@@ -1,0 +1,83 @@
+// The runner's executor with real task modules built from wasm_tasks/: the WASI shim's stdin,
+// args, env and stdout; exit codes, traps, timeouts and output limits; the module check.
+import { readFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { ThreadPool, type Job } from "../../runner/executor/pool";
+import { checkTaskModule, inspectModule } from "../../worker/wasm/inspect";
+
+const build = new URL("../../wasm_tasks/build/", import.meta.url);
+const bytes = (name: string) => readFileSync(new URL(name, build));
+const compile = (name: string) => WebAssembly.compile(bytes(name));
+
+// Vitest runs TypeScript sources; the pool loads its thread from the compiled dist/.
+const pool = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", import.meta.url));
+afterAll(() => pool.close());
+
+const job = async (name: string, over: Partial<Job> = {}): Promise<Job> => ({
+  module: await compile(name),
+  args: ["task"],
+  env: {},
+  stdin: new Uint8Array(0),
+  maxOutputBytes: 1 << 20,
+  timeoutMs: 10_000,
+  ...over,
+});
+
+describe("ThreadPool with real modules", () => {
+  it("gives a task its stdin and returns its stdout (echo)", async () => {
+    const stdin = new TextEncoder().encode(`{"task":"e","params":{"x":"ü"},"inputs":{}}`);
+    const outcome = await pool.run(await job("echo.wasm", { stdin }));
+    expect(outcome.type).toBe("exit");
+    if (outcome.type === "exit") {
+      expect(outcome.code).toBe(0);
+      expect(new TextDecoder().decode(outcome.stdout)).toBe(`{"task":"e","params":{"x":"ü"},"inputs":{}}`);
+    }
+  });
+
+  it("passes args to the task (greet) and reads the envelope's inputs", async () => {
+    const stdin = new TextEncoder().encode(JSON.stringify({ task: "greet[0]", params: {}, inputs: { init: { greeting: "Hi" } }, item: "Zed", index: 0 }));
+    const outcome = await pool.run(await job("greet.wasm", { args: ["greet[0]", "Ana"], stdin }));
+    expect(outcome.type === "exit" && new TextDecoder().decode(outcome.stdout)).toBe(`{"name":"Ana","message":"Hi, Ana!"}`);
+  });
+
+  it("reports a non-zero exit code with the stderr tail", async () => {
+    const outcome = await pool.run(await job("fail.wasm", { args: ["fail", "7"] }));
+    expect(outcome).toMatchObject({ type: "exit", code: 7 });
+    expect(outcome.stderr).toContain("giving up on purpose with exit code 7");
+  });
+
+  it("reports a trap with what was written to stderr before it", async () => {
+    const outcome = await pool.run(await job("fixtures/trap.wasm"));
+    expect(outcome).toMatchObject({ type: "error", kind: "trap" });
+    if (outcome.type === "error") expect(outcome.message).toMatch(/unreachable/);
+    expect(outcome.stderr).toContain("about to hit unreachable");
+  });
+
+  it("terminates an infinite loop at its timeout, and the pool runs the next task", async () => {
+    const outcome = await pool.run(await job("fixtures/infinite-loop.wasm", { timeoutMs: 300 }));
+    expect(outcome).toMatchObject({ type: "error", kind: "timeout" });
+    const next = await pool.run(await job("noop.wasm"));
+    expect(next.type === "exit" && new TextDecoder().decode(next.stdout)).toBe("null");
+  });
+
+  it("stops a task that writes more than its output limit", async () => {
+    const stdin = new TextEncoder().encode("x".repeat(5000));
+    const outcome = await pool.run(await job("echo.wasm", { stdin, maxOutputBytes: 1000 }));
+    expect(outcome).toMatchObject({ type: "error", kind: "output" });
+  });
+});
+
+describe("module check", () => {
+  it("accepts the example tasks and names a forbidden import", () => {
+    for (const name of ["init.wasm", "greet.wasm", "aggregate.wasm", "noop.wasm"]) expect(checkTaskModule(bytes(name)), name).toEqual([]);
+    expect(checkTaskModule(bytes("fixtures/forbidden-import.wasm"))).toEqual([
+      `import "env"."open_socket" is outside WASI preview1; tasks may import only wasi_snapshot_preview1`,
+    ]);
+    expect(inspectModule(bytes("greet.wasm")).imports.every((i) => i.module === "wasi_snapshot_preview1")).toBe(true);
+  });
+
+  it("explains truncated and non-wasm bytes instead of throwing", () => {
+    expect(checkTaskModule(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 50]))[0]).toMatch(/runs past the end/);
+    expect(checkTaskModule(new TextEncoder().encode("hello world"))[0]).toMatch(/bad magic/);
+  });
+});

@@ -1,0 +1,182 @@
+// The run state machine, driven directly over an in-memory store: dispatch order and credit,
+// the task envelope, retries and failures, stale results, lost runners, and a property test
+// over random DAGs with random runners and failures.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseDag } from "../../worker/dag/parse";
+import type { ResolvedPlan } from "../../worker/dag/plan";
+import { IllegalTransition, transition, type Effect } from "../../worker/run/machine";
+import type { Assignment, TaskResult } from "../../worker/protocol/messages";
+import { MemoryStore } from "./memory-store";
+
+function plan(yaml: string): ResolvedPlan {
+  const parsed = parseDag(yaml);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  return { name: parsed.plan.name, nodes: parsed.plan.nodes.map((n) => ({ ...n, sha256: "a".repeat(64) })) };
+}
+
+function started(yaml: string): MemoryStore {
+  const store = new MemoryStore();
+  transition(store, { type: "start", plan: plan(yaml) }, 0);
+  return store;
+}
+
+const dispatched = (effects: Effect[]) => effects.flatMap((e) => (e.type === "dispatch" ? e.tasks : []));
+const ok = (a: Assignment, output: string): TaskResult => ({ task: a.task, attempt: a.attempt, ok: true, output: Buffer.from(output).toString("base64"), stderr: "", durationMs: 1 });
+const failed = (a: Assignment, retryable = true): TaskResult => ({
+  task: a.task,
+  attempt: a.attempt,
+  ok: false,
+  stderr: "oops\n",
+  durationMs: 1,
+  failure: { kind: "exit", message: "exited with code 1", retryable },
+});
+
+describe("transition", () => {
+  it("dispatches no more than a runner's credit, highest priority first, then in submission order", () => {
+    const store = started(`
+tasks:
+  - { id: low, module: m }
+  - { id: high, module: m, priority: 5 }
+  - { id: mid, module: m, map: { range: [0, 3] } }
+`);
+    const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1);
+    expect(dispatched(effects).map((a) => a.task)).toEqual(["high", "low"]);
+    expect(effects).toContainEqual({ type: "demand", ready: 3 });
+    expect(effects).toContainEqual({ type: "status", status: "running" });
+    expect(store.runner("r")!.credit).toBe(0);
+  });
+
+  it("gives dependents the accepted outputs and keeps mapped outputs in index order", () => {
+    const store = started(`
+tasks:
+  - { id: a, module: m }
+  - { id: b, module: m, depends_on: [a], map: { items: [p, q] } }
+  - { id: c, module: m, depends_on: [b, a] }
+`);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
+    const bs = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2 }, 2));
+    expect(bs.map((x) => x.task)).toEqual(["b[0]", "b[1]"]);
+    expect(JSON.parse(bs[1]!.stdin)).toMatchObject({ inputs: { a: { n: 1 } }, item: "q", index: 1 });
+    const [c] = dispatched(transition(store, { type: "results", runner: "r", results: [ok(bs[1]!, `"Q"`), ok(bs[0]!, `"P"`)], want: 2 }, 3));
+    expect(JSON.parse(c!.stdin).inputs).toEqual({ b: ["P", "Q"], a: { n: 1 } });
+    const end = transition(store, { type: "results", runner: "r", results: [ok(c!, "1")], want: 2 }, 4);
+    expect(end).toContainEqual({ type: "finished", status: "succeeded" });
+  });
+
+  it("retries a retryable failure, then fails the task and skips everything downstream", () => {
+    const store = started(`
+tasks:
+  - { id: a, module: m, retries: 1 }
+  - { id: b, module: m, depends_on: [a] }
+  - { id: c, module: m, depends_on: [b] }
+  - { id: free, module: m }
+`);
+    let [first, other] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
+    expect(first!.task).toBe("a");
+    let effects = transition(store, { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1 }, 2);
+    const [retry] = dispatched(effects);
+    expect(retry).toMatchObject({ task: "a", attempt: 2 });
+    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1 }, 3);
+    expect(effects).toContainEqual({ type: "finished", status: "failed" });
+    expect(store.task("a")!.state).toBe("failed");
+    expect(store.task("b")!.state).toBe("skipped");
+    expect(store.task("c")!.state).toBe("skipped");
+    expect(store.attempts.filter((x) => x.task === "a").map((x) => x.outcome)).toEqual(["failed", "failed"]);
+  });
+
+  it("does not retry a failure marked not retryable", () => {
+    const store = started(`tasks: [{ id: a, module: m, retries: 5 }]`);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1 }, 1));
+    const effects = transition(store, { type: "results", runner: "r", results: [failed(a!, false)], want: 1 }, 2);
+    expect(effects).toContainEqual({ type: "finished", status: "failed" });
+    expect(store.attempts).toHaveLength(1);
+  });
+
+  it("ignores a result from another runner or for an older attempt", () => {
+    const store = started(`tasks: [{ id: a, module: m }]`);
+    transition(store, { type: "attach", runner: "r1", name: "r1", want: 1 }, 1);
+    transition(store, { type: "attach", runner: "r2", name: "r2", want: 1 }, 1);
+    const lease = store.task("a")!;
+    const stranger = lease.runner === "r1" ? "r2" : "r1";
+    transition(store, { type: "results", runner: stranger, results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }], want: 1 }, 2);
+    expect(store.task("a")!.state).toBe("leased");
+    transition(store, { type: "results", runner: lease.runner!, results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }], want: 1 }, 2);
+    expect(store.task("a")!.state).toBe("leased");
+  });
+
+  it("re-queues a departed runner's attempts and takes back rejected tasks without charging them", () => {
+    const store = started(`tasks: [{ id: a, module: m, retries: 0 }, { id: b, module: m, retries: 0 }]`);
+    transition(store, { type: "attach", runner: "r1", name: "r1", want: 2 }, 1);
+    const effects = transition(store, { type: "reject", runner: "r1", tasks: [{ task: "b", attempt: 1 }] }, 2);
+    expect(store.task("b")).toMatchObject({ state: "ready", failures: 0 });
+    expect(effects).toContainEqual({ type: "demand", ready: 1 });
+    transition(store, { type: "detach", runner: "r1" }, 3);
+    expect(store.task("a")).toMatchObject({ state: "failed", failures: 1 });
+    expect(store.attempts.find((x) => x.task === "a")).toMatchObject({ outcome: "lost", failure: { kind: "lost" } });
+  });
+
+  it("refuses to start twice, naming the status", () => {
+    const store = started(`tasks: [{ id: a, module: m }]`);
+    expect(() => transition(store, { type: "start", plan: plan(`tasks: [{ id: a, module: m }]`) }, 1)).toThrow(IllegalTransition);
+    expect(() => transition(store, { type: "want", runner: "ghost", want: 1 }, 1)).toThrow(/run is queued: cannot handle "want"/);
+  });
+});
+
+describe("property: random DAGs, runners and failures", () => {
+  const dagArb = fc
+    .array(fc.record({ deps: fc.array(fc.nat(), { maxLength: 3 }), map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }), { minLength: 1, maxLength: 12 })
+    .map((nodes) =>
+      nodes.map((n, i) => ({
+        id: `t${i}`,
+        deps: i === 0 ? [] : [...new Set(n.deps.map((d) => `t${d % i}`))],
+        map: n.map,
+      })),
+    );
+
+  it("runs every task to one accepted result, each after all it depends on, with its inputs", () => {
+    fc.assert(
+      fc.property(dagArb, fc.array(fc.nat(), { minLength: 200, maxLength: 200 }), (nodes, dice) => {
+        const yaml = `tasks:\n${nodes
+          .map((n) => `  - { id: ${n.id}, module: m, retries: 3, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`)
+          .join("\n")}\n`;
+        const store = started(yaml);
+        let roll = 0;
+        const die = () => dice[roll++ % dice.length]!;
+        const inflight: { runner: string; a: Assignment }[] = [];
+        const succeededAt = new Map<string, number>();
+        let clock = 0;
+        const take = (effects: Effect[]) => {
+          for (const e of effects) if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
+        };
+        for (const r of ["r1", "r2", "r3"]) take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3) }, clock++));
+        let finished: string | undefined;
+        for (let steps = 0; inflight.length > 0 && steps < 10_000; steps++) {
+          const { runner, a } = inflight.splice(die() % inflight.length, 1)[0]!;
+          const node = a.task.replace(/\[\d+\]$/, "");
+          // Every dependency's instances succeeded before this dispatch, and their outputs are the inputs.
+          const envelope = JSON.parse(a.stdin) as { inputs: Record<string, unknown> };
+          for (const dep of nodes.find((n) => n.id === node)!.deps) {
+            const instances = [...store.tasks.values()].filter((t) => t.node === dep);
+            expect(instances.every((t) => t.state === "succeeded")).toBe(true);
+            const expected = instances.sort((x, y) => (x.index ?? 0) - (y.index ?? 0)).map((t) => t.key);
+            expect(envelope.inputs[dep]).toEqual(instances[0]!.index === null ? expected[0] : expected);
+          }
+          // The first attempt of a task fails one time in four; retries always succeed.
+          const result = a.attempt === 1 && die() % 4 === 0 ? failed(a) : ok(a, JSON.stringify(a.task));
+          const effects = transition(store, { type: "results", runner, results: [result], want: 1 + (die() % 2) }, clock++);
+          if (result.ok) {
+            expect(succeededAt.has(a.task)).toBe(false);
+            succeededAt.set(a.task, clock);
+          }
+          take(effects);
+          for (const e of effects) if (e.type === "finished") finished = e.status;
+        }
+        expect(finished).toBe("succeeded");
+        expect(succeededAt.size).toBe(store.tasks.size);
+        expect([...store.tasks.values()].every((t) => t.state === "succeeded")).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * `RunStore` over Maps, so unit and property tests drive the run state machine without
+ * workerd. Kept deliberately plain: scans instead of indexes.
+ */
+import {
+  TASK_STATES,
+  type AttemptRow,
+  type NodeRow,
+  type RunnerRow,
+  type RunStatus,
+  type RunStore,
+  type TaskRow,
+  type TaskState,
+} from "../../worker/run/store";
+
+export class MemoryStore implements RunStore {
+  runStatus: RunStatus = "queued";
+  readonly nodes = new Map<string, NodeRow>();
+  readonly tasks = new Map<string, TaskRow & { seq: number; priority: number; output?: Uint8Array }>();
+  readonly attempts: AttemptRow[] = [];
+  readonly runnerRows = new Map<string, RunnerRow>();
+
+  status() {
+    return this.runStatus;
+  }
+  setStatus(status: RunStatus) {
+    this.runStatus = status;
+  }
+  insertPlan(nodes: readonly NodeRow[]) {
+    let seq = 0;
+    for (const row of nodes) {
+      this.nodes.set(row.spec.id, { ...row });
+      const state: TaskState = row.pendingDeps === 0 ? "ready" : "blocked";
+      const count = row.spec.instances ?? 1;
+      for (let i = 0; i < count; i++) {
+        const index = row.spec.instances === null ? null : i;
+        const key = index === null ? row.spec.id : `${row.spec.id}[${i}]`;
+        this.tasks.set(key, { key, node: row.spec.id, index, state, attempt: 0, failures: 0, runner: null, seq: seq++, priority: row.spec.priority });
+      }
+    }
+  }
+  node(id: string) {
+    return this.nodes.get(id)!;
+  }
+  dependents(id: string) {
+    return [...this.nodes.values()].filter((n) => n.spec.deps.includes(id)).map((n) => n.spec.id);
+  }
+  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number) {
+    const n = this.nodes.get(id)!;
+    n[counter] += delta;
+    return n[counter];
+  }
+  task(key: string) {
+    const t = this.tasks.get(key);
+    return t && { key: t.key, node: t.node, index: t.index, state: t.state, attempt: t.attempt, failures: t.failures, runner: t.runner };
+  }
+  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>) {
+    Object.assign(this.tasks.get(key)!, changes);
+  }
+  moveNode(node: string, from: TaskState, to: TaskState) {
+    let moved = 0;
+    for (const t of this.tasks.values()) {
+      if (t.node === node && t.state === from) {
+        t.state = to;
+        moved++;
+      }
+    }
+    return moved;
+  }
+  ready(limit: number) {
+    return [...this.tasks.values()]
+      .filter((t) => t.state === "ready")
+      .sort((a, b) => b.priority - a.priority || a.seq - b.seq)
+      .slice(0, limit)
+      .map((t) => this.task(t.key)!);
+  }
+  leasedTo(runner: string) {
+    return [...this.tasks.values()].filter((t) => t.state === "leased" && t.runner === runner).map((t) => this.task(t.key)!);
+  }
+  counts() {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const t of this.tasks.values()) counts[t.state]++;
+    return counts;
+  }
+  outputs(node: string) {
+    return [...this.tasks.values()]
+      .filter((t) => t.node === node)
+      .sort((a, b) => (a.index ?? 0) - (b.index ?? 0))
+      .map((t) => t.output ?? new Uint8Array(0));
+  }
+  setOutput(key: string, bytes: Uint8Array) {
+    this.tasks.get(key)!.output = bytes;
+  }
+  addAttempt(row: AttemptRow) {
+    this.attempts.push({ ...row });
+  }
+  endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">) {
+    Object.assign(this.attempts.find((a) => a.task === task && a.attempt === attempt)!, end);
+  }
+  runner(id: string) {
+    const r = this.runnerRows.get(id);
+    return r && { ...r };
+  }
+  runners() {
+    return [...this.runnerRows.values()].map((r) => ({ ...r }));
+  }
+  putRunner(row: RunnerRow) {
+    this.runnerRows.set(row.id, { ...row });
+  }
+  removeRunner(id: string) {
+    this.runnerRows.delete(id);
+  }
+}

@@ -1,0 +1,58 @@
+// The wire schema: golden frames that freeze the format, and decoding of bad frames into clear
+// errors instead of exceptions.
+import { describe, expect, it } from "vitest";
+import { decodeCoordinatorMessage, decodeRunnerMessage, encode } from "../../worker/protocol/codec";
+import { PROTOCOL_VERSION } from "../../worker/protocol/messages";
+
+const GOLDEN_RUNNER = [
+  `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4}`,
+  `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
+  `{"type":"want","want":3}`,
+  `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1}`,
+  `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom","failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],"want":0}`,
+  `{"type":"reject","tasks":[{"task":"x","attempt":2}]}`,
+];
+
+const GOLDEN_COORDINATOR = [
+  `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}"}`,
+  `{"type":"join","run":"${"b".repeat(64)}"}`,
+  `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],"env":{},"stdin":"{}","timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":1048576}],"backlog":2}`,
+  `{"type":"finished","status":"succeeded"}`,
+  `{"type":"error","message":"bad frame","fatal":false}`,
+];
+
+describe("wire format", () => {
+  it("is version 1", () => expect(PROTOCOL_VERSION).toBe(1));
+
+  it("decodes and re-encodes the golden runner frames unchanged", () => {
+    for (const frame of GOLDEN_RUNNER) {
+      const decoded = decodeRunnerMessage(frame);
+      expect(decoded.ok, frame).toBe(true);
+      if (decoded.ok) expect(encode(decoded.message)).toBe(frame);
+    }
+  });
+
+  it("decodes and re-encodes the golden coordinator frames unchanged", () => {
+    for (const frame of GOLDEN_COORDINATOR) {
+      const decoded = decodeCoordinatorMessage(frame);
+      expect(decoded.ok, frame).toBe(true);
+      if (decoded.ok) expect(encode(decoded.message)).toBe(frame);
+    }
+  });
+
+  it("turns bad frames into errors that say what is wrong", () => {
+    const cases: [string | Uint8Array, RegExp][] = [
+      ["{", /not JSON/],
+      [`{"type":"dance"}`, /invalid "dance" frame/],
+      [`{"type":"want","want":-1}`, /invalid "want" frame at want/],
+      [`{"type":"want","want":1,"extra":true}`, /invalid "want" frame/],
+      [new Uint8Array([1, 2]), /binary frames/],
+      [`{"type":"results","results":[],"want":1}`, /invalid "results" frame at results/],
+    ];
+    for (const [raw, message] of cases) {
+      const decoded = decodeRunnerMessage(raw);
+      expect(decoded.ok).toBe(false);
+      if (!decoded.ok) expect(decoded.error).toMatch(message);
+    }
+  });
+});
