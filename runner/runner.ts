@@ -23,6 +23,8 @@ interface RunState {
   backlog: number;
   results: TaskResult[];
   flushing: boolean;
+  /** Tasks received on the current socket (reset when it reconnects). */
+  received: number;
 }
 
 export interface RunnerParts {
@@ -116,7 +118,7 @@ export class Runner {
       if (other.id === id || other.backlog > 0 || other.credit === 0) continue;
       moved += other.credit;
       other.credit = 0;
-      other.link.send({ type: "want", want: 0 });
+      other.link.send({ type: "want", want: 0, received: other.received });
     }
     if (run) {
       run.backlog = Math.max(run.backlog, 1);
@@ -136,6 +138,7 @@ export class Runner {
         const state = this.runs.get(id);
         if (!state) return;
         state.credit += this.unassigned();
+        state.received = 0;
         link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit });
         this.reportStatus();
       },
@@ -146,7 +149,7 @@ export class Runner {
         this.reportStatus();
       },
     });
-    run = { id, link, credit: moved, backlog: 1, results: [], flushing: false };
+    run = { id, link, credit: moved, backlog: 1, results: [], flushing: false, received: 0 };
     this.runs.set(id, run);
     log.info(`${label}: joining`);
     link.start();
@@ -154,7 +157,7 @@ export class Runner {
 
   private grant(run: RunState, n: number): void {
     run.credit += n;
-    run.link.send({ type: "want", want: run.credit });
+    run.link.send({ type: "want", want: run.credit, received: run.received });
   }
 
   private onRunMessage(id: string, m: CoordinatorMessage): void {
@@ -163,6 +166,7 @@ export class Runner {
     switch (m.type) {
       case "tasks": {
         run.backlog = m.backlog;
+        run.received += m.tasks.length;
         const rejected: { task: string; attempt: number }[] = [];
         for (const task of m.tasks) {
           if (run.credit <= 0 || this.state === "stopped") {
@@ -242,7 +246,7 @@ export class Runner {
     run.flushing = false;
     if (run.results.length === 0) return;
     const results = run.results.splice(0, 1024);
-    if (!run.link.send({ type: "results", results, want: run.credit })) {
+    if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) {
       this.parts.log.debug(`run ${run.id.slice(0, 8)}: ${results.length} result(s) dropped, the socket is closed (the coordinator re-queues them)`);
     }
     if (run.results.length > 0) this.flush(run);

@@ -21,6 +21,8 @@ function started(yaml: string): MemoryStore {
   return store;
 }
 
+/** Tasks sent to `runner` so far: in these tests every dispatch reaches the runner at once. */
+const sent = (store: MemoryStore, runner: string) => store.runner(runner)?.sent ?? 0;
 const dispatched = (effects: Effect[]) => effects.flatMap((e) => (e.type === "dispatch" ? e.tasks : []));
 const ok = (a: Assignment, output: string): TaskResult => ({ task: a.task, attempt: a.attempt, ok: true, output: Buffer.from(output).toString("base64"), stderr: "", durationMs: 1 });
 const failed = (a: Assignment, retryable = true): TaskResult => ({
@@ -55,12 +57,12 @@ tasks:
   - { id: c, module: m, depends_on: [b, a] }
 `);
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
-    const bs = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2 }, 2));
+    const bs = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2, received: sent(store, "r") }, 2));
     expect(bs.map((x) => x.task)).toEqual(["b[0]", "b[1]"]);
     expect(JSON.parse(bs[1]!.stdin)).toMatchObject({ inputs: { a: { n: 1 } }, item: "q", index: 1 });
-    const [c] = dispatched(transition(store, { type: "results", runner: "r", results: [ok(bs[1]!, `"Q"`), ok(bs[0]!, `"P"`)], want: 2 }, 3));
+    const [c] = dispatched(transition(store, { type: "results", runner: "r", results: [ok(bs[1]!, `"Q"`), ok(bs[0]!, `"P"`)], want: 2, received: sent(store, "r") }, 3));
     expect(JSON.parse(c!.stdin).inputs).toEqual({ b: ["P", "Q"], a: { n: 1 } });
-    const end = transition(store, { type: "results", runner: "r", results: [ok(c!, "1")], want: 2 }, 4);
+    const end = transition(store, { type: "results", runner: "r", results: [ok(c!, "1")], want: 2, received: sent(store, "r") }, 4);
     expect(end).toContainEqual({ type: "finished", status: "succeeded" });
   });
 
@@ -74,10 +76,10 @@ tasks:
 `);
     let [first, other] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
     expect(first!.task).toBe("a");
-    let effects = transition(store, { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1 }, 2);
+    let effects = transition(store, { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1, received: sent(store, "r") }, 2);
     const [retry] = dispatched(effects);
     expect(retry).toMatchObject({ task: "a", attempt: 2 });
-    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1 }, 3);
+    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1, received: sent(store, "r") }, 3);
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.task("a")!.state).toBe("failed");
     expect(store.task("b")!.state).toBe("skipped");
@@ -88,7 +90,7 @@ tasks:
   it("does not retry a failure marked not retryable", () => {
     const store = started(`tasks: [{ id: a, module: m, retries: 5 }]`);
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1 }, 1));
-    const effects = transition(store, { type: "results", runner: "r", results: [failed(a!, false)], want: 1 }, 2);
+    const effects = transition(store, { type: "results", runner: "r", results: [failed(a!, false)], want: 1, received: sent(store, "r") }, 2);
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.attempts).toHaveLength(1);
   });
@@ -99,9 +101,9 @@ tasks:
     transition(store, { type: "attach", runner: "r2", name: "r2", want: 1 }, 1);
     const lease = store.task("a")!;
     const stranger = lease.runner === "r1" ? "r2" : "r1";
-    transition(store, { type: "results", runner: stranger, results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }], want: 1 }, 2);
+    transition(store, { type: "results", runner: stranger, results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }], want: 1, received: sent(store, stranger) }, 2);
     expect(store.task("a")!.state).toBe("leased");
-    transition(store, { type: "results", runner: lease.runner!, results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }], want: 1 }, 2);
+    transition(store, { type: "results", runner: lease.runner!, results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }], want: 1, received: sent(store, lease.runner!) }, 2);
     expect(store.task("a")!.state).toBe("leased");
   });
 
@@ -116,10 +118,20 @@ tasks:
     expect(store.attempts.find((x) => x.task === "a")).toMatchObject({ outcome: "lost", failure: { kind: "lost" } });
   });
 
+  it("discounts tasks still in flight when a runner's want crosses a dispatch", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }, { id: c, module: m }, { id: d, module: m }]`);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1 }, 1));
+    // The runner grants one more before it has seen `a`: only one new task may go out, not two.
+    const more = dispatched(transition(store, { type: "want", runner: "r", want: 1, received: 0 }, 2));
+    expect(more).toHaveLength(0);
+    const after = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, "1")], want: 2, received: 1 }, 3));
+    expect(after.map((x) => x.task)).toEqual(["b", "c"]);
+  });
+
   it("refuses to start twice, naming the status", () => {
     const store = started(`tasks: [{ id: a, module: m }]`);
     expect(() => transition(store, { type: "start", plan: plan(`tasks: [{ id: a, module: m }]`) }, 1)).toThrow(IllegalTransition);
-    expect(() => transition(store, { type: "want", runner: "ghost", want: 1 }, 1)).toThrow(/run is queued: cannot handle "want"/);
+    expect(() => transition(store, { type: "want", runner: "ghost", want: 1, received: 0 }, 1)).toThrow(/run is queued: cannot handle "want"/);
   });
 });
 
@@ -164,7 +176,7 @@ describe("property: random DAGs, runners and failures", () => {
           }
           // The first attempt of a task fails one time in four; retries always succeed.
           const result = a.attempt === 1 && die() % 4 === 0 ? failed(a) : ok(a, JSON.stringify(a.task));
-          const effects = transition(store, { type: "results", runner, results: [result], want: 1 + (die() % 2) }, clock++);
+          const effects = transition(store, { type: "results", runner, results: [result], want: 1 + (die() % 2), received: sent(store, runner) }, clock++);
           if (result.ok) {
             expect(succeededAt.has(a.task)).toBe(false);
             succeededAt.set(a.task, clock);

@@ -7,9 +7,9 @@ import { PROTOCOL_VERSION } from "../../worker/protocol/messages";
 const GOLDEN_RUNNER = [
   `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4}`,
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
-  `{"type":"want","want":3}`,
-  `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1}`,
-  `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom","failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],"want":0}`,
+  `{"type":"want","want":3,"received":12}`,
+  `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1,"received":5}`,
+  `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom","failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],"want":0,"received":9}`,
   `{"type":"reject","tasks":[{"task":"x","attempt":2}]}`,
 ];
 
@@ -44,10 +44,10 @@ describe("wire format", () => {
     const cases: [string | Uint8Array, RegExp][] = [
       ["{", /not JSON/],
       [`{"type":"dance"}`, /invalid "dance" frame/],
-      [`{"type":"want","want":-1}`, /invalid "want" frame at want/],
-      [`{"type":"want","want":1,"extra":true}`, /invalid "want" frame/],
+      [`{"type":"want","want":-1,"received":0}`, /invalid "want" frame at want/],
+      [`{"type":"want","want":1,"received":0,"extra":true}`, /invalid "want" frame/],
       [new Uint8Array([1, 2]), /binary frames/],
-      [`{"type":"results","results":[],"want":1}`, /invalid "results" frame at results/],
+      [`{"type":"results","results":[],"want":1,"received":0}`, /invalid "results" frame at results/],
     ];
     for (const [raw, message] of cases) {
       const decoded = decodeRunnerMessage(raw);

@@ -113,7 +113,7 @@ tasks:
     expect(first.tasks.map((t) => t.task)).toEqual(["a"]);
     expect(JSON.parse(first.tasks[0]!.stdin)).toEqual({ task: "a", params: { base: 10 }, inputs: {} });
 
-    run.send({ type: "results", results: [ok(first.tasks[0]!, `{"seed":7}`)], want: 2 });
+    run.send({ type: "results", results: [ok(first.tasks[0]!, `{"seed":7}`)], want: 2, received: 1 });
     const second = await run.next("tasks");
     expect(second.tasks.map((t) => t.task)).toEqual(["b[0]", "b[1]"]);
     expect(second.backlog).toBe(1);
@@ -121,14 +121,14 @@ tasks:
     expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({ task: "b[1]", params: { base: 10 }, inputs: { a: { seed: 7 } }, item: "y", index: 1 });
 
     // A duplicate of an accepted result and a result for an unknown task are ignored.
-    run.send({ type: "results", results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }], want: 0 });
-    run.send({ type: "results", results: [ok(second.tasks[1]!, `"Y"`), ok(second.tasks[0]!, `"X"`)], want: 1 });
+    run.send({ type: "results", results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }], want: 0, received: 3 });
+    run.send({ type: "results", results: [ok(second.tasks[1]!, `"Y"`), ok(second.tasks[0]!, `"X"`)], want: 1, received: 3 });
     const third = await run.next("tasks");
     expect(third.tasks.map((t) => t.task)).toEqual(["b[2]"]);
-    run.send({ type: "results", results: [ok(third.tasks[0]!, "not json")], want: 1 });
+    run.send({ type: "results", results: [ok(third.tasks[0]!, "not json")], want: 1, received: 4 });
     const last = await run.next("tasks");
     expect(JSON.parse(last.tasks[0]!.stdin).inputs).toEqual({ b: ["X", "Y", { $bytes: b64("not json") }] });
-    run.send({ type: "results", results: [ok(last.tasks[0]!, `{"done":true}`)], want: 2 });
+    run.send({ type: "results", results: [ok(last.tasks[0]!, `{"done":true}`)], want: 2, received: 5 });
     expect((await run.next("finished")).status).toBe("succeeded");
 
     const v = await view(id);
@@ -163,6 +163,7 @@ tasks:
         type: "results",
         results: [{ task: "broken", attempt, ok: false, stderr: `boom ${attempt}\n`, durationMs: 1, failure: { kind: "exit", message: "exited with code 3", retryable: true, exitCode: 3 } }],
         want: 1,
+        received: attempt,
       });
     }
     expect((await run.next("finished")).status).toBe("failed");
@@ -178,7 +179,7 @@ tasks:
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");
     const early = await Socket.open(`/api/runners/connect?run=${id}`);
-    early.send({ type: "want", want: 1 });
+    early.send({ type: "want", want: 1, received: 0 });
     const refused = await early.next("error");
     expect(refused).toMatchObject({ fatal: true });
     expect(refused.message).toMatch(/first frame must be "hello"/);
@@ -194,7 +195,7 @@ tasks:
     const good = await Socket.open(`/api/runners/connect?run=${id}`);
     good.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r4", 1), want: 1 });
     const { tasks } = await good.next("tasks");
-    good.send({ type: "results", results: [ok(tasks[0]!, "1")], want: 1 });
+    good.send({ type: "results", results: [ok(tasks[0]!, "1")], want: 1, received: 1 });
     expect((await good.next("finished")).status).toBe("succeeded");
   });
 
@@ -209,7 +210,7 @@ tasks:
     b.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("stays", 1), want: 1 });
     const { tasks } = await b.next("tasks");
     expect(tasks[0]).toMatchObject({ task: "only", attempt: 2 });
-    b.send({ type: "results", results: [ok(tasks[0]!, "2")], want: 1 });
+    b.send({ type: "results", results: [ok(tasks[0]!, "2")], want: 1, received: 1 });
     expect((await b.next("finished")).status).toBe("succeeded");
     const v = await view(id);
     expect(v.tasks[0]!.attempts.map((x) => [x.runner, x.outcome])).toEqual([

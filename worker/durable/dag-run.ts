@@ -92,9 +92,9 @@ export class DagRun extends DurableObject<Env> {
       if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
       switch (msg.type) {
         case "want":
-          return await this.apply({ type: "want", runner, want: msg.want });
+          return await this.apply({ type: "want", runner, want: msg.want, received: msg.received });
         case "results":
-          return await this.apply({ type: "results", runner, results: msg.results, want: msg.want });
+          return await this.apply({ type: "results", runner, results: msg.results, want: msg.want, received: msg.received });
         case "reject":
           return await this.apply({ type: "reject", runner, tasks: msg.tasks });
         case "status":

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NULL, runner TEXT NOT NULL,
   runner_name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL,
   failure TEXT, stderr TEXT NOT NULL DEFAULT '', PRIMARY KEY (task, attempt));
-CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL, sent INTEGER NOT NULL);
 `;
 
 type Row = Record<string, SqlStorageValue>;
@@ -228,19 +228,25 @@ export class SqlStore implements RunStore {
   }
 
   runner(id: string): RunnerRow | undefined {
-    return this.sql.exec<{ id: string; name: string; credit: number }>(`SELECT id, name, credit FROM runners WHERE id = ?`, id).toArray()[0];
+    return this.runnerRows(`SELECT id, name, credit, sent FROM runners WHERE id = ?`, id)[0];
   }
 
   runners(): RunnerRow[] {
-    return this.sql.exec<{ id: string; name: string; credit: number }>(`SELECT id, name, credit FROM runners ORDER BY id`).toArray();
+    return this.runnerRows(`SELECT id, name, credit, sent FROM runners ORDER BY id`);
+  }
+
+  private runnerRows(query: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
+    return this.sql.exec<{ id: string; name: string; credit: number; sent: number }>(query, ...bindings).toArray();
   }
 
   putRunner(row: RunnerRow): void {
     this.sql.exec(
-      `INSERT INTO runners (id, name, credit) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit`,
+      `INSERT INTO runners (id, name, credit, sent) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent`,
       row.id,
       row.name,
       row.credit,
+      row.sent,
     );
   }
 

@@ -76,16 +76,21 @@ const result = z.strictObject({
 export type TaskResult = z.infer<typeof result>;
 
 const want = z.number().int().min(0).max(4096);
+/** Tasks received on this socket so far: lets the coordinator subtract frames still in flight. */
+const received = z.number().int().nonnegative();
 
 /** Frames a runner sends. */
 export const runnerMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0) }),
   /** Pool socket: how many slots are idle and which runs this runner is attached to. */
   z.strictObject({ type: z.literal("status"), free: want, runs: z.array(z.string()).max(1024) }),
-  /** Run socket: the number of further tasks this runner takes from this run now (absolute). */
-  z.strictObject({ type: z.literal("want"), want }),
-  /** Run socket: finished attempts, and the new `want`. */
-  z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want }),
+  /**
+   * Run socket: this runner takes `want` more tasks beyond the `received` it has had on this
+   * socket. Absolute, so a frame crossing a dispatch in flight never over-grants.
+   */
+  z.strictObject({ type: z.literal("want"), want, received }),
+  /** Run socket: finished attempts, and the new `want` (as in the "want" frame). */
+  z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want, received }),
   /** Run socket: tasks received beyond the runner's credit, handed back untouched. */
   z.strictObject({
     type: z.literal("reject"),

@@ -9,7 +9,7 @@
  */
 import type { Assignment, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
-import { type NodeRow, type RunStatus, type RunStore, type TaskRow } from "./store.js";
+import { type NodeRow, type RunnerRow, type RunStatus, type RunStore, type TaskRow } from "./store.js";
 
 /** Largest output kept in the run's own storage (a SQLite row holds at most 2 MB). */
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
@@ -17,8 +17,8 @@ export const MAX_OUTPUT_BYTES = 1024 * 1024;
 export type RunEvent =
   | { type: "start"; plan: ResolvedPlan }
   | { type: "attach"; runner: string; name: string; want: number }
-  | { type: "want"; runner: string; want: number }
-  | { type: "results"; runner: string; results: TaskResult[]; want: number }
+  | { type: "want"; runner: string; want: number; received: number }
+  | { type: "results"; runner: string; results: TaskResult[]; want: number; received: number }
   | { type: "reject"; runner: string; tasks: { task: string; attempt: number }[] }
   | { type: "detach"; runner: string };
 
@@ -59,18 +59,18 @@ export function transition(store: RunStore, event: RunEvent, now: number): Effec
       break;
     case "attach":
       if (finished) break;
-      store.putRunner({ id: event.runner, name: event.name, credit: event.want });
+      store.putRunner({ id: event.runner, name: event.name, credit: event.want, sent: 0 });
       break;
     case "want": {
       const runner = store.runner(event.runner);
       if (!runner) throw new IllegalTransition(status, event.type, `runner ${event.runner} is not attached`);
-      store.putRunner({ ...runner, credit: event.want });
+      store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
       break;
     }
     case "results": {
       const runner = store.runner(event.runner);
       for (const result of event.results) accept(store, event.runner, result, now);
-      if (runner && !finished) store.putRunner({ ...runner, credit: event.want });
+      if (runner && !finished) store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
       break;
     }
     case "reject":
@@ -94,6 +94,11 @@ export function transition(store: RunStore, event: RunEvent, now: number): Effec
     settle(store, effects);
   }
   return effects;
+}
+
+/** What a runner can take now: its `want`, less what was sent but had not reached it when it spoke. */
+function credit(runner: RunnerRow, want: number, received: number): number {
+  return Math.max(0, want - Math.max(0, runner.sent - received));
 }
 
 function start(store: RunStore, plan: ResolvedPlan): void {
@@ -167,7 +172,7 @@ function dispatch(store: RunStore, now: number, effects: Effect[]): void {
     const rows = store.ready(runner.credit);
     if (rows.length === 0) break;
     const tasks = rows.map((row) => assign(store, row, runner.id, runner.name, now, inputs));
-    store.putRunner({ ...runner, credit: runner.credit - tasks.length });
+    store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length });
     effects.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   const backlog = store.counts().ready;

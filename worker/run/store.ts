@@ -57,6 +57,8 @@ export interface RunnerRow {
   name: string;
   /** Tasks this runner will still take from this run. */
   credit: number;
+  /** Tasks sent to this runner since it attached (to discount frames still in flight). */
+  sent: number;
 }
 
 export interface RunStore {

@@ -1,0 +1,41 @@
+/**
+ * Shared set-up for end-to-end tests: a real local coordinator (wrangler dev) with its state in
+ * a temporary folder, real runner processes, and an API client; everything stopped afterwards.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "../../cli/client";
+import { DEV_TOKENS, ROOT, startCoordinator, startRunner, type Coordinator, type CoordinatorOptions, type Proc, type RunnerOptions } from "../../cli/local";
+
+export class Cluster {
+  readonly dir = mkdtempSync(join(tmpdir(), "distro-e2e-"));
+  coordinator!: Coordinator;
+  client!: Client;
+  readonly runners: Proc[] = [];
+
+  async start(options: CoordinatorOptions = {}): Promise<this> {
+    this.coordinator = await startCoordinator({ persistTo: join(this.dir, "state"), ...options });
+    this.client = new Client(this.coordinator.url, DEV_TOKENS.api);
+    return this;
+  }
+
+  runner(options: Partial<RunnerOptions> = {}): Proc {
+    const proc = startRunner({ coordinator: this.coordinator.url, cacheDir: join(this.dir, `cache-${this.runners.length}`), slots: 2, ...options });
+    this.runners.push(proc);
+    return proc;
+  }
+
+  /** Uploads built modules from wasm_tasks/build under their file names. */
+  async upload(...names: string[]): Promise<void> {
+    for (const name of names) {
+      await this.client.uploadModule(name.split("/").pop()!, readFileSync(join(ROOT, "wasm_tasks", "build", name)));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.runners.map((r) => r.stop("SIGKILL")));
+    await this.coordinator?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
