@@ -54,6 +54,8 @@ export interface RunInfo {
   status: string;
   counts: Record<string, number>;
   tasks_total: number;
+  created_at: number;
+  finished_at: number | null;
   url?: string;
   nodes?: NodeInfo[];
   tasks?: TaskInfo[];
@@ -99,8 +101,14 @@ export class Client {
     return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
   }
 
+  /** The run with its nodes and every task and attempt. */
   run(id: string): Promise<RunInfo> {
     return this.json(`/api/dags/${id}`);
+  }
+
+  /** The run's status and counts only: cheap to poll, whatever the run's size. */
+  summary(id: string): Promise<RunInfo> {
+    return this.json(`/api/dags/${id}?summary`);
   }
 
   async output(id: string, task: string): Promise<Uint8Array> {
@@ -111,7 +119,7 @@ export class Client {
   async wait(id: string, onChange: (run: RunInfo) => void = () => {}, intervalMs = 250): Promise<RunInfo> {
     let last = "";
     for (;;) {
-      const run = await this.run(id);
+      const run = await this.summary(id);
       const key = `${run.status} ${JSON.stringify(run.counts)}`;
       if (key !== last) {
         last = key;

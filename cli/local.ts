@@ -90,6 +90,8 @@ export class Proc {
 
 export interface CoordinatorOptions {
   port?: number;
+  /** Address to listen on (default 127.0.0.1; 0.0.0.0 lets other devices connect). */
+  ip?: string;
   /** Where local Durable Object, D1 and R2 state lives (default .wrangler/state). */
   persistTo?: string;
   /** Extra `--var NAME:value` bindings, overriding the dev tokens. */
@@ -110,7 +112,7 @@ export interface Coordinator {
 /** Starts `wrangler dev` and resolves once the Worker answers HTTP. */
 export async function startCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
   const port = options.port ?? (await freePort());
-  const args = [fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)), "dev", "--ip", "127.0.0.1", "--port", String(port)];
+  const args = [fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)), "dev", "--ip", options.ip ?? "127.0.0.1", "--port", String(port)];
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
   if (!options.noSecrets) {
     args.push("--env-file", ".dev.vars.example");

@@ -2,7 +2,8 @@
 // `npm start`: the local default. Starts the coordinator (wrangler dev, state in
 // .wrangler/state) and one runner, runs dags/hello_fanout.yaml, prints its result and the
 // status URL, and keeps serving until Ctrl-C. Extra `--var NAME:value` arguments go to
-// wrangler dev (e.g. `npm start -- --var API_TOKEN:secret`); PORT picks the port (default 8787).
+// wrangler dev (e.g. `npm start -- --var API_TOKEN:secret`); PORT picks the port (default 8787),
+// HOST the address (default 127.0.0.1; HOST=0.0.0.0 lets runners on other devices connect).
 import { main as distro } from "../dist/cli/distro.js";
 import { DEV_TOKENS, freePort, ROOT, startCoordinator, startRunner } from "../dist/cli/local.js";
 
@@ -32,7 +33,7 @@ async function portToUse() {
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 console.log("starting the local coordinator (wrangler dev)…");
-const coordinator = await startCoordinator({ port: await portToUse(), vars, echo: (l) => console.log(`[coordinator] ${l}`) });
+const coordinator = await startCoordinator({ port: await portToUse(), ip: process.env.HOST, vars, echo: (l) => console.log(`[coordinator] ${l}`) });
 console.log(`coordinator listening on ${coordinator.url} (${elapsed()})`);
 const runner = startRunner({ coordinator: coordinator.url, token: runnerToken, echo: (l) => console.log(`[runner] ${l}`) });
 

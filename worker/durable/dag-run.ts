@@ -22,6 +22,8 @@ export interface RunSummary {
   status: RunStatus;
   created_at: number;
   updated_at: number;
+  /** When the run reached its final status (null while it runs). */
+  finished_at: number | null;
   counts: Record<TaskState, number>;
   tasks_total: number;
 }
@@ -51,6 +53,11 @@ export class DagRun extends DurableObject<Env> {
     await this.apply({ type: "start", plan });
     await this.index();
     return this.summary()!;
+  }
+
+  /** The run's status and counts without its tasks, or null when no run lives here. */
+  async status(): Promise<RunSummary | null> {
+    return this.summary();
   }
 
   /** The run with every task and attempt, or null when no run lives here. */
@@ -149,6 +156,7 @@ export class DagRun extends DurableObject<Env> {
           await this.index();
           break;
         case "finished":
+          this.store.setMeta("finished_at", String(Date.now()));
           for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
           this.store.setMeta("demand", "0");
           await pool(this.env).demand(runId, 0);
@@ -167,6 +175,7 @@ export class DagRun extends DurableObject<Env> {
       status: this.store.status(),
       created_at: Number(this.store.meta("created_at")),
       updated_at: Date.now(),
+      finished_at: this.store.meta("finished_at") ? Number(this.store.meta("finished_at")) : null,
       counts,
       tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
     };

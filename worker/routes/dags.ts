@@ -44,7 +44,8 @@ export const dags = new Hono<{ Bindings: Env }>()
     return c.json({ runs: await recentRuns(c.env.DB, limit) });
   })
   .get("/:id", async (c) => {
-    const view = await runStub(c.env, c.req.param("id")).view();
+    const stub = runStub(c.env, c.req.param("id"));
+    const view = c.req.query("summary") === undefined ? await stub.view() : await stub.status();
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
