@@ -61,7 +61,7 @@ export class Link {
 
   private connect(): void {
     const { url, token, log, label } = this.options;
-    const ws = new WebSocket(toWs(url), { headers: { Authorization: `Bearer ${token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(toWs(url), { headers: { Authorization: `Bearer ${token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000, perMessageDeflate: false });
     this.ws = ws;
     let refusal: string | undefined;
     ws.on("open", () => {
