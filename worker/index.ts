@@ -18,7 +18,13 @@ app.route("/api/dags", dags);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
 
-app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+// Static assets are matched before the Worker in production; this serves them wherever a request
+// reaches the app first (tests, `run_worker_first` routes).
+app.notFound((c) => {
+  const path = new URL(c.req.url).pathname;
+  if (!path.startsWith("/api/") && c.req.method === "GET") return c.env.ASSETS.fetch(c.req.raw);
+  return c.json({ error: `no route ${c.req.method} ${path}` }, 404);
+});
 
 app.onError((err, c) => {
   if (err instanceof HTTPException) {

@@ -126,3 +126,18 @@ describe("POST /api/dags problems", () => {
     expect((await SELF.fetch(`${base}/api/dags/not-an-id`, { headers: API })).status).toBe(404);
   });
 });
+
+describe("status page", () => {
+  it("is served at / without a token, with its script", async () => {
+    const page = await SELF.fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain(`<script type="module" src="/app.js">`);
+    expect((await SELF.fetch(`${base}/app.js`)).status).toBe(200);
+  });
+
+  it("answers unknown API routes with a JSON 404", async () => {
+    const res = await SELF.fetch(`${base}/api/nothing`, { headers: API });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: string }).error).toMatch(/no route GET \/api\/nothing/);
+  });
+});

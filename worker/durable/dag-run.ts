@@ -9,11 +9,10 @@ import { DurableObject } from "cloudflare:workers";
 import type { ResolvedPlan } from "../dag/plan.js";
 import { indexRun } from "../db.js";
 import { pool, type Env } from "../env.js";
-import { decodeRunnerMessage } from "../protocol/codec.js";
 import { CLOSE, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { isFinal, transition, type Effect, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
-import { acceptRunnerSocket, refuse, runnerOf, send, setRunner, socketsOf } from "./sockets.js";
+import { acceptRunnerSocket, lastSocketOf, receiveFrame, send, socketsOf } from "./sockets.js";
 import { SqlStore, type TaskView } from "./sql-store.js";
 
 export interface RunSummary {
@@ -83,34 +82,25 @@ export class DagRun extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    try {
-      const decoded = decodeRunnerMessage(raw);
-      if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
-      const msg = decoded.message;
-      const runner = runnerOf(ws);
-      if (msg.type === "hello") {
-        if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
-        for (const other of socketsOf(this.ctx, msg.runner.id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
-        setRunner(ws, msg.runner.id);
+    await receiveFrame(this.ctx, ws, raw, {
+      hello: async (ws, hello) => {
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString() });
         if (isFinal(this.store.status())) return finish(ws, this.store.status());
-        return await this.apply({ type: "attach", runner: msg.runner.id, name: msg.runner.name, want: msg.want });
-      }
-      if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
-      switch (msg.type) {
-        case "want":
-          return await this.apply({ type: "want", runner, want: msg.want, received: msg.received });
-        case "results":
-          return await this.apply({ type: "results", runner, results: msg.results, want: msg.want, received: msg.received });
-        case "reject":
-          return await this.apply({ type: "reject", runner, tasks: msg.tasks });
-        case "status":
-          return send(ws, { type: "error", message: `"status" frames go to the pool socket, not a run socket`, fatal: false });
-      }
-    } catch (e) {
-      console.error("DagRun webSocketMessage", e);
-      send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
-    }
+        await this.apply({ type: "attach", runner: hello.runner.id, name: hello.runner.name, want: hello.want });
+      },
+      frame: async (ws, runner, msg) => {
+        switch (msg.type) {
+          case "want":
+            return this.apply({ type: "want", runner, want: msg.want, received: msg.received });
+          case "results":
+            return this.apply({ type: "results", runner, results: msg.results, want: msg.want, received: msg.received });
+          case "reject":
+            return this.apply({ type: "reject", runner, tasks: msg.tasks });
+          case "status":
+            return send(ws, { type: "error", message: `"status" frames go to the pool socket, not a run socket`, fatal: false });
+        }
+      },
+    });
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
@@ -123,8 +113,8 @@ export class DagRun extends DurableObject<Env> {
 
   private async dropSocket(ws: WebSocket): Promise<void> {
     try {
-      const runner = runnerOf(ws);
-      if (!runner || socketsOf(this.ctx, runner).some((other) => other !== ws)) return;
+      const runner = lastSocketOf(this.ctx, ws);
+      if (!runner) return;
       if (!this.store.meta("id") || isFinal(this.store.status())) return;
       await this.apply({ type: "detach", runner });
     } catch (e) {

@@ -7,9 +7,8 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.js";
-import { decodeRunnerMessage } from "../protocol/codec.js";
-import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
-import { acceptRunnerSocket, refuse, runnerOf, send, setRunner, socketsOf } from "./sockets.js";
+import { PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
+import { acceptRunnerSocket, lastSocketOf, receiveFrame, send, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
@@ -75,37 +74,27 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    try {
-      const decoded = decodeRunnerMessage(raw);
-      if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
-      const msg = decoded.message;
-      const now = Date.now();
-      if (msg.type === "hello") {
-        if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
-        const id = msg.runner.id;
-        for (const other of socketsOf(this.ctx, id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
-        setRunner(ws, id);
+    await receiveFrame(this.ctx, ws, raw, {
+      hello: (ws, { runner }) => {
+        const now = Date.now();
         this.sql.exec(
           `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
            ON CONFLICT (id) DO UPDATE SET info = excluded.info, free = excluded.free, runs = '[]', last_seen = excluded.last_seen`,
-          id,
-          JSON.stringify(msg.runner),
-          msg.runner.slots,
+          runner.id,
+          JSON.stringify(runner),
+          runner.slots,
           now,
           now,
         );
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION });
-        return this.match(id, msg.runner.slots, []);
-      }
-      const runner = runnerOf(ws);
-      if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
-      if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
-      this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), now, runner);
-      this.match(runner, msg.free, msg.runs);
-    } catch (e) {
-      console.error("RunnerPool webSocketMessage", e);
-      send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
-    }
+        this.match(runner.id, runner.slots, []);
+      },
+      frame: (ws, runner, msg) => {
+        if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
+        this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
+        this.match(runner, msg.free, msg.runs);
+      },
+    });
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
@@ -117,8 +106,8 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   private drop(ws: WebSocket): void {
-    const runner = runnerOf(ws);
-    if (runner && !socketsOf(this.ctx, runner).some((other) => other !== ws)) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+    const runner = lastSocketOf(this.ctx, ws);
+    if (runner) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
   }
 
   /** Points an idle runner at the oldest run with unmet demand that it is not already in. */

@@ -2,8 +2,8 @@
  * Helpers for the hibernatable runner sockets both Durable Objects accept: each socket carries
  * an attachment naming its runner once that runner has said hello.
  */
-import { encode } from "../protocol/codec.js";
-import { CLOSE, type CoordinatorMessage } from "../protocol/messages.js";
+import { decodeRunnerMessage, encode } from "../protocol/codec.js";
+import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../protocol/messages.js";
 
 export interface Attachment {
   runner: string | null;
@@ -29,6 +29,46 @@ export function setRunner(ws: WebSocket, runner: string): void {
 /** The open sockets of one runner. */
 export function socketsOf(ctx: DurableObjectState, runner: string): WebSocket[] {
   return ctx.getWebSockets().filter((ws) => runnerOf(ws) === runner);
+}
+
+export type Hello = Extract<RunnerMessage, { type: "hello" }>;
+export type RunnerFrame = Exclude<RunnerMessage, { type: "hello" }>;
+
+/**
+ * Receives one frame on a runner socket: decodes it (a bad frame gets an error frame, the socket
+ * stays), admits `hello` in the supported protocol (replacing an older socket of the same
+ * runner), refuses any other first frame, and hands the rest to `frame`. Never throws.
+ */
+export async function receiveFrame(
+  ctx: DurableObjectState,
+  ws: WebSocket,
+  raw: string | ArrayBuffer,
+  handlers: { hello(ws: WebSocket, hello: Hello): unknown; frame(ws: WebSocket, runner: string, frame: RunnerFrame): unknown },
+): Promise<void> {
+  try {
+    const decoded = decodeRunnerMessage(raw);
+    if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
+    const msg = decoded.message;
+    if (msg.type === "hello") {
+      if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
+      for (const other of socketsOf(ctx, msg.runner.id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
+      setRunner(ws, msg.runner.id);
+      await handlers.hello(ws, msg);
+      return;
+    }
+    const runner = runnerOf(ws);
+    if (!runner) return refuse(ws, `the first frame must be "hello", got "${msg.type}"`);
+    await handlers.frame(ws, runner, msg);
+  } catch (e) {
+    console.error("runner frame", e);
+    send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
+  }
+}
+
+/** The runner of a closing socket, if no other socket of that runner remains open. */
+export function lastSocketOf(ctx: DurableObjectState, ws: WebSocket): string | null {
+  const runner = runnerOf(ws);
+  return runner && !socketsOf(ctx, runner).some((other) => other !== ws) ? runner : null;
 }
 
 /** Sends a frame; a socket that closed under us is left to its close handler. */
