@@ -55,9 +55,12 @@ async function main(): Promise<void> {
   });
   let signals = 0;
   const onSignal = (signal: string) => {
-    if (++signals > 1) process.exit(130);
-    log.info(`${signal}: stopping`);
-    void runner.stop(0).then(() => process.exit(0));
+    if (++signals > 1) {
+      log.info(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    log.info(`${signal}: stopping (a second signal exits at once)`);
+    void runner.stop(config.graceMs).then(() => process.exit(0));
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));

@@ -6,9 +6,11 @@
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { parseDuration } from "../worker/dag/units.js";
 
 export const DEFAULTS = {
   slots: "auto" as const,
+  graceMs: 30_000,
   ramPerSlotBytes: 128 * 1024 ** 2,
   reserveRamBytes: 512 * 1024 ** 2,
   reconnect: { initialMs: 500, maxMs: 30_000, factor: 2 },
@@ -22,6 +24,8 @@ export interface RunnerConfig {
   labels: string[];
   cacheDir: string;
   verbose: boolean;
+  /** On SIGINT/SIGTERM, how long running tasks may take to finish before they are handed back. */
+  graceMs: number;
 }
 
 export class UsageError extends Error {}
@@ -38,6 +42,8 @@ Options:
   --name NAME         name shown on the status page (default: host name)
   --labels a,b        labels tasks can require (requires: { labels: [...] })
   --cache-dir DIR     where modules are cached (default ~/.cache/distro/modules)
+  --grace DURATION    on SIGINT/SIGTERM, time running tasks get to finish before they are
+                      handed back (default 30s; a second signal exits at once)
   --verbose           log connections and frames as well as tasks
   -h, --help          show this help
   --version           print the version`;
@@ -57,6 +63,7 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
         name: { type: "string" },
         labels: { type: "string" },
         "cache-dir": { type: "string" },
+        grace: { type: "string" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -84,6 +91,12 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     slots = Number(slotsText);
     if (!Number.isInteger(slots) || slots < 1 || slots > 1024) throw new UsageError(`--slots: expected a whole number from 1 to 1024 or "auto", got "${slotsText}"`);
   }
+  let graceMs = DEFAULTS.graceMs;
+  if (values.grace !== undefined) {
+    const parsed = values.grace === "0" ? 0 : parseDuration(values.grace);
+    if (parsed === undefined) throw new UsageError(`--grace: expected a duration such as "30s" or "0", got "${values.grace}"`);
+    graceMs = parsed;
+  }
   const labels = (values.labels ?? "").split(",").map((l) => l.trim()).filter(Boolean);
   return {
     coordinator: url,
@@ -93,5 +106,6 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     labels,
     cacheDir: values["cache-dir"] ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "distro", "modules"),
     verbose: values.verbose ?? false,
+    graceMs,
   };
 }

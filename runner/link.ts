@@ -2,11 +2,12 @@
  * One outbound WebSocket to the coordinator that survives the coordinator going away: it
  * reconnects with capped exponential back-off and jitter, logging one line per attempt, until
  * it is closed, the coordinator ends it for good (run finished, replaced), or the coordinator
- * refuses the token. Frames are decoded and validated here.
+ * refuses the token. Frames are decoded and validated here, and heartbeats sent: a "ping" three
+ * times per heartbeat period the coordinator announces in its welcome.
  */
 import WebSocket from "ws";
 import { decodeCoordinatorMessage, encode } from "../worker/protocol/codec.js";
-import { CLOSE, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../worker/protocol/messages.js";
+import { CLOSE, HEARTBEAT, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../worker/protocol/messages.js";
 import { DEFAULTS } from "./config.js";
 import type { Logger } from "./log.js";
 
@@ -30,6 +31,7 @@ const FINAL_CLOSES = new Set<number>([CLOSE.finished, CLOSE.replaced, CLOSE.prot
 export class Link {
   private ws: WebSocket | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private pinger: NodeJS.Timeout | undefined;
   private failures = 0;
   private ended = false;
 
@@ -55,6 +57,7 @@ export class Link {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
+    clearInterval(this.pinger);
     this.ws?.close(1000, reason);
     this.options.onEnd(reason, false);
   }
@@ -71,8 +74,10 @@ export class Link {
       this.options.onOpen();
     });
     ws.on("message", (data, isBinary) => {
+      if (!isBinary && data.toString() === HEARTBEAT.pong) return;
       const decoded = decodeCoordinatorMessage(isBinary ? new Uint8Array(data as Buffer) : data.toString());
       if (!decoded.ok) return log.info(`${label}: ignored a bad frame from the coordinator: ${decoded.error}`);
+      if (decoded.message.type === "welcome") this.heartbeat(ws, decoded.message.heartbeatMs);
       this.options.onMessage(decoded.message);
     });
     ws.on("unexpected-response", (_req, res) => {
@@ -92,10 +97,19 @@ export class Link {
       refusal ??= err.message;
     });
     ws.on("close", (code, reason) => {
-      if (this.ws !== ws || this.ended) return;
+      if (this.ws !== ws) return;
+      clearInterval(this.pinger);
+      if (this.ended) return;
       if (FINAL_CLOSES.has(code)) return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
       if (refusal === undefined || !refusal.startsWith("HTTP")) this.retry(refusal ?? `connection closed (code ${code})`);
     });
+  }
+
+  private heartbeat(ws: WebSocket, periodMs: number): void {
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT.ping);
+    }, Math.max(100, Math.floor(periodMs / 3)));
   }
 
   private retry(why: string): void {
@@ -116,6 +130,7 @@ export class Link {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
+    clearInterval(this.pinger);
     this.ws?.terminate();
     this.options.onEnd(reason, fatal);
   }

@@ -3,7 +3,8 @@
  * runs the tasks. It hands its idle slots to runs as credit (`want`), never taking more tasks
  * than it has slots: a task that arrives beyond the credit goes straight back (`reject`).
  * A freed slot goes back to the run it came from while that run has a backlog, otherwise to
- * the run with the largest backlog.
+ * the run with the largest backlog. Results wait in a queue until a socket takes them, so a
+ * reconnect loses none; on reconnecting the runner says which attempts it still holds.
  */
 import { randomBytes } from "node:crypto";
 import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
@@ -14,6 +15,13 @@ import { Link } from "./link.js";
 import type { Logger } from "./log.js";
 import { ModuleError, type ModuleCache } from "./modules.js";
 
+interface Running {
+  task: Assignment;
+  abort: AbortController;
+  /** Set when the attempt is stopped on purpose: its result is not sent. */
+  dropped?: "cancelled" | "handed back";
+}
+
 interface RunState {
   id: string;
   link: Link;
@@ -21,6 +29,7 @@ interface RunState {
   credit: number;
   /** Ready tasks the run had left when it last sent us work. */
   backlog: number;
+  running: Map<string, Running>;
   results: TaskResult[];
   flushing: boolean;
   /** Tasks received on the current socket (reset when it reconnects). */
@@ -36,9 +45,10 @@ export interface RunnerParts {
 }
 
 /** Lifecycle of the runner process. */
-export type RunnerState = "connecting" | "ready" | "stopped";
+export type RunnerState = "connecting" | "ready" | "draining" | "stopped";
 
 const STDERR_TAIL = 4096;
+const attemptKey = (a: { task: string; attempt: number }) => `${a.task}#${a.attempt}`;
 
 export class Runner {
   private readonly runs = new Map<string, RunState>();
@@ -47,7 +57,8 @@ export class Runner {
   private statusTimer: NodeJS.Timeout | undefined;
   private lastStatus = "";
   private state: RunnerState = "connecting";
-  /** Tasks finished by this process, by run (tests and the status line read it). */
+  private idle: (() => void) | undefined;
+  /** Tasks finished by this process, by run. */
   readonly done = new Map<string, number>();
 
   constructor(private readonly parts: RunnerParts) {}
@@ -65,30 +76,58 @@ export class Runner {
       label: "pool",
       log,
       onOpen: () => {
-        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: 0 });
+        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: 0, holding: [] });
         this.lastStatus = "";
-        this.setState("ready");
+        if (this.state === "connecting") this.setState("ready");
         this.reportStatus();
       },
-      onMessage: (m) => this.onPoolMessage(m),
+      onMessage: (m) => {
+        if (m.type === "join") this.join(m.run);
+        else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
+      },
       onEnd: (reason, fatal) => {
         log.info(`pool: ${reason}`);
-        if (fatal) this.stop(1);
+        if (fatal) void this.stop(0).then(() => process.exit(1));
       },
     });
     this.poolLink.start();
   }
 
-  /** Closes every link and thread; resolves when the threads are gone. */
-  async stop(code = 0): Promise<number> {
-    if (this.state === "stopped") return code;
-    this.setState("stopped");
+  /**
+   * Stops taking tasks, lets running ones finish for up to `graceMs`, hands back the rest
+   * (the coordinator re-queues them without counting a failure), then closes everything.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.state === "stopped" || this.state === "draining") return;
+    this.setState("draining");
     clearTimeout(this.statusTimer);
+    for (const run of this.runs.values()) {
+      run.credit = 0;
+      run.link.send({ type: "want", want: 0, received: run.received });
+    }
+    if (this.running > 0) {
+      this.parts.log.info(`draining: waiting up to ${graceMs} ms for ${this.running} running task(s)`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const run of this.runs.values()) {
+      const back = [...run.running.values()];
+      for (const r of back) this.drop(r, "handed back");
+      if (back.length > 0) {
+        run.link.send({ type: "reject", tasks: back.map((r) => ({ task: r.task.task, attempt: r.task.attempt })) });
+        this.parts.log.info(`run ${run.id.slice(0, 8)}: handed back ${back.length} unfinished task(s)`);
+      }
+      this.flush(run);
+    }
+    this.setState("stopped");
     for (const run of this.runs.values()) run.link.close("runner stopping");
     this.poolLink?.close("runner stopping");
     await this.parts.threads.close();
-    process.exitCode = code;
-    return code;
   }
 
   private setState(next: RunnerState): void {
@@ -97,9 +136,8 @@ export class Runner {
     this.state = next;
   }
 
-  private onPoolMessage(m: CoordinatorMessage): void {
-    if (m.type === "join") this.join(m.run);
-    else if (m.type === "error") this.parts.log.info(`pool: coordinator says: ${m.message}`);
+  private get accepting(): boolean {
+    return this.state === "connecting" || this.state === "ready";
   }
 
   /** Slots neither running a task nor promised to a run. */
@@ -111,7 +149,7 @@ export class Runner {
 
   /** A run needs slots: attach to it (once) and move idle credit to it from runs with nothing to do. */
   private join(id: string): void {
-    if (this.state === "stopped") return;
+    if (!this.accepting) return;
     let run = this.runs.get(id);
     let moved = 0;
     for (const other of this.runs.values()) {
@@ -137,19 +175,23 @@ export class Runner {
       onOpen: () => {
         const state = this.runs.get(id);
         if (!state) return;
-        state.credit += this.unassigned();
+        if (this.accepting) state.credit += this.unassigned();
         state.received = 0;
-        link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit });
+        const holding = [...[...state.running.values()].map((r) => r.task), ...state.results].map((a) => ({ task: a.task, attempt: a.attempt }));
+        link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit, holding });
+        this.flush(state);
         this.reportStatus();
       },
       onMessage: (m) => this.onRunMessage(id, m),
       onEnd: (reason) => {
         log.debug(`${label}: ended (${reason})`);
+        const state = this.runs.get(id);
+        if (state) for (const r of state.running.values()) this.drop(r, "cancelled");
         this.runs.delete(id);
         this.reportStatus();
       },
     });
-    run = { id, link, credit: moved, backlog: 1, results: [], flushing: false, received: 0 };
+    run = { id, link, credit: moved, backlog: 1, running: new Map(), results: [], flushing: false, received: 0 };
     this.runs.set(id, run);
     log.info(`${label}: joining`);
     link.start();
@@ -158,6 +200,11 @@ export class Runner {
   private grant(run: RunState, n: number): void {
     run.credit += n;
     run.link.send({ type: "want", want: run.credit, received: run.received });
+  }
+
+  private drop(r: Running, why: "cancelled" | "handed back"): void {
+    r.dropped = why;
+    r.abort.abort();
   }
 
   private onRunMessage(id: string, m: CoordinatorMessage): void {
@@ -169,7 +216,7 @@ export class Runner {
         run.received += m.tasks.length;
         const rejected: { task: string; attempt: number }[] = [];
         for (const task of m.tasks) {
-          if (run.credit <= 0 || this.state === "stopped") {
+          if (run.credit <= 0 || !this.accepting) {
             rejected.push({ task: task.task, attempt: task.attempt });
             continue;
           }
@@ -181,7 +228,14 @@ export class Runner {
         this.reportStatus();
         break;
       }
+      case "cancel":
+        for (const ref of m.tasks) {
+          const r = run.running.get(attemptKey(ref));
+          if (r) this.drop(r, "cancelled");
+        }
+        break;
       case "finished":
+        for (const r of run.running.values()) this.drop(r, "cancelled");
         this.parts.log.info(`run ${id.slice(0, 8)}: ${m.status} (${this.done.get(id) ?? 0} task(s) ran here)`);
         break;
       case "error":
@@ -195,32 +249,43 @@ export class Runner {
 
   private async execute(run: RunState, task: Assignment): Promise<void> {
     const started = performance.now();
+    const entry: Running = { task, abort: new AbortController() };
+    run.running.set(attemptKey(task), entry);
     let outcome: JobOutcome;
     try {
       const module = await this.parts.modules.get(task.module);
-      outcome = await this.parts.threads.run({
-        module,
-        args: [task.task, ...task.args],
-        env: task.env,
-        stdin: new TextEncoder().encode(task.stdin),
-        maxOutputBytes: task.maxOutputBytes,
-        timeoutMs: task.timeoutMs,
-      });
+      outcome = await this.parts.threads.run(
+        {
+          module,
+          args: [task.task, ...task.args],
+          env: task.env,
+          stdin: new TextEncoder().encode(task.stdin),
+          maxOutputBytes: task.maxOutputBytes,
+          timeoutMs: task.timeoutMs,
+        },
+        entry.abort.signal,
+      );
     } catch (e) {
       const failure = e instanceof ModuleError ? e.failure : { kind: "bad_module" as const, message: (e as Error).message, retryable: false };
       outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : "bad_module", message: failure.message, stderr: "" };
     }
-    const result = toResult(task, outcome, performance.now() - started);
+    run.running.delete(attemptKey(task));
     this.running--;
-    this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
-    const ms = Math.round(result.durationMs);
-    this.parts.log.info(
-      result.ok
-        ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${Buffer.byteLength(result.output ?? "", "base64")} bytes out)`
-        : `task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${result.failure!.kind}: ${result.failure!.message})`,
-    );
+    const ms = Math.round(performance.now() - started);
+    if (entry.dropped) {
+      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`);
+    } else {
+      const result = toResult(task, outcome, ms);
+      this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
+      this.parts.log.info(
+        result.ok
+          ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${Buffer.byteLength(result.output ?? "", "base64")} bytes out)`
+          : `task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${result.failure!.kind}: ${result.failure!.message})`,
+      );
+      run.results.push(result);
+    }
+    if (this.running === 0) this.idle?.();
     this.freeSlot(run);
-    run.results.push(result);
     if (!run.flushing) {
       run.flushing = true;
       setImmediate(() => this.flush(run));
@@ -229,7 +294,7 @@ export class Runner {
 
   /** Gives a freed slot to the run it came from while that run has work, else to the busiest run. */
   private freeSlot(from: RunState): void {
-    if (this.state === "stopped") return;
+    if (!this.accepting) return;
     const attached = this.runs.get(from.id) === from;
     if (attached && from.backlog > 0) {
       from.credit++;
@@ -242,19 +307,19 @@ export class Runner {
     this.reportStatus();
   }
 
+  /** Sends queued results; those the socket cannot take now wait for the reconnect. */
   private flush(run: RunState): void {
     run.flushing = false;
-    if (run.results.length === 0) return;
-    const results = run.results.splice(0, 1024);
-    if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) {
-      this.parts.log.debug(`run ${run.id.slice(0, 8)}: ${results.length} result(s) dropped, the socket is closed (the coordinator re-queues them)`);
+    while (run.results.length > 0 && run.link.open) {
+      const results = run.results.slice(0, 1024);
+      if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) break;
+      run.results.splice(0, results.length);
     }
-    if (run.results.length > 0) this.flush(run);
   }
 
   /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */
   private reportStatus(): void {
-    if (this.statusTimer || this.state === "stopped") return;
+    if (this.statusTimer || !this.accepting) return;
     this.statusTimer = setTimeout(() => {
       this.statusTimer = undefined;
       const status = { type: "status" as const, free: Math.max(0, this.slots - this.running), runs: [...this.runs.keys()] };
@@ -272,7 +337,7 @@ export function toResult(task: Assignment, outcome: JobOutcome, durationMs: numb
   if (outcome.type === "exit") {
     return { ...base, ok: false, failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code } };
   }
-  const kind = outcome.kind === "crash" ? "lost" : outcome.kind;
+  const kind = outcome.kind === "crash" || outcome.kind === "cancelled" ? "lost" : outcome.kind;
   const retryable = kind === "trap" || kind === "timeout" || kind === "lost";
   return { ...base, ok: false, failure: { kind, message: outcome.message, retryable } };
 }

@@ -13,6 +13,14 @@ export interface Env {
   ASSETS: Fetcher;
   API_TOKEN?: string;
   RUNNER_TOKEN?: string;
+  /** A runner silent this long (ms) loses its leases; default 15000. */
+  HEARTBEAT_TIMEOUT_MS?: string;
+}
+
+/** The heartbeat limit from the environment, validated. */
+export function heartbeatMs(env: Env): number {
+  const ms = Number(env.HEARTBEAT_TIMEOUT_MS ?? 15_000);
+  return Number.isFinite(ms) && ms >= 500 ? ms : 15_000;
 }
 
 /** The single RunnerPool object. */

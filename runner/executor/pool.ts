@@ -17,7 +17,7 @@ export interface Job {
 
 export type JobOutcome =
   | { type: "exit"; code: number; stdout: Uint8Array; stderr: string }
-  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash"; message: string; stderr: string };
+  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled"; message: string; stderr: string };
 
 interface Slot {
   worker: Worker;
@@ -44,11 +44,27 @@ export class ThreadPool {
     return this.slots.length;
   }
 
-  /** Runs one job; never rejects: every way a task can end is a JobOutcome. */
-  run(job: Job): Promise<JobOutcome> {
+  /**
+   * Runs one job; never rejects: every way a task can end is a JobOutcome. Aborting `signal`
+   * ends the job as cancelled, terminating its thread if it is running.
+   */
+  run(job: Job, signal?: AbortSignal): Promise<JobOutcome> {
+    const cancelled: JobOutcome = { type: "error", kind: "cancelled", message: "the attempt was cancelled", stderr: "" };
     if (this.closed) return Promise.resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+    if (signal?.aborted) return Promise.resolve(cancelled);
     return new Promise((resolve) => {
-      this.queue.push({ job, resolve });
+      const entry = { job, resolve };
+      this.queue.push(entry);
+      signal?.addEventListener("abort", () => {
+        const queued = this.queue.indexOf(entry);
+        if (queued >= 0) {
+          this.queue.splice(queued, 1);
+          resolve(cancelled);
+          return;
+        }
+        const slot = this.slots.find((s) => s.job?.resolve === resolve);
+        if (slot) this.replace(slot, cancelled);
+      });
       this.pump();
     });
   }

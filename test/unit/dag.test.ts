@@ -85,8 +85,8 @@ describe("task ABI helpers", () => {
   });
 
   it("builds the envelope with item and index only for mapped instances", () => {
-    const node = { id: "t", module: "m", deps: [], instances: 2, items: ["a", "b"], args: [], env: {}, params: { p: 1 }, retries: 0, timeoutMs: 1, memoryBytes: 1, priority: 0 };
-    expect(JSON.parse(envelope(node, 1, { d: 3 }))).toEqual({ task: "t[1]", params: { p: 1 }, inputs: { d: 3 }, item: "b", index: 1 });
-    expect(JSON.parse(envelope({ ...node, instances: null }, null, {}))).toEqual({ task: "t", params: { p: 1 }, inputs: {} });
+    const node = { id: "t", module: "m", deps: [], instances: 2, items: ["a", "b"], args: [], env: {}, params: { p: 1 }, retries: 0, retryDelayMs: 0, retryDelayMaxMs: 0, timeoutMs: 1, memoryBytes: 1, priority: 0 };
+    expect(JSON.parse(envelope(node, 1, { d: 3 }, 2))).toEqual({ task: "t[1]", attempt: 2, params: { p: 1 }, inputs: { d: 3 }, item: "b", index: 1 });
+    expect(JSON.parse(envelope({ ...node, instances: null }, null, {}, 1))).toEqual({ task: "t", attempt: 1, params: { p: 1 }, inputs: {} });
   });
 });

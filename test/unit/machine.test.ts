@@ -42,7 +42,7 @@ tasks:
   - { id: high, module: m, priority: 5 }
   - { id: mid, module: m, map: { range: [0, 3] } }
 `);
-    const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1);
+    const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1);
     expect(dispatched(effects).map((a) => a.task)).toEqual(["high", "low"]);
     expect(effects).toContainEqual({ type: "demand", ready: 3 });
     expect(effects).toContainEqual({ type: "status", status: "running" });
@@ -56,7 +56,7 @@ tasks:
   - { id: b, module: m, depends_on: [a], map: { items: [p, q] } }
   - { id: c, module: m, depends_on: [b, a] }
 `);
-    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1));
     const bs = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2, received: sent(store, "r") }, 2));
     expect(bs.map((x) => x.task)).toEqual(["b[0]", "b[1]"]);
     expect(JSON.parse(bs[1]!.stdin)).toMatchObject({ inputs: { a: { n: 1 } }, item: "q", index: 1 });
@@ -69,17 +69,21 @@ tasks:
   it("retries a retryable failure, then fails the task and skips everything downstream", () => {
     const store = started(`
 tasks:
-  - { id: a, module: m, retries: 1 }
+  - { id: a, module: m, retries: 1, retry_delay: 1s }
   - { id: b, module: m, depends_on: [a] }
   - { id: c, module: m, depends_on: [b] }
   - { id: free, module: m }
 `);
-    let [first, other] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2 }, 1));
+    let [first, other] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1));
     expect(first!.task).toBe("a");
     let effects = transition(store, { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1, received: sent(store, "r") }, 2);
-    const [retry] = dispatched(effects);
+    expect(dispatched(effects)).toEqual([]);
+    expect(store.task("a")!.state).toBe("backoff");
+    expect(store.nextDeadline()).toBe(1002);
+    expect(dispatched(transition(store, { type: "tick" }, 1001))).toEqual([]);
+    const [retry] = dispatched(transition(store, { type: "tick" }, 1002));
     expect(retry).toMatchObject({ task: "a", attempt: 2 });
-    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1, received: sent(store, "r") }, 3);
+    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1, received: sent(store, "r") }, 1003);
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.task("a")!.state).toBe("failed");
     expect(store.task("b")!.state).toBe("skipped");
@@ -89,7 +93,7 @@ tasks:
 
   it("does not retry a failure marked not retryable", () => {
     const store = started(`tasks: [{ id: a, module: m, retries: 5 }]`);
-    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1 }, 1));
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
     const effects = transition(store, { type: "results", runner: "r", results: [failed(a!, false)], want: 1, received: sent(store, "r") }, 2);
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.attempts).toHaveLength(1);
@@ -97,8 +101,8 @@ tasks:
 
   it("ignores a result from another runner or for an older attempt", () => {
     const store = started(`tasks: [{ id: a, module: m }]`);
-    transition(store, { type: "attach", runner: "r1", name: "r1", want: 1 }, 1);
-    transition(store, { type: "attach", runner: "r2", name: "r2", want: 1 }, 1);
+    transition(store, { type: "attach", runner: "r1", name: "r1", want: 1, holding: [] }, 1);
+    transition(store, { type: "attach", runner: "r2", name: "r2", want: 1, holding: [] }, 1);
     const lease = store.task("a")!;
     const stranger = lease.runner === "r1" ? "r2" : "r1";
     transition(store, { type: "results", runner: stranger, results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }], want: 1, received: sent(store, stranger) }, 2);
@@ -109,7 +113,7 @@ tasks:
 
   it("re-queues a departed runner's attempts and takes back rejected tasks without charging them", () => {
     const store = started(`tasks: [{ id: a, module: m, retries: 0 }, { id: b, module: m, retries: 0 }]`);
-    transition(store, { type: "attach", runner: "r1", name: "r1", want: 2 }, 1);
+    transition(store, { type: "attach", runner: "r1", name: "r1", want: 2, holding: [] }, 1);
     const effects = transition(store, { type: "reject", runner: "r1", tasks: [{ task: "b", attempt: 1 }] }, 2);
     expect(store.task("b")).toMatchObject({ state: "ready", failures: 0 });
     expect(effects).toContainEqual({ type: "demand", ready: 1 });
@@ -120,7 +124,7 @@ tasks:
 
   it("discounts tasks still in flight when a runner's want crosses a dispatch", () => {
     const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }, { id: c, module: m }, { id: d, module: m }]`);
-    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1 }, 1));
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
     // The runner grants one more before it has seen `a`: only one new task may go out, not two.
     const more = dispatched(transition(store, { type: "want", runner: "r", want: 1, received: 0 }, 2));
     expect(more).toHaveLength(0);
@@ -150,7 +154,7 @@ describe("property: random DAGs, runners and failures", () => {
     fc.assert(
       fc.property(dagArb, fc.array(fc.nat(), { minLength: 200, maxLength: 200 }), (nodes, dice) => {
         const yaml = `tasks:\n${nodes
-          .map((n) => `  - { id: ${n.id}, module: m, retries: 3, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`)
+          .map((n) => `  - { id: ${n.id}, module: m, retries: 3, retry_delay: 0, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`)
           .join("\n")}\n`;
         const store = started(yaml);
         let roll = 0;
@@ -161,7 +165,7 @@ describe("property: random DAGs, runners and failures", () => {
         const take = (effects: Effect[]) => {
           for (const e of effects) if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
         };
-        for (const r of ["r1", "r2", "r3"]) take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3) }, clock++));
+        for (const r of ["r1", "r2", "r3"]) take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [] }, clock++));
         let finished: string | undefined;
         for (let steps = 0; inflight.length > 0 && steps < 10_000; steps++) {
           const { runner, a } = inflight.splice(die() % inflight.length, 1)[0]!;

@@ -5,6 +5,7 @@
 import {
   TASK_STATES,
   type AttemptRow,
+  type DeadlineKind,
   type NodeRow,
   type RunnerRow,
   type RunStatus,
@@ -19,6 +20,7 @@ export class MemoryStore implements RunStore {
   readonly tasks = new Map<string, TaskRow & { seq: number; priority: number; output?: Uint8Array }>();
   readonly attempts: AttemptRow[] = [];
   readonly runnerRows = new Map<string, RunnerRow>();
+  readonly deadlines = new Map<string, { kind: DeadlineKind; key: string; at: number }>();
 
   status() {
     return this.runStatus;
@@ -67,6 +69,19 @@ export class MemoryStore implements RunStore {
     }
     return moved;
   }
+  moveAll(from: TaskState, to: TaskState) {
+    let moved = 0;
+    for (const t of this.tasks.values()) {
+      if (t.state === from) {
+        t.state = to;
+        moved++;
+      }
+    }
+    return moved;
+  }
+  leased() {
+    return [...this.tasks.values()].filter((t) => t.state === "leased").map((t) => this.task(t.key)!);
+  }
   ready(limit: number) {
     return [...this.tasks.values()]
       .filter((t) => t.state === "ready")
@@ -96,6 +111,26 @@ export class MemoryStore implements RunStore {
   }
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">) {
     Object.assign(this.attempts.find((a) => a.task === task && a.attempt === attempt)!, end);
+  }
+  noteAttempt(task: string, attempt: number, note: string) {
+    const a = this.attempts.find((x) => x.task === task && x.attempt === attempt);
+    if (a) a.note = note;
+  }
+  setDeadline(kind: DeadlineKind, key: string, at: number) {
+    this.deadlines.set(`${kind}:${key}`, { kind, key, at });
+  }
+  clearDeadline(kind: DeadlineKind, key: string) {
+    this.deadlines.delete(`${kind}:${key}`);
+  }
+  clearDeadlines() {
+    this.deadlines.clear();
+  }
+  dueDeadlines(now: number, limit: number) {
+    return [...this.deadlines.values()].filter((d) => d.at <= now).sort((a, b) => a.at - b.at).slice(0, limit);
+  }
+  nextDeadline() {
+    const all = [...this.deadlines.values()].map((d) => d.at);
+    return all.length ? Math.min(...all) : null;
   }
   runner(id: string) {
     const r = this.runnerRows.get(id);

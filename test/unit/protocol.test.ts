@@ -5,7 +5,7 @@ import { decodeCoordinatorMessage, decodeRunnerMessage, encode } from "../../wor
 import { PROTOCOL_VERSION } from "../../worker/protocol/messages";
 
 const GOLDEN_RUNNER = [
-  `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4}`,
+  `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4,"holding":[{"task":"greet[1]","attempt":2}]}`,
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
   `{"type":"want","want":3,"received":12}`,
   `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1,"received":5}`,
@@ -14,7 +14,8 @@ const GOLDEN_RUNNER = [
 ];
 
 const GOLDEN_COORDINATOR = [
-  `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}"}`,
+  `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}","heartbeatMs":15000}`,
+  `{"type":"cancel","tasks":[{"task":"greet[0]","attempt":1}]}`,
   `{"type":"join","run":"${"b".repeat(64)}"}`,
   `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],"env":{},"stdin":"{}","timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":1048576}],"backlog":2}`,
   `{"type":"finished","status":"succeeded"}`,

@@ -111,14 +111,14 @@ tasks:
     await run.next("welcome");
     const first = await run.next("tasks");
     expect(first.tasks.map((t) => t.task)).toEqual(["a"]);
-    expect(JSON.parse(first.tasks[0]!.stdin)).toEqual({ task: "a", params: { base: 10 }, inputs: {} });
+    expect(JSON.parse(first.tasks[0]!.stdin)).toEqual({ task: "a", attempt: 1, params: { base: 10 }, inputs: {} });
 
     run.send({ type: "results", results: [ok(first.tasks[0]!, `{"seed":7}`)], want: 2, received: 1 });
     const second = await run.next("tasks");
     expect(second.tasks.map((t) => t.task)).toEqual(["b[0]", "b[1]"]);
     expect(second.backlog).toBe(1);
     expect(second.tasks[1]!.args).toEqual(["y", "1", "10"]);
-    expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({ task: "b[1]", params: { base: 10 }, inputs: { a: { seed: 7 } }, item: "y", index: 1 });
+    expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({ task: "b[1]", attempt: 1, params: { base: 10 }, inputs: { a: { seed: 7 } }, item: "y", index: 1 });
 
     // A duplicate of an accepted result and a result for an unknown task are ignored.
     run.send({ type: "results", results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }], want: 0, received: 3 });

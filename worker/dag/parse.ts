@@ -147,6 +147,8 @@ function toPlan(dag: DagDocument): DagPlan {
       env: t.env,
       params: { ...dag.params, ...t.params },
       retries: t.retries ?? d.retries ?? TASK_DEFAULTS.retries,
+      retryDelayMs: t.retry_delay ?? d.retry_delay ?? TASK_DEFAULTS.retryDelayMs,
+      retryDelayMaxMs: t.retry_delay_max ?? d.retry_delay_max ?? TASK_DEFAULTS.retryDelayMaxMs,
       timeoutMs: t.timeout ?? d.timeout ?? TASK_DEFAULTS.timeoutMs,
       memoryBytes: t.memory ?? d.memory ?? TASK_DEFAULTS.memoryBytes,
       priority: t.priority ?? d.priority ?? TASK_DEFAULTS.priority,

@@ -36,6 +36,9 @@ export interface NodeSpec {
   env: Record<string, string>;
   params: Record<string, unknown>;
   retries: number;
+  /** Delay before the first retry; doubles with each failure up to `retryDelayMaxMs`. */
+  retryDelayMs: number;
+  retryDelayMaxMs: number;
   timeoutMs: number;
   memoryBytes: number;
   priority: number;
@@ -109,12 +112,8 @@ export function outputValue(bytes: Uint8Array): unknown {
 }
 
 /** The stdin document of one task instance (task ABI v1). */
-export function envelope(
-  node: NodeSpec,
-  index: number | null,
-  inputs: Record<string, unknown>,
-): string {
-  const doc: Record<string, unknown> = { task: taskKey(node.id, index), params: node.params, inputs };
+export function envelope(node: NodeSpec, index: number | null, inputs: Record<string, unknown>, attempt: number): string {
+  const doc: Record<string, unknown> = { task: taskKey(node.id, index), attempt, params: node.params, inputs };
   if (index !== null) {
     doc.item = itemOf(node, index);
     doc.index = index;

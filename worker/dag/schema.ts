@@ -20,6 +20,8 @@ export const DAG_LIMITS = {
 
 export const TASK_DEFAULTS = {
   retries: 2,
+  retryDelayMs: 1000,
+  retryDelayMaxMs: 60_000,
   timeoutMs: 30_000,
   memoryBytes: 256 * 1024 ** 2,
   priority: 0,
@@ -53,6 +55,9 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return bytes;
 });
 
+/** A retry delay: a duration, or 0 for none. */
+const delay = z.union([z.literal(0), duration]);
+
 /** Scalars in args and env are written as strings; YAML turns `3` into a number, so accept both. */
 const text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 
@@ -85,6 +90,8 @@ const task = z.strictObject({
   env: z.record(z.string(), text).default({}),
   params: z.record(z.string(), z.unknown()).default({}),
   retries: retries.optional(),
+  retry_delay: delay.optional(),
+  retry_delay_max: delay.optional(),
   timeout: duration.optional(),
   memory: size.optional(),
   priority: priority.optional(),
@@ -96,6 +103,8 @@ export const dagSchema = z.strictObject({
   defaults: z
     .strictObject({
       retries: retries.optional(),
+      retry_delay: delay.optional(),
+      retry_delay_max: delay.optional(),
       timeout: duration.optional(),
       memory: size.optional(),
       priority: priority.optional(),

@@ -8,11 +8,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ResolvedPlan } from "../dag/plan.js";
 import { indexRun } from "../db.js";
-import { pool, type Env } from "../env.js";
+import { heartbeatMs, pool, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION } from "../protocol/messages.js";
-import { isFinal, transition, type Effect, type RunEvent } from "../run/machine.js";
+import { IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
-import { acceptRunnerSocket, lastSocketOf, receiveFrame, send, socketsOf } from "./sockets.js";
+import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
 import { SqlStore, type TaskView } from "./sql-store.js";
 
 export interface RunSummary {
@@ -39,7 +39,20 @@ export class DagRun extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new SqlStore(ctx.storage.sql);
+    this.config = { leaseGraceMs: heartbeatMs(env) };
+    answerHeartbeats(ctx);
+    // After a restart, runners whose sockets died with the old process get a grace period
+    // (their leases' deadlines) to reconnect and say which attempts they still hold.
+    void ctx.blockConcurrencyWhile(async () => {
+      if (!this.store.meta("id") || isFinal(this.store.status())) return;
+      const live = new Set(ctx.getWebSockets().map(runnerOf));
+      for (const { id } of this.store.runners()) if (!live.has(id)) await this.apply({ type: "forget", runner: id });
+    });
   }
+
+  private readonly config: MachineConfig;
+  /** The alarm time this object last set (null: none pending). */
+  private alarmAt: number | null = null;
 
   /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
   async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
@@ -70,6 +83,30 @@ export class DagRun extends DurableObject<Env> {
     return { ...summary, nodes, tasks: this.store.taskViews() };
   }
 
+  /** Cancels, pauses or resumes the run; answers the new status or why it cannot. */
+  async control(action: "cancel" | "pause" | "resume"): Promise<{ status: RunStatus } | { error: string }> {
+    if (!this.store.meta("id")) return { error: "no such run" };
+    try {
+      await this.apply({ type: "control", action });
+    } catch (e) {
+      if (e instanceof IllegalTransition) return { error: e.message };
+      throw e;
+    }
+    return { status: this.store.status() };
+  }
+
+  /** Deadlines (leases, retry back-offs) and the heartbeat sweep. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    if (!this.store.meta("id") || isFinal(this.store.status())) return;
+    const now = Date.now();
+    for (const { runner, ws } of silentRunners(this.ctx, now, this.config.leaseGraceMs)) {
+      ws.close(CLOSE.silent, "no heartbeat");
+      if (lastSocketOf(this.ctx, ws) === runner) await this.apply({ type: "detach", runner });
+    }
+    await this.apply({ type: "tick" });
+  }
+
   /** A task's accepted output; `state` says why there is none yet. */
   async output(key: string): Promise<{ state: TaskState; output: Uint8Array | null } | null> {
     return this.store.output(key) ?? null;
@@ -84,9 +121,9 @@ export class DagRun extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     await receiveFrame(this.ctx, ws, raw, {
       hello: async (ws, hello) => {
-        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString() });
+        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs: this.config.leaseGraceMs });
         if (isFinal(this.store.status())) return finish(ws, this.store.status());
-        await this.apply({ type: "attach", runner: hello.runner.id, name: hello.runner.name, want: hello.want });
+        await this.apply({ type: "attach", runner: hello.runner.id, name: hello.runner.name, want: hello.want, holding: hello.holding });
       },
       frame: async (ws, runner, msg) => {
         switch (msg.type) {
@@ -124,8 +161,21 @@ export class DagRun extends DurableObject<Env> {
 
   /** Runs one event through the state machine in one transaction, then performs its effects. */
   private async apply(event: RunEvent): Promise<void> {
-    const effects = this.ctx.storage.transactionSync(() => transition(this.store, event, Date.now()));
+    const now = Date.now();
+    const effects = this.ctx.storage.transactionSync(() => transition(this.store, event, now, this.config));
     await this.perform(effects);
+    await this.arm(now);
+  }
+
+  /** One alarm serves every deadline, and the heartbeat sweep while runners are attached. */
+  private async arm(now: number): Promise<void> {
+    if (isFinal(this.store.status())) return;
+    const deadline = this.store.nextDeadline();
+    const sweep = this.ctx.getWebSockets().length > 0 ? now + this.config.leaseGraceMs / 2 : null;
+    const next = deadline === null ? sweep : sweep === null ? deadline : Math.min(deadline, sweep);
+    if (next === null || (this.alarmAt !== null && this.alarmAt <= next && this.alarmAt > now)) return;
+    this.alarmAt = next;
+    await this.ctx.storage.setAlarm(next);
   }
 
   private async perform(effects: Effect[]): Promise<void> {
@@ -134,6 +184,9 @@ export class DagRun extends DurableObject<Env> {
       switch (effect.type) {
         case "dispatch":
           for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+          break;
+        case "cancel":
+          for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "cancel", tasks: effect.tasks });
           break;
         case "demand": {
           const wanted = effect.ready > 0 ? "1" : "0";
@@ -147,6 +200,7 @@ export class DagRun extends DurableObject<Env> {
           break;
         case "finished":
           this.store.setMeta("finished_at", String(Date.now()));
+          await this.ctx.storage.deleteAlarm();
           for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
           this.store.setMeta("demand", "0");
           await pool(this.env).demand(runId, 0);

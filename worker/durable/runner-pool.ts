@@ -6,9 +6,9 @@
  * runners, not with the number of tasks.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../env.js";
-import { PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
-import { acceptRunnerSocket, lastSocketOf, receiveFrame, send, socketsOf } from "./sockets.js";
+import { heartbeatMs, type Env } from "../env.js";
+import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
+import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
@@ -31,6 +31,12 @@ export class RunnerPool extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    answerHeartbeats(ctx);
+    // Rows of runners whose sockets did not survive a restart are stale.
+    const live = new Set(ctx.getWebSockets().map(runnerOf));
+    for (const { id } of this.sql.exec<{ id: string }>(`SELECT id FROM runners`).toArray()) {
+      if (!live.has(id)) this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
+    }
   }
 
   /** A run reports how many of its ready tasks have no runner; 0 withdraws its demand. */
@@ -50,8 +56,14 @@ export class RunnerPool extends DurableObject<Env> {
     }
   }
 
-  /** Connected runners with their device report and load. */
+  /** Connected runners with their device report and load; silent ones are dropped first. */
   async list(): Promise<RunnerView[]> {
+    const now = Date.now();
+    for (const { ws } of silentRunners(this.ctx, now, heartbeatMs(this.env))) {
+      ws.close(CLOSE.silent, "no heartbeat");
+      this.drop(ws);
+    }
+    const pinged = new Map(this.ctx.getWebSockets().map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
     return this.sql
       .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number }>(
         `SELECT info, free, runs, connected_at, last_seen FROM runners ORDER BY connected_at`,
@@ -64,7 +76,7 @@ export class RunnerPool extends DurableObject<Env> {
           busy: Math.max(0, info.slots - row.free),
           runs: JSON.parse(row.runs) as string[],
           connected_at: row.connected_at,
-          last_seen: row.last_seen,
+          last_seen: Math.max(row.last_seen, pinged.get(info.id) ?? 0),
         };
       });
   }
@@ -86,7 +98,7 @@ export class RunnerPool extends DurableObject<Env> {
           now,
           now,
         );
-        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION });
+        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: heartbeatMs(this.env) });
         this.match(runner.id, runner.slots, []);
       },
       frame: (ws, runner, msg) => {

@@ -3,10 +3,29 @@
  * an attachment naming its runner once that runner has said hello.
  */
 import { decodeRunnerMessage, encode } from "../protocol/codec.js";
-import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../protocol/messages.js";
+import { CLOSE, HEARTBEAT, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../protocol/messages.js";
 
 export interface Attachment {
   runner: string | null;
+  /** When the runner said hello on this socket. */
+  since: number;
+}
+
+/** Answers heartbeat pings without waking the object. */
+export function answerHeartbeats(ctx: DurableObjectState): void {
+  ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT.ping, HEARTBEAT.pong));
+}
+
+/** Runners whose sockets have been silent (no ping, no hello) for `limitMs`. */
+export function silentRunners(ctx: DurableObjectState, now: number, limitMs: number): { runner: string; ws: WebSocket }[] {
+  const silent: { runner: string; ws: WebSocket }[] = [];
+  for (const ws of ctx.getWebSockets()) {
+    const attachment = ws.deserializeAttachment() as Attachment | null;
+    if (!attachment?.runner) continue;
+    const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    if (now - Math.max(pinged, attachment.since) > limitMs) silent.push({ runner: attachment.runner, ws });
+  }
+  return silent;
 }
 
 /** Accepts a WebSocket upgrade into `ctx` with an attachment for a runner not yet known. */
@@ -14,7 +33,7 @@ export function acceptRunnerSocket(ctx: DurableObjectState, request: Request): R
   if (request.headers.get("Upgrade") !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
   const { 0: client, 1: server } = new WebSocketPair();
   ctx.acceptWebSocket(server);
-  server.serializeAttachment({ runner: null } satisfies Attachment);
+  server.serializeAttachment({ runner: null, since: Date.now() } satisfies Attachment);
   return new Response(null, { status: 101, webSocket: client });
 }
 
@@ -23,7 +42,7 @@ export function runnerOf(ws: WebSocket): string | null {
 }
 
 export function setRunner(ws: WebSocket, runner: string): void {
-  ws.serializeAttachment({ runner } satisfies Attachment);
+  ws.serializeAttachment({ runner, since: Date.now() } satisfies Attachment);
 }
 
 /** The open sockets of one runner. */

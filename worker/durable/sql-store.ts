@@ -8,6 +8,7 @@ import type { Failure } from "../protocol/messages.js";
 import {
   TASK_STATES,
   type AttemptRow,
+  type DeadlineKind,
   type NodeRow,
   type RunnerRow,
   type RunStatus,
@@ -30,7 +31,9 @@ CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NU
 CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NULL, runner TEXT NOT NULL,
   runner_name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL,
-  failure TEXT, stderr TEXT NOT NULL DEFAULT '', PRIMARY KEY (task, attempt));
+  failure TEXT, stderr TEXT NOT NULL DEFAULT '', note TEXT, PRIMARY KEY (task, attempt));
+CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL, sent INTEGER NOT NULL);
 `;
 
@@ -159,6 +162,20 @@ export class SqlStore implements RunStore {
     return moved;
   }
 
+  moveAll(from: TaskState, to: TaskState): number {
+    this.sql.exec(`UPDATE tasks SET state = ? WHERE state = ?`, to, from);
+    const moved = this.sql.exec<{ n: number }>(`SELECT changes() AS n`).one().n;
+    if (moved > 0) {
+      this.addCount(from, -moved);
+      this.addCount(to, moved);
+    }
+    return moved;
+  }
+
+  leased(): TaskRow[] {
+    return this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'leased'`).toArray().map(toTask);
+  }
+
   ready(limit: number): TaskRow[] {
     return this.sql
       .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready' ORDER BY priority DESC, seq LIMIT ?`, limit)
@@ -202,7 +219,7 @@ export class SqlStore implements RunStore {
 
   addAttempt(a: AttemptRow): void {
     this.sql.exec(
-      `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, ended_at, outcome, failure, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, ended_at, outcome, failure, stderr, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       a.task,
       a.attempt,
       a.runner,
@@ -212,6 +229,7 @@ export class SqlStore implements RunStore {
       a.outcome,
       a.failure ? JSON.stringify(a.failure) : null,
       a.stderr,
+      a.note,
     );
   }
 
@@ -225,6 +243,30 @@ export class SqlStore implements RunStore {
       task,
       attempt,
     );
+  }
+
+  noteAttempt(task: string, attempt: number, note: string): void {
+    this.sql.exec(`UPDATE attempts SET note = ? WHERE task = ? AND attempt = ?`, note, task, attempt);
+  }
+
+  setDeadline(kind: DeadlineKind, key: string, at: number): void {
+    this.sql.exec(`INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`, kind, key, at);
+  }
+
+  clearDeadline(kind: DeadlineKind, key: string): void {
+    this.sql.exec(`DELETE FROM deadlines WHERE kind = ? AND key = ?`, kind, key);
+  }
+
+  clearDeadlines(): void {
+    this.sql.exec(`DELETE FROM deadlines`);
+  }
+
+  dueDeadlines(now: number, limit: number): { kind: DeadlineKind; key: string; at: number }[] {
+    return this.sql.exec<{ kind: DeadlineKind; key: string; at: number }>(`SELECT kind, key, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?`, now, limit).toArray();
+  }
+
+  nextDeadline(): number | null {
+    return this.sql.exec<{ at: number | null }>(`SELECT min(at) AS at FROM deadlines`).one().at;
   }
 
   runner(id: string): RunnerRow | undefined {
@@ -270,6 +312,7 @@ export class SqlStore implements RunStore {
         failure_kind: failure?.kind ?? null,
         error: failure?.message ?? null,
         stderr: a.stderr as string,
+        note: a.note as string | null,
       });
       attempts.set(a.task as string, list);
     }
@@ -304,6 +347,7 @@ export interface AttemptView {
   failure_kind: Failure["kind"] | null;
   error: string | null;
   stderr: string;
+  note: string | null;
 }
 
 export interface TaskView {

@@ -5,6 +5,9 @@
  * on (the data path to that run's DagRun). Every frame is a JSON object discriminated by
  * `type`; the first frame on each socket is `hello` carrying PROTOCOL_VERSION. Imports nothing
  * runtime-specific: the Worker and the Node runner both use it.
+ *
+ * Heartbeats are the text frames "ping" (runner) and "pong" (coordinator), answered without
+ * waking a hibernating Durable Object; they are not JSON and never reach the decoder.
  */
 import { z } from "zod";
 
@@ -13,12 +16,15 @@ export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts (the Durable Object limit for a received message is 32 MiB). */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 
+export const HEARTBEAT = { ping: "ping", pong: "pong" } as const;
+
 /** WebSocket close codes the coordinator uses; 4000–4999 are free for applications. */
 export const CLOSE = {
   protocol: 4400,
   unauthorized: 4401,
   unknownRun: 4404,
   finished: 4000,
+  silent: 4408,
   replaced: 4409,
 } as const;
 
@@ -76,12 +82,18 @@ const result = z.strictObject({
 export type TaskResult = z.infer<typeof result>;
 
 const want = z.number().int().min(0).max(4096);
+const attemptRef = z.strictObject({ task: z.string(), attempt: z.number().int().positive() });
+const attemptRefs = z.array(attemptRef).max(4096);
 /** Tasks received on this socket so far: lets the coordinator subtract frames still in flight. */
 const received = z.number().int().nonnegative();
 
 /** Frames a runner sends. */
 export const runnerMessage = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0) }),
+  /**
+   * First frame on every socket. On a run socket, `holding` lists the attempts of that run the
+   * runner still runs or has unsent results for (after a reconnect).
+   */
+  z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0), holding: attemptRefs.default([]) }),
   /** Pool socket: how many slots are idle and which runs this runner is attached to. */
   z.strictObject({ type: z.literal("status"), free: want, runs: z.array(z.string()).max(1024) }),
   /**
@@ -92,20 +104,20 @@ export const runnerMessage = z.discriminatedUnion("type", [
   /** Run socket: finished attempts, and the new `want` (as in the "want" frame). */
   z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want, received }),
   /** Run socket: tasks received beyond the runner's credit, handed back untouched. */
-  z.strictObject({
-    type: z.literal("reject"),
-    tasks: z.array(z.strictObject({ task: z.string(), attempt: z.number().int().positive() })).min(1).max(1024),
-  }),
+  z.strictObject({ type: z.literal("reject"), tasks: attemptRefs.min(1) }),
 ]);
 export type RunnerMessage = z.infer<typeof runnerMessage>;
 
 /** Frames the coordinator sends. */
 export const coordinatorMessage = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("welcome"), protocol: z.number().int(), run: z.string().optional() }),
+  /** `heartbeatMs`: a runner silent for longer is presumed gone; ping well within it. */
+  z.strictObject({ type: z.literal("welcome"), protocol: z.number().int(), run: z.string().optional(), heartbeatMs: z.number().int().positive() }),
   /** Pool socket: a run has work this runner may be able to take. */
   z.strictObject({ type: z.literal("join"), run: z.string() }),
   /** Run socket: new attempts; `backlog` is how many ready tasks remain after these. */
   z.strictObject({ type: z.literal("tasks"), tasks: z.array(assignment), backlog: z.number().int().nonnegative() }),
+  /** Run socket: stop these attempts; their results are no longer wanted. */
+  z.strictObject({ type: z.literal("cancel"), tasks: attemptRefs.min(1) }),
   /** Run socket: the run ended; the socket closes after this frame. */
   z.strictObject({ type: z.literal("finished"), status: z.string() }),
   /** A frame could not be accepted; the socket stays open unless the error is fatal. */

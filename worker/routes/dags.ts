@@ -49,6 +49,12 @@ export const dags = new Hono<{ Bindings: Env }>()
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
+  .post("/:id/:action{cancel|pause|resume}", async (c) => {
+    const action = c.req.param("action") as "cancel" | "pause" | "resume";
+    const answer = await runStub(c.env, c.req.param("id")).control(action);
+    if ("error" in answer) throw new HTTPException(answer.error === "no such run" ? 404 : 409, { message: answer.error });
+    return c.json({ id: c.req.param("id"), status: answer.status });
+  })
   .get("/:id/tasks/:task/output", async (c) => {
     const task = c.req.param("task");
     const found = await runStub(c.env, c.req.param("id")).output(task);

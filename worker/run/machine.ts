@@ -1,38 +1,62 @@
 /**
  * The controller state machine of one DAG run: `transition(store, event, now)` applies an
  * event to the run kept in `store` and returns the effects the host must perform (send tasks,
- * ask the pool for runners, report the end). It imports nothing from `cloudflare:*` or
- * `node:*`; the DagRun Durable Object is its host in production, unit tests drive it directly.
+ * stop attempts, ask the pool for runners, report the end). It imports nothing from
+ * `cloudflare:*` or `node:*`; the DagRun Durable Object is its host in production, unit tests
+ * drive it directly.
  *
  * Scheduling is credit based: a runner says how many more tasks it takes from this run
- * (`want`), the machine hands out ready tasks up to that credit, highest priority first.
+ * (`want`), the machine hands out ready tasks up to that credit, highest priority first. Every
+ * dispatch is an attempt with a lease; leases and retry back-offs are rows in the deadlines
+ * table, handled by the `tick` event when the host's alarm fires.
  */
-import type { Assignment, TaskResult } from "../protocol/messages.js";
+import type { Assignment, Failure, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
-import { type NodeRow, type RunnerRow, type RunStatus, type RunStore, type TaskRow } from "./store.js";
+import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow } from "./store.js";
 
 /** Largest output kept in the run's own storage (a SQLite row holds at most 2 MB). */
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
 
+export interface MachineConfig {
+  /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
+  leaseGraceMs: number;
+}
+
+export const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000 };
+
+export interface AttemptRef {
+  task: string;
+  attempt: number;
+}
+
 export type RunEvent =
   | { type: "start"; plan: ResolvedPlan }
-  | { type: "attach"; runner: string; name: string; want: number }
+  /** A runner's socket said hello; `holding` are the attempts it still runs or has results for. */
+  | { type: "attach"; runner: string; name: string; want: number; holding: AttemptRef[] }
   | { type: "want"; runner: string; want: number; received: number }
   | { type: "results"; runner: string; results: TaskResult[]; want: number; received: number }
-  | { type: "reject"; runner: string; tasks: { task: string; attempt: number }[] }
-  | { type: "detach"; runner: string };
+  | { type: "reject"; runner: string; tasks: AttemptRef[] }
+  /** The runner's socket closed (or went silent): its attempts are lost. */
+  | { type: "detach"; runner: string }
+  /** The coordinator restarted and this runner's socket is gone: give it time to come back. */
+  | { type: "forget"; runner: string }
+  /** Deadlines may be due. */
+  | { type: "tick" }
+  | { type: "control"; action: "cancel" | "pause" | "resume" };
 
 export type Effect =
   | { type: "dispatch"; runner: string; tasks: Assignment[]; backlog: number }
+  /** Attempts the runner should stop: the run no longer wants their results. */
+  | { type: "cancel"; runner: string; tasks: AttemptRef[] }
   /** Ready tasks no connected runner has credit for; the host tells the pool. */
   | { type: "demand"; ready: number }
   | { type: "status"; status: RunStatus }
   | { type: "finished"; status: RunStatus };
 
 const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
-  queued: ["running", "succeeded", "failed", "cancelled", "paused"],
-  running: ["succeeded", "failed", "cancelled", "paused"],
-  paused: ["running", "cancelled"],
+  queued: ["running", "paused", "succeeded", "failed", "cancelled"],
+  running: ["paused", "succeeded", "failed", "cancelled"],
+  paused: ["running", "succeeded", "failed", "cancelled"],
   succeeded: [],
   failed: [],
   cancelled: [],
@@ -40,26 +64,34 @@ const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
 
 /** Thrown on an event the run cannot take in its current status; names both. */
 export class IllegalTransition extends Error {
-  constructor(readonly status: RunStatus, readonly event: string, detail = "") {
+  constructor(
+    readonly status: RunStatus,
+    readonly event: string,
+    detail = "",
+  ) {
     super(`run is ${status}: cannot handle "${event}"${detail ? ` (${detail})` : ""}`);
   }
 }
 
+/** True when no task of the run can change any more. */
+export function isFinal(status: RunStatus): boolean {
+  return TRANSITIONS[status].length === 0;
+}
+
 /** Applies one event; every change goes to `store`, every outside action comes back as an effect. */
-export function transition(store: RunStore, event: RunEvent, now: number): Effect[] {
+export function transition(store: RunStore, event: RunEvent, now: number, config: MachineConfig = DEFAULT_CONFIG): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
-  const finished = TRANSITIONS[status].length === 0;
+  const ctx: Ctx = { store, now, config, effects };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
         throw new IllegalTransition(status, event.type, "the run has its plan already");
       }
-      start(store, event.plan);
+      store.insertPlan(event.plan.nodes.map((spec): NodeRow => ({ spec, pendingDeps: spec.deps.length, remaining: spec.instances ?? 1 })));
       break;
     case "attach":
-      if (finished) break;
-      store.putRunner({ id: event.runner, name: event.name, credit: event.want, sent: 0 });
+      if (!isFinal(status)) attach(ctx, event.runner, event.name, event.want, event.holding);
       break;
     case "want": {
       const runner = store.runner(event.runner);
@@ -68,32 +100,48 @@ export function transition(store: RunStore, event: RunEvent, now: number): Effec
       break;
     }
     case "results": {
+      for (const result of event.results) accept(ctx, event.runner, result);
       const runner = store.runner(event.runner);
-      for (const result of event.results) accept(store, event.runner, result, now);
-      if (runner && !finished) store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
+      if (runner) store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
       break;
     }
     case "reject":
-      for (const { task, attempt } of event.tasks) {
-        const row = store.task(task);
-        if (row && row.state === "leased" && row.runner === event.runner && row.attempt === attempt) {
-          store.endAttempt(task, attempt, { endedAt: now, outcome: "returned", failure: null, stderr: "" });
-          store.updateTask(task, { state: "ready", runner: null });
-        }
+      for (const ref of event.tasks) {
+        const row = leased(store, event.runner, ref);
+        if (!row) continue;
+        endAttempt(ctx, row, "returned", null, "");
+        store.updateTask(row.key, { state: "ready", runner: null });
       }
       break;
     case "detach":
       for (const row of store.leasedTo(event.runner)) {
-        fail(store, row, { kind: "lost", message: "the runner disconnected during the attempt", retryable: true }, "", now, "lost");
+        fail(ctx, row, { kind: "lost", message: "the runner disconnected or went silent during the attempt", retryable: true }, "");
       }
       store.removeRunner(event.runner);
       break;
+    case "forget":
+      for (const row of store.leasedTo(event.runner)) store.setDeadline("lease", row.key, now + config.leaseGraceMs);
+      store.removeRunner(event.runner);
+      break;
+    case "tick":
+      tick(ctx);
+      break;
+    case "control":
+      control(ctx, status, event.action);
+      break;
   }
-  if (TRANSITIONS[store.status()].length > 0) {
-    dispatch(store, now, effects);
-    settle(store, effects);
+  if (!isFinal(store.status())) {
+    dispatch(ctx);
+    settle(ctx);
   }
   return effects;
+}
+
+interface Ctx {
+  store: RunStore;
+  now: number;
+  config: MachineConfig;
+  effects: Effect[];
 }
 
 /** What a runner can take now: its `want`, less what was sent but had not reached it when it spoke. */
@@ -101,53 +149,94 @@ function credit(runner: RunnerRow, want: number, received: number): number {
   return Math.max(0, want - Math.max(0, runner.sent - received));
 }
 
-function start(store: RunStore, plan: ResolvedPlan): void {
-  const rows: NodeRow[] = plan.nodes.map((spec) => ({ spec, pendingDeps: spec.deps.length, remaining: spec.instances ?? 1 }));
-  store.insertPlan(rows);
+/** The task row of `ref` if that very attempt is leased to `runner`. */
+function leased(store: RunStore, runner: string, ref: AttemptRef): TaskRow | undefined {
+  const row = store.task(ref.task);
+  return row && row.state === "leased" && row.runner === runner && row.attempt === ref.attempt ? row : undefined;
 }
 
-/** Takes one result: accepted only from the runner holding that very attempt. */
-function accept(store: RunStore, runner: string, result: TaskResult, now: number): void {
-  const row = store.task(result.task);
-  if (!row || row.state !== "leased" || row.runner !== runner || row.attempt !== result.attempt) return;
+/**
+ * A runner (re)attaches. Attempts it still holds and that are still its own keep running; one
+ * that was re-queued but not yet handed out again is given back to it; any other is stale and
+ * the runner is told to stop it. Its leases that it no longer holds are lost.
+ */
+function attach(ctx: Ctx, runner: string, name: string, want: number, holding: AttemptRef[]): void {
+  const { store, now, config } = ctx;
+  const held = new Set(holding.map((h) => `${h.task}#${h.attempt}`));
+  const stale: AttemptRef[] = [];
+  for (const ref of holding) {
+    const row = store.task(ref.task);
+    if (row && leased(store, runner, ref)) continue;
+    if (row && row.state === "ready" && row.attempt === ref.attempt) {
+      store.updateTask(row.key, { state: "leased", runner, failures: Math.max(0, row.failures - 1) });
+      store.endAttempt(row.key, row.attempt, { endedAt: null, outcome: "running", failure: null, stderr: "" });
+      store.noteAttempt(row.key, row.attempt, "resumed: the runner reconnected still running it");
+      store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + config.leaseGraceMs);
+      continue;
+    }
+    stale.push(ref);
+  }
+  for (const row of store.leasedTo(runner)) {
+    if (!held.has(`${row.key}#${row.attempt}`)) {
+      fail(ctx, row, { kind: "lost", message: "the runner reconnected without this attempt", retryable: true }, "");
+    }
+  }
+  store.putRunner({ id: runner, name, credit: want, sent: 0 });
+  if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
+}
+
+/** Takes one result: accepted only from the runner holding that very attempt; anything else is noted and ignored. */
+function accept(ctx: Ctx, runner: string, result: TaskResult): void {
+  const { store } = ctx;
+  const row = leased(store, runner, result);
+  if (!row) {
+    store.noteAttempt(result.task, result.attempt, `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`);
+    return;
+  }
   if (!result.ok || result.output === undefined) {
-    const failure = result.failure ?? { kind: "exit" as const, message: "the runner reported a failure without a reason", retryable: true };
-    fail(store, row, failure, result.stderr, now, "failed");
+    fail(ctx, row, result.failure ?? { kind: "exit", message: "the runner reported a failure without a reason", retryable: true }, result.stderr);
     return;
   }
   const output = fromBase64(result.output);
   if (output.length > MAX_OUTPUT_BYTES) {
-    const message = `output of ${output.length} bytes exceeds the limit of ${MAX_OUTPUT_BYTES}`;
-    fail(store, row, { kind: "output", message, retryable: false }, result.stderr, now, "failed");
+    fail(ctx, row, { kind: "output", message: `output of ${output.length} bytes exceeds the limit of ${MAX_OUTPUT_BYTES}`, retryable: false }, result.stderr);
     return;
   }
   store.setOutput(row.key, output);
   store.updateTask(row.key, { state: "succeeded", runner: null });
-  store.endAttempt(row.key, row.attempt, { endedAt: now, outcome: "succeeded", failure: null, stderr: result.stderr });
+  endAttempt(ctx, row, "succeeded", null, result.stderr);
   if (store.bumpNode(row.node, "remaining", -1) > 0) return;
   for (const dependent of store.dependents(row.node)) {
     if (store.bumpNode(dependent, "pendingDeps", -1) === 0) store.moveNode(dependent, "blocked", "ready");
   }
 }
 
-/** Ends an attempt as failed; the task goes back to ready while it has retries left. */
-function fail(
-  store: RunStore,
-  row: TaskRow,
-  failure: NonNullable<TaskResult["failure"]>,
-  stderr: string,
-  now: number,
-  outcome: "failed" | "lost",
-): void {
-  store.endAttempt(row.key, row.attempt, { endedAt: now, outcome, failure, stderr });
+function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Failure | null, stderr: string): void {
+  ctx.store.endAttempt(row.key, row.attempt, { endedAt: ctx.now, outcome, failure, stderr });
+  ctx.store.clearDeadline("lease", row.key);
+}
+
+/**
+ * Ends an attempt as failed. While retries remain a retryable failure goes back to ready: at
+ * once for a lost runner, after an exponential back-off otherwise. Else the task fails and
+ * everything downstream is skipped.
+ */
+function fail(ctx: Ctx, row: TaskRow, failure: Failure, stderr: string): void {
+  const { store, now } = ctx;
+  endAttempt(ctx, row, failure.kind === "lost" ? "lost" : "failed", failure, stderr);
   const failures = row.failures + 1;
-  const retries = store.node(row.node).spec.retries;
-  if (failure.retryable && failures <= retries) {
+  const { spec } = store.node(row.node);
+  if (!failure.retryable || failures > spec.retries) {
+    store.updateTask(row.key, { state: "failed", runner: null, failures });
+    skipDependents(store, row.node);
+    return;
+  }
+  if (failure.kind === "lost" || spec.retryDelayMs === 0) {
     store.updateTask(row.key, { state: "ready", runner: null, failures });
     return;
   }
-  store.updateTask(row.key, { state: "failed", runner: null, failures });
-  skipDependents(store, row.node);
+  store.updateTask(row.key, { state: "backoff", runner: null, failures });
+  store.setDeadline("retry", row.key, now + Math.min(spec.retryDelayMaxMs, spec.retryDelayMs * 2 ** (failures - 1)));
 }
 
 /** Every task downstream of a failed node can never run: it ends skipped. */
@@ -163,44 +252,91 @@ function skipDependents(store: RunStore, node: string): void {
   }
 }
 
+/** Handles due deadlines: expired leases are lost attempts, finished back-offs make tasks ready. */
+function tick(ctx: Ctx): void {
+  const { store, now } = ctx;
+  for (;;) {
+    const due = store.dueDeadlines(now, 500);
+    for (const d of due) {
+      store.clearDeadline(d.kind, d.key);
+      const row = store.task(d.key);
+      if (!row) continue;
+      if (d.kind === "retry" && row.state === "backoff") store.updateTask(row.key, { state: "ready" });
+      if (d.kind === "lease" && row.state === "leased") {
+        const message = `no result within the task's timeout plus ${ctx.config.leaseGraceMs} ms; the attempt is presumed lost`;
+        fail(ctx, row, { kind: "lost", message, retryable: true }, "");
+      }
+    }
+    if (due.length < 500) return;
+  }
+}
+
+function control(ctx: Ctx, status: RunStatus, action: "cancel" | "pause" | "resume"): void {
+  const { store } = ctx;
+  if (action === "pause") {
+    if (status === "paused") return;
+    moveStatus(ctx, status, "paused", action);
+  } else if (action === "resume") {
+    if (status !== "paused") throw new IllegalTransition(status, action, "only a paused run resumes");
+    moveStatus(ctx, status, "running", action);
+  } else {
+    if (isFinal(status)) throw new IllegalTransition(status, action);
+    const byRunner = new Map<string, AttemptRef[]>();
+    for (const row of store.leased()) {
+      endAttempt(ctx, row, "cancelled", null, "");
+      byRunner.set(row.runner!, [...(byRunner.get(row.runner!) ?? []), { task: row.key, attempt: row.attempt }]);
+    }
+    for (const [runner, tasks] of byRunner) ctx.effects.push({ type: "cancel", runner, tasks });
+    for (const state of ["blocked", "ready", "backoff", "leased"] as const) store.moveAll(state, "cancelled");
+    store.clearDeadlines();
+    moveStatus(ctx, status, "cancelled", action);
+    ctx.effects.push({ type: "finished", status: "cancelled" });
+  }
+}
+
+function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): void {
+  if (!TRANSITIONS[from].includes(to)) throw new IllegalTransition(from, event);
+  ctx.store.setStatus(to);
+  ctx.effects.push({ type: "status", status: to });
+}
+
 /** Hands ready tasks to runners with credit, and reports what is left over as demand. */
-function dispatch(store: RunStore, now: number, effects: Effect[]): void {
-  if (store.status() === "paused") return;
+function dispatch(ctx: Ctx): void {
+  const { store } = ctx;
+  if (store.status() === "paused") {
+    ctx.effects.push({ type: "demand", ready: 0 });
+    return;
+  }
   const inputs = new Map<string, unknown>();
+  const sent: Extract<Effect, { type: "dispatch" }>[] = [];
   for (const runner of store.runners()) {
     if (runner.credit <= 0) continue;
     const rows = store.ready(runner.credit);
     if (rows.length === 0) break;
-    const tasks = rows.map((row) => assign(store, row, runner.id, runner.name, now, inputs));
+    const tasks = rows.map((row) => assign(ctx, row, runner, inputs));
     store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length });
-    effects.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
+    sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   const backlog = store.counts().ready;
-  for (const effect of effects) if (effect.type === "dispatch") effect.backlog = backlog;
-  effects.push({ type: "demand", ready: backlog });
+  for (const effect of sent) ctx.effects.push({ ...effect, backlog });
+  ctx.effects.push({ type: "demand", ready: backlog });
 }
 
-function assign(
-  store: RunStore,
-  row: TaskRow,
-  runner: string,
-  runnerName: string,
-  now: number,
-  inputs: Map<string, unknown>,
-): Assignment {
+function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, unknown>): Assignment {
+  const { store, now } = ctx;
   const { spec } = store.node(row.node);
   const attempt = row.attempt + 1;
-  store.updateTask(row.key, { state: "leased", attempt, runner });
-  store.addAttempt({ task: row.key, attempt, runner, runnerName, startedAt: now, endedAt: null, outcome: "running", failure: null, stderr: "" });
+  store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
+  store.addAttempt({ task: row.key, attempt, runner: runner.id, runnerName: runner.name, startedAt: now, endedAt: null, outcome: "running", failure: null, stderr: "", note: null });
+  store.setDeadline("lease", row.key, now + spec.timeoutMs + ctx.config.leaseGraceMs);
   const item = itemOf(spec, row.index);
-  const params = spec.params;
   return {
     task: row.key,
     attempt,
     module: spec.sha256,
-    args: spec.args.map((a) => substitute(a, row.index, item, params)),
-    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, params)])),
-    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs)),
+    args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
+    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
+    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs), attempt),
     timeoutMs: spec.timeoutMs,
     memoryBytes: spec.memoryBytes,
     maxOutputBytes: MAX_OUTPUT_BYTES,
@@ -220,21 +356,16 @@ function inputsOf(store: RunStore, deps: string[], cache: Map<string, unknown>):
   return inputs;
 }
 
-/** Moves the run's status along with its tasks: running once work went out, final once all is. */
-function settle(store: RunStore, effects: Effect[]): void {
+/** Moves the run's status along with its tasks: running once work went out, final once all is done. */
+function settle(ctx: Ctx): void {
+  const { store } = ctx;
   const counts = store.counts();
-  const open = counts.blocked + counts.ready + counts.leased;
-  let status = store.status();
-  if (open === 0) status = counts.failed > 0 ? "failed" : counts.cancelled > 0 ? "cancelled" : "succeeded";
-  else if (status === "queued" && counts.leased > 0) status = "running";
-  if (status === store.status()) return;
-  if (!TRANSITIONS[store.status()].includes(status)) throw new IllegalTransition(store.status(), `settle to ${status}`);
-  store.setStatus(status);
-  effects.push({ type: "status", status });
-  if (TRANSITIONS[status].length === 0) effects.push({ type: "finished", status });
-}
-
-/** True when no task of the run can change any more. */
-export function isFinal(status: RunStatus): boolean {
-  return TRANSITIONS[status].length === 0;
+  const open = counts.blocked + counts.ready + counts.backoff + counts.leased;
+  const status = store.status();
+  let next = status;
+  if (open === 0) next = counts.failed > 0 ? "failed" : counts.cancelled > 0 ? "cancelled" : "succeeded";
+  else if (status === "queued" && counts.leased > 0) next = "running";
+  if (next === status) return;
+  moveStatus(ctx, status, next, "settle");
+  if (isFinal(next)) ctx.effects.push({ type: "finished", status: next });
 }

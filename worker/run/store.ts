@@ -10,7 +10,8 @@
 import type { Failure } from "../protocol/messages.js";
 import type { ResolvedNode } from "../dag/plan.js";
 
-export const TASK_STATES = ["blocked", "ready", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
+/** `backoff`: failed, waiting out its retry delay before it is ready again. */
+export const TASK_STATES = ["blocked", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
 
@@ -38,7 +39,7 @@ export interface TaskRow {
   runner: string | null;
 }
 
-export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned";
+export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned" | "cancelled";
 
 export interface AttemptRow {
   task: string;
@@ -50,7 +51,11 @@ export interface AttemptRow {
   outcome: AttemptOutcome;
   failure: Failure | null;
   stderr: string;
+  /** What else happened to the attempt (resumed after a reconnect, a late result ignored). */
+  note: string | null;
 }
+
+export type DeadlineKind = "lease" | "retry";
 
 export interface RunnerRow {
   id: string;
@@ -79,8 +84,12 @@ export interface RunStore {
   /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
   moveNode(node: string, from: TaskState, to: TaskState): number;
   /** Up to `limit` ready tasks, highest priority first, then in submission order. */
+  /** Moves every task in state `from`, whatever its node, to `to`. */
+  moveAll(from: TaskState, to: TaskState): number;
   ready(limit: number): TaskRow[];
   leasedTo(runner: string): TaskRow[];
+  /** Every leased task (at most the runners' slots). */
+  leased(): TaskRow[];
   counts(): Record<TaskState, number>;
 
   /** Accepted outputs of a node's instances in index order (one entry for a plain task). */
@@ -89,6 +98,17 @@ export interface RunStore {
 
   addAttempt(row: AttemptRow): void;
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;
+  /** Adds a note to an attempt; no-op when there is no such attempt. */
+  noteAttempt(task: string, attempt: number, note: string): void;
+
+  /** One deadline per (kind, task); setting it again moves it. */
+  setDeadline(kind: DeadlineKind, task: string, at: number): void;
+  clearDeadline(kind: DeadlineKind, task: string): void;
+  clearDeadlines(): void;
+  /** Up to `limit` deadlines at or before `now`, earliest first. */
+  dueDeadlines(now: number, limit: number): { kind: DeadlineKind; key: string; at: number }[];
+  /** The earliest deadline, or null. */
+  nextDeadline(): number | null;
 
   runner(id: string): RunnerRow | undefined;
   runners(): RunnerRow[];
