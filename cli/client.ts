@@ -111,6 +111,10 @@ export class Client {
     return this.json(`/api/dags/${id}?summary`);
   }
 
+  control(id: string, action: "cancel" | "pause" | "resume"): Promise<{ id: string; status: string }> {
+    return this.json(`/api/dags/${id}/${action}`, { method: "POST" });
+  }
+
   async output(id: string, task: string): Promise<Uint8Array> {
     return new Uint8Array(await (await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`)).arrayBuffer());
   }

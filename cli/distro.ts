@@ -14,6 +14,9 @@ const HELP = `Usage: distro <command> [options]
 
 Commands:
   submit FILE [--wait]   upload the modules FILE names, submit the DAG; --wait follows it to the end
+  cancel ID              cancel a run: running attempts are stopped, the rest never runs
+  pause ID               let running attempts finish, start nothing new
+  resume ID              resume a paused run
 
 Options (every command):
   --coordinator URL      coordinator base URL (env DISTRO_COORDINATOR, default http://127.0.0.1:8787)
@@ -24,7 +27,7 @@ Options (submit):
   --modules DIR          where to find the .wasm files the DAG names (repeatable; default: the
                          DAG's folder and wasm_tasks/build)
   --wait                 print progress until the run ends, then its final outputs
-  --json                 print the run as JSON instead of text`;
+  --json                 print the run as JSON instead of text (also for cancel, pause, resume)`;
 
 export class UsageError extends Error {}
 
@@ -70,6 +73,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case "submit": {
         if (rest.length !== 1) throw new UsageError("submit takes exactly one FILE");
         return await submit(client, resolve(io.cwd, rest[0]!), { modules: values.modules ?? [], wait: values.wait ?? false, json: values.json ?? false }, io);
+      }
+      case "cancel":
+      case "pause":
+      case "resume": {
+        if (rest.length !== 1) throw new UsageError(`${command} takes exactly one run ID`);
+        const run = await client.control(rest[0]!, command);
+        io.out(values.json ? JSON.stringify(run) : `run ${run.id} is ${run.status}`);
+        return 0;
       }
       default:
         throw new UsageError(`unknown command "${command}"`);

@@ -132,6 +132,62 @@ tasks:
     expect(after.map((x) => x.task)).toEqual(["b", "c"]);
   });
 
+  it("expires a lease at timeout plus grace and hands the task to another runner", () => {
+    const store = started(`tasks: [{ id: a, module: m, timeout: 10s }]`);
+    transition(store, { type: "attach", runner: "frozen", name: "f", want: 1, holding: [] }, 0);
+    expect(store.task("a")).toMatchObject({ runner: "frozen", attempt: 1 });
+    expect(store.nextDeadline()).toBe(10_000 + 15_000);
+    transition(store, { type: "attach", runner: "other", name: "o", want: 1, holding: [] }, 24_999);
+    expect(dispatched(transition(store, { type: "tick" }, 24_999))).toEqual([]);
+    const effects = transition(store, { type: "tick" }, 25_000);
+    expect(dispatched(effects)).toEqual([expect.objectContaining({ task: "a", attempt: 2 })]);
+    expect(store.attempts[0]).toMatchObject({ runner: "frozen", outcome: "lost", failure: { kind: "lost" } });
+    // The frozen runner's late result is ignored, and the history says so.
+    transition(store, { type: "results", runner: "frozen", results: [ok({ task: "a", attempt: 1 } as Assignment, "late")], want: 1, received: 1 }, 26_000);
+    expect(store.task("a")).toMatchObject({ state: "leased", attempt: 2, runner: "other" });
+    expect(store.attempts[0]!.note).toMatch(/arrived after the attempt had ended; ignored/);
+  });
+
+  it("lets a reconnecting runner keep, take back or stop the attempts it holds", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }, { id: c, module: m }]`);
+    transition(store, { type: "attach", runner: "r", name: "r", want: 3, holding: [] }, 0);
+    // The coordinator restarted: r's socket is gone, its leases wait for it.
+    transition(store, { type: "forget", runner: "r" }, 10);
+    expect(store.task("a")).toMatchObject({ state: "leased", runner: "r" });
+    // r closed normally on another path for b: b was re-queued and not handed out yet.
+    store.updateTask("b", { state: "ready", runner: null, failures: 1 });
+    // r comes back holding a (still its own), b (re-queued), and an old attempt of c.
+    const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 0, holding: [{ task: "a", attempt: 1 }, { task: "b", attempt: 1 }, { task: "c", attempt: 9 }] }, 20);
+    expect(store.task("a")).toMatchObject({ state: "leased", runner: "r", attempt: 1 });
+    expect(store.task("b")).toMatchObject({ state: "leased", runner: "r", attempt: 1, failures: 0 });
+    expect(effects).toContainEqual({ type: "cancel", runner: "r", tasks: [{ task: "c", attempt: 9 }] });
+    // c's real attempt 1, which r no longer holds, is lost and re-queued.
+    expect(store.task("c")).toMatchObject({ state: "ready", attempt: 1 });
+  });
+
+  it("cancels: open tasks end cancelled, running attempts are stopped, the run finishes", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m, depends_on: [a] }, { id: c, module: m }]`);
+    transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 0);
+    const effects = transition(store, { type: "control", action: "cancel" }, 5);
+    expect(effects).toContainEqual({ type: "cancel", runner: "r", tasks: [{ task: "a", attempt: 1 }] });
+    expect(effects).toContainEqual({ type: "finished", status: "cancelled" });
+    expect(store.counts()).toMatchObject({ cancelled: 3, leased: 0, ready: 0, blocked: 0 });
+    expect(store.nextDeadline()).toBeNull();
+    expect(() => transition(store, { type: "control", action: "cancel" }, 6)).toThrow(/run is cancelled: cannot handle "cancel"/);
+  });
+
+  it("pauses: running attempts finish, nothing new goes out until resume", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }]`);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 0));
+    expect(transition(store, { type: "control", action: "pause" }, 1)).toContainEqual({ type: "status", status: "paused" });
+    const during = transition(store, { type: "results", runner: "r", results: [ok(a!, "1")], want: 1, received: 1 }, 2);
+    expect(dispatched(during)).toEqual([]);
+    expect(store.task("a")!.state).toBe("succeeded");
+    const resumed = transition(store, { type: "control", action: "resume" }, 3);
+    expect(dispatched(resumed).map((x) => x.task)).toEqual(["b"]);
+    expect(() => transition(store, { type: "control", action: "resume" }, 4)).toThrow(/only a paused run resumes/);
+  });
+
   it("refuses to start twice, naming the status", () => {
     const store = started(`tasks: [{ id: a, module: m }]`);
     expect(() => transition(store, { type: "start", plan: plan(`tasks: [{ id: a, module: m }]`) }, 1)).toThrow(IllegalTransition);

@@ -1,0 +1,194 @@
+// Lose nothing: runners killed, frozen and restarted, the coordinator killed and restarted,
+// runs cancelled and paused, tasks that fail and retry. Real processes, real sockets, real WASM.
+import { spawn } from "node:child_process";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { RunInfo } from "../../cli/client";
+import { DEV_TOKENS, ROOT, startCoordinator, type Proc } from "../../cli/local";
+import { Cluster } from "./harness";
+
+const HEARTBEAT_MS = 2000;
+const cluster = new Cluster();
+
+beforeAll(async () => {
+  await cluster.start({ vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) } });
+  await cluster.upload("spin.wasm", "flaky.wasm", "init.wasm");
+});
+afterAll(() => cluster.stop());
+afterEach(async () => {
+  // Each test brings its own runners.
+  await Promise.all(cluster.runners.splice(0).map((r) => r.stop("SIGKILL")));
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function spinDag(name: string, count: number, ms: number, extra = ""): string {
+  return `name: ${name}\ntasks:\n  - { id: spin, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: ${ms} }, retries: 10${extra} }\n`;
+}
+
+/** Polls the run until `check` holds (or throws after `timeoutMs`). */
+async function until(id: string, check: (run: RunInfo) => boolean, timeoutMs = 60_000): Promise<RunInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await cluster.client.run(id);
+    if (check(run)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${id} did not reach the expected state: ${JSON.stringify(run.counts)} ${run.status}`);
+    await sleep(100);
+  }
+}
+
+/** Every spin instance succeeded once, with the right output. */
+async function expectAllCorrect(id: string, count: number): Promise<RunInfo> {
+  const run = await cluster.client.run(id);
+  expect(run.status).toBe("succeeded");
+  expect(run.tasks).toHaveLength(count);
+  for (const t of run.tasks!) {
+    expect(t.attempts.filter((a) => a.outcome === "succeeded"), t.id).toHaveLength(1);
+    const out = JSON.parse(new TextDecoder().decode(await cluster.client.output(id, t.id)));
+    expect(out).toEqual({ index: t.index, square: t.index! * t.index! });
+  }
+  return run;
+}
+
+const leasedTo = (run: RunInfo, name: string) => run.tasks!.filter((t) => t.state === "leased" && t.attempts.at(-1)?.runner_name === name);
+
+describe("runners that die", () => {
+  it("kill -9 of a runner mid-task: the run succeeds on the other runner, every output correct", async () => {
+    const doomed = cluster.runner({ name: "doomed" });
+    cluster.runner({ name: "survivor" });
+    const { id } = await cluster.client.submit(spinDag("kill-one", 200, 20));
+    await until(id, (r) => (r.counts.succeeded ?? 0) >= 30 && leasedTo(r, "doomed").length > 0);
+    await doomed.stop("SIGKILL");
+    await cluster.client.wait(id);
+    const run = await expectAllCorrect(id, 200);
+    const lost = run.tasks!.flatMap((t) => t.attempts).filter((a) => a.runner_name === "doomed" && a.outcome === "lost");
+    expect(lost.length).toBeGreaterThanOrEqual(1);
+    expect(run.tasks!.filter((t) => t.attempts.some((a) => a.runner_name === "doomed" && a.outcome === "lost")).every((t) => t.attempts.at(-1)!.runner_name === "survivor")).toBe(true);
+  });
+
+  it("runners killed and restarted at random during a 500-task DAG: each task gets exactly one accepted result", async () => {
+    const names = ["c0", "c1", "c2"];
+    const procs = new Map<string, Proc>(names.map((n) => [n, cluster.runner({ name: n })]));
+    const { id } = await cluster.client.submit(spinDag("chaos", 500, 10));
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let kill = 0; kill < 6; kill++) {
+      await sleep(300 + random() * 400);
+      const name = names[Math.floor(random() * names.length)]!;
+      await procs.get(name)!.stop("SIGKILL");
+      procs.set(name, cluster.runner({ name }));
+    }
+    await cluster.client.wait(id);
+    const run = await expectAllCorrect(id, 500);
+    expect(run.tasks!.flatMap((t) => t.attempts).filter((a) => a.outcome === "lost").length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a frozen runner loses its lease; another runner finishes the task; its late result is ignored", async () => {
+    const frozen = cluster.runner({ name: "frozen", slots: 1 });
+    const { id } = await cluster.client.submit(`name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`);
+    await until(id, (r) => leasedTo(r, "frozen").length === 1);
+    frozen.signal("SIGSTOP");
+    const stoppedAt = Date.now();
+    cluster.runner({ name: "thawed", slots: 1 });
+    const done = await cluster.client.wait(id);
+    expect(done.status).toBe("succeeded");
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(HEARTBEAT_MS);
+    frozen.signal("SIGCONT");
+    await frozen.waitFor(/task slow attempt 1: ok/, 10_000);
+    const run = await until(id, (r) => Boolean(r.tasks![0]!.attempts[0]!.note), 10_000);
+    const [first, second] = run.tasks![0]!.attempts;
+    expect(first).toMatchObject({ runner_name: "frozen", outcome: "lost", failure_kind: "lost" });
+    expect(first!.note).toMatch(/successful result arrived after the attempt had ended; ignored/);
+    expect(second).toMatchObject({ runner_name: "thawed", outcome: "succeeded" });
+    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "slow")))).toEqual({ index: 0, square: 0 });
+  });
+});
+
+describe("a coordinator that dies", () => {
+  it("killed and restarted mid-run: the run resumes and succeeds with no task lost", async () => {
+    cluster.runner({ name: "r1" });
+    cluster.runner({ name: "r2" });
+    const { id } = await cluster.client.submit(spinDag("restart", 200, 30));
+    const before = await until(id, (r) => (r.counts.succeeded ?? 0) >= 40);
+    expect(before.status).toBe("running");
+    const { port } = cluster.coordinator;
+    await cluster.coordinator.stop("SIGKILL");
+    cluster.coordinator = await startCoordinator({ port, persistTo: `${cluster.dir}/state`, vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) } });
+    await cluster.client.wait(id);
+    await expectAllCorrect(id, 200);
+  });
+});
+
+describe("control", () => {
+  function distro(...args: string[]): Promise<{ code: number | null; out: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.api], { cwd: ROOT });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      child.on("exit", (code) => resolve({ code, out }));
+    });
+  }
+
+  it("cancel stops every running attempt on the runners within 2 s and the run ends cancelled", async () => {
+    const runners = new Map([["k1", cluster.runner({ name: "k1" })], ["k2", cluster.runner({ name: "k2" })]]);
+    const { id } = await cluster.client.submit(spinDag("cancel-me", 40, 5000));
+    const before = await until(id, (r) => (r.counts.leased ?? 0) === 4);
+    const running = before.tasks!.filter((t) => t.state === "leased");
+    const t0 = Date.now();
+    const { code, out } = await distro("cancel", id);
+    expect(code).toBe(0);
+    expect(out).toContain("cancelled");
+    for (const t of running) {
+      const runner = runners.get(t.attempts.at(-1)!.runner_name)!;
+      await runner.waitFor(new RegExp(`task ${t.id.replace(/[[\]]/g, "\\$&")} attempt 1: cancelled after`), 2000 - (Date.now() - t0));
+    }
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const run = await cluster.client.run(id);
+    expect(run.status).toBe("cancelled");
+    expect(run.counts.cancelled).toBe(40);
+    expect((await distro("cancel", id)).code).toBe(2);
+  });
+
+  it("pause holds a run (running attempts finish, nothing new starts) and resume completes it", async () => {
+    cluster.runner({ name: "p1", slots: 2 });
+    const { id } = await cluster.client.submit(spinDag("pause-me", 20, 150));
+    await until(id, (r) => (r.counts.succeeded ?? 0) >= 4);
+    expect((await distro("pause", id)).out).toContain("paused");
+    const paused = await until(id, (r) => (r.counts.leased ?? 0) === 0, 5000);
+    await sleep(1000);
+    const still = await cluster.client.run(id);
+    expect(still.status).toBe("paused");
+    expect(still.counts.succeeded).toBe(paused.counts.succeeded);
+    expect(still.counts.succeeded).toBeLessThan(20);
+    expect((await distro("resume", id)).out).toContain("running");
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+  });
+});
+
+describe("retries", () => {
+  it("a task that fails twice then succeeds ends succeeded with three attempts", async () => {
+    cluster.runner({ name: "f1" });
+    const { id } = await cluster.client.submit(`name: flaky\ntasks:\n  - { id: flaky, module: flaky.wasm, params: { fail_times: 2 }, retries: 3, retry_delay: 100ms }\n`);
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+    const [task] = (await cluster.client.run(id)).tasks!;
+    expect(task!.attempts.map((a) => a.outcome)).toEqual(["failed", "failed", "succeeded"]);
+    expect(task!.attempts[0]!.stderr).toContain("failing attempt 1 on purpose");
+    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "flaky")))).toEqual({ attempt: 3 });
+  });
+
+  it("a task that always fails ends failed after its retries, and its dependents end skipped", async () => {
+    cluster.runner({ name: "f2" });
+    const { id } = await cluster.client.submit(`name: doomed
+tasks:
+  - { id: never, module: flaky.wasm, params: { fail_times: -1 }, retries: 2, retry_delay: 50ms }
+  - { id: next, module: init.wasm, depends_on: [never] }
+  - { id: last, module: init.wasm, depends_on: [next] }
+`);
+    expect((await cluster.client.wait(id)).status).toBe("failed");
+    const tasks = new Map((await cluster.client.run(id)).tasks!.map((t) => [t.id, t]));
+    expect(tasks.get("never")!.state).toBe("failed");
+    expect(tasks.get("never")!.attempts).toHaveLength(3);
+    expect(tasks.get("next")!.state).toBe("skipped");
+    expect(tasks.get("last")!.state).toBe("skipped");
+  });
+});
