@@ -2,8 +2,10 @@
  * `npm run bench`: throughput and latency of the whole system, measured against the real local
  * coordinator (wrangler dev) with two real runner processes.
  *
- *   fan-out: one mapped task of 2,000 no-op WASM instances → tasks/s
- *   chain:   200 no-op tasks, each depending on the one before → ms per hop
+ *   fan-out:  one mapped task of 2,000 no-op WASM instances → tasks/s
+ *   chain:    200 no-op tasks, each depending on the one before → ms per hop
+ *   recovery: a runner holding a task is killed (closed socket) or frozen (silent runner), KILLS
+ *             times each → time until the task runs again on another runner
  *
  * Each is run REPEAT times; the median and the spread are printed. Time is measured by the
  * coordinator (run created → run finished), so polling does not add to it.
@@ -12,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Client } from "../cli/client.js";
+import { Client, type RunInfo } from "../cli/client.js";
 import { DEV_TOKENS, ROOT, startCoordinator, startRunner } from "../cli/local.js";
 
 const { values } = parseArgs({
@@ -21,8 +23,12 @@ const { values } = parseArgs({
     fanout: { type: "string", default: "2000" },
     chain: { type: "string", default: "200" },
     slots: { type: "string", default: "auto" },
+    kills: { type: "string", default: "10" },
+    heartbeat: { type: "string", default: "3000" },
+    only: { type: "string" },
   },
 });
+const KILLS = Number(values.kills);
 const REPEAT = Number(values.repeat);
 const FANOUT = Number(values.fanout);
 const CHAIN = Number(values.chain);
@@ -36,7 +42,7 @@ async function timeRun(client: Client, yaml: string): Promise<number> {
   return final.finished_at! - final.created_at;
 }
 
-async function main(): Promise<void> {
+async function throughput(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
   const coordinator = await startCoordinator({ persistTo: join(dir, "state") });
   const runners = [0, 1].map((i) => startRunner({ coordinator: coordinator.url, slots: values.slots === "auto" ? "auto" : Number(values.slots), name: `bench-${i}`, cacheDir: join(dir, `cache-${i}`) }));
@@ -62,6 +68,60 @@ async function main(): Promise<void> {
     await coordinator.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Runs one task on a victim runner, kills or freezes it, and times the task's next start elsewhere. */
+async function recovery(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
+  const coordinator = await startCoordinator({ persistTo: join(dir, "state"), vars: { HEARTBEAT_TIMEOUT_MS: values.heartbeat! } });
+  const client = new Client(coordinator.url, DEV_TOKENS.api);
+  try {
+    await client.uploadModule("spin.wasm", readFileSync(join(ROOT, "wasm_tasks/build/spin.wasm")));
+    console.log(`recovery: ${KILLS} kills each, heartbeat limit ${values.heartbeat} ms`);
+    for (const how of ["closed socket (SIGKILL)", "silent runner (SIGSTOP)"] as const) {
+      const delays: number[] = [];
+      for (let i = 0; i < KILLS; i++) {
+        const victim = startRunner({ coordinator: coordinator.url, slots: 1, name: "victim", cacheDir: join(dir, "cache") });
+        const { id } = await client.submit(`name: recovery\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`);
+        await pollRun(client, id, (r) => r.tasks![0]!.state === "leased");
+        const survivor = startRunner({ coordinator: coordinator.url, slots: 1, name: "survivor", cacheDir: join(dir, "cache") });
+        await pollRunners(client, (names) => names.includes("survivor"));
+        const t0 = Date.now();
+        if (how.startsWith("closed")) await victim.stop("SIGKILL");
+        else victim.signal("SIGSTOP");
+        const run = await pollRun(client, id, (r) => r.tasks![0]!.attempts.length >= 2);
+        delays.push(run.tasks![0]!.attempts[1]!.started_at - t0);
+        await client.wait(id, () => {}, 50);
+        await Promise.all([victim.stop("SIGKILL"), survivor.stop("SIGKILL")]);
+      }
+      const sorted = [...delays].sort((a, b) => a - b);
+      console.log(`  ${how}: median ${median(delays)} ms, max ${sorted.at(-1)} ms to run elsewhere (runs: ${delays.join(", ")})`);
+    }
+  } finally {
+    await coordinator.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function pollRun(client: Client, id: string, check: (run: RunInfo) => boolean): Promise<RunInfo> {
+  for (;;) {
+    const run = await client.run(id);
+    if (check(run)) return run;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function pollRunners(client: Client, check: (names: string[]) => boolean): Promise<void> {
+  for (;;) {
+    const { runners } = await client.json<{ runners: { name: string }[] }>("/api/runners");
+    if (check(runners.map((r) => r.name))) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function main(): Promise<void> {
+  if (values.only !== "recovery") await throughput();
+  if (values.only !== "throughput") await recovery();
 }
 
 main().catch((e) => {

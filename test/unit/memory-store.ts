@@ -25,8 +25,10 @@ export class MemoryStore implements RunStore {
   status() {
     return this.runStatus;
   }
-  setStatus(status: RunStatus) {
+  finishedAt: number | null = null;
+  setStatus(status: RunStatus, at: number) {
     this.runStatus = status;
+    if (["succeeded", "failed", "cancelled"].includes(status)) this.finishedAt = at;
   }
   insertPlan(nodes: readonly NodeRow[]) {
     let seq = 0;

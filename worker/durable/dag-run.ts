@@ -199,7 +199,6 @@ export class DagRun extends DurableObject<Env> {
           await this.index();
           break;
         case "finished":
-          this.store.setMeta("finished_at", String(Date.now()));
           await this.ctx.storage.deleteAlarm();
           for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
           this.store.setMeta("demand", "0");

@@ -60,8 +60,9 @@ export class SqlStore implements RunStore {
     return (this.meta("status") as RunStatus | undefined) ?? "queued";
   }
 
-  setStatus(status: RunStatus): void {
+  setStatus(status: RunStatus, at: number): void {
     this.setMeta("status", status);
+    if (status === "succeeded" || status === "failed" || status === "cancelled") this.setMeta("finished_at", String(at));
   }
 
   insertPlan(nodes: readonly NodeRow[]): void {

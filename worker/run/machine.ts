@@ -296,7 +296,7 @@ function control(ctx: Ctx, status: RunStatus, action: "cancel" | "pause" | "resu
 
 function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): void {
   if (!TRANSITIONS[from].includes(to)) throw new IllegalTransition(from, event);
-  ctx.store.setStatus(to);
+  ctx.store.setStatus(to, ctx.now);
   ctx.effects.push({ type: "status", status: to });
 }
 

@@ -68,7 +68,8 @@ export interface RunnerRow {
 
 export interface RunStore {
   status(): RunStatus;
-  setStatus(status: RunStatus): void;
+  /** Sets the run's status at time `at` (kept as the finish time when the status is final). */
+  setStatus(status: RunStatus, at: number): void;
 
   /** Records the plan: nodes with their counters and one blocked or ready row per instance. */
   insertPlan(nodes: readonly NodeRow[]): void;
