@@ -26,6 +26,17 @@ export class Cluster {
     return proc;
   }
 
+  /** Resolves once every named runner is connected to the pool. */
+  async connected(...names: string[]): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const { runners } = await this.client.json<{ runners: { name: string }[] }>("/api/runners");
+      if (names.every((n) => runners.some((r) => r.name === n))) return;
+      if (Date.now() > deadline) throw new Error(`runners ${names.join(", ")} did not connect; connected: ${runners.map((r) => r.name).join(", ")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Uploads built modules from wasm_tasks/build under their file names. */
   async upload(...names: string[]): Promise<void> {
     for (const name of names) {

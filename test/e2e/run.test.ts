@@ -12,6 +12,7 @@ beforeAll(async () => {
   cluster.runner({ name: "alpha" });
   cluster.runner({ name: "beta" });
   await cluster.upload("init.wasm", "greet.wasm", "aggregate.wasm", "fail.wasm", "fixtures/trap.wasm");
+  await cluster.connected("alpha", "beta");
 });
 afterAll(() => cluster.stop());
 
