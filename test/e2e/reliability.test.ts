@@ -103,6 +103,53 @@ describe("runners that die", () => {
   });
 });
 
+describe("a runner that is stopped", () => {
+  const twoStep = `name: drain\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1500 } }\n  - { id: next, module: spin.wasm, depends_on: [slow], params: { ms: 1 } }\n`;
+
+  it("SIGTERM drains: the running task finishes within the grace period, nothing new starts, exit 0", async () => {
+    const runner = cluster.runner({ name: "drainer", slots: 1, args: ["--grace", "10s"] });
+    const { id } = await cluster.client.submit(twoStep);
+    await until(id, (r) => leasedTo(r, "drainer").length === 1);
+    runner.signal("SIGTERM");
+    expect(await runner.exited).toBe(0);
+    const run = await cluster.client.run(id);
+    const [slow, next] = run.tasks!;
+    expect(slow!.attempts).toEqual([expect.objectContaining({ runner_name: "drainer", outcome: "succeeded" })]);
+    expect(next!.state).toBe("ready");
+    cluster.runner({ name: "after-drain", slots: 1 });
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+  });
+
+  it("past the grace period the unfinished task is handed back, not charged, and runs elsewhere", async () => {
+    const runner = cluster.runner({ name: "impatient", slots: 1, args: ["--grace", "0"] });
+    const { id } = await cluster.client.submit(twoStep.replace("name: drain", "name: hand-back"));
+    await until(id, (r) => leasedTo(r, "impatient").length === 1);
+    runner.signal("SIGTERM");
+    expect(await runner.exited).toBe(0);
+    expect(runner.lines.some((l) => /handed back 1 unfinished task/.test(l))).toBe(true);
+    cluster.runner({ name: "taker", slots: 1 });
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+    const [slow] = (await cluster.client.run(id)).tasks!;
+    expect(slow!.attempts.map((a) => [a.runner_name, a.outcome])).toEqual([
+      ["impatient", "returned"],
+      ["taker", "succeeded"],
+    ]);
+  });
+
+  it("a second signal exits at once", async () => {
+    const runner = cluster.runner({ name: "stubborn", slots: 1, args: ["--grace", "60s"] });
+    const { id } = await cluster.client.submit(twoStep.replace("name: drain", "name: second-signal").replace("ms: 1500", "ms: 20000"));
+    await until(id, (r) => leasedTo(r, "stubborn").length === 1);
+    runner.signal("SIGTERM");
+    await runner.waitFor(/draining: waiting up to 60000 ms/);
+    const t0 = Date.now();
+    runner.signal("SIGTERM");
+    expect(await runner.exited).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await cluster.client.control(id, "cancel");
+  });
+});
+
 describe("a coordinator that dies", () => {
   it("killed and restarted mid-run: the run resumes and succeeds with no task lost", async () => {
     cluster.runner({ name: "r1" });
