@@ -29,6 +29,8 @@ export async function freePort(): Promise<number> {
 /** A child process whose output is kept, and which can be stopped with its whole group. */
 export class Proc {
   readonly lines: string[] = [];
+  /** When each line arrived (Date.now()), parallel to `lines`. */
+  readonly times: number[] = [];
   readonly exited: Promise<number | null>;
 
   constructor(
@@ -42,6 +44,7 @@ export class Proc {
       partial = parts.pop()!;
       for (const line of parts) {
         this.lines.push(line);
+        this.times.push(Date.now());
         this.echo?.(line);
       }
     };
@@ -75,12 +78,16 @@ export class Proc {
     }
   }
 
-  /** Resolves when a line matching `pattern` has been printed. */
+  /** Resolves with the first line matching `pattern` and when it arrived. */
   async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+    return (await this.waitForLine(pattern, timeoutMs)).line;
+  }
+
+  async waitForLine(pattern: RegExp, timeoutMs = 30_000): Promise<{ line: string; at: number }> {
     const deadline = Date.now() + timeoutMs;
     let seen = 0;
     while (Date.now() < deadline) {
-      for (; seen < this.lines.length; seen++) if (pattern.test(this.lines[seen]!)) return this.lines[seen]!;
+      for (; seen < this.lines.length; seen++) if (pattern.test(this.lines[seen]!)) return { line: this.lines[seen]!, at: this.times[seen]! };
       if (!this.running) throw new Error(`process ended before printing ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,0 +1,114 @@
+// mandelbrot_png: assembles the tiles of `mandelbrot_tile` (inputs.tile, in index order) into
+// one 8-bit grayscale PNG and outputs it. The PNG uses stored (uncompressed) deflate blocks: no
+// compression library is needed and the bytes are the same on every machine.
+import { envelope, Json, NUMBER } from "./lib/json";
+import { fromBase64 } from "./lib/bytes";
+
+function num(params: Json, key: string, fallback: f64): f64 {
+  const v = params.get(key);
+  return v.kind == NUMBER ? v.num : fallback;
+}
+
+const CRC_TABLE = new Uint32Array(256);
+for (let n: u32 = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+
+function crc32(buf: Uint8Array, start: i32, end: i32): u32 {
+  let c: u32 = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return c ^ 0xffffffff;
+}
+
+class Writer {
+  buf: Uint8Array;
+  pos: i32 = 0;
+  constructor(size: i32) {
+    this.buf = new Uint8Array(size);
+  }
+  u8(v: u32): void {
+    this.buf[this.pos++] = <u8>v;
+  }
+  u32be(v: u32): void {
+    this.u8(v >>> 24);
+    this.u8(v >>> 16);
+    this.u8(v >>> 8);
+    this.u8(v);
+  }
+  /** Writes a chunk whose body `body(w)` writes; fills in length and CRC. */
+  chunkStart(type: string): i32 {
+    this.u32be(0);
+    const start = this.pos;
+    for (let i = 0; i < 4; i++) this.u8(type.charCodeAt(i));
+    return start;
+  }
+  chunkEnd(start: i32): void {
+    const len = this.pos - start - 4;
+    this.buf[start - 4] = <u8>(len >>> 24);
+    this.buf[start - 3] = <u8>(len >>> 16);
+    this.buf[start - 2] = <u8>(len >>> 8);
+    this.buf[start - 1] = <u8>len;
+    this.u32be(crc32(this.buf, start, this.pos));
+  }
+}
+
+const env = envelope();
+const p = env.get("params");
+const width = <i32>num(p, "width", 2048);
+const height = <i32>num(p, "height", 2048);
+const side = <i32>Math.round(Math.sqrt(num(p, "tiles", 64)));
+const tiles = env.get("inputs").get("tile");
+const tw = width / side;
+const th = height / side;
+
+// Raw scanlines: a filter byte (0) then the row's pixels.
+const rowLen = width + 1;
+const raw = new Uint8Array(rowLen * height);
+for (let t = 0; t < tiles.items.length; t++) {
+  const pixels = fromBase64(tiles.items[t].get("$bytes").str);
+  const left = (t % side) * tw;
+  const top = (t / side) * th;
+  for (let y = 0; y < th; y++) {
+    raw.set(pixels.subarray(y * tw, (y + 1) * tw), (top + y) * rowLen + 1 + left);
+  }
+}
+
+const blocks = (raw.length + 65534) / 65535;
+const w = new Writer(8 + 25 + 12 + 2 + blocks * 5 + raw.length + 4 + 12);
+const signature: u8[] = [137, 80, 78, 71, 13, 10, 26, 10];
+for (let i = 0; i < 8; i++) w.u8(signature[i]);
+let c = w.chunkStart("IHDR");
+w.u32be(width);
+w.u32be(height);
+w.u8(8); // bit depth
+w.u8(0); // grayscale
+w.u8(0);
+w.u8(0);
+w.u8(0);
+w.chunkEnd(c);
+c = w.chunkStart("IDAT");
+w.u8(0x78);
+w.u8(0x01);
+let a: u32 = 1;
+let b: u32 = 0;
+for (let off = 0; off < raw.length; off += 65535) {
+  const len = min(65535, raw.length - off);
+  w.u8(off + len >= raw.length ? 1 : 0);
+  w.u8(len & 0xff);
+  w.u8(len >>> 8);
+  w.u8(~len & 0xff);
+  w.u8((~len >>> 8) & 0xff);
+  for (let i = 0; i < len; i++) {
+    const v = raw[off + i];
+    w.u8(v);
+    a = (a + v) % 65521;
+    b = (b + a) % 65521;
+  }
+}
+w.u32be((b << 16) | a);
+w.chunkEnd(c);
+c = w.chunkStart("IEND");
+w.chunkEnd(c);
+process.stdout.write(w.buf.buffer.slice(0, w.pos));
