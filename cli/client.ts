@@ -116,7 +116,12 @@ export class Client {
   }
 
   async output(id: string, task: string): Promise<Uint8Array> {
-    return new Uint8Array(await (await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`)).arrayBuffer());
+    return (await this.outputWithType(id, task)).bytes;
+  }
+
+  async outputWithType(id: string, task: string): Promise<{ bytes: Uint8Array; type: string }> {
+    const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), type: res.headers.get("Content-Type") ?? "application/octet-stream" };
   }
 
   /** Polls a run until it ends, calling `onChange` whenever its counts move. */

@@ -3,9 +3,10 @@
  * the modules a DAG names, submits it, and with --wait follows it to the end. Exit codes: 0
  * success, 1 the run failed (or the coordinator could not be reached), 2 bad usage or input.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { parseDocument } from "yaml";
 import { parseDag } from "../worker/dag/parse.js";
 import type { Problem } from "../worker/dag/plan.js";
 import { ApiError, Client, type RunInfo } from "./client.js";
@@ -14,6 +15,7 @@ const HELP = `Usage: distro <command> [options]
 
 Commands:
   submit FILE [--wait]   upload the modules FILE names, submit the DAG; --wait follows it to the end
+  output ID TASK         print a task's output, or write it with -o FILE
   cancel ID              cancel a run: running attempts are stopped, the rest never runs
   pause ID               let running attempts finish, start nothing new
   resume ID              resume a paused run
@@ -23,16 +25,23 @@ Options (every command):
   --token TOKEN          the coordinator's API_TOKEN (env DISTRO_TOKEN)
   -h, --help             show this help
 
+Options (output):
+  -o, --out FILE         write the output to FILE instead of standard output
+
 Options (submit):
   --modules DIR          where to find the .wasm files the DAG names (repeatable; default: the
                          DAG's folder and wasm_tasks/build)
   --wait                 print progress until the run ends, then its final outputs
+  -o, --out DIR          with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)
+  --param NAME=VALUE     set a DAG-level param before submitting (VALUE is JSON, else a string)
   --json                 print the run as JSON instead of text (also for cancel, pause, resume)`;
 
 export class UsageError extends Error {}
 
 interface Io {
   out: (line: string) => void;
+  /** Raw bytes to standard output (distro output without -o). */
+  write: (bytes: Uint8Array) => void;
   err: (line: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -51,6 +60,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         modules: { type: "string", multiple: true },
         wait: { type: "boolean" },
         json: { type: "boolean" },
+        out: { type: "string", short: "o" },
+        param: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -72,7 +83,20 @@ export async function main(argv: string[], io: Io): Promise<number> {
     switch (command) {
       case "submit": {
         if (rest.length !== 1) throw new UsageError("submit takes exactly one FILE");
-        return await submit(client, resolve(io.cwd, rest[0]!), { modules: values.modules ?? [], wait: values.wait ?? false, json: values.json ?? false }, io);
+        const out = values.out === undefined ? undefined : resolve(io.cwd, values.out);
+        const opts = { modules: values.modules ?? [], wait: values.wait ?? false, json: values.json ?? false, out, params: parseParams(values.param ?? []) };
+        return await submit(client, resolve(io.cwd, rest[0]!), opts, io);
+      }
+      case "output": {
+        if (rest.length !== 2) throw new UsageError("output takes a run ID and a TASK (id or id[index])");
+        const { bytes, type } = await client.outputWithType(rest[0]!, rest[1]!);
+        if (values.out !== undefined) {
+          writeFileSync(resolve(io.cwd, values.out), bytes);
+          io.out(`wrote ${bytes.length} bytes (${type}) to ${values.out}`);
+        } else {
+          io.write(bytes);
+        }
+        return 0;
       }
       case "cancel":
       case "pause":
@@ -99,12 +123,38 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-async function submit(client: Client, file: string, opts: { modules: string[]; wait: boolean; json: boolean }, io: Io): Promise<number> {
+interface SubmitOptions {
+  modules: string[];
+  wait: boolean;
+  json: boolean;
+  out: string | undefined;
+  params: [string, unknown][];
+}
+
+/** `--param a=1 --param name=x` → [["a", 1], ["name", "x"]]. */
+function parseParams(list: string[]): [string, unknown][] {
+  return list.map((p) => {
+    const m = /^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$/s.exec(p);
+    if (!m) throw new UsageError(`--param: expected NAME=VALUE, got "${p}"`);
+    try {
+      return [m[1]!, JSON.parse(m[2]!)];
+    } catch {
+      return [m[1]!, m[2]!];
+    }
+  });
+}
+
+async function submit(client: Client, file: string, opts: SubmitOptions, io: Io): Promise<number> {
   let yaml: string;
   try {
     yaml = readFileSync(file, "utf8");
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (opts.params.length > 0) {
+    const doc = parseDocument(yaml);
+    for (const [name, value] of opts.params) doc.setIn(["params", name], value);
+    yaml = doc.toString();
   }
   const parsed = parseDag(yaml);
   if (!parsed.ok) {
@@ -137,7 +187,7 @@ async function submit(client: Client, file: string, opts: { modules: string[]; w
     io.out(JSON.stringify(final, null, 2));
     return final.status === "succeeded" ? 0 : 1;
   }
-  await printResult(client, final, io);
+  await printResult(client, final, opts.out, io);
   return final.status === "succeeded" ? 0 : 1;
 }
 
@@ -149,8 +199,8 @@ export function progressLine(run: RunInfo): string {
   return `${run.status}: ${run.counts.succeeded ?? 0}/${run.tasks_total} succeeded${parts.length ? `, ${parts.join(", ")}` : ""}`;
 }
 
-/** Prints the outputs of the run's final tasks, or what failed and why. */
-async function printResult(client: Client, run: RunInfo, io: Io): Promise<void> {
+/** Prints (or writes into `out`) the outputs of the run's final tasks, or what failed and why. */
+async function printResult(client: Client, run: RunInfo, out: string | undefined, io: Io): Promise<void> {
   if (run.status !== "succeeded") {
     const tasks = (await client.run(run.id)).tasks ?? [];
     for (const t of tasks.filter((t) => t.state === "failed")) {
@@ -164,9 +214,20 @@ async function printResult(client: Client, run: RunInfo, io: Io): Promise<void> 
   const view = await client.run(run.id);
   const used = new Set((view.nodes ?? []).flatMap((n) => n.deps));
   const sinks = new Set((view.nodes ?? []).filter((n) => !used.has(n.id)).map((n) => n.id));
-  for (const t of (view.tasks ?? []).filter((t) => sinks.has(t.node)).slice(0, 10)) {
-    const bytes = await client.output(run.id, t.id);
-    io.out(`${t.id}: ${new TextDecoder().decode(bytes)}`);
+  if (out) mkdirSync(out, { recursive: true });
+  const finals = (view.tasks ?? []).filter((t) => sinks.has(t.node));
+  for (const t of out ? finals : finals.slice(0, 10)) {
+    const { bytes, type } = await client.outputWithType(run.id, t.id);
+    if (out) {
+      const file = join(out, `${t.id.replace(/[^A-Za-z0-9_.-]/g, "_")}${type === "image/png" ? ".png" : type === "application/json" ? ".json" : ".bin"}`);
+      writeFileSync(file, bytes);
+      io.out(`${t.id}: wrote ${bytes.length} bytes (${type}) to ${file}`);
+    } else if (type === "application/json" || (type.startsWith("text/") && bytes.length < 4096)) {
+      const text = new TextDecoder().decode(bytes);
+      io.out(`${t.id}: ${text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text}`);
+    } else {
+      io.out(`${t.id}: ${bytes.length} bytes of ${type} (save it: distro output ${run.id} ${t.id} -o FILE)`);
+    }
   }
   io.out(`run ${run.id} succeeded`);
 }
@@ -178,6 +239,7 @@ function printProblems(problems: Problem[], file: string, io: Io): void {
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/bin/distro.js")) {
   main(process.argv.slice(2), {
     out: (l) => process.stdout.write(`${l}\n`),
+    write: (b) => process.stdout.write(b),
     err: (l) => process.stderr.write(`${l}\n`),
     env: process.env,
     cwd: process.cwd(),

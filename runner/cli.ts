@@ -8,6 +8,7 @@ import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
 import { autoSlots, measureDevice } from "./device.js";
 import { ThreadPool } from "./executor/pool.js";
 import { consoleLogger } from "./log.js";
+import { CoordinatorHttp } from "./blobs.js";
 import { ModuleCache } from "./modules.js";
 import { newRunnerId, Runner } from "./runner.js";
 
@@ -28,13 +29,8 @@ async function main(): Promise<void> {
   const device = await measureDevice();
   const slots = config.slots === "auto" ? autoSlots(device) : config.slots;
   const log = consoleLogger(config.verbose);
-  const token = config.token;
-  const coordinator = config.coordinator;
-  const modules = new ModuleCache(config.cacheDir, async (sha256) => {
-    const res = await fetch(new URL(`/api/modules/sha256:${sha256}`, coordinator), { headers: { Authorization: `Bearer ${token}` } });
-    if (!res.ok) throw new Error(`HTTP ${res.status} ${await res.text()}`);
-    return new Uint8Array(await res.arrayBuffer());
-  });
+  const http = new CoordinatorHttp(config.coordinator, config.token);
+  const modules = new ModuleCache(config.cacheDir, (sha256) => http.get(`/api/modules/sha256:${sha256}`));
   const runner = new Runner({
     config,
     info: {
@@ -51,6 +47,7 @@ async function main(): Promise<void> {
     },
     threads: new ThreadPool(slots),
     modules,
+    http,
     log,
   });
   let signals = 0;

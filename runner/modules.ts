@@ -3,11 +3,11 @@
  * in memory. A module is fetched from the coordinator once, its hash verified, its imports
  * checked against the WASI preview1 allow-list, and only then compiled.
  */
-import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { checkTaskModule } from "../worker/wasm/inspect.js";
 import type { Failure } from "../worker/protocol/messages.js";
+import { sha256Hex as hash } from "./blobs.js";
 
 /** A module that cannot be run; carries the failure to report. */
 export class ModuleError extends Error {
@@ -69,8 +69,4 @@ export class ModuleCache {
       throw new ModuleError({ kind: "bad_module", message: `module does not compile: ${(e as Error).message}`, retryable: false });
     }
   }
-}
-
-function hash(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }

@@ -14,6 +14,7 @@ import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
 import { ModuleError, type ModuleCache } from "./modules.js";
+import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
 
 interface Running {
   task: Assignment;
@@ -41,6 +42,7 @@ export interface RunnerParts {
   info: RunnerInfo;
   threads: ThreadPool;
   modules: ModuleCache;
+  http: CoordinatorHttp;
   log: Logger;
 }
 
@@ -253,20 +255,21 @@ export class Runner {
     run.running.set(attemptKey(task), entry);
     let outcome: JobOutcome;
     try {
-      const module = await this.parts.modules.get(task.module);
+      const [module, stdin] = await Promise.all([this.parts.modules.get(task.module), resolveInputs(task, this.parts.http)]);
       outcome = await this.parts.threads.run(
         {
           module,
           args: [task.task, ...task.args],
           env: task.env,
-          stdin: new TextEncoder().encode(task.stdin),
+          stdin: new TextEncoder().encode(stdin),
           maxOutputBytes: task.maxOutputBytes,
           timeoutMs: task.timeoutMs,
         },
         entry.abort.signal,
       );
     } catch (e) {
-      const failure = e instanceof ModuleError ? e.failure : { kind: "bad_module" as const, message: (e as Error).message, retryable: false };
+      // A module that cannot run is the task's fault; an input blob that cannot be fetched is not.
+      const failure = e instanceof ModuleError ? e.failure : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
       outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : "bad_module", message: failure.message, stderr: "" };
     }
     run.running.delete(attemptKey(task));
@@ -275,11 +278,11 @@ export class Runner {
     if (entry.dropped) {
       this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`);
     } else {
-      const result = toResult(task, outcome, ms);
+      const result = await this.upload(task, toResult(task, outcome, ms), outcome);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
       this.parts.log.info(
         result.ok
-          ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${Buffer.byteLength(result.output ?? "", "base64")} bytes out)`
+          ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${result.outputRef ? `${result.outputRef.size} bytes out, uploaded` : `${Buffer.byteLength(result.output ?? "", "base64")} bytes out`})`
           : `task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${result.failure!.kind}: ${result.failure!.message})`,
       );
       run.results.push(result);
@@ -289,6 +292,17 @@ export class Runner {
     if (!run.flushing) {
       run.flushing = true;
       setImmediate(() => this.flush(run));
+    }
+  }
+
+  /** Moves an output over the inline limit to blob storage; a failed upload fails the attempt (retryable). */
+  private async upload(task: Assignment, result: TaskResult, outcome: JobOutcome): Promise<TaskResult> {
+    if (!result.ok || outcome.type !== "exit" || outcome.stdout.length <= task.inlineOutputBytes) return result;
+    try {
+      const { output: _inline, ...rest } = result;
+      return { ...rest, outputRef: await this.parts.http.upload(outcome.stdout) };
+    } catch (e) {
+      return { ...result, ok: false, output: undefined, failure: { kind: "output", message: `could not upload the output: ${(e as Error).message}`, retryable: true } };
     }
   }
 

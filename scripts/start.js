@@ -54,6 +54,7 @@ runner.exited.then((code) => {
 
 const code = await distro(["submit", "dags/hello_fanout.yaml", "--wait", "--coordinator", coordinator.url.toString(), "--token", apiToken], {
   out: (l) => console.log(l),
+  write: (b) => process.stdout.write(b),
   err: (l) => console.error(l),
   env: process.env,
   cwd: ROOT,

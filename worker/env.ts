@@ -9,7 +9,8 @@ export interface Env {
   DAG_RUN: DurableObjectNamespace<DagRun>;
   RUNNER_POOL: DurableObjectNamespace<RunnerPool>;
   DB: D1Database;
-  MODULES: R2Bucket;
+  /** Task modules under modules/<sha256>, large outputs under outputs/<sha256>. */
+  BLOBS: R2Bucket;
   ASSETS: Fetcher;
   API_TOKEN?: string;
   RUNNER_TOKEN?: string;

@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Env } from "./env.js";
+import { blobs } from "./routes/blobs.js";
 import { dags } from "./routes/dags.js";
 import { modules } from "./routes/modules.js";
 import { runners } from "./routes/runners.js";
@@ -17,6 +18,7 @@ export const app = new Hono<{ Bindings: Env }>();
 app.route("/api/dags", dags);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
+app.route("/api/blobs", blobs);
 
 // Static assets are matched before the Worker in production; this serves them wherever a request
 // reaches the app first (tests, `run_worker_first` routes).

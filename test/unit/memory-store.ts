@@ -13,11 +13,12 @@ import {
   type TaskRow,
   type TaskState,
 } from "../../worker/run/store";
+import type { BlobRef } from "../../worker/protocol/messages";
 
 export class MemoryStore implements RunStore {
   runStatus: RunStatus = "queued";
   readonly nodes = new Map<string, NodeRow>();
-  readonly tasks = new Map<string, TaskRow & { seq: number; priority: number; output?: Uint8Array }>();
+  readonly tasks = new Map<string, TaskRow & { seq: number; priority: number; output?: Uint8Array | BlobRef }>();
   readonly attempts: AttemptRow[] = [];
   readonly runnerRows = new Map<string, RunnerRow>();
   readonly deadlines = new Map<string, { kind: DeadlineKind; key: string; at: number }>();
@@ -105,8 +106,8 @@ export class MemoryStore implements RunStore {
       .sort((a, b) => (a.index ?? 0) - (b.index ?? 0))
       .map((t) => t.output ?? new Uint8Array(0));
   }
-  setOutput(key: string, bytes: Uint8Array) {
-    this.tasks.get(key)!.output = bytes;
+  setOutput(key: string, output: Uint8Array | BlobRef) {
+    this.tasks.get(key)!.output = output;
   }
   addAttempt(row: AttemptRow) {
     this.attempts.push({ ...row });

@@ -9,6 +9,7 @@ const GOLDEN_RUNNER = [
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
   `{"type":"want","want":3,"received":12}`,
   `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1,"received":5}`,
+  `{"type":"results","results":[{"task":"big","attempt":1,"ok":true,"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6}`,
   `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom","failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],"want":0,"received":9}`,
   `{"type":"reject","tasks":[{"task":"x","attempt":2}]}`,
 ];
@@ -17,7 +18,7 @@ const GOLDEN_COORDINATOR = [
   `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}","heartbeatMs":15000}`,
   `{"type":"cancel","tasks":[{"task":"greet[0]","attempt":1}]}`,
   `{"type":"join","run":"${"b".repeat(64)}"}`,
-  `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],"env":{},"stdin":"{}","timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":1048576}],"backlog":2}`,
+  `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],"env":{},"stdin":"{}","refs":[],"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,"inlineOutputBytes":262144}],"backlog":2}`,
   `{"type":"finished","status":"succeeded"}`,
   `{"type":"error","message":"bad frame","fatal":false}`,
 ];

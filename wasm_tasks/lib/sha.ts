@@ -36,30 +36,46 @@ function pad(msg: Uint8Array, block: i32, lenBytes: i32): Uint8Array {
   return out;
 }
 
-export function sha256(msg: Uint8Array): Uint8Array {
-  const h: u32[] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
-  const data = pad(msg, 64, 8);
-  const w = new Uint32Array(64);
-  for (let off = 0; off < data.length; off += 64) {
-    for (let i = 0; i < 16; i++) {
-      const j = off + 4 * i;
-      w[i] = (<u32>data[j] << 24) | (<u32>data[j + 1] << 16) | (<u32>data[j + 2] << 8) | <u32>data[j + 3];
-    }
-    for (let i = 16; i < 64; i++) {
-      const s0 = rotr<u32>(w[i - 15], 7) ^ rotr<u32>(w[i - 15], 18) ^ (w[i - 15] >>> 3);
-      const s1 = rotr<u32>(w[i - 2], 17) ^ rotr<u32>(w[i - 2], 19) ^ (w[i - 2] >>> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-    for (let i = 0; i < 64; i++) {
-      const t1 = hh + (rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-      const t2 = (rotr<u32>(a, 2) ^ rotr<u32>(a, 13) ^ rotr<u32>(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
-    }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+const IV256: u32[] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+const W256 = new Uint32Array(64);
+
+/** One SHA-256 compression of the 64-byte block at `off` into `h`. */
+function compress256(h: Uint32Array, data: Uint8Array, off: i32): void {
+  const w = W256;
+  for (let i = 0; i < 16; i++) {
+    const j = off + 4 * i;
+    w[i] = (<u32>data[j] << 24) | (<u32>data[j + 1] << 16) | (<u32>data[j + 2] << 8) | <u32>data[j + 3];
   }
-  const out = new Uint8Array(32);
+  for (let i = 16; i < 64; i++) {
+    const s0 = rotr<u32>(w[i - 15], 7) ^ rotr<u32>(w[i - 15], 18) ^ (w[i - 15] >>> 3);
+    const s1 = rotr<u32>(w[i - 2], 17) ^ rotr<u32>(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+  for (let i = 0; i < 64; i++) {
+    const t1 = hh + (rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+    const t2 = (rotr<u32>(a, 2) ^ rotr<u32>(a, 13) ^ rotr<u32>(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+}
+
+function iv256(): Uint32Array {
+  const h = new Uint32Array(8);
+  for (let i = 0; i < 8; i++) h[i] = IV256[i];
+  return h;
+}
+
+function digest256(h: Uint32Array, out: Uint8Array): void {
   for (let i = 0; i < 8; i++) for (let k = 0; k < 4; k++) out[4 * i + k] = <u8>(h[i] >>> (24 - 8 * k));
+}
+
+export function sha256(msg: Uint8Array): Uint8Array {
+  const h = iv256();
+  const data = pad(msg, 64, 8);
+  for (let off = 0; off < data.length; off += 64) compress256(h, data, off);
+  const out = new Uint8Array(32);
+  digest256(h, out);
   return out;
 }
 
@@ -94,29 +110,68 @@ export function sha512(msg: Uint8Array): Uint8Array {
   return out;
 }
 
-export function hmacSha256(key: Uint8Array, msg: Uint8Array): Uint8Array {
+/** The HMAC-SHA256 states after the key's inner and outer pad blocks (RFC 2104). */
+function hmacStates(key: Uint8Array): Uint32Array[] {
   const k = new Uint8Array(64);
   k.set(key.length > 64 ? sha256(key) : key);
-  const inner = new Uint8Array(64 + msg.length);
-  const outer = new Uint8Array(64 + 32);
-  for (let i = 0; i < 64; i++) {
-    inner[i] = k[i] ^ 0x36;
-    outer[i] = k[i] ^ 0x5c;
-  }
-  inner.set(msg, 64);
-  outer.set(sha256(inner), 64);
-  return sha256(outer);
+  const block = new Uint8Array(64);
+  const inner = iv256();
+  const outer = iv256();
+  for (let i = 0; i < 64; i++) block[i] = k[i] ^ 0x36;
+  compress256(inner, block, 0);
+  for (let i = 0; i < 64; i++) block[i] = k[i] ^ 0x5c;
+  compress256(outer, block, 0);
+  return [inner, outer];
 }
 
-/** PBKDF2-HMAC-SHA256 with a 32-byte derived key (one block). */
+/** Finishes a hash whose first 64 bytes are already in `state`: `msg` follows them. */
+function finish(state: Uint32Array, msg: Uint8Array): Uint32Array {
+  const h = new Uint32Array(8);
+  h.set(state);
+  const tail = pad(msg, 64, 8);
+  // The length field counts the 64 bytes already hashed.
+  const bits: u64 = (<u64>msg.length + 64) * 8;
+  for (let i = 0; i < 8; i++) tail[tail.length - 1 - i] = <u8>(bits >> (8 * i));
+  for (let off = 0; off < tail.length; off += 64) compress256(h, tail, off);
+  return h;
+}
+
+export function hmacSha256(key: Uint8Array, msg: Uint8Array): Uint8Array {
+  const states = hmacStates(key);
+  const inner = new Uint8Array(32);
+  digest256(finish(states[0], msg), inner);
+  const out = new Uint8Array(32);
+  digest256(finish(states[1], inner), out);
+  return out;
+}
+
+/**
+ * PBKDF2-HMAC-SHA256 with a 32-byte derived key (one block). Each iteration after the first
+ * costs two compressions and no allocation: the key's pad states are computed once, and a
+ * 32-byte message after a 64-byte pad always fits one block.
+ */
 export function pbkdf2Sha256(password: Uint8Array, salt: Uint8Array, iterations: i32): Uint8Array {
+  const states = hmacStates(password);
   const first = new Uint8Array(salt.length + 4);
   first.set(salt);
   first[salt.length + 3] = 1;
-  let u = hmacSha256(password, first);
+  const u = new Uint8Array(32);
+  digest256(finish(states[0], first), u);
+  digest256(finish(states[1], u), u);
   const out = u.slice();
+  // One block: 32 message bytes, 0x80, zeros, and the bit length of 64 + 32 bytes (768).
+  const block = new Uint8Array(64);
+  block[32] = 0x80;
+  block[62] = 0x03;
+  const h = new Uint32Array(8);
   for (let i = 1; i < iterations; i++) {
-    u = hmacSha256(password, u);
+    block.set(u);
+    h.set(states[0]);
+    compress256(h, block, 0);
+    digest256(h, block);
+    h.set(states[1]);
+    compress256(h, block, 0);
+    digest256(h, u);
     for (let j = 0; j < 32; j++) out[j] ^= u[j];
   }
   return out;

@@ -9,7 +9,8 @@ import { DurableObject } from "cloudflare:workers";
 import type { ResolvedPlan } from "../dag/plan.js";
 import { indexRun } from "../db.js";
 import { heartbeatMs, pool, type Env } from "../env.js";
-import { CLOSE, PROTOCOL_VERSION } from "../protocol/messages.js";
+import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
+import { outputKey } from "../routes/blobs.js";
 import { IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
@@ -108,7 +109,7 @@ export class DagRun extends DurableObject<Env> {
   }
 
   /** A task's accepted output; `state` says why there is none yet. */
-  async output(key: string): Promise<{ state: TaskState; output: Uint8Array | null } | null> {
+  async output(key: string): Promise<{ state: TaskState; output: Uint8Array | BlobRef | null } | null> {
     return this.store.output(key) ?? null;
   }
 
@@ -130,7 +131,7 @@ export class DagRun extends DurableObject<Env> {
           case "want":
             return this.apply({ type: "want", runner, want: msg.want, received: msg.received });
           case "results":
-            return this.apply({ type: "results", runner, results: msg.results, want: msg.want, received: msg.received });
+            return this.apply({ type: "results", runner, results: await this.checkBlobs(msg.results), want: msg.want, received: msg.received });
           case "reject":
             return this.apply({ type: "reject", runner, tasks: msg.tasks });
           case "status":
@@ -157,6 +158,17 @@ export class DagRun extends DurableObject<Env> {
     } catch (e) {
       console.error("DagRun webSocketClose", e);
     }
+  }
+
+  /** A result whose output blob is not in storage becomes a retryable failure before the machine sees it. */
+  private async checkBlobs(results: TaskResult[]): Promise<TaskResult[]> {
+    return Promise.all(
+      results.map(async (r) => {
+        if (!r.outputRef || (await this.env.BLOBS.head(outputKey(r.outputRef.sha256)))?.size === r.outputRef.size) return r;
+        const message = `the output blob sha256:${r.outputRef.sha256} (${r.outputRef.size} bytes) was not uploaded`;
+        return { ...r, ok: false, outputRef: undefined, failure: { kind: "output" as const, message, retryable: true } };
+      }),
+    );
   }
 
   /** Runs one event through the state machine in one transaction, then performs its effects. */

@@ -4,7 +4,7 @@
  * output) for the DagRun's RPC methods.
  */
 import type { ResolvedNode } from "../dag/plan.js";
-import type { Failure } from "../protocol/messages.js";
+import type { BlobRef, Failure } from "../protocol/messages.js";
 import {
   TASK_STATES,
   type AttemptRow,
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spe
 CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
 CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
   priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
-  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB);
+  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER);
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
 CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
@@ -201,21 +201,22 @@ export class SqlStore implements RunStore {
     this.sql.exec(`INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`, state, delta);
   }
 
-  outputs(node: string): Uint8Array[] {
+  outputs(node: string): (Uint8Array | BlobRef)[] {
     return this.sql
-      .exec<{ output: ArrayBuffer | null }>(`SELECT output FROM tasks WHERE node = ? ORDER BY idx`, node)
+      .exec<OutputRow>(`SELECT output, output_sha, output_size FROM tasks WHERE node = ? ORDER BY idx`, node)
       .toArray()
-      .map((r) => new Uint8Array(r.output ?? new ArrayBuffer(0)));
+      .map((r) => toOutput(r) ?? new Uint8Array(0));
   }
 
-  setOutput(key: string, bytes: Uint8Array): void {
-    this.sql.exec(`UPDATE tasks SET output = ? WHERE key = ?`, bytes, key);
+  setOutput(key: string, output: Uint8Array | BlobRef): void {
+    if (output instanceof Uint8Array) this.sql.exec(`UPDATE tasks SET output = ?, output_size = ? WHERE key = ?`, output, output.length, key);
+    else this.sql.exec(`UPDATE tasks SET output_sha = ?, output_size = ? WHERE key = ?`, output.sha256, output.size, key);
   }
 
-  /** A task's state and accepted output, for the output route. */
-  output(key: string): { state: TaskState; output: Uint8Array | null } | undefined {
-    const row = this.sql.exec<{ state: TaskState; output: ArrayBuffer | null }>(`SELECT state, output FROM tasks WHERE key = ?`, key).toArray()[0];
-    return row && { state: row.state, output: row.output ? new Uint8Array(row.output) : null };
+  /** A task's state and accepted output (bytes, or where they are), for the output route. */
+  output(key: string): { state: TaskState; output: Uint8Array | BlobRef | null } | undefined {
+    const row = this.sql.exec<OutputRow & { state: TaskState }>(`SELECT state, output, output_sha, output_size FROM tasks WHERE key = ?`, key).toArray()[0];
+    return row && { state: row.state, output: toOutput(row) };
   }
 
   addAttempt(a: AttemptRow): void {
@@ -318,7 +319,7 @@ export class SqlStore implements RunStore {
       attempts.set(a.task as string, list);
     }
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, length(output) AS output_bytes FROM tasks ORDER BY seq`)
+      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ORDER BY seq`)
       .toArray()
       .map((t) => {
         const list = attempts.get(t.key as string) ?? [];
@@ -360,6 +361,13 @@ export interface TaskView {
   started_at: number | null;
   ended_at: number | null;
   attempts: AttemptView[];
+}
+
+type OutputRow = { output: ArrayBuffer | null; output_sha: string | null; output_size: number | null };
+
+function toOutput(row: OutputRow): Uint8Array | BlobRef | null {
+  if (row.output_sha) return { sha256: row.output_sha, size: row.output_size ?? 0 };
+  return row.output_size === null ? null : new Uint8Array(row.output ?? new ArrayBuffer(0));
 }
 
 function toTask(row: Row): TaskRow {

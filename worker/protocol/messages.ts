@@ -53,17 +53,30 @@ const failure = z.strictObject({
 });
 export type Failure = z.infer<typeof failure>;
 
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** An output kept in blob storage instead of inline. */
+const blobRef = z.strictObject({ sha256, size: z.number().int().nonnegative() });
+export type BlobRef = z.infer<typeof blobRef>;
+
 /** One task attempt given to a runner. */
 const assignment = z.strictObject({
   task: z.string(),
   attempt: z.number().int().positive(),
-  module: z.string().regex(/^[0-9a-f]{64}$/),
+  module: sha256,
   args: z.array(z.string()),
   env: z.record(z.string(), z.string()),
+  /**
+   * The task envelope. An input kept in blob storage stands in it as {"$ref": "<sha256>"}; the
+   * runner fetches the blobs listed in `refs` and puts their values in place before running.
+   */
   stdin: z.string(),
+  refs: z.array(sha256).default([]),
   timeoutMs: z.number().int().positive(),
   memoryBytes: z.number().int().positive(),
   maxOutputBytes: z.number().int().positive(),
+  /** Outputs larger than this are uploaded (PUT /api/blobs) and reported as `outputRef`. */
+  inlineOutputBytes: z.number().int().positive(),
 });
 export type Assignment = z.infer<typeof assignment>;
 
@@ -72,8 +85,10 @@ const result = z.strictObject({
   task: z.string(),
   attempt: z.number().int().positive(),
   ok: z.boolean(),
-  /** stdout, base64; present when ok. */
+  /** stdout, base64; present when ok and small. */
   output: z.string().optional(),
+  /** stdout uploaded to blob storage; present when ok and large. */
+  outputRef: blobRef.optional(),
   /** The last few KiB of stderr. */
   stderr: z.string().max(8192).default(""),
   failure: failure.optional(),

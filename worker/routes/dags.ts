@@ -9,6 +9,7 @@ import type { Problem, ResolvedNode, ResolvedPlan } from "../dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
+import { outputKey } from "./blobs.js";
 import { moduleKey } from "./modules.js";
 
 /** Largest DAG document accepted. */
@@ -60,7 +61,14 @@ export const dags = new Hono<{ Bindings: Env }>()
     const found = await runStub(c.env, c.req.param("id")).output(task);
     if (!found) throw new HTTPException(404, { message: `run ${c.req.param("id")} has no task ${task}` });
     if (!found.output) throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
-    return new Response(found.output, { headers: { "Content-Type": contentType(found.output), "Content-Length": String(found.output.length) } });
+    if (found.output instanceof Uint8Array) {
+      return new Response(found.output, { headers: { "Content-Type": contentType(found.output), "Content-Length": String(found.output.length) } });
+    }
+    const object = await c.env.BLOBS.get(outputKey(found.output.sha256));
+    if (!object) throw new HTTPException(500, { message: `the output of ${task} (sha256:${found.output.sha256}) is missing from blob storage` });
+    return new Response(object.body, {
+      headers: { "Content-Type": object.httpMetadata?.contentType ?? "application/octet-stream", "Content-Length": String(object.size), "X-Sha256": found.output.sha256 },
+    });
   });
 
 function runStub(env: Env, id: string) {
@@ -76,7 +84,7 @@ function runStub(env: Env, id: string) {
 async function resolveModule(env: Env, ref: string): Promise<string | null> {
   if (ref.startsWith("sha256:")) {
     const hex = ref.slice(7).toLowerCase();
-    return /^[0-9a-f]{64}$/.test(hex) && (await env.MODULES.head(moduleKey(hex))) ? hex : null;
+    return /^[0-9a-f]{64}$/.test(hex) && (await env.BLOBS.head(moduleKey(hex))) ? hex : null;
   }
   return (await moduleByName(env.DB, ref))?.sha256 ?? null;
 }
@@ -114,7 +122,8 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
   return out;
 }
 
-function contentType(bytes: Uint8Array): string {
+/** The content type of an output, from its first bytes. */
+export function contentType(bytes: Uint8Array): string {
   if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "image/png";
   try {
     JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

@@ -30,14 +30,14 @@ export const modules = new Hono<{ Bindings: Env }>()
       return c.json({ error: `module "${name}" is not a valid task`, problems: problems.map((message) => ({ path: name, line: 0, column: 0, message })) }, 400);
     }
     const sha256 = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-    await c.env.MODULES.put(moduleKey(sha256), bytes, { sha256 });
+    await c.env.BLOBS.put(moduleKey(sha256), bytes, { sha256 });
     await registerModule(c.env.DB, name, sha256, bytes.length);
     return c.json({ name, sha256, size: bytes.length });
   })
   .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
     const ref = c.req.param("ref");
     const sha256 = ref.startsWith("sha256:") ? ref.slice(7) : (await moduleByName(c.env.DB, ref))?.sha256;
-    const object = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? await c.env.MODULES.get(moduleKey(sha256)) : null;
+    const object = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? await c.env.BLOBS.get(moduleKey(sha256)) : null;
     if (!object) throw new HTTPException(404, { message: `no module ${ref}` });
     return new Response(object.body, { headers: { "Content-Type": "application/wasm", "X-Sha256": sha256! } });
   });

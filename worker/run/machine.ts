@@ -10,12 +10,14 @@
  * dispatch is an attempt with a lease; leases and retry back-offs are rows in the deadlines
  * table, handled by the `tick` event when the host's alarm fires.
  */
-import type { Assignment, Failure, TaskResult } from "../protocol/messages.js";
+import type { Assignment, BlobRef, Failure, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
 import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow } from "./store.js";
 
-/** Largest output kept in the run's own storage (a SQLite row holds at most 2 MB). */
-export const MAX_OUTPUT_BYTES = 1024 * 1024;
+/** Largest output a task may produce; past it the attempt fails with kind `output`. */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+/** Outputs up to this size travel in the results frame and stay in the run's SQLite storage; larger ones go to blob storage (R2). */
+export const INLINE_OUTPUT_BYTES = 256 * 1024;
 
 export interface MachineConfig {
   /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
@@ -193,13 +195,16 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
     store.noteAttempt(result.task, result.attempt, `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`);
     return;
   }
-  if (!result.ok || result.output === undefined) {
+  if (!result.ok || (result.output === undefined && result.outputRef === undefined)) {
     fail(ctx, row, result.failure ?? { kind: "exit", message: "the runner reported a failure without a reason", retryable: true }, result.stderr);
     return;
   }
-  const output = fromBase64(result.output);
-  if (output.length > MAX_OUTPUT_BYTES) {
-    fail(ctx, row, { kind: "output", message: `output of ${output.length} bytes exceeds the limit of ${MAX_OUTPUT_BYTES}`, retryable: false }, result.stderr);
+  const output: Uint8Array | BlobRef = result.outputRef ?? fromBase64(result.output!);
+  const size = output instanceof Uint8Array ? output.length : output.size;
+  const limit = output instanceof Uint8Array ? INLINE_OUTPUT_BYTES : MAX_OUTPUT_BYTES;
+  if (size > limit) {
+    const message = `output of ${size} bytes exceeds the limit of ${limit}${output instanceof Uint8Array ? " for inline outputs" : ""}`;
+    fail(ctx, row, { kind: "output", message, retryable: false }, result.stderr);
     return;
   }
   store.setOutput(row.key, output);
@@ -307,7 +312,7 @@ function dispatch(ctx: Ctx): void {
     ctx.effects.push({ type: "demand", ready: 0 });
     return;
   }
-  const inputs = new Map<string, unknown>();
+  const inputs = new Map<string, { value: unknown; refs: string[] }>();
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
   for (const runner of store.runners()) {
     if (runner.credit <= 0) continue;
@@ -322,7 +327,7 @@ function dispatch(ctx: Ctx): void {
   ctx.effects.push({ type: "demand", ready: backlog });
 }
 
-function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, unknown>): Assignment {
+function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, { value: unknown; refs: string[] }>): Assignment {
   const { store, now } = ctx;
   const { spec } = store.node(row.node);
   const attempt = row.attempt + 1;
@@ -330,28 +335,40 @@ function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, u
   store.addAttempt({ task: row.key, attempt, runner: runner.id, runnerName: runner.name, startedAt: now, endedAt: null, outcome: "running", failure: null, stderr: "", note: null });
   store.setDeadline("lease", row.key, now + spec.timeoutMs + ctx.config.leaseGraceMs);
   const item = itemOf(spec, row.index);
+  const refs = new Set<string>();
+  const stdin = envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt);
   return {
     task: row.key,
     attempt,
     module: spec.sha256,
     args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
     env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
-    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs), attempt),
+    stdin,
+    refs: [...refs],
     timeoutMs: spec.timeoutMs,
     memoryBytes: spec.memoryBytes,
     maxOutputBytes: MAX_OUTPUT_BYTES,
+    inlineOutputBytes: INLINE_OUTPUT_BYTES,
   };
 }
 
-/** The `inputs` of the task ABI: each dependency's output, an array for a mapped dependency. */
-function inputsOf(store: RunStore, deps: string[], cache: Map<string, unknown>): Record<string, unknown> {
+/**
+ * The `inputs` of the task ABI: each dependency's output, an array for a mapped dependency. An
+ * output in blob storage stands as {"$ref": sha256} and its hash is added to `refs`.
+ */
+function inputsOf(store: RunStore, deps: string[], cache: Map<string, { value: unknown; refs: string[] }>, refs: Set<string>): Record<string, unknown> {
   const inputs: Record<string, unknown> = {};
   for (const dep of deps) {
-    if (!cache.has(dep)) {
-      const values = store.outputs(dep).map(outputValue);
-      cache.set(dep, store.node(dep).spec.instances === null ? values[0] : values);
+    let entry = cache.get(dep);
+    if (!entry) {
+      const outputs = store.outputs(dep);
+      const values = outputs.map((o) => (o instanceof Uint8Array ? outputValue(o) : { $ref: o.sha256 }));
+      const blobs = outputs.flatMap((o) => (o instanceof Uint8Array ? [] : [o.sha256]));
+      entry = { value: store.node(dep).spec.instances === null ? values[0] : values, refs: blobs };
+      cache.set(dep, entry);
     }
-    inputs[dep] = cache.get(dep);
+    inputs[dep] = entry.value;
+    for (const sha of entry.refs) refs.add(sha);
   }
   return inputs;
 }

@@ -7,7 +7,7 @@
  * implement it over Maps (test/unit/memory-store.ts). Calls are synchronous, as SQLite in a
  * Durable Object is.
  */
-import type { Failure } from "../protocol/messages.js";
+import type { BlobRef, Failure } from "../protocol/messages.js";
 import type { ResolvedNode } from "../dag/plan.js";
 
 /** `backoff`: failed, waiting out its retry delay before it is ready again. */
@@ -93,9 +93,9 @@ export interface RunStore {
   leased(): TaskRow[];
   counts(): Record<TaskState, number>;
 
-  /** Accepted outputs of a node's instances in index order (one entry for a plain task). */
-  outputs(node: string): Uint8Array[];
-  setOutput(key: string, bytes: Uint8Array): void;
+  /** Accepted outputs of a node's instances in index order (one entry for a plain task): bytes, or a reference to blob storage. */
+  outputs(node: string): (Uint8Array | BlobRef)[];
+  setOutput(key: string, output: Uint8Array | BlobRef): void;
 
   addAttempt(row: AttemptRow): void;
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;

@@ -1,0 +1,57 @@
+/**
+ * The runner's side of blob storage: fetching the module and input blobs a task needs, and
+ * uploading an output too large to travel inline. All by sha256, all verified.
+ */
+import { createHash } from "node:crypto";
+import { outputValue } from "../worker/dag/plan.js";
+import type { Assignment, BlobRef } from "../worker/protocol/messages.js";
+
+export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/** HTTP to the coordinator with the runner's token. */
+export class CoordinatorHttp {
+  constructor(
+    private readonly coordinator: URL,
+    private readonly token: string,
+  ) {}
+
+  async get(path: string): Promise<Uint8Array> {
+    const res = await fetch(new URL(path, this.coordinator), { headers: { Authorization: `Bearer ${this.token}` } });
+    if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  async put(path: string, body: Uint8Array): Promise<void> {
+    const res = await fetch(new URL(path, this.coordinator), { method: "PUT", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers: { Authorization: `Bearer ${this.token}` } });
+    if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+  }
+
+  /** A blob by hash, checked against it. */
+  async blob(sha256: string): Promise<Uint8Array> {
+    const bytes = await this.get(`/api/blobs/sha256:${sha256}`);
+    if (sha256Hex(bytes) !== sha256) throw new Error(`blob sha256:${sha256} arrived with a different hash`);
+    return bytes;
+  }
+
+  /** Uploads an output and returns its reference. */
+  async upload(bytes: Uint8Array): Promise<BlobRef> {
+    const sha256 = sha256Hex(bytes);
+    await this.put(`/api/blobs/sha256:${sha256}`, bytes);
+    return { sha256, size: bytes.length };
+  }
+}
+
+/** The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI). */
+export async function resolveInputs(task: Assignment, http: CoordinatorHttp): Promise<string> {
+  if (task.refs.length === 0) return task.stdin;
+  const values = new Map(await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)));
+  const resolve = (v: unknown): unknown => {
+    if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && values.has((v as { $ref?: string }).$ref ?? "")) {
+      return values.get((v as { $ref: string }).$ref);
+    }
+    return v;
+  };
+  const envelope = JSON.parse(task.stdin) as { inputs: Record<string, unknown> };
+  for (const [dep, value] of Object.entries(envelope.inputs)) envelope.inputs[dep] = Array.isArray(value) ? value.map(resolve) : resolve(value);
+  return JSON.stringify(envelope);
+}

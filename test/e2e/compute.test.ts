@@ -1,0 +1,121 @@
+// Real compute through the real coordinator and runners: the Mandelbrot PNG pixel for pixel,
+// the matrix product's checksums, the password audit, and a 5 MiB output through R2.
+import { spawn } from "node:child_process";
+import { createHash, pbkdf2Sync } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_TOKENS, ROOT } from "../../cli/local";
+import { decodeGrayPng, mandelbrot, matmul } from "../helpers/references";
+import { Cluster } from "./harness";
+
+const cluster = new Cluster();
+
+beforeAll(async () => {
+  await cluster.start();
+  cluster.runner({ name: "m1" });
+  cluster.runner({ name: "m2" });
+  await cluster.upload("matmul_tile.wasm", "matmul_checksum.wasm", "password_shard.wasm", "password_report.wasm", "blob.wasm", "digest.wasm");
+  await cluster.connected("m1", "m2");
+});
+afterAll(() => cluster.stop());
+
+function distro(...args: string[]): Promise<{ code: number | null; out: string; err: string; stdout: Buffer }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.api], { cwd: ROOT });
+    const chunks: Buffer[] = [];
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("exit", (code) => resolve({ code, out: Buffer.concat(chunks).toString(), err, stdout: Buffer.concat(chunks) }));
+  });
+}
+
+/** xorshift32, as blob.wasm computes it. */
+function xorshiftBytes(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+describe("mandelbrot", () => {
+  it("distro submit --wait -o writes a PNG equal to the JS reference, and the API serves the same PNG", async () => {
+    const dir = mkdtempSync(join(cluster.dir, "mandel-"));
+    // The example DAG at a small size: the same tasks, 16 tiles of 48×32.
+    const dag = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8").replace("range: [0, 64]", "range: [0, 16]");
+    const file = join(dir, "small.yaml");
+    writeFileSync(file, dag);
+    const { code, out, err } = await distro("submit", file, "--wait", "-o", dir, "--modules", "wasm_tasks/build",
+      "--param", "width=192", "--param", "height=128", "--param", "tiles=16", "--param", "iterations=80");
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const written = /assemble: wrote (\d+) bytes \(image\/png\) to (.+\.png)/.exec(out)!;
+    const png = readFileSync(written[2]!);
+    const image = decodeGrayPng(png);
+    expect([image.width, image.height]).toEqual([192, 128]);
+    const reference = mandelbrot({ width: 192, height: 128, iterations: 80, x0: -2.0, x1: 0.6, y0: -1.3, y1: 1.3 });
+    expect(Buffer.from(image.pixels).equals(Buffer.from(reference))).toBe(true);
+
+    const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
+    const res = await fetch(new URL(`/api/dags/${id}/tasks/assemble/output`, cluster.coordinator.url), { headers: { Authorization: `Bearer ${DEV_TOKENS.api}` } });
+    expect(res.headers.get("Content-Type")).toBe("image/png");
+    expect(Buffer.from(await res.arrayBuffer()).equals(png)).toBe(true);
+    const downloaded = await distro("output", id, "assemble", "-o", join(dir, "again.png"));
+    expect(downloaded.code).toBe(0);
+    expect(readFileSync(join(dir, "again.png")).equals(png)).toBe(true);
+  });
+});
+
+describe("matmul", () => {
+  it("the 256×256 product in 16 tiles has the JavaScript reference's checksums", async () => {
+    const { id } = await cluster.client.submit(readFileSync(join(ROOT, "dags/matmul.yaml"), "utf8"));
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+    const result = JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "checksum")));
+    const reference = matmul(256, 1);
+    expect(result).toEqual({ n: 256, sum: reference.sum, weighted: reference.weighted });
+  });
+});
+
+describe("password audit", () => {
+  it("finds exactly the planted passwords", async () => {
+    const { id } = await cluster.client.submit(readFileSync(join(ROOT, "dags/password_audit.yaml"), "utf8"));
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+    const report = JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "report")));
+    const hash = (p: string) => pbkdf2Sync(p, "distro", 1000, 32, "sha256").toString("hex");
+    expect(report.checked).toBe(10 * 101);
+    expect(report.found).toEqual(["dragon42", "sunshine7"].map((password) => ({ password, hash: hash(password) })));
+  });
+});
+
+describe("large outputs", () => {
+  it("a 5 MiB output goes through R2 byte for byte, to the API and to its dependent", async () => {
+    const size = 5 * 1024 * 1024;
+    const { id } = await cluster.client.submit(`name: big\ntasks:\n  - { id: big, module: blob.wasm, params: { size: ${size}, seed: 99 } }\n  - { id: check, module: digest.wasm, depends_on: [big] }\n`);
+    expect((await cluster.client.wait(id)).status).toBe("succeeded");
+    const expected = xorshiftBytes(size, 99);
+    const sha = createHash("sha256").update(expected).digest("hex");
+    const { bytes, type } = await cluster.client.outputWithType(id, "big");
+    expect(type).toBe("application/octet-stream");
+    expect(Buffer.from(bytes).equals(expected)).toBe(true);
+    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "check")))).toEqual({ input: "big", size, sha256: sha });
+    const view = await cluster.client.run(id);
+    expect(view.tasks!.find((t) => t.id === "big")).toMatchObject({ output_bytes: size });
+    expect(cluster.runners.some((r) => r.lines.some((l) => /task big attempt 1: ok .*5242880 bytes out, uploaded/.test(l)))).toBe(true);
+  });
+
+  it("an output over the 16 MiB limit fails the task with kind output and a clear message", async () => {
+    const { id } = await cluster.client.submit(`name: too-big\ntasks:\n  - { id: huge, module: blob.wasm, params: { size: ${17 * 1024 * 1024} }, retries: 3 }\n`);
+    expect((await cluster.client.wait(id)).status).toBe("failed");
+    const [task] = (await cluster.client.run(id)).tasks!;
+    expect(task!.attempts).toHaveLength(1);
+    expect(task!.attempts[0]).toMatchObject({ failure_kind: "output", error: "output exceeds the limit of 16777216 bytes" });
+  });
+});

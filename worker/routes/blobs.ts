@@ -1,0 +1,36 @@
+/**
+ * `/api/blobs`: content-addressed storage for large task outputs. Runners upload an output
+ * larger than the inline limit here before reporting it (`outputRef`), and fetch the blobs a
+ * task's inputs refer to. R2 checks the sha256 on upload, so a blob is what its name says.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requireToken } from "../auth.js";
+import type { Env } from "../env.js";
+import { MAX_OUTPUT_BYTES } from "../run/machine.js";
+import { contentType, readBytes } from "./dags.js";
+
+export const outputKey = (sha256: string) => `outputs/${sha256}`;
+
+function shaOf(ref: string): string {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
+  if (!m) throw new HTTPException(400, { message: `blob names are sha256:<64 lower-case hex digits>, not "${ref}"` });
+  return m[1]!;
+}
+
+export const blobs = new Hono<{ Bindings: Env }>()
+  .put("/:ref", requireToken("RUNNER_TOKEN"), async (c) => {
+    const sha256 = shaOf(c.req.param("ref"));
+    const bytes = await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
+    try {
+      await c.env.BLOBS.put(outputKey(sha256), bytes, { sha256, httpMetadata: { contentType: contentType(bytes) } });
+    } catch (e) {
+      throw new HTTPException(400, { message: `the body does not match sha256:${sha256}: ${(e as Error).message}` });
+    }
+    return c.json({ sha256, size: bytes.length });
+  })
+  .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
+    const object = await c.env.BLOBS.get(outputKey(shaOf(c.req.param("ref"))));
+    if (!object) throw new HTTPException(404, { message: `no blob ${c.req.param("ref")}` });
+    return new Response(object.body, { headers: { "Content-Type": object.httpMetadata?.contentType ?? "application/octet-stream", "Content-Length": String(object.size) } });
+  });
