@@ -1,7 +1,7 @@
 // SHA-256, SHA-512, HMAC-SHA256 and PBKDF2-HMAC-SHA256 (FIPS 180-4, RFC 2104, RFC 8018) for
 // AssemblyScript tasks. Checked against node:crypto in test/unit/workloads.test.ts.
 
-const K256: u32[] = [
+const K256: StaticArray<u32> = [
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
   0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
   0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
@@ -39,25 +39,38 @@ function pad(msg: Uint8Array, block: i32, lenBytes: i32): Uint8Array {
 const IV256: u32[] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 const W256 = new Uint32Array(64);
 
-/** One SHA-256 compression of the 64-byte block at `off` into `h`. */
+/**
+ * One SHA-256 compression of the 64-byte block at `off` into `h`. The hot loop of the password
+ * audit, so it works on raw memory: no bounds checks, no calls.
+ */
 function compress256(h: Uint32Array, data: Uint8Array, off: i32): void {
-  const w = W256;
-  for (let i = 0; i < 16; i++) {
-    const j = off + 4 * i;
-    w[i] = (<u32>data[j] << 24) | (<u32>data[j + 1] << 16) | (<u32>data[j + 2] << 8) | <u32>data[j + 3];
+  const w = W256.dataStart;
+  const k = changetype<usize>(K256);
+  const src = data.dataStart + <usize>off;
+  for (let i: usize = 0; i < 16; i++) store<u32>(w + (i << 2), bswap<u32>(load<u32>(src + (i << 2))));
+  for (let i: usize = 16; i < 64; i++) {
+    const w15 = load<u32>(w + ((i - 15) << 2));
+    const w2 = load<u32>(w + ((i - 2) << 2));
+    const s0 = rotr<u32>(w15, 7) ^ rotr<u32>(w15, 18) ^ (w15 >>> 3);
+    const s1 = rotr<u32>(w2, 17) ^ rotr<u32>(w2, 19) ^ (w2 >>> 10);
+    store<u32>(w + (i << 2), load<u32>(w + ((i - 16) << 2)) + s0 + load<u32>(w + ((i - 7) << 2)) + s1);
   }
-  for (let i = 16; i < 64; i++) {
-    const s0 = rotr<u32>(w[i - 15], 7) ^ rotr<u32>(w[i - 15], 18) ^ (w[i - 15] >>> 3);
-    const s1 = rotr<u32>(w[i - 2], 17) ^ rotr<u32>(w[i - 2], 19) ^ (w[i - 2] >>> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  let a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-  for (let i = 0; i < 64; i++) {
-    const t1 = hh + (rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+  const hp = h.dataStart;
+  let a = load<u32>(hp), b = load<u32>(hp, 4), c = load<u32>(hp, 8), d = load<u32>(hp, 12);
+  let e = load<u32>(hp, 16), f = load<u32>(hp, 20), g = load<u32>(hp, 24), hh = load<u32>(hp, 28);
+  for (let i: usize = 0; i < 64; i++) {
+    const t1 = hh + (rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25)) + ((e & f) ^ (~e & g)) + load<u32>(k + (i << 2)) + load<u32>(w + (i << 2));
     const t2 = (rotr<u32>(a, 2) ^ rotr<u32>(a, 13) ^ rotr<u32>(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
     hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
   }
-  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  store<u32>(hp, load<u32>(hp) + a);
+  store<u32>(hp, load<u32>(hp, 4) + b, 4);
+  store<u32>(hp, load<u32>(hp, 8) + c, 8);
+  store<u32>(hp, load<u32>(hp, 12) + d, 12);
+  store<u32>(hp, load<u32>(hp, 16) + e, 16);
+  store<u32>(hp, load<u32>(hp, 20) + f, 20);
+  store<u32>(hp, load<u32>(hp, 24) + g, 24);
+  store<u32>(hp, load<u32>(hp, 28) + hh, 28);
 }
 
 function iv256(): Uint32Array {
