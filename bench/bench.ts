@@ -4,6 +4,8 @@
  *
  *   fan-out:  one mapped task of 2,000 no-op WASM instances → tasks/s
  *   chain:    200 no-op tasks, each depending on the one before → ms per hop
+ *   scaling:  dags/mandelbrot.yaml (2048×2048, 64 tiles) on 1 runner × 1 slot, on 2 runners × 1
+ *             slot, and on a plain local pool of 2 worker threads with no coordinator (the limit)
  *   recovery: a runner holding a task is killed (closed socket) or frozen (silent runner), KILLS
  *             times each → time until the task runs again on another runner
  *
@@ -16,6 +18,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Client, type RunInfo } from "../cli/client.js";
 import { DEV_TOKENS, ROOT, startCoordinator, startRunner } from "../cli/local.js";
+import { ThreadPool } from "../runner/executor/pool.js";
+import { parseDag } from "../worker/dag/parse.js";
+import type { DagPlan } from "../worker/dag/plan.js";
 
 const { values } = parseArgs({
   options: {
@@ -119,9 +124,54 @@ async function pollRunners(client: Client, check: (names: string[]) => boolean):
   }
 }
 
+/** The Mandelbrot DAG through the coordinator with 1 and 2 single-slot runners, and on a local pool. */
+async function scaling(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
+  const coordinator = await startCoordinator({ persistTo: join(dir, "state") });
+  const client = new Client(coordinator.url, DEV_TOKENS.api);
+  const yaml = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8");
+  const tiles = (parseDag(yaml) as { ok: true; plan: DagPlan }).plan.nodes.find((n) => n.id === "tile")!;
+  try {
+    for (const m of ["mandelbrot_tile", "mandelbrot_png"]) await client.uploadModule(`${m}.wasm`, readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)));
+    const times: Record<string, number[]> = { one: [], two: [], local: [] };
+    for (const [key, count] of [["one", 1], ["two", 2]] as const) {
+      const runners = Array.from({ length: count }, (_, i) => startRunner({ coordinator: coordinator.url, slots: 1, name: `scale-${i}`, cacheDir: join(dir, `cache-${i}`) }));
+      await pollRunners(client, (names) => names.length === count);
+      await timeRun(client, yaml.replace("width: 2048", "width: 256").replace("height: 2048", "height: 256")); // warm-up: fetch and compile
+      for (let i = 0; i < REPEAT; i++) times[key]!.push(await timeRun(client, yaml));
+      await Promise.all(runners.map((r) => r.stop()));
+    }
+    const pool = new ThreadPool(2);
+    const [tile, png] = await Promise.all(["mandelbrot_tile", "mandelbrot_png"].map((m) => WebAssembly.compile(readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)))));
+    const job = (module: WebAssembly.Module, envelope: object) => ({ module, args: ["t"], env: {}, stdin: new TextEncoder().encode(JSON.stringify(envelope)), maxOutputBytes: 64 << 20, timeoutMs: 600_000 });
+    for (let i = 0; i < REPEAT; i++) {
+      const t0 = performance.now();
+      const outs = await Promise.all(
+        Array.from({ length: tiles.instances! }, (_, index) => pool.run(job(tile!, { task: `tile[${index}]`, attempt: 1, params: tiles.params, inputs: {}, item: index, index }))),
+      );
+      const bytes = outs.map((o) => (o.type === "exit" ? Buffer.from(o.stdout).toString("base64") : ""));
+      const out = await pool.run(job(png!, { task: "assemble", attempt: 1, params: tiles.params, inputs: { tile: bytes.map(($bytes) => ({ $bytes })) } }));
+      if (out.type !== "exit" || out.code !== 0) throw new Error("local mandelbrot failed");
+      times.local!.push(performance.now() - t0);
+    }
+    await pool.close();
+    const [one, two, local] = [median(times.one!), median(times.two!), median(times.local!)];
+    console.log(`scaling: mandelbrot ${tiles.params.width}×${tiles.params.height}, ${tiles.instances} tiles, ${tiles.params.iterations} iterations`);
+    console.log(`  1 runner × 1 slot: median ${one.toFixed(0)} ms (runs: ${times.one!.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(`  2 runners × 1 slot: median ${two.toFixed(0)} ms (runs: ${times.two!.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(`  local pool, 2 threads, no coordinator: median ${local.toFixed(0)} ms (runs: ${times.local!.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(`  speedup 2 runners vs 1: ${(one / two).toFixed(2)}x; 2 runners vs local pool: ${(two / local).toFixed(2)}x the time`);
+  } finally {
+    await coordinator.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
-  if (values.only !== "recovery") await throughput();
-  if (values.only !== "throughput") await recovery();
+  const only = values.only;
+  if (!only || only === "throughput") await throughput();
+  if (!only || only === "scaling") await scaling();
+  if (!only || only === "recovery") await recovery();
 }
 
 main().catch((e) => {

@@ -17,8 +17,10 @@ for (let n: u32 = 0; n < 256; n++) {
 }
 
 function crc32(buf: Uint8Array, start: i32, end: i32): u32 {
+  const table = CRC_TABLE.dataStart;
+  const p = buf.dataStart;
   let c: u32 = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  for (let i = <usize>start; i < <usize>end; i++) c = load<u32>(table + (((c ^ <u32>load<u8>(p + i)) & 0xff) << 2)) ^ (c >>> 8);
   return c ^ 0xffffffff;
 }
 
@@ -100,11 +102,18 @@ for (let off = 0; off < raw.length; off += 65535) {
   w.u8(len >>> 8);
   w.u8(~len & 0xff);
   w.u8((~len >>> 8) & 0xff);
-  for (let i = 0; i < len; i++) {
-    const v = raw[off + i];
-    w.u8(v);
-    a = (a + v) % 65521;
-    b = (b + a) % 65521;
+  w.buf.set(raw.subarray(off, off + len), w.pos);
+  w.pos += len;
+  // Adler-32, with the modulo taken once per 5552 bytes (the most that cannot overflow).
+  const p = raw.dataStart + <usize>off;
+  for (let start = 0; start < len; start += 5552) {
+    const end = min(len, start + 5552);
+    for (let i = start; i < end; i++) {
+      a += <u32>load<u8>(p + <usize>i);
+      b += a;
+    }
+    a %= 65521;
+    b %= 65521;
   }
 }
 w.u32be((b << 16) | a);

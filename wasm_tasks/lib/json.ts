@@ -102,14 +102,22 @@ class Parser {
     this.pos++;
     let out = "";
     let start = this.pos;
-    while (this.pos < this.text.length) {
-      const c = this.text.charCodeAt(this.pos);
+    // Fast path over plain characters on raw memory: strings here can be megabytes of base64.
+    const base = changetype<usize>(this.text);
+    const length = this.text.length;
+    while (this.pos < length) {
+      const c = <i32>load<u16>(base + (<usize>this.pos << 1));
+      if (c != 34 && c != 92) {
+        this.pos++;
+        continue;
+      }
       if (c == 34) {
         out += this.text.substring(start, this.pos);
         this.pos++;
         return out;
       }
-      if (c == 92) {
+      // A backslash escape.
+      {
         out += this.text.substring(start, this.pos);
         const e = this.text.charCodeAt(this.pos + 1);
         this.pos += 2;
@@ -123,9 +131,7 @@ class Parser {
           this.pos += 4;
         } else out += String.fromCharCode(e);
         start = this.pos;
-        continue;
       }
-      this.pos++;
     }
     this.fail("unterminated string");
     return "";
