@@ -57,8 +57,8 @@ async function throughput(): Promise<void> {
     const client = new Client(coordinator.url, DEV_TOKENS.api);
     await client.uploadModule("noop.wasm", readFileSync(join(ROOT, "wasm_tasks/build/noop.wasm")));
 
-    const fanoutYaml = `name: bench-fanout\ntasks:\n  - { id: noop, module: noop.wasm, map: { range: [0, ${FANOUT}] } }\n`;
-    const chainYaml = `name: bench-chain\ntasks:\n${Array.from({ length: CHAIN }, (_, i) => `  - { id: t${i}, module: noop.wasm${i ? `, depends_on: [t${i - 1}]` : ""} }`).join("\n")}\n`;
+    const fanoutYaml = `name: bench-fanout\ncache: false\ntasks:\n  - { id: noop, module: noop.wasm, map: { range: [0, ${FANOUT}] } }\n`;
+    const chainYaml = `name: bench-chain\ncache: false\ntasks:\n${Array.from({ length: CHAIN }, (_, i) => `  - { id: t${i}, module: noop.wasm${i ? `, depends_on: [t${i - 1}]` : ""} }`).join("\n")}\n`;
 
     console.log(`distro bench: 2 runners (${slots} slots), ${REPEAT} repeats, node ${process.version}`);
     await timeRun(client, fanoutYaml.replace(String(FANOUT), "50")); // warm-up: module caches, first compile
@@ -87,7 +87,7 @@ async function recovery(): Promise<void> {
       const delays: number[] = [];
       for (let i = 0; i < KILLS; i++) {
         const victim = startRunner({ coordinator: coordinator.url, slots: 1, name: "victim", cacheDir: join(dir, "cache") });
-        const { id } = await client.submit(`name: recovery\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`);
+        const { id } = await client.submit(`name: recovery\ncache: false\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`);
         await pollRun(client, id, (r) => r.tasks![0]!.state === "leased");
         const survivor = startRunner({ coordinator: coordinator.url, slots: 1, name: "survivor", cacheDir: join(dir, "cache") });
         await pollRunners(client, (names) => names.includes("survivor"));
@@ -129,7 +129,7 @@ async function scaling(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
   const coordinator = await startCoordinator({ persistTo: join(dir, "state") });
   const client = new Client(coordinator.url, DEV_TOKENS.api);
-  const yaml = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8");
+  const yaml = `cache: false\n${readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8")}`;
   const tiles = (parseDag(yaml) as { ok: true; plan: DagPlan }).plan.nodes.find((n) => n.id === "tile")!;
   try {
     for (const m of ["mandelbrot_tile", "mandelbrot_png"]) await client.uploadModule(`${m}.wasm`, readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)));

@@ -1,6 +1,6 @@
 /**
- * The D1 index: recent runs (kept current by each run's Durable Object) and the module
- * registry (names pinned to sha256). The schema is created on first use in each isolate, so
+ * The D1 index: recent runs (kept current by each run's Durable Object), the module registry
+ * (names pinned to sha256) and the result cache (cache key → output, inline or in R2). The schema is created on first use in each isolate, so
  * `wrangler dev` and tests need no migration step.
  */
 import type { RunStatus } from "./run/store.js";
@@ -12,7 +12,39 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC)`,
   `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
      uploaded_at INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
+     created_at INTEGER NOT NULL)`,
 ];
+
+/** A cached output: inline bytes, or a blob in R2. */
+export type CachedOutput = Uint8Array | { sha256: string; size: number };
+
+/** Cached outputs for these keys (absent keys are misses). At most 100 keys per call. */
+export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map<string, CachedOutput>> {
+  const found = new Map<string, CachedOutput>();
+  if (keys.length === 0) return found;
+  const { results } = await (await db(d1))
+    .prepare(`SELECT key, output, output_sha, size FROM cache WHERE key IN (${keys.map(() => "?").join(",")})`)
+    .bind(...keys)
+    .all<{ key: string; output: ArrayBuffer | number[] | null; output_sha: string | null; size: number }>();
+  for (const r of results) {
+    found.set(r.key, r.output_sha ? { sha256: r.output_sha, size: r.size } : new Uint8Array(r.output ?? []));
+  }
+  return found;
+}
+
+/** Files outputs in the cache; an existing entry for a key is kept. */
+export async function fileOutputs(d1: D1Database, entries: { key: string; output: CachedOutput }[]): Promise<void> {
+  const now = Date.now();
+  const database = await db(d1);
+  await database.batch(
+    entries.map(({ key, output }) =>
+      database
+        .prepare(`INSERT OR IGNORE INTO cache (key, output, output_sha, size, created_at) VALUES (?, ?, ?, ?, ?)`)
+        .bind(key, output instanceof Uint8Array ? output : null, output instanceof Uint8Array ? null : output.sha256, output instanceof Uint8Array ? output.length : output.size, now),
+    ),
+  );
+}
 
 let ready: Promise<unknown> | undefined;
 

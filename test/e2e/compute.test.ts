@@ -84,6 +84,21 @@ describe("matmul", () => {
   });
 });
 
+describe("result cache", () => {
+  it("an unchanged DAG resubmitted is served from the cache: no task reaches a runner", async () => {
+    const yaml = readFileSync(join(ROOT, "dags/matmul.yaml"), "utf8").replace("seed: 1", "seed: 3");
+    const first = await cluster.client.submit(yaml);
+    expect((await cluster.client.wait(first.id)).status).toBe("succeeded");
+    const linesBefore = cluster.runners.map((r) => r.lines.length);
+    const again = await cluster.client.submit(yaml);
+    expect((await cluster.client.wait(again.id)).status).toBe("succeeded");
+    const view = await cluster.client.run(again.id);
+    expect(view.tasks!.every((t) => t.attempts.length === 1 && t.attempts[0]!.outcome === "cached")).toBe(true);
+    expect(await cluster.client.output(again.id, "checksum")).toEqual(await cluster.client.output(first.id, "checksum"));
+    cluster.runners.forEach((r, i) => expect(r.lines.slice(linesBefore[i]).filter((l) => /^\S+ task /.test(l))).toEqual([]));
+  });
+});
+
 describe("password audit", () => {
   it("finds exactly the planted passwords", async () => {
     const { id } = await cluster.client.submit(readFileSync(join(ROOT, "dags/password_audit.yaml"), "utf8"));

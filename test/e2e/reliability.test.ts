@@ -19,6 +19,8 @@ afterEach(async () => {
   await Promise.all(cluster.runners.splice(0).map((r) => r.stop("SIGKILL")));
 });
 
+/** Submits with the result cache off: these tests resubmit the same tasks and must see them run. */
+const submit = (yaml: string) => cluster.client.submit(`cache: false\n${yaml}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function spinDag(name: string, count: number, ms: number, extra = ""): string {
@@ -55,7 +57,7 @@ describe("runners that die", () => {
   it("kill -9 of a runner mid-task: the run succeeds on the other runner, every output correct", async () => {
     const doomed = cluster.runner({ name: "doomed" });
     cluster.runner({ name: "survivor" });
-    const { id } = await cluster.client.submit(spinDag("kill-one", 200, 20));
+    const { id } = await submit(spinDag("kill-one", 200, 20));
     await until(id, (r) => (r.counts.succeeded ?? 0) >= 30 && leasedTo(r, "doomed").length > 0);
     await doomed.stop("SIGKILL");
     await cluster.client.wait(id);
@@ -68,7 +70,7 @@ describe("runners that die", () => {
   it("runners killed and restarted at random during a 500-task DAG: each task gets exactly one accepted result", async () => {
     const names = ["c0", "c1", "c2"];
     const procs = new Map<string, Proc>(names.map((n) => [n, cluster.runner({ name: n })]));
-    const { id } = await cluster.client.submit(spinDag("chaos", 500, 10));
+    const { id } = await submit(spinDag("chaos", 500, 10));
     let seed = 7;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let kill = 0; kill < 6; kill++) {
@@ -84,7 +86,7 @@ describe("runners that die", () => {
 
   it("a frozen runner loses its lease; another runner finishes the task; its late result is ignored", async () => {
     const frozen = cluster.runner({ name: "frozen", slots: 1 });
-    const { id } = await cluster.client.submit(`name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1200 }, retries: 3 }\n`);
+    const { id } = await submit(`name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1200 }, retries: 3 }\n`);
     await until(id, (r) => leasedTo(r, "frozen").length === 1);
     await sleep(1000); // freeze it late in the task, so that it finishes soon after it thaws
     frozen.signal("SIGSTOP");
@@ -112,7 +114,7 @@ describe("a runner that is stopped", () => {
 
   it("SIGTERM drains: the running task finishes within the grace period, nothing new starts, exit 0", async () => {
     const runner = cluster.runner({ name: "drainer", slots: 1, args: ["--grace", "10s"] });
-    const { id } = await cluster.client.submit(twoStep);
+    const { id } = await submit(twoStep);
     await until(id, (r) => leasedTo(r, "drainer").length === 1);
     runner.signal("SIGTERM");
     expect(await runner.exited).toBe(0);
@@ -126,7 +128,7 @@ describe("a runner that is stopped", () => {
 
   it("past the grace period the unfinished task is handed back, not charged, and runs elsewhere", async () => {
     const runner = cluster.runner({ name: "impatient", slots: 1, args: ["--grace", "0"] });
-    const { id } = await cluster.client.submit(twoStep.replace("name: drain", "name: hand-back"));
+    const { id } = await submit(twoStep.replace("name: drain", "name: hand-back"));
     await until(id, (r) => leasedTo(r, "impatient").length === 1);
     runner.signal("SIGTERM");
     expect(await runner.exited).toBe(0);
@@ -142,7 +144,7 @@ describe("a runner that is stopped", () => {
 
   it("a second signal exits at once", async () => {
     const runner = cluster.runner({ name: "stubborn", slots: 1, args: ["--grace", "60s"] });
-    const { id } = await cluster.client.submit(twoStep.replace("name: drain", "name: second-signal").replace("ms: 1500", "ms: 20000"));
+    const { id } = await submit(twoStep.replace("name: drain", "name: second-signal").replace("ms: 1500", "ms: 20000"));
     await until(id, (r) => leasedTo(r, "stubborn").length === 1);
     runner.signal("SIGTERM");
     await runner.waitFor(/draining: waiting up to 60000 ms/);
@@ -158,7 +160,7 @@ describe("a coordinator that dies", () => {
   it("killed and restarted mid-run: the run resumes and succeeds with no task lost", async () => {
     cluster.runner({ name: "r1" });
     cluster.runner({ name: "r2" });
-    const { id } = await cluster.client.submit(spinDag("restart", 200, 30));
+    const { id } = await submit(spinDag("restart", 200, 30));
     const before = await until(id, (r) => (r.counts.succeeded ?? 0) >= 40);
     expect(before.status).toBe("running");
     const { port } = cluster.coordinator;
@@ -182,7 +184,7 @@ describe("control", () => {
 
   it("cancel stops every running attempt on the runners within 2 s and the run ends cancelled", async () => {
     const runners = new Map([["k1", cluster.runner({ name: "k1" })], ["k2", cluster.runner({ name: "k2" })]]);
-    const { id } = await cluster.client.submit(spinDag("cancel-me", 40, 5000));
+    const { id } = await submit(spinDag("cancel-me", 40, 5000));
     const before = await until(id, (r) => (r.counts.leased ?? 0) === 4);
     const running = before.tasks!.filter((t) => t.state === "leased");
     const t0 = Date.now();
@@ -199,7 +201,7 @@ describe("control", () => {
   });
 
   it("distro cancel ID cancels a run that has not started, and prints its status", async () => {
-    const { id } = await cluster.client.submit(spinDag("never-started", 3, 10));
+    const { id } = await submit(spinDag("never-started", 3, 10));
     const { code, out } = await distro("cancel", id);
     expect(code).toBe(0);
     expect(out).toContain(`run ${id} is cancelled`);
@@ -208,7 +210,7 @@ describe("control", () => {
 
   it("pause holds a run (running attempts finish, nothing new starts) and resume completes it", async () => {
     cluster.runner({ name: "p1", slots: 2 });
-    const { id } = await cluster.client.submit(spinDag("pause-me", 40, 250));
+    const { id } = await submit(spinDag("pause-me", 40, 250));
     await until(id, (r) => (r.counts.succeeded ?? 0) >= 4);
     expect((await distro("pause", id)).out).toContain("paused");
     const paused = await until(id, (r) => (r.counts.leased ?? 0) === 0, 5000);
@@ -225,7 +227,7 @@ describe("control", () => {
 describe("retries", () => {
   it("a task that fails twice then succeeds ends succeeded with three attempts", async () => {
     cluster.runner({ name: "f1" });
-    const { id } = await cluster.client.submit(`name: flaky\ntasks:\n  - { id: flaky, module: flaky.wasm, params: { fail_times: 2 }, retries: 3, retry_delay: 100ms }\n`);
+    const { id } = await submit(`name: flaky\ntasks:\n  - { id: flaky, module: flaky.wasm, params: { fail_times: 2 }, retries: 3, retry_delay: 100ms }\n`);
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
     const [task] = (await cluster.client.run(id)).tasks!;
     expect(task!.attempts.map((a) => a.outcome)).toEqual(["failed", "failed", "succeeded"]);
@@ -235,7 +237,7 @@ describe("retries", () => {
 
   it("a task that always fails ends failed after its retries, and its dependents end skipped", async () => {
     cluster.runner({ name: "f2" });
-    const { id } = await cluster.client.submit(`name: doomed
+    const { id } = await submit(`name: doomed
 tasks:
   - { id: never, module: flaky.wasm, params: { fail_times: -1 }, retries: 2, retry_delay: 50ms }
   - { id: next, module: init.wasm, depends_on: [never] }

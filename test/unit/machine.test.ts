@@ -5,12 +5,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseDag } from "../../worker/dag/parse";
 import type { ResolvedPlan } from "../../worker/dag/plan";
-import { IllegalTransition, transition, type Effect } from "../../worker/run/machine";
+import { cacheMaterial, IllegalTransition, transition, type Effect } from "../../worker/run/machine";
 import type { Assignment, TaskResult } from "../../worker/protocol/messages";
 import { MemoryStore } from "./memory-store";
 
+/** The plan of a DAG; the result cache is off unless the DAG mentions it. */
 function plan(yaml: string): ResolvedPlan {
-  const parsed = parseDag(yaml);
+  const parsed = parseDag(yaml.includes("cache:") ? yaml : `cache: false\n${yaml}`);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   return { name: parsed.plan.name, nodes: parsed.plan.nodes.map((n) => ({ ...n, sha256: "a".repeat(64) })) };
 }
@@ -186,6 +187,27 @@ tasks:
     const resumed = transition(store, { type: "control", action: "resume" }, 3);
     expect(dispatched(resumed).map((x) => x.task)).toEqual(["b"]);
     expect(() => transition(store, { type: "control", action: "resume" }, 4)).toThrow(/only a paused run resumes/);
+  });
+
+  it("asks the cache before a task is ready: a hit succeeds without dispatch, a miss runs and is filed", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m, depends_on: [a] }, { id: c, module: m, depends_on: [a], cache: false }]`);
+    expect(store.task("a")!.state).toBe("lookup");
+    const attached = transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1);
+    expect(dispatched(attached)).toEqual([]);
+    expect(attached).toContainEqual({ type: "lookup" });
+    const material = cacheMaterial(store, store.task("a")!);
+    expect(JSON.parse(material)[3]).toContain(`"attempt":0`);
+    const hit = transition(store, { type: "looked_up", hits: [{ task: "a", output: new TextEncoder().encode(`{"v":1}`) }], misses: [] }, 2);
+    expect(store.task("a")).toMatchObject({ state: "succeeded", attempt: 1 });
+    expect(store.attempts[0]).toMatchObject({ runner: "cache", outcome: "cached" });
+    // b waits for the cache, c (cache: false) is dispatched at once with a's cached output.
+    expect(dispatched(hit).map((x) => [x.task, JSON.parse(x.stdin).inputs.a])).toEqual([["c", { v: 1 }]]);
+    expect(store.task("b")!.state).toBe("lookup");
+    const miss = transition(store, { type: "looked_up", hits: [], misses: [{ task: "b", key: "k-b" }] }, 3);
+    const [b] = dispatched(miss);
+    expect(b!.task).toBe("b");
+    const done = transition(store, { type: "results", runner: "r", results: [ok(b!, "2")], want: 2, received: sent(store, "r") }, 4);
+    expect(done).toContainEqual({ type: "cache", entries: [{ key: "k-b", task: "b" }] });
   });
 
   it("refuses to start twice, naming the status", () => {

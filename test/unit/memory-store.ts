@@ -35,7 +35,7 @@ export class MemoryStore implements RunStore {
     let seq = 0;
     for (const row of nodes) {
       this.nodes.set(row.spec.id, { ...row });
-      const state: TaskState = row.pendingDeps === 0 ? "ready" : "blocked";
+      const state: TaskState = row.pendingDeps > 0 ? "blocked" : row.spec.cache ? "lookup" : "ready";
       const count = row.spec.instances ?? 1;
       for (let i = 0; i < count; i++) {
         const index = row.spec.instances === null ? null : i;
@@ -84,6 +84,16 @@ export class MemoryStore implements RunStore {
   }
   leased() {
     return [...this.tasks.values()].filter((t) => t.state === "leased").map((t) => this.task(t.key)!);
+  }
+  lookups(limit: number) {
+    return [...this.tasks.values()].filter((t) => t.state === "lookup").slice(0, limit).map((t) => this.task(t.key)!);
+  }
+  readonly cacheKeys = new Map<string, string>();
+  setCacheKey(key: string, cacheKey: string) {
+    this.cacheKeys.set(key, cacheKey);
+  }
+  cacheKey(key: string) {
+    return this.cacheKeys.get(key) ?? null;
   }
   ready(limit: number) {
     return [...this.tasks.values()]

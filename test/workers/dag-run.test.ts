@@ -68,8 +68,10 @@ const info = (id: string, slots: number) => ({
 const b64 = (text: string) => btoa(text);
 const ok = (a: Assignment, output: string) => ({ task: a.task, attempt: a.attempt, ok: true, output: b64(output), stderr: "", durationMs: 1 });
 
+/** Submits a DAG; the result cache is off unless the DAG mentions it (these tests are about scheduling). */
 async function submit(yaml: string): Promise<string> {
-  const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
+  const body = yaml.includes("cache:") ? yaml : `cache: false\n${yaml}`;
+  const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body });
   expect(res.status).toBe(201);
   return ((await res.json()) as { id: string }).id;
 }
@@ -218,4 +220,40 @@ tasks:
       ["stays", "succeeded"],
     ]);
   });
+
+  it("serves a resubmitted DAG from the result cache without any runner, and re-runs what a changed param touches", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const dag = (seed: number) =>
+      `cache: true\ntasks:\n  - { id: a, module: step.wasm, params: { fixed: 1 } }\n  - { id: b, module: step.wasm, depends_on: [a], params: { seed: ${seed} }, args: ["{{params.seed}}"] }\n`;
+    const first = await submit(dag(1));
+    const run = await Socket.open(`/api/runners/connect?run=${first}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("c1", 1), want: 1 });
+    const [a] = (await run.next("tasks")).tasks;
+    run.send({ type: "results", results: [ok(a!, `"A"`)], want: 1, received: 1 });
+    const [b] = (await run.next("tasks")).tasks;
+    run.send({ type: "results", results: [ok(b!, `"B1"`)], want: 1, received: 2 });
+    expect((await run.next("finished")).status).toBe("succeeded");
+
+    // Unchanged: every task from the cache, with no runner connected at all.
+    const again = await submit(dag(1));
+    const cached = await waitFor(again, "succeeded");
+    expect(cached.tasks.map((t) => t.attempts.map((x) => x.outcome))).toEqual([["cached"], ["cached"]]);
+    expect(await (await SELF.fetch(`${base}/api/dags/${again}/tasks/b/output`, { headers: API })).text()).toBe(`"B1"`);
+
+    // A changed param: a still comes from the cache, b must run.
+    const changed = await submit(dag(2));
+    const partial = await waitFor(changed, "running", (v) => v.counts.ready === 1);
+    expect(partial.counts.succeeded).toBe(1);
+    expect(partial.tasks.find((t) => t.id === "a")!.attempts.map((x) => x.outcome)).toEqual(["cached"]);
+    expect(partial.tasks.find((t) => t.id === "b")!.state).toBe("ready");
+  });
 });
+
+async function waitFor(id: string, status: string, check: (v: Awaited<ReturnType<typeof view>>) => boolean = () => true) {
+  for (let i = 0; i < 200; i++) {
+    const v = await view(id);
+    if (v.status === status && check(v)) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`run ${id} did not reach ${status}`);
+}

@@ -152,6 +152,7 @@ function toPlan(dag: DagDocument): DagPlan {
       timeoutMs: t.timeout ?? d.timeout ?? TASK_DEFAULTS.timeoutMs,
       memoryBytes: t.memory ?? d.memory ?? TASK_DEFAULTS.memoryBytes,
       priority: t.priority ?? d.priority ?? TASK_DEFAULTS.priority,
+      cache: dag.cache && (t.cache ?? true),
     };
     if (t.map && "items" in t.map) node.items = t.map.items;
     if (t.map && "range" in t.map) node.range = t.map.range;

@@ -42,6 +42,8 @@ export interface NodeSpec {
   timeoutMs: number;
   memoryBytes: number;
   priority: number;
+  /** Whether a cached result for the same module and envelope may stand in for running it. */
+  cache: boolean;
   requires?: Requirements;
 }
 

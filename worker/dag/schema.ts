@@ -96,6 +96,8 @@ const task = z.strictObject({
   memory: size.optional(),
   priority: priority.optional(),
   requires: requires.optional(),
+  /** Reuse a result cached for the same module and envelope (default true). */
+  cache: z.boolean().optional(),
 });
 
 export const dagSchema = z.strictObject({
@@ -111,6 +113,8 @@ export const dagSchema = z.strictObject({
     })
     .default({}),
   params: z.record(z.string(), z.unknown()).default({}),
+  /** `cache: false` turns the result cache off for every task of the DAG. */
+  cache: z.boolean().default(true),
   tasks: z.array(task, { error: (issue) => (issue.input === undefined ? "a DAG needs a `tasks` list" : undefined) }).min(1, "a DAG needs at least one task"),
 });
 

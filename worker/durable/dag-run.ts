@@ -7,11 +7,12 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { ResolvedPlan } from "../dag/plan.js";
-import { indexRun } from "../db.js";
+import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
+import { sha256Hex } from "../sha256.js";
 import { heartbeatMs, pool, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
-import { IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
+import { cacheMaterial, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
 import { SqlStore, type TaskView } from "./sql-store.js";
@@ -48,12 +49,15 @@ export class DagRun extends DurableObject<Env> {
       if (!this.store.meta("id") || isFinal(this.store.status())) return;
       const live = new Set(ctx.getWebSockets().map(runnerOf));
       for (const { id } of this.store.runners()) if (!live.has(id)) await this.apply({ type: "forget", runner: id });
+      if (this.store.counts().lookup > 0) void this.lookup();
     });
   }
 
   private readonly config: MachineConfig;
   /** The alarm time this object last set (null: none pending). */
   private alarmAt: number | null = null;
+  /** Whether a result-cache lookup loop is running. */
+  private looking = false;
 
   /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
   async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
@@ -179,6 +183,44 @@ export class DagRun extends DurableObject<Env> {
     await this.arm(now);
   }
 
+  /** Asks the result cache for every task in `lookup`, 100 at a time; one loop at a time. */
+  private async lookup(): Promise<void> {
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      for (;;) {
+        const rows = this.store.lookups(100);
+        if (rows.length === 0 || isFinal(this.store.status())) return;
+        const inputs = new Map();
+        const keys = await Promise.all(rows.map((row) => sha256Hex(cacheMaterial(this.store, row, inputs))));
+        let found = new Map<string, Uint8Array | BlobRef>();
+        try {
+          found = await cachedOutputs(this.env.DB, keys);
+        } catch (e) {
+          console.error("DagRun cache lookup", e); // a cache that cannot answer is a miss
+        }
+        const hits = rows.flatMap((row, i) => (found.has(keys[i]!) ? [{ task: row.key, output: found.get(keys[i]!)! }] : []));
+        const misses = rows.flatMap((row, i) => (found.has(keys[i]!) ? [] : [{ task: row.key, key: keys[i]! }]));
+        await this.apply({ type: "looked_up", hits, misses });
+      }
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  /** Files accepted outputs in the result cache (best effort: a failure only costs a future miss). */
+  private async fileCache(entries: { key: string; task: string }[]): Promise<void> {
+    try {
+      const outputs = entries.flatMap(({ key, task }) => {
+        const output = this.store.output(task)?.output;
+        return output ? [{ key, output }] : [];
+      });
+      if (outputs.length > 0) await fileOutputs(this.env.DB, outputs);
+    } catch (e) {
+      console.error("DagRun cache file", e);
+    }
+  }
+
   /** One alarm serves every deadline, and the heartbeat sweep while runners are attached. */
   private async arm(now: number): Promise<void> {
     if (isFinal(this.store.status())) return;
@@ -209,6 +251,12 @@ export class DagRun extends DurableObject<Env> {
         }
         case "status":
           await this.index();
+          break;
+        case "lookup":
+          void this.lookup();
+          break;
+        case "cache":
+          void this.fileCache(effect.entries);
           break;
         case "finished":
           await this.ctx.storage.deleteAlarm();

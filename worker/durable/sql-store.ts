@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spe
 CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
 CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
   priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
-  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER);
+  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER, cache_key TEXT);
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
 CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
@@ -77,7 +77,7 @@ export class SqlStore implements RunStore {
         remaining,
       );
       for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
-      const state: TaskState = pendingDeps === 0 ? "ready" : "blocked";
+      const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
       if (spec.instances === null) {
         this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, spec.id, spec.id, seq, spec.priority, state);
       } else {
@@ -175,6 +175,18 @@ export class SqlStore implements RunStore {
 
   leased(): TaskRow[] {
     return this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'leased'`).toArray().map(toTask);
+  }
+
+  lookups(limit: number): TaskRow[] {
+    return this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'lookup' ORDER BY seq LIMIT ?`, limit).toArray().map(toTask);
+  }
+
+  setCacheKey(key: string, cacheKey: string): void {
+    this.sql.exec(`UPDATE tasks SET cache_key = ? WHERE key = ?`, cacheKey, key);
+  }
+
+  cacheKey(key: string): string | null {
+    return this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0]?.k ?? null;
   }
 
   ready(limit: number): TaskRow[] {
@@ -331,6 +343,7 @@ export class SqlStore implements RunStore {
           index: t.idx as number | null,
           state: t.state as TaskState,
           output_bytes: t.output_bytes as number | null,
+          cached: last?.outcome === "cached",
           started_at: first?.started_at ?? null,
           ended_at: last?.ended_at ?? null,
           attempts: list,
@@ -358,6 +371,8 @@ export interface TaskView {
   index: number | null;
   state: TaskState;
   output_bytes: number | null;
+  /** The accepted output came from the result cache. */
+  cached: boolean;
   started_at: number | null;
   ended_at: number | null;
   attempts: AttemptView[];

@@ -8,6 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import { requireToken } from "../auth.js";
 import { moduleByName, registerModule } from "../db.js";
 import type { Env } from "../env.js";
+import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../wasm/inspect.js";
 import { readBytes } from "./dags.js";
 
@@ -29,7 +30,7 @@ export const modules = new Hono<{ Bindings: Env }>()
     if (problems.length > 0) {
       return c.json({ error: `module "${name}" is not a valid task`, problems: problems.map((message) => ({ path: name, line: 0, column: 0, message })) }, 400);
     }
-    const sha256 = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const sha256 = await sha256Hex(bytes);
     await c.env.BLOBS.put(moduleKey(sha256), bytes, { sha256 });
     await registerModule(c.env.DB, name, sha256, bytes.length);
     return c.json({ name, sha256, size: bytes.length });

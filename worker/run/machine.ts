@@ -8,7 +8,9 @@
  * Scheduling is credit based: a runner says how many more tasks it takes from this run
  * (`want`), the machine hands out ready tasks up to that credit, highest priority first. Every
  * dispatch is an attempt with a lease; leases and retry back-offs are rows in the deadlines
- * table, handled by the `tick` event when the host's alarm fires.
+ * table, handled by the `tick` event when the host's alarm fires. Tasks whose node caches
+ * results pass through `lookup` on their way to `ready`: the host asks the result cache for
+ * them (`cacheMaterial` → sha256 → D1) and answers with `looked_up`.
  */
 import type { Assignment, BlobRef, Failure, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
@@ -44,7 +46,9 @@ export type RunEvent =
   | { type: "forget"; runner: string }
   /** Deadlines may be due. */
   | { type: "tick" }
-  | { type: "control"; action: "cancel" | "pause" | "resume" };
+  | { type: "control"; action: "cancel" | "pause" | "resume" }
+  /** The result cache's answers for tasks in `lookup`: hits succeed at once, misses become ready. */
+  | { type: "looked_up"; hits: { task: string; output: Uint8Array | BlobRef }[]; misses: { task: string; key: string }[] };
 
 export type Effect =
   | { type: "dispatch"; runner: string; tasks: Assignment[]; backlog: number }
@@ -52,6 +56,10 @@ export type Effect =
   | { type: "cancel"; runner: string; tasks: AttemptRef[] }
   /** Ready tasks no connected runner has credit for; the host tells the pool. */
   | { type: "demand"; ready: number }
+  /** Tasks wait in `lookup`: the host should ask the result cache. */
+  | { type: "lookup" }
+  /** Accepted outputs to file in the result cache under their keys. */
+  | { type: "cache"; entries: { key: string; task: string }[] }
   | { type: "status"; status: RunStatus }
   | { type: "finished"; status: RunStatus };
 
@@ -84,7 +92,7 @@ export function isFinal(status: RunStatus): boolean {
 export function transition(store: RunStore, event: RunEvent, now: number, config: MachineConfig = DEFAULT_CONFIG): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
-  const ctx: Ctx = { store, now, config, effects };
+  const ctx: Ctx = { store, now, config, effects, cache: [] };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
@@ -131,10 +139,26 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
     case "control":
       control(ctx, status, event.action);
       break;
+    case "looked_up":
+      for (const { task, output } of event.hits) {
+        const row = store.task(task);
+        if (row?.state !== "lookup") continue;
+        const attempt = row.attempt + 1;
+        store.addAttempt({ task, attempt, runner: "cache", runnerName: "result cache", startedAt: now, endedAt: now, outcome: "cached", failure: null, stderr: "", note: null });
+        succeed(ctx, { ...row, attempt }, output);
+      }
+      for (const { task, key } of event.misses) {
+        if (store.task(task)?.state !== "lookup") continue;
+        store.setCacheKey(task, key);
+        store.updateTask(task, { state: "ready" });
+      }
+      break;
   }
+  if (ctx.cache.length > 0) effects.push({ type: "cache", entries: ctx.cache });
   if (!isFinal(store.status())) {
     dispatch(ctx);
     settle(ctx);
+    if (store.counts().lookup > 0) effects.push({ type: "lookup" });
   }
   return effects;
 }
@@ -144,6 +168,8 @@ interface Ctx {
   now: number;
   config: MachineConfig;
   effects: Effect[];
+  /** Outputs accepted in this transition that the result cache should keep. */
+  cache: { key: string; task: string }[];
 }
 
 /** What a runner can take now: its `want`, less what was sent but had not reached it when it spoke. */
@@ -207,13 +233,31 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
     fail(ctx, row, { kind: "output", message, retryable: false }, result.stderr);
     return;
   }
-  store.setOutput(row.key, output);
-  store.updateTask(row.key, { state: "succeeded", runner: null });
   endAttempt(ctx, row, "succeeded", null, result.stderr);
+  const key = store.cacheKey(row.key);
+  if (key) ctx.cache.push({ key, task: row.key });
+  succeed(ctx, row, output);
+}
+
+/** Records an accepted output; the last instance of a node to succeed releases its dependents. */
+function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
+  const { store } = ctx;
+  store.setOutput(row.key, output);
+  store.updateTask(row.key, { state: "succeeded", runner: null, attempt: row.attempt });
   if (store.bumpNode(row.node, "remaining", -1) > 0) return;
   for (const dependent of store.dependents(row.node)) {
-    if (store.bumpNode(dependent, "pendingDeps", -1) === 0) store.moveNode(dependent, "blocked", "ready");
+    if (store.bumpNode(dependent, "pendingDeps", -1) === 0) store.moveNode(dependent, "blocked", store.node(dependent).spec.cache ? "lookup" : "ready");
   }
+}
+
+/**
+ * What identifies a task's result for the cache: its module and everything it is given (args,
+ * env, and the envelope without the attempt number). The host hashes it into the cache key.
+ */
+export function cacheMaterial(store: RunStore, row: TaskRow, inputs: InputCache = new Map()): string {
+  const { spec } = store.node(row.node);
+  const prepared = prepare(store, row, inputs, new Set(), 0);
+  return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
 }
 
 function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Failure | null, stderr: string): void {
@@ -292,7 +336,7 @@ function control(ctx: Ctx, status: RunStatus, action: "cancel" | "pause" | "resu
       byRunner.set(row.runner!, [...(byRunner.get(row.runner!) ?? []), { task: row.key, attempt: row.attempt }]);
     }
     for (const [runner, tasks] of byRunner) ctx.effects.push({ type: "cancel", runner, tasks });
-    for (const state of ["blocked", "ready", "backoff", "leased"] as const) store.moveAll(state, "cancelled");
+    for (const state of ["blocked", "lookup", "ready", "backoff", "leased"] as const) store.moveAll(state, "cancelled");
     store.clearDeadlines();
     moveStatus(ctx, status, "cancelled", action);
     ctx.effects.push({ type: "finished", status: "cancelled" });
@@ -312,7 +356,7 @@ function dispatch(ctx: Ctx): void {
     ctx.effects.push({ type: "demand", ready: 0 });
     return;
   }
-  const inputs = new Map<string, { value: unknown; refs: string[] }>();
+  const inputs: InputCache = new Map();
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
   for (const runner of store.runners()) {
     if (runner.credit <= 0) continue;
@@ -327,23 +371,32 @@ function dispatch(ctx: Ctx): void {
   ctx.effects.push({ type: "demand", ready: backlog });
 }
 
-function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, { value: unknown; refs: string[] }>): Assignment {
+type InputCache = Map<string, { value: unknown; refs: string[] }>;
+
+/** A task instance's args, env and stdin envelope (task ABI), with the blobs its inputs refer to. */
+function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<string>, attempt: number) {
+  const { spec } = store.node(row.node);
+  const item = itemOf(spec, row.index);
+  return {
+    args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
+    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
+    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt),
+  };
+}
+
+function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): Assignment {
   const { store, now } = ctx;
   const { spec } = store.node(row.node);
   const attempt = row.attempt + 1;
   store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
   store.addAttempt({ task: row.key, attempt, runner: runner.id, runnerName: runner.name, startedAt: now, endedAt: null, outcome: "running", failure: null, stderr: "", note: null });
   store.setDeadline("lease", row.key, now + spec.timeoutMs + ctx.config.leaseGraceMs);
-  const item = itemOf(spec, row.index);
   const refs = new Set<string>();
-  const stdin = envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt);
   return {
     task: row.key,
     attempt,
     module: spec.sha256,
-    args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
-    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
-    stdin,
+    ...prepare(store, row, inputs, refs, attempt),
     refs: [...refs],
     timeoutMs: spec.timeoutMs,
     memoryBytes: spec.memoryBytes,
@@ -356,7 +409,7 @@ function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: Map<string, {
  * The `inputs` of the task ABI: each dependency's output, an array for a mapped dependency. An
  * output in blob storage stands as {"$ref": sha256} and its hash is added to `refs`.
  */
-function inputsOf(store: RunStore, deps: string[], cache: Map<string, { value: unknown; refs: string[] }>, refs: Set<string>): Record<string, unknown> {
+function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<string>): Record<string, unknown> {
   const inputs: Record<string, unknown> = {};
   for (const dep of deps) {
     let entry = cache.get(dep);
@@ -377,11 +430,11 @@ function inputsOf(store: RunStore, deps: string[], cache: Map<string, { value: u
 function settle(ctx: Ctx): void {
   const { store } = ctx;
   const counts = store.counts();
-  const open = counts.blocked + counts.ready + counts.backoff + counts.leased;
+  const open = counts.blocked + counts.lookup + counts.ready + counts.backoff + counts.leased;
   const status = store.status();
   let next = status;
   if (open === 0) next = counts.failed > 0 ? "failed" : counts.cancelled > 0 ? "cancelled" : "succeeded";
-  else if (status === "queued" && counts.leased > 0) next = "running";
+  else if (status === "queued" && counts.leased + counts.succeeded > 0) next = "running";
   if (next === status) return;
   moveStatus(ctx, status, next, "settle");
   if (isFinal(next)) ctx.effects.push({ type: "finished", status: next });

@@ -10,8 +10,11 @@
 import type { BlobRef, Failure } from "../protocol/messages.js";
 import type { ResolvedNode } from "../dag/plan.js";
 
-/** `backoff`: failed, waiting out its retry delay before it is ready again. */
-export const TASK_STATES = ["blocked", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
+/**
+ * `lookup`: its dependencies are done and the result cache is being asked for it; `backoff`:
+ * failed, waiting out its retry delay before it is ready again.
+ */
+export const TASK_STATES = ["blocked", "lookup", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
 
@@ -39,7 +42,7 @@ export interface TaskRow {
   runner: string | null;
 }
 
-export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned" | "cancelled";
+export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned" | "cancelled" | "cached";
 
 export interface AttemptRow {
   task: string;
@@ -87,7 +90,13 @@ export interface RunStore {
   /** Up to `limit` ready tasks, highest priority first, then in submission order. */
   /** Moves every task in state `from`, whatever its node, to `to`. */
   moveAll(from: TaskState, to: TaskState): number;
+  /** Up to `limit` ready tasks, highest priority first, then in submission order. */
   ready(limit: number): TaskRow[];
+  /** Up to `limit` tasks in state `lookup`. */
+  lookups(limit: number): TaskRow[];
+  /** The result-cache key a task's accepted output should be filed under. */
+  setCacheKey(key: string, cacheKey: string): void;
+  cacheKey(key: string): string | null;
   leasedTo(runner: string): TaskRow[];
   /** Every leased task (at most the runners' slots). */
   leased(): TaskRow[];
