@@ -141,3 +141,24 @@ describe("status page", () => {
     expect(((await res.json()) as { error: string }).error).toMatch(/no route GET \/api\/nothing/);
   });
 });
+
+describe("/api/blobs", () => {
+  const hex = async (bytes: Uint8Array<ArrayBuffer>) =>
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+  it("stores a blob under its sha256 for runners, and refuses one that does not match its name", async () => {
+    const bytes = new TextEncoder().encode("tile bytes".repeat(1000));
+    const sha = await hex(bytes);
+    const put = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: RUNNER, body: bytes });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toEqual({ sha256: sha, size: bytes.length });
+    const got = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { headers: RUNNER });
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(bytes);
+    const wrong = await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { method: "PUT", headers: RUNNER, body: bytes });
+    expect(wrong.status).toBe(400);
+    expect(((await wrong.json()) as { error: string }).error).toMatch(/does not match sha256:0000/);
+    expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: RUNNER })).status).toBe(404);
+    expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
+    expect((await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status).toBe(401);
+  });
+});

@@ -138,3 +138,14 @@ export function fromBase64(text: string): Uint8Array {
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
 }
+
+/** The content type of an output, from its first bytes. */
+export function contentType(bytes: Uint8Array): string {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "image/png";
+  try {
+    JSON.parse(utf8.decode(bytes));
+    return "application/json";
+  } catch {
+    return "application/octet-stream";
+  }
+}

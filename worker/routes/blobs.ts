@@ -8,7 +8,8 @@ import { HTTPException } from "hono/http-exception";
 import { requireToken } from "../auth.js";
 import type { Env } from "../env.js";
 import { MAX_OUTPUT_BYTES } from "../run/machine.js";
-import { contentType, readBytes } from "./dags.js";
+import { contentType } from "../dag/plan.js";
+import { readBytes } from "./dags.js";
 
 export const outputKey = (sha256: string) => `outputs/${sha256}`;
 
@@ -21,13 +22,19 @@ function shaOf(ref: string): string {
 export const blobs = new Hono<{ Bindings: Env }>()
   .put("/:ref", requireToken("RUNNER_TOKEN"), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
-    const bytes = await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
+    const length = Number(c.req.header("Content-Length") ?? NaN);
+    // With a declared length the body streams into R2 unbuffered; R2 checks the hash either way.
+    const streamed = Number.isInteger(length) && length <= MAX_OUTPUT_BYTES && c.req.raw.body !== null;
+    if (length > MAX_OUTPUT_BYTES) throw new HTTPException(413, { message: `a blob is at most ${MAX_OUTPUT_BYTES} bytes` });
+    const body = streamed ? c.req.raw.body! : await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
+    const type = c.req.header("Content-Type") ?? (body instanceof Uint8Array ? contentType(body) : "application/octet-stream");
+    let object: R2Object | null;
     try {
-      await c.env.BLOBS.put(outputKey(sha256), bytes, { sha256, httpMetadata: { contentType: contentType(bytes) } });
+      object = await c.env.BLOBS.put(outputKey(sha256), body, { sha256, httpMetadata: { contentType: type } });
     } catch (e) {
       throw new HTTPException(400, { message: `the body does not match sha256:${sha256}: ${(e as Error).message}` });
     }
-    return c.json({ sha256, size: bytes.length });
+    return c.json({ sha256, size: object?.size ?? 0 });
   })
   .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
     const object = await c.env.BLOBS.get(outputKey(shaOf(c.req.param("ref"))));

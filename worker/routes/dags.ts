@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../dag/parse.js";
-import type { Problem, ResolvedNode, ResolvedPlan } from "../dag/plan.js";
+import { contentType, type Problem, type ResolvedNode, type ResolvedPlan } from "../dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
@@ -122,13 +122,3 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
   return out;
 }
 
-/** The content type of an output, from its first bytes. */
-export function contentType(bytes: Uint8Array): string {
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "image/png";
-  try {
-    JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
-    return "application/json";
-  } catch {
-    return "application/octet-stream";
-  }
-}
