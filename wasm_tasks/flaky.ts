@@ -1,11 +1,10 @@
 // flaky: fails (exit code 1) on its first `params.fail_times` attempts (default 2), then
 // succeeds with {"attempt": n}. `fail_times: -1` fails every time. Tests of retries use it.
-import { envelope, NUMBER } from "./lib/json";
+import { envelope } from "./lib/json";
 
 const env = envelope();
 const attempt = <i32>env.get("attempt").num;
-const failTimes = env.get("params").get("fail_times");
-const limit = failTimes.kind == NUMBER ? <i32>failTimes.num : 2;
+const limit = <i32>env.get("params").number("fail_times", 2);
 if (limit < 0 || attempt <= limit) {
   process.stderr.write("flaky: failing attempt " + attempt.toString() + " on purpose\n");
   process.exit(1);

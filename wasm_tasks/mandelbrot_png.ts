@@ -1,13 +1,8 @@
 // mandelbrot_png: assembles the tiles of `mandelbrot_tile` (inputs.tile, in index order) into
 // one 8-bit grayscale PNG and outputs it. The PNG uses stored (uncompressed) deflate blocks: no
 // compression library is needed and the bytes are the same on every machine.
-import { envelope, Json, NUMBER } from "./lib/json";
+import { envelope } from "./lib/json";
 import { fromBase64 } from "./lib/bytes";
-
-function num(params: Json, key: string, fallback: f64): f64 {
-  const v = params.get(key);
-  return v.kind == NUMBER ? v.num : fallback;
-}
 
 const CRC_TABLE = new Uint32Array(256);
 for (let n: u32 = 0; n < 256; n++) {
@@ -58,9 +53,9 @@ class Writer {
 
 const env = envelope();
 const p = env.get("params");
-const width = <i32>num(p, "width", 2048);
-const height = <i32>num(p, "height", 2048);
-const side = <i32>Math.round(Math.sqrt(num(p, "tiles", 64)));
+const width = <i32>p.number("width", 2048);
+const height = <i32>p.number("height", 2048);
+const side = <i32>Math.round(Math.sqrt(p.number("tiles", 64)));
 const tiles = env.get("inputs").get("tile");
 const tw = width / side;
 const th = height / side;

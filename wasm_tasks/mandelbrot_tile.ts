@@ -2,23 +2,18 @@
 // `params.height` pixels over the region [x0, x1] × [y0, y1], cut into `params.tiles` square
 // tiles (a square number: 64 = 8 × 8); this instance renders tile `index` (row-major). Output:
 // the tile's pixels, one byte each (0 inside the set, else 1 + 254·n/iterations), row by row.
-import { envelope, Json, NUMBER } from "./lib/json";
-
-function num(params: Json, key: string, fallback: f64): f64 {
-  const v = params.get(key);
-  return v.kind == NUMBER ? v.num : fallback;
-}
+import { envelope } from "./lib/json";
 
 const env = envelope();
 const p = env.get("params");
-const width = <i32>num(p, "width", 2048);
-const height = <i32>num(p, "height", 2048);
-const side = <i32>Math.round(Math.sqrt(num(p, "tiles", 64)));
-const iterations = <i32>num(p, "iterations", 256);
-const x0 = num(p, "x0", -2.0);
-const x1 = num(p, "x1", 0.6);
-const y0 = num(p, "y0", -1.3);
-const y1 = num(p, "y1", 1.3);
+const width = <i32>p.number("width", 2048);
+const height = <i32>p.number("height", 2048);
+const side = <i32>Math.round(Math.sqrt(p.number("tiles", 64)));
+const iterations = <i32>p.number("iterations", 256);
+const x0 = p.number("x0", -2.0);
+const x1 = p.number("x1", 0.6);
+const y0 = p.number("y0", -1.3);
+const y1 = p.number("y1", 1.3);
 const index = <i32>env.get("index").num;
 
 const tw = width / side;

@@ -1,16 +1,11 @@
 // matmul_checksum: combines the blocks of `matmul_tile` (inputs.tile) into the product's
 // checksums {"n", "sum", "weighted"}; with `params.product` also "product": the n × n matrix,
 // row by row.
-import { envelope, Json, NUMBER, BOOL } from "./lib/json";
-
-function num(params: Json, key: string, fallback: f64): f64 {
-  const v = params.get(key);
-  return v.kind == NUMBER ? v.num : fallback;
-}
+import { envelope, BOOL } from "./lib/json";
 
 const env = envelope();
 const p = env.get("params");
-const n = <i32>num(p, "n", 256);
+const n = <i32>p.number("n", 256);
 const withValues = p.get("product").kind == BOOL && p.get("product").bool;
 const tiles = env.get("inputs").get("tile");
 let sum = 0.0;

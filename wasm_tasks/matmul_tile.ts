@@ -3,18 +3,13 @@
 // multiples of 1/8, so every product and sum is exact in f64 and the result does not depend on
 // the order of additions). The grid is √tiles × √tiles blocks; this instance computes block
 // `index`. Output: {"row", "col", "size", "sum", "weighted"} and, with `params.product`, "values".
-import { envelope, Json, NUMBER, BOOL } from "./lib/json";
-
-function num(params: Json, key: string, fallback: f64): f64 {
-  const v = params.get(key);
-  return v.kind == NUMBER ? v.num : fallback;
-}
+import { envelope, BOOL } from "./lib/json";
 
 const env = envelope();
 const p = env.get("params");
-const n = <i32>num(p, "n", 256);
-const seed = <i32>num(p, "seed", 1);
-const side = <i32>Math.round(Math.sqrt(num(p, "tiles", 16)));
+const n = <i32>p.number("n", 256);
+const seed = <i32>p.number("seed", 1);
+const side = <i32>Math.round(Math.sqrt(p.number("tiles", 16)));
 const withValues = p.get("product").kind == BOOL && p.get("product").bool;
 const index = <i32>env.get("index").num;
 const bs = n / side;

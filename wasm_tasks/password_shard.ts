@@ -4,21 +4,16 @@
 // `params.shards` takes every shards-th candidate. `params.algorithm`: "pbkdf2-sha256" (with
 // `params.salt` and `params.iterations`), "sha256" or "sha512".
 // Output: {"shard", "checked", "found": [{"password", "hash"}]}.
-import { envelope, quote, Json, NUMBER } from "./lib/json";
+import { envelope, quote } from "./lib/json";
 import { toHex, utf8 } from "./lib/bytes";
 import { pbkdf2Sha256, sha256, sha512 } from "./lib/sha";
-
-function num(params: Json, key: string, fallback: f64): f64 {
-  const v = params.get(key);
-  return v.kind == NUMBER ? v.num : fallback;
-}
 
 const env = envelope();
 const p = env.get("params");
 const shard = <i32>env.get("index").num;
-const shards = <i32>num(p, "shards", 1);
-const suffixes = <i32>num(p, "suffixes", 100);
-const iterations = <i32>num(p, "iterations", 1000);
+const shards = <i32>p.number("shards", 1);
+const suffixes = <i32>p.number("suffixes", 100);
+const iterations = <i32>p.number("iterations", 1000);
 const algorithm = p.get("algorithm").asString("pbkdf2-sha256");
 const salt = utf8(p.get("salt").asString("distro"));
 const words = p.get("words").items;

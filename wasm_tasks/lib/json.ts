@@ -23,6 +23,12 @@ export class Json {
     return new Json();
   }
 
+  /** The number at member `key`, or `fallback` when there is none. */
+  number(key: string, fallback: f64): f64 {
+    const v = this.get(key);
+    return v.kind == NUMBER ? v.num : fallback;
+  }
+
   /** The string value, or `fallback` when this is not a string. */
   asString(fallback: string = ""): string {
     return this.kind == STRING ? this.str : fallback;
