@@ -221,6 +221,20 @@ tasks:
     ]);
   });
 
+  it("takes a 100,000-instance run: rows in SQLite, not memory, and work goes out at once", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit("tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n  - { id: after, module: step.wasm, depends_on: [wide] }\n");
+    const summary = (await (await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })).json()) as { counts: Record<string, number>; tasks_total: number };
+    expect(summary.tasks_total).toBe(100_000);
+    expect(summary.counts).toMatchObject({ ready: 99_999, blocked: 1 });
+    const run = await Socket.open(`/api/runners/connect?run=${id}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("wide", 8), want: 8 });
+    const { tasks, backlog } = await run.next("tasks");
+    expect(tasks.map((t) => t.task)).toEqual(Array.from({ length: 8 }, (_, i) => `wide[${i}]`));
+    expect(backlog).toBe(99_991);
+    run.ws.close();
+  });
+
   it("serves a resubmitted DAG from the result cache without any runner, and re-runs what a changed param touches", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const dag = (seed: number) =>
