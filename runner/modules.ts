@@ -5,7 +5,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { checkTaskModule } from "../worker/wasm/inspect.js";
+import { BadModule, checkTaskModule, limitMemory } from "../worker/wasm/inspect.js";
 import type { Failure } from "../worker/protocol/messages.js";
 import { sha256Hex as hash } from "./blobs.js";
 
@@ -27,22 +27,26 @@ export class ModuleCache {
     private readonly maxCompiled = 64,
   ) {}
 
-  /** The compiled module for `sha256`; rejects with ModuleError when it cannot be had or run. */
-  get(sha256: string): Promise<WebAssembly.Module> {
-    let entry = this.compiled.get(sha256);
+  /**
+   * The module for `sha256`, compiled with its memory capped at `memoryBytes`; rejects with
+   * ModuleError when it cannot be had or run.
+   */
+  get(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> {
+    const key = `${sha256}/${memoryBytes}`;
+    let entry = this.compiled.get(key);
     if (entry) {
-      this.compiled.delete(sha256);
-      this.compiled.set(sha256, entry); // most recently used last
+      this.compiled.delete(key);
+      this.compiled.set(key, entry); // most recently used last
       return entry;
     }
-    entry = this.load(sha256);
-    entry.catch(() => this.compiled.delete(sha256));
-    this.compiled.set(sha256, entry);
+    entry = this.load(sha256, memoryBytes);
+    entry.catch(() => this.compiled.delete(key));
+    this.compiled.set(key, entry);
     while (this.compiled.size > this.maxCompiled) this.compiled.delete(this.compiled.keys().next().value!);
     return entry;
   }
 
-  private async load(sha256: string): Promise<WebAssembly.Module> {
+  private async load(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> {
     const file = join(this.dir, `${sha256}.wasm`);
     let bytes = await readFile(file).catch(() => undefined);
     if (!bytes || hash(bytes) !== sha256) {
@@ -64,8 +68,9 @@ export class ModuleCache {
     const problems = checkTaskModule(bytes);
     if (problems.length > 0) throw new ModuleError({ kind: "bad_module", message: problems.join("; "), retryable: false });
     try {
-      return await WebAssembly.compile(bytes);
+      return await WebAssembly.compile(limitMemory(bytes, memoryBytes) as Uint8Array<ArrayBuffer>);
     } catch (e) {
+      if (e instanceof BadModule) throw new ModuleError({ kind: "memory", message: e.message, retryable: false });
       throw new ModuleError({ kind: "bad_module", message: `module does not compile: ${(e as Error).message}`, retryable: false });
     }
   }

@@ -50,6 +50,7 @@ export interface RunnerParts {
 export type RunnerState = "connecting" | "ready" | "draining" | "stopped";
 
 const STDERR_TAIL = 4096;
+const MEMORY_SLACK = 1024 * 1024;
 const attemptKey = (a: { task: string; attempt: number }) => `${a.task}#${a.attempt}`;
 
 export class Runner {
@@ -255,7 +256,7 @@ export class Runner {
     run.running.set(attemptKey(task), entry);
     let outcome: JobOutcome;
     try {
-      const [module, stdin] = await Promise.all([this.parts.modules.get(task.module), resolveInputs(task, this.parts.http)]);
+      const [module, stdin] = await Promise.all([this.parts.modules.get(task.module, task.memoryBytes), resolveInputs(task, this.parts.http)]);
       outcome = await this.parts.threads.run(
         {
           module,
@@ -270,7 +271,7 @@ export class Runner {
     } catch (e) {
       // A module that cannot run is the task's fault; an input blob that cannot be fetched is not.
       const failure = e instanceof ModuleError ? e.failure : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
-      outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : "bad_module", message: failure.message, stderr: "" };
+      outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module", message: failure.message, stderr: "" };
     }
     run.running.delete(attemptKey(task));
     this.running--;
@@ -348,6 +349,12 @@ export class Runner {
 export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
   const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
   if (outcome.type === "exit" && outcome.code === 0) return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
+  // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module
+  // made of its failed `memory.grow` (a trap, an abort, an exit code).
+  if (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes) {
+    const message = `the task reached its memory limit of ${task.memoryBytes} bytes (${outcome.type === "exit" ? `exited with code ${outcome.code}` : outcome.message})`;
+    return { ...base, ok: false, failure: { kind: "memory", message, retryable: false } };
+  }
   if (outcome.type === "exit") {
     return { ...base, ok: false, failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code } };
   }

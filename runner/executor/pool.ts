@@ -15,9 +15,10 @@ export interface Job {
   timeoutMs: number;
 }
 
+/** How a job ended; `memoryBytes` is the size of the module's memory at the end, when known. */
 export type JobOutcome =
-  | { type: "exit"; code: number; stdout: Uint8Array; stderr: string }
-  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled"; message: string; stderr: string };
+  | { type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
+  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled"; message: string; stderr: string; memoryBytes?: number };
 
 interface Slot {
   worker: Worker;

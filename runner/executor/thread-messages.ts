@@ -12,6 +12,7 @@ export interface RunRequest {
   maxOutputBytes: number;
 }
 
+/** `memoryBytes`: the module's memory size when it ended (to recognise a memory limit). */
 export type RunResponse =
-  | { id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string }
-  | { id: number; type: "error"; kind: "trap" | "output" | "bad_module"; message: string; stderr: string };
+  | { id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
+  | { id: number; type: "error"; kind: "trap" | "output" | "bad_module"; message: string; stderr: string; memoryBytes?: number };

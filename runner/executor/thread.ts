@@ -13,6 +13,7 @@ const port = parentPort;
 port.on("message", (req: RunRequest) => {
   const wasi = new Wasi({ args: req.args, env: req.env, stdin: req.stdin, maxOutputBytes: req.maxOutputBytes });
   let response: RunResponse;
+  let memory: WebAssembly.Memory | undefined;
   try {
     let instance: WebAssembly.Instance;
     try {
@@ -22,15 +23,16 @@ port.on("message", (req: RunRequest) => {
       port.postMessage(response);
       return;
     }
+    memory = instance.exports.memory as WebAssembly.Memory | undefined;
     const code = wasi.start(instance);
     const stdout = wasi.output();
-    response = { id: req.id, type: "exit", code, stdout, stderr: wasi.stderrTail() };
+    response = { id: req.id, type: "exit", code, stdout, stderr: wasi.stderrTail(), memoryBytes: memory?.buffer.byteLength };
     port.postMessage(response, [stdout.buffer as ArrayBuffer]);
     return;
   } catch (e) {
     const kind = e instanceof OutputLimit ? "output" : "trap";
     const message = e instanceof Error ? `${e instanceof WebAssembly.RuntimeError ? "trap: " : ""}${e.message}` : String(e);
-    response = { id: req.id, type: "error", kind, message, stderr: wasi.stderrTail() };
+    response = { id: req.id, type: "error", kind, message, stderr: wasi.stderrTail(), memoryBytes: memory?.buffer.byteLength };
   }
   port.postMessage(response);
 });

@@ -1,9 +1,15 @@
 // The runner's executor with real task modules built from wasm_tasks/: the WASI shim's stdin,
 // args, env and stdout; exit codes, traps, timeouts and output limits; the module check.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ModuleCache } from "../../runner/modules";
 import { afterAll, describe, expect, it } from "vitest";
 import { ThreadPool, type Job } from "../../runner/executor/pool";
-import { checkTaskModule, inspectModule } from "../../worker/wasm/inspect";
+import { toResult } from "../../runner/runner";
+import { BadModule, checkTaskModule, inspectModule, limitMemory } from "../../worker/wasm/inspect";
+import { wasmModule } from "../helpers/wasm-builder";
 
 const build = new URL("../../wasm_tasks/build/", import.meta.url);
 const bytes = (name: string) => readFileSync(new URL(name, build));
@@ -67,6 +73,27 @@ describe("ThreadPool with real modules", () => {
   });
 });
 
+describe("memory limit", () => {
+  const assignment = { task: "bomb", attempt: 1, module: "0".repeat(64), args: [], env: {}, stdin: "", refs: [], timeoutMs: 10_000, maxOutputBytes: 1 << 20, inlineOutputBytes: 1 << 18 };
+
+  it("caps a module's memory: a memory bomb fails as `memory`, not by taking the machine's RAM", async () => {
+    const limit = 8 * 1024 * 1024;
+    const module = await WebAssembly.compile(limitMemory(bytes("fixtures/memory-bomb.wasm"), limit) as Uint8Array<ArrayBuffer>);
+    const outcome = await pool.run({ ...(await job("noop.wasm")), module });
+    expect(outcome).toMatchObject({ type: "error", kind: "trap", memoryBytes: limit });
+    expect(toResult({ ...assignment, memoryBytes: limit }, outcome, 1).failure).toMatchObject({ kind: "memory", retryable: false, message: expect.stringMatching(/memory limit of 8388608 bytes/) });
+  });
+
+  it("leaves a module that fits alone, and refuses one that needs more than the limit to start", async () => {
+    const module = await WebAssembly.compile(limitMemory(bytes("greet.wasm"), 64 << 20) as Uint8Array<ArrayBuffer>);
+    const outcome = await pool.run({ ...(await job("greet.wasm")), module, stdin: new TextEncoder().encode(`{"inputs":{}}`) });
+    expect(outcome).toMatchObject({ type: "exit", code: 0 });
+    expect(toResult({ ...assignment, memoryBytes: 64 << 20 }, outcome, 1).ok).toBe(true);
+    expect(inspectModule(limitMemory(wasmModule(), 1 << 20)).exports.map((e) => e.name)).toEqual(["_start", "memory"]);
+    expect(() => limitMemory(bytes("greet.wasm"), 1000)).toThrow(BadModule);
+  });
+});
+
 describe("module check", () => {
   it("accepts the example tasks and names a forbidden import", () => {
     for (const name of ["init.wasm", "greet.wasm", "aggregate.wasm", "noop.wasm"]) expect(checkTaskModule(bytes(name)), name).toEqual([]);
@@ -74,6 +101,14 @@ describe("module check", () => {
       `import "env"."open_socket" is outside WASI preview1; tasks may import only wasi_snapshot_preview1`,
     ]);
     expect(inspectModule(bytes("greet.wasm")).imports.every((i) => i.module === "wasi_snapshot_preview1")).toBe(true);
+  });
+
+  it("the runner refuses to run a module with a forbidden import, even one that got past the coordinator", async () => {
+    const dir = await import("node:fs/promises").then((fs) => fs.mkdtemp(join(tmpdir(), "distro-modules-")));
+    const forbidden = bytes("fixtures/forbidden-import.wasm");
+    const cache = new ModuleCache(dir, async () => new Uint8Array(forbidden));
+    const sha = createHash("sha256").update(forbidden).digest("hex");
+    await expect(cache.get(sha, 1 << 20)).rejects.toMatchObject({ failure: { kind: "bad_module", retryable: false, message: expect.stringContaining(`"env"."open_socket"`) } });
   });
 
   it("explains truncated and non-wasm bytes instead of throwing", () => {

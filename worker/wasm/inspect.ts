@@ -81,6 +81,59 @@ export function checkTaskModule(bytes: Uint8Array): string[] {
   return problems;
 }
 
+const PAGE = 65536;
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/**
+ * The module with its memory capped at `maxBytes`: the memory section's maximum becomes the
+ * smaller of the module's own and the cap, so `memory.grow` past it fails inside the module
+ * (the only cap that holds for WebAssembly memory in Node). Throws BadModule when the module
+ * needs more than the cap just to start.
+ */
+export function limitMemory(bytes: Uint8Array, maxBytes: number): Uint8Array {
+  const cap = Math.floor(maxBytes / PAGE);
+  const r = new Reader(bytes);
+  r.pos = 8;
+  while (!r.done()) {
+    const start = r.pos;
+    const id = r.byte();
+    const size = r.leb();
+    const bodyStart = r.pos;
+    const end = bodyStart + size;
+    if (id !== 5) {
+      r.pos = end;
+      continue;
+    }
+    const count = r.leb();
+    const memories: number[] = [...leb(count)];
+    for (let i = 0; i < count; i++) {
+      const flags = r.byte();
+      if (flags & 2) throw new BadModule("shared memories are not supported");
+      const min = r.leb();
+      const max = flags & 1 ? r.leb() : Infinity;
+      if (min > cap) throw new BadModule(`the module needs ${min * PAGE} bytes of memory to start; its limit is ${cap * PAGE}`);
+      memories.push(0x01, ...leb(min), ...leb(Math.min(max, cap)));
+    }
+    const section = [5, ...leb(memories.length), ...memories];
+    const out = new Uint8Array(start + section.length + (bytes.length - end));
+    out.set(bytes.subarray(0, start));
+    out.set(section, start);
+    out.set(bytes.subarray(end), start + section.length);
+    return out;
+  }
+  return bytes;
+}
+
 class Reader {
   pos = 0;
   constructor(private readonly bytes: Uint8Array) {}
