@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import "../dist/cli/distro.js";
+import { runCli } from "../dist/cli/distro.js";
+
+runCli();

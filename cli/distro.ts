@@ -236,7 +236,8 @@ function printProblems(problems: Problem[], file: string, io: Io): void {
   for (const p of problems) io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/bin/distro.js")) {
+/** The `distro` bin: runs `main` on the process's arguments and streams, and sets the exit code. */
+export function runCli(): void {
   main(process.argv.slice(2), {
     out: (l) => process.stdout.write(`${l}\n`),
     write: (b) => process.stdout.write(b),
