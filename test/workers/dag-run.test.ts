@@ -232,6 +232,14 @@ tasks:
     const { tasks, backlog } = await run.next("tasks");
     expect(tasks.map((t) => t.task)).toEqual(Array.from({ length: 8 }, (_, i) => `wide[${i}]`));
     expect(backlog).toBe(99_991);
+    const page = (await (await SELF.fetch(`${base}/api/dags/${id}?offset=5&limit=4`, { headers: API })).json()) as { tasks: { id: string; state: string; attempts: unknown[] }[] };
+    expect(page.tasks.map((t) => [t.id, t.state, t.attempts.length])).toEqual([
+      ["wide[5]", "leased", 1],
+      ["wide[6]", "leased", 1],
+      ["wide[7]", "leased", 1],
+      ["wide[8]", "ready", 0],
+    ]);
+    expect((await SELF.fetch(`${base}/api/dags/${id}?limit=-3`, { headers: API })).status).toBe(400);
     run.ws.close();
   });
 

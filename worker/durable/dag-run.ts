@@ -77,15 +77,15 @@ export class DagRun extends DurableObject<Env> {
     return this.summary();
   }
 
-  /** The run with every task and attempt, or null when no run lives here. */
-  async view(): Promise<RunView | null> {
+  /** The run with its tasks and attempts (all, or `limit` from `offset`), or null when no run lives here. */
+  async view(offset = 0, limit = -1): Promise<RunView | null> {
     const summary = this.summary();
     if (!summary) return null;
     const nodes = this.store.nodeIds().map((id) => {
       const { spec } = this.store.node(id);
       return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances };
     });
-    return { ...summary, nodes, tasks: this.store.taskViews() };
+    return { ...summary, nodes, tasks: this.store.taskViews(offset, limit) };
   }
 
   /** Cancels, pauses or resumes the run; answers the new status or why it cannot. */

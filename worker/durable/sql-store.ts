@@ -310,10 +310,11 @@ export class SqlStore implements RunStore {
     this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
   }
 
-  /** Every task with its attempts, in submission order, for `GET /api/dags/:id`. */
-  taskViews(): TaskView[] {
+  /** Tasks with their attempts, in submission order, for `GET /api/dags/:id` (a page of them when `limit` is set). */
+  taskViews(offset = 0, limit = -1): TaskView[] {
+    const page = `SELECT key FROM tasks ORDER BY seq LIMIT ? OFFSET ?`;
     const attempts = new Map<string, AttemptView[]>();
-    for (const a of this.sql.exec(`SELECT * FROM attempts ORDER BY task, attempt`)) {
+    for (const a of this.sql.exec(`SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`, limit, offset)) {
       const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
       const list = attempts.get(a.task as string) ?? [];
       list.push({
@@ -331,7 +332,7 @@ export class SqlStore implements RunStore {
       attempts.set(a.task as string, list);
     }
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ORDER BY seq`)
+      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ORDER BY seq LIMIT ? OFFSET ?`, limit, offset)
       .toArray()
       .map((t) => {
         const list = attempts.get(t.key as string) ?? [];

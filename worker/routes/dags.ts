@@ -46,7 +46,13 @@ export const dags = new Hono<{ Bindings: Env }>()
   })
   .get("/:id", async (c) => {
     const stub = runStub(c.env, c.req.param("id"));
-    const view = c.req.query("summary") === undefined ? await stub.view() : await stub.status();
+    const page = (name: string, fallback: number) => {
+      const value = c.req.query(name);
+      if (value === undefined) return fallback;
+      if (!/^\d{1,9}$/.test(value)) throw new HTTPException(400, { message: `?${name} takes a whole number, not "${value}"` });
+      return Number(value);
+    };
+    const view = c.req.query("summary") === undefined ? await stub.view(page("offset", 0), page("limit", -1)) : await stub.status();
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
