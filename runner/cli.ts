@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
 import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
-import { autoSlots, measureDevice } from "./device.js";
+import { autoSlots, deviceNow, measureDevice } from "./device.js";
 import { ThreadPool } from "./executor/pool.js";
 import { consoleLogger } from "./log.js";
 import { CoordinatorHttp } from "./blobs.js";
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     modules,
     http,
     log,
+    device: deviceNow,
   });
   let signals = 0;
   const onSignal = (signal: string) => {

@@ -27,6 +27,13 @@ export async function measureDevice(): Promise<Device> {
   };
 }
 
+/** Free memory and CPU load (%) now; the load's first sample takes about half a second. */
+export async function deviceNow(): Promise<{ freeMemory: number; load: number }> {
+  const [mem, load] = await Promise.all([si.mem(), si.currentLoad()]);
+  const percent = Number.isFinite(load.currentLoad) ? Math.round(load.currentLoad * 10) / 10 : 0;
+  return { freeMemory: mem.available, load: Math.min(100, Math.max(0, percent)) };
+}
+
 /** Slots for `--slots auto`: one per core, as far as free RAM above the reserve allows; at least 1. */
 export function autoSlots(device: Device, ramPerSlot = DEFAULTS.ramPerSlotBytes, reserve = DEFAULTS.reserveRamBytes): number {
   const byRam = Math.floor((device.freeMemory - reserve) / ramPerSlot);

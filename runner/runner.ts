@@ -44,6 +44,8 @@ export interface RunnerParts {
   modules: ModuleCache;
   http: CoordinatorHttp;
   log: Logger;
+  /** Free memory and CPU load now, for the device report sent every heartbeat period. */
+  device: () => Promise<{ freeMemory: number; load: number }>;
 }
 
 /** Lifecycle of the runner process. */
@@ -58,6 +60,7 @@ export class Runner {
   private running = 0;
   private poolLink: Link | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  private deviceTimer: NodeJS.Timeout | undefined;
   private lastStatus = "";
   private state: RunnerState = "connecting";
   private idle: (() => void) | undefined;
@@ -86,6 +89,7 @@ export class Runner {
       },
       onMessage: (m) => {
         if (m.type === "join") this.join(m.run);
+        else if (m.type === "welcome") this.reportDevice(m.heartbeatMs);
         else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
       },
       onEnd: (reason, fatal) => {
@@ -104,6 +108,7 @@ export class Runner {
     if (this.state === "stopped" || this.state === "draining") return;
     this.setState("draining");
     clearTimeout(this.statusTimer);
+    clearInterval(this.deviceTimer);
     for (const run of this.runs.values()) {
       run.credit = 0;
       run.link.send({ type: "want", want: 0, received: run.received });
@@ -330,6 +335,20 @@ export class Runner {
       if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) break;
       run.results.splice(0, results.length);
     }
+  }
+
+  /** Sends the pool a full status with the device report twice per heartbeat period. */
+  private reportDevice(heartbeatMs: number): void {
+    clearInterval(this.deviceTimer);
+    const send = async () => {
+      if (!this.accepting) return;
+      const device = await this.parts.device().catch(() => undefined);
+      const status = { type: "status" as const, free: Math.max(0, this.slots - this.running), runs: [...this.runs.keys()] };
+      if (this.poolLink?.send({ ...status, device })) this.lastStatus = JSON.stringify(status);
+    };
+    void send();
+    this.deviceTimer = setInterval(() => void send(), Math.max(200, Math.floor(heartbeatMs / 2)));
+    this.deviceTimer.unref();
   }
 
   /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */

@@ -156,6 +156,30 @@ describe("a runner that is stopped", () => {
   });
 });
 
+describe("runner reports", () => {
+  it("GET /api/runners shows each runner's device report, slots and busy slots, refreshed every heartbeat", async () => {
+    cluster.runner({ name: "reporter", slots: 1 });
+    await cluster.connected("reporter");
+    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number };
+    const read = async () => (await cluster.client.json<{ runners: View[] }>("/api/runners")).runners.find((r) => r.name === "reporter")!;
+    const { id } = await submit(`name: report\ntasks:\n  - { id: busy, module: spin.wasm, params: { ms: 3000 } }\n`);
+    await until(id, (r) => leasedTo(r, "reporter").length === 1);
+    await sleep(HEARTBEAT_MS);
+    const first = await read();
+    expect(first).toMatchObject({ slots: 1, busy: 1, platform: process.platform, arch: process.arch });
+    expect(first.cores).toBeGreaterThan(0);
+    expect(first.freeMemory).toBeGreaterThan(0);
+    expect(first.freeMemory).toBeLessThanOrEqual(first.memory);
+    expect(first.load).toEqual(expect.any(Number));
+    await sleep(HEARTBEAT_MS);
+    const second = await read();
+    expect(second.last_seen - first.last_seen).toBeGreaterThanOrEqual(HEARTBEAT_MS / 2 - 100);
+    await cluster.client.wait(id);
+    await sleep(HEARTBEAT_MS);
+    expect((await read()).busy).toBe(0);
+  });
+});
+
 describe("a coordinator that dies", () => {
   it("killed and restarted mid-run: the run resumes and succeeds with no task lost", async () => {
     cluster.runner({ name: "r1" });

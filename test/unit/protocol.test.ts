@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION } from "../../worker/protocol/messages";
 const GOLDEN_RUNNER = [
   `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4,"holding":[{"task":"greet[1]","attempt":2}]}`,
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
+  `{"type":"status","free":0,"runs":[],"device":{"freeMemory":4294967296,"load":37.5}}`,
   `{"type":"want","want":3,"received":12}`,
   `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1,"received":5}`,
   `{"type":"results","results":[{"task":"big","attempt":1,"ok":true,"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6}`,

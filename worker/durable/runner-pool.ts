@@ -12,13 +12,15 @@ import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runne
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
-  runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+  runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, load REAL);
 CREATE TABLE IF NOT EXISTS demand (run TEXT PRIMARY KEY, ready INTEGER NOT NULL, since INTEGER NOT NULL);
 `;
 
 /** A runner as `GET /api/runners` shows it. */
 export interface RunnerView extends RunnerInfo {
   busy: number;
+  /** CPU load in %, from the runner's latest device report (null before the first). */
+  load: number | null;
   runs: string[];
   connected_at: number;
   last_seen: number;
@@ -65,8 +67,8 @@ export class RunnerPool extends DurableObject<Env> {
     }
     const pinged = new Map(this.ctx.getWebSockets().map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
     return this.sql
-      .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number }>(
-        `SELECT info, free, runs, connected_at, last_seen FROM runners ORDER BY connected_at`,
+      .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number; load: number | null }>(
+        `SELECT info, free, runs, connected_at, last_seen, load FROM runners ORDER BY connected_at`,
       )
       .toArray()
       .map((row) => {
@@ -74,6 +76,7 @@ export class RunnerPool extends DurableObject<Env> {
         return {
           ...info,
           busy: Math.max(0, info.slots - row.free),
+          load: row.load,
           runs: JSON.parse(row.runs) as string[],
           connected_at: row.connected_at,
           last_seen: Math.max(row.last_seen, pinged.get(info.id) ?? 0),
@@ -104,6 +107,9 @@ export class RunnerPool extends DurableObject<Env> {
       frame: (ws, runner, msg) => {
         if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
         this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
+        if (msg.device) {
+          this.sql.exec(`UPDATE runners SET info = json_set(info, '$.freeMemory', ?), load = ? WHERE id = ?`, msg.device.freeMemory, msg.device.load, runner);
+        }
         this.match(runner, msg.free, msg.runs);
       },
     });

@@ -110,7 +110,13 @@ export const runnerMessage = z.discriminatedUnion("type", [
    */
   z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0), holding: attemptRefs.default([]) }),
   /** Pool socket: how many slots are idle and which runs this runner is attached to. */
-  z.strictObject({ type: z.literal("status"), free: want, runs: z.array(z.string()).max(1024) }),
+  z.strictObject({
+    type: z.literal("status"),
+    free: want,
+    runs: z.array(z.string()).max(1024),
+    /** Sent at least once per heartbeat period: free memory (bytes) and CPU load (0–100 %). */
+    device: z.strictObject({ freeMemory: z.number().nonnegative(), load: z.number().min(0).max(100) }).optional(),
+  }),
   /**
    * Run socket: this runner takes `want` more tasks beyond the `received` it has had on this
    * socket. Absolute, so a frame crossing a dispatch in flight never over-grants.
