@@ -14,7 +14,7 @@
  */
 import type { Assignment, BlobRef, Failure, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
-import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow } from "./store.js";
+import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow, TaskState } from "./store.js";
 
 /** Largest output a task may produce; past it the attempt fails with kind `output`. */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -156,9 +156,14 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
   }
   if (ctx.cache.length > 0) effects.push({ type: "cache", entries: ctx.cache });
   if (!isFinal(store.status())) {
-    dispatch(ctx);
-    settle(ctx);
-    if (store.counts().lookup > 0) effects.push({ type: "lookup" });
+    const sent = dispatch(ctx);
+    // One read of the counts serves the backlog, the demand, the status and the cache lookups.
+    const counts = store.counts();
+    const paused = store.status() === "paused";
+    for (const effect of sent) effects.push({ ...effect, backlog: counts.ready });
+    effects.push({ type: "demand", ready: paused ? 0 : counts.ready });
+    settle(ctx, counts);
+    if (counts.lookup > 0) effects.push({ type: "lookup" });
   }
   return effects;
 }
@@ -349,13 +354,10 @@ function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): vo
   ctx.effects.push({ type: "status", status: to });
 }
 
-/** Hands ready tasks to runners with credit, and reports what is left over as demand. */
-function dispatch(ctx: Ctx): void {
+/** Hands ready tasks to runners with credit (nothing while paused); the caller adds the backlog. */
+function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
   const { store } = ctx;
-  if (store.status() === "paused") {
-    ctx.effects.push({ type: "demand", ready: 0 });
-    return;
-  }
+  if (store.status() === "paused") return [];
   const inputs: InputCache = new Map();
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
   for (const runner of store.runners()) {
@@ -366,9 +368,7 @@ function dispatch(ctx: Ctx): void {
     store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length });
     sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
-  const backlog = store.counts().ready;
-  for (const effect of sent) ctx.effects.push({ ...effect, backlog });
-  ctx.effects.push({ type: "demand", ready: backlog });
+  return sent;
 }
 
 type InputCache = Map<string, { value: unknown; refs: string[] }>;
@@ -427,9 +427,8 @@ function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<
 }
 
 /** Moves the run's status along with its tasks: running once work went out, final once all is done. */
-function settle(ctx: Ctx): void {
+function settle(ctx: Ctx, counts: Record<TaskState, number>): void {
   const { store } = ctx;
-  const counts = store.counts();
   const open = counts.blocked + counts.lookup + counts.ready + counts.backoff + counts.leased;
   const status = store.status();
   let next = status;
