@@ -26,7 +26,7 @@ export interface LinkOptions {
 }
 
 /** Close codes after which reconnecting would be wrong. */
-const FINAL_CLOSES = new Set<number>([CLOSE.finished, CLOSE.replaced, CLOSE.protocol, CLOSE.unknownRun]);
+const FINAL_CLOSES = new Set<number>([CLOSE.finished, CLOSE.replaced, CLOSE.protocol]);
 
 export class Link {
   private ws: WebSocket | undefined;

@@ -76,12 +76,6 @@ export function taskKey(node: string, index: number | null): string {
   return index === null ? node : `${node}[${index}]`;
 }
 
-/** Splits `greet[3]` into `{node: "greet", index: 3}`; a plain id gives index null. */
-export function parseTaskKey(key: string): { node: string; index: number | null } {
-  const m = /^(.*)\[(\d+)\]$/.exec(key);
-  return m ? { node: m[1]!, index: Number(m[2]) } : { node: key, index: null };
-}
-
 const PLACEHOLDER = /\{\{\s*(index|item|params\.([A-Za-z0-9_.-]+))\s*\}\}/g;
 
 /** Replaces `{{index}}`, `{{item}}` and `{{params.x}}` in an arg or env value. */

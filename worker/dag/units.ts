@@ -34,12 +34,3 @@ export function parseSize(value: string | number): number | undefined {
   const bytes = Math.floor(Number(m[1]) * SIZE_BYTES[m[2] ?? "B"]!);
   return bytes > 0 ? bytes : undefined;
 }
-
-/** "64MiB" style rendering for messages and the status page. */
-export function formatSize(bytes: number): string {
-  for (const unit of ["GiB", "MiB", "KiB"] as const) {
-    const n = SIZE_BYTES[unit]!;
-    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
-  }
-  return `${bytes}B`;
-}

@@ -21,8 +21,6 @@ export const HEARTBEAT = { ping: "ping", pong: "pong" } as const;
 /** WebSocket close codes the coordinator uses; 4000–4999 are free for applications. */
 export const CLOSE = {
   protocol: 4400,
-  unauthorized: 4401,
-  unknownRun: 4404,
   finished: 4000,
   silent: 4408,
   replaced: 4409,

@@ -16,7 +16,6 @@ import type { ResolvedNode } from "../dag/plan.js";
  */
 export const TASK_STATES = ["blocked", "lookup", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
 export type TaskState = (typeof TASK_STATES)[number];
-export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
 
 export const RUN_STATUSES = ["queued", "running", "paused", "succeeded", "failed", "cancelled"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
