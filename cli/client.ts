@@ -38,6 +38,8 @@ export interface TaskInfo {
   node: string;
   index: number | null;
   state: string;
+  /** Why a `waiting` task has no runner ("no runner with label gpu"). */
+  waiting?: string;
   attempts: TaskAttempt[];
 }
 

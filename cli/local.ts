@@ -163,6 +163,9 @@ export interface RunnerOptions {
   name?: string;
   args?: string[];
   cacheDir?: string;
+  /** Where the runner keeps its device id (default the user's ~/.config/distro). */
+  configDir?: string;
+  labels?: string[];
   echo?: (line: string) => void;
 }
 
@@ -173,6 +176,8 @@ export function startRunner(options: RunnerOptions): Proc {
   if (options.slots !== undefined) args.push("--slots", String(options.slots));
   if (options.name) args.push("--name", options.name);
   if (options.cacheDir) args.push("--cache-dir", options.cacheDir);
+  if (options.configDir) args.push("--config-dir", options.configDir);
+  if (options.labels) args.push("--labels", options.labels.join(","));
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   return new Proc(child, options.echo);

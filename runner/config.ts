@@ -1,12 +1,13 @@
 /**
  * The runner's configuration, resolved once at start-up from flags and environment:
- * `--coordinator`/DISTRO_COORDINATOR, `--token`/DISTRO_TOKEN, `--slots`, `--name`, `--labels`,
- * `--cache-dir`. Bad values stop the runner with a message naming the flag (exit code 2).
+ * `--coordinator`/DISTRO_COORDINATOR, `--token`/DISTRO_TOKEN, slots and the RAM they take,
+ * name, labels, where modules are cached and the device id is kept, logging. Bad values stop
+ * the runner with a message naming the flag (exit code 2).
  */
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseDuration } from "../worker/dag/units.js";
+import { parseDuration, parseSize } from "../worker/dag/units.js";
 
 export const DEFAULTS = {
   slots: "auto" as const,
@@ -20,10 +21,17 @@ export interface RunnerConfig {
   coordinator: URL;
   token: string;
   slots: number | "auto";
+  /** With `--slots auto`: the free RAM each slot needs, and the free RAM left to the device. */
+  ramPerSlotBytes: number;
+  reserveRamBytes: number;
   name: string;
   labels: string[];
   cacheDir: string;
+  /** Where the device id (and each runner process's claim on it) is kept. */
+  configDir: string;
   verbose: boolean;
+  /** Log one JSON object per line instead of text. */
+  json: boolean;
   /** On SIGINT/SIGTERM, how long running tasks may take to finish before they are handed back. */
   graceMs: number;
 }
@@ -38,13 +46,19 @@ tasks and runs them in local threads.
 Options:
   --coordinator URL   coordinator base URL (env DISTRO_COORDINATOR), e.g. http://127.0.0.1:8787
   --token TOKEN       the coordinator's RUNNER_TOKEN (env DISTRO_TOKEN)
-  --slots N|auto      tasks run at once; auto = min(cores, (free RAM - 512 MiB) / 128 MiB) (default auto)
+  --slots N|auto      tasks run at once (default auto): auto = min(cores, (free RAM - reserve)
+                      / RAM per slot), re-evaluated every 2 s while running
+  --ram-per-slot SIZE free RAM one slot needs with --slots auto (default 128MiB)
+  --reserve-ram SIZE  free RAM left to the device with --slots auto (default 512MiB)
   --name NAME         name shown on the status page (default: host name)
   --labels a,b        labels tasks can require (requires: { labels: [...] })
   --cache-dir DIR     where modules are cached (default ~/.cache/distro/modules)
+  --config-dir DIR    where the device id is kept (env DISTRO_CONFIG_DIR;
+                      default ~/.config/distro)
   --grace DURATION    on SIGINT/SIGTERM, time running tasks get to finish before they are
                       handed back (default 30s; a second signal exits at once)
   --verbose           log connections and frames as well as tasks
+  --json              log one JSON object per line (time, level, msg and the event's fields)
   -h, --help          show this help
   --version           print the version`;
 
@@ -62,7 +76,11 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
         slots: { type: "string" },
         name: { type: "string" },
         labels: { type: "string" },
+        "ram-per-slot": { type: "string" },
+        "reserve-ram": { type: "string" },
         "cache-dir": { type: "string" },
+        "config-dir": { type: "string" },
+        json: { type: "boolean" },
         grace: { type: "string" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -98,14 +116,29 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     graceMs = parsed;
   }
   const labels = (values.labels ?? "").split(",").map((l) => l.trim()).filter(Boolean);
+  const bad = labels.find((l) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(l));
+  if (bad !== undefined) throw new UsageError(`--labels: "${bad}" is not a label (letters, digits, _ . : -, at most 64)`);
+  const name = values.name ?? hostname();
+  if (name.length < 1 || name.length > 128) throw new UsageError(`--name: expected 1 to 128 characters, got ${name.length}`);
   return {
     coordinator: url,
     token,
     slots,
-    name: values.name ?? hostname(),
+    ramPerSlotBytes: size("--ram-per-slot", values["ram-per-slot"], DEFAULTS.ramPerSlotBytes),
+    reserveRamBytes: values["reserve-ram"] === "0" ? 0 : size("--reserve-ram", values["reserve-ram"], DEFAULTS.reserveRamBytes),
+    name,
     labels,
     cacheDir: values["cache-dir"] ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "distro", "modules"),
+    configDir: values["config-dir"] ?? env.DISTRO_CONFIG_DIR ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "distro"),
     verbose: values.verbose ?? false,
+    json: values.json ?? false,
     graceMs,
   };
+}
+
+function size(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const bytes = parseSize(text);
+  if (bytes === undefined) throw new UsageError(`${flag}: expected a size such as "128MiB" or "1GiB", got "${text}"`);
+  return bytes;
 }

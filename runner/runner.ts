@@ -2,14 +2,18 @@
  * The runner: one socket to the RunnerPool, one per run it works on, and a thread pool that
  * runs the tasks. It hands its idle slots to runs as credit (`want`), never taking more tasks
  * than it has slots: a task that arrives beyond the credit goes straight back (`reject`).
- * A freed slot goes back to the run it came from while that run has a backlog, otherwise to
- * the run with the largest backlog. Results wait in a queue until a socket takes them, so a
+ * A freed slot goes to the highest-priority run with a backlog (the run it came from among
+ * equals, then the largest backlog). Results wait in a queue until a socket takes them, so a
  * reconnect loses none; on reconnecting the runner says which attempts it still holds.
+ *
+ * With `--slots auto` the slot count follows free RAM: every couple of seconds the runner
+ * samples the device and resizes, taking back promised credit when it shrinks (running tasks
+ * finish) and handing out the new slots when it grows.
  */
-import { randomBytes } from "node:crypto";
 import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
 import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
+import { autoSlots, type DeviceSample } from "./device.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
@@ -18,6 +22,8 @@ import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
 
 interface Running {
   task: Assignment;
+  /** The slot it runs in, `<runner>-<n>`. */
+  slot: string;
   abort: AbortController;
   /** Set when the attempt is stopped on purpose: its result is not sent. */
   dropped?: "cancelled" | "handed back";
@@ -30,6 +36,8 @@ interface RunState {
   credit: number;
   /** Ready tasks the run had left when it last sent us work. */
   backlog: number;
+  /** Priority of its most important ready task, as the pool last said. */
+  priority: number;
   running: Map<string, Running>;
   results: TaskResult[];
   flushing: boolean;
@@ -44,8 +52,10 @@ export interface RunnerParts {
   modules: ModuleCache;
   http: CoordinatorHttp;
   log: Logger;
-  /** Free memory and CPU load now, for the device report sent every heartbeat period. */
-  device: () => Promise<{ freeMemory: number; load: number }>;
+  /** Free memory and CPU load now: for `--slots auto` and the device report. */
+  sample: () => Promise<DeviceSample>;
+  /** How often to sample the device (default 2 s; at most half the heartbeat period). */
+  sampleMs?: number;
 }
 
 /** Lifecycle of the runner process. */
@@ -58,6 +68,11 @@ const attemptKey = (a: { task: string; attempt: number }) => `${a.task}#${a.atte
 export class Runner {
   private readonly runs = new Map<string, RunState>();
   private running = 0;
+  /** Slots offered now (changes with free RAM under `--slots auto`). */
+  private capacity: number;
+  /** Slot numbers in use by running tasks. */
+  private readonly busySlots = new Set<number>();
+  private sampling = false;
   private poolLink: Link | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private deviceTimer: NodeJS.Timeout | undefined;
@@ -67,29 +82,35 @@ export class Runner {
   /** Tasks finished by this process, by run. */
   readonly done = new Map<string, number>();
 
-  constructor(private readonly parts: RunnerParts) {}
+  constructor(private readonly parts: RunnerParts) {
+    this.capacity = parts.info.slots;
+  }
 
   get slots(): number {
-    return this.parts.info.slots;
+    return this.capacity;
   }
 
   start(): void {
     const { config, info, log } = this.parts;
-    log.info(`runner ${info.name} (${info.id}): ${info.slots} slot(s), ${info.cores} core(s), ${info.platform}/${info.arch}; coordinator ${config.coordinator.origin}`);
+    const labels = info.labels.length > 0 ? `, labels ${info.labels.join(",")}` : "";
+    log.info(
+      `runner ${info.name} (${info.id}): ${info.slots} slot(s)${config.slots === "auto" ? " (auto)" : ""}, ${info.cores} core(s), ${info.platform}/${info.arch}${labels}; coordinator ${config.coordinator.origin}`,
+      { event: "start", runner: info.id, name: info.name, slots: info.slots, cores: info.cores, platform: info.platform, arch: info.arch, labels: info.labels.join(",") },
+    );
     this.poolLink = new Link({
       url: new URL("/api/runners/connect", config.coordinator),
       token: config.token,
       label: "pool",
       log,
       onOpen: () => {
-        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: 0, holding: [] });
+        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: { ...info, slots: this.capacity }, want: 0, holding: [] });
         this.lastStatus = "";
         if (this.state === "connecting") this.setState("ready");
         this.reportStatus();
       },
       onMessage: (m) => {
-        if (m.type === "join") this.join(m.run);
-        else if (m.type === "welcome") this.reportDevice(m.heartbeatMs);
+        if (m.type === "join") this.join(m.run, m.priority);
+        else if (m.type === "welcome") this.watchDevice(m.heartbeatMs);
         else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
       },
       onEnd: (reason, fatal) => {
@@ -140,7 +161,7 @@ export class Runner {
 
   private setState(next: RunnerState): void {
     if (next === this.state) return;
-    this.parts.log.debug(`runner: ${this.state} -> ${next}`);
+    this.parts.log.info(`runner: ${this.state} -> ${next}`, { event: "state", from: this.state, to: next });
     this.state = next;
   }
 
@@ -152,22 +173,24 @@ export class Runner {
   private unassigned(): number {
     let credit = 0;
     for (const run of this.runs.values()) credit += run.credit;
-    return this.slots - this.running - credit;
+    return this.capacity - this.running - credit;
   }
 
-  /** A run needs slots: attach to it (once) and move idle credit to it from runs with nothing to do. */
-  private join(id: string): void {
+  /**
+   * A run needs slots: attach to it (once) and move promised but unused credit to it from runs
+   * with nothing to do or a lower priority.
+   */
+  private join(id: string, priority: number): void {
     if (!this.accepting) return;
     let run = this.runs.get(id);
     let moved = 0;
     for (const other of this.runs.values()) {
-      if (other.id === id || other.backlog > 0 || other.credit === 0) continue;
-      moved += other.credit;
-      other.credit = 0;
-      other.link.send({ type: "want", want: 0, received: other.received });
+      if (other.id === id || (other.backlog > 0 && other.priority >= priority) || other.credit === 0) continue;
+      moved += this.revoke(other, other.credit);
     }
     if (run) {
       run.backlog = Math.max(run.backlog, 1);
+      run.priority = priority;
       if (moved > 0) this.grant(run, moved);
       return;
     }
@@ -183,7 +206,7 @@ export class Runner {
       onOpen: () => {
         const state = this.runs.get(id);
         if (!state) return;
-        if (this.accepting) state.credit += this.unassigned();
+        if (this.accepting) state.credit += Math.max(0, this.unassigned());
         state.received = 0;
         const holding = [...[...state.running.values()].map((r) => r.task), ...state.results].map((a) => ({ task: a.task, attempt: a.attempt }));
         link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit, holding });
@@ -199,15 +222,24 @@ export class Runner {
         this.reportStatus();
       },
     });
-    run = { id, link, credit: moved, backlog: 1, running: new Map(), results: [], flushing: false, received: 0 };
+    run = { id, link, credit: moved, backlog: 1, priority, running: new Map(), results: [], flushing: false, received: 0 };
     this.runs.set(id, run);
-    log.info(`${label}: joining`);
+    log.info(`${label}: joining (priority ${priority})`, { event: "join", run: id, priority });
     link.start();
   }
 
   private grant(run: RunState, n: number): void {
     run.credit += n;
     run.link.send({ type: "want", want: run.credit, received: run.received });
+  }
+
+  /** Takes back up to `n` of a run's unused credit; returns how much. */
+  private revoke(run: RunState, n: number): number {
+    const taken = Math.min(n, run.credit);
+    if (taken <= 0) return 0;
+    run.credit -= taken;
+    run.link.send({ type: "want", want: run.credit, received: run.received });
+    return taken;
   }
 
   private drop(r: Running, why: "cancelled" | "handed back"): void {
@@ -257,7 +289,10 @@ export class Runner {
 
   private async execute(run: RunState, task: Assignment): Promise<void> {
     const started = performance.now();
-    const entry: Running = { task, abort: new AbortController() };
+    let n = 1;
+    while (this.busySlots.has(n)) n++;
+    this.busySlots.add(n);
+    const entry: Running = { task, slot: `${this.parts.info.id}-${n}`, abort: new AbortController() };
     run.running.set(attemptKey(task), entry);
     let outcome: JobOutcome;
     try {
@@ -280,17 +315,21 @@ export class Runner {
     }
     run.running.delete(attemptKey(task));
     this.running--;
+    this.busySlots.delete(n);
     const ms = Math.round(performance.now() - started);
+    const fields = { event: "task", run: run.id, task: task.task, attempt: task.attempt, slot: entry.slot, ms };
     if (entry.dropped) {
-      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`);
+      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`, { ...fields, outcome: entry.dropped });
     } else {
       const result = await this.upload(task, toResult(task, outcome, ms), outcome);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
-      this.parts.log.info(
-        result.ok
-          ? `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${result.outputRef ? `${result.outputRef.size} bytes out, uploaded` : `${Buffer.byteLength(result.output ?? "", "base64")} bytes out`})`
-          : `task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${result.failure!.kind}: ${result.failure!.message})`,
-      );
+      const bytes = result.outputRef?.size ?? Buffer.byteLength(result.output ?? "", "base64");
+      if (result.ok) {
+        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${bytes} bytes out${result.outputRef ? ", uploaded" : ""})`, { ...fields, outcome: "ok", bytes });
+      } else {
+        const { kind, message } = result.failure!;
+        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${kind}: ${message})`, { ...fields, outcome: "failed", kind, error: message });
+      }
       run.results.push(result);
     }
     if (this.running === 0) this.idle?.();
@@ -312,18 +351,44 @@ export class Runner {
     }
   }
 
-  /** Gives a freed slot to the run it came from while that run has work, else to the busiest run. */
+  /**
+   * Gives a freed slot (unless the runner shrank meanwhile) to the highest-priority run with a
+   * backlog: the run it came from among equals, then the largest backlog. With no backlog
+   * anywhere the run it came from keeps it for its next ready task.
+   */
   private freeSlot(from: RunState): void {
-    if (!this.accepting) return;
+    if (!this.accepting || this.unassigned() <= 0) return;
     const attached = this.runs.get(from.id) === from;
-    if (attached && from.backlog > 0) {
-      from.credit++;
-      return;
+    const [best] = [...this.runs.values()]
+      .filter((run) => run.backlog > 0)
+      .sort((a, b) => b.priority - a.priority || Number(b === from) - Number(a === from) || b.backlog - a.backlog);
+    // The run it came from gets the slot with its next results frame; any other is told now.
+    if (best === from || (!best && attached)) from.credit++;
+    else if (best) this.grant(best, 1);
+    this.reportStatus();
+  }
+
+  /**
+   * Offers `slots` slots from now on. Growing hands the new ones to runs with a backlog (or
+   * to the pool as free); shrinking takes back unused credit, lowest priority first, and lets
+   * running tasks finish.
+   */
+  private resize(slots: number, freeMemory: number): void {
+    if (slots === this.capacity || !this.accepting) return;
+    const from = this.capacity;
+    this.capacity = slots;
+    this.parts.threads.resize(slots);
+    const free = `${Math.round(freeMemory / 1024 ** 2)} MiB`;
+    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${free}, ${this.running} running)`, { event: "slots", from, to: slots, freeMemory, running: this.running });
+    const byPriority = [...this.runs.values()].sort((a, b) => a.priority - b.priority);
+    for (const run of byPriority) {
+      if (this.unassigned() >= 0) break;
+      this.revoke(run, -this.unassigned());
     }
-    let best: RunState | undefined;
-    for (const run of this.runs.values()) if (run.backlog > 0 && (!best || run.backlog > best.backlog)) best = run;
-    if (best) this.grant(best, 1);
-    else if (attached) from.credit++;
+    for (const run of byPriority.reverse()) {
+      if (this.unassigned() <= 0) break;
+      if (run.backlog > 0) this.grant(run, Math.min(this.unassigned(), run.backlog));
+    }
     this.reportStatus();
   }
 
@@ -337,18 +402,36 @@ export class Runner {
     }
   }
 
-  /** Sends the pool a full status with the device report twice per heartbeat period. */
-  private reportDevice(heartbeatMs: number): void {
+  /**
+   * Samples the device every couple of seconds: resizes under `--slots auto`, and sends the
+   * pool a full status with the device report at least twice per heartbeat period.
+   */
+  private watchDevice(heartbeatMs: number): void {
     clearInterval(this.deviceTimer);
-    const send = async () => {
-      if (!this.accepting) return;
-      const device = await this.parts.device().catch(() => undefined);
-      const status = { type: "status" as const, free: Math.max(0, this.slots - this.running), runs: [...this.runs.keys()] };
-      if (this.poolLink?.send({ ...status, device })) this.lastStatus = JSON.stringify(status);
+    const every = Math.max(200, Math.min(this.parts.sampleMs ?? 2000, Math.floor(heartbeatMs / 2)));
+    let reported = 0;
+    const tick = async () => {
+      if (!this.accepting || this.sampling) return;
+      this.sampling = true;
+      const device = await this.parts.sample().catch(() => undefined);
+      this.sampling = false;
+      if (!device || !this.accepting) return;
+      const { config, info } = this.parts;
+      if (config.slots === "auto") this.resize(autoSlots(info.cores, device.freeMemory, config), device.freeMemory);
+      if (Date.now() - reported + every <= heartbeatMs / 2) return;
+      const status = this.status();
+      if (this.poolLink?.send({ ...status, device })) {
+        reported = Date.now();
+        this.lastStatus = JSON.stringify(status);
+      }
     };
-    void send();
-    this.deviceTimer = setInterval(() => void send(), Math.max(200, Math.floor(heartbeatMs / 2)));
+    void tick();
+    this.deviceTimer = setInterval(() => void tick(), every);
     this.deviceTimer.unref();
+  }
+
+  private status() {
+    return { type: "status" as const, free: Math.max(0, this.capacity - this.running), slots: this.capacity, runs: [...this.runs.keys()] };
   }
 
   /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */
@@ -356,7 +439,7 @@ export class Runner {
     if (this.statusTimer || !this.accepting) return;
     this.statusTimer = setTimeout(() => {
       this.statusTimer = undefined;
-      const status = { type: "status" as const, free: Math.max(0, this.slots - this.running), runs: [...this.runs.keys()] };
+      const status = this.status();
       const key = JSON.stringify(status);
       if (key === this.lastStatus) return;
       if (this.poolLink?.send(status)) this.lastStatus = key;
@@ -380,9 +463,4 @@ export function toResult(task: Assignment, outcome: JobOutcome, durationMs: numb
   const kind = outcome.kind === "crash" || outcome.kind === "cancelled" ? "lost" : outcome.kind;
   const retryable = kind === "trap" || kind === "timeout" || kind === "lost";
   return { ...base, ok: false, failure: { kind, message: outcome.message, retryable } };
-}
-
-/** A runner id unique to this process: the host name and random bits. */
-export function newRunnerId(name: string): string {
-  return `${name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48)}-${randomBytes(4).toString("hex")}`;
 }

@@ -2,6 +2,8 @@
  * A pool of task threads, one per slot. `run` sends a compiled module to an idle thread and
  * resolves with how it ended; a timeout terminates the thread (the only way to stop a WASM
  * loop) and a crashed thread fails only its own task. Either way a fresh thread takes its place.
+ * `resize` follows the runner's slot count: new threads start at once, surplus ones stop when
+ * idle (a busy one after its job).
  */
 import { Worker } from "node:worker_threads";
 import type { RunRequest, RunResponse } from "./thread-messages.js";
@@ -23,6 +25,8 @@ export type JobOutcome =
 interface Slot {
   worker: Worker;
   job?: { id: number; resolve: (o: JobOutcome) => void; timer: NodeJS.Timeout };
+  /** Removed by `resize`: its thread's end is not a crash. */
+  retired?: boolean;
 }
 
 /** The compiled thread entry beside this module. */
@@ -33,16 +37,33 @@ export class ThreadPool {
   private readonly queue: { job: Job; resolve: (o: JobOutcome) => void }[] = [];
   private nextId = 1;
   private closed = false;
+  private target: number;
 
   constructor(
     size: number,
     private readonly threadUrl: URL = THREAD_URL,
   ) {
+    this.target = size;
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
+  /** Threads now (more than the target while surplus ones finish their jobs). */
   get size(): number {
     return this.slots.length;
+  }
+
+  /** Threads running a job now. */
+  get busy(): number {
+    return this.slots.filter((s) => s.job).length;
+  }
+
+  /** Grows or shrinks the pool to `size` threads. */
+  resize(size: number): void {
+    if (this.closed) return;
+    this.target = Math.max(1, size);
+    while (this.slots.length < this.target) this.slots.push(this.spawn());
+    for (const slot of [...this.slots]) this.retire(slot);
+    this.pump();
   }
 
   /**
@@ -109,15 +130,16 @@ export class ThreadPool {
       if (slot.worker !== worker || slot.job?.id !== res.id) return;
       const { id: _id, ...outcome } = res;
       this.finish(slot, outcome);
+      this.retire(slot);
       this.pump();
     });
     worker.on("error", (err: Error & { code?: string }) => {
-      if (slot.worker !== worker) return;
+      if (slot.worker !== worker || slot.retired) return;
       const memory = err.code === "ERR_WORKER_OUT_OF_MEMORY";
       this.replace(slot, { type: "error", kind: memory ? "memory" : "crash", message: `the task thread died: ${err.message}`, stderr: "" });
     });
     worker.on("exit", () => {
-      if (slot.worker === worker && !this.closed) this.replace(slot, { type: "error", kind: "crash", message: "the task thread exited", stderr: "" });
+      if (slot.worker === worker && !this.closed && !slot.retired) this.replace(slot, { type: "error", kind: "crash", message: "the task thread exited", stderr: "" });
     });
   }
 
@@ -129,10 +151,19 @@ export class ThreadPool {
   private replace(slot: Slot, outcome: JobOutcome): void {
     this.finish(slot, outcome);
     const old = slot.worker;
-    if (this.closed) return;
+    if (this.closed || this.retire(slot)) return;
     this.startThread(slot);
     void old.terminate();
     this.pump();
+  }
+
+  /** Stops an idle slot's thread and removes the slot if the pool is above its target size. */
+  private retire(slot: Slot): boolean {
+    if (slot.job || slot.retired || this.slots.length <= this.target) return false;
+    slot.retired = true;
+    this.slots.splice(this.slots.indexOf(slot), 1);
+    void slot.worker.terminate();
+    return true;
   }
 
   private finish(slot: Slot, outcome: JobOutcome): void {

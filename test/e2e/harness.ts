@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "../../cli/client";
+import { Client, type RunInfo } from "../../cli/client";
 import { DEV_TOKENS, ROOT, startCoordinator, startRunner, type Coordinator, type CoordinatorOptions, type Proc, type RunnerOptions } from "../../cli/local";
 
 export class Cluster {
@@ -21,7 +21,13 @@ export class Cluster {
   }
 
   runner(options: Partial<RunnerOptions> = {}): Proc {
-    const proc = startRunner({ coordinator: this.coordinator.url, cacheDir: join(this.dir, `cache-${this.runners.length}`), slots: 2, ...options });
+    const proc = startRunner({
+      coordinator: this.coordinator.url,
+      cacheDir: join(this.dir, `cache-${this.runners.length}`),
+      configDir: join(this.dir, "config"),
+      slots: 2,
+      ...options,
+    });
     this.runners.push(proc);
     return proc;
   }
@@ -34,6 +40,17 @@ export class Cluster {
       if (names.every((n) => runners.some((r) => r.name === n))) return;
       if (Date.now() > deadline) throw new Error(`runners ${names.join(", ")} did not connect; connected: ${runners.map((r) => r.name).join(", ")}`);
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Polls the run until `check` holds (or throws after `timeoutMs`). */
+  async until(id: string, check: (run: RunInfo) => boolean, timeoutMs = 60_000): Promise<RunInfo> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const run = await this.client.run(id);
+      if (check(run)) return run;
+      if (Date.now() > deadline) throw new Error(`run ${id} did not reach the expected state: ${JSON.stringify(run.counts)} ${run.status}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

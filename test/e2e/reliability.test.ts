@@ -27,16 +27,7 @@ function spinDag(name: string, count: number, ms: number, extra = ""): string {
   return `name: ${name}\ntasks:\n  - { id: spin, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: ${ms} }, retries: 10${extra} }\n`;
 }
 
-/** Polls the run until `check` holds (or throws after `timeoutMs`). */
-async function until(id: string, check: (run: RunInfo) => boolean, timeoutMs = 60_000): Promise<RunInfo> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await cluster.client.run(id);
-    if (check(run)) return run;
-    if (Date.now() > deadline) throw new Error(`run ${id} did not reach the expected state: ${JSON.stringify(run.counts)} ${run.status}`);
-    await sleep(100);
-  }
-}
+const until = (id: string, check: (run: RunInfo) => boolean, timeoutMs?: number) => cluster.until(id, check, timeoutMs);
 
 /** Every spin instance succeeded once, with the right output. */
 async function expectAllCorrect(id: string, count: number): Promise<RunInfo> {
@@ -121,7 +112,7 @@ describe("a runner that is stopped", () => {
     const run = await cluster.client.run(id);
     const [slow, next] = run.tasks!;
     expect(slow!.attempts).toEqual([expect.objectContaining({ runner_name: "drainer", outcome: "succeeded" })]);
-    expect(next!.state).toBe("ready");
+    expect(next).toMatchObject({ state: "waiting", waiting: "no runner connected" });
     cluster.runner({ name: "after-drain", slots: 1 });
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
   });
@@ -158,15 +149,15 @@ describe("a runner that is stopped", () => {
 
 describe("runner reports", () => {
   it("GET /api/runners shows each runner's device report, slots and busy slots, refreshed every heartbeat", async () => {
-    cluster.runner({ name: "reporter", slots: 1 });
+    cluster.runner({ name: "reporter", slots: 1, labels: ["edge"] });
     await cluster.connected("reporter");
-    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number };
+    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number; node: string; labels: string[] };
     const read = async () => (await cluster.client.json<{ runners: View[] }>("/api/runners")).runners.find((r) => r.name === "reporter")!;
     const { id } = await submit(`name: report\ntasks:\n  - { id: busy, module: spin.wasm, params: { ms: 3000 } }\n`);
     await until(id, (r) => leasedTo(r, "reporter").length === 1);
     await sleep(HEARTBEAT_MS);
     const first = await read();
-    expect(first).toMatchObject({ slots: 1, busy: 1, platform: process.platform, arch: process.arch });
+    expect(first).toMatchObject({ slots: 1, busy: 1, platform: process.platform, arch: process.arch, node: process.versions.node, labels: ["edge"] });
     expect(first.cores).toBeGreaterThan(0);
     expect(first.freeMemory).toBeGreaterThan(0);
     expect(first.freeMemory).toBeLessThanOrEqual(first.memory);

@@ -73,6 +73,34 @@ describe("ThreadPool with real modules", () => {
   });
 });
 
+describe("resizing", () => {
+  it("grows at once, and shrinks as busy threads finish their jobs, losing none", async () => {
+    const sized = new ThreadPool(1, new URL("../../dist/runner/executor/thread.js", import.meta.url));
+    try {
+      sized.resize(3);
+      expect(sized.size).toBe(3);
+      const spin = (index: number) => job("spin.wasm", { stdin: new TextEncoder().encode(JSON.stringify({ task: "s", index, params: { ms: 400 }, inputs: {} })) });
+      const jobs = await Promise.all([0, 1, 2].map(spin));
+      const pending = jobs.map((j) => sized.run(j));
+      expect(sized.busy).toBe(3); // side by side, none queued
+      const runs = await Promise.all(pending);
+      sized.resize(1);
+      expect(runs.map((o) => o.type === "exit" && new TextDecoder().decode(o.stdout))).toEqual(['{"index":0,"square":0}', '{"index":1,"square":1}', '{"index":2,"square":4}']);
+      expect(sized.size).toBe(1);
+
+      const two = await Promise.all([0, 1].map(spin));
+      sized.resize(2);
+      const both = two.map((j) => sized.run(j));
+      sized.resize(1); // both threads are busy: neither is stopped
+      expect(sized.size).toBe(2);
+      expect((await Promise.all(both)).map((o) => o.type === "exit" && o.code)).toEqual([0, 0]);
+      expect(sized.size).toBe(1);
+    } finally {
+      await sized.close();
+    }
+  });
+});
+
 describe("memory limit", () => {
   const assignment = { task: "bomb", attempt: 1, module: "0".repeat(64), args: [], env: {}, stdin: "", refs: [], timeoutMs: 10_000, maxOutputBytes: 1 << 20, inlineOutputBytes: 1 << 18 };
 

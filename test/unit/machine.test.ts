@@ -45,9 +45,36 @@ tasks:
 `);
     const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1);
     expect(dispatched(effects).map((a) => a.task)).toEqual(["high", "low"]);
-    expect(effects).toContainEqual({ type: "demand", ready: 3 });
+    expect(effects).toContainEqual({ type: "demand", classes: [{ requires: null, priority: 0 }] });
     expect(effects).toContainEqual({ type: "status", status: "running" });
     expect(store.runner("r")!.credit).toBe(0);
+  });
+
+  it("gives a runner only tasks whose requires it meets, and reports the rest as demand by class", () => {
+    const store = started(`
+tasks:
+  - { id: plain, module: m, map: { range: [0, 2] } }
+  - { id: render, module: m, priority: 3, requires: { labels: [gpu], memory: 1GiB } }
+  - { id: arm, module: m, requires: { arch: aarch64 } }
+`);
+    const cpu = { memory: 8 * 1024 ** 3, cores: 4, labels: ["fast"], arch: "x64", platform: "linux" };
+    const first = transition(store, { type: "attach", runner: "cpu", name: "cpu", want: 5, holding: [], caps: cpu }, 1);
+    expect(dispatched(first).map((a) => a.task)).toEqual(["plain[0]", "plain[1]"]);
+    expect(first).toContainEqual({
+      type: "demand",
+      classes: [
+        { requires: { labels: ["gpu"], memory: 1024 ** 3 }, priority: 3 },
+        { requires: { arch: "aarch64" }, priority: 0 },
+      ],
+    });
+    // A runner without a device report takes no constrained task either.
+    expect(dispatched(transition(store, { type: "attach", runner: "bare", name: "bare", want: 5, holding: [] }, 2))).toEqual([]);
+    const gpu = { ...cpu, labels: ["gpu"] };
+    expect(dispatched(transition(store, { type: "attach", runner: "gpu", name: "gpu", want: 5, holding: [] , caps: gpu }, 3)).map((a) => a.task)).toEqual(["render"]);
+    const phone = { ...cpu, memory: 512 * 1024 ** 2, arch: "arm64", platform: "android" };
+    const last = transition(store, { type: "attach", runner: "phone", name: "phone", want: 5, holding: [], caps: phone }, 4);
+    expect(dispatched(last).map((a) => a.task)).toEqual(["arm"]);
+    expect(last).toContainEqual({ type: "demand", classes: [] });
   });
 
   it("gives dependents the accepted outputs and keeps mapped outputs in index order", () => {
@@ -117,7 +144,7 @@ tasks:
     transition(store, { type: "attach", runner: "r1", name: "r1", want: 2, holding: [] }, 1);
     const effects = transition(store, { type: "reject", runner: "r1", tasks: [{ task: "b", attempt: 1 }] }, 2);
     expect(store.task("b")).toMatchObject({ state: "ready", failures: 0 });
-    expect(effects).toContainEqual({ type: "demand", ready: 1 });
+    expect(effects).toContainEqual({ type: "demand", classes: [{ requires: null, priority: 0 }] });
     transition(store, { type: "detach", runner: "r1" }, 3);
     expect(store.task("a")).toMatchObject({ state: "failed", failures: 1 });
     expect(store.attempts.find((x) => x.task === "a")).toMatchObject({ outcome: "lost", failure: { kind: "lost" } });

@@ -95,12 +95,22 @@ export class MemoryStore implements RunStore {
   cacheKey(key: string) {
     return this.cacheKeys.get(key) ?? null;
   }
-  ready(limit: number) {
-    return [...this.tasks.values()]
-      .filter((t) => t.state === "ready")
-      .sort((a, b) => b.priority - a.priority || a.seq - b.seq)
+  ready(limit: number, excluded: readonly string[] = []) {
+    return this.readyRows(excluded)
       .slice(0, limit)
       .map((t) => this.task(t.key)!);
+  }
+  private readyRows(excluded: readonly string[]) {
+    return [...this.tasks.values()].filter((t) => t.state === "ready" && !excluded.includes(t.node)).sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  }
+  constrainedNodes() {
+    return [...this.nodes.values()].filter((n) => n.spec.requires).map((n) => n.spec.id);
+  }
+  readyIn(node: string) {
+    return [...this.tasks.values()].filter((t) => t.state === "ready" && t.node === node).length;
+  }
+  topReadyPriority(excluded: readonly string[]) {
+    return this.readyRows(excluded)[0]?.priority ?? null;
   }
   leasedTo(runner: string) {
     return [...this.tasks.values()].filter((t) => t.state === "leased" && t.runner === runner).map((t) => this.task(t.key)!);

@@ -6,16 +6,19 @@
  * nothing and a woken one finds its state in SQLite.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { ResolvedPlan } from "../dag/plan.js";
+import type { Requirements, ResolvedPlan } from "../dag/plan.js";
 import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
 import { sha256Hex } from "../sha256.js";
 import { heartbeatMs, pool, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
-import { cacheMaterial, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
+import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
 import { SqlStore, type TaskView } from "./sql-store.js";
+
+/** A task's state as the API shows it: `waiting` is a ready task no connected runner can take. */
+export type ViewState = TaskState | "waiting";
 
 export interface RunSummary {
   id: string;
@@ -25,14 +28,14 @@ export interface RunSummary {
   updated_at: number;
   /** When the run reached its final status (null while it runs). */
   finished_at: number | null;
-  counts: Record<TaskState, number>;
+  counts: Record<ViewState, number>;
   tasks_total: number;
 }
 
 export interface RunView extends RunSummary {
   /** The DAG's tasks as written (a mapped task is one node), for graphs and final outputs. */
-  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null }[];
-  tasks: TaskView[];
+  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null; requires: Requirements | null }[];
+  tasks: (Omit<TaskView, "state"> & { state: ViewState; waiting?: string })[];
 }
 
 export class DagRun extends DurableObject<Env> {
@@ -74,18 +77,47 @@ export class DagRun extends DurableObject<Env> {
 
   /** The run's status and counts without its tasks, or null when no run lives here. */
   async status(): Promise<RunSummary | null> {
-    return this.summary();
+    const summary = this.summary();
+    return summary && (await this.withWaiting(summary)).summary;
   }
 
   /** The run with its tasks and attempts (all, or `limit` from `offset`), or null when no run lives here. */
   async view(offset = 0, limit = -1): Promise<RunView | null> {
-    const summary = this.summary();
-    if (!summary) return null;
+    const raw = this.summary();
+    if (!raw) return null;
+    const { summary, waiting } = await this.withWaiting(raw);
     const nodes = this.store.nodeIds().map((id) => {
       const { spec } = this.store.node(id);
-      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances };
+      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null };
     });
-    return { ...summary, nodes, tasks: this.store.taskViews(offset, limit) };
+    const tasks = this.store.taskViews(offset, limit).map((t) => {
+      const why = t.state === "ready" ? waiting.get(t.node) : undefined;
+      return why ? { ...t, state: "waiting" as const, waiting: why } : t;
+    });
+    return { ...summary, nodes, tasks };
+  }
+
+  /**
+   * Moves ready tasks that no connected runner can take to `waiting`, with the pool's reason
+   * ("no runner with label gpu") by node. Asked fresh on every read, so it never goes stale.
+   */
+  private async withWaiting(summary: RunSummary): Promise<{ summary: RunSummary; waiting: Map<string, string> }> {
+    const waiting = new Map<string, string>();
+    if (summary.counts.ready === 0 || summary.status === "paused") return { summary, waiting };
+    const classes = demand(this.store, summary.counts.ready);
+    const attached = this.store.runners().flatMap((r) => (r.caps ? [r.caps] : []));
+    const reasons = await pool(this.env).waiting(classes, attached);
+    const constrained = this.store.constrainedNodes();
+    for (const id of this.store.nodeIds()) {
+      const { requires } = this.store.node(id).spec;
+      const i = classes.findIndex((c) => JSON.stringify(c.requires) === JSON.stringify(constrained.includes(id) ? requires : null));
+      const why = i < 0 ? null : reasons[i];
+      if (why) waiting.set(id, why);
+    }
+    let moved = 0;
+    for (const id of waiting.keys()) moved += this.store.readyIn(id);
+    const counts = { ...summary.counts, ready: summary.counts.ready - moved, waiting: moved };
+    return { summary: { ...summary, counts }, waiting };
   }
 
   /** Cancels, pauses or resumes the run; answers the new status or why it cannot. */
@@ -128,7 +160,8 @@ export class DagRun extends DurableObject<Env> {
       hello: async (ws, hello) => {
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs: this.config.leaseGraceMs });
         if (isFinal(this.store.status())) return finish(ws, this.store.status());
-        await this.apply({ type: "attach", runner: hello.runner.id, name: hello.runner.name, want: hello.want, holding: hello.holding });
+        const { id, name, memory, cores, labels, arch, platform } = hello.runner;
+        await this.apply({ type: "attach", runner: id, name, want: hello.want, holding: hello.holding, caps: { memory, cores, labels, arch, platform } });
       },
       frame: async (ws, runner, msg) => {
         switch (msg.type) {
@@ -243,10 +276,10 @@ export class DagRun extends DurableObject<Env> {
           for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "cancel", tasks: effect.tasks });
           break;
         case "demand": {
-          const wanted = effect.ready > 0 ? "1" : "0";
-          if (this.store.meta("demand") === wanted) break;
+          const wanted = JSON.stringify(effect.classes);
+          if ((this.store.meta("demand") ?? "[]") === wanted) break;
           this.store.setMeta("demand", wanted);
-          await pool(this.env).demand(runId, effect.ready);
+          await pool(this.env).demand(runId, effect.classes);
           break;
         }
         case "status":
@@ -261,8 +294,8 @@ export class DagRun extends DurableObject<Env> {
         case "finished":
           await this.ctx.storage.deleteAlarm();
           for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
-          this.store.setMeta("demand", "0");
-          await pool(this.env).demand(runId, 0);
+          this.store.setMeta("demand", "[]");
+          await pool(this.env).demand(runId, []);
           break;
       }
     }
@@ -279,7 +312,7 @@ export class DagRun extends DurableObject<Env> {
       created_at: Number(this.store.meta("created_at")),
       updated_at: Date.now(),
       finished_at: this.store.meta("finished_at") ? Number(this.store.meta("finished_at")) : null,
-      counts,
+      counts: { ...counts, waiting: 0 },
       tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
     };
   }

@@ -1,20 +1,34 @@
 /**
  * RunnerPool: presence and matchmaking for every connected runner, one object for the whole
  * coordinator. Runners keep a socket here and report their idle slots; runs tell the pool when
- * they have ready work nobody has taken (`demand`); the pool tells idle runners to join such
- * runs. Tasks and results never pass through here, so the pool's load grows with the number of
- * runners, not with the number of tasks.
+ * they have ready work nobody has taken (`demand`, by what it requires and its priority); the
+ * pool tells runners that qualify to join such runs: idle ones, and busy ones when the run
+ * outranks every run they work on (they give it their next free slot). Tasks and results never
+ * pass through here, so the pool's load grows with the number of runners, not of tasks.
  */
 import { DurableObject } from "cloudflare:workers";
 import { heartbeatMs, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
+import { meets, whyWaiting, type Capabilities, type DemandClass } from "../run/match.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
   runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, load REAL);
-CREATE TABLE IF NOT EXISTS demand (run TEXT PRIMARY KEY, ready INTEGER NOT NULL, since INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
 `;
+
+interface RunnerRow {
+  id: string;
+  info: RunnerInfo;
+  free: number;
+  runs: string[];
+}
+
+interface Demand {
+  run: string;
+  classes: DemandClass[];
+}
 
 /** A runner as `GET /api/runners` shows it. */
 export interface RunnerView extends RunnerInfo {
@@ -41,21 +55,36 @@ export class RunnerPool extends DurableObject<Env> {
     }
   }
 
-  /** A run reports how many of its ready tasks have no runner; 0 withdraws its demand. */
-  async demand(run: string, ready: number): Promise<void> {
-    if (ready <= 0) {
-      this.sql.exec(`DELETE FROM demand WHERE run = ?`, run);
+  /** A run reports the ready work no attached runner has taken, by class; none withdraws its demand. */
+  async demand(run: string, classes: DemandClass[]): Promise<void> {
+    if (classes.length === 0) {
+      this.sql.exec(`DELETE FROM demands WHERE run = ?`, run);
       return;
     }
     this.sql.exec(
-      `INSERT INTO demand (run, ready, since) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET ready = excluded.ready`,
+      `INSERT INTO demands (run, classes, since) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET classes = excluded.classes`,
       run,
-      ready,
+      JSON.stringify(classes),
       Date.now(),
     );
-    for (const row of this.sql.exec<{ id: string; runs: string }>(`SELECT id, runs FROM runners WHERE free > 0`).toArray()) {
-      if (!(JSON.parse(row.runs) as string[]).includes(run)) this.sendTo(row.id, { type: "join", run });
+    const demands = this.demands();
+    for (const runner of this.runnerRows()) {
+      if (runner.runs.includes(run)) continue;
+      const priority = bestFor(classes, runner.info);
+      if (priority === null) continue;
+      // A busy runner hears of the run only when it outranks everything the runner works on.
+      const current = Math.max(-Infinity, ...demands.filter((d) => runner.runs.includes(d.run)).map((d) => bestFor(d.classes, runner.info) ?? -Infinity));
+      if (runner.free > 0 || priority > current) this.sendTo(runner.id, { type: "join", run, priority });
     }
+  }
+
+  /**
+   * Why each class of work has no connected runner to take it (null: some runner can); `also`
+   * are runners the asking run has attached (a runner may reach a run before the pool).
+   */
+  async waiting(classes: DemandClass[], also: Capabilities[] = []): Promise<(string | null)[]> {
+    const runners = [...this.runnerRows().map((r) => r.info), ...also];
+    return classes.map((c) => whyWaiting(c.requires, runners));
   }
 
   /** Connected runners with their device report and load; silent ones are dropped first. */
@@ -102,15 +131,17 @@ export class RunnerPool extends DurableObject<Env> {
           now,
         );
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: heartbeatMs(this.env) });
-        this.match(runner.id, runner.slots, []);
+        this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
       },
       frame: (ws, runner, msg) => {
         if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
         this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
+        if (msg.slots !== undefined) this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
         if (msg.device) {
           this.sql.exec(`UPDATE runners SET info = json_set(info, '$.freeMemory', ?), load = ? WHERE id = ?`, msg.device.freeMemory, msg.device.load, runner);
         }
-        this.match(runner, msg.free, msg.runs);
+        const row = this.runnerRows(runner)[0];
+        if (row) this.match(row);
       },
     });
   }
@@ -128,15 +159,41 @@ export class RunnerPool extends DurableObject<Env> {
     if (runner) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
   }
 
-  /** Points an idle runner at the oldest run with unmet demand that it is not already in. */
-  private match(runner: string, free: number, runs: string[]): void {
-    if (free <= 0) return;
-    const wanted = this.sql.exec<{ run: string }>(`SELECT run FROM demand ORDER BY since`).toArray();
-    const run = wanted.find((d) => !runs.includes(d.run));
-    if (run) this.sendTo(runner, { type: "join", run: run.run });
+  /** Points an idle runner at the most important run it can serve and is not in (the oldest among equals). */
+  private match(runner: RunnerRow): void {
+    if (runner.free <= 0) return;
+    let best: { run: string; priority: number } | undefined;
+    for (const d of this.demands()) {
+      if (runner.runs.includes(d.run)) continue;
+      const priority = bestFor(d.classes, runner.info);
+      if (priority !== null && (!best || priority > best.priority)) best = { run: d.run, priority };
+    }
+    if (best) this.sendTo(runner.id, { type: "join", ...best });
+  }
+
+  /** Runs with unmet demand, oldest first. */
+  private demands(): Demand[] {
+    return this.sql
+      .exec<{ run: string; classes: string }>(`SELECT run, classes FROM demands ORDER BY since`)
+      .toArray()
+      .map((r) => ({ run: r.run, classes: JSON.parse(r.classes) as DemandClass[] }));
+  }
+
+  /** Connected runners (or the one with `id`). */
+  private runnerRows(id?: string): RunnerRow[] {
+    return this.sql
+      .exec<{ id: string; info: string; free: number; runs: string }>(`SELECT id, info, free, runs FROM runners WHERE ?1 IS NULL OR id = ?1`, id ?? null)
+      .toArray().map((r) => ({ id: r.id, info: JSON.parse(r.info) as RunnerInfo, free: r.free, runs: JSON.parse(r.runs) as string[] }));
   }
 
   private sendTo(runner: string, message: CoordinatorMessage): void {
     for (const ws of socketsOf(this.ctx, runner)) send(ws, message);
   }
+}
+
+/** The best priority among the classes `info` qualifies for, or null when it qualifies for none. */
+function bestFor(classes: DemandClass[], info: RunnerInfo): number | null {
+  let best: number | null = null;
+  for (const c of classes) if (meets(c.requires, info) && (best === null || c.priority > best)) best = c.priority;
+  return best;
 }

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NUL
   failure TEXT, stderr TEXT NOT NULL DEFAULT '', note TEXT, PRIMARY KEY (task, attempt));
 CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key));
 CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
-CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL, sent INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL, sent INTEGER NOT NULL, caps TEXT);
 `;
 
 type Row = Record<string, SqlStorageValue>;
@@ -42,6 +42,7 @@ type Row = Record<string, SqlStorageValue>;
 export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
+  private constrained: string[] | undefined;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
@@ -189,11 +190,28 @@ export class SqlStore implements RunStore {
     return this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0]?.k ?? null;
   }
 
-  ready(limit: number): TaskRow[] {
+  ready(limit: number, excluded: readonly string[] = []): TaskRow[] {
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready' ORDER BY priority DESC, seq LIMIT ?`, limit)
+      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`, ...excluded, limit)
       .toArray()
       .map(toTask);
+  }
+
+  constrainedNodes(): string[] {
+    this.constrained ??= this.sql
+      .exec<{ id: string }>(`SELECT id FROM nodes WHERE json_extract(spec, '$.requires') IS NOT NULL ORDER BY ord`)
+      .toArray()
+      .map((r) => r.id);
+    return this.constrained;
+  }
+
+  readyIn(node: string): number {
+    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE node = ? AND state = 'ready'`, node).one().n;
+  }
+
+  topReadyPriority(excluded: readonly string[]): number | null {
+    const row = this.sql.exec<{ p: number }>(`SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT 1`, ...excluded).toArray()[0];
+    return row?.p ?? null;
   }
 
   leasedTo(runner: string): TaskRow[] {
@@ -284,30 +302,34 @@ export class SqlStore implements RunStore {
   }
 
   runner(id: string): RunnerRow | undefined {
-    return this.runnerRows(`SELECT id, name, credit, sent FROM runners WHERE id = ?`, id)[0];
+    return this.runnerRows(`SELECT id, name, credit, sent, caps FROM attached WHERE id = ?`, id)[0];
   }
 
   runners(): RunnerRow[] {
-    return this.runnerRows(`SELECT id, name, credit, sent FROM runners ORDER BY id`);
+    return this.runnerRows(`SELECT id, name, credit, sent, caps FROM attached ORDER BY id`);
   }
 
   private runnerRows(query: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
-    return this.sql.exec<{ id: string; name: string; credit: number; sent: number }>(query, ...bindings).toArray();
+    return this.sql
+      .exec<{ id: string; name: string; credit: number; sent: number; caps: string | null }>(query, ...bindings)
+      .toArray()
+      .map((r) => ({ ...r, caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]) }));
   }
 
   putRunner(row: RunnerRow): void {
     this.sql.exec(
-      `INSERT INTO runners (id, name, credit, sent) VALUES (?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent`,
+      `INSERT INTO attached (id, name, credit, sent, caps) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent, caps = excluded.caps`,
       row.id,
       row.name,
       row.credit,
       row.sent,
+      row.caps === null ? null : JSON.stringify(row.caps),
     );
   }
 
   removeRunner(id: string): void {
-    this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
+    this.sql.exec(`DELETE FROM attached WHERE id = ?`, id);
   }
 
   /** Tasks with their attempts, in submission order, for `GET /api/dags/:id` (a page of them when `limit` is set). */
@@ -384,6 +406,11 @@ type OutputRow = { output: ArrayBuffer | null; output_sha: string | null; output
 function toOutput(row: OutputRow): Uint8Array | BlobRef | null {
   if (row.output_sha) return { sha256: row.output_sha, size: row.output_size ?? 0 };
   return row.output_size === null ? null : new Uint8Array(row.output ?? new ArrayBuffer(0));
+}
+
+/** ` AND node NOT IN (?, …)` for `excluded` nodes, or nothing. */
+function notIn(excluded: readonly string[]): string {
+  return excluded.length === 0 ? "" : ` AND node NOT IN (${excluded.map(() => "?").join(", ")})`;
 }
 
 function toTask(row: Row): TaskRow {

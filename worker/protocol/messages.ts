@@ -36,7 +36,10 @@ const runnerInfo = z.strictObject({
   freeMemory: z.number().nonnegative(),
   slots: z.number().int().nonnegative(),
   labels: z.array(z.string().max(64)).max(64),
+  /** distro-runner's version. */
   version: z.string().max(64),
+  /** The Node.js version it runs on (`process.versions.node`). */
+  node: z.string().max(32).optional(),
 });
 export type RunnerInfo = z.infer<typeof runnerInfo>;
 
@@ -107,10 +110,14 @@ export const runnerMessage = z.discriminatedUnion("type", [
    * runner still runs or has unsent results for (after a reconnect).
    */
   z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0), holding: attemptRefs.default([]) }),
-  /** Pool socket: how many slots are idle and which runs this runner is attached to. */
+  /**
+   * Pool socket: how many slots are idle and which runs this runner is attached to; `slots`
+   * when the runner resized itself (free RAM fell or returned).
+   */
   z.strictObject({
     type: z.literal("status"),
     free: want,
+    slots: want.optional(),
     runs: z.array(z.string()).max(1024),
     /** Sent at least once per heartbeat period: free memory (bytes) and CPU load (0–100 %). */
     device: z.strictObject({ freeMemory: z.number().nonnegative(), load: z.number().min(0).max(100) }).optional(),
@@ -131,8 +138,11 @@ export type RunnerMessage = z.infer<typeof runnerMessage>;
 export const coordinatorMessage = z.discriminatedUnion("type", [
   /** `heartbeatMs`: a runner silent for longer is presumed gone; ping well within it. */
   z.strictObject({ type: z.literal("welcome"), protocol: z.number().int(), run: z.string().optional(), heartbeatMs: z.number().int().positive() }),
-  /** Pool socket: a run has work this runner may be able to take. */
-  z.strictObject({ type: z.literal("join"), run: z.string() }),
+  /**
+   * Pool socket: a run has work this runner may be able to take; `priority` is that of its most
+   * important ready task (a runner gives freed slots to its highest-priority run first).
+   */
+  z.strictObject({ type: z.literal("join"), run: z.string(), priority: z.number().int().default(0) }),
   /** Run socket: new attempts; `backlog` is how many ready tasks remain after these. */
   z.strictObject({ type: z.literal("tasks"), tasks: z.array(assignment), backlog: z.number().int().nonnegative() }),
   /** Run socket: stop these attempts; their results are no longer wanted. */

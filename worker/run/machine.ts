@@ -14,6 +14,7 @@
  */
 import type { Assignment, BlobRef, Failure, TaskResult } from "../protocol/messages.js";
 import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
+import { meets, type Capabilities, type DemandClass } from "./match.js";
 import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow, TaskState } from "./store.js";
 
 /** Largest output a task may produce; past it the attempt fails with kind `output`. */
@@ -35,8 +36,11 @@ export interface AttemptRef {
 
 export type RunEvent =
   | { type: "start"; plan: ResolvedPlan }
-  /** A runner's socket said hello; `holding` are the attempts it still runs or has results for. */
-  | { type: "attach"; runner: string; name: string; want: number; holding: AttemptRef[] }
+  /**
+   * A runner's socket said hello; `holding` are the attempts it still runs or has results for.
+   * `caps` is what it offers for tasks with `requires:` (without them it takes none of those).
+   */
+  | { type: "attach"; runner: string; name: string; want: number; holding: AttemptRef[]; caps?: Capabilities }
   | { type: "want"; runner: string; want: number; received: number }
   | { type: "results"; runner: string; results: TaskResult[]; want: number; received: number }
   | { type: "reject"; runner: string; tasks: AttemptRef[] }
@@ -54,8 +58,11 @@ export type Effect =
   | { type: "dispatch"; runner: string; tasks: Assignment[]; backlog: number }
   /** Attempts the runner should stop: the run no longer wants their results. */
   | { type: "cancel"; runner: string; tasks: AttemptRef[] }
-  /** Ready tasks no connected runner has credit for; the host tells the pool. */
-  | { type: "demand"; ready: number }
+  /**
+   * Ready tasks no attached runner has credit for, by what they require (none while paused);
+   * the host tells the pool, which points runners that qualify at the run.
+   */
+  | { type: "demand"; classes: DemandClass[] }
   /** Tasks wait in `lookup`: the host should ask the result cache. */
   | { type: "lookup" }
   /** Accepted outputs to file in the result cache under their keys. */
@@ -101,7 +108,7 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
       store.insertPlan(event.plan.nodes.map((spec): NodeRow => ({ spec, pendingDeps: spec.deps.length, remaining: spec.instances ?? 1 })));
       break;
     case "attach":
-      if (!isFinal(status)) attach(ctx, event.runner, event.name, event.want, event.holding);
+      if (!isFinal(status)) attach(ctx, event, event.holding);
       break;
     case "want": {
       const runner = store.runner(event.runner);
@@ -161,7 +168,7 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
     const counts = store.counts();
     const paused = store.status() === "paused";
     for (const effect of sent) effects.push({ ...effect, backlog: counts.ready });
-    effects.push({ type: "demand", ready: paused ? 0 : counts.ready });
+    effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
   }
@@ -193,7 +200,7 @@ function leased(store: RunStore, runner: string, ref: AttemptRef): TaskRow | und
  * that was re-queued but not yet handed out again is given back to it; any other is stale and
  * the runner is told to stop it. Its leases that it no longer holds are lost.
  */
-function attach(ctx: Ctx, runner: string, name: string, want: number, holding: AttemptRef[]): void {
+function attach(ctx: Ctx, { runner, name, want, caps }: Extract<RunEvent, { type: "attach" }>, holding: AttemptRef[]): void {
   const { store, now, config } = ctx;
   const held = new Set(holding.map((h) => `${h.task}#${h.attempt}`));
   const stale: AttemptRef[] = [];
@@ -214,7 +221,7 @@ function attach(ctx: Ctx, runner: string, name: string, want: number, holding: A
       fail(ctx, row, { kind: "lost", message: "the runner reconnected without this attempt", retryable: true }, "");
     }
   }
-  store.putRunner({ id: runner, name, credit: want, sent: 0 });
+  store.putRunner({ id: runner, name, credit: want, sent: 0, caps: caps ?? null });
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
 }
 
@@ -354,21 +361,52 @@ function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): vo
   ctx.effects.push({ type: "status", status: to });
 }
 
-/** Hands ready tasks to runners with credit (nothing while paused); the caller adds the backlog. */
+/**
+ * Hands ready tasks to runners with credit (nothing while paused), each only tasks whose
+ * `requires:` it meets; the caller adds the backlog.
+ */
 function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
   const { store } = ctx;
   if (store.status() === "paused") return [];
   const inputs: InputCache = new Map();
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
+  const constrained = store.constrainedNodes();
   for (const runner of store.runners()) {
     if (runner.credit <= 0) continue;
-    const rows = store.ready(runner.credit);
-    if (rows.length === 0) break;
+    const excluded = constrained.filter((node) => !runner.caps || !meets(store.node(node).spec.requires, runner.caps));
+    const rows = store.ready(runner.credit, excluded);
+    if (rows.length === 0) {
+      if (excluded.length === 0) break;
+      continue;
+    }
     const tasks = rows.map((row) => assign(ctx, row, runner, inputs));
     store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length });
     sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   return sent;
+}
+
+/**
+ * The run's ready work by what it requires: one class for the tasks any runner can take, one
+ * per distinct `requires:` of a node with ready tasks, each with its best priority.
+ */
+export function demand(store: RunStore, ready: number): DemandClass[] {
+  if (ready === 0) return [];
+  const classes = new Map<string, DemandClass>();
+  let constrainedReady = 0;
+  const constrained = store.constrainedNodes();
+  for (const node of constrained) {
+    const n = store.readyIn(node);
+    if (n === 0) continue;
+    constrainedReady += n;
+    const { requires, priority } = store.node(node).spec;
+    const key = JSON.stringify(requires);
+    const known = classes.get(key);
+    if (!known || known.priority < priority) classes.set(key, { requires: requires!, priority });
+  }
+  const out = [...classes.values()];
+  if (ready > constrainedReady) out.unshift({ requires: null, priority: store.topReadyPriority(constrained) ?? 0 });
+  return out;
 }
 
 type InputCache = Map<string, { value: unknown; refs: string[] }>;

@@ -9,6 +9,7 @@
  */
 import type { BlobRef, Failure } from "../protocol/messages.js";
 import type { ResolvedNode } from "../dag/plan.js";
+import type { Capabilities } from "./match.js";
 
 /**
  * `lookup`: its dependencies are done and the result cache is being asked for it; `backoff`:
@@ -66,6 +67,8 @@ export interface RunnerRow {
   credit: number;
   /** Tasks sent to this runner since it attached (to discount frames still in flight). */
   sent: number;
+  /** What it offers for tasks with `requires:`; null takes none of those. */
+  caps: Capabilities | null;
 }
 
 export interface RunStore {
@@ -86,11 +89,16 @@ export interface RunStore {
   updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void;
   /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
   moveNode(node: string, from: TaskState, to: TaskState): number;
-  /** Up to `limit` ready tasks, highest priority first, then in submission order. */
   /** Moves every task in state `from`, whatever its node, to `to`. */
   moveAll(from: TaskState, to: TaskState): number;
-  /** Up to `limit` ready tasks, highest priority first, then in submission order. */
-  ready(limit: number): TaskRow[];
+  /** Up to `limit` ready tasks, highest priority first, then in submission order, none of the `excluded` nodes. */
+  ready(limit: number, excluded?: readonly string[]): TaskRow[];
+  /** Nodes whose spec has `requires:` (usually none). */
+  constrainedNodes(): string[];
+  /** How many of a node's instances are ready. */
+  readyIn(node: string): number;
+  /** The highest priority of a ready task outside the `excluded` nodes, or null when there is none. */
+  topReadyPriority(excluded: readonly string[]): number | null;
   /** Up to `limit` tasks in state `lookup`. */
   lookups(limit: number): TaskRow[];
   /** The result-cache key a task's accepted output should be filed under. */
