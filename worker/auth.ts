@@ -1,6 +1,8 @@
 /**
  * Bearer-token checks for the Worker's routes. Fails closed: when the secret a route needs is
  * not configured, the route answers 503 saying which secret is missing, whatever is sent.
+ * A WebSocket upgrade may carry the token as `?token=` instead, because browsers cannot set
+ * headers on a WebSocket.
  */
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
@@ -25,10 +27,11 @@ export function requireToken(...kinds: TokenKind[]) {
       });
     }
     const header = c.req.header("Authorization") ?? "";
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw unauthorized("missing `Authorization: Bearer <token>` header");
+    const upgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
+    const given = /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? (upgrade ? c.req.query("token") : undefined);
+    if (!given) throw unauthorized(`missing \`Authorization: Bearer <token>\` header${upgrade ? " (or ?token= on a WebSocket)" : ""}`);
     for (const kind of configured) {
-      if (await sameSecret(m[1]!, c.env[kind]!)) return next();
+      if (await sameSecret(given, c.env[kind]!)) return next();
     }
     throw unauthorized("invalid token");
   });

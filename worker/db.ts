@@ -1,15 +1,16 @@
 /**
- * The D1 index: recent runs (kept current by each run's Durable Object), the module registry
+ * The D1 index: recent runs with their task counts (kept current by each run's Durable Object,
+ * at most a second behind), the module registry
  * (names pinned to sha256) and the result cache (cache key → output, inline or in R2). The schema is created on first use in each isolate, so
  * `wrangler dev` and tests need no migration step.
  */
 import type { RunStatus } from "./run/store.js";
 
 const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
-     tasks INTEGER NOT NULL, succeeded INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
-     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
-  `CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC)`,
+  `CREATE TABLE IF NOT EXISTS run_index (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+     tasks INTEGER NOT NULL, counts TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+     finished_at INTEGER)`,
+  `CREATE INDEX IF NOT EXISTS run_index_created ON run_index (created_at DESC)`,
   `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
      uploaded_at INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
@@ -63,27 +64,42 @@ export interface RunIndexRow {
   name: string;
   status: RunStatus;
   tasks: number;
-  succeeded: number;
-  failed: number;
+  /** Tasks by state. */
+  counts: Record<string, number>;
   created_at: number;
   updated_at: number;
+  finished_at: number | null;
 }
 
 /** Inserts or refreshes one run's line in the index. */
 export async function indexRun(d1: D1Database, row: RunIndexRow): Promise<void> {
   await (await db(d1))
     .prepare(
-      `INSERT INTO runs (id, name, status, tasks, succeeded, failed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, succeeded = excluded.succeeded,
-         failed = excluded.failed, updated_at = excluded.updated_at`,
+      `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, counts = excluded.counts,
+         updated_at = excluded.updated_at, finished_at = excluded.finished_at`,
     )
-    .bind(row.id, row.name, row.status, row.tasks, row.succeeded, row.failed, row.created_at, row.updated_at)
+    .bind(row.id, row.name, row.status, row.tasks, JSON.stringify(row.counts), row.created_at, row.updated_at, row.finished_at)
     .run();
 }
 
 export async function recentRuns(d1: D1Database, limit: number): Promise<RunIndexRow[]> {
-  const { results } = await (await db(d1)).prepare(`SELECT * FROM runs ORDER BY created_at DESC LIMIT ?`).bind(limit).all<RunIndexRow>();
-  return results;
+  const { results } = await (await db(d1))
+    .prepare(`SELECT * FROM run_index ORDER BY created_at DESC LIMIT ?`)
+    .bind(limit)
+    .all<Omit<RunIndexRow, "counts"> & { counts: string }>();
+  return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as Record<string, number> }));
+}
+
+/** Runs by status, and tasks by state summed over every run in the index. */
+export async function runTotals(d1: D1Database): Promise<{ runs: Record<string, number>; tasks: Record<string, number> }> {
+  const database = await db(d1);
+  const [byStatus, byState] = await database.batch<{ k: string; n: number }>([
+    database.prepare(`SELECT status AS k, count(*) AS n FROM run_index GROUP BY status`),
+    database.prepare(`SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`),
+  ]);
+  const record = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
+  return { runs: record(byStatus!.results), tasks: record(byState!.results) };
 }
 
 export async function moduleByName(d1: D1Database, name: string): Promise<{ sha256: string; size: number } | null> {

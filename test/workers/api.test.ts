@@ -4,10 +4,7 @@ import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import app from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
-
-const base = "http://coordinator.test";
-const API = { Authorization: "Bearer test-api-token" };
-const RUNNER = { Authorization: "Bearer test-runner-token" };
+import { API, base, RUNNER } from "./socket";
 
 const submit = (yaml: string) => SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
 const upload = (name: string, bytes: Uint8Array<ArrayBuffer> = wasmModule()) =>

@@ -2,56 +2,11 @@
 // scripted runner: matchmaking, dispatch with the task envelope, results, failures, bad frames.
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { PROTOCOL_VERSION, type Assignment, type CoordinatorMessage, type RunnerMessage } from "../../worker/protocol/messages";
+import { PROTOCOL_VERSION, type Assignment } from "../../worker/protocol/messages";
+import { API, base, RunnerSocket } from "./socket";
 import { wasmModule } from "../helpers/wasm-builder";
 
-const base = "http://coordinator.test";
-const API = { Authorization: "Bearer test-api-token" };
-const RUNNER = { Authorization: "Bearer test-runner-token" };
-
-/** A WebSocket client with a queue of decoded frames. */
-class Socket {
-  private readonly frames: CoordinatorMessage[] = [];
-  private waiters: (() => void)[] = [];
-  closed: { code: number; reason: string } | undefined;
-
-  constructor(readonly ws: WebSocket) {
-    ws.accept();
-    ws.addEventListener("message", (e) => {
-      this.frames.push(JSON.parse(e.data as string) as CoordinatorMessage);
-      this.wake();
-    });
-    ws.addEventListener("close", (e) => {
-      this.closed = { code: e.code, reason: e.reason };
-      this.wake();
-    });
-  }
-
-  private wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  static async open(path: string): Promise<Socket> {
-    const res = await SELF.fetch(`${base}${path}`, { headers: { ...RUNNER, Upgrade: "websocket" } });
-    expect(res.status).toBe(101);
-    return new Socket(res.webSocket!);
-  }
-
-  send(message: RunnerMessage | string) {
-    this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
-  }
-
-  /** The next frame of `type`, skipping others. */
-  async next<T extends CoordinatorMessage["type"]>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>> {
-    for (;;) {
-      const i = this.frames.findIndex((f) => f.type === type);
-      if (i >= 0) return this.frames.splice(i, 1)[0] as Extract<CoordinatorMessage, { type: T }>;
-      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${type}`);
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-}
-
+const Socket = RunnerSocket;
 const info = (id: string, slots: number) => ({
   id,
   name: `scripted-${id}`,

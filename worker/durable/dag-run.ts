@@ -14,23 +14,17 @@ import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../proto
 import { outputKey } from "../routes/blobs.js";
 import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
-import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
-import { SqlStore, type TaskView } from "./sql-store.js";
+import { MAX_TASK_CHANGES, type RunSummary, type ViewState, type WatchMessage } from "../protocol/watch.js";
+import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
+import { Changes, SqlStore, type TaskView } from "./sql-store.js";
 
-/** A task's state as the API shows it: `waiting` is a ready task no connected runner can take. */
-export type ViewState = TaskState | "waiting";
+export type { RunSummary, ViewState };
 
-export interface RunSummary {
-  id: string;
-  name: string;
-  status: RunStatus;
-  created_at: number;
-  updated_at: number;
-  /** When the run reached its final status (null while it runs). */
-  finished_at: number | null;
-  counts: Record<ViewState, number>;
-  tasks_total: number;
-}
+/** Tag of watchers' sockets (`GET /api/dags/:id/watch`). */
+const WATCH_TAG = "watch";
+/** Watchers hear of changes at most this often; the D1 index follows at most every INDEX_MS. */
+const WATCH_MS = 250;
+const INDEX_MS = 1000;
 
 export interface RunView extends RunSummary {
   /** The DAG's tasks as written (a mapped task is one node), for graphs and final outputs. */
@@ -50,7 +44,8 @@ export class DagRun extends DurableObject<Env> {
     // (their leases' deadlines) to reconnect and say which attempts they still hold.
     void ctx.blockConcurrencyWhile(async () => {
       if (!this.store.meta("id") || isFinal(this.store.status())) return;
-      const live = new Set(ctx.getWebSockets().map(runnerOf));
+      if (ctx.getWebSockets(WATCH_TAG).length > 0) this.store.watching = new Changes();
+      const live = new Set(runnerSockets(ctx).map(runnerOf));
       for (const { id } of this.store.runners()) if (!live.has(id)) await this.apply({ type: "forget", runner: id });
       if (this.store.counts().lookup > 0) void this.lookup();
     });
@@ -61,6 +56,11 @@ export class DagRun extends DurableObject<Env> {
   private alarmAt: number | null = null;
   /** Whether a result-cache lookup loop is running. */
   private looking = false;
+  /** The pending flush to watchers and the D1 index, if any. */
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private indexedAt = 0;
+  /** The run changed since the D1 index was last refreshed. */
+  private unindexed = false;
 
   /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
   async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
@@ -149,13 +149,73 @@ export class DagRun extends DurableObject<Env> {
     return this.store.output(key) ?? null;
   }
 
-  /** Runner sockets: `GET /api/runners/connect?run=<id>`, already authenticated by the Worker. */
+  /**
+   * Runner sockets (`GET /api/runners/connect?run=<id>`) and watchers (`GET
+   * /api/dags/:id/watch`), already authenticated by the Worker.
+   */
   override async fetch(request: Request): Promise<Response> {
     if (!this.store.meta("id")) return Response.json({ error: "no such run" }, { status: 404 });
-    return acceptRunnerSocket(this.ctx, request);
+    if (!new URL(request.url).pathname.endsWith("/watch")) return acceptRunnerSocket(this.ctx, request);
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [WATCH_TAG]);
+    this.store.watching ??= new Changes();
+    server.send(JSON.stringify(await this.snapshot()));
+    if (isFinal(this.store.status())) server.close(CLOSE.finished, `run ${this.store.status()}`);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** The whole run for a new watcher: its summary and every node with its instances counted by state. */
+  private async snapshot(): Promise<WatchMessage> {
+    const { summary } = await this.withWaiting(this.summary()!);
+    const counts = this.store.nodeCounts();
+    const nodes = this.store.nodeIds().map((id) => {
+      const { spec } = this.store.node(id);
+      return { id, module: spec.module, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
+    });
+    return { type: "snapshot", run: summary, nodes };
+  }
+
+  /** Flushes soon: watchers within WATCH_MS, the D1 index within INDEX_MS. */
+  private schedule(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => void this.flush(), this.store.watching ? WATCH_MS : INDEX_MS);
+  }
+
+  /**
+   * Sends watchers what changed since the last flush (one update for any number of events)
+   * and refreshes the run's line in the D1 index. When the run has ended the update is the
+   * last one and the watchers' sockets close.
+   */
+  private async flush(): Promise<void> {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const final = isFinal(this.store.status());
+    const watchers = this.ctx.getWebSockets(WATCH_TAG);
+    const changes = this.store.watching;
+    if (watchers.length === 0) this.store.watching = null;
+    else if (changes && (!changes.empty || final)) {
+      this.store.watching = new Changes();
+      const { summary } = await this.withWaiting(this.summary()!);
+      const nodes = [...this.store.nodeCounts([...changes.nodes])].map(([id, counts]) => ({ id, counts }));
+      const tasks = changes.bulk || changes.tasks.size > MAX_TASK_CHANGES ? null : [...changes.tasks].map(([id, state]) => ({ id, state }));
+      const text = JSON.stringify({ type: "update", run: summary, nodes, tasks } satisfies WatchMessage);
+      for (const ws of watchers) {
+        try {
+          ws.send(text);
+          if (final) ws.close(CLOSE.finished, `run ${summary.status}`);
+        } catch {
+          // gone: its close handler has nothing to do
+        }
+      }
+    }
+    if (!this.unindexed) return;
+    if (final || Date.now() - this.indexedAt >= INDEX_MS) await this.index();
+    else this.schedule();
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    if (this.ctx.getTags(ws).includes(WATCH_TAG)) return; // watchers only listen
     await receiveFrame(this.ctx, ws, raw, {
       hello: async (ws, hello) => {
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs: this.config.leaseGraceMs });
@@ -214,6 +274,10 @@ export class DagRun extends DurableObject<Env> {
     const effects = this.ctx.storage.transactionSync(() => transition(this.store, event, now, this.config));
     await this.perform(effects);
     await this.arm(now);
+    if (!isFinal(this.store.status())) {
+      this.unindexed = true;
+      this.schedule();
+    }
   }
 
   /** Asks the result cache for every task in `lookup`, 100 at a time; one loop at a time. */
@@ -258,7 +322,7 @@ export class DagRun extends DurableObject<Env> {
   private async arm(now: number): Promise<void> {
     if (isFinal(this.store.status())) return;
     const deadline = this.store.nextDeadline();
-    const sweep = this.ctx.getWebSockets().length > 0 ? now + this.config.leaseGraceMs / 2 : null;
+    const sweep = runnerSockets(this.ctx).length > 0 ? now + this.config.leaseGraceMs / 2 : null;
     const next = deadline === null ? sweep : sweep === null ? deadline : Math.min(deadline, sweep);
     if (next === null || (this.alarmAt !== null && this.alarmAt <= next && this.alarmAt > now)) return;
     this.alarmAt = next;
@@ -293,9 +357,10 @@ export class DagRun extends DurableObject<Env> {
           break;
         case "finished":
           await this.ctx.storage.deleteAlarm();
-          for (const ws of this.ctx.getWebSockets()) finish(ws, effect.status);
+          for (const ws of runnerSockets(this.ctx)) finish(ws, effect.status);
           this.store.setMeta("demand", "[]");
           await pool(this.env).demand(runId, []);
+          await this.flush();
           break;
       }
     }
@@ -320,17 +385,11 @@ export class DagRun extends DurableObject<Env> {
   private async index(): Promise<void> {
     const s = this.summary();
     if (!s) return;
+    this.indexedAt = Date.now();
+    this.unindexed = false;
     try {
-      await indexRun(this.env.DB, {
-        id: s.id,
-        name: s.name,
-        status: s.status,
-        tasks: s.tasks_total,
-        succeeded: s.counts.succeeded,
-        failed: s.counts.failed,
-        created_at: s.created_at,
-        updated_at: s.updated_at,
-      });
+      const { waiting: _waiting, ...counts } = s.counts;
+      await indexRun(this.env.DB, { id: s.id, name: s.name, status: s.status, tasks: s.tasks_total, counts, created_at: s.created_at, updated_at: s.updated_at, finished_at: s.finished_at });
     } catch (e) {
       // The index is a convenience for listings; the run itself lives in this object.
       console.error("DagRun index", e);

@@ -10,7 +10,7 @@ import { DurableObject } from "cloudflare:workers";
 import { heartbeatMs, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
 import { meets, whyWaiting, type Capabilities, type DemandClass } from "../run/match.js";
-import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, send, silentRunners, socketsOf } from "./sockets.js";
+import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
@@ -49,7 +49,7 @@ export class RunnerPool extends DurableObject<Env> {
     this.sql.exec(SCHEMA);
     answerHeartbeats(ctx);
     // Rows of runners whose sockets did not survive a restart are stale.
-    const live = new Set(ctx.getWebSockets().map(runnerOf));
+    const live = new Set(runnerSockets(ctx).map(runnerOf));
     for (const { id } of this.sql.exec<{ id: string }>(`SELECT id FROM runners`).toArray()) {
       if (!live.has(id)) this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
     }
@@ -94,7 +94,7 @@ export class RunnerPool extends DurableObject<Env> {
       ws.close(CLOSE.silent, "no heartbeat");
       this.drop(ws);
     }
-    const pinged = new Map(this.ctx.getWebSockets().map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
+    const pinged = new Map(runnerSockets(this.ctx).map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
     return this.sql
       .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number; load: number | null }>(
         `SELECT info, free, runs, connected_at, last_seen, load FROM runners ORDER BY connected_at`,

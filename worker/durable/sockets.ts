@@ -16,10 +16,18 @@ export function answerHeartbeats(ctx: DurableObjectState): void {
   ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT.ping, HEARTBEAT.pong));
 }
 
+/** Tag of runner sockets (a DagRun also holds watchers' sockets). */
+export const RUNNER_TAG = "runner";
+
+/** The runner sockets of `ctx`. */
+export function runnerSockets(ctx: DurableObjectState): WebSocket[] {
+  return ctx.getWebSockets(RUNNER_TAG);
+}
+
 /** Runners whose sockets have been silent (no ping, no hello) for `limitMs`. */
 export function silentRunners(ctx: DurableObjectState, now: number, limitMs: number): { runner: string; ws: WebSocket }[] {
   const silent: { runner: string; ws: WebSocket }[] = [];
-  for (const ws of ctx.getWebSockets()) {
+  for (const ws of runnerSockets(ctx)) {
     const attachment = ws.deserializeAttachment() as Attachment | null;
     if (!attachment?.runner) continue;
     const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
@@ -32,7 +40,7 @@ export function silentRunners(ctx: DurableObjectState, now: number, limitMs: num
 export function acceptRunnerSocket(ctx: DurableObjectState, request: Request): Response {
   if (request.headers.get("Upgrade") !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
   const { 0: client, 1: server } = new WebSocketPair();
-  ctx.acceptWebSocket(server);
+  ctx.acceptWebSocket(server, [RUNNER_TAG]);
   server.serializeAttachment({ runner: null, since: Date.now() } satisfies Attachment);
   return new Response(null, { status: 101, webSocket: client });
 }
@@ -47,7 +55,7 @@ export function setRunner(ws: WebSocket, runner: string): void {
 
 /** The open sockets of one runner. */
 export function socketsOf(ctx: DurableObjectState, runner: string): WebSocket[] {
-  return ctx.getWebSockets().filter((ws) => runnerOf(ws) === runner);
+  return runnerSockets(ctx).filter((ws) => runnerOf(ws) === runner);
 }
 
 export type Hello = Extract<RunnerMessage, { type: "hello" }>;

@@ -39,10 +39,24 @@ CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, cr
 
 type Row = Record<string, SqlStorageValue>;
 
+/** What changed since watchers were last told: nodes whose counts moved, and tasks by key. */
+export class Changes {
+  readonly nodes = new Set<string>();
+  readonly tasks = new Map<string, TaskState>();
+  /** Some change was not listed task by task (a whole node or state moved). */
+  bulk = false;
+
+  get empty(): boolean {
+    return this.nodes.size === 0 && !this.bulk;
+  }
+}
+
 export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
   private constrained: string[] | undefined;
+  /** Set while someone watches the run: every state change is noted here. */
+  watching: Changes | null = null;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
@@ -138,7 +152,8 @@ export class SqlStore implements RunStore {
   }
 
   updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void {
-    const before = changes.state ? this.task(key)?.state : undefined;
+    const prior = changes.state ? this.task(key) : undefined;
+    const before = prior?.state;
     const sets: string[] = [];
     const values: SqlStorageValue[] = [];
     for (const [field, value] of Object.entries(changes)) {
@@ -150,6 +165,8 @@ export class SqlStore implements RunStore {
     if (before && changes.state && before !== changes.state) {
       this.addCount(before, -1);
       this.addCount(changes.state, 1);
+      this.watching?.nodes.add(prior!.node);
+      this.watching?.tasks.set(key, changes.state);
     }
   }
 
@@ -160,6 +177,10 @@ export class SqlStore implements RunStore {
     if (moved > 0) {
       this.addCount(from, -moved);
       this.addCount(to, moved);
+      if (this.watching) {
+        this.watching.nodes.add(node);
+        this.watching.bulk = true;
+      }
     }
     return moved;
   }
@@ -170,8 +191,23 @@ export class SqlStore implements RunStore {
     if (moved > 0) {
       this.addCount(from, -moved);
       this.addCount(to, moved);
+      if (this.watching) {
+        for (const id of this.nodeIds()) this.watching.nodes.add(id);
+        this.watching.bulk = true;
+      }
     }
     return moved;
+  }
+
+  /** Instances counted by state for each of `nodes` (every node when omitted). */
+  nodeCounts(nodes?: string[]): Map<string, Partial<Record<TaskState, number>>> {
+    const out = new Map<string, Partial<Record<TaskState, number>>>();
+    const rows = nodes
+      ? nodes.flatMap((node) => this.sql.exec<{ node: string; state: TaskState; n: number }>(`SELECT node, state, count(*) AS n FROM tasks WHERE node = ? GROUP BY state`, node).toArray())
+      : this.sql.exec<{ node: string; state: TaskState; n: number }>(`SELECT node, state, count(*) AS n FROM tasks GROUP BY node, state`).toArray();
+    for (const id of nodes ?? this.nodeIds()) out.set(id, {});
+    for (const { node, state, n } of rows) out.get(node)![state] = n;
+    return out;
   }
 
   leased(): TaskRow[] {

@@ -56,6 +56,10 @@ export const dags = new Hono<{ Bindings: Env }>()
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
+  .get("/:id/watch", async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });
+    return runStub(c.env, c.req.param("id")).fetch(c.req.raw);
+  })
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
     const action = c.req.param("action") as "cancel" | "pause" | "resume";
     const answer = await runStub(c.env, c.req.param("id")).control(action);

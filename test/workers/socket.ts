@@ -1,0 +1,74 @@
+// WebSocket clients for workers tests: a queue of decoded JSON frames, read by type.
+import { SELF } from "cloudflare:test";
+import { expect } from "vitest";
+import type { CoordinatorMessage, RunnerMessage } from "../../worker/protocol/messages";
+import type { WatchMessage } from "../../worker/protocol/watch";
+
+export const base = "http://coordinator.test";
+export const API = { Authorization: "Bearer test-api-token" };
+export const RUNNER = { Authorization: "Bearer test-runner-token" };
+
+/** A WebSocket client with a queue of decoded frames of type M. */
+export class Socket<M extends { type: string }, Out = never> {
+  private readonly frames: M[] = [];
+  private waiters: (() => void)[] = [];
+  closed: { code: number; reason: string } | undefined;
+  /** Every frame received, in order. */
+  readonly seen: M[] = [];
+
+  constructor(readonly ws: WebSocket) {
+    ws.accept();
+    ws.addEventListener("message", (e) => {
+      const frame = JSON.parse(e.data as string) as M;
+      this.frames.push(frame);
+      this.seen.push(frame);
+      this.wake();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(message: Out | string) {
+    this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** The next frame of `type` (or of any of `types`), skipping others. */
+  async next<T extends M["type"]>(...types: T[]): Promise<Extract<M, { type: T }>> {
+    for (;;) {
+      const i = this.frames.findIndex((f) => types.includes(f.type as T));
+      if (i >= 0) return this.frames.splice(i, 1)[0] as Extract<M, { type: T }>;
+      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${types.join(" or ")}`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  /** Resolves when the socket has closed. */
+  async ended(): Promise<{ code: number; reason: string }> {
+    while (!this.closed) await new Promise<void>((r) => this.waiters.push(r));
+    return this.closed;
+  }
+}
+
+/** A scripted runner's socket. */
+export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessage> {
+  static async open(path: string): Promise<RunnerSocket> {
+    const res = await SELF.fetch(`${base}${path}`, { headers: { ...RUNNER, Upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    return new RunnerSocket(res.webSocket!);
+  }
+}
+
+/** A watcher of a run (`GET /api/dags/:id/watch`), authenticated as a browser would: `?token=`. */
+export class WatchSocket extends Socket<WatchMessage> {
+  static async open(run: string): Promise<WatchSocket> {
+    const res = await SELF.fetch(`${base}/api/dags/${run}/watch?token=test-api-token`, { headers: { Upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    return new WatchSocket(res.webSocket!);
+  }
+}
