@@ -4,12 +4,13 @@
  * (names pinned to sha256) and the result cache (cache key → output, inline or in R2). The schema is created on first use in each isolate, so
  * `wrangler dev` and tests need no migration step.
  */
+import { emptyHistogram, merge, type RunHistograms } from "./metrics.js";
 import type { RunStatus } from "./run/store.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS run_index (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
      tasks INTEGER NOT NULL, counts TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-     finished_at INTEGER)`,
+     finished_at INTEGER, metrics TEXT)`,
   `CREATE INDEX IF NOT EXISTS run_index_created ON run_index (created_at DESC)`,
   `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
      uploaded_at INTEGER NOT NULL)`,
@@ -71,35 +72,45 @@ export interface RunIndexRow {
   finished_at: number | null;
 }
 
-/** Inserts or refreshes one run's line in the index. */
-export async function indexRun(d1: D1Database, row: RunIndexRow): Promise<void> {
+export type RunMetrics = RunHistograms & { cacheHits: number };
+
+/** Inserts or refreshes one run's line in the index, with its histograms and cache hits for /metrics. */
+export async function indexRun(d1: D1Database, row: RunIndexRow, metrics: RunMetrics): Promise<void> {
   await (await db(d1))
     .prepare(
-      `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, counts = excluded.counts,
-         updated_at = excluded.updated_at, finished_at = excluded.finished_at`,
+         updated_at = excluded.updated_at, finished_at = excluded.finished_at, metrics = excluded.metrics`,
     )
-    .bind(row.id, row.name, row.status, row.tasks, JSON.stringify(row.counts), row.created_at, row.updated_at, row.finished_at)
+    .bind(row.id, row.name, row.status, row.tasks, JSON.stringify(row.counts), row.created_at, row.updated_at, row.finished_at, JSON.stringify(metrics))
     .run();
 }
 
 export async function recentRuns(d1: D1Database, limit: number): Promise<RunIndexRow[]> {
   const { results } = await (await db(d1))
-    .prepare(`SELECT * FROM run_index ORDER BY created_at DESC LIMIT ?`)
+    .prepare(`SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index ORDER BY created_at DESC LIMIT ?`)
     .bind(limit)
     .all<Omit<RunIndexRow, "counts"> & { counts: string }>();
   return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as Record<string, number> }));
 }
 
-/** Runs by status, and tasks by state summed over every run in the index. */
-export async function runTotals(d1: D1Database): Promise<{ runs: Record<string, number>; tasks: Record<string, number> }> {
+/** Runs by status, tasks by state, histograms and cache hits, summed over every run in the index. */
+export async function runTotals(d1: D1Database): Promise<{ runs: Record<string, number>; tasks: Record<string, number>; metrics: RunMetrics }> {
   const database = await db(d1);
   const [byStatus, byState] = await database.batch<{ k: string; n: number }>([
     database.prepare(`SELECT status AS k, count(*) AS n FROM run_index GROUP BY status`),
     database.prepare(`SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`),
   ]);
   const record = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
-  return { runs: record(byStatus!.results), tasks: record(byState!.results) };
+  const metrics: RunMetrics = { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
+  const { results } = await database.prepare(`SELECT metrics FROM run_index WHERE metrics IS NOT NULL`).all<{ metrics: string }>();
+  for (const row of results) {
+    const m = JSON.parse(row.metrics) as RunMetrics;
+    merge(metrics.duration, m.duration);
+    merge(metrics.latency, m.latency);
+    metrics.cacheHits += m.cacheHits;
+  }
+  return { runs: record(byStatus!.results), tasks: record(byState!.results), metrics };
 }
 
 export async function moduleByName(d1: D1Database, name: string): Promise<{ sha256: string; size: number } | null> {

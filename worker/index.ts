@@ -7,6 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Env } from "./env.js";
 import { blobs } from "./routes/blobs.js";
 import { dags } from "./routes/dags.js";
+import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
 import { runners } from "./routes/runners.js";
 
@@ -19,6 +20,7 @@ app.route("/api/dags", dags);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
 app.route("/api/blobs", blobs);
+app.route("/metrics", metrics);
 
 // Static assets are matched before the Worker in production; this serves them wherever a request
 // reaches the app first (tests, `run_worker_first` routes).

@@ -50,6 +50,13 @@ export class MemoryStore implements RunStore {
   dependents(id: string) {
     return [...this.nodes.values()].filter((n) => n.spec.deps.includes(id)).map((n) => n.spec.id);
   }
+  readonly readyAt = new Map<string, number>();
+  setNodeReady(id: string, at: number) {
+    this.readyAt.set(id, at);
+  }
+  nodeReadyAt(id: string) {
+    return this.readyAt.get(id) ?? null;
+  }
   bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number) {
     const n = this.nodes.get(id)!;
     n[counter] += delta;

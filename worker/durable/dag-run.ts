@@ -14,6 +14,7 @@ import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../proto
 import { outputKey } from "../routes/blobs.js";
 import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
+import { emptyHistogram, observe, type RunHistograms } from "../metrics.js";
 import { MAX_TASK_CHANGES, type RunSummary, type ViewState, type WatchMessage } from "../protocol/watch.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 import { Changes, SqlStore, type TaskView } from "./sql-store.js";
@@ -61,6 +62,8 @@ export class DagRun extends DurableObject<Env> {
   private indexedAt = 0;
   /** The run changed since the D1 index was last refreshed. */
   private unindexed = false;
+  /** Histograms and cache hits of this run, kept in meta and in the D1 index with each refresh. */
+  private observed: (RunHistograms & { cacheHits: number }) | undefined;
 
   /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
   async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
@@ -272,12 +275,33 @@ export class DagRun extends DurableObject<Env> {
   private async apply(event: RunEvent): Promise<void> {
     const now = Date.now();
     const effects = this.ctx.storage.transactionSync(() => transition(this.store, event, now, this.config));
+    this.observe(event, effects, now);
     await this.perform(effects);
     await this.arm(now);
     if (!isFinal(this.store.status())) {
       this.unindexed = true;
       this.schedule();
     }
+  }
+
+  /** Notes attempt durations (as runners report them), dispatch latencies and cache hits. */
+  private observe(event: RunEvent, effects: Effect[], now: number): void {
+    const m = this.metrics();
+    if (event.type === "results") for (const r of event.results) observe(m.duration, r.durationMs / 1000);
+    if (event.type === "looked_up") m.cacheHits += event.hits.length;
+    for (const effect of effects) {
+      if (effect.type !== "dispatch") continue;
+      for (const task of effect.tasks) {
+        const ready = this.store.nodeReadyAt(task.task.replace(/\[\d+\]$/, ""));
+        if (ready !== null) observe(m.latency, Math.max(0, now - ready) / 1000);
+      }
+    }
+  }
+
+  private metrics(): RunHistograms & { cacheHits: number } {
+    const saved = this.store.meta("metrics");
+    this.observed ??= saved ? JSON.parse(saved) : { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
+    return this.observed!;
   }
 
   /** Asks the result cache for every task in `lookup`, 100 at a time; one loop at a time. */
@@ -387,9 +411,11 @@ export class DagRun extends DurableObject<Env> {
     if (!s) return;
     this.indexedAt = Date.now();
     this.unindexed = false;
+    const metrics = this.metrics();
+    this.store.setMeta("metrics", JSON.stringify(metrics));
     try {
       const { waiting: _waiting, ...counts } = s.counts;
-      await indexRun(this.env.DB, { id: s.id, name: s.name, status: s.status, tasks: s.tasks_total, counts, created_at: s.created_at, updated_at: s.updated_at, finished_at: s.finished_at });
+      await indexRun(this.env.DB, { id: s.id, name: s.name, status: s.status, tasks: s.tasks_total, counts, created_at: s.created_at, updated_at: s.updated_at, finished_at: s.finished_at }, metrics);
     } catch (e) {
       // The index is a convenience for listings; the run itself lives in this object.
       console.error("DagRun index", e);

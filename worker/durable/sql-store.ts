@@ -21,6 +21,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spec TEXT NOT NULL,
   pending_deps INTEGER NOT NULL, remaining INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS node_ready (node TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
 CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
   priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
@@ -55,6 +56,7 @@ export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
   private constrained: string[] | undefined;
+  private readonly readyAt = new Map<string, number | null>();
   /** Set while someone watches the run: every state change is noted here. */
   watching: Changes | null = null;
 
@@ -139,6 +141,16 @@ export class SqlStore implements RunStore {
       }
     }
     return this.deps.get(id) ?? [];
+  }
+
+  setNodeReady(id: string, at: number): void {
+    this.sql.exec(`INSERT OR REPLACE INTO node_ready (node, at) VALUES (?, ?)`, id, at);
+    this.readyAt.set(id, at);
+  }
+
+  nodeReadyAt(id: string): number | null {
+    if (!this.readyAt.has(id)) this.readyAt.set(id, this.sql.exec<{ at: number }>(`SELECT at FROM node_ready WHERE node = ?`, id).toArray()[0]?.at ?? null);
+    return this.readyAt.get(id)!;
   }
 
   bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number {

@@ -106,6 +106,7 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
         throw new IllegalTransition(status, event.type, "the run has its plan already");
       }
       store.insertPlan(event.plan.nodes.map((spec): NodeRow => ({ spec, pendingDeps: spec.deps.length, remaining: spec.instances ?? 1 })));
+      for (const spec of event.plan.nodes) if (spec.deps.length === 0) store.setNodeReady(spec.id, now);
       break;
     case "attach":
       if (!isFinal(status)) attach(ctx, event, event.holding);
@@ -258,7 +259,9 @@ function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
   store.updateTask(row.key, { state: "succeeded", runner: null, attempt: row.attempt });
   if (store.bumpNode(row.node, "remaining", -1) > 0) return;
   for (const dependent of store.dependents(row.node)) {
-    if (store.bumpNode(dependent, "pendingDeps", -1) === 0) store.moveNode(dependent, "blocked", store.node(dependent).spec.cache ? "lookup" : "ready");
+    if (store.bumpNode(dependent, "pendingDeps", -1) > 0) continue;
+    store.moveNode(dependent, "blocked", store.node(dependent).spec.cache ? "lookup" : "ready");
+    store.setNodeReady(dependent, ctx.now);
   }
 }
 

@@ -81,6 +81,9 @@ export interface RunStore {
   node(id: string): NodeRow;
   /** Nodes that list `id` in their `deps`. */
   dependents(id: string): string[];
+  /** Notes when a node's instances became ready to run (its dependencies done), for the dispatch latency. */
+  setNodeReady(id: string, at: number): void;
+  nodeReadyAt(id: string): number | null;
   /** Adds `delta` to a node counter and returns the new value. */
   bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number;
 
