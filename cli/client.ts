@@ -3,7 +3,9 @@
  * benchmark and end-to-end tests. Every non-2xx answer becomes an ApiError carrying the
  * coordinator's JSON error (and its problems, for a rejected DAG).
  */
+import WebSocket from "ws";
 import type { Problem } from "../worker/dag/plan.js";
+import type { WatchMessage } from "../worker/protocol/watch.js";
 
 export class ApiError extends Error {
   constructor(
@@ -48,6 +50,35 @@ export interface NodeInfo {
   module: string;
   deps: string[];
   instances: number | null;
+  /** Instances by state. */
+  counts?: Record<string, number>;
+}
+
+export interface RunListing {
+  id: string;
+  name: string;
+  status: string;
+  tasks: number;
+  counts: Record<string, number>;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+export interface RunnerListing {
+  id: string;
+  name: string;
+  platform: string;
+  arch: string;
+  cores: number;
+  memory: number;
+  freeMemory: number;
+  load: number | null;
+  slots: number;
+  busy: number;
+  labels: string[];
+  version: string;
+  runs: string[];
 }
 
 export interface RunInfo {
@@ -124,6 +155,47 @@ export class Client {
   async outputWithType(id: string, task: string): Promise<{ bytes: Uint8Array; type: string }> {
     const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`);
     return { bytes: new Uint8Array(await res.arrayBuffer()), type: res.headers.get("Content-Type") ?? "application/octet-stream" };
+  }
+
+  /**
+   * Follows a run to its end over its watch socket, calling `onRun` with every snapshot and
+   * update; polls instead when the socket cannot be used or breaks.
+   */
+  async follow(id: string, onRun: (run: RunInfo) => void = () => {}): Promise<RunInfo> {
+    try {
+      return await this.watch(id, onRun);
+    } catch {
+      return this.wait(id, onRun);
+    }
+  }
+
+  /** The watch socket: resolves with the run as soon as an update says it ended. */
+  watch(id: string, onRun: (run: RunInfo) => void): Promise<RunInfo> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(`/api/dags/${id}/watch`, this.coordinator);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.token}` }, perMessageDeflate: false });
+      let last: RunInfo | undefined;
+      ws.on("message", (data) => {
+        const message = JSON.parse(String(data)) as WatchMessage;
+        last = message.run as RunInfo;
+        onRun(last);
+        if (FINAL_STATUSES.has(last.status)) {
+          resolve(last);
+          ws.terminate(); // the run is over; no need to wait out the closing handshake
+        }
+      });
+      ws.on("close", (code) => (code === 4000 && last ? resolve(last) : reject(new Error(`the watch socket closed with code ${code}`))));
+      ws.on("error", reject);
+    });
+  }
+
+  runs(limit = 20): Promise<{ runs: RunListing[] }> {
+    return this.json(`/api/dags?limit=${limit}`);
+  }
+
+  runners(): Promise<{ runners: RunnerListing[] }> {
+    return this.json("/api/runners");
   }
 
   /** Polls a run until it ends, calling `onChange` whenever its counts move. */

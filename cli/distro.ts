@@ -1,40 +1,62 @@
 /**
- * `distro`: the command line for a Distro coordinator. `distro submit FILE [--wait]` uploads
- * the modules a DAG names, submits it, and with --wait follows it to the end. Exit codes: 0
- * success, 1 the run failed (or the coordinator could not be reached), 2 bad usage or input.
+ * `distro`: the command line for a Distro coordinator: submit DAGs and follow them with a live
+ * progress display, list runs and runners, read outputs, control runs, push modules. Every
+ * read command takes --json. Exit codes: 0 success, 1 the run failed (or the coordinator could
+ * not be reached), 2 bad usage or input.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { parseDag } from "../worker/dag/parse.js";
 import type { Problem } from "../worker/dag/plan.js";
-import { ApiError, Client, type RunInfo } from "./client.js";
+import { ApiError, Client, type RunInfo, type RunListing, type RunnerListing } from "./client.js";
+import { finished, formatDuration, Progress, progressText } from "./progress.js";
+
+const COMMON = `Options (every command):
+  --coordinator URL      coordinator base URL (env DISTRO_COORDINATOR, default http://127.0.0.1:8787)
+  --token TOKEN          the coordinator's API_TOKEN (env DISTRO_TOKEN)
+  --json                 machine-readable output (read commands and submit)
+  -h, --help             show help`;
+
+/** Each command: its usage line, what it does, and its own options. */
+const COMMANDS: Record<string, { usage: string; summary: string; options?: string }> = {
+  submit: {
+    usage: "submit FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--modules DIR]...",
+    summary: "upload the modules FILE names and submit the DAG",
+    options: `  --watch                follow the run with a live progress display; exit 0 if it succeeds, 1 if not
+  --wait                 as --watch, then print the final tasks' outputs
+  -o, --out DIR          with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)
+  --param NAME=VALUE     set a DAG-level param before submitting (VALUE is JSON, else a string)
+  --modules DIR          where to find the .wasm files the DAG names (repeatable; default: the
+                         DAG's folder and wasm_tasks/build)`,
+  },
+  runs: { usage: "runs [--limit N]", summary: "list recent runs, newest first", options: "  --limit N              how many (default 20, at most 500)" },
+  status: { usage: "status ID", summary: "a run's status, and each task's instances by state" },
+  runners: { usage: "runners", summary: "connected runners: platform, slots, busy slots, CPU and memory" },
+  output: { usage: "output ID TASK [-o FILE]", summary: "print a task's output, or write it to FILE", options: "  -o, --out FILE         write the output to FILE instead of standard output" },
+  cancel: { usage: "cancel ID", summary: "cancel a run: running attempts are stopped, the rest never runs" },
+  pause: { usage: "pause ID", summary: "let running attempts finish, start nothing new" },
+  resume: { usage: "resume ID", summary: "resume a paused run" },
+  modules: { usage: "modules push FILE...", summary: "upload .wasm modules under their file names (without .wasm)" },
+};
 
 const HELP = `Usage: distro <command> [options]
 
 Commands:
-  submit FILE [--wait]   upload the modules FILE names, submit the DAG; --wait follows it to the end
-  output ID TASK         print a task's output, or write it with -o FILE
-  cancel ID              cancel a run: running attempts are stopped, the rest never runs
-  pause ID               let running attempts finish, start nothing new
-  resume ID              resume a paused run
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage.split(" ")[0]!.padEnd(10)} ${c.summary}`)
+  .join("\n")}
 
-Options (every command):
-  --coordinator URL      coordinator base URL (env DISTRO_COORDINATOR, default http://127.0.0.1:8787)
-  --token TOKEN          the coordinator's API_TOKEN (env DISTRO_TOKEN)
-  -h, --help             show this help
+Run distro <command> --help for a command's options.
+Exit codes: 0 success, 1 the run failed (or the coordinator could not be reached), 2 bad usage or input.
 
-Options (output):
-  -o, --out FILE         write the output to FILE instead of standard output
+${COMMON}`;
 
-Options (submit):
-  --modules DIR          where to find the .wasm files the DAG names (repeatable; default: the
-                         DAG's folder and wasm_tasks/build)
-  --wait                 print progress until the run ends, then its final outputs
-  -o, --out DIR          with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)
-  --param NAME=VALUE     set a DAG-level param before submitting (VALUE is JSON, else a string)
-  --json                 print the run as JSON instead of text (also for cancel, pause, resume)`;
+function commandHelp(name: string): string {
+  const c = COMMANDS[name]!;
+  return `Usage: distro ${c.usage}\n\n${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.\n${c.options ? `\nOptions:\n${c.options}\n` : ""}\n${COMMON}`;
+}
 
 export class UsageError extends Error {}
 
@@ -45,6 +67,8 @@ interface Io {
   err: (line: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Standard output is a terminal of this many columns (progress redraws in place); absent: plain lines. */
+  tty?: { columns: number };
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -59,15 +83,18 @@ export async function main(argv: string[], io: Io): Promise<number> {
         token: { type: "string" },
         modules: { type: "string", multiple: true },
         wait: { type: "boolean" },
+        watch: { type: "boolean" },
         json: { type: "boolean" },
         out: { type: "string", short: "o" },
         param: { type: "string", multiple: true },
+        limit: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
     const [command, ...rest] = positionals;
+    if (command && !(command in COMMANDS)) throw new UsageError(`unknown command "${command}"`);
     if (values.help || !command) {
-      io.out(HELP);
+      io.out(command ? commandHelp(command) : HELP);
       return values.help ? 0 : 2;
     }
     const coordinator = values.coordinator ?? io.env.DISTRO_COORDINATOR ?? "http://127.0.0.1:8787";
@@ -80,16 +107,45 @@ export async function main(argv: string[], io: Io): Promise<number> {
       throw new UsageError(`--coordinator: "${coordinator}" is not a URL`);
     }
     const client = new Client(url, token);
+    const json = values.json ?? false;
+    const args = (n: number, what: string) => {
+      if (rest.length !== n) throw new UsageError(`${command} takes ${what}`);
+      return rest as string[];
+    };
     switch (command) {
       case "submit": {
-        if (rest.length !== 1) throw new UsageError("submit takes exactly one FILE");
+        const [file] = args(1, "exactly one FILE");
+        if (values.wait && values.watch) throw new UsageError("--wait and --watch go alone: --wait is --watch plus the final outputs");
         const out = values.out === undefined ? undefined : resolve(io.cwd, values.out);
-        const opts = { modules: values.modules ?? [], wait: values.wait ?? false, json: values.json ?? false, out, params: parseParams(values.param ?? []) };
-        return await submit(client, resolve(io.cwd, rest[0]!), opts, io);
+        const follow = values.wait ? "wait" : values.watch ? "watch" : null;
+        return await submit(client, resolve(io.cwd, file!), { modules: values.modules ?? [], follow, json, out, params: parseParams(values.param ?? []) }, io);
+      }
+      case "runs": {
+        args(0, "no arguments");
+        const limit = values.limit === undefined ? 20 : Number(values.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError(`--limit: expected a whole number from 1 to 500, got "${values.limit}"`);
+        const { runs } = await client.runs(limit);
+        if (json) io.out(JSON.stringify(runs, null, 2));
+        else printRuns(runs, io);
+        return 0;
+      }
+      case "status": {
+        const [id] = args(1, "exactly one run ID");
+        const run = await client.json<RunInfo>(`/api/dags/${encodeURIComponent(id!)}?limit=0`);
+        if (json) io.out(JSON.stringify(run, null, 2));
+        else printStatus(run, io);
+        return 0;
+      }
+      case "runners": {
+        args(0, "no arguments");
+        const { runners } = await client.runners();
+        if (json) io.out(JSON.stringify(runners, null, 2));
+        else printRunners(runners, io);
+        return 0;
       }
       case "output": {
-        if (rest.length !== 2) throw new UsageError("output takes a run ID and a TASK (id or id[index])");
-        const { bytes, type } = await client.outputWithType(rest[0]!, rest[1]!);
+        const [id, task] = args(2, "a run ID and a TASK (id or id[index])");
+        const { bytes, type } = await client.outputWithType(id!, task!);
         if (values.out !== undefined) {
           writeFileSync(resolve(io.cwd, values.out), bytes);
           io.out(`wrote ${bytes.length} bytes (${type}) to ${values.out}`);
@@ -101,14 +157,31 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case "cancel":
       case "pause":
       case "resume": {
-        if (rest.length !== 1) throw new UsageError(`${command} takes exactly one run ID`);
-        const run = await client.control(rest[0]!, command);
-        io.out(values.json ? JSON.stringify(run) : `run ${run.id} is ${run.status}`);
+        const [id] = args(1, "exactly one run ID");
+        const run = await client.control(id!, command);
+        io.out(json ? JSON.stringify(run) : `run ${run.id} is ${run.status}`);
         return 0;
       }
-      default:
-        throw new UsageError(`unknown command "${command}"`);
+      case "modules": {
+        if (rest[0] !== "push" || rest.length < 2) throw new UsageError("usage: distro modules push FILE...");
+        const pushed = [];
+        for (const file of rest.slice(1)) {
+          const path = resolve(io.cwd, file);
+          let bytes: Uint8Array<ArrayBuffer>;
+          try {
+            bytes = new Uint8Array(readFileSync(path));
+          } catch (e) {
+            throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+          }
+          const info = await client.uploadModule(basename(path).replace(/\.wasm$/, ""), bytes);
+          pushed.push(info);
+          if (!json) io.out(`${info.name}: ${formatBytes(info.size)}, sha256:${info.sha256}`);
+        }
+        if (json) io.out(JSON.stringify(pushed, null, 2));
+        return 0;
+      }
     }
+    throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       io.err(`distro: ${e.message}\nRun distro --help for usage.`);
@@ -125,7 +198,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
 interface SubmitOptions {
   modules: string[];
-  wait: boolean;
+  /** Follow the run: `watch` with progress, `wait` with progress and then the final outputs. */
+  follow: "watch" | "wait" | null;
   json: boolean;
   out: string | undefined;
   params: [string, unknown][];
@@ -175,32 +249,79 @@ async function submit(client: Client, file: string, opts: SubmitOptions, io: Io)
   }
   const run = await client.submit(yaml);
   if (!opts.json) io.out(`submitted run ${run.id} (${run.tasks_total} tasks)\nstatus: ${run.url}`);
-  if (!opts.wait) {
+  if (!opts.follow) {
     if (opts.json) io.out(JSON.stringify(run, null, 2));
     return 0;
   }
-  const started = Date.now();
-  const final = await client.wait(run.id, (r) => {
-    if (!opts.json) io.out(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${progressLine(r)}`);
+  const progress = new Progress({ tty: io.tty !== undefined, columns: io.tty?.columns, write: (text) => io.write(new TextEncoder().encode(text)) });
+  const final = await client.follow(run.id, (r) => {
+    if (!opts.json) progress.update(r);
   });
-  if (opts.json) {
-    io.out(JSON.stringify(final, null, 2));
-    return final.status === "succeeded" ? 0 : 1;
-  }
-  await printResult(client, final, opts.out, io);
+  progress.end();
+  if (opts.json) io.out(JSON.stringify(final, null, 2));
+  else if (opts.follow === "wait" || final.status !== "succeeded") await printResult(client, final, opts.follow === "wait", opts.out, io);
+  else io.out(`run ${final.id} succeeded`);
   return final.status === "succeeded" ? 0 : 1;
 }
 
-/** "running: 3/5 succeeded, 1 leased, 1 blocked" */
-export function progressLine(run: RunInfo): string {
-  const parts = Object.entries(run.counts)
-    .filter(([state, n]) => n > 0 && state !== "succeeded")
-    .map(([state, n]) => `${n} ${state}`);
-  return `${run.status}: ${run.counts.succeeded ?? 0}/${run.tasks_total} succeeded${parts.length ? `, ${parts.join(", ")}` : ""}`;
+function printRuns(runs: RunListing[], io: Io): void {
+  if (runs.length === 0) return io.out("no runs yet");
+  const rows = runs.map((r) => [
+    r.id.slice(0, 12),
+    r.name,
+    r.status,
+    `${finished(r.counts)}/${r.tasks}`,
+    new Date(r.created_at).toISOString().replace("T", " ").slice(0, 19),
+    formatDuration((r.finished_at ?? Date.now()) - r.created_at),
+  ]);
+  table(["ID", "NAME", "STATUS", "DONE", "CREATED (UTC)", "DURATION"], rows, io);
 }
 
-/** Prints (or writes into `out`) the outputs of the run's final tasks, or what failed and why. */
-async function printResult(client: Client, run: RunInfo, out: string | undefined, io: Io): Promise<void> {
+function printStatus(run: RunInfo, io: Io): void {
+  io.out(`${run.name} (${run.id})`);
+  io.out(progressText(run, null));
+  const rows = (run.nodes ?? []).map((n) => [
+    n.id,
+    n.instances === null ? "1" : String(n.instances),
+    Object.entries(n.counts ?? {})
+      .map(([state, count]) => `${count} ${state}`)
+      .join(", "),
+  ]);
+  table(["TASK", "INSTANCES", "STATES"], rows, io);
+  if ((run.counts.failed ?? 0) > 0) io.out(`failed tasks and their errors: curl -H "Authorization: Bearer $DISTRO_TOKEN" ${run.url ?? `/api/dags/${run.id}`}`);
+}
+
+function printRunners(runners: RunnerListing[], io: Io): void {
+  if (runners.length === 0) return io.out("no runners connected");
+  const rows = runners.map((r) => [
+    r.name,
+    `${r.platform}/${r.arch}`,
+    `${r.busy}/${r.slots}`,
+    r.load === null ? "-" : `${Math.round(r.load)}%`,
+    `${formatBytes(r.freeMemory)} of ${formatBytes(r.memory)}`,
+    r.labels.join(",") || "-",
+    String(r.runs.length),
+  ]);
+  table(["NAME", "PLATFORM", "BUSY", "CPU", "FREE MEMORY", "LABELS", "RUNS"], rows, io);
+}
+
+function table(header: string[], rows: string[][], io: Io): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const row of [header, ...rows]) io.out(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
+async function printResult(client: Client, run: RunInfo, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
   if (run.status !== "succeeded") {
     const tasks = (await client.run(run.id)).tasks ?? [];
     for (const t of tasks.filter((t) => t.state === "failed")) {
@@ -211,6 +332,7 @@ async function printResult(client: Client, run: RunInfo, out: string | undefined
     io.out(`run ${run.id} ${run.status}`);
     return;
   }
+  if (!outputs) return;
   const view = await client.run(run.id);
   const used = new Set((view.nodes ?? []).flatMap((n) => n.deps));
   const sinks = new Set((view.nodes ?? []).filter((n) => !used.has(n.id)).map((n) => n.id));
@@ -244,6 +366,7 @@ export function runCli(): void {
     err: (l) => process.stderr.write(`${l}\n`),
     env: process.env,
     cwd: process.cwd(),
+    tty: process.stdout.isTTY ? { columns: process.stdout.columns } : undefined,
   }).then(
     (code) => (process.exitCode = code),
     (e) => {

@@ -1,6 +1,5 @@
 // Real compute through the real coordinator and runners: the Mandelbrot PNG pixel for pixel,
 // the matrix product's checksums, the password audit, and a 5 MiB output through R2.
-import { spawn } from "node:child_process";
 import { createHash, pbkdf2Sync } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,16 +19,7 @@ beforeAll(async () => {
 });
 afterAll(() => cluster.stop());
 
-function distro(...args: string[]): Promise<{ code: number | null; out: string; err: string; stdout: Buffer }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.api], { cwd: ROOT });
-    const chunks: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("exit", (code) => resolve({ code, out: Buffer.concat(chunks).toString(), err, stdout: Buffer.concat(chunks) }));
-  });
-}
+const distro = (...args: string[]) => cluster.distro(...args);
 
 /** xorshift32, as blob.wasm computes it. */
 function xorshiftBytes(size: number, seed: number): Buffer {

@@ -2,6 +2,7 @@
  * Shared set-up for end-to-end tests: a real local coordinator (wrangler dev) with its state in
  * a temporary folder, real runner processes, and an API client; everything stopped afterwards.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +42,19 @@ export class Cluster {
       if (Date.now() > deadline) throw new Error(`runners ${names.join(", ")} did not connect; connected: ${runners.map((r) => r.name).join(", ")}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Runs the `distro` CLI as a process against this coordinator (with the API token unless `--token` is given). */
+  distro(...args: string[]): Promise<{ code: number | null; out: string; err: string; stdout: Buffer }> {
+    const auth = args.includes("--token") ? [] : ["--token", DEV_TOKENS.api];
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", this.coordinator.url.toString(), ...auth], { cwd: ROOT });
+      const chunks: Buffer[] = [];
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => chunks.push(d));
+      child.stderr.on("data", (d) => (err += d));
+      child.on("exit", (code) => resolve({ code, out: Buffer.concat(chunks).toString(), err, stdout: Buffer.concat(chunks) }));
+    });
   }
 
   /** Polls the run until `check` holds (or throws after `timeoutMs`). */

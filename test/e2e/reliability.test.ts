@@ -1,9 +1,8 @@
 // Lose nothing: runners killed, frozen and restarted, the coordinator killed and restarted,
 // runs cancelled and paused, tasks that fail and retry. Real processes, real sockets, real WASM.
-import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunInfo } from "../../cli/client";
-import { DEV_TOKENS, ROOT, startCoordinator, type Proc } from "../../cli/local";
+import { startCoordinator, type Proc } from "../../cli/local";
 import { Cluster } from "./harness";
 
 const HEARTBEAT_MS = 2000;
@@ -187,15 +186,11 @@ describe("a coordinator that dies", () => {
 });
 
 describe("control", () => {
-  function distro(...args: string[]): Promise<{ code: number | null; out: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.api], { cwd: ROOT });
-      let out = "";
-      child.stdout.on("data", (d) => (out += d));
-      child.stderr.on("data", (d) => (out += d));
-      child.on("exit", (code) => resolve({ code, out }));
-    });
-  }
+  /** The CLI with its standard error in `out` too. */
+  const distro = async (...args: string[]) => {
+    const { code, out, err } = await cluster.distro(...args);
+    return { code, out: out + err };
+  };
 
   it("cancel stops every running attempt on the runners within 2 s and the run ends cancelled", async () => {
     const runners = new Map([["k1", cluster.runner({ name: "k1" })], ["k2", cluster.runner({ name: "k2" })]]);

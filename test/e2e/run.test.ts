@@ -1,8 +1,6 @@
 // End to end: the real local coordinator (wrangler dev, workerd) and two real runner processes
 // running real WASM tasks; the `distro` CLI as a process.
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_TOKENS, ROOT } from "../../cli/local";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();
@@ -16,16 +14,7 @@ beforeAll(async () => {
 });
 afterAll(() => cluster.stop());
 
-function distro(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.api], { cwd: ROOT });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("exit", (code) => resolve({ code, out, err }));
-  });
-}
+const distro = (...args: string[]) => cluster.distro(...args);
 
 describe("a DAG on two runner processes", () => {
   it("fans out 24 instances over both runners and aggregates every output in order", async () => {
@@ -100,9 +89,6 @@ describe("the distro CLI", () => {
 
   it("exits 2 on an unknown flag and 2 on a wrong token", async () => {
     expect((await distro("submit", "dags/hello_fanout.yaml", "--frobnicate")).code).toBe(2);
-    const child = await new Promise<number | null>((resolve) =>
-      spawn(process.execPath, ["bin/distro.js", "submit", "dags/hello_fanout.yaml", "--coordinator", cluster.coordinator.url.toString(), "--token", "wrong"], { cwd: ROOT }).on("exit", resolve),
-    );
-    expect(child).toBe(2);
+    expect((await distro("submit", "dags/hello_fanout.yaml", "--token", "wrong")).code).toBe(2);
   });
 });

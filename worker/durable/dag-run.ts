@@ -29,7 +29,7 @@ const INDEX_MS = 1000;
 
 export interface RunView extends RunSummary {
   /** The DAG's tasks as written (a mapped task is one node), for graphs and final outputs. */
-  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null; requires: Requirements | null }[];
+  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null; requires: Requirements | null; counts: Partial<Record<TaskState, number>> }[];
   tasks: (Omit<TaskView, "state"> & { state: ViewState; waiting?: string })[];
 }
 
@@ -89,9 +89,10 @@ export class DagRun extends DurableObject<Env> {
     const raw = this.summary();
     if (!raw) return null;
     const { summary, waiting } = await this.withWaiting(raw);
+    const counts = this.store.nodeCounts();
     const nodes = this.store.nodeIds().map((id) => {
       const { spec } = this.store.node(id);
-      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null };
+      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
     });
     const tasks = this.store.taskViews(offset, limit).map((t) => {
       const why = t.state === "ready" ? waiting.get(t.node) : undefined;
@@ -170,13 +171,8 @@ export class DagRun extends DurableObject<Env> {
 
   /** The whole run for a new watcher: its summary and every node with its instances counted by state. */
   private async snapshot(): Promise<WatchMessage> {
-    const { summary } = await this.withWaiting(this.summary()!);
-    const counts = this.store.nodeCounts();
-    const nodes = this.store.nodeIds().map((id) => {
-      const { spec } = this.store.node(id);
-      return { id, module: spec.module, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
-    });
-    return { type: "snapshot", run: summary, nodes };
+    const view = (await this.view(0, 0))!;
+    return { type: "snapshot", run: summaryOf(view), nodes: view.nodes.map(({ sha256: _sha, ...node }) => node) };
   }
 
   /** Flushes soon: watchers within WATCH_MS, the D1 index within INDEX_MS. */
@@ -421,6 +417,10 @@ export class DagRun extends DurableObject<Env> {
       console.error("DagRun index", e);
     }
   }
+}
+
+function summaryOf({ nodes: _nodes, tasks: _tasks, ...summary }: RunView): RunSummary {
+  return summary;
 }
 
 function finish(ws: WebSocket, status: RunStatus): void {

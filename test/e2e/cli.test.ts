@@ -1,0 +1,109 @@
+// Every `distro` subcommand as a process against the real local coordinator with a real runner:
+// its happy path and one bad input each, --json on the read commands, --help on each, and the
+// progress display's plain-line form (standard output is not a terminal here).
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cluster } from "./harness";
+
+const cluster = new Cluster();
+const distro = (...args: string[]) => cluster.distro(...args);
+let runId = "";
+
+beforeAll(async () => {
+  await cluster.start();
+  cluster.runner({ name: "cli-runner" });
+  await cluster.connected("cli-runner");
+});
+afterAll(() => cluster.stop());
+
+describe("distro", () => {
+  it("submit --watch follows the run with progress lines and exits 0; a missing file exits 2", async () => {
+    const { code, out } = await distro("submit", "dags/hello_fanout.yaml", "--watch");
+    expect(code).toBe(0);
+    runId = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
+    const progress = out.split("\n").filter((l) => /^\[\d+s\] /.test(l));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)).toMatch(/^\[\d+s\] succeeded 100% 5\/5 done/);
+    expect(out).toContain(`run ${runId} succeeded`);
+    const missing = await distro("submit", "dags/nope.yaml", "--watch");
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/cannot read .*nope\.yaml/);
+  });
+
+  it("runs lists it (text and --json); a bad --limit exits 2", async () => {
+    const text = await distro("runs");
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(new RegExp(`${runId.slice(0, 12)}\\s+hello-fanout\\s+succeeded\\s+5/5`));
+    const json = JSON.parse((await distro("runs", "--json")).out) as { id: string; counts: Record<string, number> }[];
+    expect(json.find((r) => r.id === runId)!.counts.succeeded).toBe(5);
+    expect((await distro("runs", "--limit", "0")).code).toBe(2);
+  });
+
+  it("status shows each task's instances by state (text and --json); an unknown run exits 2", async () => {
+    const text = await distro("status", runId);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain("succeeded 100% 5/5 done");
+    expect(text.out).toMatch(/greet\s+3\s+3 succeeded/);
+    const json = JSON.parse((await distro("status", runId, "--json")).out) as { nodes: { id: string; counts: Record<string, number> }[] };
+    expect(json.nodes.find((n) => n.id === "greet")!.counts).toEqual({ succeeded: 3 });
+    const unknown = await distro("status", "0".repeat(64));
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/no run/);
+  });
+
+  it("runners lists the runner (text and --json); an extra argument exits 2", async () => {
+    const text = await distro("runners");
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/cli-runner\s+\w+\/\w+\s+\d+\/2/);
+    const json = JSON.parse((await distro("runners", "--json")).out) as { name: string; slots: number }[];
+    expect(json.find((r) => r.name === "cli-runner")!.slots).toBe(2);
+    expect((await distro("runners", "extra")).code).toBe(2);
+  });
+
+  it("output prints a task's output and writes it with -o; an unknown task exits 2", async () => {
+    const text = await distro("output", runId, "greet[1]");
+    expect(text.code).toBe(0);
+    expect(JSON.parse(text.out)).toEqual({ name: "Bob", message: "Hello, Bob!" });
+    const file = join(cluster.dir, "aggregate.json");
+    expect((await distro("output", runId, "aggregate", "-o", file)).out).toMatch(/wrote \d+ bytes \(application\/json\)/);
+    const missing = await distro("output", runId, "nope");
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/has no task nope/);
+  });
+
+  it("modules push uploads under the file name (text and --json); bytes that are not wasm exit 2 with the reason", async () => {
+    const text = await distro("modules", "push", "wasm_tasks/build/noop.wasm", "wasm_tasks/build/echo.wasm");
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^noop: .*sha256:[0-9a-f]{64}$/m);
+    expect(text.out).toMatch(/^echo: /m);
+    const json = JSON.parse((await distro("modules", "push", "wasm_tasks/build/noop.wasm", "--json")).out) as { name: string }[];
+    expect(json.map((m) => m.name)).toEqual(["noop"]);
+    const bogus = join(cluster.dir, "bogus.wasm");
+    writeFileSync(bogus, "not wasm at all");
+    const bad = await distro("modules", "push", bogus);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/module "bogus" is not a valid/);
+    expect((await distro("modules", "pull", "x")).code).toBe(2);
+  });
+
+  it("pause, resume and cancel a run; resuming a run that is not paused exits 2", async () => {
+    const { out } = await distro("submit", "test/e2e/fixtures/slow.yaml", "--modules", "wasm_tasks/build");
+    const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
+    expect((await distro("resume", id)).code).toBe(2);
+    expect((await distro("pause", id)).out).toBe(`run ${id} is paused\n`);
+    expect(JSON.parse((await distro("resume", id, "--json")).out)).toEqual({ id, status: "running" });
+    expect((await distro("cancel", id)).out).toBe(`run ${id} is cancelled\n`);
+  });
+
+  it("--help for every command, and exit 2 for an unknown one", async () => {
+    for (const command of ["submit", "runs", "status", "runners", "output", "cancel", "pause", "resume", "modules"]) {
+      const { code, out } = await distro(command, "--help");
+      expect(code, command).toBe(0);
+      expect(out).toContain(`Usage: distro ${command}`);
+    }
+    const top = await distro("--help");
+    expect(top.out).toMatch(/Commands:[\s\S]*modules/);
+    expect((await distro("frobnicate")).code).toBe(2);
+  });
+});
