@@ -1,67 +1,335 @@
-// The status page (seed): recent runs, and one run's tasks with their attempts. Asks for the
-// API token once and keeps it in localStorage. Refreshes every two seconds.
+// The status page: recent runs; one run as a live graph (over GET /api/dags/:id/watch) with its
+// throughput, controls, outputs and tasks; the connected runners with their load over the last
+// minutes. Plain modules, no build step, nothing from a CDN. Asks for the API token once and
+// keeps it in localStorage.
 const app = document.getElementById("app");
 const tokenKey = "distro.token";
+const token = () => localStorage.getItem(tokenKey) ?? "";
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const badge = (state) => `<span class="state ${esc(state)}">${esc(state)}</span>`;
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const DONE = ["succeeded", "failed", "skipped", "cancelled"];
+const finished = (counts) => DONE.reduce((n, s) => n + (counts[s] ?? 0), 0);
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${localStorage.getItem(tokenKey) ?? ""}` } });
-  if (res.status === 401) {
-    localStorage.removeItem(tokenKey);
-    throw new Error("unauthorized");
-  }
-  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `HTTP ${res.status}`);
-  return res.json();
+function duration(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-function askToken() {
-  app.innerHTML = `<form id="login"><input id="token" type="password" placeholder="API token" autofocus required><button>Open</button></form>`;
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+class Unauthorized extends Error {}
+
+async function request(path, init = {}) {
+  const res = await fetch(path, { ...init, headers: { Authorization: `Bearer ${token()}`, ...init.headers } });
+  if (res.status === 401) throw new Unauthorized("the token was not accepted");
+  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `HTTP ${res.status}`);
+  return res;
+}
+const api = async (path, init) => (await request(path, init)).json();
+
+function askToken(message = "") {
+  stop();
+  app.innerHTML = `<form id="login" class="login"><label>API token <input id="token" type="password" autocomplete="current-password" required></label><button>Open</button>
+    <p class="hint">${esc(message) || "The coordinator's API_TOKEN (dev-api-token with npm start). It stays in this browser."}</p></form>`;
   document.getElementById("login").onsubmit = (e) => {
     e.preventDefault();
     localStorage.setItem(tokenKey, document.getElementById("token").value);
-    render();
+    route();
   };
 }
 
+/** What the current view runs in the background (timers, the watch socket); stopped on leaving it. */
+let stops = [];
+function stop() {
+  for (const s of stops.splice(0)) s();
+}
+function every(ms, fn) {
+  let alive = true;
+  let timer;
+  const tick = async () => {
+    try {
+      await fn();
+    } catch (e) {
+      return fail(e);
+    }
+    if (alive) timer = setTimeout(tick, ms);
+  };
+  stops.push(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
+  return tick();
+}
+function fail(e) {
+  if (e instanceof Unauthorized) return askToken(e.message);
+  const box = document.getElementById("error");
+  if (box) box.textContent = `Error: ${e.message}`;
+  else app.innerHTML = `<p class="error">Error: ${esc(e.message)}</p>`;
+}
+
+function progress(done, total) {
+  const pct = total ? Math.round((done / total) * 100) : 100;
+  return `<span class="bar"><span style="width:${pct}%"></span></span> ${done}/${total}`;
+}
+
+// Runs ---------------------------------------------------------------------------------------
+
 async function runsView() {
-  const { runs } = await api("/api/dags");
-  if (runs.length === 0) return `<p>No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code></p>`;
-  const rows = runs
-    .map((r) => `<tr><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td><td>${r.succeeded}/${r.tasks}</td><td>${time(r.created_at)}</td><td><code>${esc(r.id.slice(0, 12))}</code></td></tr>`)
+  app.innerHTML = `<h2>Runs</h2><p id="error" class="error"></p><div id="runs">Loading…</div>`;
+  await every(2000, async () => {
+    const { runs } = await api("/api/dags");
+    const box = document.getElementById("runs");
+    if (!box) return;
+    if (runs.length === 0) return void (box.innerHTML = `<p>No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code></p>`);
+    const rows = runs.map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td>
+      <td>${progress(r.counts.succeeded ?? 0, r.tasks)}</td><td>${duration((r.finished_at ?? Date.now()) - r.created_at)}</td><td>${time(r.created_at)}</td></tr>`);
+    box.innerHTML = `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
+  });
+}
+
+// One run ------------------------------------------------------------------------------------
+
+/** The state a node is drawn in: the most telling of its instances' states. */
+function nodeState(counts, total) {
+  if (counts.failed) return "failed";
+  if ((counts.succeeded ?? 0) === total) return "succeeded";
+  for (const s of ["leased", "waiting", "ready", "backoff", "lookup", "cancelled", "skipped"]) if (counts[s]) return s;
+  return "blocked";
+}
+
+/** Layers by longest path from the roots, so every edge points right. */
+function layout(nodes) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const level = (n) => {
+    if (!depth.has(n.id)) depth.set(n.id, n.deps.length === 0 ? 0 : 1 + Math.max(...n.deps.map((d) => level(byId.get(d)))));
+    return depth.get(n.id);
+  };
+  const layers = [];
+  for (const n of nodes) (layers[level(n)] ??= []).push(n);
+  const W = 170, H = 62, GX = 50, GY = 18;
+  const pos = new Map();
+  layers.forEach((layer, x) => layer.forEach((n, y) => pos.set(n.id, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
+  const tall = Math.max(...layers.map((l) => l.length));
+  return { pos, W, H, width: 20 + layers.length * (W + GX) - GX, height: 20 + tall * (H + GY) - GY };
+}
+
+function graph(nodes) {
+  const { pos, W, H, width, height } = layout(nodes);
+  const edges = nodes.flatMap((n) =>
+    n.deps.map((d) => {
+      const a = pos.get(d), b = pos.get(n.id);
+      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+      return `<path class="edge" d="M${x1},${y1} C${x1 + 25},${y1} ${x2 - 25},${y2} ${x2},${y2}"/>`;
+    }),
+  );
+  const boxes = nodes.map((n) => {
+    const { x, y } = pos.get(n.id);
+    const total = n.instances ?? 1;
+    const done = n.counts.succeeded ?? 0;
+    const state = nodeState(n.counts, total);
+    const label = n.instances === null ? state : `${done}/${total} · ${state}`;
+    return `<g class="node ${state}" data-node="${esc(n.id)}" data-state="${state}" transform="translate(${x},${y})">
+      <rect width="${W}" height="${H}" rx="8"/><text x="10" y="22" class="name">${esc(n.id)}</text>
+      <text x="10" y="40" class="sub">${esc(label)}</text>
+      <rect class="track" x="10" y="48" width="${W - 20}" height="5" rx="2"/><rect class="fill" x="10" y="48" width="${((W - 20) * done) / total}" height="5" rx="2"/></g>`;
+  });
+  return `<svg class="graph" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="the DAG">${edges.join("")}${boxes.join("")}</svg>`;
+}
+
+/** Tasks finished per second over the run, as a line. */
+function throughputChart(points) {
+  if (points.length < 2) return `<p class="hint">Throughput appears as tasks finish.</p>`;
+  const t0 = points[0].t;
+  const span = Math.max(1, Math.ceil((points.at(-1).t - t0) / 1000));
+  const perSecond = new Array(span + 1).fill(0);
+  for (let i = 1; i < points.length; i++) perSecond[Math.floor((points[i].t - t0) / 1000)] += points[i].done - points[i - 1].done;
+  const max = Math.max(1, ...perSecond);
+  const w = 600, h = 120;
+  const xy = perSecond.map((v, i) => `${((i / Math.max(1, span)) * w).toFixed(1)},${(h - (v / max) * (h - 10)).toFixed(1)}`).join(" ");
+  return `<svg class="chart" viewBox="0 0 ${w} ${h + 16}" preserveAspectRatio="none" role="img" aria-label="tasks per second">
+    <polyline points="${xy}"/><text x="4" y="12">${max} tasks/s</text><text x="4" y="${h + 14}">0s</text><text x="${w - 4}" y="${h + 14}" text-anchor="end">${span}s</text></svg>`;
+}
+
+async function showOutput(box, run, task) {
+  const res = await request(`/api/dags/${run}/tasks/${encodeURIComponent(task)}/output`);
+  const type = res.headers.get("Content-Type") ?? "";
+  if (type.startsWith("image/")) {
+    const url = URL.createObjectURL(await res.blob());
+    box.innerHTML = `<figure><img src="${url}" alt="output of ${esc(task)}" data-output="${esc(task)}"><figcaption>${esc(task)} (${esc(type)})</figcaption></figure>`;
+  } else {
+    const text = await res.text();
+    box.innerHTML = `<figure><pre data-output="${esc(task)}">${esc(text.length > 4000 ? `${text.slice(0, 4000)}…` : text)}</pre><figcaption>${esc(task)} (${esc(type)}, ${bytes(new Blob([text]).size)})</figcaption></figure>`;
+  }
+}
+
+function taskRows(tasks) {
+  return tasks
+    .map((t) => {
+      const last = t.attempts.at(-1);
+      const ms = t.ended_at && t.started_at ? `${t.ended_at - t.started_at} ms` : "";
+      const detail = t.attempts
+        .map((a) => `<li>#${a.attempt} ${badge(a.outcome)} ${esc(a.runner_name)} ${time(a.started_at)}${a.ended_at ? ` (${a.ended_at - a.started_at} ms)` : ""}${a.error ? ` — ${esc(a.failure_kind)}: ${esc(a.error)}` : ""}${a.note ? ` <em>${esc(a.note)}</em>` : ""}${a.stderr ? `<pre>${esc(a.stderr.slice(-2000))}</pre>` : ""}</li>`)
+        .join("");
+      return `<tr data-task="${esc(t.id)}"><td>${esc(t.id)}</td><td>${badge(t.state)}${t.waiting ? ` <small>${esc(t.waiting)}</small>` : ""}</td><td>${esc(last?.runner_name)}</td><td>${ms}</td>
+        <td><details><summary>${t.attempts.length} attempt(s)${t.output_bytes !== null ? ` · ${bytes(t.output_bytes)} out` : ""}</summary><ul>${detail}</ul>${t.state === "succeeded" ? `<button class="link" data-show="${esc(t.id)}">show output</button><div class="out"></div>` : ""}</details></td></tr>`;
+    })
     .join("");
-  return `<h2>Runs</h2><table><tr><th>name</th><th>status</th><th>done</th><th>submitted</th><th>id</th></tr>${rows}</table>`;
 }
 
 async function runView(id) {
-  const run = await api(`/api/dags/${encodeURIComponent(id)}`);
-  const counts = Object.entries(run.counts).filter(([, n]) => n > 0).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
-  const rows = run.tasks
-    .map((t) => {
-      const last = t.attempts[t.attempts.length - 1];
-      const error = last?.error ? `<pre>${esc(last.failure_kind)}: ${esc(last.error)}\n${esc(last.stderr)}</pre>` : "";
-      return `<tr><td>${esc(t.id)}</td><td>${badge(t.state)}</td><td>${t.attempts.length}</td><td>${esc(last?.runner_name)}</td><td>${time(t.started_at)}</td><td>${error}</td></tr>`;
-    })
-    .join("");
-  return `<p><a href="#/">← runs</a></p><h2>${esc(run.name)} ${badge(run.status)}</h2><p>${counts}</p>
-    <table><tr><th>task</th><th>state</th><th>attempts</th><th>runner</th><th>started</th><th>error</th></tr>${rows}</table>`;
+  app.innerHTML = `<p><a href="#/">← runs</a></p><div id="head"></div><p id="error" class="error"></p>
+    <section><h3>Graph</h3><div id="graph" class="scroll"></div></section>
+    <section id="outputs-box" hidden><h3>Outputs</h3><div id="outputs" class="outputs"></div></section>
+    <section><h3>Throughput</h3><div id="throughput"></div></section>
+    <section><h3>Tasks</h3><div id="tasks" class="scroll">Loading…</div></section>`;
+  const state = { run: null, nodes: [], points: [], outputsShown: false };
+
+  const draw = () => {
+    const { run } = state;
+    if (!run || !document.getElementById("head")) return;
+    const counts = Object.entries(run.counts).filter(([, n]) => n > 0).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
+    const live = !FINAL.has(run.status);
+    document.getElementById("head").innerHTML = `<h2>${esc(run.name)} ${badge(run.status)}</h2>
+      <p>${progress(run.counts.succeeded ?? 0, run.tasks_total)} succeeded · ${duration((run.finished_at ?? Date.now()) - run.created_at)} · <code>${esc(run.id.slice(0, 16))}</code></p>
+      <p class="counts">${counts}</p>
+      <p class="controls"><button data-action="pause" ${run.status === "running" || run.status === "queued" ? "" : "disabled"}>Pause</button>
+      <button data-action="resume" ${run.status === "paused" ? "" : "disabled"}>Resume</button>
+      <button data-action="cancel" class="danger" ${live ? "" : "disabled"}>Cancel</button></p>`;
+    document.getElementById("graph").innerHTML = graph(state.nodes);
+    document.getElementById("throughput").innerHTML = throughputChart(state.points);
+  };
+
+  const showOutputs = async () => {
+    if (state.outputsShown || state.run?.status !== "succeeded") return;
+    state.outputsShown = true;
+    const used = new Set(state.nodes.flatMap((n) => n.deps));
+    const sinks = state.nodes.filter((n) => !used.has(n.id)).slice(0, 4);
+    const box = document.getElementById("outputs");
+    if (!box) return;
+    document.getElementById("outputs-box").hidden = false;
+    box.innerHTML = sinks.map((n) => `<div data-sink="${esc(n.id)}"></div>`).join("");
+    for (const n of sinks) await showOutput(box.querySelector(`[data-sink="${CSS.escape(n.id)}"]`), id, n.instances === null ? n.id : `${n.id}[0]`);
+  };
+
+  const loadTasks = async () => {
+    const view = await api(`/api/dags/${id}?limit=200`);
+    const box = document.getElementById("tasks");
+    if (!box) return;
+    const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.task));
+    box.innerHTML = `<table><tr><th>task</th><th>state</th><th>runner</th><th>took</th><th>attempts</th></tr>${taskRows(view.tasks)}</table>
+      ${view.tasks_total > view.tasks.length ? `<p class="hint">First ${view.tasks.length} of ${view.tasks_total} tasks.</p>` : ""}`;
+    for (const row of box.querySelectorAll("tr[data-task]")) if (open.has(row.dataset.task)) row.querySelector("details").open = true;
+    if (state.points.length === 0) {
+      // Opened after the fact: rebuild throughput from the tasks' end times.
+      const ends = view.tasks.filter((t) => t.ended_at && DONE.includes(t.state)).map((t) => t.ended_at).sort((a, b) => a - b);
+      state.points = [{ t: view.created_at, done: 0 }, ...ends.map((t, i) => ({ t, done: i + 1 }))];
+    }
+    draw();
+  };
+
+  app.onclick = async (e) => {
+    const action = e.target.closest("button[data-action]")?.dataset.action;
+    const show = e.target.closest("button[data-show]");
+    try {
+      if (action) {
+        if (action === "cancel" && !confirm("Cancel this run? Running attempts are stopped.")) return;
+        await api(`/api/dags/${id}/${action}`, { method: "POST" });
+        state.run = { ...state.run, ...(await api(`/api/dags/${id}?summary`)) };
+        draw();
+      }
+      if (show) await showOutput(show.nextElementSibling, id, show.dataset.show);
+    } catch (err) {
+      fail(err);
+    }
+  };
+
+  // Live: a snapshot, then updates until the run ends; the tasks table follows every 2 s.
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/dags/${id}/watch?token=${encodeURIComponent(token())}`);
+  stops.push(() => socket.close());
+  let dirty = true;
+  socket.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    state.run = m.run;
+    if (m.type === "snapshot") state.nodes = m.nodes;
+    else for (const n of m.nodes) Object.assign(state.nodes.find((x) => x.id === n.id) ?? {}, { counts: n.counts });
+    if (!FINAL.has(m.run.status) || state.points.length > 0) state.points.push({ t: m.run.updated_at, done: finished(m.run.counts) });
+    dirty = true;
+    draw();
+    if (FINAL.has(m.run.status)) void loadTasks().then(showOutputs).catch(fail);
+  };
+  socket.onerror = () => fail(new Error("the live connection failed; showing what was last loaded"));
+  await every(2000, async () => {
+    if (!dirty) return;
+    dirty = !FINAL.has(state.run?.status);
+    await loadTasks();
+  });
 }
 
-let timer;
-async function render() {
-  clearTimeout(timer);
-  if (!localStorage.getItem(tokenKey)) return askToken();
-  const m = /^#\/runs\/([0-9a-f]{64})$/.exec(location.hash);
+// Runners ------------------------------------------------------------------------------------
+
+/** Samples of each runner's CPU and memory load, kept while the page is open (5 minutes). */
+const history = new Map();
+
+function sparkline(values, label) {
+  const w = 120, h = 28;
+  if (values.length < 2) return `<span class="hint">${label}</span>`;
+  const xy = values.map((v, i) => `${((i / (values.length - 1)) * w).toFixed(1)},${(h - (v / 100) * (h - 2) - 1).toFixed(1)}`).join(" ");
+  return `<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(label)}"><polyline points="${xy}"/></svg> ${label}`;
+}
+
+async function runnersView() {
+  app.innerHTML = `<h2>Runners</h2><p id="error" class="error"></p><div id="runners">Loading…</div>`;
+  await every(2000, async () => {
+    const { runners } = await api("/api/runners");
+    const now = Date.now();
+    for (const r of runners) {
+      const samples = history.get(r.id) ?? [];
+      samples.push({ t: now, cpu: r.load ?? 0, mem: r.memory ? (1 - r.freeMemory / r.memory) * 100 : 0 });
+      while (samples.length > 0 && samples[0].t < now - 5 * 60_000) samples.shift();
+      history.set(r.id, samples);
+    }
+    const box = document.getElementById("runners");
+    if (!box) return;
+    if (runners.length === 0) return void (box.innerHTML = `<p>No runner connected. Start one: <code>npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN</code></p>`);
+    const rows = runners.map((r) => {
+      const s = history.get(r.id);
+      return `<tr data-runner="${esc(r.name)}"><td><strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small></td><td>${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${r.labels.length ? ` · ${esc(r.labels.join(", "))}` : ""}</small></td>
+        <td>${progress(r.busy, r.slots)}</td><td>${sparkline(s.map((x) => x.cpu), r.load === null ? "–" : `${Math.round(r.load)}%`)}</td>
+        <td>${sparkline(s.map((x) => x.mem), `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`)}</td></tr>`;
+    });
+    box.innerHTML = `<table class="runners"><tr><th>runner</th><th>platform</th><th>busy slots</th><th>CPU</th><th>memory</th></tr>${rows.join("")}</table>`;
+  });
+}
+
+// Routing ------------------------------------------------------------------------------------
+
+async function route() {
+  stop();
+  app.onclick = null;
+  if (!token()) return askToken();
+  const run = /^#\/runs\/([0-9a-f]{64})$/.exec(location.hash);
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.getAttribute("href") === (location.hash.startsWith("#/runners") ? "#/runners" : "#/"));
   try {
-    app.innerHTML = m ? await runView(m[1]) : await runsView();
-    timer = setTimeout(render, 2000);
+    if (run) await runView(run[1]);
+    else if (location.hash === "#/runners") await runnersView();
+    else await runsView();
   } catch (e) {
-    if (e.message === "unauthorized") return askToken();
-    app.innerHTML = `<p>Error: ${esc(e.message)}</p>`;
-    timer = setTimeout(render, 5000);
+    fail(e);
   }
 }
-window.addEventListener("hashchange", render);
-render();
+
+document.getElementById("logout").onclick = () => {
+  localStorage.removeItem(tokenKey);
+  askToken();
+};
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,142 @@
+// The status page in real headless Chromium (Debian's, driven by playwright-core) against the
+// real local coordinator and two real runners: the token prompt, a run appearing in the list,
+// its graph turning all-succeeded live, the controls, the runners, the mandelbrot image, and a
+// phone-sized screen. Screenshots go to test-artifacts/.
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_TOKENS, ROOT } from "../../cli/local";
+import { Cluster } from "./harness";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = join(ROOT, "test-artifacts");
+const cluster = new Cluster();
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await cluster.start();
+  cluster.runner({ name: "page-runner-1" });
+  cluster.runner({ name: "page-runner-2" });
+  await cluster.upload("noop.wasm", "spin.wasm", "echo.wasm", "mandelbrot_tile.wasm", "mandelbrot_png.wasm");
+  await cluster.connected("page-runner-1", "page-runner-2");
+  // The flags keep Chromium off the network this machine does not have (see the env notes).
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("dialog", (d) => void d.accept());
+});
+afterAll(async () => {
+  await browser?.close();
+  await cluster.stop();
+});
+
+const url = (hash = "") => new URL(`/${hash}`, cluster.coordinator.url).toString();
+const submit = (yaml: string) => cluster.client.submit(`cache: false\n${yaml}`);
+
+describe("status page", () => {
+  it("asks for the token once, shows a new run, draws its graph updating live to all-succeeded, and lists the runners", async () => {
+    await page.goto(url());
+    await page.fill("#token", "wrong-token");
+    await page.click("#login button");
+    await page.waitForSelector("text=the token was not accepted");
+    await page.fill("#token", DEV_TOKENS.api);
+    await page.click("#login button");
+    await page.waitForSelector("#runs");
+
+    const { id } = await submit(`name: live-graph
+tasks:
+  - { id: prep, module: noop.wasm }
+  - { id: work, module: spin.wasm, depends_on: [prep], map: { range: [0, 8] }, params: { ms: 2500 } }
+  - { id: report, module: echo.wasm, depends_on: [work] }
+`);
+    await page.waitForSelector(`tr[data-run="${id}"]`, { timeout: 15_000 });
+    await page.click(`tr[data-run="${id}"] a`);
+    await page.waitForSelector('g.node[data-node="work"]');
+    // Record every state the `work` node is drawn in, and mark the document to prove no reload.
+    await page.evaluate(() => {
+      const w = window as unknown as { marker: boolean; states: string[] };
+      w.marker = true;
+      w.states = [];
+      const note = () => {
+        const s = document.querySelector('g.node[data-node="work"]')?.getAttribute("data-state");
+        if (s && w.states.at(-1) !== s) w.states.push(s);
+      };
+      note();
+      new MutationObserver(note).observe(document.getElementById("graph")!, { childList: true, subtree: true, attributes: true });
+    });
+    await page.waitForFunction(() => {
+      const nodes = [...document.querySelectorAll("g.node")];
+      return nodes.length === 3 && nodes.every((n) => n.getAttribute("data-state") === "succeeded");
+    }, undefined, { timeout: 60_000 });
+    const seen = await page.evaluate(() => {
+      const w = window as unknown as { marker: boolean; states: string[] };
+      return { marker: w.marker, states: w.states };
+    });
+    expect(seen.marker).toBe(true);
+    expect(seen.states.at(-1)).toBe("succeeded");
+    expect(seen.states.length).toBeGreaterThan(1); // it was drawn in other states first
+    expect(await page.textContent('g.node[data-node="work"] .sub')).toBe("8/8 · succeeded");
+    await page.waitForSelector("#head .state.succeeded");
+    await page.waitForSelector('tr[data-task="work[7]"]');
+    await page.waitForSelector("#throughput svg.chart");
+    await page.screenshot({ path: join(ARTIFACTS, "status-run.png"), fullPage: true });
+
+    await page.click('nav a[href="#/runners"]');
+    await page.waitForSelector('tr[data-runner="page-runner-1"]');
+    await page.waitForSelector('tr[data-runner="page-runner-2"]');
+    expect(await page.textContent('tr[data-runner="page-runner-1"]')).toMatch(/\d+\/2/);
+    // Load history is drawn once a few samples came in.
+    await page.waitForSelector('tr[data-runner="page-runner-1"] svg.spark', { timeout: 15_000 });
+    await page.screenshot({ path: join(ARTIFACTS, "status-runners.png"), fullPage: true });
+  });
+
+  it("pauses, resumes and cancels a run with its buttons", async () => {
+    const { id } = await submit(`name: controls\ntasks:\n  - { id: slow, module: spin.wasm, map: { range: [0, 20] }, params: { ms: 2000 } }\n`);
+    await page.goto(url(`#/runs/${id}`));
+    await page.waitForSelector('#head button[data-action="pause"]:not([disabled])');
+    await page.click('#head button[data-action="pause"]');
+    await page.waitForSelector("#head .state.paused");
+    await page.click('#head button[data-action="resume"]');
+    await page.waitForSelector("#head .state.running");
+    await page.click('#head button[data-action="cancel"]');
+    await page.waitForSelector("#head .state.cancelled");
+    expect((await cluster.client.summary(id)).status).toBe("cancelled");
+  });
+
+  it("shows the mandelbrot run's rendered image", async () => {
+    const dag = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8")
+      .replace("range: [0, 64]", "range: [0, 16]")
+      .replace("width: 2048", "width: 192")
+      .replace("height: 2048", "height: 128")
+      .replace("tiles: 64", "tiles: 16")
+      .replace("iterations: 2000", "iterations: 80");
+    const { id } = await submit(dag);
+    await page.goto(url(`#/runs/${id}`));
+    const image = await page.waitForSelector('img[data-output="assemble"]', { timeout: 60_000 });
+    await page.waitForFunction((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0, image);
+    expect(await image.evaluate((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight])).toEqual([192, 128]);
+    await page.screenshot({ path: join(ARTIFACTS, "status-mandelbrot.png"), fullPage: true });
+  });
+
+  it("fits a phone-sized screen", async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    try {
+      await phone.goto(url());
+      await phone.evaluate((t) => localStorage.setItem("distro.token", t), DEV_TOKENS.api);
+      await phone.goto(url("#/runners"));
+      await phone.waitForSelector('tr[data-runner="page-runner-1"]');
+      await phone.goto(url("#/"));
+      await phone.waitForSelector("table.runs");
+      // Nothing wider than the screen: the graph scrolls inside its own box.
+      expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await phone.screenshot({ path: join(ARTIFACTS, "status-phone.png"), fullPage: true });
+    } finally {
+      await phone.close();
+    }
+  });
+});
