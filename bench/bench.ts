@@ -2,7 +2,8 @@
  * `npm run bench`: throughput and latency of the whole system, measured against the real local
  * coordinator (wrangler dev) with two real runner processes.
  *
- *   fan-out:  one mapped task of 2,000 no-op WASM instances → tasks/s
+ *   fan-out:  one mapped task of 2,000 no-op WASM instances → tasks/s; again with 50 watchers
+ *             on the run's watch socket (each must get the final state), runs interleaved
  *   chain:    200 no-op tasks, each depending on the one before → ms per hop
  *   scaling:  dags/mandelbrot.yaml (2048×2048, 64 tiles) on 1 runner × 1 slot, on 2 runners × 1
  *             slot, and on a plain local pool of 2 worker threads with no coordinator (the limit)
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     fanout: { type: "string", default: "2000" },
     chain: { type: "string", default: "200" },
     slots: { type: "string", default: "auto" },
+    watchers: { type: "string", default: "50" },
     kills: { type: "string", default: "10" },
     heartbeat: { type: "string", default: "3000" },
     only: { type: "string" },
@@ -40,11 +42,18 @@ const CHAIN = Number(values.chain);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Runs a DAG and returns the coordinator's own measure of it; polls every `pollMs` (polling costs CPU the run shares). */
-async function timeRun(client: Client, yaml: string, pollMs = 50): Promise<number> {
+/**
+ * Runs a DAG and returns the coordinator's own measure of it; polls every `pollMs` (polling
+ * costs CPU the run shares). With `watchers`, that many watch sockets follow the run, and each
+ * must see it end.
+ */
+async function timeRun(client: Client, yaml: string, pollMs = 50, watchers = 0): Promise<number> {
   const { id } = await client.submit(yaml);
+  const watching = Array.from({ length: watchers }, () => client.watch(id, () => {}));
   const final = await client.wait(id, () => {}, pollMs);
   if (final.status !== "succeeded") throw new Error(`bench run ${id} ended ${final.status}`);
+  const seen = await Promise.all(watching);
+  if (seen.some((run) => run.status !== "succeeded")) throw new Error(`a watcher of ${id} missed the end`);
   return final.finished_at! - final.created_at;
 }
 
@@ -64,8 +73,16 @@ async function throughput(): Promise<void> {
     console.log(`distro bench: 2 runners (${slots} slots), ${REPEAT} repeats, node ${process.version}`);
     await timeRun(client, fanoutYaml.replace(String(FANOUT), "50")); // warm-up: module caches, first compile
     const fan: number[] = [];
-    for (let i = 0; i < REPEAT; i++) fan.push(FANOUT / ((await timeRun(client, fanoutYaml)) / 1000));
+    const watched: number[] = [];
+    const WATCHERS = Number(values.watchers);
+    for (let i = 0; i < REPEAT; i++) {
+      fan.push(FANOUT / ((await timeRun(client, fanoutYaml)) / 1000));
+      watched.push(FANOUT / ((await timeRun(client, fanoutYaml, 50, WATCHERS)) / 1000));
+    }
     console.log(`fan-out of ${FANOUT} no-op tasks: median ${median(fan).toFixed(0)} tasks/s (runs: ${fan.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(
+      `  with ${WATCHERS} watchers: median ${median(watched).toFixed(0)} tasks/s (runs: ${watched.map((x) => x.toFixed(0)).join(", ")}); ${(median(watched) / median(fan)).toFixed(2)}x the unwatched rate`,
+    );
     const hops: number[] = [];
     for (let i = 0; i < REPEAT; i++) hops.push((await timeRun(client, chainYaml)) / CHAIN);
     console.log(`chain of ${CHAIN} dependent tasks: median ${median(hops).toFixed(2)} ms per hop (runs: ${hops.map((x) => x.toFixed(2)).join(", ")})`);

@@ -87,13 +87,17 @@ describe("distro", () => {
     expect((await distro("modules", "pull", "x")).code).toBe(2);
   });
 
-  it("pause, resume and cancel a run; resuming a run that is not paused exits 2", async () => {
+  it("pause, resume and cancel a run; each exits 2 on a bad input", async () => {
     const { out } = await distro("submit", "test/e2e/fixtures/slow.yaml", "--modules", "wasm_tasks/build");
     const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
     expect((await distro("resume", id)).code).toBe(2);
     expect((await distro("pause", id)).out).toBe(`run ${id} is paused\n`);
     expect(JSON.parse((await distro("resume", id, "--json")).out)).toEqual({ id, status: "running" });
     expect((await distro("cancel", id)).out).toBe(`run ${id} is cancelled\n`);
+    expect((await distro("cancel", id)).code).toBe(2); // already over
+    const noId = await distro("pause");
+    expect(noId.code).toBe(2);
+    expect(noId.err).toMatch(/pause takes exactly one run ID/);
   });
 
   it("--help for every command, and exit 2 for an unknown one", async () => {
