@@ -55,12 +55,17 @@ function every(ms, fn) {
   let alive = true;
   let timer;
   const tick = async () => {
+    let wait = ms;
     try {
       await fn();
+      const box = document.getElementById("error");
+      if (box) box.textContent = "";
     } catch (e) {
-      return fail(e);
+      fail(e);
+      if (e instanceof Unauthorized) return;
+      wait = Math.max(ms, 5000); // keep trying: the coordinator may be restarting
     }
-    if (alive) timer = setTimeout(tick, ms);
+    if (alive) timer = setTimeout(tick, wait);
   };
   stops.push(() => {
     alive = false;

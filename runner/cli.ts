@@ -35,6 +35,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`distro-runner: ${(e as Error).stack ?? e}\n`);
+  process.stderr.write(`distro-runner: ${process.env.DISTRO_DEBUG ? ((e as Error).stack ?? e) : ((e as Error).message ?? e)}\n`);
   process.exit(1);
 });
