@@ -1,6 +1,6 @@
 // The status page: recent runs; one run as a live graph (over GET /api/dags/:id/watch) with its
-// throughput, controls, outputs and tasks; the connected runners with their load over the last
-// minutes. Plain modules, no build step, nothing from a CDN. Asks for the API token once and
+// throughput, controls, outputs and tasks; the connected runners with their CPU and memory load
+// over the last ten minutes (the pool keeps their device reports). Plain modules, no build step, nothing from a CDN. Asks for the API token once and
 // keeps it in localStorage.
 const app = document.getElementById("app");
 const tokenKey = "distro.token";
@@ -281,9 +281,6 @@ async function runView(id) {
 
 // Runners ------------------------------------------------------------------------------------
 
-/** Samples of each runner's CPU and memory load, kept while the page is open (5 minutes). */
-const history = new Map();
-
 function sparkline(values, label) {
   const w = 120, h = 28;
   if (values.length < 2) return `<span class="hint">${label}</span>`;
@@ -295,18 +292,11 @@ async function runnersView() {
   app.innerHTML = `<h2>Runners</h2><p id="error" class="error"></p><div id="runners">Loading…</div>`;
   await every(2000, async () => {
     const { runners } = await api("/api/runners");
-    const now = Date.now();
-    for (const r of runners) {
-      const samples = history.get(r.id) ?? [];
-      samples.push({ t: now, cpu: r.load ?? 0, mem: r.memory ? (1 - r.freeMemory / r.memory) * 100 : 0 });
-      while (samples.length > 0 && samples[0].t < now - 5 * 60_000) samples.shift();
-      history.set(r.id, samples);
-    }
     const box = document.getElementById("runners");
     if (!box) return;
     if (runners.length === 0) return void (box.innerHTML = `<p>No runner connected. Start one: <code>npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN</code></p>`);
     const rows = runners.map((r) => {
-      const s = history.get(r.id);
+      const s = r.history.map((h) => ({ cpu: h.load, mem: r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0 }));
       return `<tr data-runner="${esc(r.name)}"><td><strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small></td><td>${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${r.labels.length ? ` · ${esc(r.labels.join(", "))}` : ""}</small></td>
         <td>${progress(r.busy, r.slots)}</td><td>${sparkline(s.map((x) => x.cpu), r.load === null ? "–" : `${Math.round(r.load)}%`)}</td>
         <td>${sparkline(s.map((x) => x.mem), `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`)}</td></tr>`;

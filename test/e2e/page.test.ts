@@ -91,7 +91,7 @@ tasks:
     await page.waitForSelector('tr[data-runner="page-runner-2"]');
     expect(await page.textContent('tr[data-runner="page-runner-1"]')).toMatch(/\d+\/2/);
     // Load history is drawn once a few samples came in.
-    await page.waitForSelector('tr[data-runner="page-runner-1"] svg.spark', { timeout: 15_000 });
+    await page.waitForSelector('tr[data-runner="page-runner-1"] svg.spark', { timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, "status-runners.png"), fullPage: true });
   });
 

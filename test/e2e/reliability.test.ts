@@ -150,7 +150,7 @@ describe("runner reports", () => {
   it("GET /api/runners shows each runner's device report, slots and busy slots, refreshed every heartbeat", async () => {
     cluster.runner({ name: "reporter", slots: 1, labels: ["edge"] });
     await cluster.connected("reporter");
-    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number; node: string; labels: string[] };
+    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number; node: string; labels: string[]; history: { at: number; load: number; freeMemory: number }[] };
     const read = async () => (await cluster.client.json<{ runners: View[] }>("/api/runners")).runners.find((r) => r.name === "reporter")!;
     const { id } = await submit(`name: report\ntasks:\n  - { id: busy, module: spin.wasm, params: { ms: 3000 } }\n`);
     await until(id, (r) => leasedTo(r, "reporter").length === 1);
@@ -164,6 +164,10 @@ describe("runner reports", () => {
     await sleep(HEARTBEAT_MS);
     const second = await read();
     expect(second.last_seen - first.last_seen).toBeGreaterThanOrEqual(HEARTBEAT_MS / 2 - 100);
+    // The reports accumulate as the runner's load history, oldest first.
+    expect(second.history.length).toBeGreaterThan(first.history.length);
+    expect(second.history.at(-1)).toMatchObject({ load: second.load, freeMemory: second.freeMemory });
+    expect(second.history.every((h, i) => i === 0 || h.at > second.history[i - 1]!.at)).toBe(true);
     await cluster.client.wait(id);
     await sleep(HEARTBEAT_MS);
     expect((await read()).busy).toBe(0);

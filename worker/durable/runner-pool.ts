@@ -16,7 +16,12 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
   runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, load REAL);
 CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (runner TEXT NOT NULL, at INTEGER NOT NULL, load REAL NOT NULL, free INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_runner ON samples (runner, at);
 `;
+
+/** How far back each runner's device reports are kept for `GET /api/runners` (its `history`). */
+const HISTORY_MS = 10 * 60_000;
 
 interface RunnerRow {
   id: string;
@@ -35,6 +40,8 @@ export interface RunnerView extends RunnerInfo {
   busy: number;
   /** CPU load in %, from the runner's latest device report (null before the first). */
   load: number | null;
+  /** Device reports of the last ten minutes, oldest first: time, CPU load %, free memory. */
+  history: { at: number; load: number; freeMemory: number }[];
   runs: string[];
   connected_at: number;
   last_seen: number;
@@ -95,6 +102,10 @@ export class RunnerPool extends DurableObject<Env> {
       this.drop(ws);
     }
     const pinged = new Map(runnerSockets(this.ctx).map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
+    const history = new Map<string, RunnerView["history"]>();
+    for (const { runner, at, load, free } of this.sql.exec<{ runner: string; at: number; load: number; free: number }>(`SELECT runner, at, load, free FROM samples WHERE at > ? ORDER BY at`, now - HISTORY_MS)) {
+      history.set(runner, [...(history.get(runner) ?? []), { at, load, freeMemory: free }]);
+    }
     return this.sql
       .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number; load: number | null }>(
         `SELECT info, free, runs, connected_at, last_seen, load FROM runners ORDER BY connected_at`,
@@ -106,6 +117,7 @@ export class RunnerPool extends DurableObject<Env> {
           ...info,
           busy: Math.max(0, info.slots - row.free),
           load: row.load,
+          history: history.get(info.id) ?? [],
           runs: JSON.parse(row.runs) as string[],
           connected_at: row.connected_at,
           last_seen: Math.max(row.last_seen, pinged.get(info.id) ?? 0),
@@ -138,7 +150,11 @@ export class RunnerPool extends DurableObject<Env> {
         this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
         if (msg.slots !== undefined) this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
         if (msg.device) {
+          const now = Date.now();
           this.sql.exec(`UPDATE runners SET info = json_set(info, '$.freeMemory', ?), load = ? WHERE id = ?`, msg.device.freeMemory, msg.device.load, runner);
+          this.sql.exec(`INSERT INTO samples (runner, at, load, free) VALUES (?, ?, ?, ?)`, runner, now, msg.device.load, msg.device.freeMemory);
+          // A runner that reconnects (same device id) keeps its history; older samples of all go.
+          this.sql.exec(`DELETE FROM samples WHERE at <= ?`, now - HISTORY_MS);
         }
         const row = this.runnerRows(runner)[0];
         if (row) this.match(row);
