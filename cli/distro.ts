@@ -32,7 +32,7 @@ const COMMANDS: Record<string, { usage: string; summary: string; options?: strin
                          DAG's folder and wasm_tasks/build)`,
   },
   runs: { usage: "runs [--limit N]", summary: "list recent runs, newest first", options: "  --limit N              how many (default 20, at most 500)" },
-  status: { usage: "status ID", summary: "a run's status, and each task's instances by state" },
+  status: { usage: "status ID", summary: "a run's status, each task's instances by state, and the first failed tasks with their errors" },
   runners: { usage: "runners", summary: "connected runners: platform, slots, busy slots, CPU and memory" },
   output: { usage: "output ID TASK [-o FILE]", summary: "print a task's output, or write it to FILE", options: "  -o, --out FILE         write the output to FILE instead of standard output" },
   cancel: { usage: "cancel ID", summary: "cancel a run: running attempts are stopped, the rest never runs" },
@@ -131,7 +131,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case "status": {
         const [id] = args(1, "exactly one run ID");
-        const run = await client.json<RunInfo>(`/api/dags/${encodeURIComponent(id!)}?limit=0`);
+        const run = await client.json<RunInfo>(`/api/dags/${encodeURIComponent(id!)}?state=failed&limit=10`);
         if (json) io.out(JSON.stringify(run, null, 2));
         else printStatus(run, io);
         return 0;
@@ -288,7 +288,19 @@ function printStatus(run: RunInfo, io: Io): void {
       .join(", "),
   ]);
   table(["TASK", "INSTANCES", "STATES"], rows, io);
-  if ((run.counts.failed ?? 0) > 0) io.out(`failed tasks and their errors: curl -H "Authorization: Bearer $DISTRO_TOKEN" ${run.url ?? `/api/dags/${run.id}`}`);
+  printFailed(run, io.out);
+}
+
+/** The failed tasks a run view holds (`?state=failed`), each with its last error and stderr tail. */
+function printFailed(run: RunInfo, write: (line: string) => void): void {
+  const tasks = run.tasks ?? [];
+  for (const t of tasks) {
+    const last = t.attempts.at(-1);
+    write(`task ${t.id} failed after ${t.attempts.length} attempt(s): ${last?.failure_kind ?? "?"}: ${last?.error ?? "no reason recorded"}`);
+    if (last?.stderr) write(`  stderr: ${last.stderr.trimEnd().split("\n").slice(-5).join("\n          ")}`);
+  }
+  const more = (run.counts.failed ?? 0) - tasks.length;
+  if (more > 0) write(`… and ${more} more failed task(s)`);
 }
 
 function printRunners(runners: RunnerListing[], io: Io): void {
@@ -323,12 +335,7 @@ function formatBytes(n: number): string {
 /** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
 async function printResult(client: Client, run: RunInfo, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
   if (run.status !== "succeeded") {
-    const tasks = (await client.run(run.id)).tasks ?? [];
-    for (const t of tasks.filter((t) => t.state === "failed")) {
-      const last = t.attempts[t.attempts.length - 1];
-      io.err(`task ${t.id} failed after ${t.attempts.length} attempt(s): ${last?.failure_kind ?? "?"}: ${last?.error ?? "no reason recorded"}`);
-      if (last?.stderr) io.err(`  stderr: ${last.stderr.trimEnd().split("\n").slice(-5).join("\n          ")}`);
-    }
+    printFailed(await client.json<RunInfo>(`/api/dags/${run.id}?state=failed&limit=10`), io.err);
     io.out(`run ${run.id} ${run.status}`);
     return;
   }

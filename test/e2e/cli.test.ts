@@ -47,6 +47,11 @@ describe("distro", () => {
     expect(text.out).toMatch(/greet\s+3\s+3 succeeded/);
     const json = JSON.parse((await distro("status", runId, "--json")).out) as { nodes: { id: string; counts: Record<string, number> }[] };
     expect(json.nodes.find((n) => n.id === "greet")!.counts).toEqual({ succeeded: 3 });
+    const failing = await distro("submit", "test/e2e/fixtures/fails.yaml", "--watch", "--modules", "wasm_tasks/build");
+    expect(failing.code).toBe(1);
+    const failed = await distro("status", /submitted run ([0-9a-f]{64})/.exec(failing.out)![1]!);
+    expect(failed.out).toMatch(/^failed 100% 1\/1 done · 1 failed$/m);
+    expect(failed.out).toMatch(/task boom failed after 1 attempt\(s\): exit: exited with code 4/);
     const unknown = await distro("status", "0".repeat(64));
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/no run/);

@@ -195,6 +195,12 @@ tasks:
       ["wide[8]", "ready", 0],
     ]);
     expect((await SELF.fetch(`${base}/api/dags/${id}?limit=-3`, { headers: API })).status).toBe(400);
+    // Only the tasks in one state, paged the same way.
+    const leased = (await (await SELF.fetch(`${base}/api/dags/${id}?state=leased&offset=2&limit=10`, { headers: API })).json()) as { tasks: { id: string; state: string }[] };
+    expect(leased.tasks.map((t) => [t.id, t.state])).toEqual(Array.from({ length: 6 }, (_, i) => [`wide[${i + 2}]`, "leased"]));
+    const bogus = await SELF.fetch(`${base}/api/dags/${id}?state=dancing`, { headers: API });
+    expect(bogus.status).toBe(400);
+    expect(((await bogus.json()) as { error: string }).error).toMatch(/\?state takes one of blocked, lookup, ready/);
     run.ws.close();
   });
 

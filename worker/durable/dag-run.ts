@@ -84,8 +84,11 @@ export class DagRun extends DurableObject<Env> {
     return summary && (await this.withWaiting(summary)).summary;
   }
 
-  /** The run with its tasks and attempts (all, or `limit` from `offset`), or null when no run lives here. */
-  async view(offset = 0, limit = -1): Promise<RunView | null> {
+  /**
+   * The run with its tasks and attempts (all, or `limit` from `offset`; only those in `state`
+   * when given), or null when no run lives here.
+   */
+  async view(offset = 0, limit = -1, state?: TaskState): Promise<RunView | null> {
     const raw = this.summary();
     if (!raw) return null;
     const { summary, waiting } = await this.withWaiting(raw);
@@ -94,7 +97,7 @@ export class DagRun extends DurableObject<Env> {
       const { spec } = this.store.node(id);
       return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
     });
-    const tasks = this.store.taskViews(offset, limit).map((t) => {
+    const tasks = this.store.taskViews(offset, limit, state).map((t) => {
       const why = t.state === "ready" ? waiting.get(t.node) : undefined;
       return why ? { ...t, state: "waiting" as const, waiting: why } : t;
     });

@@ -381,10 +381,12 @@ export class SqlStore implements RunStore {
   }
 
   /** Tasks with their attempts, in submission order, for `GET /api/dags/:id` (a page of them when `limit` is set). */
-  taskViews(offset = 0, limit = -1): TaskView[] {
-    const page = `SELECT key FROM tasks ORDER BY seq LIMIT ? OFFSET ?`;
+  taskViews(offset = 0, limit = -1, state?: TaskState): TaskView[] {
+    // `?1 IS NULL OR state = ?1` keeps one statement for "all tasks" and "tasks in a state".
+    const where = `WHERE ?1 IS NULL OR state = ?1`;
+    const page = `SELECT key FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`;
     const attempts = new Map<string, AttemptView[]>();
-    for (const a of this.sql.exec(`SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`, limit, offset)) {
+    for (const a of this.sql.exec(`SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`, state ?? null, limit, offset)) {
       const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
       const list = attempts.get(a.task as string) ?? [];
       list.push({
@@ -402,7 +404,7 @@ export class SqlStore implements RunStore {
       attempts.set(a.task as string, list);
     }
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ORDER BY seq LIMIT ? OFFSET ?`, limit, offset)
+      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`, state ?? null, limit, offset)
       .toArray()
       .map((t) => {
         const list = attempts.get(t.key as string) ?? [];

@@ -8,6 +8,7 @@ import { parseDag } from "../dag/parse.js";
 import { contentType, type Problem, type ResolvedNode, type ResolvedPlan } from "../dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
+import { TASK_STATES, type TaskState } from "../run/store.js";
 import type { Env } from "../env.js";
 import { outputKey } from "./blobs.js";
 import { moduleKey } from "./modules.js";
@@ -52,7 +53,11 @@ export const dags = new Hono<{ Bindings: Env }>()
       if (!/^\d{1,9}$/.test(value)) throw new HTTPException(400, { message: `?${name} takes a whole number, not "${value}"` });
       return Number(value);
     };
-    const view = c.req.query("summary") === undefined ? await stub.view(page("offset", 0), page("limit", -1)) : await stub.status();
+    const state = c.req.query("state");
+    if (state !== undefined && !(TASK_STATES as readonly string[]).includes(state)) {
+      throw new HTTPException(400, { message: `?state takes one of ${TASK_STATES.join(", ")}, not "${state}"` });
+    }
+    const view = c.req.query("summary") === undefined ? await stub.view(page("offset", 0), page("limit", -1), state as TaskState | undefined) : await stub.status();
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
