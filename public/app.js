@@ -87,16 +87,21 @@ function progress(done, total) {
 
 // Runs ---------------------------------------------------------------------------------------
 
-async function runsView() {
-  app.innerHTML = `<h2>Runs</h2><p id="error" class="error"></p><div id="runs">Loading…</div>`;
+/** A list refreshed every 2 s from `path`'s `key` array: drawn by `draw`, or `empty` when there is nothing. */
+async function listView(title, path, key, empty, draw) {
+  app.innerHTML = `<h2>${title}</h2><p id="error" class="error"></p><div id="${key}">Loading…</div>`;
   await every(2000, async () => {
-    const { runs } = await api("/api/dags");
-    const box = document.getElementById("runs");
-    if (!box) return;
-    if (runs.length === 0) return void (box.innerHTML = `<p>No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code></p>`);
+    const items = (await api(path))[key];
+    const box = document.getElementById(key);
+    if (box) box.innerHTML = items.length === 0 ? `<p>${empty}</p>` : draw(items);
+  });
+}
+
+function runsView() {
+  return listView("Runs", "/api/dags", "runs", "No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code>", (runs) => {
     const rows = runs.map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td>
       <td>${progress(r.counts.succeeded ?? 0, r.tasks)}</td><td>${duration((r.finished_at ?? Date.now()) - r.created_at)}</td><td>${time(r.created_at)}</td></tr>`);
-    box.innerHTML = `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
+    return `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
   });
 }
 
@@ -288,20 +293,16 @@ function sparkline(values, label) {
   return `<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(label)}"><polyline points="${xy}"/></svg> ${label}`;
 }
 
-async function runnersView() {
-  app.innerHTML = `<h2>Runners</h2><p id="error" class="error"></p><div id="runners">Loading…</div>`;
-  await every(2000, async () => {
-    const { runners } = await api("/api/runners");
-    const box = document.getElementById("runners");
-    if (!box) return;
-    if (runners.length === 0) return void (box.innerHTML = `<p>No runner connected. Start one: <code>npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN</code></p>`);
+function runnersView() {
+  const empty = `No runner connected. Start one: <code>npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN</code>`;
+  return listView("Runners", "/api/runners", "runners", empty, (runners) => {
     const rows = runners.map((r) => {
       const s = r.history.map((h) => ({ cpu: h.load, mem: r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0 }));
       return `<tr data-runner="${esc(r.name)}"><td><strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small></td><td>${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${r.labels.length ? ` · ${esc(r.labels.join(", "))}` : ""}</small></td>
         <td>${progress(r.busy, r.slots)}</td><td>${sparkline(s.map((x) => x.cpu), r.load === null ? "–" : `${Math.round(r.load)}%`)}</td>
         <td>${sparkline(s.map((x) => x.mem), `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`)}</td></tr>`;
     });
-    box.innerHTML = `<table class="runners"><tr><th>runner</th><th>platform</th><th>busy slots</th><th>CPU</th><th>memory</th></tr>${rows.join("")}</table>`;
+    return `<table class="runners"><tr><th>runner</th><th>platform</th><th>busy slots</th><th>CPU</th><th>memory</th></tr>${rows.join("")}</table>`;
   });
 }
 
