@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { parseDag } from "../worker/dag/parse.js";
+import { formatSize } from "../worker/dag/units.js";
 import type { Problem } from "../worker/dag/plan.js";
 import { ApiError, Client, type RunInfo, type RunListing, type RunnerListing } from "./client.js";
 import { finished, formatDuration, Progress, progressText } from "./progress.js";
@@ -175,7 +176,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           }
           const info = await client.uploadModule(basename(path).replace(/\.wasm$/, ""), bytes);
           pushed.push(info);
-          if (!json) io.out(`${info.name}: ${formatBytes(info.size)}, sha256:${info.sha256}`);
+          if (!json) io.out(`${info.name}: ${formatSize(info.size)}, sha256:${info.sha256}`);
         }
         if (json) io.out(JSON.stringify(pushed, null, 2));
         return 0;
@@ -310,7 +311,7 @@ function printRunners(runners: RunnerListing[], io: Io): void {
     `${r.platform}/${r.arch}`,
     `${r.busy}/${r.slots}`,
     r.load === null ? "-" : `${Math.round(r.load)}%`,
-    `${formatBytes(r.freeMemory)} of ${formatBytes(r.memory)}`,
+    `${formatSize(r.freeMemory)} of ${formatSize(r.memory)}`,
     r.labels.join(",") || "-",
     String(r.runs.length),
   ]);
@@ -322,15 +323,6 @@ function table(header: string[], rows: string[][], io: Io): void {
   for (const row of [header, ...rows]) io.out(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
 }
 
-function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
-}
 
 /** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
 async function printResult(client: Client, run: RunInfo, outputs: boolean, out: string | undefined, io: Io): Promise<void> {

@@ -13,6 +13,7 @@
 import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
 import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
+import { formatSize } from "../worker/dag/units.js";
 import { autoSlots, type DeviceSample } from "./device.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";
@@ -378,8 +379,7 @@ export class Runner {
     const from = this.capacity;
     this.capacity = slots;
     this.parts.threads.resize(slots);
-    const free = `${Math.round(freeMemory / 1024 ** 2)} MiB`;
-    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${free}, ${this.running} running)`, { event: "slots", from, to: slots, freeMemory, running: this.running });
+    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${this.running} running)`, { event: "slots", from, to: slots, freeMemory, running: this.running });
     const byPriority = [...this.runs.values()].sort((a, b) => a.priority - b.priority);
     for (const run of byPriority) {
       if (this.unassigned() >= 0) break;

@@ -1,6 +1,7 @@
 // Capability matching and the RAM-driven slot count: pure functions, no runner or coordinator.
 import { describe, expect, it } from "vitest";
 import { autoSlots } from "../../runner/device";
+import { formatSize } from "../../worker/dag/units";
 import { meets, unmet, whyWaiting, type Capabilities } from "../../worker/run/match";
 
 const GiB = 1024 ** 3;
@@ -19,6 +20,8 @@ describe("requires", () => {
     ]);
     expect(unmet(undefined, pc)).toEqual([]);
     expect(meets({ labels: ["fast"], memory: 16 * GiB, cores: 8 }, pc)).toBe(true);
+    expect(unmet({ memory: 1.5 * GiB }, { ...phone, memory: GiB })).toEqual(["1.5 GiB of memory"]);
+    expect([512, 1536, 128 * MiB, 22.24 * GiB].map(formatSize)).toEqual(["512 B", "1.5 KiB", "128 MiB", "22.2 GiB"]);
   });
 
   it("accepts the usual spellings of an architecture and any case of a platform", () => {

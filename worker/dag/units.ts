@@ -1,6 +1,7 @@
 /**
  * Units used in DAG files: durations ("30s", "1.5m", 250 = ms) and sizes ("64MiB", "1GB",
- * 1048576 = bytes). Pure; used by the DAG schema on both the coordinator and the CLI.
+ * 1048576 = bytes), and sizes written back for people. Pure; used by the coordinator, the
+ * runner and the CLI.
  */
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
@@ -33,4 +34,12 @@ export function parseSize(value: string | number): number | undefined {
   if (!m) return undefined;
   const bytes = Math.floor(Number(m[1]) * SIZE_BYTES[m[2] ?? "B"]!);
   return bytes > 0 ? bytes : undefined;
+}
+
+/** "512 B", "1.5 KiB", "22.2 GiB": bytes in the largest binary unit that keeps the number ≥ 1. */
+export function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  for (; bytes >= 1024 && i < units.length - 1; i++) bytes /= 1024;
+  return `${Number(bytes.toFixed(1))} ${units[i]}`;
 }

@@ -12,6 +12,7 @@ import { sha256Hex } from "../sha256.js";
 import { heartbeatMs, pool, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
+import { meets } from "../run/match.js";
 import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import type { RunStatus, TaskState } from "../run/store.js";
 import { emptyHistogram, observe, type RunHistograms } from "../metrics.js";
@@ -105,21 +106,23 @@ export class DagRun extends DurableObject<Env> {
   }
 
   /**
-   * Moves ready tasks that no connected runner can take to `waiting`, with the pool's reason
-   * ("no runner with label gpu") by node. Asked fresh on every read, so it never goes stale.
+   * Moves ready tasks that no connected runner can take to `waiting`, with the reason ("no
+   * runner with label gpu") by node. Worked out on every read, so it never goes stale: classes
+   * of work a runner attached to this run can take need no question; the pool is asked about
+   * the rest (often none, so polling a running run costs no call to the pool).
    */
   private async withWaiting(summary: RunSummary): Promise<{ summary: RunSummary; waiting: Map<string, string> }> {
     const waiting = new Map<string, string>();
     if (summary.counts.ready === 0 || summary.status === "paused") return { summary, waiting };
-    const classes = demand(this.store, summary.counts.ready);
     const attached = this.store.runners().flatMap((r) => (r.caps ? [r.caps] : []));
-    const reasons = await pool(this.env).waiting(classes, attached);
+    const open = demand(this.store, summary.counts.ready).filter((c) => !attached.some((caps) => meets(c.requires, caps)));
+    if (open.length === 0) return { summary, waiting };
+    const reasons = await pool(this.env).waiting(open);
+    const why = new Map(open.map((c, i) => [JSON.stringify(c.requires), reasons[i]]));
     const constrained = this.store.constrainedNodes();
     for (const id of this.store.nodeIds()) {
-      const { requires } = this.store.node(id).spec;
-      const i = classes.findIndex((c) => JSON.stringify(c.requires) === JSON.stringify(constrained.includes(id) ? requires : null));
-      const why = i < 0 ? null : reasons[i];
-      if (why) waiting.set(id, why);
+      const reason = why.get(JSON.stringify(constrained.includes(id) ? this.store.node(id).spec.requires : null));
+      if (reason) waiting.set(id, reason);
     }
     let moved = 0;
     for (const id of waiting.keys()) moved += this.store.readyIn(id);

@@ -9,7 +9,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { heartbeatMs, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
-import { meets, whyWaiting, type Capabilities, type DemandClass } from "../run/match.js";
+import { meets, whyWaiting, type DemandClass } from "../run/match.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
@@ -85,12 +85,9 @@ export class RunnerPool extends DurableObject<Env> {
     }
   }
 
-  /**
-   * Why each class of work has no connected runner to take it (null: some runner can); `also`
-   * are runners the asking run has attached (a runner may reach a run before the pool).
-   */
-  async waiting(classes: DemandClass[], also: Capabilities[] = []): Promise<(string | null)[]> {
-    const runners = [...this.runnerRows().map((r) => r.info), ...also];
+  /** Why each class of work has no connected runner to take it (null: some runner can). */
+  async waiting(classes: DemandClass[]): Promise<(string | null)[]> {
+    const runners = this.runnerRows().map((r) => r.info);
     return classes.map((c) => whyWaiting(c.requires, runners));
   }
 

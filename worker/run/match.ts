@@ -5,6 +5,7 @@
  * the run view (`waiting` tasks and their reason).
  */
 import type { Requirements } from "../dag/plan.js";
+import { formatSize } from "../dag/units.js";
 import type { RunnerInfo } from "../protocol/messages.js";
 
 /** What a runner offers, from its hello. */
@@ -29,7 +30,7 @@ export function unmet(requires: Requirements | null | undefined, caps: Capabilit
   if (!requires) return [];
   const missing: string[] = [];
   for (const label of requires.labels ?? []) if (!caps.labels.includes(label)) missing.push(`label ${label}`);
-  if (requires.memory !== undefined && caps.memory < requires.memory) missing.push(`${formatBytes(requires.memory)} of memory`);
+  if (requires.memory !== undefined && caps.memory < requires.memory) missing.push(`${formatSize(requires.memory)} of memory`);
   if (requires.cores !== undefined && caps.cores < requires.cores) missing.push(`${requires.cores} cores`);
   if (requires.arch !== undefined && normalizeArch(caps.arch) !== normalizeArch(requires.arch)) missing.push(`arch ${requires.arch}`);
   if (requires.platform !== undefined && caps.platform.toLowerCase() !== requires.platform.toLowerCase()) missing.push(`platform ${requires.platform}`);
@@ -52,11 +53,4 @@ export function whyWaiting(requires: Requirements | null | undefined, runners: r
   const nobody = misses[0]!.filter((need) => misses.every((m) => m.includes(need)));
   if (nobody.length > 0) return `no runner with ${nobody.join(", ")}`;
   return `no single runner has all of: ${unmet(requires, { memory: 0, cores: 0, labels: [], arch: "", platform: "" }).join(", ")}`;
-}
-
-function formatBytes(bytes: number): string {
-  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
-    if (bytes >= size) return `${Number((bytes / size).toFixed(1))} ${unit}`;
-  }
-  return `${bytes} bytes`;
 }
