@@ -80,9 +80,10 @@ function fail(e) {
   else app.innerHTML = `<p class="error">Error: ${esc(e.message)}</p>`;
 }
 
+/** A bar of done/total, drawn in SVG (the page's policy allows no inline style). */
 function progress(done, total) {
   const pct = total ? Math.round((done / total) * 100) : 100;
-  return `<span class="bar"><span style="width:${pct}%"></span></span> ${done}/${total}`;
+  return `<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true"><rect class="track" width="100" height="8" rx="3"/><rect class="fill" width="${pct}" height="8" rx="3"/></svg> ${done}/${total}`;
 }
 
 // Runs ---------------------------------------------------------------------------------------
@@ -169,16 +170,43 @@ function throughputChart(points) {
     <polyline points="${xy}"/><text x="4" y="12">${max} tasks/s</text><text x="4" y="${h + 14}">0s</text><text x="${w - 4}" y="${h + 14}" text-anchor="end">${span}s</text></svg>`;
 }
 
+// Outputs come from devices nobody vouches for. Only the raster types the coordinator serves as
+// images become object URLs, with the type set here; everything else (JSON, text, SVG, HTML,
+// binary) is shown as escaped text at most and offered as a download of opaque bytes.
+const RASTER = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const PREVIEW_CHARS = 4000;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** An object URL for `bytes` as `type`, revoked when the view is left. */
+function objectUrl(bytes, type) {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  stops.push(() => URL.revokeObjectURL(url));
+  return url;
+}
+
 async function showOutput(box, run, task) {
   const res = await request(`/api/dags/${run}/tasks/${encodeURIComponent(task)}/output`);
-  const type = res.headers.get("Content-Type") ?? "";
-  if (type.startsWith("image/")) {
-    const url = URL.createObjectURL(await res.blob());
-    box.innerHTML = `<figure><img src="${url}" alt="output of ${esc(task)}" data-output="${esc(task)}"><figcaption>${esc(task)} (${esc(type)})</figcaption></figure>`;
-  } else {
-    const text = await res.text();
-    box.innerHTML = `<figure><pre data-output="${esc(task)}">${esc(text.length > 4000 ? `${text.slice(0, 4000)}…` : text)}</pre><figcaption>${esc(task)} (${esc(type)}, ${bytes(new Blob([text]).size)})</figcaption></figure>`;
+  const served = (res.headers.get("Content-Type") ?? "").split(";")[0].trim();
+  const data = new Uint8Array(await res.arrayBuffer());
+  const raster = RASTER.find((type) => type === served);
+  const about = `${esc(task)} (${esc(served || "unknown type")}, ${bytes(data.length)})`;
+  if (raster) {
+    const url = objectUrl(data, raster);
+    box.innerHTML = `<figure><img src="${url}" alt="output of ${esc(task)}" data-output="${esc(task)}">
+      <figcaption>${about} · <a href="${url}" target="_blank" rel="noopener" data-open="${esc(task)}">open in a new tab</a></figcaption></figure>`;
+    return;
   }
+  let text = null;
+  try {
+    text = utf8.decode(data);
+  } catch {
+    // not text: offered as a download only
+  }
+  const preview = text === null ? `<p class="hint" data-output="${esc(task)}">binary, not shown</p>`
+    : `<pre data-output="${esc(task)}">${esc(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text)}</pre>`;
+  const name = `${task.replace(/[^A-Za-z0-9_.-]/g, "_")}${served === "application/json" ? ".json" : ".bin"}`;
+  const url = objectUrl(data, "application/octet-stream");
+  box.innerHTML = `<figure>${preview}<figcaption>${about} · <a href="${url}" download="${esc(name)}" data-download="${esc(task)}">download</a></figcaption></figure>`;
 }
 
 function taskRows(tasks) {

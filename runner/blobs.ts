@@ -3,7 +3,7 @@
  * uploading an output too large to travel inline. All by sha256, all verified.
  */
 import { createHash } from "node:crypto";
-import { contentType, outputValue } from "../worker/dag/plan.js";
+import { outputValue } from "../worker/dag/plan.js";
 import type { Assignment, BlobRef } from "../worker/protocol/messages.js";
 
 export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
@@ -21,8 +21,8 @@ export class CoordinatorHttp {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  async put(path: string, body: Uint8Array, type = "application/octet-stream"): Promise<void> {
-    const headers = { Authorization: `Bearer ${this.token}`, "Content-Type": type };
+  async put(path: string, body: Uint8Array): Promise<void> {
+    const headers = { Authorization: `Bearer ${this.token}`, "Content-Type": "application/octet-stream" };
     const res = await fetch(new URL(path, this.coordinator), { method: "PUT", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers });
     if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
   }
@@ -34,10 +34,10 @@ export class CoordinatorHttp {
     return bytes;
   }
 
-  /** Uploads an output and returns its reference. */
+  /** Uploads an output and returns its reference (the coordinator decides its type from the bytes). */
   async upload(bytes: Uint8Array): Promise<BlobRef> {
     const sha256 = sha256Hex(bytes);
-    await this.put(`/api/blobs/sha256:${sha256}`, bytes, contentType(bytes));
+    await this.put(`/api/blobs/sha256:${sha256}`, bytes);
     return { sha256, size: bytes.length };
   }
 }

@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Env } from "./env.js";
+import { API_CSP, PAGE_CSP, secured } from "./headers.js";
 import { blobs } from "./routes/blobs.js";
 import { dags } from "./routes/dags.js";
 import { metrics } from "./routes/metrics.js";
@@ -16,6 +17,13 @@ export { RunnerPool } from "./durable/runner-pool.js";
 
 export const app = new Hono<{ Bindings: Env }>();
 
+// Every answer, errors included, carries nosniff and a policy (the page's for assets, which set
+// their own, a sandbox for everything else).
+app.use(async (c, next) => {
+  await next();
+  c.res = secured(c.res, API_CSP);
+});
+
 app.route("/api/dags", dags);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
@@ -24,9 +32,9 @@ app.route("/metrics", metrics);
 
 // Static assets are matched before the Worker in production; this serves them wherever a request
 // reaches the app first (tests, `run_worker_first` routes).
-app.notFound((c) => {
+app.notFound(async (c) => {
   const path = new URL(c.req.url).pathname;
-  if (!path.startsWith("/api/") && c.req.method === "GET") return c.env.ASSETS.fetch(c.req.raw);
+  if (!path.startsWith("/api/") && c.req.method === "GET") return secured(await c.env.ASSETS.fetch(c.req.raw), PAGE_CSP);
   return c.json({ error: `no route ${c.req.method} ${path}` }, 404);
 });
 

@@ -4,16 +4,17 @@
 // phone-sized screen. Screenshots go to test-artifacts/.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_TOKENS, ROOT } from "../../cli/local";
+import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const cluster = new Cluster();
 let browser: Browser;
 let page: Page;
+let violations: string[];
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -22,12 +23,10 @@ beforeAll(async () => {
   cluster.runner({ name: "page-runner-2" });
   await cluster.upload("noop.wasm", "spin.wasm", "echo.wasm", "mandelbrot_tile.wasm", "mandelbrot_png.wasm");
   await cluster.connected("page-runner-1", "page-runner-2");
-  // The flags keep Chromium off the network this machine does not have (see the env notes).
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  browser = await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  violations = cspViolations(context);
+  page = await context.newPage();
   page.on("dialog", (d) => void d.accept());
 });
 afterAll(async () => {
@@ -125,6 +124,7 @@ tasks:
 
   it("fits a phone-sized screen", async () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    const seen = cspViolations(phone);
     try {
       await phone.goto(url());
       await phone.evaluate((t) => localStorage.setItem("distro.token", t), DEV_TOKENS.api);
@@ -137,6 +137,11 @@ tasks:
       await phone.screenshot({ path: join(ARTIFACTS, "status-phone.png"), fullPage: true });
     } finally {
       await phone.close();
+      violations.push(...seen);
     }
+  });
+
+  it("reported no Content-Security-Policy violation on any page above", () => {
+    expect(violations).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@
 // every kind of bad DAG answered with a located 400.
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { API_CSP, PAGE_CSP } from "../../worker/headers";
 import app from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RUNNER } from "./socket";
@@ -157,5 +158,45 @@ describe("/api/blobs", () => {
     expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: RUNNER })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
     expect((await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status).toBe(401);
+  });
+});
+
+describe("security headers", () => {
+  const hex = async (bytes: Uint8Array<ArrayBuffer>) =>
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+  it("every class of response carries nosniff and no-referrer; the page and assets the page's policy, the rest a sandbox", async () => {
+    const wasm = wasmModule();
+    await upload("headers.wasm", wasm);
+    const blob = new TextEncoder().encode("<svg><script>alert(1)</script></svg>".repeat(10));
+    const sha = await hex(blob);
+    const requests: [string, RequestInit, string][] = [
+      ["/", {}, PAGE_CSP],
+      ["/app.js", {}, PAGE_CSP],
+      ["/style.css", {}, PAGE_CSP],
+      ["/api/dags", { headers: API }, API_CSP],
+      ["/api/runners", { headers: API }, API_CSP],
+      ["/metrics", { headers: API }, API_CSP],
+      ["/api/modules/headers.wasm", { headers: RUNNER }, API_CSP],
+      [`/api/blobs/sha256:${sha}`, { method: "PUT", headers: { ...RUNNER, "Content-Type": "image/svg+xml" }, body: blob }, API_CSP],
+      [`/api/blobs/sha256:${sha}`, { headers: RUNNER }, API_CSP],
+      ["/api/dags", {}, API_CSP], // 401
+      ["/api/dags", { method: "POST", headers: API, body: "tasks: [" }, API_CSP], // 400
+      ["/api/nothing", { headers: API }, API_CSP], // 404
+      [`/api/dags/${"0".repeat(64)}/tasks/a/output`, { headers: API }, API_CSP], // 404
+    ];
+    for (const [path, init, csp] of requests) {
+      const res = await SELF.fetch(`${base}${path}`, init);
+      await res.arrayBuffer();
+      const what = `${init.method ?? "GET"} ${path} (${res.status})`;
+      expect(res.headers.get("X-Content-Type-Options"), what).toBe("nosniff");
+      expect(res.headers.get("Referrer-Policy"), what).toBe("no-referrer");
+      expect(res.headers.get("Content-Security-Policy"), what).toBe(csp);
+    }
+    // A blob is served as opaque bytes whatever type its uploader claimed.
+    const got = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { headers: API });
+    expect(got.headers.get("Content-Type")).toBe("application/octet-stream");
+    expect(got.headers.get("Content-Disposition")).toBe(`attachment; filename="${sha}.bin"`);
+    expect(await got.text()).toContain("<script>");
   });
 });

@@ -95,6 +95,9 @@ tasks:
     expect(out.headers.get("Content-Type")).toBe("application/json");
     expect(await out.text()).toBe(`{"seed":7}`);
     const b2 = await SELF.fetch(`${base}/api/dags/${id}/tasks/b%5B2%5D/output`, { headers: API });
+    expect(b2.headers.get("Content-Type")).toBe("application/octet-stream");
+    expect(b2.headers.get("Content-Disposition")).toBe('attachment; filename="b_2_.bin"');
+    expect(b2.headers.get("X-Content-Type-Options")).toBe("nosniff");
     expect(await b2.text()).toBe("not json");
     pool.ws.close();
   });

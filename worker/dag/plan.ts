@@ -133,13 +133,44 @@ export function fromBase64(text: string): Uint8Array {
   return bytes;
 }
 
-/** The content type of an output, from its first bytes. */
-export function contentType(bytes: Uint8Array): string {
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "image/png";
+/** The image types an output may be served as, each known by its magic number. */
+export const RASTER_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"] as const;
+export type RasterType = (typeof RASTER_TYPES)[number];
+
+/** The file extension `distro` gives an output of each served type. */
+export const OUTPUT_EXTENSIONS: Record<RasterType | "application/json" | "application/octet-stream", string> = {
+  "image/png": ".png",
+  "image/jpeg": ".jpg",
+  "image/gif": ".gif",
+  "image/webp": ".webp",
+  "application/json": ".json",
+  "application/octet-stream": ".bin",
+};
+
+const ascii = (bytes: Uint8Array, at: number, text: string) =>
+  [...text].every((ch, i) => bytes[at + i] === ch.charCodeAt(0));
+
+/** The raster image type of `bytes` by magic number, or null. */
+export function rasterType(bytes: Uint8Array): RasterType | null {
+  if (bytes[0] === 0x89 && ascii(bytes, 1, "PNG\r\n\x1a\n")) return "image/png";
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "image/jpeg";
+  if (ascii(bytes, 0, "GIF87a") || ascii(bytes, 0, "GIF89a")) return "image/gif";
+  if (ascii(bytes, 0, "RIFF") && ascii(bytes, 8, "WEBP")) return "image/webp";
+  return null;
+}
+
+/**
+ * How an output is served, decided from its bytes alone: what a runner claims is never used.
+ * PNG, JPEG, GIF and WebP as images, valid JSON as JSON (inert under `nosniff`), anything else
+ * (SVG, HTML, text, binary) as an attachment of opaque bytes, so no output can become a page.
+ */
+export function outputType(bytes: Uint8Array): { type: keyof typeof OUTPUT_EXTENSIONS; attachment: boolean } {
+  const raster = rasterType(bytes);
+  if (raster) return { type: raster, attachment: false };
   try {
     JSON.parse(utf8.decode(bytes));
-    return "application/json";
+    return { type: "application/json", attachment: false };
   } catch {
-    return "application/octet-stream";
+    return { type: "application/octet-stream", attachment: true };
   }
 }

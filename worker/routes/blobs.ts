@@ -1,15 +1,16 @@
 /**
  * `/api/blobs`: content-addressed storage for large task outputs. Runners upload an output
  * larger than the inline limit here before reporting it (`outputRef`), and fetch the blobs a
- * task's inputs refer to. R2 checks the sha256 on upload, so a blob is what its name says.
+ * task's inputs refer to. R2 checks the sha256 on upload, so a blob is what its name says. The
+ * type a runner sends is not kept: blobs are served as opaque attachments, and a task's output
+ * route decides the type from the bytes.
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requireToken } from "../auth.js";
 import type { Env } from "../env.js";
 import { MAX_OUTPUT_BYTES } from "../run/machine.js";
-import { contentType } from "../dag/plan.js";
-import { readBytes } from "./dags.js";
+import { readBytes } from "../http.js";
 
 export const outputKey = (sha256: string) => `outputs/${sha256}`;
 
@@ -27,17 +28,22 @@ export const blobs = new Hono<{ Bindings: Env }>()
     const streamed = Number.isInteger(length) && length <= MAX_OUTPUT_BYTES && c.req.raw.body !== null;
     if (length > MAX_OUTPUT_BYTES) throw new HTTPException(413, { message: `a blob is at most ${MAX_OUTPUT_BYTES} bytes` });
     const body = streamed ? c.req.raw.body! : await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
-    const type = c.req.header("Content-Type") ?? (body instanceof Uint8Array ? contentType(body) : "application/octet-stream");
     let object: R2Object | null;
     try {
-      object = await c.env.BLOBS.put(outputKey(sha256), body, { sha256, httpMetadata: { contentType: type } });
+      object = await c.env.BLOBS.put(outputKey(sha256), body, { sha256 });
     } catch (e) {
       throw new HTTPException(400, { message: `the body does not match sha256:${sha256}: ${(e as Error).message}` });
     }
     return c.json({ sha256, size: object?.size ?? 0 });
   })
   .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
-    const object = await c.env.BLOBS.get(outputKey(shaOf(c.req.param("ref"))));
+    const sha256 = shaOf(c.req.param("ref"));
+    const object = await c.env.BLOBS.get(outputKey(sha256));
     if (!object) throw new HTTPException(404, { message: `no blob ${c.req.param("ref")}` });
-    return new Response(object.body, { headers: { "Content-Type": object.httpMetadata?.contentType ?? "application/octet-stream", "Content-Length": String(object.size) } });
+    const headers = {
+      "Content-Type": "application/octet-stream",
+      "Content-Length": String(object.size),
+      "Content-Disposition": `attachment; filename="${sha256}.bin"`,
+    };
+    return new Response(object.body, { headers });
   });

@@ -5,11 +5,12 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../dag/parse.js";
-import { contentType, type Problem, type ResolvedNode, type ResolvedPlan } from "../dag/plan.js";
+import type { Problem, ResolvedNode, ResolvedPlan } from "../dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
 import { TASK_STATES, type TaskState } from "../run/store.js";
 import type { Env } from "../env.js";
+import { outputResponse, readText } from "../http.js";
 import { outputKey } from "./blobs.js";
 import { moduleKey } from "./modules.js";
 
@@ -76,14 +77,11 @@ export const dags = new Hono<{ Bindings: Env }>()
     const found = await runStub(c.env, c.req.param("id")).output(task);
     if (!found) throw new HTTPException(404, { message: `run ${c.req.param("id")} has no task ${task}` });
     if (!found.output) throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
-    if (found.output instanceof Uint8Array) {
-      return new Response(found.output, { headers: { "Content-Type": contentType(found.output), "Content-Length": String(found.output.length) } });
-    }
+    if (found.output instanceof Uint8Array) return outputResponse(found.output, task);
+    // A blob is read whole (at most MAX_OUTPUT_BYTES): its type comes from its bytes too.
     const object = await c.env.BLOBS.get(outputKey(found.output.sha256));
     if (!object) throw new HTTPException(500, { message: `the output of ${task} (sha256:${found.output.sha256}) is missing from blob storage` });
-    return new Response(object.body, {
-      headers: { "Content-Type": object.httpMetadata?.contentType ?? "application/octet-stream", "Content-Length": String(object.size), "X-Sha256": found.output.sha256 },
-    });
+    return outputResponse(new Uint8Array(await object.arrayBuffer()), task, { "X-Sha256": found.output.sha256 });
   });
 
 function runStub(env: Env, id: string) {
@@ -103,37 +101,3 @@ async function resolveModule(env: Env, ref: string): Promise<string | null> {
   }
   return (await moduleByName(env.DB, ref))?.sha256 ?? null;
 }
-
-/** Reads a text body, refusing one larger than `limit` bytes with 413. */
-export async function readText(request: Request, limit: number): Promise<string> {
-  return new TextDecoder().decode(await readBytes(request, limit));
-}
-
-/** Reads a body, refusing one larger than `limit` bytes with 413 (without buffering past it). */
-export async function readBytes(request: Request, limit: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  const tooLarge = () => new HTTPException(413, { message: `body exceeds the limit of ${limit} bytes` });
-  if (declared > limit) throw tooLarge();
-  if (!request.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
-

@@ -10,7 +10,7 @@ import { moduleByName, registerModule } from "../db.js";
 import type { Env } from "../env.js";
 import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../wasm/inspect.js";
-import { readBytes } from "./dags.js";
+import { readBytes } from "../http.js";
 
 /** Largest module accepted. */
 export const MAX_MODULE_BYTES = 32 * 1024 * 1024;
