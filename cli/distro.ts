@@ -10,9 +10,11 @@ import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { parseDag } from "../worker/dag/parse.js";
 import { formatSize } from "../worker/dag/units.js";
-import type { Problem } from "../worker/dag/plan.js";
-import { ApiError, Client, type RunInfo, type RunListing, type RunnerListing } from "./client.js";
-import { finished, formatDuration, Progress, progressText } from "./progress.js";
+import { OUTPUT_EXTENSIONS, type Problem } from "../worker/dag/plan.js";
+import { ApiError, Client, type RunInfo } from "./client.js";
+import { failedLines, runLines, runnerLines, statusLines } from "./format.js";
+import { Progress } from "./progress.js";
+import { safe, safeText } from "./terminal.js";
 
 const COMMON = `Options (every command):
   --coordinator URL      coordinator base URL (env DISTRO_COORDINATOR, default http://127.0.0.1:8787)
@@ -127,21 +129,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError(`--limit: expected a whole number from 1 to 500, got "${values.limit}"`);
         const { runs } = await client.runs(limit);
         if (json) io.out(JSON.stringify(runs, null, 2));
-        else printRuns(runs, io);
+        else runLines(runs).forEach((line) => io.out(line));
         return 0;
       }
       case "status": {
         const [id] = args(1, "exactly one run ID");
         const run = await client.json<RunInfo>(`/api/dags/${encodeURIComponent(id!)}?state=failed&limit=10`);
         if (json) io.out(JSON.stringify(run, null, 2));
-        else printStatus(run, io);
+        else statusLines(run).forEach((line) => io.out(line));
         return 0;
       }
       case "runners": {
         args(0, "no arguments");
         const { runners } = await client.runners();
         if (json) io.out(JSON.stringify(runners, null, 2));
-        else printRunners(runners, io);
+        else runnerLines(runners).forEach((line) => io.out(line));
         return 0;
       }
       case "output": {
@@ -149,7 +151,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const { bytes, type } = await client.outputWithType(id!, task!);
         if (values.out !== undefined) {
           writeFileSync(resolve(io.cwd, values.out), bytes);
-          io.out(`wrote ${bytes.length} bytes (${type}) to ${values.out}`);
+          io.out(`wrote ${bytes.length} bytes (${safe(type)}) to ${values.out}`);
+        } else if (io.tty) {
+          // On a terminal the bytes are shown, never obeyed; a pipe or a file gets them unchanged.
+          io.out(safeText(new TextDecoder().decode(bytes)));
         } else {
           io.write(bytes);
         }
@@ -160,7 +165,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case "resume": {
         const [id] = args(1, "exactly one run ID");
         const run = await client.control(id!, command);
-        io.out(json ? JSON.stringify(run) : `run ${run.id} is ${run.status}`);
+        io.out(json ? JSON.stringify(run) : `run ${safe(run.id)} is ${safe(run.status)}`);
         return 0;
       }
       case "modules": {
@@ -176,7 +181,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           }
           const info = await client.uploadModule(basename(path).replace(/\.wasm$/, ""), bytes);
           pushed.push(info);
-          if (!json) io.out(`${info.name}: ${formatSize(info.size)}, sha256:${info.sha256}`);
+          if (!json) io.out(`${safe(info.name)}: ${formatSize(info.size)}, sha256:${safe(info.sha256)}`);
         }
         if (json) io.out(JSON.stringify(pushed, null, 2));
         return 0;
@@ -189,7 +194,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return 2;
     }
     if (e instanceof ApiError) {
-      io.err(`distro: ${e.message}`);
+      io.err(`distro: ${safe(e.message)}`);
       printProblems(e.problems, "", io);
       return e.status >= 400 && e.status < 500 ? 2 : 1;
     }
@@ -246,10 +251,10 @@ async function submit(client: Client, file: string, opts: SubmitOptions, io: Io)
       continue;
     }
     const info = await client.uploadModule(name, readFileSync(path));
-    if (!opts.json) io.out(`uploaded ${name} (${(info.size / 1024).toFixed(1)} KiB, sha256 ${info.sha256.slice(0, 12)}…)`);
+    if (!opts.json) io.out(`uploaded ${name} (${formatSize(info.size)}, sha256 ${safe(info.sha256.slice(0, 12))}…)`);
   }
   const run = await client.submit(yaml);
-  if (!opts.json) io.out(`submitted run ${run.id} (${run.tasks_total} tasks)\nstatus: ${run.url}`);
+  if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
   if (!opts.follow) {
     if (opts.json) io.out(JSON.stringify(run, null, 2));
     return 0;
@@ -261,74 +266,15 @@ async function submit(client: Client, file: string, opts: SubmitOptions, io: Io)
   progress.end();
   if (opts.json) io.out(JSON.stringify(final, null, 2));
   else if (opts.follow === "wait" || final.status !== "succeeded") await printResult(client, final, opts.follow === "wait", opts.out, io);
-  else io.out(`run ${final.id} succeeded`);
+  else io.out(`run ${safe(final.id)} succeeded`);
   return final.status === "succeeded" ? 0 : 1;
 }
-
-function printRuns(runs: RunListing[], io: Io): void {
-  if (runs.length === 0) return io.out("no runs yet");
-  const rows = runs.map((r) => [
-    r.id.slice(0, 12),
-    r.name,
-    r.status,
-    `${finished(r.counts)}/${r.tasks}`,
-    new Date(r.created_at).toISOString().replace("T", " ").slice(0, 19),
-    formatDuration((r.finished_at ?? Date.now()) - r.created_at),
-  ]);
-  table(["ID", "NAME", "STATUS", "DONE", "CREATED (UTC)", "DURATION"], rows, io);
-}
-
-function printStatus(run: RunInfo, io: Io): void {
-  io.out(`${run.name} (${run.id})`);
-  io.out(progressText(run, null));
-  const rows = (run.nodes ?? []).map((n) => [
-    n.id,
-    n.instances === null ? "1" : String(n.instances),
-    Object.entries(n.counts ?? {})
-      .map(([state, count]) => `${count} ${state}`)
-      .join(", "),
-  ]);
-  table(["TASK", "INSTANCES", "STATES"], rows, io);
-  printFailed(run, io.out);
-}
-
-/** The failed tasks a run view holds (`?state=failed`), each with its last error and stderr tail. */
-function printFailed(run: RunInfo, write: (line: string) => void): void {
-  const tasks = run.tasks ?? [];
-  for (const t of tasks) {
-    const last = t.attempts.at(-1);
-    write(`task ${t.id} failed after ${t.attempts.length} attempt(s): ${last?.failure_kind ?? "?"}: ${last?.error ?? "no reason recorded"}`);
-    if (last?.stderr) write(`  stderr: ${last.stderr.trimEnd().split("\n").slice(-5).join("\n          ")}`);
-  }
-  const more = (run.counts.failed ?? 0) - tasks.length;
-  if (more > 0) write(`… and ${more} more failed task(s)`);
-}
-
-function printRunners(runners: RunnerListing[], io: Io): void {
-  if (runners.length === 0) return io.out("no runners connected");
-  const rows = runners.map((r) => [
-    r.name,
-    `${r.platform}/${r.arch}`,
-    `${r.busy}/${r.slots}`,
-    r.load === null ? "-" : `${Math.round(r.load)}%`,
-    `${formatSize(r.freeMemory)} of ${formatSize(r.memory)}`,
-    r.labels.join(",") || "-",
-    String(r.runs.length),
-  ]);
-  table(["NAME", "PLATFORM", "BUSY", "CPU", "FREE MEMORY", "LABELS", "RUNS"], rows, io);
-}
-
-function table(header: string[], rows: string[][], io: Io): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) io.out(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
-}
-
 
 /** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
 async function printResult(client: Client, run: RunInfo, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
   if (run.status !== "succeeded") {
-    printFailed(await client.json<RunInfo>(`/api/dags/${run.id}?state=failed&limit=10`), io.err);
-    io.out(`run ${run.id} ${run.status}`);
+    failedLines(await client.json<RunInfo>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) => io.err(line));
+    io.out(`run ${safe(run.id)} ${safe(run.status)}`);
     return;
   }
   if (!outputs) return;
@@ -340,29 +286,32 @@ async function printResult(client: Client, run: RunInfo, outputs: boolean, out: 
   for (const t of out ? finals : finals.slice(0, 10)) {
     const { bytes, type } = await client.outputWithType(run.id, t.id);
     if (out) {
-      const file = join(out, `${t.id.replace(/[^A-Za-z0-9_.-]/g, "_")}${type === "image/png" ? ".png" : type === "application/json" ? ".json" : ".bin"}`);
+      const extension = OUTPUT_EXTENSIONS[type as keyof typeof OUTPUT_EXTENSIONS] ?? ".bin";
+      const file = join(out, `${t.id.replace(/[^A-Za-z0-9_.-]/g, "_")}${extension}`);
       writeFileSync(file, bytes);
-      io.out(`${t.id}: wrote ${bytes.length} bytes (${type}) to ${file}`);
-    } else if (type === "application/json" || (type.startsWith("text/") && bytes.length < 4096)) {
+      io.out(`${safe(t.id)}: wrote ${bytes.length} bytes (${safe(type)}) to ${safe(file)}`);
+    } else if (type === "application/json") {
       const text = new TextDecoder().decode(bytes);
-      io.out(`${t.id}: ${text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text}`);
+      io.out(`${safe(t.id)}: ${safeText(text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text)}`);
     } else {
-      io.out(`${t.id}: ${bytes.length} bytes of ${type} (save it: distro output ${run.id} ${t.id} -o FILE)`);
+      io.out(`${safe(t.id)}: ${bytes.length} bytes of ${safe(type)} (save it: distro output ${safe(run.id)} ${safe(t.id)} -o FILE)`);
     }
   }
-  io.out(`run ${run.id} succeeded`);
+  io.out(`run ${safe(run.id)} succeeded`);
 }
 
 function printProblems(problems: Problem[], file: string, io: Io): void {
-  for (const p of problems) io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`);
+  for (const p of problems) io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${safe(p.path)}: ` : ""}${safe(p.message)}`);
 }
 
 /** The `distro` bin: runs `main` on the process's arguments and streams, and sets the exit code. */
 export function runCli(): void {
+  // Lines go out terminal-safe whatever a caller forgot; raw bytes (an output piped to a file,
+  // the progress line's own redraw codes) go through `write`.
   main(process.argv.slice(2), {
-    out: (l) => process.stdout.write(`${l}\n`),
+    out: (l) => process.stdout.write(`${safeText(l)}\n`),
     write: (b) => process.stdout.write(b),
-    err: (l) => process.stderr.write(`${l}\n`),
+    err: (l) => process.stderr.write(`${safeText(l)}\n`),
     env: process.env,
     cwd: process.cwd(),
     tty: process.stdout.isTTY ? { columns: process.stdout.columns } : undefined,

@@ -3,6 +3,7 @@
  * place (a bar, counts by state, rate, ETA), elsewhere plain lines, at most one a second and one
  * for every change of status. Pure apart from the sink it writes to.
  */
+import { safe } from "./terminal.js";
 
 /** What the display needs of a run (a summary, a watch update's `run`, a run listing). */
 export interface RunLike {
@@ -34,7 +35,7 @@ export function progressText(run: RunLike, perSecond: number | null): string {
   const done = finished(run.counts);
   const total = run.tasks_total;
   const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
-  const parts = [`${run.status} ${percent}% ${done}/${total} done`];
+  const parts = [`${safe(run.status)} ${percent}% ${done}/${total} done`];
   for (const state of SHOWN) if ((run.counts[state] ?? 0) > 0) parts.push(`${run.counts[state]} ${LABEL[state] ?? state}`);
   if (perSecond !== null && perSecond > 0) {
     parts.push(`${perSecond >= 10 ? Math.round(perSecond) : perSecond.toFixed(1)} tasks/s`);

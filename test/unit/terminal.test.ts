@@ -1,0 +1,98 @@
+// What the CLI prints from the coordinator cannot drive the terminal: a run name and a stderr
+// holding ESC[2J (clear screen) and an OSC sequence (set the window title) print escaped in
+// `distro runs`, `distro status`, `distro runners` and the live progress line.
+import { describe, expect, it } from "vitest";
+import type { RunInfo, RunListing, RunnerListing } from "../../cli/client";
+import { runLines, runnerLines, statusLines } from "../../cli/format";
+import { Progress } from "../../cli/progress";
+import { safe, safeText } from "../../cli/terminal";
+
+const CLEAR = "\x1b[2J";
+const OSC = "\x1b]0;owned\x07";
+const HOSTILE = `evil${CLEAR}${OSC}\x9b31m\u202e`;
+/** No raw C0 (but newline) or C1 control character, and no bidi override, reaches the terminal. */
+const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+const created = Date.UTC(2026, 11, 1);
+const run: RunInfo & RunListing = {
+  id: "ab".repeat(32),
+  name: HOSTILE,
+  status: `running${CLEAR}`,
+  tasks: 2,
+  tasks_total: 2,
+  counts: { failed: 1, leased: 1, [`x${OSC}`]: 0 },
+  created_at: created,
+  updated_at: created,
+  finished_at: null,
+  nodes: [{ id: `n${CLEAR}`, module: "m.wasm", deps: [], instances: null, counts: { failed: 1, [`st${OSC}`]: 1 } }],
+  tasks: [
+    {
+      id: `t${OSC}`,
+      node: "n",
+      index: null,
+      state: "failed",
+      attempts: [
+        {
+          attempt: 1,
+          runner: "r",
+          runner_name: HOSTILE,
+          started_at: created,
+          ended_at: created,
+          outcome: "failed",
+          failure_kind: `exit${CLEAR}`,
+          error: `bad${OSC}\nforged line`,
+          stderr: `line one${CLEAR}\nline two${OSC}\r\n`,
+        },
+      ],
+    },
+  ],
+};
+const runner: RunnerListing = {
+  id: "r",
+  name: HOSTILE,
+  platform: `linux${CLEAR}`,
+  arch: `x64${OSC}`,
+  cores: 2,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  load: 5,
+  slots: 2,
+  busy: 1,
+  labels: [`gpu${OSC}`],
+  version: "1",
+  runs: [],
+};
+
+describe("terminal-safe output", () => {
+  it("escapes C0 and C1 controls and bidi overrides; fields lose newlines, text keeps them", () => {
+    expect(safe(`a${CLEAR}b`)).toBe("a\\x1b[2Jb");
+    expect(safe(`t${OSC}`)).toBe("t\\x1b]0;owned\\x07");
+    expect(safe("a\nb\tc\rd\x9be\u202ef")).toBe("a\\x0ab c\\x0dd\\x9be\\u202ef");
+    expect(safeText("one\ntwo\r\x1b[1A")).toBe("one\ntwo\\x0d\\x1b[1A");
+    expect(safeText(safeText(HOSTILE))).toBe(safeText(HOSTILE));
+  });
+
+  it("distro runs, status and runners print hostile names, errors and stderr escaped", () => {
+    const printed = { runs: runLines([run], created), status: statusLines(run), runners: runnerLines([runner]) };
+    for (const [command, lines] of Object.entries(printed)) {
+      for (const line of lines) expect(line, `${command}: ${JSON.stringify(line)}`).not.toMatch(RAW);
+    }
+    expect(printed.runs.join("\n")).toContain("evil\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\u202e");
+    expect(printed.runners.join("\n")).toContain("evil\\x1b[2J");
+    const status = printed.status.join("\n");
+    expect(status).toContain("bad\\x1b]0;owned\\x07\\x0aforged line"); // the error cannot forge a line of its own
+    expect(status).toContain("stderr: line one\\x1b[2J\n          line two\\x1b]0;owned\\x07");
+  });
+
+  it("the live progress line escapes the status it is given, and keeps only its own redraw codes", () => {
+    for (const tty of [true, false]) {
+      let screen = "";
+      const progress = new Progress({ tty, columns: 200, write: (t) => (screen += t) }, () => 0);
+      progress.update(run);
+      progress.end();
+      const own = screen.replaceAll("\r\x1b[2K", "");
+      expect(own, JSON.stringify(own)).not.toMatch(RAW);
+      expect(own).toContain("running\\x1b[2J");
+    }
+  });
+});
