@@ -14,7 +14,8 @@ export const DEFAULTS = {
   graceMs: 30_000,
   ramPerSlotBytes: 128 * 1024 ** 2,
   reserveRamBytes: 512 * 1024 ** 2,
-  reconnect: { initialMs: 500, maxMs: 30_000, factor: 2 },
+  /** `limitedMs`: after a rate-limit close (4429), the least wait before reconnecting. */
+  reconnect: { initialMs: 500, maxMs: 30_000, factor: 2, limitedMs: 3000 },
 };
 
 export interface RunnerConfig {

@@ -2,8 +2,10 @@
  * One outbound WebSocket to the coordinator that survives the coordinator going away: it
  * reconnects with capped exponential back-off and jitter, logging one line per attempt, until
  * it is closed, the coordinator ends it for good (run finished, replaced), or the coordinator
- * refuses the token. Frames are decoded and validated here, and heartbeats sent: a "ping" three
- * times per heartbeat period the coordinator announces in its welcome.
+ * refuses the token. A socket closed for its rate limit (CLOSE.rateLimited) reconnects no sooner
+ * than a floor of a few seconds, and later each time it is limited again soon after. Frames are
+ * decoded and validated here, and heartbeats sent: a "ping" three times per heartbeat period the
+ * coordinator announces in its welcome.
  */
 import WebSocket from "ws";
 import { decodeCoordinatorMessage, encode } from "../worker/protocol/codec.js";
@@ -21,7 +23,8 @@ export interface LinkOptions {
   onMessage: (message: CoordinatorMessage) => void;
   /** The link ended for good; `reason` says why. */
   onEnd: (reason: string, fatal: boolean) => void;
-  backoff?: { initialMs: number; maxMs: number; factor: number };
+  /** `limitedMs`: the least wait before reconnecting after a rate-limit close. */
+  backoff?: { initialMs: number; maxMs: number; factor: number; limitedMs: number };
   random?: () => number;
 }
 
@@ -33,6 +36,9 @@ export class Link {
   private timer: NodeJS.Timeout | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** Rate-limit closes in a row, each soon after the socket opened (see `limited`). */
+  private limits = 0;
+  private openedAt = 0;
   private ended = false;
 
   constructor(private readonly options: LinkOptions) {}
@@ -71,6 +77,7 @@ export class Link {
       if (this.failures > 0) log.info(`${label}: connected to ${url.origin} after ${this.failures} failed attempt(s)`);
       else log.debug(`${label}: connected to ${url.origin}`);
       this.failures = 0;
+      this.openedAt = Date.now();
       this.options.onOpen();
     });
     ws.on("message", (data, isBinary) => {
@@ -101,6 +108,7 @@ export class Link {
       clearInterval(this.pinger);
       if (this.ended) return;
       if (FINAL_CLOSES.has(code)) return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
+      if (code === CLOSE.rateLimited) return this.limited(reason.toString() || "rate limited");
       if (refusal === undefined || !refusal.startsWith("HTTP")) this.retry(refusal ?? `connection closed (code ${code})`);
     });
   }
@@ -112,14 +120,33 @@ export class Link {
     }, Math.max(100, Math.floor(periodMs / 3)));
   }
 
-  private retry(why: string): void {
+  /**
+   * The coordinator closed the socket for sending too much. Opening again at once would only be
+   * closed again, so the back-off does not start over (as after an ordinary open): it climbs with
+   * each limit that follows soon after the last reconnect, from at least `limitedMs`.
+   */
+  private limited(reason: string): void {
+    const { maxMs } = this.options.backoff ?? DEFAULTS.reconnect;
+    // A socket that behaved for a while before this limit starts the climb again.
+    this.limits = Date.now() - this.openedAt > maxMs ? 1 : this.limits + 1;
+    this.retry(reason, true);
+  }
+
+  /** Reconnects after a delay: exponential in the failures so far (or, after a limit, in the limits in a row). */
+  private retry(why: string, limited = false): void {
     if (this.ended || this.timer) return;
-    const { initialMs, maxMs, factor } = this.options.backoff ?? DEFAULTS.reconnect;
+    const { initialMs, maxMs, factor, limitedMs } = this.options.backoff ?? DEFAULTS.reconnect;
     const random = this.options.random ?? Math.random;
-    const ceiling = Math.min(maxMs, initialMs * factor ** this.failures);
-    const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
-    this.failures++;
-    this.options.log.info(`${this.options.label}: coordinator ${this.options.url.origin} not reachable (${why}); retry ${this.failures} in ${(delay / 1000).toFixed(1)}s`);
+    // A first limit waits as a fourth retry would (a ceiling of 4 s with the defaults; never less
+    // than limitedMs), and each next one twice as long.
+    const steps = limited ? this.limits + 2 : this.failures;
+    const ceiling = Math.min(maxMs, initialMs * factor ** steps);
+    const delay = Math.max(limited ? limitedMs : 0, Math.round(ceiling / 2 + (random() * ceiling) / 2));
+    if (!limited) this.failures++;
+    const { label, url, log } = this.options;
+    const wait = `${(delay / 1000).toFixed(1)}s`;
+    if (limited) log.info(`${label}: rate limited by the coordinator ${url.origin} (${why}); reconnecting in ${wait}`);
+    else log.info(`${label}: coordinator ${url.origin} not reachable (${why}); retry ${this.failures} in ${wait}`);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.ended) this.connect();

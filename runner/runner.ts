@@ -11,7 +11,7 @@
  * finish) and handing out the new slots when it grows.
  */
 import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
-import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
+import { DEVICE_REPORT, PROTOCOL_VERSION } from "../worker/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
 import { formatSize } from "../worker/dag/units.js";
 import { autoSlots, type DeviceSample } from "./device.js";
@@ -77,6 +77,8 @@ export class Runner {
   private poolLink: Link | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private deviceTimer: NodeJS.Timeout | undefined;
+  /** When the last device report went out: kept across a reconnect, as the pool keeps its history. */
+  private reportedAt = -Infinity;
   private lastStatus = "";
   private state: RunnerState = "connecting";
   private idle: (() => void) | undefined;
@@ -404,12 +406,15 @@ export class Runner {
 
   /**
    * Samples the device every couple of seconds: resizes under `--slots auto`, and sends the
-   * pool a full status with the device report at least twice per heartbeat period.
+   * pool a full status with the device report about once per half heartbeat period, at the
+   * first sample that period after the last report. Not sooner: the pool keeps one report per
+   * runner per period and drops the rest (DEVICE_REPORT; the runner's own margin is half the
+   * pool's, for the jitter of its ticks).
    */
   private watchDevice(heartbeatMs: number): void {
     clearInterval(this.deviceTimer);
     const every = Math.max(200, Math.min(this.parts.sampleMs ?? 2000, Math.floor(heartbeatMs / 2)));
-    let reported = 0;
+    const period = (heartbeatMs / DEVICE_REPORT.perHeartbeat) * (1 - DEVICE_REPORT.early / 2);
     const tick = async () => {
       if (!this.accepting || this.sampling) return;
       this.sampling = true;
@@ -418,10 +423,10 @@ export class Runner {
       if (!device || !this.accepting) return;
       const { config, info } = this.parts;
       if (config.slots === "auto") this.resize(autoSlots(info.cores, device.freeMemory, config), device.freeMemory);
-      if (Date.now() - reported + every <= heartbeatMs / 2) return;
+      if (Date.now() - this.reportedAt < period) return;
       const status = this.status();
       if (this.poolLink?.send({ ...status, device })) {
-        reported = Date.now();
+        this.reportedAt = Date.now();
         this.lastStatus = JSON.stringify(status);
       }
     };

@@ -4,6 +4,8 @@
  */
 import type { DagRun } from "./durable/dag-run.js";
 import type { RunnerPool } from "./durable/runner-pool.js";
+import { DEFAULT_LIMITS, type Limits, type Rate, type SocketKind } from "./durable/meter.js";
+import { MAX_FRAME_BYTES } from "./protocol/messages.js";
 
 export interface Env {
   DAG_RUN: DurableObjectNamespace<DagRun>;
@@ -16,12 +18,64 @@ export interface Env {
   RUNNER_TOKEN?: string;
   /** A runner silent this long (ms) loses its leases; default 15000. */
   HEARTBEAT_TIMEOUT_MS?: string;
+  // Socket rate limits (docs/limits.md): frames a second and the burst a socket may send at once,
+  // by socket kind, and bytes for every kind. A socket over a limit is closed with code 4429.
+  /** Runner sockets of a run; default 2000 frames/s, burst 4000. */
+  RUN_FRAMES_PER_SEC?: string;
+  RUN_FRAME_BURST?: string;
+  /** Runner sockets of the pool; default 50 frames/s, burst 200. */
+  POOL_FRAMES_PER_SEC?: string;
+  POOL_FRAME_BURST?: string;
+  /** Watchers of a run; default 50 frames/s, burst 200. */
+  WATCH_FRAMES_PER_SEC?: string;
+  WATCH_FRAME_BURST?: string;
+  /** Every socket; default 8388608 bytes/s (8 MiB), burst 33554432 (32 MiB, the largest frame; never less). */
+  SOCKET_BYTES_PER_SEC?: string;
+  SOCKET_BYTE_BURST?: string;
 }
 
 /** The heartbeat limit from the environment, validated. */
 export function heartbeatMs(env: Env): number {
   const ms = Number(env.HEARTBEAT_TIMEOUT_MS ?? 15_000);
   return Number.isFinite(ms) && ms >= 500 ? ms : 15_000;
+}
+
+/**
+ * The socket rate limits from the environment, validated: a value that is not a positive number
+ * (a burst: a whole number; the byte burst: at least MAX_FRAME_BYTES, so that one legal frame
+ * always passes) falls back to its default.
+ */
+export function socketLimits(env: Env): Record<SocketKind, Limits> {
+  const positive = (n: number) => n > 0;
+  const burst = (min: number) => (n: number) => Number.isInteger(n) && n >= min;
+  const bytes: Rate = {
+    perSec: setting(env, "SOCKET_BYTES_PER_SEC", DEFAULT_LIMITS.run.bytes.perSec, positive),
+    burst: setting(env, "SOCKET_BYTE_BURST", DEFAULT_LIMITS.run.bytes.burst, burst(MAX_FRAME_BYTES)),
+  };
+  const frames = (kind: SocketKind, prefix: "RUN" | "POOL" | "WATCH"): Rate => ({
+    perSec: setting(env, `${prefix}_FRAMES_PER_SEC`, DEFAULT_LIMITS[kind].frames.perSec, positive),
+    burst: setting(env, `${prefix}_FRAME_BURST`, DEFAULT_LIMITS[kind].frames.burst, burst(1)),
+  });
+  return {
+    run: { frames: frames("run", "RUN"), bytes },
+    pool: { frames: frames("pool", "POOL"), bytes },
+    watch: { frames: frames("watch", "WATCH"), bytes },
+  };
+}
+
+type LimitVar = Extract<keyof Env, `${string}_PER_SEC` | `${string}_BURST`>;
+
+/**
+ * One numeric var, or its default (with a warning naming the var) when it is not valid. A var may
+ * be a string (`--var`, the dashboard) or a number (a TOML number in `[vars]`).
+ */
+function setting(env: Env, name: LimitVar, fallback: number, valid: (n: number) => boolean): number {
+  const value: unknown = env[name];
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (Number.isFinite(n) && valid(n)) return n;
+  console.warn(`${name}=${JSON.stringify(value)} is not a valid limit; using the default ${fallback}`);
+  return fallback;
 }
 
 /** The single RunnerPool object. */

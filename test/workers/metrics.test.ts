@@ -54,6 +54,14 @@ describe("GET /metrics", () => {
     for (const name of ["distro_runs", "distro_tasks", "distro_runners_connected", "distro_slots", "distro_slots_busy", "distro_cache_hits_total", "distro_task_duration_seconds", "distro_dispatch_latency_seconds"]) {
       expect(after.has(name), name).toBe(true);
     }
+    // Counters of sockets closed for their rate (by kind) and of dropped device reports (limits.test.ts moves them):
+    // a well-behaved runner moves neither.
+    const closes = after.get("distro_sockets_rate_limited_total")!;
+    const limited = (m: Map<string, Family>, kind: string) => value(m.get(closes.name), { kind });
+    expect(closes.type).toBe("COUNTER");
+    expect(closes.metrics.map((m) => m.labels?.kind)).toEqual(["pool", "run", "watch"]);
+    for (const kind of ["pool", "run", "watch"]) expect(limited(after, kind) - limited(before, kind), kind).toBe(0);
+    expect(after.get("distro_device_samples_dropped_total")!.type).toBe("COUNTER");
     expect(after.get("distro_task_duration_seconds")!.type).toBe("HISTOGRAM");
     // The task gauges are the sums of every indexed run's counts.
     const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as { runs: { status: string; counts: Record<string, number> }[] };

@@ -9,7 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Requirements, ResolvedPlan } from "../dag/plan.js";
 import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
 import { sha256Hex } from "../sha256.js";
-import { heartbeatMs, pool, type Env } from "../env.js";
+import { heartbeatMs, pool, socketLimits, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
 import { meets } from "../run/match.js";
@@ -17,7 +17,9 @@ import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Eff
 import type { RunStatus, TaskState } from "../run/store.js";
 import { emptyHistogram, observe, type RunHistograms } from "../metrics.js";
 import { MAX_TASK_CHANGES, type RunSummary, type ViewState, type WatchMessage } from "../protocol/watch.js";
-import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
+import { SocketMeters, type SocketKind } from "./meter.js";
+import { acceptRunnerSocket, admitFrame, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf } from "./sockets.js";
+import { runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 import { Changes, SqlStore, type TaskView } from "./sql-store.js";
 
 export type { RunSummary, ViewState };
@@ -54,6 +56,8 @@ export class DagRun extends DurableObject<Env> {
   }
 
   private readonly config: MachineConfig;
+  /** Rate limits of runner and watcher sockets; the pool counts the closes for /metrics. */
+  private readonly meters = new SocketMeters<WebSocket>(socketLimits(this.env));
   /** The alarm time this object last set (null: none pending). */
   private alarmAt: number | null = null;
   /** Whether a result-cache lookup loop is running. */
@@ -220,8 +224,16 @@ export class DagRun extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    if (this.ctx.getTags(ws).includes(WATCH_TAG)) return; // watchers only listen
-    await receiveFrame(this.ctx, ws, raw, {
+    const count = (kind: SocketKind) => pool(this.env).countRateLimited(kind);
+    if (this.ctx.getTags(ws).includes(WATCH_TAG)) {
+      // Watchers only listen: a frame from one is metered, then ignored.
+      admitFrame({ meters: this.meters, kind: "watch", limited: () => count("watch") }, ws, raw);
+      return;
+    }
+    // A runner closed for its rate is detached at once, not when its close handshake ends.
+    const limited = (ws: WebSocket) => Promise.all([count("run"), this.dropSocket(ws)]);
+    const gate = { meters: this.meters, kind: "run" as const, limited };
+    await receiveFrame(this.ctx, ws, raw, gate, {
       hello: async (ws, hello) => {
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs: this.config.leaseGraceMs });
         if (isFinal(this.store.status())) return finish(ws, this.store.status());

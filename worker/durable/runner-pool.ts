@@ -5,23 +5,26 @@
  * pool tells runners that qualify to join such runs: idle ones, and busy ones when the run
  * outranks every run they work on (they give it their next free slot). Tasks and results never
  * pass through here, so the pool's load grows with the number of runners, not of tasks.
+ *
+ * It also keeps each device's recent reports (device-history.ts: bounded, appended to as they
+ * come) for `GET /api/runners`, cheap totals for `/metrics`, and the count of sockets closed for
+ * their rate limit (its own, and those the DagRuns report).
  */
 import { DurableObject } from "cloudflare:workers";
-import { heartbeatMs, type Env } from "../env.js";
+import { heartbeatMs, socketLimits, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
 import { meets, whyWaiting, type DemandClass } from "../run/match.js";
+import { appendSample, HISTORY_MS, keepsSample, recentSamples, type DeviceSample } from "./device-history.js";
+import { SocketMeters, type SocketKind } from "./meter.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
   runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, load REAL);
 CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS samples (runner TEXT NOT NULL, at INTEGER NOT NULL, load REAL NOT NULL, free INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS samples_runner ON samples (runner, at);
+CREATE TABLE IF NOT EXISTS history (runner TEXT PRIMARY KEY, samples TEXT NOT NULL, last_at INTEGER NOT NULL);
+DROP TABLE IF EXISTS samples;
 `;
-
-/** How far back each runner's device reports are kept for `GET /api/runners` (its `history`). */
-const HISTORY_MS = 10 * 60_000;
 
 interface RunnerRow {
   id: string;
@@ -38,21 +41,41 @@ interface Demand {
 /** A runner as `GET /api/runners` shows it. */
 export interface RunnerView extends RunnerInfo {
   busy: number;
-  /** CPU load in %, from the runner's latest device report (null before the first). */
+  /** CPU load in %, from the device's latest report kept (null before the first). */
   load: number | null;
-  /** Device reports of the last ten minutes, oldest first: time, CPU load %, free memory. */
-  history: { at: number; load: number; freeMemory: number }[];
+  /** Device reports of the last ten minutes (at most one per half heartbeat), oldest first. */
+  history: DeviceSample[];
   runs: string[];
   connected_at: number;
   last_seen: number;
 }
 
+/** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */
+type HistoryColumns = { load: number | null; samples: string | null };
+
+/** The pool in numbers, for `/metrics`. */
+export interface PoolTotals {
+  runners: number;
+  slots: number;
+  busy: number;
+  /** Device reports dropped for coming sooner than a half heartbeat after the last one kept. */
+  samplesDropped: number;
+  /** Sockets closed for their rate limit, by kind. */
+  rateLimited: Record<SocketKind, number>;
+}
+
 export class RunnerPool extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly heartbeatMs: number;
+  private readonly meters: SocketMeters<WebSocket>;
+  /** Counted in memory: like any counter of a process, they start again from zero with the object. */
+  private samplesDropped = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.heartbeatMs = heartbeatMs(env);
+    this.meters = new SocketMeters(socketLimits(env));
     this.sql.exec(SCHEMA);
     answerHeartbeats(ctx);
     // Rows of runners whose sockets did not survive a restart are stale.
@@ -91,30 +114,26 @@ export class RunnerPool extends DurableObject<Env> {
     return classes.map((c) => whyWaiting(c.requires, runners));
   }
 
-  /** Connected runners with their device report and load; silent ones are dropped first. */
+  /** Connected runners with their device report, load and history; silent ones are dropped first. */
   async list(): Promise<RunnerView[]> {
     const now = Date.now();
-    for (const { ws } of silentRunners(this.ctx, now, heartbeatMs(this.env))) {
-      ws.close(CLOSE.silent, "no heartbeat");
-      this.drop(ws);
-    }
+    this.dropSilent(now);
     const pinged = new Map(runnerSockets(this.ctx).map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
-    const history = new Map<string, RunnerView["history"]>();
-    for (const { runner, at, load, free } of this.sql.exec<{ runner: string; at: number; load: number; free: number }>(`SELECT runner, at, load, free FROM samples WHERE at > ? ORDER BY at`, now - HISTORY_MS)) {
-      history.set(runner, [...(history.get(runner) ?? []), { at, load, freeMemory: free }]);
-    }
     return this.sql
-      .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number; load: number | null }>(
-        `SELECT info, free, runs, connected_at, last_seen, load FROM runners ORDER BY connected_at`,
+      .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number } & HistoryColumns>(
+        `SELECT r.info, r.free, r.runs, r.connected_at, r.last_seen, r.load, h.samples
+         FROM runners r LEFT JOIN history h ON h.runner = r.id ORDER BY r.connected_at`,
       )
       .toArray()
       .map((row) => {
         const info = JSON.parse(row.info) as RunnerInfo;
+        const history = row.samples ? recentSamples(JSON.parse(row.samples) as DeviceSample[], now) : [];
         return {
           ...info,
           busy: Math.max(0, info.slots - row.free),
-          load: row.load,
-          history: history.get(info.id) ?? [],
+          // Just after a reconnect the device's last kept report stands until the next is kept.
+          load: row.load ?? history.at(-1)?.load ?? null,
+          history,
           runs: JSON.parse(row.runs) as string[],
           connected_at: row.connected_at,
           last_seen: Math.max(row.last_seen, pinged.get(info.id) ?? 0),
@@ -122,12 +141,44 @@ export class RunnerPool extends DurableObject<Env> {
       });
   }
 
+  /** Runners, slots and counters without any history: what `/metrics` needs, in one query. */
+  async totals(): Promise<PoolTotals> {
+    this.dropSilent(Date.now());
+    const row = this.sql
+      .exec<{ runners: number; slots: number | null; busy: number | null }>(
+        `SELECT COUNT(*) AS runners, SUM(json_extract(info, '$.slots')) AS slots,
+           SUM(MAX(0, json_extract(info, '$.slots') - free)) AS busy FROM runners`,
+      )
+      .one();
+    return {
+      runners: row.runners,
+      slots: row.slots ?? 0,
+      busy: row.busy ?? 0,
+      samplesDropped: this.samplesDropped,
+      rateLimited: { ...this.meters.closed },
+    };
+  }
+
+  /** A DagRun closed one of its sockets for its rate limit: counted here, where /metrics reads. */
+  async countRateLimited(kind: SocketKind): Promise<void> {
+    this.meters.count(kind);
+  }
+
+  /** Closes and forgets the sockets of runners silent for longer than the heartbeat limit. */
+  private dropSilent(now: number): void {
+    for (const { ws } of silentRunners(this.ctx, now, this.heartbeatMs)) {
+      ws.close(CLOSE.silent, "no heartbeat");
+      this.drop(ws);
+    }
+  }
+
   override async fetch(request: Request): Promise<Response> {
     return acceptRunnerSocket(this.ctx, request);
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    await receiveFrame(this.ctx, ws, raw, {
+    // A runner closed for its rate is forgotten at once, not when its close handshake ends.
+    await receiveFrame(this.ctx, ws, raw, { meters: this.meters, kind: "pool", limited: (ws) => this.drop(ws) }, {
       hello: (ws, { runner }) => {
         const now = Date.now();
         this.sql.exec(
@@ -139,20 +190,14 @@ export class RunnerPool extends DurableObject<Env> {
           now,
           now,
         );
-        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: heartbeatMs(this.env) });
+        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: this.heartbeatMs });
         this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
       },
       frame: (ws, runner, msg) => {
         if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
         this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
         if (msg.slots !== undefined) this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
-        if (msg.device) {
-          const now = Date.now();
-          this.sql.exec(`UPDATE runners SET info = json_set(info, '$.freeMemory', ?), load = ? WHERE id = ?`, msg.device.freeMemory, msg.device.load, runner);
-          this.sql.exec(`INSERT INTO samples (runner, at, load, free) VALUES (?, ?, ?, ?)`, runner, now, msg.device.load, msg.device.freeMemory);
-          // A runner that reconnects (same device id) keeps its history; older samples of all go.
-          this.sql.exec(`DELETE FROM samples WHERE at <= ?`, now - HISTORY_MS);
-        }
+        if (msg.device) this.sample(runner, msg.device);
         const row = this.runnerRows(runner)[0];
         if (row) this.match(row);
       },
@@ -165,6 +210,36 @@ export class RunnerPool extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     this.drop(ws);
+  }
+
+  /**
+   * Keeps a device report as the runner's current reading and appends it to its history, unless
+   * it comes sooner than a half heartbeat after the last one kept: then it is dropped, and
+   * counted. The history is the device's (its runner id), so it survives a reconnect.
+   */
+  private sample(runner: string, device: { freeMemory: number; load: number }): void {
+    const now = Date.now();
+    const row = this.sql
+      .exec<{ samples: string; last_at: number }>(`SELECT samples, last_at FROM history WHERE runner = ?`, runner)
+      .toArray()[0];
+    if (!keepsSample(row?.last_at ?? null, now, this.heartbeatMs)) {
+      this.samplesDropped++;
+      return;
+    }
+    const { freeMemory, load } = device;
+    const current = `UPDATE runners SET info = json_set(info, '$.freeMemory', ?), load = ? WHERE id = ?`;
+    this.sql.exec(current, freeMemory, load, runner);
+    const kept = row ? (JSON.parse(row.samples) as DeviceSample[]) : [];
+    const history = appendSample(kept, { at: now, load, freeMemory }, this.heartbeatMs);
+    this.sql.exec(
+      `INSERT INTO history (runner, samples, last_at) VALUES (?, ?, ?)
+       ON CONFLICT (runner) DO UPDATE SET samples = excluded.samples, last_at = excluded.last_at`,
+      runner,
+      JSON.stringify(history),
+      now,
+    );
+    // Devices that stopped reporting ten minutes ago have nothing left to show.
+    this.sql.exec(`DELETE FROM history WHERE last_at <= ?`, now - HISTORY_MS);
   }
 
   private drop(ws: WebSocket): void {

@@ -1,9 +1,11 @@
 /**
  * Helpers for the hibernatable runner sockets both Durable Objects accept: each socket carries
- * an attachment naming its runner once that runner has said hello.
+ * an attachment naming its runner once that runner has said hello. Every frame is metered here
+ * first (meter.ts), so a socket over its rate limit costs nothing more than the check.
  */
 import { decodeRunnerMessage, encode } from "../protocol/codec.js";
 import { CLOSE, HEARTBEAT, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../protocol/messages.js";
+import { frameBytes, type SocketKind, type SocketMeters } from "./meter.js";
 
 export interface Attachment {
   runner: string | null;
@@ -61,17 +63,52 @@ export function socketsOf(ctx: DurableObjectState, runner: string): WebSocket[] 
 export type Hello = Extract<RunnerMessage, { type: "hello" }>;
 export type RunnerFrame = Exclude<RunnerMessage, { type: "hello" }>;
 
+/** How an object meters one kind of socket, and what it does once it closed one for its rate. */
+export interface FrameGate {
+  meters: SocketMeters<WebSocket>;
+  kind: SocketKind;
+  /** After the close: e.g. forget the socket's runner now, rather than when its close handshake ends. */
+  limited?(ws: WebSocket): unknown;
+}
+
 /**
- * Receives one frame on a runner socket: decodes it (a bad frame gets an error frame, the socket
- * stays), admits `hello` in the supported protocol (replacing an older socket of the same
- * runner), refuses any other first frame, and hands the rest to `frame`. Never throws.
+ * Meters one frame on any socket: false when it must not be processed, because it put the socket
+ * over its rate limit (the socket is closed now with CLOSE.rateLimited and a reason naming the
+ * count and the limit, then `limited` runs) or came in after that close (dropped unread).
+ */
+export function admitFrame(gate: FrameGate, ws: WebSocket, raw: string | ArrayBuffer): boolean {
+  const verdict = gate.meters.check(ws, gate.kind, frameBytes(raw));
+  if (verdict.type !== "close") return verdict.type === "pass";
+  const runner = runnerOf(ws);
+  console.warn(`closed a ${gate.kind} socket${runner ? ` of runner ${runner}` : ""}: ${verdict.reason}`);
+  try {
+    ws.close(CLOSE.rateLimited, verdict.reason);
+  } catch {
+    // already closing
+  }
+  const failed = (e: unknown) => console.error(`after closing a ${gate.kind} socket for its rate limit`, e);
+  try {
+    void Promise.resolve(gate.limited?.(ws)).catch(failed);
+  } catch (e) {
+    failed(e);
+  }
+  return false;
+}
+
+/**
+ * Receives one frame on a runner socket: meters it (`gate`), decodes it (a bad frame gets an
+ * error frame, the socket stays), admits `hello` in the supported protocol (replacing an older
+ * socket of the same runner), refuses any other first frame, and hands the rest to `frame`.
+ * Never throws.
  */
 export async function receiveFrame(
   ctx: DurableObjectState,
   ws: WebSocket,
   raw: string | ArrayBuffer,
+  gate: FrameGate,
   handlers: { hello(ws: WebSocket, hello: Hello): unknown; frame(ws: WebSocket, runner: string, frame: RunnerFrame): unknown },
 ): Promise<void> {
+  if (!admitFrame(gate, ws, raw)) return;
   try {
     const decoded = decodeRunnerMessage(raw);
     if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });

@@ -18,12 +18,28 @@ export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 
 export const HEARTBEAT = { ping: "ping", pong: "pong" } as const;
 
-/** WebSocket close codes the coordinator uses; 4000–4999 are free for applications. */
+/**
+ * Device reports (`status.device`): a runner sends one about every `heartbeatMs / perHeartbeat`.
+ * The pool keeps one per runner per such period, taking one that arrives up to `early` of the
+ * period sooner (the network's jitter), and drops the rest; a runner allows itself half of that.
+ */
+export const DEVICE_REPORT = { perHeartbeat: 2, early: 0.1 } as const;
+
+/**
+ * WebSocket close codes the coordinator uses; 4000–4999 are free for applications. What a runner
+ * does on each is in docs/limits.md.
+ */
 export const CLOSE = {
+  /** A bad first frame or protocol version (fatal: the runner stops). */
   protocol: 4400,
+  /** The run ended; the runner leaves it. */
   finished: 4000,
+  /** No heartbeat within the limit; the runner reconnects. */
   silent: 4408,
+  /** A newer socket of the same runner took over; this one is not reopened. */
   replaced: 4409,
+  /** The socket sent more frames or bytes than its rate limit; the runner backs off, then reconnects. */
+  rateLimited: 4429,
 } as const;
 
 const runnerInfo = z.strictObject({
@@ -119,7 +135,7 @@ export const runnerMessage = z.discriminatedUnion("type", [
     free: want,
     slots: want.optional(),
     runs: z.array(z.string()).max(1024),
-    /** Sent at least once per heartbeat period: free memory (bytes) and CPU load (0–100 %). */
+    /** Sent about twice per heartbeat period (DEVICE_REPORT): free memory (bytes) and CPU load (0–100 %). */
     device: z.strictObject({ freeMemory: z.number().nonnegative(), load: z.number().min(0).max(100) }).optional(),
   }),
   /**

@@ -1,0 +1,95 @@
+// The runner's link (runner/link.ts) against a local `ws` server that plays the coordinator: a
+// socket closed for its rate limit (4429) reconnects only after a floor, later each time, with one
+// log line saying it was rate limited; an ordinary close reconnects at once as before.
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
+import { DEFAULTS } from "../../runner/config";
+import { Link, type LinkOptions } from "../../runner/link";
+import { CLOSE } from "../../worker/protocol/messages";
+
+const REASON = "rate limit: 201 frames in 0.10 s (50/s, burst 200)";
+let cleanup: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+/** A coordinator on a free port of 127.0.0.1 that closes every socket it accepts with `code`. */
+async function closingServer(code: number, reason = REASON): Promise<{ url: URL; opened: number[] }> {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise<void>((resolve) => server.once("listening", resolve));
+  const opened: number[] = [];
+  server.on("connection", (ws) => {
+    opened.push(performance.now());
+    ws.close(code, reason);
+  });
+  cleanup.push(async () => {
+    for (const ws of server.clients) ws.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/runners/connect`), opened };
+}
+
+function link(url: URL, options: Partial<LinkOptions> = {}): { link: Link; lines: string[] } {
+  const lines: string[] = [];
+  const l = new Link({
+    url,
+    token: "t",
+    label: "pool",
+    log: { info: (line) => lines.push(line), debug: () => {} },
+    onOpen: () => {},
+    onMessage: () => {},
+    onEnd: () => {},
+    random: () => 0, // the least delay of each back-off step: the schedule is exact
+    ...options,
+  });
+  cleanup.push(async () => l.close());
+  l.start();
+  return { link: l, lines };
+}
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("runner link", () => {
+  it("after a rate-limit close waits at least the floor, longer after each limit, and says so", async () => {
+    const { url, opened } = await closingServer(CLOSE.rateLimited);
+    const { lines } = link(url, { backoff: { initialMs: 50, maxMs: 5000, factor: 2, limitedMs: 100 } });
+    await until(() => opened.length >= 4);
+    const limited = lines.filter((l) => l.includes("rate limited"));
+    expect(limited.slice(0, 3)).toEqual(
+      [0.2, 0.4, 0.8].map(
+        (s) => `pool: rate limited by the coordinator ${url.origin} (${REASON}); reconnecting in ${s.toFixed(1)}s`,
+      ),
+    );
+    // One line per close, and no "not reachable" line besides.
+    expect(lines.filter((l) => !l.includes("rate limited"))).toEqual([]);
+    const gaps = opened.slice(1).map((t, i) => t - opened[i]!);
+    [200, 400, 800].forEach((ms, i) => expect(gaps[i]).toBeGreaterThanOrEqual(ms - 5));
+  });
+
+  it("with the default back-off waits at least a few seconds after a rate-limit close", async () => {
+    const { url, opened } = await closingServer(CLOSE.rateLimited);
+    const { lines } = link(url, { backoff: DEFAULTS.reconnect });
+    await until(() => lines.length > 0);
+    expect(DEFAULTS.reconnect.limitedMs).toBeGreaterThanOrEqual(3000);
+    expect(lines).toEqual([`pool: rate limited by the coordinator ${url.origin} (${REASON}); reconnecting in 3.0s`]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(opened.length).toBe(1);
+  });
+
+  it("after an ordinary close starts its back-off over, as before", async () => {
+    const { url, opened } = await closingServer(1011, "restarting");
+    const { lines } = link(url, { backoff: { initialMs: 50, maxMs: 5000, factor: 2, limitedMs: 100 } });
+    await until(() => opened.length >= 3);
+    const line = `pool: coordinator ${url.origin} not reachable (connection closed (code 1011)); retry 1 in 0.0s`;
+    expect(lines.filter((l) => l.includes("not reachable")).slice(0, 2)).toEqual([line, line]);
+  });
+});

@@ -1,0 +1,139 @@
+// Socket rate limits and bounded device reports in workerd: a pool socket, a run socket and a
+// watcher that send more than their burst are closed with 4429 and counted in /metrics; a
+// runner's device reports sooner than a half heartbeat apart are dropped (and counted), not kept.
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS } from "../../worker/durable/meter";
+import { CLOSE, PROTOCOL_VERSION } from "../../worker/protocol/messages";
+import { wasmModule } from "../helpers/wasm-builder";
+import { API, base, RunnerSocket, WatchSocket } from "./socket";
+
+const info = (id: string) => ({
+  id,
+  name: id,
+  platform: "linux",
+  arch: "x64",
+  cores: 2,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  slots: 2,
+  labels: [],
+  version: "test",
+});
+const status = (load: number) => ({
+  type: "status" as const,
+  free: 2,
+  runs: [],
+  device: { freeMemory: 2 ** 28, load },
+});
+
+/** A counter from /metrics (0 when absent). */
+async function counter(name: string, labels = ""): Promise<number> {
+  const text = await (await SELF.fetch(`${base}/metrics`, { headers: API })).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function submit(): Promise<string> {
+  await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+  const res = await SELF.fetch(`${base}/api/dags`, {
+    method: "POST",
+    headers: API,
+    body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n",
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Asserts a rate-limit close whose reason names a count over the burst and the limit. */
+function expectLimited(closed: { code: number; reason: string }, burst: number, sent: number): void {
+  expect(closed.code).toBe(CLOSE.rateLimited);
+  const [, count] = /^rate limit: (\d+) frames in [\d.]+ s \(\d+\/s, burst (?:\d+)\)$/.exec(closed.reason) ?? [];
+  expect(Number(count), closed.reason).toBeGreaterThan(burst);
+  expect(Number(count)).toBeLessThanOrEqual(sent);
+}
+
+describe("socket rate limits", () => {
+  it("close a pool socket over its burst with 4429, drop its extra device reports, and count both", async () => {
+    const [closesBefore, droppedBefore] = [
+      await counter("distro_sockets_rate_limited_total", '{kind="pool"}'),
+      await counter("distro_device_samples_dropped_total"),
+    ];
+    const flood = await RunnerSocket.open("/api/runners/connect");
+    flood.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("flooder"), want: 0 });
+    await flood.next("welcome");
+    const sent = DEFAULT_LIMITS.pool.frames.burst + 50;
+    for (let i = 1; i < sent; i++) flood.send(status(i % 100));
+    expectLimited(await flood.ended(), DEFAULT_LIMITS.pool.frames.burst, sent);
+    expect(await counter("distro_sockets_rate_limited_total", '{kind="pool"}')).toBe(closesBefore + 1);
+    // The first report was kept; the others came within the same half heartbeat.
+    expect(await counter("distro_device_samples_dropped_total")).toBeGreaterThanOrEqual(
+      droppedBefore + DEFAULT_LIMITS.pool.frames.burst - 2,
+    );
+    const { runners } = (await (await SELF.fetch(`${base}/api/runners`, { headers: API })).json()) as {
+      runners: { id: string }[];
+    };
+    expect(runners.map((r) => r.id)).not.toContain("flooder");
+  });
+
+  it("keep one device report per half heartbeat in a runner's history, and it survives a reconnect", async () => {
+    const list = async () =>
+      (
+        (await (await SELF.fetch(`${base}/api/runners`, { headers: API })).json()) as {
+          runners: { id: string; load: number | null; history: { load: number }[] }[];
+        }
+      ).runners;
+    const dropped = await counter("distro_device_samples_dropped_total");
+    let socket = await RunnerSocket.open("/api/runners/connect");
+    socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
+    await socket.next("welcome");
+    for (const load of [11, 12, 13]) socket.send(status(load));
+    await eventually(async () => (await counter("distro_device_samples_dropped_total")) === dropped + 2);
+    const [me] = (await list()).filter((r) => r.id === "reporter");
+    expect(me).toMatchObject({ load: 11, history: [{ load: 11 }] });
+    socket.ws.close();
+    await eventually(async () => !(await list()).some((r) => r.id === "reporter"));
+    socket = await RunnerSocket.open("/api/runners/connect");
+    socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
+    await socket.next("welcome");
+    socket.send(status(14)); // within the half heartbeat of the last kept report: dropped
+    await eventually(async () => (await counter("distro_device_samples_dropped_total")) === dropped + 3);
+    expect((await list()).find((r) => r.id === "reporter")).toMatchObject({ load: 11, history: [{ load: 11 }] });
+    socket.ws.close();
+  });
+
+  it("close a run socket over its byte burst with 4429, counted as kind run", async () => {
+    const id = await submit();
+    const before = await counter("distro_sockets_rate_limited_total", '{kind="run"}');
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("greedy"), want: 0 });
+    await run.next("welcome");
+    // Five frames of 8 MiB at once: the fifth is over the 32 MiB burst. (Junk, so each costs the
+    // object no more than a decode error: a run socket's frame rate is hard to reach here.)
+    const big = "x".repeat(8 * 1024 * 1024);
+    for (let i = 0; i < 5; i++) run.send(big);
+    const closed = await run.ended();
+    expect(closed.code).toBe(CLOSE.rateLimited);
+    expect(closed.reason).toMatch(/^rate limit: 40\.0 MiB in [\d.]+ s \(8 MiB\/s, burst 32 MiB\)$/);
+    await eventually(async () => (await counter("distro_sockets_rate_limited_total", '{kind="run"}')) === before + 1);
+  });
+
+  it("close a watcher that talks over its burst with 4429, counted as kind watch", async () => {
+    const id = await submit();
+    const before = await counter("distro_sockets_rate_limited_total", '{kind="watch"}');
+    const watcher = await WatchSocket.open(id);
+    await watcher.next("snapshot");
+    const sent = DEFAULT_LIMITS.watch.frames.burst + 50;
+    for (let i = 0; i < sent; i++) watcher.ws.send("hello?");
+    expectLimited(await watcher.ended(), DEFAULT_LIMITS.watch.frames.burst, sent);
+    await eventually(async () => (await counter("distro_sockets_rate_limited_total", '{kind="watch"}')) === before + 1);
+  });
+});
