@@ -22,13 +22,14 @@ import { join } from "node:path";
 import { setImmediate as yieldToIo } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { Client, type RunInfo } from "../cli/client.js";
-import { DEV_TOKENS, ROOT, startCoordinator, startRunner } from "../cli/local.js";
+import { Client } from "../cli/client.js";
+import { DEV_TOKENS, ROOT, startCoordinator, startRunner } from "../dev/local.js";
 import { ThreadPool } from "../runner/executor/pool.js";
-import { parseDag } from "../worker/dag/parse.js";
-import type { DagPlan } from "../worker/dag/plan.js";
-import { encode } from "../worker/protocol/codec.js";
-import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
+import { parseDag } from "../core/dag/parse.js";
+import type { DagPlan } from "../core/dag/plan.js";
+import { encode } from "../core/protocol/codec.js";
+import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
+import type { RunView } from "../core/api.js";
 
 const { values } = parseArgs({
   options: {
@@ -135,7 +136,7 @@ async function recovery(): Promise<void> {
   }
 }
 
-async function pollRun(client: Client, id: string, check: (run: RunInfo) => boolean): Promise<RunInfo> {
+async function pollRun(client: Client, id: string, check: (run: RunView) => boolean): Promise<RunView> {
   for (;;) {
     const run = await client.run(id);
     if (check(run)) return run;

@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { runCli } from "../dist/cli/distro.js";
-
-runCli();
+import "../dist/cli/main.js";

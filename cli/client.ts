@@ -4,8 +4,9 @@
  * coordinator's JSON error (and its problems, for a rejected DAG).
  */
 import WebSocket from "ws";
-import type { Problem } from "../worker/dag/plan.js";
-import type { WatchMessage } from "../worker/protocol/watch.js";
+import type { ControlAnswer, ModuleInfo, Problem, RunListing, RunnerView, RunSummary, RunView, SubmitAnswer } from "../core/api.js";
+import type { WatchMessage } from "../core/protocol/watch.js";
+import { isFinal } from "../core/status.js";
 
 export class ApiError extends Error {
   constructor(
@@ -16,85 +17,6 @@ export class ApiError extends Error {
     super(message);
   }
 }
-
-export interface ModuleInfo {
-  name: string;
-  sha256: string;
-  size: number;
-}
-
-export interface TaskAttempt {
-  attempt: number;
-  runner: string;
-  runner_name: string;
-  started_at: number;
-  ended_at: number | null;
-  outcome: string;
-  failure_kind: string | null;
-  error: string | null;
-  stderr: string;
-}
-
-export interface TaskInfo {
-  id: string;
-  node: string;
-  index: number | null;
-  state: string;
-  /** Why a `waiting` task has no runner ("no runner with label gpu"). */
-  waiting?: string;
-  attempts: TaskAttempt[];
-}
-
-export interface NodeInfo {
-  id: string;
-  module: string;
-  deps: string[];
-  instances: number | null;
-  /** Instances by state. */
-  counts?: Record<string, number>;
-}
-
-export interface RunListing {
-  id: string;
-  name: string;
-  status: string;
-  tasks: number;
-  counts: Record<string, number>;
-  created_at: number;
-  updated_at: number;
-  finished_at: number | null;
-}
-
-export interface RunnerListing {
-  id: string;
-  name: string;
-  platform: string;
-  arch: string;
-  cores: number;
-  memory: number;
-  freeMemory: number;
-  load: number | null;
-  slots: number;
-  busy: number;
-  labels: string[];
-  version: string;
-  runs: string[];
-}
-
-export interface RunInfo {
-  id: string;
-  name: string;
-  status: string;
-  counts: Record<string, number>;
-  tasks_total: number;
-  created_at: number;
-  finished_at: number | null;
-  url?: string;
-  nodes?: NodeInfo[];
-  tasks?: TaskInfo[];
-}
-
-export const FINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
 
 export class Client {
   constructor(
@@ -130,21 +52,21 @@ export class Client {
     return this.json(`/api/modules/${encodeURIComponent(name)}`, { method: "PUT", body: new Blob([bytes]), headers: { "Content-Type": "application/wasm" } });
   }
 
-  submit(yaml: string): Promise<RunInfo> {
+  submit(yaml: string): Promise<SubmitAnswer> {
     return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
   }
 
   /** The run with its nodes and every task and attempt. */
-  run(id: string): Promise<RunInfo> {
+  run(id: string): Promise<RunView> {
     return this.json(`/api/dags/${id}`);
   }
 
   /** The run's status and counts only: cheap to poll, whatever the run's size. */
-  summary(id: string): Promise<RunInfo> {
+  summary(id: string): Promise<RunSummary> {
     return this.json(`/api/dags/${id}?summary`);
   }
 
-  control(id: string, action: "cancel" | "pause" | "resume"): Promise<{ id: string; status: string }> {
+  control(id: string, action: "cancel" | "pause" | "resume"): Promise<ControlAnswer> {
     return this.json(`/api/dags/${id}/${action}`, { method: "POST" });
   }
 
@@ -161,7 +83,7 @@ export class Client {
    * Follows a run to its end over its watch socket, calling `onRun` with every snapshot and
    * update; polls instead when the socket cannot be used or breaks.
    */
-  async follow(id: string, onRun: (run: RunInfo) => void = () => {}): Promise<RunInfo> {
+  async follow(id: string, onRun: (run: RunSummary) => void = () => {}): Promise<RunSummary> {
     try {
       return await this.watch(id, onRun);
     } catch {
@@ -170,17 +92,17 @@ export class Client {
   }
 
   /** The watch socket: resolves with the run as soon as an update says it ended. */
-  watch(id: string, onRun: (run: RunInfo) => void): Promise<RunInfo> {
+  watch(id: string, onRun: (run: RunSummary) => void): Promise<RunSummary> {
     return new Promise((resolve, reject) => {
       const url = new URL(`/api/dags/${id}/watch`, this.coordinator);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.token}` }, perMessageDeflate: false });
-      let last: RunInfo | undefined;
+      let last: RunSummary | undefined;
       ws.on("message", (data) => {
         const message = JSON.parse(String(data)) as WatchMessage;
-        last = message.run as RunInfo;
+        last = message.run;
         onRun(last);
-        if (FINAL_STATUSES.has(last.status)) {
+        if (isFinal(last.status)) {
           resolve(last);
           ws.terminate(); // the run is over; no need to wait out the closing handshake
         }
@@ -194,12 +116,12 @@ export class Client {
     return this.json(`/api/dags?limit=${limit}`);
   }
 
-  runners(): Promise<{ runners: RunnerListing[] }> {
+  runners(): Promise<{ runners: RunnerView[] }> {
     return this.json("/api/runners");
   }
 
   /** Polls a run until it ends, calling `onChange` whenever its counts move. */
-  async wait(id: string, onChange: (run: RunInfo) => void = () => {}, intervalMs = 250): Promise<RunInfo> {
+  async wait(id: string, onChange: (run: RunSummary) => void = () => {}, intervalMs = 250): Promise<RunSummary> {
     let last = "";
     for (;;) {
       const run = await this.summary(id);
@@ -208,7 +130,7 @@ export class Client {
         last = key;
         onChange(run);
       }
-      if (FINAL_STATUSES.has(run.status)) return run;
+      if (isFinal(run.status)) return run;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   }

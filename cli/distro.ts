@@ -8,13 +8,15 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
-import { parseDag } from "../worker/dag/parse.js";
-import { formatSize } from "../worker/dag/units.js";
-import { OUTPUT_EXTENSIONS, type Problem } from "../worker/dag/plan.js";
-import { ApiError, Client, type RunInfo } from "./client.js";
+import { parseDag } from "../core/dag/parse.js";
+import { formatSize } from "../core/units.js";
+import { type Problem } from "../core/dag/plan.js";
+import type { RunSummary, RunView } from "../core/api.js";
+import { ApiError, Client } from "./client.js";
 import { failedLines, runLines, runnerLines, statusLines } from "./format.js";
 import { Progress } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
+import { OUTPUT_EXTENSIONS } from "../core/abi.js";
 
 const COMMON = `Options (every command):
   --coordinator URL      coordinator base URL (env DISTRO_COORDINATOR, default http://127.0.0.1:8787)
@@ -134,7 +136,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case "status": {
         const [id] = args(1, "exactly one run ID");
-        const run = await client.json<RunInfo>(`/api/dags/${encodeURIComponent(id!)}?state=failed&limit=10`);
+        const run = await client.json<RunView>(`/api/dags/${encodeURIComponent(id!)}?state=failed&limit=10`);
         if (json) io.out(JSON.stringify(run, null, 2));
         else statusLines(run).forEach((line) => io.out(line));
         return 0;
@@ -271,9 +273,9 @@ async function submit(client: Client, file: string, opts: SubmitOptions, io: Io)
 }
 
 /** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
-async function printResult(client: Client, run: RunInfo, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
+async function printResult(client: Client, run: RunSummary, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
   if (run.status !== "succeeded") {
-    failedLines(await client.json<RunInfo>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) => io.err(line));
+    failedLines(await client.json<RunView>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) => io.err(line));
     io.out(`run ${safe(run.id)} ${safe(run.status)}`);
     return;
   }

@@ -2,9 +2,10 @@
  * What `distro runs`, `status` and `runners` print, as lines: pure functions of the
  * coordinator's answers, with every field from it made terminal-safe (`terminal.ts`).
  */
-import { formatSize } from "../worker/dag/units.js";
-import type { RunInfo, RunListing, RunnerListing } from "./client.js";
-import { finished, formatDuration, progressText } from "./progress.js";
+import { formatDuration, formatSize } from "../core/units.js";
+import type { RunListing, RunnerView, RunView } from "../core/api.js";
+import { finished } from "../core/status.js";
+import { progressText } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
 
 /** Columns padded to the widest cell; the last column is not padded. */
@@ -26,8 +27,8 @@ export function runLines(runs: RunListing[], now = Date.now()): string[] {
   return table(["ID", "NAME", "STATUS", "DONE", "CREATED (UTC)", "DURATION"], rows);
 }
 
-export function statusLines(run: RunInfo): string[] {
-  const rows = (run.nodes ?? []).map((n) => [
+export function statusLines(run: RunView): string[] {
+  const rows = run.nodes.map((n) => [
     safe(n.id),
     n.instances === null ? "1" : String(n.instances),
     Object.entries(n.counts ?? {})
@@ -38,8 +39,8 @@ export function statusLines(run: RunInfo): string[] {
 }
 
 /** The failed tasks a run view holds (`?state=failed`), each with its last error and stderr tail. */
-export function failedLines(run: RunInfo): string[] {
-  const tasks = run.tasks ?? [];
+export function failedLines(run: RunView): string[] {
+  const tasks = run.tasks;
   const lines: string[] = [];
   for (const t of tasks) {
     const last = t.attempts.at(-1);
@@ -51,7 +52,7 @@ export function failedLines(run: RunInfo): string[] {
   return lines;
 }
 
-export function runnerLines(runners: RunnerListing[]): string[] {
+export function runnerLines(runners: RunnerView[]): string[] {
   if (runners.length === 0) return ["no runners connected"];
   const rows = runners.map((r) => [
     safe(r.name),

@@ -3,6 +3,8 @@
  * place (a bar, counts by state, rate, ETA), elsewhere plain lines, at most one a second and one
  * for every change of status. Pure apart from the sink it writes to.
  */
+import { finished } from "../core/status.js";
+import { formatDuration } from "../core/units.js";
 import { safe } from "./terminal.js";
 
 /** What the display needs of a run (a summary, a watch update's `run`, a run listing). */
@@ -19,16 +21,10 @@ export interface ProgressSink {
   write(text: string): void;
 }
 
-const DONE = ["succeeded", "failed", "skipped", "cancelled"] as const;
 const SHOWN = ["leased", "ready", "waiting", "lookup", "backoff", "blocked", "failed", "skipped", "cancelled"] as const;
 const LABEL: Partial<Record<string, string>> = { leased: "running" };
 
 type Counts = Partial<Record<string, number>>;
-
-/** Tasks that will not change any more. */
-export function finished(counts: Counts): number {
-  return DONE.reduce((n, s) => n + (counts[s] ?? 0), 0);
-}
 
 /** "42% 420/1000 done · 4 running · 570 ready · 1 failed · 12.5 tasks/s · ETA 46s" (the bar is added on a terminal). */
 export function progressText(run: RunLike, perSecond: number | null): string {
@@ -49,12 +45,6 @@ export function bar(done: number, total: number, width = 20): string {
   return `[${"#".repeat(full)}${"-".repeat(width - full)}]`;
 }
 
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
 
 export class Progress {
   private first: { at: number; done: number } | undefined;

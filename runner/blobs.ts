@@ -3,8 +3,8 @@
  * uploading an output too large to travel inline. All by sha256, all verified.
  */
 import { createHash } from "node:crypto";
-import { outputValue } from "../worker/dag/plan.js";
-import type { Assignment, BlobRef } from "../worker/protocol/messages.js";
+import type { Assignment, BlobRef } from "../core/protocol/messages.js";
+import { outputValue } from "../core/abi.js";
 
 export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 

@@ -2,7 +2,7 @@
  * `distro-runner`: resolves the configuration, measures the device, and runs until SIGINT or
  * SIGTERM. Exit codes: 0 stopped by a signal, 1 refused by the coordinator, 2 bad usage.
  */
-import { PROTOCOL_VERSION } from "../worker/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
 import { systemDevice } from "./device.js";
 import { createRunner, VERSION } from "./start.js";

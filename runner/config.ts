@@ -7,7 +7,7 @@
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseDuration, parseSize } from "../worker/dag/units.js";
+import { parseDuration, parseSize } from "../core/units.js";
 
 export const DEFAULTS = {
   slots: "auto" as const,

@@ -8,8 +8,8 @@
  * coordinator announces in its welcome.
  */
 import WebSocket from "ws";
-import { decodeCoordinatorMessage, encode } from "../worker/protocol/codec.js";
-import { CLOSE, HEARTBEAT, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../worker/protocol/messages.js";
+import { decodeCoordinatorMessage, encode } from "../core/protocol/codec.js";
+import { CLOSE, HEARTBEAT, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../core/protocol/messages.js";
 import { DEFAULTS } from "./config.js";
 import type { Logger } from "./log.js";
 

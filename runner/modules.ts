@@ -5,8 +5,8 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { BadModule, checkTaskModule, limitMemory } from "../worker/wasm/inspect.js";
-import type { Failure } from "../worker/protocol/messages.js";
+import { BadModule, checkTaskModule, limitMemory } from "../core/wasm/inspect.js";
+import type { Failure } from "../core/protocol/messages.js";
 import { sha256Hex as hash } from "./blobs.js";
 
 /** A module that cannot be run; carries the failure to report. */

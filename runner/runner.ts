@@ -10,10 +10,10 @@
  * samples the device and resizes, taking back promised credit when it shrinks (running tasks
  * finish) and handing out the new slots when it grows.
  */
-import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../worker/protocol/messages.js";
-import { DEVICE_REPORT, PROTOCOL_VERSION } from "../worker/protocol/messages.js";
+import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../core/protocol/messages.js";
+import { DEVICE_REPORT, PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
-import { formatSize } from "../worker/dag/units.js";
+import { formatSize } from "../core/units.js";
 import { autoSlots, type DeviceSample } from "./device.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";

@@ -5,7 +5,7 @@
 // wrangler dev (e.g. `npm start -- --var API_TOKEN:secret`); PORT picks the port (default 8787),
 // HOST the address (default 127.0.0.1; HOST=0.0.0.0 lets runners on other devices connect).
 import { main as distro } from "../dist/cli/distro.js";
-import { DEV_TOKENS, freePort, ROOT, startCoordinator, startRunner } from "../dist/cli/local.js";
+import { DEV_TOKENS, freePort, ROOT, startCoordinator, startRunner } from "../dist/dev/local.js";
 
 const vars = {};
 const argv = process.argv.slice(2);

@@ -5,7 +5,7 @@
  * `wrangler dev` and tests need no migration step.
  */
 import { emptyHistogram, merge, type RunHistograms } from "./metrics.js";
-import type { RunStatus } from "./run/store.js";
+import type { RunStatus } from "../core/status.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS run_index (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,

@@ -5,7 +5,7 @@
 import type { DagRun } from "./durable/dag-run.js";
 import type { RunnerPool } from "./durable/runner-pool.js";
 import { DEFAULT_LIMITS, type Limits, type Rate, type SocketKind } from "./durable/meter.js";
-import { MAX_FRAME_BYTES } from "./protocol/messages.js";
+import { MAX_FRAME_BYTES } from "../core/protocol/messages.js";
 
 export interface Env {
   DAG_RUN: DurableObjectNamespace<DagRun>;

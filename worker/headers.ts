@@ -31,7 +31,7 @@ export const COMMON_HEADERS: Readonly<Record<string, string>> = {
  * the page's). A WebSocket upgrade is left alone; a response with immutable headers is copied.
  */
 export function secured(res: Response, csp: string): Response {
-  if (res.status === 101 || res.webSocket) return res;
+  if (res.status === 101) return res;
   let out = res;
   try {
     apply(out.headers, csp);

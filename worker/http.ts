@@ -4,7 +4,7 @@
  * the runner that produced them claimed.
  */
 import { HTTPException } from "hono/http-exception";
-import { outputType } from "./dag/plan.js";
+import { outputType } from "../core/abi.js";
 
 /** Reads a text body, refusing one larger than `limit` bytes with 413. */
 export async function readText(request: Request, limit: number): Promise<string> {

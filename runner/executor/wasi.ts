@@ -6,7 +6,7 @@
  * process after `memory.grow` (see docs/decisions.md).
  */
 import { randomFillSync } from "node:crypto";
-import { WASI_PREVIEW1 } from "../../worker/wasm/inspect.js";
+import { WASI_PREVIEW1 } from "../../core/wasm/inspect.js";
 
 const ERRNO = { success: 0, badf: 8, inval: 28, nosys: 52, spipe: 70, notcapable: 76 } as const;
 const FILETYPE_CHARACTER_DEVICE = 2;

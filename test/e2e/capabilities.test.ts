@@ -3,8 +3,8 @@
 // Real coordinator (wrangler dev), real runner processes, real WASM.
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RunInfo } from "../../cli/client";
 import { Cluster } from "./harness";
+import type { RunView } from "../../core/api";
 
 const cluster = new Cluster();
 
@@ -72,7 +72,7 @@ describe("identity", () => {
 describe("priority across runs", () => {
   const dag = (name: string, priority: number, count: number) =>
     `name: ${name}\ndefaults: { priority: ${priority} }\ntasks:\n  - { id: work, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: 100 } }\n`;
-  const starts = (run: RunInfo) => run.tasks!.flatMap((t) => t.attempts.map((a) => a.started_at));
+  const starts = (run: RunView | undefined) => run!.tasks.flatMap((t) => t.attempts.map((a) => a.started_at));
 
   it("two runs submitted together to one single-slot runner: every task of the higher-priority run starts before any of the lower", async () => {
     const [low, high] = await Promise.all([submit(dag("low", 0, 6)), submit(dag("high", 10, 6))]);

@@ -4,7 +4,7 @@ import { createHash, pbkdf2Sync } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_TOKENS, ROOT } from "../../cli/local";
+import { DEV_TOKENS, ROOT } from "../../dev/local";
 import { decodeGrayPng, mandelbrot, matmul } from "../helpers/references";
 import { Cluster } from "./harness";
 

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Proc } from "../../cli/local";
+import { Proc } from "../../dev/local";
 
 /** One command of a doc: a line, or lines joined by a trailing `\` or an open loop. */
 export interface DocCommand {

@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_TOKENS, freePort, ROOT, type Proc } from "../../cli/local";
+import { DEV_TOKENS, freePort, ROOT, type Proc } from "../../dev/local";
 import {
   describeFailure,
   extractBlocks,

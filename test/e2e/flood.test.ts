@@ -6,10 +6,10 @@
 import { setImmediate as yieldToIo } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { DEV_TOKENS } from "../../cli/local";
+import { DEV_TOKENS } from "../../dev/local";
 import { DEFAULT_LIMITS } from "../../worker/durable/meter";
-import { encode } from "../../worker/protocol/codec";
-import { CLOSE, PROTOCOL_VERSION, type RunnerInfo } from "../../worker/protocol/messages";
+import { encode } from "../../core/protocol/codec";
+import { CLOSE, PROTOCOL_VERSION, type RunnerInfo } from "../../core/protocol/messages";
 import { Cluster } from "./harness";
 
 const FRAMES = 20_000;

@@ -6,8 +6,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client, type RunInfo } from "../../cli/client";
-import { DEV_TOKENS, ROOT, startCoordinator, startRunner, type Coordinator, type CoordinatorOptions, type Proc, type RunnerOptions } from "../../cli/local";
+import { Client } from "../../cli/client";
+import { DEV_TOKENS, ROOT, startCoordinator, startRunner, type Coordinator, type CoordinatorOptions, type Proc, type RunnerOptions } from "../../dev/local";
+import type { RunView } from "../../core/api";
 
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), "distro-e2e-"));
@@ -58,7 +59,7 @@ export class Cluster {
   }
 
   /** Polls the run until `check` holds (or throws after `timeoutMs`). */
-  async until(id: string, check: (run: RunInfo) => boolean, timeoutMs = 60_000): Promise<RunInfo> {
+  async until(id: string, check: (run: RunView) => boolean, timeoutMs = 60_000): Promise<RunView> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const run = await this.client.run(id);

@@ -9,9 +9,9 @@ import { readFileSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { DEV_TOKENS } from "../../cli/local";
+import { DEV_TOKENS } from "../../dev/local";
 import { PAGE_CSP } from "../../worker/headers";
-import { PROTOCOL_VERSION, type Assignment, type CoordinatorMessage, type TaskResult } from "../../worker/protocol/messages";
+import { PROTOCOL_VERSION, type Assignment, type CoordinatorMessage, type TaskResult } from "../../core/protocol/messages";
 import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
 

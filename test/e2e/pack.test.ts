@@ -1,57 +1,87 @@
-// The runner installs anywhere: `npm pack`, then `npx distro-runner --help` in an empty folder
-// with nothing but the tarball; its dependency tree has no install scripts and no native addons.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+// The two packages a user installs (`npm run build:packages`): each is one bundle with no runtime
+// dependency, so it installs from its tarball alone with the npm registry unreachable. The
+// runner package holds runner/ and core/ code only; installed that way it answers --help, and it
+// runs a real task against the real local coordinator.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, expect, it } from "vitest";
-import { ROOT } from "../../cli/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_TOKENS, Proc, ROOT } from "../../dev/local";
+import { Cluster } from "./harness";
 
+const PACKAGES = join(ROOT, "dist", "packages");
 const dir = mkdtempSync(join(tmpdir(), "distro-pack-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const cluster = new Cluster();
+const offline = {
+  ...process.env,
+  HOME: join(dir, "home"),
+  npm_config_cache: join(dir, "npm-cache"),
+  npm_config_registry: "http://127.0.0.1:9",
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+  npm_config_update_notifier: "false",
+};
 
-const npm = (args: string[], cwd: string) => execFileSync("npm", args, { cwd, encoding: "utf8", env: { ...process.env, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" } });
+/** Installs a package's tarball into a new empty folder with no registry in reach; returns the folder. */
+function installOffline(name: string): string {
+  const folder = join(dir, name);
+  mkdirSync(folder, { recursive: true });
+  execFileSync("npm", ["init", "-y"], { cwd: folder, env: offline, stdio: "ignore" });
+  execFileSync("npm", ["install", join(PACKAGES, `${name}.tgz`)], { cwd: folder, env: offline, encoding: "utf8" });
+  return folder;
+}
 
-it("npm pack + npx distro-runner --help works in an empty folder, with no install scripts or native addons", () => {
-  const tarball = join(dir, npm(["pack", "--pack-destination", dir, "--silent"], ROOT).trim().split("\n").pop()!);
-  expect(existsSync(tarball)).toBe(true);
-  const empty = join(dir, "empty");
-  execFileSync("mkdir", ["-p", empty]);
-  const help = execFileSync("npx", ["--yes", "--package", tarball, "distro-runner", "--help"], { cwd: empty, encoding: "utf8" });
-  expect(help).toContain("Usage: distro-runner --coordinator URL --token TOKEN");
-  const cli = execFileSync("npx", ["--yes", "--package", tarball, "distro", "--help"], { cwd: empty, encoding: "utf8" });
-  expect(cli).toContain("Usage: distro <command>");
+const bin = (folder: string, name: string) => join(folder, "node_modules", ".bin", name);
+const inputs = (name: string) => JSON.parse(readFileSync(join(PACKAGES, `${name}.inputs.json`), "utf8")) as string[];
+const files = (name: string) => execFileSync("tar", ["tzf", join(PACKAGES, `${name}.tgz`)], { encoding: "utf8" }).trim().split("\n").sort();
 
-  // Install it as a user would, then look at every package in the tree.
-  npm(["init", "-y"], empty);
-  npm(["install", "--omit=dev", tarball], empty);
-  const modules = join(empty, "node_modules");
-  const packages: string[] = [];
-  const walk = (folder: string) => {
-    for (const name of readdirSync(folder)) {
-      const path = join(folder, name);
-      if (name.startsWith("@")) walk(path);
-      else if (existsSync(join(path, "package.json"))) {
-        packages.push(path);
-        if (existsSync(join(path, "node_modules"))) walk(join(path, "node_modules"));
-      }
-    }
-  };
-  walk(modules);
-  expect(packages.map((p) => p.split("node_modules/").pop())).toEqual(expect.arrayContaining(["distro", "ws", "systeminformation", "yaml", "zod"]));
-  const scripts = packages.filter((p) => {
-    const s = (JSON.parse(readFileSync(join(p, "package.json"), "utf8")) as { scripts?: Record<string, string> }).scripts ?? {};
-    return ["preinstall", "install", "postinstall"].some((k) => k in s) || existsSync(join(p, "binding.gyp"));
+beforeAll(() => mkdirSync(join(dir, "home"), { recursive: true }));
+afterAll(async () => {
+  await cluster.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the packages", () => {
+  it("the runner package is runner/ and core/ code in one bundle, with no dependency to fetch", () => {
+    const manifest = JSON.parse(readFileSync(join(PACKAGES, "distro-runner", "package.json"), "utf8")) as Record<string, unknown>;
+    expect(manifest.dependencies).toBeUndefined();
+    expect(files("distro-runner")).toEqual(["package/distro-runner.js", "package/package.json", "package/thread.js"]);
+    const ours = inputs("distro-runner").filter((f) => !f.startsWith("node_modules/"));
+    expect(ours.some((f) => f.startsWith("runner/")) && ours.some((f) => f.startsWith("core/"))).toBe(true);
+    expect(ours.filter((f) => !/^(runner|core)\//.test(f))).toEqual([]);
+    expect(inputs("distro-runner").filter((f) => /^(worker|cli|bench|test|dev)\//.test(f))).toEqual([]);
+    expect(inputs("distro").filter((f) => !f.startsWith("node_modules/") && !/^(cli|core)\//.test(f))).toEqual([]);
   });
-  expect(scripts).toEqual([]);
-  const native: string[] = [];
-  const findNative = (folder: string) => {
-    for (const name of readdirSync(folder)) {
-      const path = join(folder, name);
-      if (statSync(path).isDirectory()) findNative(path);
-      else if (name.endsWith(".node")) native.push(path);
+
+  it("installs from its tarball into an empty folder with the registry unreachable and answers --help", () => {
+    const runner = installOffline("distro-runner");
+    expect(execFileSync(bin(runner, "distro-runner"), ["--help"], { encoding: "utf8", env: offline })).toContain(
+      "Usage: distro-runner --coordinator URL --token TOKEN",
+    );
+    const cli = installOffline("distro");
+    expect(execFileSync(bin(cli, "distro"), ["--help"], { encoding: "utf8", env: offline })).toContain("Usage: distro <command>");
+  });
+
+  it("the installed runner runs a real task for the real coordinator", async () => {
+    await cluster.start();
+    await cluster.upload("echo.wasm");
+    const folder = join(dir, "distro-runner");
+    const child = spawn(
+      bin(folder, "distro-runner"),
+      ["--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.runner, "--name", "packaged", "--slots", "1",
+        "--cache-dir", join(dir, "cache"), "--config-dir", join(dir, "config")],
+      { env: offline, detached: true },
+    );
+    const proc = new Proc(child);
+    try {
+      await cluster.connected("packaged");
+      const { id } = await cluster.client.submit("name: packaged\ncache: false\ntasks:\n  - { id: hello, module: echo.wasm, params: { x: 1 } }\n");
+      const run = await cluster.until(id, (r) => r.status === "succeeded" || r.status === "failed");
+      expect(run.status).toBe("succeeded");
+      expect(run.tasks[0]!.attempts[0]!.runner_name).toBe("packaged");
+    } finally {
+      await proc.stop();
     }
-  };
-  findNative(modules);
-  expect(native).toEqual([]);
+  });
 });

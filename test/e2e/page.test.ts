@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_TOKENS, ROOT } from "../../cli/local";
+import { DEV_TOKENS, ROOT } from "../../dev/local";
 import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
 

@@ -1,7 +1,7 @@
 // A runner started before its coordinator keeps retrying with back-off, says so once per
 // attempt, and connects and works once the coordinator comes up.
 import { afterAll, expect, it } from "vitest";
-import { freePort, startRunner, type Proc } from "../../cli/local";
+import { freePort, startRunner, type Proc } from "../../dev/local";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();

@@ -1,9 +1,9 @@
 // Lose nothing: runners killed, frozen and restarted, the coordinator killed and restarted,
 // runs cancelled and paused, tasks that fail and retry. Real processes, real sockets, real WASM.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RunInfo } from "../../cli/client";
-import { startCoordinator, type Proc } from "../../cli/local";
+import { startCoordinator, type Proc } from "../../dev/local";
 import { Cluster } from "./harness";
+import type { RunView } from "../../core/api";
 
 const HEARTBEAT_MS = 2000;
 const cluster = new Cluster();
@@ -26,10 +26,10 @@ function spinDag(name: string, count: number, ms: number, extra = ""): string {
   return `name: ${name}\ntasks:\n  - { id: spin, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: ${ms} }, retries: 10${extra} }\n`;
 }
 
-const until = (id: string, check: (run: RunInfo) => boolean, timeoutMs?: number) => cluster.until(id, check, timeoutMs);
+const until = (id: string, check: (run: RunView) => boolean, timeoutMs?: number) => cluster.until(id, check, timeoutMs);
 
 /** Every spin instance succeeded once, with the right output. */
-async function expectAllCorrect(id: string, count: number): Promise<RunInfo> {
+async function expectAllCorrect(id: string, count: number): Promise<RunView> {
   const run = await cluster.client.run(id);
   expect(run.status).toBe("succeeded");
   expect(run.tasks).toHaveLength(count);
@@ -41,7 +41,7 @@ async function expectAllCorrect(id: string, count: number): Promise<RunInfo> {
   return run;
 }
 
-const leasedTo = (run: RunInfo, name: string) => run.tasks!.filter((t) => t.state === "leased" && t.attempts.at(-1)?.runner_name === name);
+const leasedTo = (run: RunView, name: string) => run.tasks!.filter((t) => t.state === "leased" && t.attempts.at(-1)?.runner_name === name);
 
 describe("runners that die", () => {
   it("kill -9 of a runner mid-task: the run succeeds on the other runner, every output correct", async () => {

@@ -1,7 +1,7 @@
 // The sandbox holds: a runaway loop, a memory bomb, a trap, a 100 MiB stdout and proc_exit(3)
 // each fail their task with the right kind, and the same runner process goes on working.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { Proc } from "../../cli/local";
+import type { Proc } from "../../dev/local";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();

@@ -9,7 +9,7 @@ import type { DeviceSource } from "../../runner/device";
 import { consoleLogger } from "../../runner/log";
 import { createRunner } from "../../runner/start";
 import type { Runner } from "../../runner/runner";
-import { DEV_TOKENS } from "../../cli/local";
+import { DEV_TOKENS } from "../../dev/local";
 import { Cluster } from "./harness";
 
 const MiB = 1024 ** 2;

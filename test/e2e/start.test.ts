@@ -2,7 +2,7 @@
 // URL within 90 s, keep serving, and stop everything it started on Ctrl-C.
 import { spawn } from "node:child_process";
 import { afterAll, expect, it } from "vitest";
-import { freePort, Proc, ROOT } from "../../cli/local";
+import { freePort, Proc, ROOT } from "../../dev/local";
 
 let start: Proc | undefined;
 afterAll(() => start?.stop("SIGKILL"));

@@ -1,9 +1,9 @@
 // The DAG parser and its helpers: normalisation and defaults, units, located problems, and the
 // per-instance substitution and envelope of the task ABI.
 import { describe, expect, it } from "vitest";
-import { parseDag } from "../../worker/dag/parse";
-import { envelope, outputValue, substitute } from "../../worker/dag/plan";
-import { parseDuration, parseSize } from "../../worker/dag/units";
+import { parseDag } from "../../core/dag/parse";
+import { parseDuration, parseSize } from "../../core/units";
+import { envelope, outputValue, substitute } from "../../core/abi";
 
 describe("parseDag", () => {
   it("normalises a valid DAG: defaults, params, dependency order", () => {
@@ -85,7 +85,7 @@ describe("task ABI helpers", () => {
   });
 
   it("builds the envelope with item and index only for mapped instances", () => {
-    const node = { id: "t", module: "m", deps: [], instances: 2, items: ["a", "b"], args: [], env: {}, params: { p: 1 }, retries: 0, retryDelayMs: 0, retryDelayMaxMs: 0, timeoutMs: 1, memoryBytes: 1, priority: 0 };
+    const node = { id: "t", module: "m", deps: [], instances: 2, items: ["a", "b"], args: [], env: {}, params: { p: 1 }, retries: 0, retryDelayMs: 0, retryDelayMaxMs: 0, timeoutMs: 1, memoryBytes: 1, priority: 0, cache: false };
     expect(JSON.parse(envelope(node, 1, { d: 3 }, 2))).toEqual({ task: "t[1]", attempt: 2, params: { p: 1 }, inputs: { d: 3 }, item: "b", index: 1 });
     expect(JSON.parse(envelope({ ...node, instances: null }, null, {}, 1))).toEqual({ task: "t", attempt: 1, params: { p: 1 }, inputs: {} });
   });

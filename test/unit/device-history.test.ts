@@ -1,14 +1,8 @@
 // The pool's device history (worker/durable/device-history.ts): one sample per half heartbeat
 // (a little early is fine), ten minutes at most, a fixed maximum length however fast reports come.
 import { describe, expect, it } from "vitest";
-import {
-  appendSample,
-  HISTORY_MS,
-  historyCap,
-  keepsSample,
-  recentSamples,
-  type DeviceSample,
-} from "../../worker/durable/device-history";
+import { appendSample, HISTORY_MS, historyCap, keepsSample, recentSamples } from "../../worker/durable/device-history";
+import type { DeviceSample } from "../../core/api";
 
 const HEARTBEAT = 15_000;
 const sample = (at: number): DeviceSample => ({ at, load: 10, freeMemory: 1 });

@@ -8,7 +8,7 @@ import { ModuleCache } from "../../runner/modules";
 import { afterAll, describe, expect, it } from "vitest";
 import { ThreadPool, type Job } from "../../runner/executor/pool";
 import { toResult } from "../../runner/runner";
-import { BadModule, checkTaskModule, inspectModule, limitMemory } from "../../worker/wasm/inspect";
+import { BadModule, checkTaskModule, inspectModule, limitMemory } from "../../core/wasm/inspect";
 import { wasmModule } from "../helpers/wasm-builder";
 
 const build = new URL("../../wasm_tasks/build/", import.meta.url);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { DEFAULTS } from "../../runner/config";
 import { Link, type LinkOptions } from "../../runner/link";
-import { CLOSE } from "../../worker/protocol/messages";
+import { CLOSE } from "../../core/protocol/messages";
 
 const REASON = "rate limit: 201 frames in 0.10 s (50/s, burst 200)";
 let cleanup: (() => Promise<void>)[] = [];

@@ -3,10 +3,10 @@
 // over random DAGs with random runners and failures.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseDag } from "../../worker/dag/parse";
-import type { ResolvedPlan } from "../../worker/dag/plan";
+import { parseDag } from "../../core/dag/parse";
+import type { ResolvedPlan } from "../../core/dag/plan";
 import { cacheMaterial, IllegalTransition, transition, type Effect } from "../../worker/run/machine";
-import type { Assignment, TaskResult } from "../../worker/protocol/messages";
+import type { Assignment, TaskResult } from "../../core/protocol/messages";
 import { MemoryStore } from "./memory-store";
 
 /** The plan of a DAG; the result cache is off unless the DAG mentions it. */

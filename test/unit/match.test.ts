@@ -1,8 +1,8 @@
 // Capability matching and the RAM-driven slot count: pure functions, no runner or coordinator.
 import { describe, expect, it } from "vitest";
 import { autoSlots } from "../../runner/device";
-import { formatSize } from "../../worker/dag/units";
-import { meets, unmet, whyWaiting, type Capabilities } from "../../worker/run/match";
+import { formatSize } from "../../core/units";
+import { meets, unmet, whyWaiting, type Capabilities } from "../../core/match";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

@@ -2,18 +2,9 @@
  * `RunStore` over Maps, so unit and property tests drive the run state machine without
  * workerd. Kept deliberately plain: scans instead of indexes.
  */
-import {
-  TASK_STATES,
-  type AttemptRow,
-  type DeadlineKind,
-  type NodeRow,
-  type RunnerRow,
-  type RunStatus,
-  type RunStore,
-  type TaskRow,
-  type TaskState,
-} from "../../worker/run/store";
-import type { BlobRef } from "../../worker/protocol/messages";
+import { type AttemptRow, type DeadlineKind, type NodeRow, type RunnerRow, type RunStore, type TaskRow } from "../../worker/run/store";
+import type { BlobRef } from "../../core/protocol/messages";
+import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status";
 
 export class MemoryStore implements RunStore {
   runStatus: RunStatus = "queued";

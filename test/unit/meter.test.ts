@@ -12,7 +12,7 @@ import {
   type Limits,
   type Verdict,
 } from "../../worker/durable/meter";
-import { MAX_FRAME_BYTES } from "../../worker/protocol/messages";
+import { MAX_FRAME_BYTES } from "../../core/protocol/messages";
 
 const MiB = 1024 * 1024;
 const limits: Limits = { frames: { perSec: 50, burst: 200 }, bytes: { perSec: 8 * MiB, burst: 32 * MiB } };

@@ -3,9 +3,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../../cli/local";
-import { outputType } from "../../worker/dag/plan";
+import { ROOT } from "../../dev/local";
 import { PAGE_CSP } from "../../worker/headers";
+import { outputType } from "../../core/abi";
 
 const bytes = (...parts: (number[] | string)[]) =>
   new Uint8Array(parts.flatMap((p) => (typeof p === "string" ? [...p].map((c) => c.charCodeAt(0)) : p)));

@@ -1,7 +1,8 @@
 // The CLI's progress display: the bar and counts redrawn in place on a terminal, plain lines
 // (one a second at most, and on every status change) elsewhere; rate and ETA from a fake clock.
 import { describe, expect, it } from "vitest";
-import { bar, formatDuration, Progress, progressText } from "../../cli/progress";
+import { bar, Progress, progressText } from "../../cli/progress";
+import { formatDuration } from "../../core/units";
 
 const run = (status: string, counts: Record<string, number>, total = 100) => ({ status, counts, tasks_total: total });
 

@@ -1,8 +1,8 @@
 // The wire schema: golden frames that freeze the format, and decoding of bad frames into clear
 // errors instead of exceptions.
 import { describe, expect, it } from "vitest";
-import { decodeCoordinatorMessage, decodeRunnerMessage, encode } from "../../worker/protocol/codec";
-import { PROTOCOL_VERSION } from "../../worker/protocol/messages";
+import { decodeCoordinatorMessage, decodeRunnerMessage, encode } from "../../core/protocol/codec";
+import { PROTOCOL_VERSION } from "../../core/protocol/messages";
 
 const GOLDEN_RUNNER = [
   `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4,"holding":[{"task":"greet[1]","attempt":2}]}`,

@@ -2,10 +2,10 @@
 // holding ESC[2J (clear screen) and an OSC sequence (set the window title) print escaped in
 // `distro runs`, `distro status`, `distro runners` and the live progress line.
 import { describe, expect, it } from "vitest";
-import type { RunInfo, RunListing, RunnerListing } from "../../cli/client";
 import { runLines, runnerLines, statusLines } from "../../cli/format";
 import { Progress } from "../../cli/progress";
 import { safe, safeText } from "../../cli/terminal";
+import type { RunView, RunListing, RunnerView } from "../../core/api";
 
 const CLEAR = "\x1b[2J";
 const OSC = "\x1b]0;owned\x07";
@@ -14,11 +14,10 @@ const HOSTILE = `evil${CLEAR}${OSC}\x9b31m\u202e`;
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 
 const created = Date.UTC(2026, 11, 1);
-const run: RunInfo & RunListing = {
+const run = {
   id: "ab".repeat(32),
   name: HOSTILE,
   status: `running${CLEAR}`,
-  tasks: 2,
   tasks_total: 2,
   counts: { failed: 1, leased: 1, [`x${OSC}`]: 0 },
   created_at: created,
@@ -46,8 +45,9 @@ const run: RunInfo & RunListing = {
       ],
     },
   ],
-};
-const runner: RunnerListing = {
+} as unknown as RunView; // hostile values the types would not allow
+const listing = { ...run, tasks: 2 } as unknown as RunListing;
+const runner = {
   id: "r",
   name: HOSTILE,
   platform: `linux${CLEAR}`,
@@ -61,7 +61,7 @@ const runner: RunnerListing = {
   labels: [`gpu${OSC}`],
   version: "1",
   runs: [],
-};
+} as unknown as RunnerView;
 
 describe("terminal-safe output", () => {
   it("escapes C0 and C1 controls and bidi overrides; fields lose newlines, text keeps them", () => {
@@ -73,7 +73,7 @@ describe("terminal-safe output", () => {
   });
 
   it("distro runs, status and runners print hostile names, errors and stderr escaped", () => {
-    const printed = { runs: runLines([run], created), status: statusLines(run), runners: runnerLines([runner]) };
+    const printed = { runs: runLines([listing], created), status: statusLines(run), runners: runnerLines([runner]) };
     for (const [command, lines] of Object.entries(printed)) {
       for (const line of lines) expect(line, `${command}: ${JSON.stringify(line)}`).not.toMatch(RAW);
     }

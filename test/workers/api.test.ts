@@ -8,7 +8,7 @@ import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RUNNER } from "./socket";
 
 const submit = (yaml: string) => SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
-const upload = (name: string, bytes: Uint8Array<ArrayBuffer> = wasmModule()) =>
+const upload = (name: string, bytes: BodyInit = wasmModule()) =>
   SELF.fetch(`${base}/api/modules/${name}`, { method: "PUT", headers: API, body: bytes });
 
 interface Problems {
@@ -141,7 +141,7 @@ describe("status page", () => {
 });
 
 describe("/api/blobs", () => {
-  const hex = async (bytes: Uint8Array<ArrayBuffer>) =>
+  const hex = async (bytes: BufferSource) =>
     [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
   it("stores a blob under its sha256 for runners, and refuses one that does not match its name", async () => {
@@ -162,7 +162,7 @@ describe("/api/blobs", () => {
 });
 
 describe("security headers", () => {
-  const hex = async (bytes: Uint8Array<ArrayBuffer>) =>
+  const hex = async (bytes: BufferSource) =>
     [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
   it("every class of response carries nosniff and no-referrer; the page and assets the page's policy, the rest a sandbox", async () => {

@@ -2,7 +2,7 @@
 // scripted runner: matchmaking, dispatch with the task envelope, results, failures, bad frames.
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { PROTOCOL_VERSION, type Assignment } from "../../worker/protocol/messages";
+import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
 import { API, base, RunnerSocket } from "./socket";
 import { wasmModule } from "../helpers/wasm-builder";
 

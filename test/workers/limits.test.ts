@@ -4,7 +4,7 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../worker/durable/meter";
-import { CLOSE, PROTOCOL_VERSION } from "../../worker/protocol/messages";
+import { CLOSE, PROTOCOL_VERSION } from "../../core/protocol/messages";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RunnerSocket, WatchSocket } from "./socket";
 

@@ -3,7 +3,7 @@
 import { SELF } from "cloudflare:test";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
-import { PROTOCOL_VERSION, type Assignment } from "../../worker/protocol/messages";
+import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RunnerSocket } from "./socket";
 

@@ -1,8 +1,8 @@
 // WebSocket clients for workers tests: a queue of decoded JSON frames, read by type.
 import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
-import type { CoordinatorMessage, RunnerMessage } from "../../worker/protocol/messages";
-import type { WatchMessage } from "../../worker/protocol/watch";
+import type { CoordinatorMessage, RunnerMessageInput } from "../../core/protocol/messages";
+import type { WatchMessage } from "../../core/protocol/watch";
 
 export const base = "http://coordinator.test";
 export const API = { Authorization: "Bearer test-api-token" };
@@ -56,7 +56,7 @@ export class Socket<M extends { type: string }, Out = never> {
 }
 
 /** A scripted runner's socket. */
-export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessage> {
+export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessageInput> {
   static async open(path: string): Promise<RunnerSocket> {
     const res = await SELF.fetch(`${base}${path}`, { headers: { ...RUNNER, Upgrade: "websocket" } });
     expect(res.status).toBe(101);

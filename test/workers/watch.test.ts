@@ -2,8 +2,8 @@
 // current while the run goes, and many watchers on one run. In workerd, with a scripted runner.
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { PROTOCOL_VERSION, type Assignment } from "../../worker/protocol/messages";
-import type { WatchMessage } from "../../worker/protocol/watch";
+import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
+import type { WatchMessage } from "../../core/protocol/watch";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RunnerSocket, WatchSocket } from "./socket";
 

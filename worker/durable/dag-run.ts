@@ -5,36 +5,31 @@
  * RunnerPool, the D1 index). Runner sockets use the hibernation API, so an idle run costs
  * nothing and a woken one finds its state in SQLite.
  */
+import type { RunView, TaskView } from "../../core/api.js";
 import { DurableObject } from "cloudflare:workers";
-import type { Requirements, ResolvedPlan } from "../dag/plan.js";
+import type { Requirements, ResolvedPlan } from "../../core/dag/plan.js";
 import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
 import { sha256Hex } from "../sha256.js";
 import { heartbeatMs, pool, socketLimits, type Env } from "../env.js";
-import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../protocol/messages.js";
+import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../../core/protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
-import { meets } from "../run/match.js";
-import { cacheMaterial, demand, IllegalTransition, isFinal, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
-import type { RunStatus, TaskState } from "../run/store.js";
+import { meets } from "../../core/match.js";
+import { cacheMaterial, demand, IllegalTransition, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
 import { emptyHistogram, observe, type RunHistograms } from "../metrics.js";
-import { MAX_TASK_CHANGES, type RunSummary, type ViewState, type WatchMessage } from "../protocol/watch.js";
+import { MAX_TASK_CHANGES, type WatchMessage } from "../../core/protocol/watch.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
 import { acceptRunnerSocket, admitFrame, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf } from "./sockets.js";
 import { runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
-import { Changes, SqlStore, type TaskView } from "./sql-store.js";
+import { Changes, SqlStore } from "./sql-store.js";
+import { isFinal, type RunStatus, type TaskState, type ViewState } from "../../core/status.js";
+import type { RunSummary } from "../../core/api.js";
 
-export type { RunSummary, ViewState };
 
 /** Tag of watchers' sockets (`GET /api/dags/:id/watch`). */
 const WATCH_TAG = "watch";
 /** Watchers hear of changes at most this often; the D1 index follows at most every INDEX_MS. */
 const WATCH_MS = 250;
 const INDEX_MS = 1000;
-
-export interface RunView extends RunSummary {
-  /** The DAG's tasks as written (a mapped task is one node), for graphs and final outputs. */
-  nodes: { id: string; module: string; sha256: string; deps: string[]; instances: number | null; requires: Requirements | null; counts: Partial<Record<TaskState, number>> }[];
-  tasks: (Omit<TaskView, "state"> & { state: ViewState; waiting?: string })[];
-}
 
 export class DagRun extends DurableObject<Env> {
   private readonly store: SqlStore;

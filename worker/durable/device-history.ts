@@ -5,15 +5,10 @@
  * however fast its runner sends. The pool stores one JSON array per device and appends to it;
  * `GET /api/runners` reads the arrays as they are. Pure: the pool passes the time in.
  */
-import { DEVICE_REPORT } from "../protocol/messages.js";
+import type { DeviceSample } from "../../core/api.js";
+import { DEVICE_REPORT } from "../../core/protocol/messages.js";
 
 /** One device report as kept. */
-export interface DeviceSample {
-  at: number;
-  /** CPU load, 0–100 %. */
-  load: number;
-  freeMemory: number;
-}
 
 /** How far back a device's reports are kept. */
 export const HISTORY_MS = 10 * 60_000;

@@ -10,13 +10,15 @@
  * come) for `GET /api/runners`, cheap totals for `/metrics`, and the count of sockets closed for
  * their rate limit (its own, and those the DagRuns report).
  */
+import type { RunnerView } from "../../core/api.js";
 import { DurableObject } from "cloudflare:workers";
 import { heartbeatMs, socketLimits, type Env } from "../env.js";
-import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../protocol/messages.js";
-import { meets, whyWaiting, type DemandClass } from "../run/match.js";
-import { appendSample, HISTORY_MS, keepsSample, recentSamples, type DeviceSample } from "./device-history.js";
+import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../../core/protocol/messages.js";
+import { meets, whyWaiting, type DemandClass } from "../../core/match.js";
+import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
 import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
+import type { DeviceSample } from "../../core/api.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
@@ -36,18 +38,6 @@ interface RunnerRow {
 interface Demand {
   run: string;
   classes: DemandClass[];
-}
-
-/** A runner as `GET /api/runners` shows it. */
-export interface RunnerView extends RunnerInfo {
-  busy: number;
-  /** CPU load in %, from the device's latest report kept (null before the first). */
-  load: number | null;
-  /** Device reports of the last ten minutes (at most one per half heartbeat), oldest first. */
-  history: DeviceSample[];
-  runs: string[];
-  connected_at: number;
-  last_seen: number;
 }
 
 /** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */

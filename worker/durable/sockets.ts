@@ -3,8 +3,8 @@
  * an attachment naming its runner once that runner has said hello. Every frame is metered here
  * first (meter.ts), so a socket over its rate limit costs nothing more than the check.
  */
-import { decodeRunnerMessage, encode } from "../protocol/codec.js";
-import { CLOSE, HEARTBEAT, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../protocol/messages.js";
+import { decodeRunnerMessage, encode } from "../../core/protocol/codec.js";
+import { CLOSE, HEARTBEAT, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../../core/protocol/messages.js";
 import { frameBytes, type SocketKind, type SocketMeters } from "./meter.js";
 
 export interface Attachment {

@@ -3,19 +3,11 @@
  * rows here, never a whole DAG in memory. Also answers the read-only views (run detail, task
  * output) for the DagRun's RPC methods.
  */
-import type { ResolvedNode } from "../dag/plan.js";
-import type { BlobRef, Failure } from "../protocol/messages.js";
-import {
-  TASK_STATES,
-  type AttemptRow,
-  type DeadlineKind,
-  type NodeRow,
-  type RunnerRow,
-  type RunStatus,
-  type RunStore,
-  type TaskRow,
-  type TaskState,
-} from "../run/store.js";
+import type { AttemptView, TaskView } from "../../core/api.js";
+import type { ResolvedNode } from "../../core/dag/plan.js";
+import type { BlobRef, Failure } from "../../core/protocol/messages.js";
+import { type AttemptRow, type DeadlineKind, type NodeRow, type RunnerRow, type RunStore, type TaskRow } from "../run/store.js";
+import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -423,32 +415,6 @@ export class SqlStore implements RunStore {
         };
       });
   }
-}
-
-export interface AttemptView {
-  attempt: number;
-  runner: string;
-  runner_name: string;
-  started_at: number;
-  ended_at: number | null;
-  outcome: AttemptRow["outcome"];
-  failure_kind: Failure["kind"] | null;
-  error: string | null;
-  stderr: string;
-  note: string | null;
-}
-
-export interface TaskView {
-  id: string;
-  node: string;
-  index: number | null;
-  state: TaskState;
-  output_bytes: number | null;
-  /** The accepted output came from the result cache. */
-  cached: boolean;
-  started_at: number | null;
-  ended_at: number | null;
-  attempts: AttemptView[];
 }
 
 type OutputRow = { output: ArrayBuffer | null; output_sha: string | null; output_size: number | null };

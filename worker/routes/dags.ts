@@ -4,15 +4,15 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { parseDag } from "../dag/parse.js";
-import type { Problem, ResolvedNode, ResolvedPlan } from "../dag/plan.js";
+import { parseDag } from "../../core/dag/parse.js";
+import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
-import { TASK_STATES, type TaskState } from "../run/store.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
 import { outputKey } from "./blobs.js";
 import { moduleKey } from "./modules.js";
+import { TASK_STATES, type TaskState } from "../../core/status.js";
 
 /** Largest DAG document accepted. */
 export const MAX_DAG_BYTES = 8 * 1024 * 1024;

@@ -11,7 +11,7 @@ import { runTotals } from "../db.js";
 import { pool, type Env } from "../env.js";
 import { SOCKET_KINDS } from "../durable/meter.js";
 import { Exposition } from "../metrics.js";
-import { RUN_STATUSES, TASK_STATES } from "../run/store.js";
+import { RUN_STATUSES, TASK_STATES } from "../../core/status.js";
 
 export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_TOKEN"), async (c) => {
   // The pool's totals are a few counts: a scrape never reads runners' histories.

@@ -9,7 +9,7 @@ import { requireToken } from "../auth.js";
 import { moduleByName, registerModule } from "../db.js";
 import type { Env } from "../env.js";
 import { sha256Hex } from "../sha256.js";
-import { checkTaskModule } from "../wasm/inspect.js";
+import { checkTaskModule } from "../../core/wasm/inspect.js";
 import { readBytes } from "../http.js";
 
 /** Largest module accepted. */

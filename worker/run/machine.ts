@@ -12,10 +12,12 @@
  * results pass through `lookup` on their way to `ready`: the host asks the result cache for
  * them (`cacheMaterial` → sha256 → D1) and answers with `looked_up`.
  */
-import type { Assignment, BlobRef, Failure, TaskResult } from "../protocol/messages.js";
-import { envelope, fromBase64, itemOf, outputValue, substitute, type ResolvedPlan } from "../dag/plan.js";
-import { meets, type Capabilities, type DemandClass } from "./match.js";
-import type { AttemptOutcome, NodeRow, RunnerRow, RunStatus, RunStore, TaskRow, TaskState } from "./store.js";
+import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protocol/messages.js";
+import { type ResolvedPlan } from "../../core/dag/plan.js";
+import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
+import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
+import { envelope, fromBase64, itemOf, outputValue, substitute } from "../../core/abi.js";
+import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 
 /** Largest output a task may produce; past it the attempt fails with kind `output`. */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -90,10 +92,6 @@ export class IllegalTransition extends Error {
   }
 }
 
-/** True when no task of the run can change any more. */
-export function isFinal(status: RunStatus): boolean {
-  return TRANSITIONS[status].length === 0;
-}
 
 /** Applies one event; every change goes to `store`, every outside action comes back as an effect. */
 export function transition(store: RunStore, event: RunEvent, now: number, config: MachineConfig = DEFAULT_CONFIG): Effect[] {

@@ -7,19 +7,10 @@
  * implement it over Maps (test/unit/memory-store.ts). Calls are synchronous, as SQLite in a
  * Durable Object is.
  */
-import type { BlobRef, Failure } from "../protocol/messages.js";
-import type { ResolvedNode } from "../dag/plan.js";
-import type { Capabilities } from "./match.js";
-
-/**
- * `lookup`: its dependencies are done and the result cache is being asked for it; `backoff`:
- * failed, waiting out its retry delay before it is ready again.
- */
-export const TASK_STATES = ["blocked", "lookup", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
-export type TaskState = (typeof TASK_STATES)[number];
-
-export const RUN_STATUSES = ["queued", "running", "paused", "succeeded", "failed", "cancelled"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
+import type { BlobRef, Failure } from "../../core/protocol/messages.js";
+import type { ResolvedNode } from "../../core/dag/plan.js";
+import type { Capabilities } from "../../core/match.js";
+import type { AttemptOutcome, RunStatus, TaskState } from "../../core/status.js";
 
 export interface NodeRow {
   spec: ResolvedNode;
@@ -42,7 +33,6 @@ export interface TaskRow {
   runner: string | null;
 }
 
-export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned" | "cancelled" | "cached";
 
 export interface AttemptRow {
   task: string;

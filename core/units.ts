@@ -43,3 +43,11 @@ export function formatSize(bytes: number): string {
   for (; bytes >= 1024 && i < units.length - 1; i++) bytes /= 1024;
   return `${Number(bytes.toFixed(1))} ${units[i]}`;
 }
+
+/** A duration for people: `42s`, `2m05s`, `1h01m`. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}

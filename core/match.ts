@@ -4,9 +4,9 @@
  * machine (which tasks a runner is given), the RunnerPool (which runners are told to join) and
  * the run view (`waiting` tasks and their reason).
  */
-import type { Requirements } from "../dag/plan.js";
-import { formatSize } from "../dag/units.js";
-import type { RunnerInfo } from "../protocol/messages.js";
+import type { Requirements } from "./dag/plan.js";
+import { formatSize } from "./units.js";
+import type { RunnerInfo } from "./protocol/messages.js";
 
 /** What a runner offers, from its hello. */
 export type Capabilities = Pick<RunnerInfo, "memory" | "cores" | "labels" | "arch" | "platform">;

@@ -149,6 +149,8 @@ export const runnerMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("reject"), tasks: attemptRefs.min(1) }),
 ]);
 export type RunnerMessage = z.infer<typeof runnerMessage>;
+/** A runner frame as a sender may write it (fields with defaults may be left out). */
+export type RunnerMessageInput = z.input<typeof runnerMessage>;
 
 /** Frames the coordinator sends. */
 export const coordinatorMessage = z.discriminatedUnion("type", [

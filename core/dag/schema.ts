@@ -4,7 +4,7 @@
  * `parse.ts`; this file only says what one document may look like.
  */
 import { z } from "zod";
-import { parseDuration, parseSize } from "./units.js";
+import { parseDuration, parseSize } from "../units.js";
 
 /** Limits that keep one run within what a Durable Object can schedule. */
 export const DAG_LIMITS = {

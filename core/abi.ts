@@ -1,67 +1,11 @@
 /**
- * The validated, normalised form of a DAG: what the coordinator schedules. Produced by
- * `parseDag` (parse.ts) from YAML, completed with module hashes by the Worker, consumed by the
- * run's state machine. Also home of the per-instance helpers (item, substitution, envelope)
- * that the machine uses when it dispatches.
+ * The task ABI (v1) in one place: the key of a task instance (`id` or `id[index]`, built and
+ * parsed here only), its map item, the `{{index}}`/`{{item}}`/`{{params.x}}` placeholders, the
+ * stdin envelope with its inputs, how a dependency's output appears in it, and what an output is
+ * served as. The run's state machine builds assignments with it; the runner resolves inputs with
+ * it; the Worker and the CLI type outputs with it. docs/tasks.md describes it for task authors.
  */
-
-/** One problem with a submission, located in the source document. */
-export interface Problem {
-  /** Where in the document, e.g. `tasks[2].depends_on[0]`; empty for the whole document. */
-  path: string;
-  line: number;
-  column: number;
-  message: string;
-}
-
-export interface Requirements {
-  memory?: number;
-  cores?: number;
-  labels?: string[];
-  arch?: string;
-  platform?: string;
-}
-
-/** One task of the DAG file; a mapped task stands for `instances` task instances. */
-export interface NodeSpec {
-  id: string;
-  /** The module as written: a registry name or `sha256:<hex>`. */
-  module: string;
-  deps: string[];
-  /** Number of instances for a mapped task; null for a plain task. */
-  instances: number | null;
-  items?: unknown[];
-  range?: [number, number];
-  args: string[];
-  env: Record<string, string>;
-  params: Record<string, unknown>;
-  retries: number;
-  /** Delay before the first retry; doubles with each failure up to `retryDelayMaxMs`. */
-  retryDelayMs: number;
-  retryDelayMaxMs: number;
-  timeoutMs: number;
-  memoryBytes: number;
-  priority: number;
-  /** Whether a cached result for the same module and envelope may stand in for running it. */
-  cache: boolean;
-  requires?: Requirements;
-}
-
-/** A parsed DAG whose nodes are in dependency order (every node after its dependencies). */
-export interface DagPlan {
-  name: string;
-  nodes: NodeSpec[];
-}
-
-/** A node whose module has been pinned to the bytes it will run. */
-export interface ResolvedNode extends NodeSpec {
-  sha256: string;
-}
-
-export interface ResolvedPlan {
-  name: string;
-  nodes: ResolvedNode[];
-}
+import type { NodeSpec } from "./dag/plan.js";
 
 /** The map item of instance `index` (undefined for a plain task). */
 export function itemOf(node: NodeSpec, index: number | null): unknown {
@@ -74,6 +18,14 @@ export function itemOf(node: NodeSpec, index: number | null): unknown {
 /** The key of a task instance as users see it: `id` or `id[index]`. */
 export function taskKey(node: string, index: number | null): string {
   return index === null ? node : `${node}[${index}]`;
+}
+
+const KEY = /^(.+?)(?:\[(\d+)\])?$/;
+
+/** The node and index of a task key (the inverse of `taskKey`). */
+export function parseTaskKey(key: string): { node: string; index: number | null } {
+  const [, node, index] = KEY.exec(key) ?? [key, key];
+  return { node: node!, index: index === undefined ? null : Number(index) };
 }
 
 const PLACEHOLDER = /\{\{\s*(index|item|params\.([A-Za-z0-9_.-]+))\s*\}\}/g;

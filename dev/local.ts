@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
-/** The repository root (this file is compiled to dist/cli/, or run from cli/ by vitest). */
+/** The repository root (this file is compiled to dist/dev/, or run from dev/ by vitest). */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 
 /** The committed development tokens (.dev.vars.example). */

@@ -1,0 +1,14 @@
+/**
+ * The web globals core/ uses, and nothing more: workerd, Node 20 and browsers all have them.
+ * Declared by hand so that core compiles with `types: []` (no Node, no Workers, no DOM types):
+ * anything else from a runtime fails to compile here and must stay out of core.
+ */
+declare class TextDecoder {
+  constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
+  decode(input?: ArrayBufferView | ArrayBuffer, options?: { stream?: boolean }): string;
+}
+declare class TextEncoder {
+  encode(input?: string): Uint8Array;
+}
+declare function atob(data: string): string;
+declare function btoa(data: string): string;
