@@ -70,7 +70,14 @@ async function timeRun(client: Client, yaml: string, pollMs = 50, watchers = 0):
 async function throughput(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
   const coordinator = await startCoordinator({ persistTo: join(dir, "state") });
-  const runners = [0, 1].map((i) => startRunner({ coordinator: coordinator.url, slots: values.slots === "auto" ? "auto" : Number(values.slots), name: `bench-${i}`, cacheDir: join(dir, `cache-${i}`) }));
+  const runners = [0, 1].map((i) =>
+    startRunner({
+      coordinator: coordinator.url,
+      slots: values.slots === "auto" ? "auto" : Number(values.slots),
+      name: `bench-${i}`,
+      cacheDir: join(dir, `cache-${i}`),
+    }),
+  );
   try {
     await Promise.all(runners.map((r) => r.waitFor(/slot\(s\)/)));
     const slots = runners.map((r) => /(\d+) slot\(s\)/.exec(r.lines.find((l) => /slot\(s\)/.test(l))!)![1]).join("+");
@@ -89,13 +96,17 @@ async function throughput(): Promise<void> {
       fan.push(FANOUT / ((await timeRun(client, fanoutYaml)) / 1000));
       watched.push(FANOUT / ((await timeRun(client, fanoutYaml, 50, WATCHERS)) / 1000));
     }
-    console.log(`fan-out of ${FANOUT} no-op tasks: median ${median(fan).toFixed(0)} tasks/s (runs: ${fan.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(
+      `fan-out of ${FANOUT} no-op tasks: median ${median(fan).toFixed(0)} tasks/s (runs: ${fan.map((x) => x.toFixed(0)).join(", ")})`,
+    );
     console.log(
       `  with ${WATCHERS} watchers: median ${median(watched).toFixed(0)} tasks/s (runs: ${watched.map((x) => x.toFixed(0)).join(", ")}); ${(median(watched) / median(fan)).toFixed(2)}x the unwatched rate`,
     );
     const hops: number[] = [];
     for (let i = 0; i < REPEAT; i++) hops.push((await timeRun(client, chainYaml)) / CHAIN);
-    console.log(`chain of ${CHAIN} dependent tasks: median ${median(hops).toFixed(2)} ms per hop (runs: ${hops.map((x) => x.toFixed(2)).join(", ")})`);
+    console.log(
+      `chain of ${CHAIN} dependent tasks: median ${median(hops).toFixed(2)} ms per hop (runs: ${hops.map((x) => x.toFixed(2)).join(", ")})`,
+    );
   } finally {
     await Promise.all(runners.map((r) => r.stop()));
     await coordinator.stop();
@@ -106,7 +117,10 @@ async function throughput(): Promise<void> {
 /** Runs one task on a victim runner, kills or freezes it, and times the task's next start elsewhere. */
 async function recovery(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "distro-bench-"));
-  const coordinator = await startCoordinator({ persistTo: join(dir, "state"), vars: { HEARTBEAT_TIMEOUT_MS: values.heartbeat! } });
+  const coordinator = await startCoordinator({
+    persistTo: join(dir, "state"),
+    vars: { HEARTBEAT_TIMEOUT_MS: values.heartbeat },
+  });
   const client = new Client(coordinator.url, DEV_TOKENS.api);
   try {
     await client.uploadModule("spin.wasm", readFileSync(join(ROOT, "wasm_tasks/build/spin.wasm")));
@@ -114,21 +128,35 @@ async function recovery(): Promise<void> {
     for (const how of ["closed socket (SIGKILL)", "silent runner (SIGSTOP)"] as const) {
       const delays: number[] = [];
       for (let i = 0; i < KILLS; i++) {
-        const victim = startRunner({ coordinator: coordinator.url, slots: 1, name: "victim", cacheDir: join(dir, "cache") });
-        const { id } = await client.submit(`name: recovery\ncache: false\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`);
-        await pollRun(client, id, (r) => r.tasks![0]!.state === "leased");
-        const survivor = startRunner({ coordinator: coordinator.url, slots: 1, name: "survivor", cacheDir: join(dir, "cache") });
+        const victim = startRunner({
+          coordinator: coordinator.url,
+          slots: 1,
+          name: "victim",
+          cacheDir: join(dir, "cache"),
+        });
+        const { id } = await client.submit(
+          `name: recovery\ncache: false\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`,
+        );
+        await pollRun(client, id, (r) => r.tasks[0]!.state === "leased");
+        const survivor = startRunner({
+          coordinator: coordinator.url,
+          slots: 1,
+          name: "survivor",
+          cacheDir: join(dir, "cache"),
+        });
         await pollRunners(client, (names) => names.includes("survivor"));
         const t0 = Date.now();
         if (how.startsWith("closed")) await victim.stop("SIGKILL");
         else victim.signal("SIGSTOP");
-        const run = await pollRun(client, id, (r) => r.tasks![0]!.attempts.length >= 2);
-        delays.push(run.tasks![0]!.attempts[1]!.started_at - t0);
+        const run = await pollRun(client, id, (r) => r.tasks[0]!.attempts.length >= 2);
+        delays.push(run.tasks[0]!.attempts[1]!.started_at - t0);
         await client.wait(id, () => {}, 50);
         await Promise.all([victim.stop("SIGKILL"), survivor.stop("SIGKILL")]);
       }
       const sorted = [...delays].sort((a, b) => a - b);
-      console.log(`  ${how}: median ${median(delays)} ms, max ${sorted.at(-1)} ms to run elsewhere (runs: ${delays.join(", ")})`);
+      console.log(
+        `  ${how}: median ${median(delays)} ms, max ${sorted.at(-1)} ms to run elsewhere (runs: ${delays.join(", ")})`,
+      );
     }
   } finally {
     await coordinator.stop();
@@ -160,35 +188,73 @@ async function scaling(): Promise<void> {
   const yaml = `cache: false\n${readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8")}`;
   const tiles = (parseDag(yaml) as { ok: true; plan: DagPlan }).plan.nodes.find((n) => n.id === "tile")!;
   try {
-    for (const m of ["mandelbrot_tile", "mandelbrot_png"]) await client.uploadModule(`${m}.wasm`, readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)));
+    for (const m of ["mandelbrot_tile", "mandelbrot_png"])
+      await client.uploadModule(`${m}.wasm`, readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)));
     const times: Record<string, number[]> = { one: [], two: [], local: [] };
-    for (const [key, count] of [["one", 1], ["two", 2]] as const) {
-      const runners = Array.from({ length: count }, (_, i) => startRunner({ coordinator: coordinator.url, slots: 1, name: `scale-${i}`, cacheDir: join(dir, `cache-${i}`) }));
+    for (const [key, count] of [
+      ["one", 1],
+      ["two", 2],
+    ] as const) {
+      const runners = Array.from({ length: count }, (_, i) =>
+        startRunner({ coordinator: coordinator.url, slots: 1, name: `scale-${i}`, cacheDir: join(dir, `cache-${i}`) }),
+      );
       await pollRunners(client, (names) => names.length === count);
       await timeRun(client, yaml.replace("width: 2048", "width: 256").replace("height: 2048", "height: 256")); // warm-up: fetch and compile
       for (let i = 0; i < REPEAT; i++) times[key]!.push(await timeRun(client, yaml, 1000));
       await Promise.all(runners.map((r) => r.stop()));
     }
     const pool = new ThreadPool(2);
-    const [tile, png] = await Promise.all(["mandelbrot_tile", "mandelbrot_png"].map((m) => WebAssembly.compile(readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`)))));
-    const job = (module: WebAssembly.Module, envelope: object) => ({ module, args: ["t"], env: {}, stdin: new TextEncoder().encode(JSON.stringify(envelope)), maxOutputBytes: 64 << 20, timeoutMs: 600_000 });
+    const [tile, png] = await Promise.all(
+      ["mandelbrot_tile", "mandelbrot_png"].map((m) =>
+        WebAssembly.compile(readFileSync(join(ROOT, `wasm_tasks/build/${m}.wasm`))),
+      ),
+    );
+    const job = (module: WebAssembly.Module, envelope: object) => ({
+      module,
+      args: ["t"],
+      env: {},
+      stdin: new TextEncoder().encode(JSON.stringify(envelope)),
+      maxOutputBytes: 64 << 20,
+      timeoutMs: 600_000,
+    });
     for (let i = 0; i < REPEAT; i++) {
       const t0 = performance.now();
       const outs = await Promise.all(
-        Array.from({ length: tiles.instances! }, (_, index) => pool.run(job(tile!, { task: `tile[${index}]`, attempt: 1, params: tiles.params, inputs: {}, item: index, index }))),
+        Array.from({ length: tiles.instances! }, (_, index) =>
+          pool.run(
+            job(tile!, { task: `tile[${index}]`, attempt: 1, params: tiles.params, inputs: {}, item: index, index }),
+          ),
+        ),
       );
       const bytes = outs.map((o) => (o.type === "exit" ? Buffer.from(o.stdout).toString("base64") : ""));
-      const out = await pool.run(job(png!, { task: "assemble", attempt: 1, params: tiles.params, inputs: { tile: bytes.map(($bytes) => ({ $bytes })) } }));
+      const out = await pool.run(
+        job(png!, {
+          task: "assemble",
+          attempt: 1,
+          params: tiles.params,
+          inputs: { tile: bytes.map(($bytes) => ({ $bytes })) },
+        }),
+      );
       if (out.type !== "exit" || out.code !== 0) throw new Error("local mandelbrot failed");
       times.local!.push(performance.now() - t0);
     }
     await pool.close();
     const [one, two, local] = [median(times.one!), median(times.two!), median(times.local!)];
-    console.log(`scaling: mandelbrot ${tiles.params.width}×${tiles.params.height}, ${tiles.instances} tiles, ${tiles.params.iterations} iterations`);
-    console.log(`  1 runner × 1 slot: median ${one.toFixed(0)} ms (runs: ${times.one!.map((x) => x.toFixed(0)).join(", ")})`);
-    console.log(`  2 runners × 1 slot: median ${two.toFixed(0)} ms (runs: ${times.two!.map((x) => x.toFixed(0)).join(", ")})`);
-    console.log(`  local pool, 2 threads, no coordinator: median ${local.toFixed(0)} ms (runs: ${times.local!.map((x) => x.toFixed(0)).join(", ")})`);
-    console.log(`  speedup 2 runners vs 1: ${(one / two).toFixed(2)}x; 2 runners vs local pool: ${(two / local).toFixed(2)}x the time`);
+    console.log(
+      `scaling: mandelbrot ${tiles.params.width}×${tiles.params.height}, ${tiles.instances} tiles, ${tiles.params.iterations} iterations`,
+    );
+    console.log(
+      `  1 runner × 1 slot: median ${one.toFixed(0)} ms (runs: ${times.one!.map((x) => x.toFixed(0)).join(", ")})`,
+    );
+    console.log(
+      `  2 runners × 1 slot: median ${two.toFixed(0)} ms (runs: ${times.two!.map((x) => x.toFixed(0)).join(", ")})`,
+    );
+    console.log(
+      `  local pool, 2 threads, no coordinator: median ${local.toFixed(0)} ms (runs: ${times.local!.map((x) => x.toFixed(0)).join(", ")})`,
+    );
+    console.log(
+      `  speedup 2 runners vs 1: ${(one / two).toFixed(2)}x; 2 runners vs local pool: ${(two / local).toFixed(2)}x the time`,
+    );
   } finally {
     await coordinator.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -204,7 +270,11 @@ const PROBE_TIMEOUT_MS = 120_000;
 async function probe(client: Client, failures: string[]): Promise<number[]> {
   const dag = "name: bench-probe\ncache: false\ntasks:\n  - { id: n, module: noop.wasm }\n";
   const post = { method: "POST", body: dag };
-  const calls: [string, RequestInit][] = [["/api/runners", {}], ["/metrics", {}], ["/api/dags", post]];
+  const calls: [string, RequestInit][] = [
+    ["/api/runners", {}],
+    ["/metrics", {}],
+    ["/api/dags", post],
+  ];
   return Promise.all(
     calls.map(async ([path, init], i) => {
       const t0 = performance.now();
@@ -288,7 +358,9 @@ async function flood(): Promise<void> {
     const ms = (xs: number[]) => (xs.length ? `${median(xs).toFixed(0)} ms` : "none answered");
     console.log(`flood: ${FLOODS} floods of ${FRAMES} status frames on one pool socket, interleaved with idle rounds`);
     PROBES.forEach((name, i) => {
-      const runs = col(flooded, i).map((x) => x.toFixed(0)).join(", ");
+      const runs = col(flooded, i)
+        .map((x) => x.toFixed(0))
+        .join(", ");
       console.log(`  ${name}: idle median ${ms(col(idle, i))}; flooded median ${ms(col(flooded, i))} (runs: ${runs})`);
     });
     for (const [when, list] of Object.entries(failures)) {

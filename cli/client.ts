@@ -4,7 +4,16 @@
  * coordinator's JSON error (and its problems, for a rejected DAG).
  */
 import WebSocket from "ws";
-import type { ControlAnswer, ModuleInfo, Problem, RunListing, RunnerView, RunSummary, RunView, SubmitAnswer } from "../core/api.js";
+import type {
+  ControlAnswer,
+  ModuleInfo,
+  Problem,
+  RunListing,
+  RunnerView,
+  RunSummary,
+  RunView,
+  SubmitAnswer,
+} from "../core/api.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
 import { isFinal } from "../core/status.js";
 
@@ -31,7 +40,10 @@ export class Client {
       res = await fetch(url, { ...init, headers: { Authorization: `Bearer ${this.token}`, ...init.headers } });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+      throw new ApiError(
+        0,
+        `cannot reach the coordinator at ${this.coordinator.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
+      );
     }
     if (res.ok) return res;
     const text = await res.text();
@@ -49,7 +61,11 @@ export class Client {
   }
 
   uploadModule(name: string, bytes: Uint8Array<ArrayBuffer>): Promise<ModuleInfo> {
-    return this.json(`/api/modules/${encodeURIComponent(name)}`, { method: "PUT", body: new Blob([bytes]), headers: { "Content-Type": "application/wasm" } });
+    return this.json(`/api/modules/${encodeURIComponent(name)}`, {
+      method: "PUT",
+      body: new Blob([bytes]),
+      headers: { "Content-Type": "application/wasm" },
+    });
   }
 
   submit(yaml: string): Promise<SubmitAnswer> {
@@ -76,7 +92,10 @@ export class Client {
 
   async outputWithType(id: string, task: string): Promise<{ bytes: Uint8Array; type: string }> {
     const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`);
-    return { bytes: new Uint8Array(await res.arrayBuffer()), type: res.headers.get("Content-Type") ?? "application/octet-stream" };
+    return {
+      bytes: new Uint8Array(await res.arrayBuffer()),
+      type: res.headers.get("Content-Type") ?? "application/octet-stream",
+    };
   }
 
   /**
@@ -107,7 +126,9 @@ export class Client {
           ws.terminate(); // the run is over; no need to wait out the closing handshake
         }
       });
-      ws.on("close", (code) => (code === 4000 && last ? resolve(last) : reject(new Error(`the watch socket closed with code ${code}`))));
+      ws.on("close", (code) =>
+        code === 4000 && last ? resolve(last) : reject(new Error(`the watch socket closed with code ${code}`)),
+      );
       ws.on("error", reject);
     });
   }

@@ -36,10 +36,21 @@ const COMMANDS: Record<string, { usage: string; summary: string; options?: strin
   --modules DIR          where to find the .wasm files the DAG names (repeatable; default: the
                          DAG's folder and wasm_tasks/build)`,
   },
-  runs: { usage: "runs [--limit N]", summary: "list recent runs, newest first", options: "  --limit N              how many (default 20, at most 500)" },
-  status: { usage: "status ID", summary: "a run's status, each task's instances by state, and the first failed tasks with their errors" },
+  runs: {
+    usage: "runs [--limit N]",
+    summary: "list recent runs, newest first",
+    options: "  --limit N              how many (default 20, at most 500)",
+  },
+  status: {
+    usage: "status ID",
+    summary: "a run's status, each task's instances by state, and the first failed tasks with their errors",
+  },
   runners: { usage: "runners", summary: "connected runners: platform, slots, busy slots, CPU and memory" },
-  output: { usage: "output ID TASK [-o FILE]", summary: "print a task's output, or write it to FILE", options: "  -o, --out FILE         write the output to FILE instead of standard output" },
+  output: {
+    usage: "output ID TASK [-o FILE]",
+    summary: "print a task's output, or write it to FILE",
+    options: "  -o, --out FILE         write the output to FILE instead of standard output",
+  },
   cancel: { usage: "cancel ID", summary: "cancel a run: running attempts are stopped, the rest never runs" },
   pause: { usage: "pause ID", summary: "let running attempts finish, start nothing new" },
   resume: { usage: "resume ID", summary: "resume a paused run" },
@@ -115,20 +126,27 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const json = values.json ?? false;
     const args = (n: number, what: string) => {
       if (rest.length !== n) throw new UsageError(`${command} takes ${what}`);
-      return rest as string[];
+      return rest;
     };
     switch (command) {
       case "submit": {
         const [file] = args(1, "exactly one FILE");
-        if (values.wait && values.watch) throw new UsageError("--wait and --watch go alone: --wait is --watch plus the final outputs");
+        if (values.wait && values.watch)
+          throw new UsageError("--wait and --watch go alone: --wait is --watch plus the final outputs");
         const out = values.out === undefined ? undefined : resolve(io.cwd, values.out);
         const follow = values.wait ? "wait" : values.watch ? "watch" : null;
-        return await submit(client, resolve(io.cwd, file!), { modules: values.modules ?? [], follow, json, out, params: parseParams(values.param ?? []) }, io);
+        return await submit(
+          client,
+          resolve(io.cwd, file!),
+          { modules: values.modules ?? [], follow, json, out, params: parseParams(values.param ?? []) },
+          io,
+        );
       }
       case "runs": {
         args(0, "no arguments");
         const limit = values.limit === undefined ? 20 : Number(values.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError(`--limit: expected a whole number from 1 to 500, got "${values.limit}"`);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+          throw new UsageError(`--limit: expected a whole number from 1 to 500, got "${values.limit}"`);
         const { runs } = await client.runs(limit);
         if (json) io.out(JSON.stringify(runs, null, 2));
         else runLines(runs).forEach((line) => io.out(line));
@@ -191,7 +209,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+    if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
+    ) {
       io.err(`distro: ${e.message}\nRun distro --help for usage.`);
       return 2;
     }
@@ -261,21 +282,34 @@ async function submit(client: Client, file: string, opts: SubmitOptions, io: Io)
     if (opts.json) io.out(JSON.stringify(run, null, 2));
     return 0;
   }
-  const progress = new Progress({ tty: io.tty !== undefined, columns: io.tty?.columns, write: (text) => io.write(new TextEncoder().encode(text)) });
+  const progress = new Progress({
+    tty: io.tty !== undefined,
+    columns: io.tty?.columns,
+    write: (text) => io.write(new TextEncoder().encode(text)),
+  });
   const final = await client.follow(run.id, (r) => {
     if (!opts.json) progress.update(r);
   });
   progress.end();
   if (opts.json) io.out(JSON.stringify(final, null, 2));
-  else if (opts.follow === "wait" || final.status !== "succeeded") await printResult(client, final, opts.follow === "wait", opts.out, io);
+  else if (opts.follow === "wait" || final.status !== "succeeded")
+    await printResult(client, final, opts.follow === "wait", opts.out, io);
   else io.out(`run ${safe(final.id)} succeeded`);
   return final.status === "succeeded" ? 0 : 1;
 }
 
 /** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
-async function printResult(client: Client, run: RunSummary, outputs: boolean, out: string | undefined, io: Io): Promise<void> {
+async function printResult(
+  client: Client,
+  run: RunSummary,
+  outputs: boolean,
+  out: string | undefined,
+  io: Io,
+): Promise<void> {
   if (run.status !== "succeeded") {
-    failedLines(await client.json<RunView>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) => io.err(line));
+    failedLines(await client.json<RunView>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) =>
+      io.err(line),
+    );
     io.out(`run ${safe(run.id)} ${safe(run.status)}`);
     return;
   }
@@ -294,16 +328,21 @@ async function printResult(client: Client, run: RunSummary, outputs: boolean, ou
       io.out(`${safe(t.id)}: wrote ${bytes.length} bytes (${safe(type)}) to ${safe(file)}`);
     } else if (type === "application/json") {
       const text = new TextDecoder().decode(bytes);
-      io.out(`${safe(t.id)}: ${safeText(text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text)}`);
+      io.out(
+        `${safe(t.id)}: ${safeText(text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text)}`,
+      );
     } else {
-      io.out(`${safe(t.id)}: ${bytes.length} bytes of ${safe(type)} (save it: distro output ${safe(run.id)} ${safe(t.id)} -o FILE)`);
+      io.out(
+        `${safe(t.id)}: ${bytes.length} bytes of ${safe(type)} (save it: distro output ${safe(run.id)} ${safe(t.id)} -o FILE)`,
+      );
     }
   }
   io.out(`run ${safe(run.id)} succeeded`);
 }
 
 function printProblems(problems: Problem[], file: string, io: Io): void {
-  for (const p of problems) io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${safe(p.path)}: ` : ""}${safe(p.message)}`);
+  for (const p of problems)
+    io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${safe(p.path)}: ` : ""}${safe(p.message)}`);
 }
 
 /** The `distro` bin: runs `main` on the process's arguments and streams, and sets the exit code. */

@@ -11,7 +11,9 @@ import { safe, safeText } from "./terminal.js";
 /** Columns padded to the widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+  return [header, ...rows].map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "),
+  );
 }
 
 export function runLines(runs: RunListing[], now = Date.now()): string[] {
@@ -35,7 +37,12 @@ export function statusLines(run: RunView): string[] {
       .map(([state, count]) => `${count} ${safe(state)}`)
       .join(", "),
   ]);
-  return [`${safe(run.name)} (${safe(run.id)})`, progressText(run, null), ...table(["TASK", "INSTANCES", "STATES"], rows), ...failedLines(run)];
+  return [
+    `${safe(run.name)} (${safe(run.id)})`,
+    progressText(run, null),
+    ...table(["TASK", "INSTANCES", "STATES"], rows),
+    ...failedLines(run),
+  ];
 }
 
 /** The failed tasks a run view holds (`?state=failed`), each with its last error and stderr tail. */
@@ -44,8 +51,11 @@ export function failedLines(run: RunView): string[] {
   const lines: string[] = [];
   for (const t of tasks) {
     const last = t.attempts.at(-1);
-    lines.push(`task ${safe(t.id)} failed after ${t.attempts.length} attempt(s): ${safe(last?.failure_kind ?? "?")}: ${safe(last?.error ?? "no reason recorded")}`);
-    if (last?.stderr) lines.push(`  stderr: ${safeText(last.stderr.trimEnd()).split("\n").slice(-5).join("\n          ")}`);
+    lines.push(
+      `task ${safe(t.id)} failed after ${t.attempts.length} attempt(s): ${safe(last?.failure_kind ?? "?")}: ${safe(last?.error ?? "no reason recorded")}`,
+    );
+    if (last?.stderr)
+      lines.push(`  stderr: ${safeText(last.stderr.trimEnd()).split("\n").slice(-5).join("\n          ")}`);
   }
   const more = (run.counts.failed ?? 0) - tasks.length;
   if (more > 0) lines.push(`… and ${more} more failed task(s)`);

@@ -32,7 +32,8 @@ export function progressText(run: RunLike, perSecond: number | null): string {
   const total = run.tasks_total;
   const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
   const parts = [`${safe(run.status)} ${percent}% ${done}/${total} done`];
-  for (const state of SHOWN) if ((run.counts[state] ?? 0) > 0) parts.push(`${run.counts[state]} ${LABEL[state] ?? state}`);
+  for (const state of SHOWN)
+    if ((run.counts[state] ?? 0) > 0) parts.push(`${run.counts[state]} ${LABEL[state] ?? state}`);
   if (perSecond !== null && perSecond > 0) {
     parts.push(`${perSecond >= 10 ? Math.round(perSecond) : perSecond.toFixed(1)} tasks/s`);
     if (done < total) parts.push(`ETA ${formatDuration(((total - done) / perSecond) * 1000)}`);
@@ -44,7 +45,6 @@ export function bar(done: number, total: number, width = 20): string {
   const full = total === 0 ? width : Math.round((done / total) * width);
   return `[${"#".repeat(full)}${"-".repeat(width - full)}]`;
 }
-
 
 export class Progress {
   private first: { at: number; done: number } | undefined;

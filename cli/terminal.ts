@@ -16,7 +16,9 @@ const visible = (ch: string) => {
 
 /** One field (a name, an id, a status): every control character escaped, newlines and tabs included. */
 export function safe(value: unknown): string {
-  return String(value ?? "").replace(/[\t]/g, " ").replace(CONTROL_OR_NEWLINE, visible);
+  return String(value ?? "")
+    .replace(/[\t]/g, " ")
+    .replace(CONTROL_OR_NEWLINE, visible);
 }
 
 /** Lines of text (stderr, an output shown inline, a message): control characters escaped, newlines and tabs kept. */

@@ -25,13 +25,18 @@ const KEY = /^(.+?)(?:\[(\d+)\])?$/;
 /** The node and index of a task key (the inverse of `taskKey`). */
 export function parseTaskKey(key: string): { node: string; index: number | null } {
   const [, node, index] = KEY.exec(key) ?? [key, key];
-  return { node: node!, index: index === undefined ? null : Number(index) };
+  return { node: node, index: index === undefined ? null : Number(index) };
 }
 
 const PLACEHOLDER = /\{\{\s*(index|item|params\.([A-Za-z0-9_.-]+))\s*\}\}/g;
 
 /** Replaces `{{index}}`, `{{item}}` and `{{params.x}}` in an arg or env value. */
-export function substitute(template: string, index: number | null, item: unknown, params: Record<string, unknown>): string {
+export function substitute(
+  template: string,
+  index: number | null,
+  item: unknown,
+  params: Record<string, unknown>,
+): string {
   return template.replace(PLACEHOLDER, (_all, what: string, param?: string) => {
     const value = what === "index" ? index : what === "item" ? item : lookup(params, param!);
     if (value === undefined || value === null) return "";
@@ -60,7 +65,12 @@ export function outputValue(bytes: Uint8Array): unknown {
 }
 
 /** The stdin document of one task instance (task ABI v1). */
-export function envelope(node: NodeSpec, index: number | null, inputs: Record<string, unknown>, attempt: number): string {
+export function envelope(
+  node: NodeSpec,
+  index: number | null,
+  inputs: Record<string, unknown>,
+  attempt: number,
+): string {
   const doc: Record<string, unknown> = { task: taskKey(node.id, index), attempt, params: node.params, inputs };
   if (index !== null) {
     doc.item = itemOf(node, index);

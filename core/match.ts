@@ -18,7 +18,14 @@ export interface DemandClass {
 }
 
 /** Names the usual spellings of an architecture the way Node's `os.arch()` does. */
-const ARCH_ALIASES: Record<string, string> = { amd64: "x64", x86_64: "x64", aarch64: "arm64", armv7l: "arm", i386: "ia32", x86: "ia32" };
+const ARCH_ALIASES: Record<string, string> = {
+  amd64: "x64",
+  x86_64: "x64",
+  aarch64: "arm64",
+  armv7l: "arm",
+  i386: "ia32",
+  x86: "ia32",
+};
 
 export function normalizeArch(arch: string): string {
   const lower = arch.toLowerCase();
@@ -30,10 +37,13 @@ export function unmet(requires: Requirements | null | undefined, caps: Capabilit
   if (!requires) return [];
   const missing: string[] = [];
   for (const label of requires.labels ?? []) if (!caps.labels.includes(label)) missing.push(`label ${label}`);
-  if (requires.memory !== undefined && caps.memory < requires.memory) missing.push(`${formatSize(requires.memory)} of memory`);
+  if (requires.memory !== undefined && caps.memory < requires.memory)
+    missing.push(`${formatSize(requires.memory)} of memory`);
   if (requires.cores !== undefined && caps.cores < requires.cores) missing.push(`${requires.cores} cores`);
-  if (requires.arch !== undefined && normalizeArch(caps.arch) !== normalizeArch(requires.arch)) missing.push(`arch ${requires.arch}`);
-  if (requires.platform !== undefined && caps.platform.toLowerCase() !== requires.platform.toLowerCase()) missing.push(`platform ${requires.platform}`);
+  if (requires.arch !== undefined && normalizeArch(caps.arch) !== normalizeArch(requires.arch))
+    missing.push(`arch ${requires.arch}`);
+  if (requires.platform !== undefined && caps.platform.toLowerCase() !== requires.platform.toLowerCase())
+    missing.push(`platform ${requires.platform}`);
   return missing;
 }
 

@@ -8,7 +8,17 @@
  * `lookup`: its dependencies are done and the result cache is being asked for it; `backoff`:
  * failed, waiting out its retry delay before it is ready again.
  */
-export const TASK_STATES = ["blocked", "lookup", "ready", "backoff", "leased", "succeeded", "failed", "skipped", "cancelled"] as const;
+export const TASK_STATES = [
+  "blocked",
+  "lookup",
+  "ready",
+  "backoff",
+  "leased",
+  "succeeded",
+  "failed",
+  "skipped",
+  "cancelled",
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 /** A task's state as the API shows it: `waiting` is a ready task no connected runner can take. */

@@ -87,8 +87,10 @@ export class Proc {
     const deadline = Date.now() + timeoutMs;
     let seen = 0;
     while (Date.now() < deadline) {
-      for (; seen < this.lines.length; seen++) if (pattern.test(this.lines[seen]!)) return { line: this.lines[seen]!, at: this.times[seen]! };
-      if (!this.running) throw new Error(`process ended before printing ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
+      for (; seen < this.lines.length; seen++)
+        if (pattern.test(this.lines[seen]!)) return { line: this.lines[seen]!, at: this.times[seen]! };
+      if (!this.running)
+        throw new Error(`process ended before printing ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`timed out waiting for ${pattern}:\n${this.lines.slice(-20).join("\n")}`);
@@ -119,7 +121,14 @@ export interface Coordinator {
 /** Starts `wrangler dev` and resolves once the Worker answers HTTP. */
 export async function startCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
   const port = options.port ?? (await freePort());
-  const args = [fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)), "dev", "--ip", options.ip ?? "127.0.0.1", "--port", String(port)];
+  const args = [
+    fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)),
+    "dev",
+    "--ip",
+    options.ip ?? "127.0.0.1",
+    "--port",
+    String(port),
+  ];
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
   if (!options.noSecrets) {
     args.push("--env-file", ".dev.vars.example");
@@ -133,7 +142,13 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" },
+    env: {
+      ...process.env,
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_SEND_METRICS: "false",
+      NO_COLOR: "1",
+      CI: "1",
+    },
   });
   const proc = new Proc(child, options.echo);
   const url = new URL(`http://127.0.0.1:${port}`);

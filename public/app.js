@@ -15,7 +15,11 @@ const finished = (counts) => DONE.reduce((n, s) => n + (counts[s] ?? 0), 0);
 
 function duration(ms) {
   const s = Math.round(ms / 1000);
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
 function bytes(n) {
@@ -99,11 +103,21 @@ async function listView(title, path, key, empty, draw) {
 }
 
 function runsView() {
-  return listView("Runs", "/api/dags", "runs", "No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code>", (runs) => {
-    const rows = runs.map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td>
-      <td>${progress(r.counts.succeeded ?? 0, r.tasks)}</td><td>${duration((r.finished_at ?? Date.now()) - r.created_at)}</td><td>${time(r.created_at)}</td></tr>`);
-    return `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
-  });
+  return listView(
+    "Runs",
+    "/api/dags",
+    "runs",
+    "No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code>",
+    (runs) => {
+      const rows = runs.map(
+        (
+          r,
+        ) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td>
+      <td>${progress(r.counts.succeeded ?? 0, r.tasks)}</td><td>${duration((r.finished_at ?? Date.now()) - r.created_at)}</td><td>${time(r.created_at)}</td></tr>`,
+      );
+      return `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
+    },
+  );
 }
 
 // One run ------------------------------------------------------------------------------------
@@ -121,12 +135,16 @@ function layout(nodes) {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const depth = new Map();
   const level = (n) => {
-    if (!depth.has(n.id)) depth.set(n.id, n.deps.length === 0 ? 0 : 1 + Math.max(...n.deps.map((d) => level(byId.get(d)))));
+    if (!depth.has(n.id))
+      depth.set(n.id, n.deps.length === 0 ? 0 : 1 + Math.max(...n.deps.map((d) => level(byId.get(d)))));
     return depth.get(n.id);
   };
   const layers = [];
   for (const n of nodes) (layers[level(n)] ??= []).push(n);
-  const W = 170, H = 62, GX = 50, GY = 18;
+  const W = 170,
+    H = 62,
+    GX = 50,
+    GY = 18;
   const pos = new Map();
   layers.forEach((layer, x) => layer.forEach((n, y) => pos.set(n.id, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
   const tall = Math.max(...layers.map((l) => l.length));
@@ -137,8 +155,12 @@ function graph(nodes) {
   const { pos, W, H, width, height } = layout(nodes);
   const edges = nodes.flatMap((n) =>
     n.deps.map((d) => {
-      const a = pos.get(d), b = pos.get(n.id);
-      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+      const a = pos.get(d),
+        b = pos.get(n.id);
+      const x1 = a.x + W,
+        y1 = a.y + H / 2,
+        x2 = b.x,
+        y2 = b.y + H / 2;
       return `<path class="edge" d="M${x1},${y1} C${x1 + 25},${y1} ${x2 - 25},${y2} ${x2},${y2}"/>`;
     }),
   );
@@ -162,10 +184,14 @@ function throughputChart(points) {
   const t0 = points[0].t;
   const span = Math.max(1, Math.ceil((points.at(-1).t - t0) / 1000));
   const perSecond = new Array(span + 1).fill(0);
-  for (let i = 1; i < points.length; i++) perSecond[Math.floor((points[i].t - t0) / 1000)] += points[i].done - points[i - 1].done;
+  for (let i = 1; i < points.length; i++)
+    perSecond[Math.floor((points[i].t - t0) / 1000)] += points[i].done - points[i - 1].done;
   const max = Math.max(1, ...perSecond);
-  const w = 600, h = 120;
-  const xy = perSecond.map((v, i) => `${((i / Math.max(1, span)) * w).toFixed(1)},${(h - (v / max) * (h - 10)).toFixed(1)}`).join(" ");
+  const w = 600,
+    h = 120;
+  const xy = perSecond
+    .map((v, i) => `${((i / Math.max(1, span)) * w).toFixed(1)},${(h - (v / max) * (h - 10)).toFixed(1)}`)
+    .join(" ");
   return `<svg class="chart" viewBox="0 0 ${w} ${h + 16}" preserveAspectRatio="none" role="img" aria-label="tasks per second">
     <polyline points="${xy}"/><text x="4" y="12">${max} tasks/s</text><text x="4" y="${h + 14}">0s</text><text x="${w - 4}" y="${h + 14}" text-anchor="end">${span}s</text></svg>`;
 }
@@ -202,8 +228,10 @@ async function showOutput(box, run, task) {
   } catch {
     // not text: offered as a download only
   }
-  const preview = text === null ? `<p class="hint" data-output="${esc(task)}">binary, not shown</p>`
-    : `<pre data-output="${esc(task)}">${esc(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text)}</pre>`;
+  const preview =
+    text === null
+      ? `<p class="hint" data-output="${esc(task)}">binary, not shown</p>`
+      : `<pre data-output="${esc(task)}">${esc(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text)}</pre>`;
   const name = `${task.replace(/[^A-Za-z0-9_.-]/g, "_")}${served === "application/json" ? ".json" : ".bin"}`;
   const url = objectUrl(data, "application/octet-stream");
   box.innerHTML = `<figure>${preview}<figcaption>${about} · <a href="${url}" download="${esc(name)}" data-download="${esc(task)}">download</a></figcaption></figure>`;
@@ -215,7 +243,10 @@ function taskRows(tasks) {
       const last = t.attempts.at(-1);
       const ms = t.ended_at && t.started_at ? `${t.ended_at - t.started_at} ms` : "";
       const detail = t.attempts
-        .map((a) => `<li>#${a.attempt} ${badge(a.outcome)} ${esc(a.runner_name)} ${time(a.started_at)}${a.ended_at ? ` (${a.ended_at - a.started_at} ms)` : ""}${a.error ? ` — ${esc(a.failure_kind)}: ${esc(a.error)}` : ""}${a.note ? ` <em>${esc(a.note)}</em>` : ""}${a.stderr ? `<pre>${esc(a.stderr.slice(-2000))}</pre>` : ""}</li>`)
+        .map(
+          (a) =>
+            `<li>#${a.attempt} ${badge(a.outcome)} ${esc(a.runner_name)} ${time(a.started_at)}${a.ended_at ? ` (${a.ended_at - a.started_at} ms)` : ""}${a.error ? ` — ${esc(a.failure_kind)}: ${esc(a.error)}` : ""}${a.note ? ` <em>${esc(a.note)}</em>` : ""}${a.stderr ? `<pre>${esc(a.stderr.slice(-2000))}</pre>` : ""}</li>`,
+        )
         .join("");
       return `<tr data-task="${esc(t.id)}"><td>${esc(t.id)}</td><td>${badge(t.state)}${t.waiting ? ` <small>${esc(t.waiting)}</small>` : ""}</td><td>${esc(last?.runner_name)}</td><td>${ms}</td>
         <td><details><summary>${t.attempts.length} attempt(s)${t.output_bytes !== null ? ` · ${bytes(t.output_bytes)} out` : ""}</summary><ul>${detail}</ul>${t.state === "succeeded" ? `<button class="link" data-show="${esc(t.id)}">show output</button><div class="out"></div>` : ""}</details></td></tr>`;
@@ -234,7 +265,10 @@ async function runView(id) {
   const draw = () => {
     const { run } = state;
     if (!run || !document.getElementById("head")) return;
-    const counts = Object.entries(run.counts).filter(([, n]) => n > 0).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
+    const counts = Object.entries(run.counts)
+      .filter(([, n]) => n > 0)
+      .map(([s, n]) => `${badge(s)} ${n}`)
+      .join(" ");
     const live = !FINAL.has(run.status);
     document.getElementById("head").innerHTML = `<h2>${esc(run.name)} ${badge(run.status)}</h2>
       <p>${progress(run.counts.succeeded ?? 0, run.tasks_total)} succeeded · ${duration((run.finished_at ?? Date.now()) - run.created_at)} · <code>${esc(run.id.slice(0, 16))}</code></p>
@@ -255,7 +289,12 @@ async function runView(id) {
     if (!box) return;
     document.getElementById("outputs-box").hidden = false;
     box.innerHTML = sinks.map((n) => `<div data-sink="${esc(n.id)}"></div>`).join("");
-    for (const n of sinks) await showOutput(box.querySelector(`[data-sink="${CSS.escape(n.id)}"]`), id, n.instances === null ? n.id : `${n.id}[0]`);
+    for (const n of sinks)
+      await showOutput(
+        box.querySelector(`[data-sink="${CSS.escape(n.id)}"]`),
+        id,
+        n.instances === null ? n.id : `${n.id}[0]`,
+      );
   };
 
   const loadTasks = async () => {
@@ -265,10 +304,14 @@ async function runView(id) {
     const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.task));
     box.innerHTML = `<table><tr><th>task</th><th>state</th><th>runner</th><th>took</th><th>attempts</th></tr>${taskRows(view.tasks)}</table>
       ${view.tasks_total > view.tasks.length ? `<p class="hint">First ${view.tasks.length} of ${view.tasks_total} tasks.</p>` : ""}`;
-    for (const row of box.querySelectorAll("tr[data-task]")) if (open.has(row.dataset.task)) row.querySelector("details").open = true;
+    for (const row of box.querySelectorAll("tr[data-task]"))
+      if (open.has(row.dataset.task)) row.querySelector("details").open = true;
     if (state.points.length === 0) {
       // Opened after the fact: rebuild throughput from the tasks' end times.
-      const ends = view.tasks.filter((t) => t.ended_at && DONE.includes(t.state)).map((t) => t.ended_at).sort((a, b) => a - b);
+      const ends = view.tasks
+        .filter((t) => t.ended_at && DONE.includes(t.state))
+        .map((t) => t.ended_at)
+        .sort((a, b) => a - b);
       state.points = [{ t: view.created_at, done: 0 }, ...ends.map((t, i) => ({ t, done: i + 1 }))];
     }
     draw();
@@ -291,7 +334,9 @@ async function runView(id) {
   };
 
   // Live: a snapshot, then updates until the run ends; the tasks table follows every 2 s.
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/dags/${id}/watch?token=${encodeURIComponent(token())}`);
+  const socket = new WebSocket(
+    `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/dags/${id}/watch?token=${encodeURIComponent(token())}`,
+  );
   stops.push(() => socket.close());
   let dirty = true;
   socket.onmessage = (e) => {
@@ -299,7 +344,8 @@ async function runView(id) {
     state.run = m.run;
     if (m.type === "snapshot") state.nodes = m.nodes;
     else for (const n of m.nodes) Object.assign(state.nodes.find((x) => x.id === n.id) ?? {}, { counts: n.counts });
-    if (!FINAL.has(m.run.status) || state.points.length > 0) state.points.push({ t: m.run.updated_at, done: finished(m.run.counts) });
+    if (!FINAL.has(m.run.status) || state.points.length > 0)
+      state.points.push({ t: m.run.updated_at, done: finished(m.run.counts) });
     dirty = true;
     draw();
     if (FINAL.has(m.run.status)) void loadTasks().then(showOutputs).catch(fail);
@@ -315,9 +361,12 @@ async function runView(id) {
 // Runners ------------------------------------------------------------------------------------
 
 function sparkline(values, label) {
-  const w = 120, h = 28;
+  const w = 120,
+    h = 28;
   if (values.length < 2) return `<span class="hint">${label}</span>`;
-  const xy = values.map((v, i) => `${((i / (values.length - 1)) * w).toFixed(1)},${(h - (v / 100) * (h - 2) - 1).toFixed(1)}`).join(" ");
+  const xy = values
+    .map((v, i) => `${((i / (values.length - 1)) * w).toFixed(1)},${(h - (v / 100) * (h - 2) - 1).toFixed(1)}`)
+    .join(" ");
   return `<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(label)}"><polyline points="${xy}"/></svg> ${label}`;
 }
 
@@ -327,8 +376,14 @@ function runnersView() {
     const rows = runners.map((r) => {
       const s = r.history.map((h) => ({ cpu: h.load, mem: r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0 }));
       return `<tr data-runner="${esc(r.name)}"><td><strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small></td><td>${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${r.labels.length ? ` · ${esc(r.labels.join(", "))}` : ""}</small></td>
-        <td>${progress(r.busy, r.slots)}</td><td>${sparkline(s.map((x) => x.cpu), r.load === null ? "–" : `${Math.round(r.load)}%`)}</td>
-        <td>${sparkline(s.map((x) => x.mem), `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`)}</td></tr>`;
+        <td>${progress(r.busy, r.slots)}</td><td>${sparkline(
+          s.map((x) => x.cpu),
+          r.load === null ? "–" : `${Math.round(r.load)}%`,
+        )}</td>
+        <td>${sparkline(
+          s.map((x) => x.mem),
+          `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`,
+        )}</td></tr>`;
     });
     return `<table class="runners"><tr><th>runner</th><th>platform</th><th>busy slots</th><th>CPU</th><th>memory</th></tr>${rows.join("")}</table>`;
   });
@@ -341,7 +396,11 @@ async function route() {
   app.onclick = null;
   if (!token()) return askToken();
   const run = /^#\/runs\/([0-9a-f]{64})$/.exec(location.hash);
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.getAttribute("href") === (location.hash.startsWith("#/runners") ? "#/runners" : "#/"));
+  for (const a of document.querySelectorAll("nav a"))
+    a.classList.toggle(
+      "active",
+      a.getAttribute("href") === (location.hash.startsWith("#/runners") ? "#/runners" : "#/"),
+    );
   try {
     if (run) await runView(run[1]);
     else if (location.hash === "#/runners") await runnersView();

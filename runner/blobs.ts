@@ -23,7 +23,11 @@ export class CoordinatorHttp {
 
   async put(path: string, body: Uint8Array): Promise<void> {
     const headers = { Authorization: `Bearer ${this.token}`, "Content-Type": "application/octet-stream" };
-    const res = await fetch(new URL(path, this.coordinator), { method: "PUT", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers });
+    const res = await fetch(new URL(path, this.coordinator), {
+      method: "PUT",
+      body: new Blob([body as Uint8Array<ArrayBuffer>]),
+      headers,
+    });
     if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
   }
 
@@ -45,14 +49,23 @@ export class CoordinatorHttp {
 /** The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI). */
 export async function resolveInputs(task: Assignment, http: CoordinatorHttp): Promise<string> {
   if (task.refs.length === 0) return task.stdin;
-  const values = new Map(await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)));
+  const values = new Map(
+    await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)),
+  );
   const resolve = (v: unknown): unknown => {
-    if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && values.has((v as { $ref?: string }).$ref ?? "")) {
+    if (
+      v &&
+      typeof v === "object" &&
+      !Array.isArray(v) &&
+      Object.keys(v).length === 1 &&
+      values.has((v as { $ref?: string }).$ref ?? "")
+    ) {
       return values.get((v as { $ref: string }).$ref);
     }
     return v;
   };
   const envelope = JSON.parse(task.stdin) as { inputs: Record<string, unknown> };
-  for (const [dep, value] of Object.entries(envelope.inputs)) envelope.inputs[dep] = Array.isArray(value) ? value.map(resolve) : resolve(value);
+  for (const [dep, value] of Object.entries(envelope.inputs))
+    envelope.inputs[dep] = Array.isArray(value) ? value.map(resolve) : resolve(value);
   return JSON.stringify(envelope);
 }

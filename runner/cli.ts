@@ -17,7 +17,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (config === "help") return void process.stdout.write(`${RUNNER_HELP}\n`);
-  if (config === "version") return void process.stdout.write(`distro-runner ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+  if (config === "version")
+    return void process.stdout.write(`distro-runner ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
 
   const { runner, log } = await createRunner(config, systemDevice);
   let signals = 0;
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`distro-runner: ${process.env.DISTRO_DEBUG ? ((e as Error).stack ?? e) : ((e as Error).message ?? e)}\n`);
+  process.stderr.write(
+    `distro-runner: ${process.env.DISTRO_DEBUG ? ((e as Error).stack ?? e) : ((e as Error).message ?? e)}\n`,
+  );
   process.exit(1);
 });

@@ -101,36 +101,48 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
   } catch {
     throw new UsageError(`--coordinator: "${coordinator}" is not a URL`);
   }
-  if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol)) throw new UsageError(`--coordinator: use an http(s) or ws(s) URL, not ${url.protocol}`);
+  if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol))
+    throw new UsageError(`--coordinator: use an http(s) or ws(s) URL, not ${url.protocol}`);
   const token = values.token ?? env.DISTRO_TOKEN;
   if (!token) throw new UsageError("--token TOKEN is required (or set DISTRO_TOKEN)");
   const slotsText = values.slots ?? DEFAULTS.slots;
   let slots: number | "auto" = "auto";
   if (slotsText !== "auto") {
     slots = Number(slotsText);
-    if (!Number.isInteger(slots) || slots < 1 || slots > 1024) throw new UsageError(`--slots: expected a whole number from 1 to 1024 or "auto", got "${slotsText}"`);
+    if (!Number.isInteger(slots) || slots < 1 || slots > 1024)
+      throw new UsageError(`--slots: expected a whole number from 1 to 1024 or "auto", got "${slotsText}"`);
   }
   let graceMs = DEFAULTS.graceMs;
   if (values.grace !== undefined) {
     const parsed = values.grace === "0" ? 0 : parseDuration(values.grace);
-    if (parsed === undefined) throw new UsageError(`--grace: expected a duration such as "30s" or "0", got "${values.grace}"`);
+    if (parsed === undefined)
+      throw new UsageError(`--grace: expected a duration such as "30s" or "0", got "${values.grace}"`);
     graceMs = parsed;
   }
-  const labels = (values.labels ?? "").split(",").map((l) => l.trim()).filter(Boolean);
+  const labels = (values.labels ?? "")
+    .split(",")
+    .map((l) => l.trim())
+    .filter(Boolean);
   const bad = labels.find((l) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(l));
-  if (bad !== undefined) throw new UsageError(`--labels: "${bad}" is not a label (letters, digits, _ . : -, at most 64)`);
+  if (bad !== undefined)
+    throw new UsageError(`--labels: "${bad}" is not a label (letters, digits, _ . : -, at most 64)`);
   const name = values.name ?? hostname();
-  if (name.length < 1 || name.length > 128) throw new UsageError(`--name: expected 1 to 128 characters, got ${name.length}`);
+  if (name.length < 1 || name.length > 128)
+    throw new UsageError(`--name: expected 1 to 128 characters, got ${name.length}`);
   return {
     coordinator: url,
     token,
     slots,
     ramPerSlotBytes: size("--ram-per-slot", values["ram-per-slot"], DEFAULTS.ramPerSlotBytes),
-    reserveRamBytes: values["reserve-ram"] === "0" ? 0 : size("--reserve-ram", values["reserve-ram"], DEFAULTS.reserveRamBytes),
+    reserveRamBytes:
+      values["reserve-ram"] === "0" ? 0 : size("--reserve-ram", values["reserve-ram"], DEFAULTS.reserveRamBytes),
     name,
     labels,
     cacheDir: values["cache-dir"] ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "distro", "modules"),
-    configDir: values["config-dir"] ?? env.DISTRO_CONFIG_DIR ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "distro"),
+    configDir:
+      values["config-dir"] ??
+      env.DISTRO_CONFIG_DIR ??
+      join(env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "distro"),
     verbose: values.verbose ?? false,
     json: values.json ?? false,
     graceMs,

@@ -9,7 +9,13 @@
  */
 import WebSocket from "ws";
 import { decodeCoordinatorMessage, encode } from "../core/protocol/codec.js";
-import { CLOSE, HEARTBEAT, MAX_FRAME_BYTES, type CoordinatorMessage, type RunnerMessage } from "../core/protocol/messages.js";
+import {
+  CLOSE,
+  HEARTBEAT,
+  MAX_FRAME_BYTES,
+  type CoordinatorMessage,
+  type RunnerMessage,
+} from "../core/protocol/messages.js";
 import { DEFAULTS } from "./config.js";
 import type { Logger } from "./log.js";
 
@@ -70,7 +76,12 @@ export class Link {
 
   private connect(): void {
     const { url, token, log, label } = this.options;
-    const ws = new WebSocket(toWs(url), { headers: { Authorization: `Bearer ${token}` }, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 10_000, perMessageDeflate: false });
+    const ws = new WebSocket(toWs(url), {
+      headers: { Authorization: `Bearer ${token}` },
+      maxPayload: MAX_FRAME_BYTES,
+      handshakeTimeout: 10_000,
+      perMessageDeflate: false,
+    });
     this.ws = ws;
     let refusal: string | undefined;
     ws.on("open", () => {
@@ -94,7 +105,8 @@ export class Link {
         const detail = errorText(body) ?? res.statusMessage ?? "";
         refusal = `HTTP ${res.statusCode}${detail ? `: ${detail}` : ""}`;
         ws.terminate();
-        if (res.statusCode === 401 || res.statusCode === 403) return this.end(`the coordinator refused the token (${refusal})`, true);
+        if (res.statusCode === 401 || res.statusCode === 403)
+          return this.end(`the coordinator refused the token (${refusal})`, true);
         if (res.statusCode === 404) return this.end(`the coordinator does not know this endpoint (${refusal})`, true);
         this.retry(refusal);
       });
@@ -107,17 +119,22 @@ export class Link {
       if (this.ws !== ws) return;
       clearInterval(this.pinger);
       if (this.ended) return;
-      if (FINAL_CLOSES.has(code)) return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
+      if (FINAL_CLOSES.has(code))
+        return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
       if (code === CLOSE.rateLimited) return this.limited(reason.toString() || "rate limited");
-      if (refusal === undefined || !refusal.startsWith("HTTP")) this.retry(refusal ?? `connection closed (code ${code})`);
+      if (refusal === undefined || !refusal.startsWith("HTTP"))
+        this.retry(refusal ?? `connection closed (code ${code})`);
     });
   }
 
   private heartbeat(ws: WebSocket, periodMs: number): void {
     clearInterval(this.pinger);
-    this.pinger = setInterval(() => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT.ping);
-    }, Math.max(100, Math.floor(periodMs / 3)));
+    this.pinger = setInterval(
+      () => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT.ping);
+      },
+      Math.max(100, Math.floor(periodMs / 3)),
+    );
   }
 
   /**

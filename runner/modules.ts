@@ -54,10 +54,18 @@ export class ModuleCache {
       try {
         fetched = await this.fetchModule(sha256);
       } catch (e) {
-        throw new ModuleError({ kind: "lost", message: `could not fetch module ${sha256}: ${(e as Error).message}`, retryable: true });
+        throw new ModuleError({
+          kind: "lost",
+          message: `could not fetch module ${sha256}: ${(e as Error).message}`,
+          retryable: true,
+        });
       }
       if (hash(fetched) !== sha256) {
-        throw new ModuleError({ kind: "bad_module", message: `module ${sha256} arrived with a different sha256`, retryable: true });
+        throw new ModuleError({
+          kind: "bad_module",
+          message: `module ${sha256} arrived with a different sha256`,
+          retryable: true,
+        });
       }
       bytes = Buffer.from(fetched);
       await mkdir(this.dir, { recursive: true });
@@ -66,12 +74,17 @@ export class ModuleCache {
       await rename(tmp, file);
     }
     const problems = checkTaskModule(bytes);
-    if (problems.length > 0) throw new ModuleError({ kind: "bad_module", message: problems.join("; "), retryable: false });
+    if (problems.length > 0)
+      throw new ModuleError({ kind: "bad_module", message: problems.join("; "), retryable: false });
     try {
       return await WebAssembly.compile(limitMemory(bytes, memoryBytes) as Uint8Array<ArrayBuffer>);
     } catch (e) {
       if (e instanceof BadModule) throw new ModuleError({ kind: "memory", message: e.message, retryable: false });
-      throw new ModuleError({ kind: "bad_module", message: `module does not compile: ${(e as Error).message}`, retryable: false });
+      throw new ModuleError({
+        kind: "bad_module",
+        message: `module does not compile: ${(e as Error).message}`,
+        retryable: false,
+      });
     }
   }
 }

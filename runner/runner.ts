@@ -98,7 +98,16 @@ export class Runner {
     const labels = info.labels.length > 0 ? `, labels ${info.labels.join(",")}` : "";
     log.info(
       `runner ${info.name} (${info.id}): ${info.slots} slot(s)${config.slots === "auto" ? " (auto)" : ""}, ${info.cores} core(s), ${info.platform}/${info.arch}${labels}; coordinator ${config.coordinator.origin}`,
-      { event: "start", runner: info.id, name: info.name, slots: info.slots, cores: info.cores, platform: info.platform, arch: info.arch, labels: info.labels.join(",") },
+      {
+        event: "start",
+        runner: info.id,
+        name: info.name,
+        slots: info.slots,
+        cores: info.cores,
+        platform: info.platform,
+        arch: info.arch,
+        labels: info.labels.join(","),
+      },
     );
     this.poolLink = new Link({
       url: new URL("/api/runners/connect", config.coordinator),
@@ -106,7 +115,13 @@ export class Runner {
       label: "pool",
       log,
       onOpen: () => {
-        this.poolLink!.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: { ...info, slots: this.capacity }, want: 0, holding: [] });
+        this.poolLink!.send({
+          type: "hello",
+          protocol: PROTOCOL_VERSION,
+          runner: { ...info, slots: this.capacity },
+          want: 0,
+          holding: [],
+        });
         this.lastStatus = "";
         if (this.state === "connecting") this.setState("ready");
         this.reportStatus();
@@ -211,7 +226,10 @@ export class Runner {
         if (!state) return;
         if (this.accepting) state.credit += Math.max(0, this.unassigned());
         state.received = 0;
-        const holding = [...[...state.running.values()].map((r) => r.task), ...state.results].map((a) => ({ task: a.task, attempt: a.attempt }));
+        const holding = [...[...state.running.values()].map((r) => r.task), ...state.results].map((a) => ({
+          task: a.task,
+          attempt: a.attempt,
+        }));
         link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit, holding });
         this.flush(state);
         this.reportStatus();
@@ -225,7 +243,17 @@ export class Runner {
         this.reportStatus();
       },
     });
-    run = { id, link, credit: moved, backlog: 1, priority, running: new Map(), results: [], flushing: false, received: 0 };
+    run = {
+      id,
+      link,
+      credit: moved,
+      backlog: 1,
+      priority,
+      running: new Map(),
+      results: [],
+      flushing: false,
+      received: 0,
+    };
     this.runs.set(id, run);
     log.info(`${label}: joining (priority ${priority})`, { event: "join", run: id, priority });
     link.start();
@@ -299,7 +327,10 @@ export class Runner {
     run.running.set(attemptKey(task), entry);
     let outcome: JobOutcome;
     try {
-      const [module, stdin] = await Promise.all([this.parts.modules.get(task.module, task.memoryBytes), resolveInputs(task, this.parts.http)]);
+      const [module, stdin] = await Promise.all([
+        this.parts.modules.get(task.module, task.memoryBytes),
+        resolveInputs(task, this.parts.http),
+      ]);
       outcome = await this.parts.threads.run(
         {
           module,
@@ -313,8 +344,16 @@ export class Runner {
       );
     } catch (e) {
       // A module that cannot run is the task's fault; an input blob that cannot be fetched is not.
-      const failure = e instanceof ModuleError ? e.failure : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
-      outcome = { type: "error", kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module", message: failure.message, stderr: "" };
+      const failure =
+        e instanceof ModuleError
+          ? e.failure
+          : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
+      outcome = {
+        type: "error",
+        kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module",
+        message: failure.message,
+        stderr: "",
+      };
     }
     run.running.delete(attemptKey(task));
     this.running--;
@@ -322,16 +361,27 @@ export class Runner {
     const ms = Math.round(performance.now() - started);
     const fields = { event: "task", run: run.id, task: task.task, attempt: task.attempt, slot: entry.slot, ms };
     if (entry.dropped) {
-      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`, { ...fields, outcome: entry.dropped });
+      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`, {
+        ...fields,
+        outcome: entry.dropped,
+      });
     } else {
       const result = await this.upload(task, toResult(task, outcome, ms), outcome);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
       const bytes = result.outputRef?.size ?? Buffer.byteLength(result.output ?? "", "base64");
       if (result.ok) {
-        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${bytes} bytes out${result.outputRef ? ", uploaded" : ""})`, { ...fields, outcome: "ok", bytes });
+        this.parts.log.info(
+          `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${bytes} bytes out${result.outputRef ? ", uploaded" : ""})`,
+          { ...fields, outcome: "ok", bytes },
+        );
       } else {
         const { kind, message } = result.failure!;
-        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${kind}: ${message})`, { ...fields, outcome: "failed", kind, error: message });
+        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${kind}: ${message})`, {
+          ...fields,
+          outcome: "failed",
+          kind,
+          error: message,
+        });
       }
       run.results.push(result);
     }
@@ -350,7 +400,12 @@ export class Runner {
       const { output: _inline, ...rest } = result;
       return { ...rest, outputRef: await this.parts.http.upload(outcome.stdout) };
     } catch (e) {
-      return { ...result, ok: false, output: undefined, failure: { kind: "output", message: `could not upload the output: ${(e as Error).message}`, retryable: true } };
+      return {
+        ...result,
+        ok: false,
+        output: undefined,
+        failure: { kind: "output", message: `could not upload the output: ${(e as Error).message}`, retryable: true },
+      };
     }
   }
 
@@ -381,7 +436,13 @@ export class Runner {
     const from = this.capacity;
     this.capacity = slots;
     this.parts.threads.resize(slots);
-    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${this.running} running)`, { event: "slots", from, to: slots, freeMemory, running: this.running });
+    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${this.running} running)`, {
+      event: "slots",
+      from,
+      to: slots,
+      freeMemory,
+      running: this.running,
+    });
     const byPriority = [...this.runs.values()].sort((a, b) => a.priority - b.priority);
     for (const run of byPriority) {
       if (this.unassigned() >= 0) break;
@@ -436,7 +497,12 @@ export class Runner {
   }
 
   private status() {
-    return { type: "status" as const, free: Math.max(0, this.capacity - this.running), slots: this.capacity, runs: [...this.runs.keys()] };
+    return {
+      type: "status" as const,
+      free: Math.max(0, this.capacity - this.running),
+      slots: this.capacity,
+      runs: [...this.runs.keys()],
+    };
   }
 
   /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */
@@ -455,7 +521,8 @@ export class Runner {
 /** The wire result of one attempt, with failures classified where they happened. */
 export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
   const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
-  if (outcome.type === "exit" && outcome.code === 0) return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
+  if (outcome.type === "exit" && outcome.code === 0)
+    return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
   // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module
   // made of its failed `memory.grow` (a trap, an abort, an exit code).
   if (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes) {
@@ -463,7 +530,11 @@ export function toResult(task: Assignment, outcome: JobOutcome, durationMs: numb
     return { ...base, ok: false, failure: { kind: "memory", message, retryable: false } };
   }
   if (outcome.type === "exit") {
-    return { ...base, ok: false, failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code } };
+    return {
+      ...base,
+      ok: false,
+      failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code },
+    };
   }
   const kind = outcome.kind === "crash" || outcome.kind === "cancelled" ? "lost" : outcome.kind;
   const retryable = kind === "trap" || kind === "timeout" || kind === "lost";

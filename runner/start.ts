@@ -30,7 +30,11 @@ export interface CreateOptions {
   threadUrl?: URL;
 }
 
-export async function createRunner(config: RunnerConfig, source: DeviceSource, options: CreateOptions = {}): Promise<{ runner: Runner; log: Logger; release(): void }> {
+export async function createRunner(
+  config: RunnerConfig,
+  source: DeviceSource,
+  options: CreateOptions = {},
+): Promise<{ runner: Runner; log: Logger; release(): void }> {
   const device = await source.measure();
   const slots = config.slots === "auto" ? autoSlots(device.cores, device.freeMemory, config) : config.slots;
   const log = options.log ?? consoleLogger(config);
@@ -38,7 +42,9 @@ export async function createRunner(config: RunnerConfig, source: DeviceSource, o
   try {
     claim = claimRunnerId(config.configDir, deviceId(config.configDir, config.name));
   } catch (e) {
-    throw new Error(`cannot keep the device id in ${config.configDir} (${(e as Error).message}); choose another folder with --config-dir DIR`);
+    throw new Error(
+      `cannot keep the device id in ${config.configDir} (${(e as Error).message}); choose another folder with --config-dir DIR`,
+    );
   }
   const http = new CoordinatorHttp(config.coordinator, config.token);
   const modules = new ModuleCache(config.cacheDir, (sha256) => http.get(`/api/modules/sha256:${sha256}`));

@@ -52,12 +52,20 @@ for (const pkg of PACKAGES) {
     // ws loads these optional native speed-ups inside try/catch; the runner needs neither.
     external: ["bufferutil", "utf-8-validate"],
     // Bundled CommonJS dependencies (ws, systeminformation) call require() for Node built-ins.
-    banner: { js: `import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);` },
+    banner: {
+      js: `import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);`,
+    },
   });
-  const foreign = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith("node_modules/") && !pkg.allowed.some((folder) => input.startsWith(folder)));
-  if (foreign.length > 0) throw new Error(`${pkg.name} would ship code from outside ${pkg.allowed.join(", ")}: ${foreign.join(", ")}`);
+  const foreign = Object.keys(result.metafile.inputs).filter(
+    (input) => !input.startsWith("node_modules/") && !pkg.allowed.some((folder) => input.startsWith(folder)),
+  );
+  if (foreign.length > 0)
+    throw new Error(`${pkg.name} would ship code from outside ${pkg.allowed.join(", ")}: ${foreign.join(", ")}`);
   // What went into the bundle, for the packaging test (kept beside the package, not in it).
-  writeFileSync(join(OUT, `${pkg.name}.inputs.json`), `${JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 2)}\n`);
+  writeFileSync(
+    join(OUT, `${pkg.name}.inputs.json`),
+    `${JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 2)}\n`,
+  );
   const bin = join(dir, `${pkg.bin}.js`);
   writeFileSync(bin, `#!/usr/bin/env node\n${readFileSync(bin, "utf8")}`, { mode: 0o755 });
   const manifest = {
@@ -71,8 +79,13 @@ for (const pkg of PACKAGES) {
     files: ["*.js", "*.txt"],
   };
   writeFileSync(join(dir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-  const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", OUT], { cwd: dir, encoding: "utf8" }).trim().split("\n").pop();
+  const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", OUT], { cwd: dir, encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .pop();
   renameSync(join(OUT, tarball), join(OUT, `${pkg.name}.tgz`));
   const size = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-  console.log(`${relative(ROOT, dir)}: ${(size / 1024).toFixed(0)} KiB bundled, ${relative(ROOT, join(OUT, `${pkg.name}.tgz`))}`);
+  console.log(
+    `${relative(ROOT, dir)}: ${(size / 1024).toFixed(0)} KiB bundled, ${relative(ROOT, join(OUT, `${pkg.name}.tgz`))}`,
+  );
 }

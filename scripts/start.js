@@ -23,7 +23,10 @@ const runnerToken = vars.RUNNER_TOKEN ?? DEV_TOKENS.runner;
 
 async function portToUse() {
   const wanted = Number(process.env.PORT ?? 8787);
-  const probe = await fetch(`http://127.0.0.1:${wanted}/`).then(() => true, () => false);
+  const probe = await fetch(`http://127.0.0.1:${wanted}/`).then(
+    () => true,
+    () => false,
+  );
   if (!probe) return wanted;
   const other = await freePort();
   console.log(`port ${wanted} is taken; using ${other}`);
@@ -33,9 +36,18 @@ async function portToUse() {
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 console.log("starting the local coordinator (wrangler dev)…");
-const coordinator = await startCoordinator({ port: await portToUse(), ip: process.env.HOST, vars, echo: (l) => console.log(`[coordinator] ${l}`) });
+const coordinator = await startCoordinator({
+  port: await portToUse(),
+  ip: process.env.HOST,
+  vars,
+  echo: (l) => console.log(`[coordinator] ${l}`),
+});
 console.log(`coordinator listening on ${coordinator.url} (${elapsed()})`);
-const runner = startRunner({ coordinator: coordinator.url, token: runnerToken, echo: (l) => console.log(`[runner] ${l}`) });
+const runner = startRunner({
+  coordinator: coordinator.url,
+  token: runnerToken,
+  echo: (l) => console.log(`[runner] ${l}`),
+});
 
 let stopping = false;
 async function shutdown(code) {
@@ -52,14 +64,19 @@ runner.exited.then((code) => {
   if (!stopping) console.log(`[runner] exited with code ${code}`);
 });
 
-const code = await distro(["submit", "dags/hello_fanout.yaml", "--wait", "--coordinator", coordinator.url.toString(), "--token", apiToken], {
-  out: (l) => console.log(l),
-  write: (b) => process.stdout.write(b),
-  err: (l) => console.error(l),
-  env: process.env,
-  cwd: ROOT,
-});
+const code = await distro(
+  ["submit", "dags/hello_fanout.yaml", "--wait", "--coordinator", coordinator.url.toString(), "--token", apiToken],
+  {
+    out: (l) => console.log(l),
+    write: (b) => process.stdout.write(b),
+    err: (l) => console.error(l),
+    env: process.env,
+    cwd: ROOT,
+  },
+);
 console.log(`\nhello_fanout finished in ${elapsed()} (exit code ${code}).`);
 console.log(`Status page: ${coordinator.url}  (API token: ${apiToken})`);
-console.log(`Add runners from other devices: npx distro-runner --coordinator ${coordinator.url} --token ${runnerToken}`);
+console.log(
+  `Add runners from other devices: npx distro-runner --coordinator ${coordinator.url} --token ${runnerToken}`,
+);
 console.log("Serving until Ctrl-C.");

@@ -13,4 +13,4 @@ for (let i = 0; i < greet.items.length; i++) {
   if (i > 0) messages += ",";
   messages += quote(greet.items[i].get("message").asString());
 }
-process.stdout.write("{\"count\":" + greet.items.length.toString() + ",\"messages\":[" + messages + "]}");
+process.stdout.write('{"count":' + greet.items.length.toString() + ',"messages":[' + messages + "]}");

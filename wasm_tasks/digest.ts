@@ -9,7 +9,9 @@ for (let i = 0; i < inputs.keys.length; i++) {
   const b64 = inputs.items[i].get("$bytes");
   if (b64.str.length == 0) continue;
   const bytes = fromBase64(b64.str);
-  process.stdout.write("{\"input\":\"" + inputs.keys[i] + "\",\"size\":" + bytes.length.toString() + ",\"sha256\":\"" + toHex(sha256(bytes)) + "\"}");
+  process.stdout.write(
+    '{"input":"' + inputs.keys[i] + '","size":' + bytes.length.toString() + ',"sha256":"' + toHex(sha256(bytes)) + '"}',
+  );
   process.exit(0);
 }
 process.stderr.write("digest: no input holds bytes\n");

@@ -9,4 +9,4 @@ if (limit < 0 || attempt <= limit) {
   process.stderr.write("flaky: failing attempt " + attempt.toString() + " on purpose\n");
   process.exit(1);
 }
-process.stdout.write("{\"attempt\":" + attempt.toString() + "}");
+process.stdout.write('{"attempt":' + attempt.toString() + "}");

@@ -5,4 +5,4 @@ import { envelope, quote } from "./lib/json";
 const env = envelope();
 const name = process.argv.length > 1 ? process.argv[1] : env.get("item").asString("world");
 const greeting = env.get("inputs").get("init").get("greeting").asString("Hello");
-process.stdout.write("{\"name\":" + quote(name) + ",\"message\":" + quote(greeting + ", " + name + "!") + "}");
+process.stdout.write('{"name":' + quote(name) + ',"message":' + quote(greeting + ", " + name + "!") + "}");

@@ -4,4 +4,4 @@ import { envelope, quote } from "./lib/json";
 
 const env = envelope();
 const greeting = env.get("params").get("greeting").asString("Hello");
-process.stdout.write("{\"greeting\":" + quote(greeting) + "}");
+process.stdout.write('{"greeting":' + quote(greeting) + "}");

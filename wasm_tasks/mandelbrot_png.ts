@@ -15,7 +15,8 @@ function crc32(buf: Uint8Array, start: i32, end: i32): u32 {
   const table = CRC_TABLE.dataStart;
   const p = buf.dataStart;
   let c: u32 = 0xffffffff;
-  for (let i = <usize>start; i < <usize>end; i++) c = load<u32>(table + (((c ^ <u32>load<u8>(p + i)) & 0xff) << 2)) ^ (c >>> 8);
+  for (let i = <usize>start; i < <usize>end; i++)
+    c = load<u32>(table + (((c ^ (<u32>load<u8>(p + i))) & 0xff) << 2)) ^ (c >>> 8);
   return c ^ 0xffffffff;
 }
 

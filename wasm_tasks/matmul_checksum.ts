@@ -23,11 +23,11 @@ for (let t = 0; t < tiles.items.length; t++) {
     for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) c[(row + i) * n + col + j] = values[i * size + j].num;
   }
 }
-let out = "{\"n\":" + n.toString() + ",\"sum\":" + sum.toString() + ",\"weighted\":" + weighted.toString();
+let out = '{"n":' + n.toString() + ',"sum":' + sum.toString() + ',"weighted":' + weighted.toString();
 if (withValues) {
-  out += ",\"product\":[";
+  out += ',"product":[';
   for (let i = 0; i < n; i++) {
-    out += (i ? ",[" : "[");
+    out += i ? ",[" : "[";
     for (let j = 0; j < n; j++) out += (j ? "," : "") + c[i * n + j].toString();
     out += "]";
   }

@@ -19,8 +19,10 @@ const col0 = (index % side) * bs;
 // The needed rows of A and columns of B (B stored column-major for a cache-friendly inner loop).
 const a = new Float64Array(bs * n);
 const bt = new Float64Array(bs * n);
-for (let i = 0; i < bs; i++) for (let k = 0; k < n; k++) a[i * n + k] = <f64>((31 * (row0 + i) + 17 * k + seed) % 97) / 8.0 - 6.0;
-for (let j = 0; j < bs; j++) for (let k = 0; k < n; k++) bt[j * n + k] = <f64>((13 * k + 29 * (col0 + j) + seed) % 89) / 8.0 - 5.0;
+for (let i = 0; i < bs; i++)
+  for (let k = 0; k < n; k++) a[i * n + k] = <f64>((31 * (row0 + i) + 17 * k + seed) % 97) / 8.0 - 6.0;
+for (let j = 0; j < bs; j++)
+  for (let k = 0; k < n; k++) bt[j * n + k] = <f64>((13 * k + 29 * (col0 + j) + seed) % 89) / 8.0 - 5.0;
 
 let sum = 0.0;
 let weighted = 0.0;
@@ -37,7 +39,16 @@ for (let i = 0; i < bs; i++) {
   }
 }
 process.stdout.write(
-  "{\"row\":" + row0.toString() + ",\"col\":" + col0.toString() + ",\"size\":" + bs.toString() +
-    ",\"sum\":" + sum.toString() + ",\"weighted\":" + weighted.toString() +
-    (withValues ? ",\"values\":[" + values + "]" : "") + "}",
+  '{"row":' +
+    row0.toString() +
+    ',"col":' +
+    col0.toString() +
+    ',"size":' +
+    bs.toString() +
+    ',"sum":' +
+    sum.toString() +
+    ',"weighted":' +
+    weighted.toString() +
+    (withValues ? ',"values":[' + values + "]" : "") +
+    "}",
 );

@@ -18,5 +18,6 @@ for (let s = 0; s < shards.length; s++) {
 }
 found.sort();
 let out = "";
-for (let i = 0; i < found.length; i++) out += (i ? "," : "") + "{\"password\":" + quote(found[i]) + ",\"hash\":\"" + hashes.get(found[i]) + "\"}";
-process.stdout.write("{\"checked\":" + checked.toString() + ",\"found\":[" + out + "]}");
+for (let i = 0; i < found.length; i++)
+  out += (i ? "," : "") + '{"password":' + quote(found[i]) + ',"hash":"' + hashes.get(found[i]) + '"}';
+process.stdout.write('{"checked":' + checked.toString() + ',"found":[' + out + "]}");

@@ -30,9 +30,15 @@ for (let c = shard; c < total; c += shards) {
   const s = c % perWord;
   const candidate = s == 0 ? word : word + (s - 1).toString();
   const bytes = utf8(candidate);
-  const digest = algorithm == "sha256" ? sha256(bytes) : algorithm == "sha512" ? sha512(bytes) : pbkdf2Sha256(bytes, salt, iterations);
+  const digest =
+    algorithm == "sha256"
+      ? sha256(bytes)
+      : algorithm == "sha512"
+        ? sha512(bytes)
+        : pbkdf2Sha256(bytes, salt, iterations);
   const hex = toHex(digest);
   checked++;
-  if (targets.has(hex)) found += (found.length ? "," : "") + "{\"password\":" + quote(candidate) + ",\"hash\":\"" + hex + "\"}";
+  if (targets.has(hex))
+    found += (found.length ? "," : "") + '{"password":' + quote(candidate) + ',"hash":"' + hex + '"}';
 }
-process.stdout.write("{\"shard\":" + shard.toString() + ",\"checked\":" + checked.toString() + ",\"found\":[" + found + "]}");
+process.stdout.write('{"shard":' + shard.toString() + ',"checked":' + checked.toString() + ',"found":[' + found + "]}");

@@ -8,4 +8,4 @@ const i = <i64>env.number("index", 0);
 const until = Date.now() + duration;
 let spins: i64 = 0;
 while (Date.now() < until) spins++;
-process.stdout.write("{\"index\":" + i.toString() + ",\"square\":" + (i * i).toString() + "}");
+process.stdout.write('{"index":' + i.toString() + ',"square":' + (i * i).toString() + "}");

@@ -29,7 +29,10 @@ export function requireToken(...kinds: TokenKind[]) {
     const header = c.req.header("Authorization") ?? "";
     const upgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";
     const given = /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? (upgrade ? c.req.query("token") : undefined);
-    if (!given) throw unauthorized(`missing \`Authorization: Bearer <token>\` header${upgrade ? " (or ?token= on a WebSocket)" : ""}`);
+    if (!given)
+      throw unauthorized(
+        `missing \`Authorization: Bearer <token>\` header${upgrade ? " (or ?token= on a WebSocket)" : ""}`,
+      );
     for (const kind of configured) {
       if (await sameSecret(given, c.env[kind]!)) return next();
     }

@@ -25,7 +25,9 @@ export type CachedOutput = Uint8Array | { sha256: string; size: number };
 export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map<string, CachedOutput>> {
   const found = new Map<string, CachedOutput>();
   if (keys.length === 0) return found;
-  const { results } = await (await db(d1))
+  const { results } = await (
+    await db(d1)
+  )
     .prepare(`SELECT key, output, output_sha, size FROM cache WHERE key IN (${keys.map(() => "?").join(",")})`)
     .bind(...keys)
     .all<{ key: string; output: ArrayBuffer | number[] | null; output_sha: string | null; size: number }>();
@@ -43,7 +45,13 @@ export async function fileOutputs(d1: D1Database, entries: { key: string; output
     entries.map(({ key, output }) =>
       database
         .prepare(`INSERT OR IGNORE INTO cache (key, output, output_sha, size, created_at) VALUES (?, ?, ?, ?, ?)`)
-        .bind(key, output instanceof Uint8Array ? output : null, output instanceof Uint8Array ? null : output.sha256, output instanceof Uint8Array ? output.length : output.size, now),
+        .bind(
+          key,
+          output instanceof Uint8Array ? output : null,
+          output instanceof Uint8Array ? null : output.sha256,
+          output instanceof Uint8Array ? output.length : output.size,
+          now,
+        ),
     ),
   );
 }
@@ -76,34 +84,56 @@ export type RunMetrics = RunHistograms & { cacheHits: number };
 
 /** Inserts or refreshes one run's line in the index, with its histograms and cache hits for /metrics. */
 export async function indexRun(d1: D1Database, row: RunIndexRow, metrics: RunMetrics): Promise<void> {
-  await (await db(d1))
+  await (
+    await db(d1)
+  )
     .prepare(
       `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, counts = excluded.counts,
          updated_at = excluded.updated_at, finished_at = excluded.finished_at, metrics = excluded.metrics`,
     )
-    .bind(row.id, row.name, row.status, row.tasks, JSON.stringify(row.counts), row.created_at, row.updated_at, row.finished_at, JSON.stringify(metrics))
+    .bind(
+      row.id,
+      row.name,
+      row.status,
+      row.tasks,
+      JSON.stringify(row.counts),
+      row.created_at,
+      row.updated_at,
+      row.finished_at,
+      JSON.stringify(metrics),
+    )
     .run();
 }
 
 export async function recentRuns(d1: D1Database, limit: number): Promise<RunIndexRow[]> {
-  const { results } = await (await db(d1))
-    .prepare(`SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index ORDER BY created_at DESC LIMIT ?`)
+  const { results } = await (
+    await db(d1)
+  )
+    .prepare(
+      `SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index ORDER BY created_at DESC LIMIT ?`,
+    )
     .bind(limit)
     .all<Omit<RunIndexRow, "counts"> & { counts: string }>();
   return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as Record<string, number> }));
 }
 
 /** Runs by status, tasks by state, histograms and cache hits, summed over every run in the index. */
-export async function runTotals(d1: D1Database): Promise<{ runs: Record<string, number>; tasks: Record<string, number>; metrics: RunMetrics }> {
+export async function runTotals(
+  d1: D1Database,
+): Promise<{ runs: Record<string, number>; tasks: Record<string, number>; metrics: RunMetrics }> {
   const database = await db(d1);
   const [byStatus, byState] = await database.batch<{ k: string; n: number }>([
     database.prepare(`SELECT status AS k, count(*) AS n FROM run_index GROUP BY status`),
-    database.prepare(`SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`),
+    database.prepare(
+      `SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`,
+    ),
   ]);
   const record = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
   const metrics: RunMetrics = { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
-  const { results } = await database.prepare(`SELECT metrics FROM run_index WHERE metrics IS NOT NULL`).all<{ metrics: string }>();
+  const { results } = await database
+    .prepare(`SELECT metrics FROM run_index WHERE metrics IS NOT NULL`)
+    .all<{ metrics: string }>();
   for (const row of results) {
     const m = JSON.parse(row.metrics) as RunMetrics;
     merge(metrics.duration, m.duration);
@@ -118,9 +148,13 @@ export async function moduleByName(d1: D1Database, name: string): Promise<{ sha2
 }
 
 export async function registerModule(d1: D1Database, name: string, sha256: string, size: number): Promise<void> {
-  await (await db(d1))
-    .prepare(`INSERT INTO modules (name, sha256, size, uploaded_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, uploaded_at = excluded.uploaded_at`)
+  await (
+    await db(d1)
+  )
+    .prepare(
+      `INSERT INTO modules (name, sha256, size, uploaded_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, uploaded_at = excluded.uploaded_at`,
+    )
     .bind(name, sha256, size, Date.now())
     .run();
 }

@@ -46,6 +46,7 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
 export function outputResponse(bytes: Uint8Array, fileName: string, headers: Record<string, string> = {}): Response {
   const { type, attachment } = outputType(bytes);
   const all: Record<string, string> = { "Content-Type": type, "Content-Length": String(bytes.length), ...headers };
-  if (attachment) all["Content-Disposition"] = `attachment; filename="${fileName.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin"`;
+  if (attachment)
+    all["Content-Disposition"] = `attachment; filename="${fileName.replace(/[^A-Za-z0-9_.-]/g, "_")}.bin"`;
   return new Response(bytes, { headers: all });
 }

@@ -34,7 +34,8 @@ app.route("/metrics", metrics);
 // reaches the app first (tests, `run_worker_first` routes).
 app.notFound(async (c) => {
   const path = new URL(c.req.url).pathname;
-  if (!path.startsWith("/api/") && c.req.method === "GET") return secured(await c.env.ASSETS.fetch(c.req.raw), PAGE_CSP);
+  if (!path.startsWith("/api/") && c.req.method === "GET")
+    return secured(await c.env.ASSETS.fetch(c.req.raw), PAGE_CSP);
   return c.json({ error: `no route ${c.req.method} ${path}` }, 404);
 });
 

@@ -65,7 +65,11 @@ export class Exposition {
       this.lines.push(`${name}_bucket${labelText({ le: String(le) })} ${cumulative}`);
     });
     cumulative += h.buckets[BUCKETS.length] ?? 0;
-    this.lines.push(`${name}_bucket${labelText({ le: "+Inf" })} ${cumulative}`, `${name}_sum ${formatNumber(h.sum)}`, `${name}_count ${h.count}`);
+    this.lines.push(
+      `${name}_bucket${labelText({ le: "+Inf" })} ${cumulative}`,
+      `${name}_sum ${formatNumber(h.sum)}`,
+      `${name}_count ${h.count}`,
+    );
     return this;
   }
 
@@ -75,7 +79,9 @@ export class Exposition {
 }
 
 function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`,
+  );
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 

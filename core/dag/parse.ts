@@ -45,7 +45,11 @@ export function parseDag(text: string): ParseResult {
   const problems = checkGraph(parsed.data, problem);
   if (problems.length > 0) return { ok: false, problems };
   const order = new Map(parsed.data.tasks.map((t, i) => [t.id, i]));
-  return { ok: true, plan: toPlan(parsed.data), locate: (taskId, field) => locate(["tasks", order.get(taskId) ?? 0, field]) };
+  return {
+    ok: true,
+    plan: toPlan(parsed.data),
+    locate: (taskId, field) => locate(["tasks", order.get(taskId) ?? 0, field]),
+  };
 }
 
 function schemaProblem(issue: z.core.$ZodIssue, problem: (path: PathPart[], message: string) => Problem): Problem {
@@ -64,13 +68,15 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
   const index = new Map<string, number>();
   dag.tasks.forEach((t, i) => {
     const first = index.get(t.id);
-    if (first !== undefined) problems.push(problem(["tasks", i, "id"], `duplicate task id "${t.id}" (first defined at tasks[${first}])`));
+    if (first !== undefined)
+      problems.push(problem(["tasks", i, "id"], `duplicate task id "${t.id}" (first defined at tasks[${first}])`));
     else index.set(t.id, i);
   });
   dag.tasks.forEach((t, i) => {
     t.depends_on.forEach((dep, j) => {
       if (dep === t.id) problems.push(problem(["tasks", i, "depends_on", j], `task "${t.id}" depends on itself`));
-      else if (!index.has(dep)) problems.push(problem(["tasks", i, "depends_on", j], `unknown dependency "${dep}" of task "${t.id}"`));
+      else if (!index.has(dep))
+        problems.push(problem(["tasks", i, "depends_on", j], `unknown dependency "${dep}" of task "${t.id}"`));
     });
   });
   if (problems.length > 0) return problems;
@@ -88,7 +94,9 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
   let total = 0;
   dag.tasks.forEach((t) => (total += instanceCount(t.map) ?? 1));
   if (total > DAG_LIMITS.maxInstances) {
-    problems.push(problem(["tasks"], `the DAG expands to ${total} task instances; at most ${DAG_LIMITS.maxInstances} are allowed`));
+    problems.push(
+      problem(["tasks"], `the DAG expands to ${total} task instances; at most ${DAG_LIMITS.maxInstances} are allowed`),
+    );
   }
   return problems;
 }
@@ -189,7 +197,10 @@ function rangeStart(node: unknown): number | undefined {
 
 /** `["tasks", 2, "depends_on", 0]` → `tasks[2].depends_on[0]`. */
 export function formatPath(path: PathPart[]): string {
-  return path.reduce<string>((out, part) => (typeof part === "number" ? `${out}[${part}]` : out ? `${out}.${part}` : part), "");
+  return path.reduce<string>(
+    (out, part) => (typeof part === "number" ? `${out}[${part}]` : out ? `${out}.${part}` : part),
+    "",
+  );
 }
 
 function firstLine(message: string): string {

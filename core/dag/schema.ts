@@ -115,7 +115,9 @@ export const dagSchema = z.strictObject({
   params: z.record(z.string(), z.unknown()).default({}),
   /** `cache: false` turns the result cache off for every task of the DAG. */
   cache: z.boolean().default(true),
-  tasks: z.array(task, { error: (issue) => (issue.input === undefined ? "a DAG needs a `tasks` list" : undefined) }).min(1, "a DAG needs at least one task"),
+  tasks: z
+    .array(task, { error: (issue) => (issue.input === undefined ? "a DAG needs a `tasks` list" : undefined) })
+    .min(1, "a DAG needs at least one task"),
 });
 
 export type DagDocument = z.output<typeof dagSchema>;

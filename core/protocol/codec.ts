@@ -12,11 +12,17 @@ import {
 
 export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string };
 
-type Schema<T> = { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } };
+type Schema<T> = {
+  safeParse(
+    value: unknown,
+  ): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+};
 
 function decodeWith<T>(schema: Schema<T>, raw: string | ArrayBuffer | Uint8Array): Decoded<T> {
-  if (typeof raw !== "string") return { ok: false, error: "binary frames are not part of the protocol; send JSON text" };
-  if (raw.length > MAX_FRAME_BYTES) return { ok: false, error: `frame of ${raw.length} bytes exceeds ${MAX_FRAME_BYTES}` };
+  if (typeof raw !== "string")
+    return { ok: false, error: "binary frames are not part of the protocol; send JSON text" };
+  if (raw.length > MAX_FRAME_BYTES)
+    return { ok: false, error: `frame of ${raw.length} bytes exceeds ${MAX_FRAME_BYTES}` };
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -27,7 +33,7 @@ function decodeWith<T>(schema: Schema<T>, raw: string | ArrayBuffer | Uint8Array
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0]!;
   const where = issue.path.map(String).join(".");
-  const type = typeof value === "object" && value !== null && "type" in value ? String((value as { type: unknown }).type) : "?";
+  const type = typeof value === "object" && value !== null && "type" in value ? String(value.type) : "?";
   return { ok: false, error: `invalid "${type}" frame${where ? ` at ${where}` : ""}: ${issue.message}` };
 }
 

@@ -125,7 +125,13 @@ export const runnerMessage = z.discriminatedUnion("type", [
    * First frame on every socket. On a run socket, `holding` lists the attempts of that run the
    * runner still runs or has unsent results for (after a reconnect).
    */
-  z.strictObject({ type: z.literal("hello"), protocol: z.number().int(), runner: runnerInfo, want: want.default(0), holding: attemptRefs.default([]) }),
+  z.strictObject({
+    type: z.literal("hello"),
+    protocol: z.number().int(),
+    runner: runnerInfo,
+    want: want.default(0),
+    holding: attemptRefs.default([]),
+  }),
   /**
    * Pool socket: how many slots are idle and which runs this runner is attached to; `slots`
    * when the runner resized itself (free RAM fell or returned).
@@ -155,7 +161,12 @@ export type RunnerMessageInput = z.input<typeof runnerMessage>;
 /** Frames the coordinator sends. */
 export const coordinatorMessage = z.discriminatedUnion("type", [
   /** `heartbeatMs`: a runner silent for longer is presumed gone; ping well within it. */
-  z.strictObject({ type: z.literal("welcome"), protocol: z.number().int(), run: z.string().optional(), heartbeatMs: z.number().int().positive() }),
+  z.strictObject({
+    type: z.literal("welcome"),
+    protocol: z.number().int(),
+    run: z.string().optional(),
+    heartbeatMs: z.number().int().positive(),
+  }),
   /**
    * Pool socket: a run has work this runner may be able to take; `priority` is that of its most
    * important ready task (a runner gives freed slots to its highest-priority run first).

@@ -7,14 +7,52 @@
 
 /** Every function of `wasi_snapshot_preview1`. The runner's shim gives the file and socket calls no capabilities. */
 export const WASI_PREVIEW1 = new Set([
-  "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
-  "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_get", "fd_fdstat_set_flags",
-  "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
-  "fd_prestat_get", "fd_prestat_dir_name", "fd_pwrite", "fd_read", "fd_readdir", "fd_renumber", "fd_seek",
-  "fd_sync", "fd_tell", "fd_write", "path_create_directory", "path_filestat_get", "path_filestat_set_times",
-  "path_link", "path_open", "path_readlink", "path_remove_directory", "path_rename", "path_symlink",
-  "path_unlink_file", "poll_oneoff", "proc_exit", "proc_raise", "sched_yield", "random_get", "sock_accept",
-  "sock_recv", "sock_send", "sock_shutdown",
+  "args_get",
+  "args_sizes_get",
+  "environ_get",
+  "environ_sizes_get",
+  "clock_res_get",
+  "clock_time_get",
+  "fd_advise",
+  "fd_allocate",
+  "fd_close",
+  "fd_datasync",
+  "fd_fdstat_get",
+  "fd_fdstat_set_flags",
+  "fd_fdstat_set_rights",
+  "fd_filestat_get",
+  "fd_filestat_set_size",
+  "fd_filestat_set_times",
+  "fd_pread",
+  "fd_prestat_get",
+  "fd_prestat_dir_name",
+  "fd_pwrite",
+  "fd_read",
+  "fd_readdir",
+  "fd_renumber",
+  "fd_seek",
+  "fd_sync",
+  "fd_tell",
+  "fd_write",
+  "path_create_directory",
+  "path_filestat_get",
+  "path_filestat_set_times",
+  "path_link",
+  "path_open",
+  "path_readlink",
+  "path_remove_directory",
+  "path_rename",
+  "path_symlink",
+  "path_unlink_file",
+  "poll_oneoff",
+  "proc_exit",
+  "proc_raise",
+  "sched_yield",
+  "random_get",
+  "sock_accept",
+  "sock_recv",
+  "sock_send",
+  "sock_shutdown",
 ]);
 
 const KINDS = ["function", "table", "memory", "global", "tag"] as const;
@@ -71,13 +109,17 @@ export function checkTaskModule(bytes: Uint8Array): string[] {
   const problems: string[] = [];
   for (const imp of info.imports) {
     if (imp.module !== "wasi_snapshot_preview1") {
-      problems.push(`import "${imp.module}"."${imp.name}" is outside WASI preview1; tasks may import only wasi_snapshot_preview1`);
+      problems.push(
+        `import "${imp.module}"."${imp.name}" is outside WASI preview1; tasks may import only wasi_snapshot_preview1`,
+      );
     } else if (imp.kind !== "function" || !WASI_PREVIEW1.has(imp.name)) {
       problems.push(`import "${imp.module}"."${imp.name}" is not a WASI preview1 function`);
     }
   }
-  if (!info.exports.some((e) => e.name === "_start" && e.kind === "function")) problems.push("the module does not export a `_start` function (a WASI command)");
-  if (!info.exports.some((e) => e.name === "memory" && e.kind === "memory")) problems.push("the module does not export its `memory`");
+  if (!info.exports.some((e) => e.name === "_start" && e.kind === "function"))
+    problems.push("the module does not export a `_start` function (a WASI command)");
+  if (!info.exports.some((e) => e.name === "memory" && e.kind === "memory"))
+    problems.push("the module does not export its `memory`");
   return problems;
 }
 
@@ -121,7 +163,8 @@ export function limitMemory(bytes: Uint8Array, maxBytes: number): Uint8Array {
       if (flags & 2) throw new BadModule("shared memories are not supported");
       const min = r.leb();
       const max = flags & 1 ? r.leb() : Infinity;
-      if (min > cap) throw new BadModule(`the module needs ${min * PAGE} bytes of memory to start; its limit is ${cap * PAGE}`);
+      if (min > cap)
+        throw new BadModule(`the module needs ${min * PAGE} bytes of memory to start; its limit is ${cap * PAGE}`);
       memories.push(0x01, ...leb(min), ...leb(Math.min(max, cap)));
     }
     const section = [5, ...leb(memories.length), ...memories];

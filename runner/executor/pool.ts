@@ -20,7 +20,13 @@ export interface Job {
 /** How a job ended; `memoryBytes` is the size of the module's memory at the end, when known. */
 export type JobOutcome =
   | { type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
-  | { type: "error"; kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled"; message: string; stderr: string; memoryBytes?: number };
+  | {
+      type: "error";
+      kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled";
+      message: string;
+      stderr: string;
+      memoryBytes?: number;
+    };
 
 interface Slot {
   worker: Worker;
@@ -71,8 +77,14 @@ export class ThreadPool {
    * ends the job as cancelled, terminating its thread if it is running.
    */
   run(job: Job, signal?: AbortSignal): Promise<JobOutcome> {
-    const cancelled: JobOutcome = { type: "error", kind: "cancelled", message: "the attempt was cancelled", stderr: "" };
-    if (this.closed) return Promise.resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+    const cancelled: JobOutcome = {
+      type: "error",
+      kind: "cancelled",
+      message: "the attempt was cancelled",
+      stderr: "",
+    };
+    if (this.closed)
+      return Promise.resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
     if (signal?.aborted) return Promise.resolve(cancelled);
     return new Promise((resolve) => {
       const entry = { job, resolve };
@@ -94,7 +106,8 @@ export class ThreadPool {
   /** Stops every thread; pending jobs end as crashed. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const { resolve } of this.queue.splice(0)) resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
+    for (const { resolve } of this.queue.splice(0))
+      resolve({ type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
     await Promise.all(
       this.slots.map(async (slot) => {
         this.finish(slot, { type: "error", kind: "crash", message: "the runner is shutting down", stderr: "" });
@@ -111,7 +124,14 @@ export class ThreadPool {
       const id = this.nextId++;
       const timer = setTimeout(() => this.timeout(slot, job.timeoutMs), job.timeoutMs);
       slot.job = { id, resolve, timer };
-      const req: RunRequest = { id, module: job.module, args: job.args, env: job.env, stdin: job.stdin, maxOutputBytes: job.maxOutputBytes };
+      const req: RunRequest = {
+        id,
+        module: job.module,
+        args: job.args,
+        env: job.env,
+        stdin: job.stdin,
+        maxOutputBytes: job.maxOutputBytes,
+      };
       slot.worker.postMessage(req);
     }
   }
@@ -136,15 +156,26 @@ export class ThreadPool {
     worker.on("error", (err: Error & { code?: string }) => {
       if (slot.worker !== worker || slot.retired) return;
       const memory = err.code === "ERR_WORKER_OUT_OF_MEMORY";
-      this.replace(slot, { type: "error", kind: memory ? "memory" : "crash", message: `the task thread died: ${err.message}`, stderr: "" });
+      this.replace(slot, {
+        type: "error",
+        kind: memory ? "memory" : "crash",
+        message: `the task thread died: ${err.message}`,
+        stderr: "",
+      });
     });
     worker.on("exit", () => {
-      if (slot.worker === worker && !this.closed && !slot.retired) this.replace(slot, { type: "error", kind: "crash", message: "the task thread exited", stderr: "" });
+      if (slot.worker === worker && !this.closed && !slot.retired)
+        this.replace(slot, { type: "error", kind: "crash", message: "the task thread exited", stderr: "" });
     });
   }
 
   private timeout(slot: Slot, timeoutMs: number): void {
-    this.replace(slot, { type: "error", kind: "timeout", message: `the task exceeded its timeout of ${timeoutMs} ms; its thread was terminated`, stderr: "" });
+    this.replace(slot, {
+      type: "error",
+      kind: "timeout",
+      message: `the task exceeded its timeout of ${timeoutMs} ms; its thread was terminated`,
+      stderr: "",
+    });
   }
 
   /** Fails the slot's job, terminates its thread and starts a fresh one in its place. */

@@ -15,4 +15,11 @@ export interface RunRequest {
 /** `memoryBytes`: the module's memory size when it ended (to recognise a memory limit). */
 export type RunResponse =
   | { id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
-  | { id: number; type: "error"; kind: "trap" | "output" | "bad_module"; message: string; stderr: string; memoryBytes?: number };
+  | {
+      id: number;
+      type: "error";
+      kind: "trap" | "output" | "bad_module";
+      message: string;
+      stderr: string;
+      memoryBytes?: number;
+    };

@@ -19,20 +19,41 @@ port.on("message", (req: RunRequest) => {
     try {
       instance = new WebAssembly.Instance(req.module, wasi.imports());
     } catch (e) {
-      response = { id: req.id, type: "error", kind: "bad_module", message: `cannot instantiate: ${(e as Error).message}`, stderr: "" };
+      response = {
+        id: req.id,
+        type: "error",
+        kind: "bad_module",
+        message: `cannot instantiate: ${(e as Error).message}`,
+        stderr: "",
+      };
       port.postMessage(response);
       return;
     }
     memory = instance.exports.memory as WebAssembly.Memory | undefined;
     const code = wasi.start(instance);
     const stdout = wasi.output();
-    response = { id: req.id, type: "exit", code, stdout, stderr: wasi.stderrTail(), memoryBytes: memory?.buffer.byteLength };
+    response = {
+      id: req.id,
+      type: "exit",
+      code,
+      stdout,
+      stderr: wasi.stderrTail(),
+      memoryBytes: memory?.buffer.byteLength,
+    };
     port.postMessage(response, [stdout.buffer as ArrayBuffer]);
     return;
   } catch (e) {
     const kind = e instanceof OutputLimit ? "output" : "trap";
-    const message = e instanceof Error ? `${e instanceof WebAssembly.RuntimeError ? "trap: " : ""}${e.message}` : String(e);
-    response = { id: req.id, type: "error", kind, message, stderr: wasi.stderrTail(), memoryBytes: memory?.buffer.byteLength };
+    const message =
+      e instanceof Error ? `${e instanceof WebAssembly.RuntimeError ? "trap: " : ""}${e.message}` : String(e);
+    response = {
+      id: req.id,
+      type: "error",
+      kind,
+      message,
+      stderr: wasi.stderrTail(),
+      memoryBytes: memory?.buffer.byteLength,
+    };
   }
   port.postMessage(response);
 });

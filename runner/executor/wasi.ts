@@ -126,7 +126,13 @@ export class Wasi {
     };
     const wasi: Record<string, (...args: never[]) => number> = {};
     for (const name of WASI_PREVIEW1) {
-      wasi[name] = implemented[name] ?? (name.startsWith("fd_") ? () => ERRNO.badf : name.startsWith("path_") || name.startsWith("sock_") ? () => ERRNO.notcapable : () => ERRNO.nosys);
+      wasi[name] =
+        implemented[name] ??
+        (name.startsWith("fd_")
+          ? () => ERRNO.badf
+          : name.startsWith("path_") || name.startsWith("sock_")
+            ? () => ERRNO.notcapable
+            : () => ERRNO.nosys);
     }
     return { wasi_snapshot_preview1: wasi };
   }
@@ -138,7 +144,11 @@ export class Wasi {
   private sizes(list: Uint8Array[], countPtr: number, sizePtr: number): number {
     const v = this.view();
     v.setUint32(countPtr, list.length, true);
-    v.setUint32(sizePtr, list.reduce((n, b) => n + b.length, 0), true);
+    v.setUint32(
+      sizePtr,
+      list.reduce((n, b) => n + b.length, 0),
+      true,
+    );
     return ERRNO.success;
   }
 

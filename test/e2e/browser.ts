@@ -10,7 +10,15 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }
 
@@ -21,7 +29,8 @@ export function launchChromium(): Promise<Browser> {
 export function cspViolations(target: Page | BrowserContext): string[] {
   const seen: string[] = [];
   target.on("console", (message) => {
-    if (/Content Security Policy/i.test(message.text())) seen.push(`${message.page()?.url() ?? "?"}: ${message.text()}`);
+    if (/Content Security Policy/i.test(message.text()))
+      seen.push(`${message.page()?.url() ?? "?"}: ${message.text()}`);
   });
   return seen;
 }

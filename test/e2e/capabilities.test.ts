@@ -31,26 +31,34 @@ tasks:
   - { id: render, module: spin.wasm, depends_on: [prep], params: { ms: 10 }, requires: { labels: [gpu] } }
   - { id: tidy, module: noop.wasm, depends_on: [prep] }
 `);
-    const waiting = await cluster.until(id, (r) => r.tasks!.some((t) => t.id === "render" && t.state === "waiting") && r.counts.succeeded === 2);
-    const render = () => waiting.tasks!.find((t) => t.id === "render")!;
+    const waiting = await cluster.until(
+      id,
+      (r) => r.tasks.some((t) => t.id === "render" && t.state === "waiting") && r.counts.succeeded === 2,
+    );
+    const render = () => waiting.tasks.find((t) => t.id === "render")!;
     expect(render()).toMatchObject({ state: "waiting", waiting: "no runner with label gpu", attempts: [] });
     expect(waiting.counts).toMatchObject({ waiting: 1, ready: 0, succeeded: 2 });
     // It stays so: the unlabelled runners have free slots but never take it.
     await sleep(1500);
     const still = await cluster.client.run(id);
     expect(still.status).toBe("running");
-    expect(still.tasks!.find((t) => t.id === "render")).toMatchObject({ state: "waiting", attempts: [] });
+    expect(still.tasks.find((t) => t.id === "render")).toMatchObject({ state: "waiting", attempts: [] });
 
     cluster.runner({ name: "gpu-box", labels: ["gpu"] });
     const done = await cluster.until(id, (r) => r.status !== "running", 30_000);
     expect(done.status).toBe("succeeded");
-    expect(done.tasks!.find((t) => t.id === "render")!.attempts.map((a) => [a.runner_name, a.outcome])).toEqual([["gpu-box", "succeeded"]]);
+    expect(done.tasks.find((t) => t.id === "render")!.attempts.map((a) => [a.runner_name, a.outcome])).toEqual([
+      ["gpu-box", "succeeded"],
+    ]);
   });
 });
 
 describe("identity", () => {
   it("a runner restarted on the same device, even after kill -9, is the same runner to the coordinator", async () => {
-    const ids = async () => (await cluster.client.json<{ runners: { id: string; name: string }[] }>("/api/runners")).runners.filter((r) => r.name === "same").map((r) => r.id);
+    const ids = async () =>
+      (await cluster.client.json<{ runners: { id: string; name: string }[] }>("/api/runners")).runners
+        .filter((r) => r.name === "same")
+        .map((r) => r.id);
     // Its own config dir: the other runners of this file share one, so they are one device.
     const configDir = join(cluster.dir, "config-same");
     const first = cluster.runner({ name: "same", configDir });
@@ -77,7 +85,9 @@ describe("priority across runs", () => {
   it("two runs submitted together to one single-slot runner: every task of the higher-priority run starts before any of the lower", async () => {
     const [low, high] = await Promise.all([submit(dag("low", 0, 6)), submit(dag("high", 10, 6))]);
     cluster.runner({ name: "single", slots: 1 });
-    const [lowRun, highRun] = await Promise.all([low, high].map(({ id }) => cluster.until(id, (r) => r.status === "succeeded", 60_000)));
+    const [lowRun, highRun] = await Promise.all(
+      [low, high].map(({ id }) => cluster.until(id, (r) => r.status === "succeeded", 60_000)),
+    );
     expect(starts(highRun)).toHaveLength(6);
     expect(starts(lowRun)).toHaveLength(6);
     expect(Math.max(...starts(highRun))).toBeLessThanOrEqual(Math.min(...starts(lowRun)));
@@ -89,7 +99,9 @@ describe("priority across runs", () => {
     const low = await submit(dag("low-first", 0, 8));
     await cluster.until(low.id, (r) => r.counts.leased === 1);
     const high = await submit(dag("high-later", 10, 4));
-    const [lowRun, highRun] = await Promise.all([low, high].map(({ id }) => cluster.until(id, (r) => r.status === "succeeded", 60_000)));
+    const [lowRun, highRun] = await Promise.all(
+      [low, high].map(({ id }) => cluster.until(id, (r) => r.status === "succeeded", 60_000)),
+    );
     // Low tasks that started after the high run's first: none until every high task had started.
     const firstHigh = Math.min(...starts(highRun));
     const lastHigh = Math.max(...starts(highRun));

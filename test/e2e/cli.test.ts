@@ -45,7 +45,9 @@ describe("distro", () => {
     expect(text.code).toBe(0);
     expect(text.out).toContain("succeeded 100% 5/5 done");
     expect(text.out).toMatch(/greet\s+3\s+3 succeeded/);
-    const json = JSON.parse((await distro("status", runId, "--json")).out) as { nodes: { id: string; counts: Record<string, number> }[] };
+    const json = JSON.parse((await distro("status", runId, "--json")).out) as {
+      nodes: { id: string; counts: Record<string, number> }[];
+    };
     expect(json.nodes.find((n) => n.id === "greet")!.counts).toEqual({ succeeded: 3 });
     const failing = await distro("submit", "test/e2e/fixtures/fails.yaml", "--watch", "--modules", "wasm_tasks/build");
     expect(failing.code).toBe(1);
@@ -71,7 +73,9 @@ describe("distro", () => {
     expect(text.code).toBe(0);
     expect(JSON.parse(text.out)).toEqual({ name: "Bob", message: "Hello, Bob!" });
     const file = join(cluster.dir, "aggregate.json");
-    expect((await distro("output", runId, "aggregate", "-o", file)).out).toMatch(/wrote \d+ bytes \(application\/json\)/);
+    expect((await distro("output", runId, "aggregate", "-o", file)).out).toMatch(
+      /wrote \d+ bytes \(application\/json\)/,
+    );
     const missing = await distro("output", runId, "nope");
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/has no task nope/);
@@ -82,7 +86,9 @@ describe("distro", () => {
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/^noop: .*sha256:[0-9a-f]{64}$/m);
     expect(text.out).toMatch(/^echo: /m);
-    const json = JSON.parse((await distro("modules", "push", "wasm_tasks/build/noop.wasm", "--json")).out) as { name: string }[];
+    const json = JSON.parse((await distro("modules", "push", "wasm_tasks/build/noop.wasm", "--json")).out) as {
+      name: string;
+    }[];
     expect(json.map((m) => m.name)).toEqual(["noop"]);
     const bogus = join(cluster.dir, "bogus.wasm");
     writeFileSync(bogus, "not wasm at all");

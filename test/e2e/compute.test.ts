@@ -14,7 +14,14 @@ beforeAll(async () => {
   await cluster.start();
   cluster.runner({ name: "m1" });
   cluster.runner({ name: "m2" });
-  await cluster.upload("matmul_tile.wasm", "matmul_checksum.wasm", "password_shard.wasm", "password_report.wasm", "blob.wasm", "digest.wasm");
+  await cluster.upload(
+    "matmul_tile.wasm",
+    "matmul_checksum.wasm",
+    "password_shard.wasm",
+    "password_report.wasm",
+    "blob.wasm",
+    "digest.wasm",
+  );
   await cluster.connected("m1", "m2");
 });
 afterAll(() => cluster.stop());
@@ -43,8 +50,23 @@ describe("mandelbrot", () => {
     const dag = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8").replace("range: [0, 64]", "range: [0, 16]");
     const file = join(dir, "small.yaml");
     writeFileSync(file, dag);
-    const { code, out, err } = await distro("submit", file, "--wait", "-o", dir, "--modules", "wasm_tasks/build",
-      "--param", "width=192", "--param", "height=128", "--param", "tiles=16", "--param", "iterations=80");
+    const { code, out, err } = await distro(
+      "submit",
+      file,
+      "--wait",
+      "-o",
+      dir,
+      "--modules",
+      "wasm_tasks/build",
+      "--param",
+      "width=192",
+      "--param",
+      "height=128",
+      "--param",
+      "tiles=16",
+      "--param",
+      "iterations=80",
+    );
     expect(err).toBe("");
     expect(code).toBe(0);
     const written = /assemble: wrote (\d+) bytes \(image\/png\) to (.+\.png)/.exec(out)!;
@@ -55,7 +77,9 @@ describe("mandelbrot", () => {
     expect(Buffer.from(image.pixels).equals(Buffer.from(reference))).toBe(true);
 
     const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
-    const res = await fetch(new URL(`/api/dags/${id}/tasks/assemble/output`, cluster.coordinator.url), { headers: { Authorization: `Bearer ${DEV_TOKENS.api}` } });
+    const res = await fetch(new URL(`/api/dags/${id}/tasks/assemble/output`, cluster.coordinator.url), {
+      headers: { Authorization: `Bearer ${DEV_TOKENS.api}` },
+    });
     expect(res.headers.get("Content-Type")).toBe("image/png");
     expect(Buffer.from(await res.arrayBuffer()).equals(png)).toBe(true);
     const downloaded = await distro("output", id, "assemble", "-o", join(dir, "again.png"));
@@ -83,9 +107,13 @@ describe("result cache", () => {
     const again = await cluster.client.submit(yaml);
     expect((await cluster.client.wait(again.id)).status).toBe("succeeded");
     const view = await cluster.client.run(again.id);
-    expect(view.tasks!.every((t) => t.attempts.length === 1 && t.attempts[0]!.outcome === "cached")).toBe(true);
-    expect(await cluster.client.output(again.id, "checksum")).toEqual(await cluster.client.output(first.id, "checksum"));
-    cluster.runners.forEach((r, i) => expect(r.lines.slice(linesBefore[i]).filter((l) => /^\S+ task /.test(l))).toEqual([]));
+    expect(view.tasks.every((t) => t.attempts.length === 1 && t.attempts[0]!.outcome === "cached")).toBe(true);
+    expect(await cluster.client.output(again.id, "checksum")).toEqual(
+      await cluster.client.output(first.id, "checksum"),
+    );
+    cluster.runners.forEach((r, i) =>
+      expect(r.lines.slice(linesBefore[i]).filter((l) => /^\S+ task /.test(l))).toEqual([]),
+    );
   });
 });
 
@@ -103,24 +131,37 @@ describe("password audit", () => {
 describe("large outputs", () => {
   it("a 5 MiB output goes through R2 byte for byte, to the API and to its dependent", async () => {
     const size = 5 * 1024 * 1024;
-    const { id } = await cluster.client.submit(`name: big\ntasks:\n  - { id: big, module: blob.wasm, params: { size: ${size}, seed: 99 } }\n  - { id: check, module: digest.wasm, depends_on: [big] }\n`);
+    const { id } = await cluster.client.submit(
+      `name: big\ntasks:\n  - { id: big, module: blob.wasm, params: { size: ${size}, seed: 99 } }\n  - { id: check, module: digest.wasm, depends_on: [big] }\n`,
+    );
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
     const expected = xorshiftBytes(size, 99);
     const sha = createHash("sha256").update(expected).digest("hex");
     const { bytes, type } = await cluster.client.outputWithType(id, "big");
     expect(type).toBe("application/octet-stream");
     expect(Buffer.from(bytes).equals(expected)).toBe(true);
-    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "check")))).toEqual({ input: "big", size, sha256: sha });
+    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "check")))).toEqual({
+      input: "big",
+      size,
+      sha256: sha,
+    });
     const view = await cluster.client.run(id);
-    expect(view.tasks!.find((t) => t.id === "big")).toMatchObject({ output_bytes: size });
-    expect(cluster.runners.some((r) => r.lines.some((l) => /task big attempt 1: ok .*5242880 bytes out, uploaded/.test(l)))).toBe(true);
+    expect(view.tasks.find((t) => t.id === "big")).toMatchObject({ output_bytes: size });
+    expect(
+      cluster.runners.some((r) => r.lines.some((l) => /task big attempt 1: ok .*5242880 bytes out, uploaded/.test(l))),
+    ).toBe(true);
   });
 
   it("an output over the 16 MiB limit fails the task with kind output and a clear message", async () => {
-    const { id } = await cluster.client.submit(`name: too-big\ntasks:\n  - { id: huge, module: blob.wasm, params: { size: ${17 * 1024 * 1024} }, retries: 3 }\n`);
+    const { id } = await cluster.client.submit(
+      `name: too-big\ntasks:\n  - { id: huge, module: blob.wasm, params: { size: ${17 * 1024 * 1024} }, retries: 3 }\n`,
+    );
     expect((await cluster.client.wait(id)).status).toBe("failed");
-    const [task] = (await cluster.client.run(id)).tasks!;
+    const [task] = (await cluster.client.run(id)).tasks;
     expect(task!.attempts).toHaveLength(1);
-    expect(task!.attempts[0]).toMatchObject({ failure_kind: "output", error: "output exceeds the limit of 16777216 bytes" });
+    expect(task!.attempts[0]).toMatchObject({
+      failure_kind: "output",
+      error: "output exceeds the limit of 16777216 bytes",
+    });
   });
 });

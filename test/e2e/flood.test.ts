@@ -108,10 +108,10 @@ describe("a flood of status frames on one socket", () => {
 
     for (const res of responses) expect(res.status, `${res.url}: ${res.status}`).toBeGreaterThanOrEqual(200);
     for (const res of responses) expect(res.status, `${res.url}: ${res.status}`).toBeLessThan(300);
-    const { runners } = (await responses[0]!.json()) as { runners: { name: string }[] };
+    const { runners } = (await responses[0].json()) as { runners: { name: string }[] };
     expect(runners.map((r) => r.name)).toContain("bystander");
-    expect(await responses[1]!.text()).toMatch(/^distro_runners_connected \d+$/m);
-    const { id } = (await responses[2]!.json()) as { id: string };
+    expect(await responses[1].text()).toMatch(/^distro_runners_connected \d+$/m);
+    const { id } = (await responses[2].json()) as { id: string };
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
 
     // The pool counted the close and the device reports it did not keep, and forgot the runner.

@@ -7,7 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "../../cli/client";
-import { DEV_TOKENS, ROOT, startCoordinator, startRunner, type Coordinator, type CoordinatorOptions, type Proc, type RunnerOptions } from "../../dev/local";
+import {
+  DEV_TOKENS,
+  ROOT,
+  startCoordinator,
+  startRunner,
+  type Coordinator,
+  type CoordinatorOptions,
+  type Proc,
+  type RunnerOptions,
+} from "../../dev/local";
 import type { RunView } from "../../core/api";
 
 export class Cluster {
@@ -40,7 +49,10 @@ export class Cluster {
     for (;;) {
       const { runners } = await this.client.json<{ runners: { name: string }[] }>("/api/runners");
       if (names.every((n) => runners.some((r) => r.name === n))) return;
-      if (Date.now() > deadline) throw new Error(`runners ${names.join(", ")} did not connect; connected: ${runners.map((r) => r.name).join(", ")}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `runners ${names.join(", ")} did not connect; connected: ${runners.map((r) => r.name).join(", ")}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -49,12 +61,18 @@ export class Cluster {
   distro(...args: string[]): Promise<{ code: number | null; out: string; err: string; stdout: Buffer }> {
     const auth = args.includes("--token") ? [] : ["--token", DEV_TOKENS.api];
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, ["bin/distro.js", ...args, "--coordinator", this.coordinator.url.toString(), ...auth], { cwd: ROOT });
+      const child = spawn(
+        process.execPath,
+        ["bin/distro.js", ...args, "--coordinator", this.coordinator.url.toString(), ...auth],
+        { cwd: ROOT },
+      );
       const chunks: Buffer[] = [];
       let err = "";
       child.stdout.on("data", (d: Buffer) => chunks.push(d));
       child.stderr.on("data", (d) => (err += d));
-      child.on("exit", (code) => resolve({ code, out: Buffer.concat(chunks).toString(), err, stdout: Buffer.concat(chunks) }));
+      child.on("exit", (code) =>
+        resolve({ code, out: Buffer.concat(chunks).toString(), err, stdout: Buffer.concat(chunks) }),
+      );
     });
   }
 
@@ -64,7 +82,8 @@ export class Cluster {
     for (;;) {
       const run = await this.client.run(id);
       if (check(run)) return run;
-      if (Date.now() > deadline) throw new Error(`run ${id} did not reach the expected state: ${JSON.stringify(run.counts)} ${run.status}`);
+      if (Date.now() > deadline)
+        throw new Error(`run ${id} did not reach the expected state: ${JSON.stringify(run.counts)} ${run.status}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

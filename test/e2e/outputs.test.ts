@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { DEV_TOKENS } from "../../dev/local";
 import { PAGE_CSP } from "../../worker/headers";
-import { PROTOCOL_VERSION, type Assignment, type CoordinatorMessage, type TaskResult } from "../../core/protocol/messages";
+import {
+  PROTOCOL_VERSION,
+  type Assignment,
+  type CoordinatorMessage,
+  type TaskResult,
+} from "../../core/protocol/messages";
 import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
 
@@ -22,8 +27,10 @@ let origin: string;
 /** Payloads that would, if any ran as script in the coordinator's origin, leave a marker and call home. */
 function payloads(): Record<string, string> {
   const mark = (name: string) => `fetch('${origin}/pwned/${name}');localStorage.setItem('pwned','${name}')`;
-  const svg = (name: string) => `<svg xmlns="http://www.w3.org/2000/svg" onload="${mark(`${name}-onload`)}"><script>${mark(name)}</script><circle r="5"/></svg>`;
-  const html = (name: string) => `<!doctype html><html><body><script>${mark(name)}</script><img src="x" onerror="${mark(`${name}-img`)}"></body></html>`;
+  const svg = (name: string) =>
+    `<svg xmlns="http://www.w3.org/2000/svg" onload="${mark(`${name}-onload`)}"><script>${mark(name)}</script><circle r="5"/></svg>`;
+  const html = (name: string) =>
+    `<!doctype html><html><body><script>${mark(name)}</script><img src="x" onerror="${mark(`${name}-img`)}"></body></html>`;
   const big = (text: string) => `${text}<!--${"x".repeat(300 * 1024)}-->`; // over the 256 KiB inline limit: a blob
   // The page shows the first four final outputs inline; all five through "show output".
   return {
@@ -48,7 +55,18 @@ async function hostileRunner(id: string, outputs: Record<string, string>): Promi
     headers: { Authorization: `Bearer ${DEV_TOKENS.runner}` },
   });
   await once(ws, "open");
-  const runner = { id: "hostile-1", name: "hostile", platform: "linux", arch: "x64", cores: 8, memory: 2 ** 33, freeMemory: 2 ** 32, slots: 8, labels: [], version: "0" };
+  const runner = {
+    id: "hostile-1",
+    name: "hostile",
+    platform: "linux",
+    arch: "x64",
+    cores: 8,
+    memory: 2 ** 33,
+    freeMemory: 2 ** 32,
+    slots: 8,
+    labels: [],
+    version: "0",
+  };
   ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: 8 }));
   let received = 0;
   const done = new Set<string>();
@@ -119,17 +137,22 @@ describe("outputs from a hostile device", () => {
 
   it("run no script in the page, in a new tab, as a download or at their direct URLs", async () => {
     const outputs = payloads();
-    const tasks = Object.keys(outputs).map((id) => `  - { id: ${id}, module: noop.wasm }`).join("\n");
+    const tasks = Object.keys(outputs)
+      .map((id) => `  - { id: ${id}, module: noop.wasm }`)
+      .join("\n");
     const { id } = await cluster.client.submit(`name: hostile-outputs\ncache: false\ntasks:\n${tasks}\n`);
     await hostileRunner(id, outputs);
 
     // Served as data: the type the bytes show, never the one claimed; attachments for the rest.
     for (const task of Object.keys(outputs)) {
-      const res = await fetch(new URL(`/api/dags/${id}/tasks/${task}/output`, origin), { headers: { Authorization: `Bearer ${DEV_TOKENS.api}` } });
+      const res = await fetch(new URL(`/api/dags/${id}/tasks/${task}/output`, origin), {
+        headers: { Authorization: `Bearer ${DEV_TOKENS.api}` },
+      });
       expect(res.headers.get("Content-Type")).toBe(task === "polyglot" ? "image/png" : "application/octet-stream");
       expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
       expect(res.headers.get("Content-Security-Policy")).toMatch(/sandbox/);
-      if (task !== "polyglot") expect(res.headers.get("Content-Disposition")).toMatch(/^attachment; filename="[A-Za-z0-9_.-]+\.bin"$/);
+      if (task !== "polyglot")
+        expect(res.headers.get("Content-Disposition")).toMatch(/^attachment; filename="[A-Za-z0-9_.-]+\.bin"$/);
       expect(Buffer.from(await res.arrayBuffer()).toString("latin1")).toBe(outputs[task]);
     }
 
@@ -159,7 +182,10 @@ describe("outputs from a hostile device", () => {
     expect(await page.textContent('tr[data-task="html"] pre[data-output="html"]')).toContain("<script>");
 
     // Open in a new tab (offered for images only) and every download link.
-    const [tab] = await Promise.all([context.waitForEvent("page"), page.locator('#outputs a[data-open="polyglot"]').click()]);
+    const [tab] = await Promise.all([
+      context.waitForEvent("page"),
+      page.locator('#outputs a[data-open="polyglot"]').click(),
+    ]);
     await tab.waitForLoadState();
     for (const link of await page.locator("#outputs a[data-download]").all()) {
       const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
@@ -180,9 +206,14 @@ describe("outputs from a hostile device", () => {
     const other = await direct.newPage();
     await other.goto(origin);
     const view = await cluster.client.run(id);
-    const blobs = (view.tasks ?? []).filter((t) => t.id.endsWith("_blob")).map((t) => sha256(Buffer.from(outputs[t.id]!, "latin1")));
+    const blobs = (view.tasks ?? [])
+      .filter((t) => t.id.endsWith("_blob"))
+      .map((t) => sha256(Buffer.from(outputs[t.id]!, "latin1")));
     expect(blobs).toHaveLength(2);
-    const urls = [...Object.keys(outputs).map((task) => `/api/dags/${id}/tasks/${task}/output`), ...blobs.map((h) => `/api/blobs/sha256:${h}`)];
+    const urls = [
+      ...Object.keys(outputs).map((task) => `/api/dags/${id}/tasks/${task}/output`),
+      ...blobs.map((h) => `/api/blobs/sha256:${h}`),
+    ];
     for (const path of urls) await other.goto(`${origin}${path}`).catch(() => undefined);
     await other.goto(origin);
 

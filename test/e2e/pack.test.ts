@@ -34,7 +34,11 @@ function installOffline(name: string): string {
 
 const bin = (folder: string, name: string) => join(folder, "node_modules", ".bin", name);
 const inputs = (name: string) => JSON.parse(readFileSync(join(PACKAGES, `${name}.inputs.json`), "utf8")) as string[];
-const files = (name: string) => execFileSync("tar", ["tzf", join(PACKAGES, `${name}.tgz`)], { encoding: "utf8" }).trim().split("\n").sort();
+const files = (name: string) =>
+  execFileSync("tar", ["tzf", join(PACKAGES, `${name}.tgz`)], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .sort();
 
 beforeAll(() => mkdirSync(join(dir, "home"), { recursive: true }));
 afterAll(async () => {
@@ -44,7 +48,10 @@ afterAll(async () => {
 
 describe("the packages", () => {
   it("the runner package is runner/ and core/ code in one bundle, with no dependency to fetch", () => {
-    const manifest = JSON.parse(readFileSync(join(PACKAGES, "distro-runner", "package.json"), "utf8")) as Record<string, unknown>;
+    const manifest = JSON.parse(readFileSync(join(PACKAGES, "distro-runner", "package.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     expect(manifest.dependencies).toBeUndefined();
     expect(files("distro-runner")).toEqual(["package/distro-runner.js", "package/package.json", "package/thread.js"]);
     const ours = inputs("distro-runner").filter((f) => !f.startsWith("node_modules/"));
@@ -60,7 +67,9 @@ describe("the packages", () => {
       "Usage: distro-runner --coordinator URL --token TOKEN",
     );
     const cli = installOffline("distro");
-    expect(execFileSync(bin(cli, "distro"), ["--help"], { encoding: "utf8", env: offline })).toContain("Usage: distro <command>");
+    expect(execFileSync(bin(cli, "distro"), ["--help"], { encoding: "utf8", env: offline })).toContain(
+      "Usage: distro <command>",
+    );
   });
 
   it("the installed runner runs a real task for the real coordinator", async () => {
@@ -69,14 +78,28 @@ describe("the packages", () => {
     const folder = join(dir, "distro-runner");
     const child = spawn(
       bin(folder, "distro-runner"),
-      ["--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.runner, "--name", "packaged", "--slots", "1",
-        "--cache-dir", join(dir, "cache"), "--config-dir", join(dir, "config")],
+      [
+        "--coordinator",
+        cluster.coordinator.url.toString(),
+        "--token",
+        DEV_TOKENS.runner,
+        "--name",
+        "packaged",
+        "--slots",
+        "1",
+        "--cache-dir",
+        join(dir, "cache"),
+        "--config-dir",
+        join(dir, "config"),
+      ],
       { env: offline, detached: true },
     );
     const proc = new Proc(child);
     try {
       await cluster.connected("packaged");
-      const { id } = await cluster.client.submit("name: packaged\ncache: false\ntasks:\n  - { id: hello, module: echo.wasm, params: { x: 1 } }\n");
+      const { id } = await cluster.client.submit(
+        "name: packaged\ncache: false\ntasks:\n  - { id: hello, module: echo.wasm, params: { x: 1 } }\n",
+      );
       const run = await cluster.until(id, (r) => r.status === "succeeded" || r.status === "failed");
       expect(run.status).toBe("succeeded");
       expect(run.tasks[0]!.attempts[0]!.runner_name).toBe("packaged");

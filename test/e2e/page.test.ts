@@ -66,12 +66,20 @@ tasks:
         if (s && w.states.at(-1) !== s) w.states.push(s);
       };
       note();
-      new MutationObserver(note).observe(document.getElementById("graph")!, { childList: true, subtree: true, attributes: true });
+      new MutationObserver(note).observe(document.getElementById("graph")!, {
+        childList: true,
+        subtree: true,
+        attributes: true,
+      });
     });
-    await page.waitForFunction(() => {
-      const nodes = [...document.querySelectorAll("g.node")];
-      return nodes.length === 3 && nodes.every((n) => n.getAttribute("data-state") === "succeeded");
-    }, undefined, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => {
+        const nodes = [...document.querySelectorAll("g.node")];
+        return nodes.length === 3 && nodes.every((n) => n.getAttribute("data-state") === "succeeded");
+      },
+      undefined,
+      { timeout: 60_000 },
+    );
     const seen = await page.evaluate(() => {
       const w = window as unknown as { marker: boolean; states: string[] };
       return { marker: w.marker, states: w.states };
@@ -95,7 +103,9 @@ tasks:
   });
 
   it("pauses, resumes and cancels a run with its buttons", async () => {
-    const { id } = await submit(`name: controls\ntasks:\n  - { id: slow, module: spin.wasm, map: { range: [0, 20] }, params: { ms: 2000 } }\n`);
+    const { id } = await submit(
+      `name: controls\ntasks:\n  - { id: slow, module: spin.wasm, map: { range: [0, 20] }, params: { ms: 2000 } }\n`,
+    );
     await page.goto(url(`#/runs/${id}`));
     await page.waitForSelector('#head button[data-action="pause"]:not([disabled])');
     await page.click('#head button[data-action="pause"]');
@@ -117,8 +127,13 @@ tasks:
     const { id } = await submit(dag);
     await page.goto(url(`#/runs/${id}`));
     const image = await page.waitForSelector('img[data-output="assemble"]', { timeout: 60_000 });
-    await page.waitForFunction((img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0, image);
-    expect(await image.evaluate((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight])).toEqual([192, 128]);
+    await page.waitForFunction(
+      (img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0,
+      image,
+    );
+    expect(
+      await image.evaluate((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight]),
+    ).toEqual([192, 128]);
     await page.screenshot({ path: join(ARTIFACTS, "status-mandelbrot.png"), fullPage: true });
   });
 

@@ -15,7 +15,9 @@ it("retries with back-off until the coordinator is up, then takes work", async (
   const port = await freePort();
   runner = startRunner({ coordinator: new URL(`http://127.0.0.1:${port}`), slots: 1, name: "early" });
   await runner.waitFor(/retry 3 in/, 20_000);
-  const attempts = runner.lines.filter((l) => /pool: coordinator http:\/\/127\.0\.0\.1:\d+ not reachable \(.*\); retry \d+ in [\d.]+s/.test(l));
+  const attempts = runner.lines.filter((l) =>
+    /pool: coordinator http:\/\/127\.0\.0\.1:\d+ not reachable \(.*\); retry \d+ in [\d.]+s/.test(l),
+  );
   const delays = attempts.map((l) => Number(/in ([\d.]+)s/.exec(l)![1]));
   expect(attempts.length).toBeGreaterThanOrEqual(3);
   expect(attempts.map((l) => Number(/retry (\d+)/.exec(l)![1]))).toEqual(attempts.map((_, i) => i + 1));
@@ -29,7 +31,9 @@ it("retries with back-off until the coordinator is up, then takes work", async (
   await cluster.start({ port });
   await runner.waitFor(/pool: connected to http:\/\/127\.0\.0\.1:\d+ after \d+ failed attempt/, 40_000);
   await cluster.upload("noop.wasm");
-  const run = await cluster.client.submit("name: after-reconnect\ntasks:\n  - { id: n, module: noop.wasm, map: { range: [0, 5] } }\n");
+  const run = await cluster.client.submit(
+    "name: after-reconnect\ntasks:\n  - { id: n, module: noop.wasm, map: { range: [0, 5] } }\n",
+  );
   expect((await cluster.client.wait(run.id)).status).toBe("succeeded");
   expect(runner.lines.filter((l) => /task n\[\d\] attempt 1: ok/.test(l))).toHaveLength(5);
 });

@@ -33,15 +33,19 @@ async function expectAllCorrect(id: string, count: number): Promise<RunView> {
   const run = await cluster.client.run(id);
   expect(run.status).toBe("succeeded");
   expect(run.tasks).toHaveLength(count);
-  for (const t of run.tasks!) {
-    expect(t.attempts.filter((a) => a.outcome === "succeeded"), t.id).toHaveLength(1);
+  for (const t of run.tasks) {
+    expect(
+      t.attempts.filter((a) => a.outcome === "succeeded"),
+      t.id,
+    ).toHaveLength(1);
     const out = JSON.parse(new TextDecoder().decode(await cluster.client.output(id, t.id)));
     expect(out).toEqual({ index: t.index, square: t.index! * t.index! });
   }
   return run;
 }
 
-const leasedTo = (run: RunView, name: string) => run.tasks!.filter((t) => t.state === "leased" && t.attempts.at(-1)?.runner_name === name);
+const leasedTo = (run: RunView, name: string) =>
+  run.tasks.filter((t) => t.state === "leased" && t.attempts.at(-1)?.runner_name === name);
 
 describe("runners that die", () => {
   it("kill -9 of a runner mid-task: the run succeeds on the other runner, every output correct", async () => {
@@ -52,9 +56,13 @@ describe("runners that die", () => {
     await doomed.stop("SIGKILL");
     await cluster.client.wait(id);
     const run = await expectAllCorrect(id, 200);
-    const lost = run.tasks!.flatMap((t) => t.attempts).filter((a) => a.runner_name === "doomed" && a.outcome === "lost");
+    const lost = run.tasks.flatMap((t) => t.attempts).filter((a) => a.runner_name === "doomed" && a.outcome === "lost");
     expect(lost.length).toBeGreaterThanOrEqual(1);
-    expect(run.tasks!.filter((t) => t.attempts.some((a) => a.runner_name === "doomed" && a.outcome === "lost")).every((t) => t.attempts.at(-1)!.runner_name === "survivor")).toBe(true);
+    expect(
+      run.tasks
+        .filter((t) => t.attempts.some((a) => a.runner_name === "doomed" && a.outcome === "lost"))
+        .every((t) => t.attempts.at(-1)!.runner_name === "survivor"),
+    ).toBe(true);
   });
 
   it("runners killed and restarted at random during a 500-task DAG: each task gets exactly one accepted result", async () => {
@@ -62,7 +70,7 @@ describe("runners that die", () => {
     const procs = new Map<string, Proc>(names.map((n) => [n, cluster.runner({ name: n })]));
     const { id } = await submit(spinDag("chaos", 500, 10));
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let kill = 0; kill < 6; kill++) {
       await sleep(300 + random() * 400);
       const name = names[Math.floor(random() * names.length)]!;
@@ -71,12 +79,14 @@ describe("runners that die", () => {
     }
     await cluster.client.wait(id);
     const run = await expectAllCorrect(id, 500);
-    expect(run.tasks!.flatMap((t) => t.attempts).filter((a) => a.outcome === "lost").length).toBeGreaterThanOrEqual(1);
+    expect(run.tasks.flatMap((t) => t.attempts).filter((a) => a.outcome === "lost").length).toBeGreaterThanOrEqual(1);
   });
 
   it("a frozen runner loses its lease; another runner finishes the task; its late result is ignored", async () => {
     const frozen = cluster.runner({ name: "frozen", slots: 1 });
-    const { id } = await submit(`name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1200 }, retries: 3 }\n`);
+    const { id } = await submit(
+      `name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1200 }, retries: 3 }\n`,
+    );
     await until(id, (r) => leasedTo(r, "frozen").length === 1);
     await sleep(1000); // freeze it late in the task, so that it finishes soon after it thaws
     frozen.signal("SIGSTOP");
@@ -89,13 +99,19 @@ describe("runners that die", () => {
     // Thawed, the frozen runner either finishes its attempt and sends the result, which the
     // coordinator ignores and notes, or hears first that the attempt is stale and stops it.
     const { line } = await frozen.waitForLine(/task slow attempt 1: (ok|cancelled)/, 10_000);
-    const run = line.includes(": ok") ? await until(id, (r) => Boolean(r.tasks![0]!.attempts[0]!.note), 10_000) : await cluster.client.run(id);
-    const [first, second, ...more] = run.tasks![0]!.attempts;
+    const run = line.includes(": ok")
+      ? await until(id, (r) => Boolean(r.tasks[0]!.attempts[0]!.note), 10_000)
+      : await cluster.client.run(id);
+    const [first, second, ...more] = run.tasks[0]!.attempts;
     expect(first).toMatchObject({ runner_name: "frozen", outcome: "lost", failure_kind: "lost" });
-    if (line.includes(": ok")) expect(first!.note).toMatch(/successful result arrived after the attempt had ended; ignored/);
+    if (line.includes(": ok"))
+      expect(first!.note).toMatch(/successful result arrived after the attempt had ended; ignored/);
     expect(second).toMatchObject({ runner_name: "thawed", outcome: "succeeded" });
     expect(more).toEqual([]);
-    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "slow")))).toEqual({ index: 0, square: 0 });
+    expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "slow")))).toEqual({
+      index: 0,
+      square: 0,
+    });
   });
 });
 
@@ -109,7 +125,7 @@ describe("a runner that is stopped", () => {
     runner.signal("SIGTERM");
     expect(await runner.exited).toBe(0);
     const run = await cluster.client.run(id);
-    const [slow, next] = run.tasks!;
+    const [slow, next] = run.tasks;
     expect(slow!.attempts).toEqual([expect.objectContaining({ runner_name: "drainer", outcome: "succeeded" })]);
     expect(next).toMatchObject({ state: "waiting", waiting: "no runner connected" });
     cluster.runner({ name: "after-drain", slots: 1 });
@@ -125,7 +141,7 @@ describe("a runner that is stopped", () => {
     expect(runner.lines.some((l) => /handed back 1 unfinished task/.test(l))).toBe(true);
     cluster.runner({ name: "taker", slots: 1 });
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
-    const [slow] = (await cluster.client.run(id)).tasks!;
+    const [slow] = (await cluster.client.run(id)).tasks;
     expect(slow!.attempts.map((a) => [a.runner_name, a.outcome])).toEqual([
       ["impatient", "returned"],
       ["taker", "succeeded"],
@@ -150,13 +166,35 @@ describe("runner reports", () => {
   it("GET /api/runners shows each runner's device report, slots and busy slots, refreshed every heartbeat", async () => {
     cluster.runner({ name: "reporter", slots: 1, labels: ["edge"] });
     await cluster.connected("reporter");
-    type View = { name: string; slots: number; busy: number; cores: number; memory: number; freeMemory: number; load: number | null; platform: string; arch: string; last_seen: number; node: string; labels: string[]; history: { at: number; load: number; freeMemory: number }[] };
-    const read = async () => (await cluster.client.json<{ runners: View[] }>("/api/runners")).runners.find((r) => r.name === "reporter")!;
+    type View = {
+      name: string;
+      slots: number;
+      busy: number;
+      cores: number;
+      memory: number;
+      freeMemory: number;
+      load: number | null;
+      platform: string;
+      arch: string;
+      last_seen: number;
+      node: string;
+      labels: string[];
+      history: { at: number; load: number; freeMemory: number }[];
+    };
+    const read = async () =>
+      (await cluster.client.json<{ runners: View[] }>("/api/runners")).runners.find((r) => r.name === "reporter")!;
     const { id } = await submit(`name: report\ntasks:\n  - { id: busy, module: spin.wasm, params: { ms: 3000 } }\n`);
     await until(id, (r) => leasedTo(r, "reporter").length === 1);
     await sleep(HEARTBEAT_MS);
     const first = await read();
-    expect(first).toMatchObject({ slots: 1, busy: 1, platform: process.platform, arch: process.arch, node: process.versions.node, labels: ["edge"] });
+    expect(first).toMatchObject({
+      slots: 1,
+      busy: 1,
+      platform: process.platform,
+      arch: process.arch,
+      node: process.versions.node,
+      labels: ["edge"],
+    });
     expect(first.cores).toBeGreaterThan(0);
     expect(first.freeMemory).toBeGreaterThan(0);
     expect(first.freeMemory).toBeLessThanOrEqual(first.memory);
@@ -183,7 +221,11 @@ describe("a coordinator that dies", () => {
     expect(before.status).toBe("running");
     const { port } = cluster.coordinator;
     await cluster.coordinator.stop("SIGKILL");
-    cluster.coordinator = await startCoordinator({ port, persistTo: `${cluster.dir}/state`, vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) } });
+    cluster.coordinator = await startCoordinator({
+      port,
+      persistTo: `${cluster.dir}/state`,
+      vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) },
+    });
     await cluster.client.wait(id);
     await expectAllCorrect(id, 200);
   });
@@ -197,15 +239,21 @@ describe("control", () => {
   };
 
   it("cancel stops every running attempt on the runners within 2 s and the run ends cancelled", async () => {
-    const runners = new Map([["k1", cluster.runner({ name: "k1" })], ["k2", cluster.runner({ name: "k2" })]]);
+    const runners = new Map([
+      ["k1", cluster.runner({ name: "k1" })],
+      ["k2", cluster.runner({ name: "k2" })],
+    ]);
     const { id } = await submit(spinDag("cancel-me", 40, 5000));
     const before = await until(id, (r) => (r.counts.leased ?? 0) === 4);
-    const running = before.tasks!.filter((t) => t.state === "leased");
+    const running = before.tasks.filter((t) => t.state === "leased");
     const t0 = Date.now();
     expect(await cluster.client.control(id, "cancel")).toEqual({ id, status: "cancelled" });
     for (const t of running) {
       const runner = runners.get(t.attempts.at(-1)!.runner_name)!;
-      const { at } = await runner.waitForLine(new RegExp(`task ${t.id.replace(/[[\]]/g, "\\$&")} attempt 1: cancelled after`), 10_000);
+      const { at } = await runner.waitForLine(
+        new RegExp(`task ${t.id.replace(/[[\]]/g, "\\$&")} attempt 1: cancelled after`),
+        10_000,
+      );
       expect(at - t0).toBeLessThan(2000);
     }
     const run = await cluster.client.run(id);
@@ -241,9 +289,11 @@ describe("control", () => {
 describe("retries", () => {
   it("a task that fails twice then succeeds ends succeeded with three attempts", async () => {
     cluster.runner({ name: "f1" });
-    const { id } = await submit(`name: flaky\ntasks:\n  - { id: flaky, module: flaky.wasm, params: { fail_times: 2 }, retries: 3, retry_delay: 100ms }\n`);
+    const { id } = await submit(
+      `name: flaky\ntasks:\n  - { id: flaky, module: flaky.wasm, params: { fail_times: 2 }, retries: 3, retry_delay: 100ms }\n`,
+    );
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
-    const [task] = (await cluster.client.run(id)).tasks!;
+    const [task] = (await cluster.client.run(id)).tasks;
     expect(task!.attempts.map((a) => a.outcome)).toEqual(["failed", "failed", "succeeded"]);
     expect(task!.attempts[0]!.stderr).toContain("failing attempt 1 on purpose");
     expect(JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "flaky")))).toEqual({ attempt: 3 });
@@ -258,7 +308,7 @@ tasks:
   - { id: last, module: init.wasm, depends_on: [next] }
 `);
     expect((await cluster.client.wait(id)).status).toBe("failed");
-    const tasks = new Map((await cluster.client.run(id)).tasks!.map((t) => [t.id, t]));
+    const tasks = new Map((await cluster.client.run(id)).tasks.map((t) => [t.id, t]));
     expect(tasks.get("never")!.state).toBe("failed");
     expect(tasks.get("never")!.attempts).toHaveLength(3);
     expect(tasks.get("next")!.state).toBe("skipped");

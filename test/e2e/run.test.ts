@@ -37,10 +37,11 @@ tasks:
     const aggregate = JSON.parse(new TextDecoder().decode(await cluster.client.output(run.id, "aggregate")));
     expect(aggregate).toEqual({ count: 24, messages: names.map((n) => `Hey, ${n}!`) });
     const view = await cluster.client.run(run.id);
-    const runnerNames = new Set(view.tasks!.flatMap((t) => t.attempts.map((a) => a.runner_name)));
+    const runnerNames = new Set(view.tasks.flatMap((t) => t.attempts.map((a) => a.runner_name)));
     expect(runnerNames).toEqual(new Set(["alpha", "beta"]));
-    expect(view.tasks!.filter((t) => t.state !== "succeeded" || t.attempts.length !== 1)).toEqual([]);
-    for (const runner of cluster.runners) expect(runner.lines.some((l) => /task greet\[\d+\] attempt 1: ok/.test(l))).toBe(true);
+    expect(view.tasks.filter((t) => t.state !== "succeeded" || t.attempts.length !== 1)).toEqual([]);
+    for (const runner of cluster.runners)
+      expect(runner.lines.some((l) => /task greet\[\d+\] attempt 1: ok/.test(l))).toBe(true);
   });
 
   it("ends a run failed with the reason and stderr tail of a non-zero exit and of a trap", async () => {
@@ -53,7 +54,7 @@ tasks:
 `);
     const final = await cluster.client.wait(run.id);
     expect(final.status).toBe("failed");
-    const tasks = new Map((await cluster.client.run(run.id)).tasks!.map((t) => [t.id, t]));
+    const tasks = new Map((await cluster.client.run(run.id)).tasks.map((t) => [t.id, t]));
     const quits = tasks.get("quits")!;
     expect(quits.state).toBe("failed");
     expect(quits.attempts).toHaveLength(2);
@@ -82,7 +83,13 @@ describe("the distro CLI", () => {
   });
 
   it("exits 1 when the run fails and names the failed task", async () => {
-    const { code, err } = await distro("submit", "test/e2e/fixtures/fails.yaml", "--wait", "--modules", "wasm_tasks/build");
+    const { code, err } = await distro(
+      "submit",
+      "test/e2e/fixtures/fails.yaml",
+      "--wait",
+      "--modules",
+      "wasm_tasks/build",
+    );
     expect(code).toBe(1);
     expect(err).toMatch(/task boom failed after 1 attempt\(s\): exit: exited with code 4/);
   });

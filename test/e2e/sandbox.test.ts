@@ -10,7 +10,14 @@ let runner: Proc;
 beforeAll(async () => {
   await cluster.start();
   runner = cluster.runner({ name: "sandbox", slots: 1 });
-  await cluster.upload("fixtures/infinite-loop.wasm", "fixtures/memory-bomb.wasm", "fixtures/trap.wasm", "fixtures/exit-3.wasm", "blob.wasm", "noop.wasm");
+  await cluster.upload(
+    "fixtures/infinite-loop.wasm",
+    "fixtures/memory-bomb.wasm",
+    "fixtures/trap.wasm",
+    "fixtures/exit-3.wasm",
+    "blob.wasm",
+    "noop.wasm",
+  );
   await cluster.connected("sandbox");
 });
 afterAll(() => cluster.stop());
@@ -27,10 +34,14 @@ tasks:
   - { id: quits, module: exit-3.wasm }
 `);
   expect((await cluster.client.wait(id)).status).toBe("failed");
-  const failures = Object.fromEntries((await cluster.client.run(id)).tasks!.map((t) => [t.id, t.attempts.map((a) => [a.failure_kind, a.error])]));
+  const failures = Object.fromEntries(
+    (await cluster.client.run(id)).tasks.map((t) => [t.id, t.attempts.map((a) => [a.failure_kind, a.error])]),
+  );
   expect(failures).toEqual({
     loop: [["timeout", "the task exceeded its timeout of 1000 ms; its thread was terminated"]],
-    bomb: [["memory", expect.stringMatching(/^the task reached its memory limit of 16777216 bytes \(trap: unreachable/)]],
+    bomb: [
+      ["memory", expect.stringMatching(/^the task reached its memory limit of 16777216 bytes \(trap: unreachable/)],
+    ],
     trap: [["trap", expect.stringMatching(/unreachable/)]],
     flood: [["output", "output exceeds the limit of 16777216 bytes"]],
     quits: [["exit", "exited with code 3"]],
@@ -49,7 +60,11 @@ it("refuses a module with a forbidden import at upload, naming the import", asyn
   const res = await fetch(new URL("/api/modules/forbidden.wasm", cluster.coordinator.url), {
     method: "PUT",
     headers: { Authorization: "Bearer dev-api-token" },
-    body: new Uint8Array(await import("node:fs").then((fs) => fs.readFileSync(new URL("../../wasm_tasks/build/fixtures/forbidden-import.wasm", import.meta.url)))),
+    body: new Uint8Array(
+      await import("node:fs").then((fs) =>
+        fs.readFileSync(new URL("../../wasm_tasks/build/fixtures/forbidden-import.wasm", import.meta.url)),
+      ),
+    ),
   });
   expect(res.status).toBe(400);
   expect(JSON.stringify(await res.json())).toContain(`import \\"env\\".\\"open_socket\\" is outside WASI preview1`);

@@ -35,9 +35,22 @@ describe("slots follow free RAM", () => {
   it("rise and fall with the injected free-RAM reading, without losing a running task", async () => {
     const config = resolveConfig(
       [
-        "--coordinator", cluster.coordinator.url.toString(), "--token", DEV_TOKENS.runner, "--name", "elastic",
-        "--slots", "auto", "--ram-per-slot", "128MiB", "--reserve-ram", "512MiB",
-        "--cache-dir", join(cluster.dir, "cache-elastic"), "--config-dir", join(cluster.dir, "config-elastic"),
+        "--coordinator",
+        cluster.coordinator.url.toString(),
+        "--token",
+        DEV_TOKENS.runner,
+        "--name",
+        "elastic",
+        "--slots",
+        "auto",
+        "--ram-per-slot",
+        "128MiB",
+        "--reserve-ram",
+        "512MiB",
+        "--cache-dir",
+        join(cluster.dir, "cache-elastic"),
+        "--config-dir",
+        join(cluster.dir, "config-elastic"),
       ],
       {},
     ) as RunnerConfig;
@@ -48,7 +61,11 @@ describe("slots follow free RAM", () => {
     };
     const lines: string[] = [];
     const log = consoleLogger({ verbose: false, json: true }, (l) => lines.push(l));
-    const created = await createRunner(config, device, { log, sampleMs: 100, threadUrl: new URL("../../dist/runner/executor/thread.js", import.meta.url) });
+    const created = await createRunner(config, device, {
+      log,
+      sampleMs: 100,
+      threadUrl: new URL("../../dist/runner/executor/thread.js", import.meta.url),
+    });
     runner = created.runner;
     runner.start();
 
@@ -88,16 +105,23 @@ tasks:
     const run = await cluster.until(id, (r) => r.status !== "running" && r.status !== "queued", 60_000);
     expect(run.status).toBe("succeeded");
     // Nothing that ran was lost or stopped: every task has exactly one attempt that ran, and it succeeded.
-    for (const t of run.tasks!) {
+    for (const t of run.tasks) {
       const ran = t.attempts.filter((a) => a.outcome !== "returned");
-      expect(ran.map((a) => a.outcome), t.id).toEqual(["succeeded"]);
+      expect(
+        ran.map((a) => a.outcome),
+        t.id,
+      ).toEqual(["succeeded"]);
     }
-    const slotEvents = lines.map((l) => JSON.parse(l) as { event?: string; from?: number; to?: number; running?: number }).filter((e) => e.event === "slots");
+    const slotEvents = lines
+      .map((l) => JSON.parse(l) as { event?: string; from?: number; to?: number; running?: number })
+      .filter((e) => e.event === "slots");
     expect(slotEvents.some((e) => e.from! < e.to! && e.to === 4)).toBe(true);
     // It shrank to one slot with more tasks than that running, and those tasks finished (above).
     expect(slotEvents.some((e) => e.from! > e.to! && e.to === 1 && e.running! > 1)).toBe(true);
     expect(Math.max(...seen.map((r) => r.busy))).toBe(4);
-    const taskEvents = lines.map((l) => JSON.parse(l) as { event?: string; outcome?: string; slot?: string }).filter((e) => e.event === "task");
+    const taskEvents = lines
+      .map((l) => JSON.parse(l) as { event?: string; outcome?: string; slot?: string })
+      .filter((e) => e.event === "task");
     expect(taskEvents.every((e) => e.outcome === "ok")).toBe(true);
     expect(new Set(taskEvents.map((e) => e.slot!.replace(/^.*-(\d+)$/, "$1")))).toEqual(new Set(["1", "2", "3", "4"]));
   });

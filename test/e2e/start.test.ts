@@ -10,7 +10,14 @@ afterAll(() => start?.stop("SIGKILL"));
 it("npm start prints the aggregate output and the status URL within 90 s, and Ctrl-C stops it cleanly", async () => {
   const port = await freePort();
   const t0 = Date.now();
-  start = new Proc(spawn("npm", ["start"], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PORT: String(port) } }));
+  start = new Proc(
+    spawn("npm", ["start"], {
+      cwd: ROOT,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PORT: String(port) },
+    }),
+  );
   await start.waitFor(/Serving until Ctrl-C/, 90_000);
   expect(Date.now() - t0).toBeLessThan(90_000);
   expect(start.lines).toContain(`aggregate: {"count":3,"messages":["Hello, Alice!","Hello, Bob!","Hello, Carol!"]}`);

@@ -27,12 +27,23 @@ const name = (s: string) => [...leb(enc.encode(s).length), ...enc.encode(s)];
 const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
 const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
 
-export function wasmModule({ imports = [["wasi_snapshot_preview1", "fd_write"]], exportStart = true, exportMemory = true }: ModuleShape = {}): Uint8Array<ArrayBuffer> {
+export function wasmModule({
+  imports = [["wasi_snapshot_preview1", "fd_write"]],
+  exportStart = true,
+  exportMemory = true,
+}: ModuleShape = {}): Uint8Array<ArrayBuffer> {
   const exports: number[][] = [];
   if (exportStart) exports.push([...name("_start"), 0x00, ...leb(imports.length)]);
   if (exportMemory) exports.push([...name("memory"), 0x02, 0x00]);
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec([[0x60, 0x00, 0x00]])),
     ...section(2, vec(imports.map(([m, n]) => [...name(m), ...name(n), 0x00, 0x00]))),
     ...section(3, vec([[0x00]])),

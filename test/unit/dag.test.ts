@@ -26,8 +26,23 @@ tasks:
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const [first, last] = result.plan.nodes;
-    expect(first).toMatchObject({ id: "first", instances: 3, range: [10, 13], args: ["3", "{{item}}"], env: { LEVEL: "2" }, retries: 1, timeoutMs: 120_000, memoryBytes: 64 * 1024 ** 2 });
-    expect(last).toMatchObject({ id: "last", deps: ["first"], instances: null, params: { shared: 1, over: "task" }, timeoutMs: 500 });
+    expect(first).toMatchObject({
+      id: "first",
+      instances: 3,
+      range: [10, 13],
+      args: ["3", "{{item}}"],
+      env: { LEVEL: "2" },
+      retries: 1,
+      timeoutMs: 120_000,
+      memoryBytes: 64 * 1024 ** 2,
+    });
+    expect(last).toMatchObject({
+      id: "last",
+      deps: ["first"],
+      instances: null,
+      params: { shared: 1, over: "task" },
+      timeoutMs: 500,
+    });
   });
 
   it("reports every schema problem with its location, not only the first", () => {
@@ -76,7 +91,12 @@ describe("units", () => {
 
 describe("task ABI helpers", () => {
   it("substitutes index, item and params (nested, non-string as JSON)", () => {
-    expect(substitute("{{index}}:{{item}}:{{ params.a.b }}:{{params.o}}:{{params.none}}", 2, "x", { a: { b: 5 }, o: { k: [1] } })).toBe(`2:x:5:{"k":[1]}:`);
+    expect(
+      substitute("{{index}}:{{item}}:{{ params.a.b }}:{{params.o}}:{{params.none}}", 2, "x", {
+        a: { b: 5 },
+        o: { k: [1] },
+      }),
+    ).toBe(`2:x:5:{"k":[1]}:`);
   });
 
   it("shows JSON outputs as JSON and other bytes as base64", () => {
@@ -85,8 +105,36 @@ describe("task ABI helpers", () => {
   });
 
   it("builds the envelope with item and index only for mapped instances", () => {
-    const node = { id: "t", module: "m", deps: [], instances: 2, items: ["a", "b"], args: [], env: {}, params: { p: 1 }, retries: 0, retryDelayMs: 0, retryDelayMaxMs: 0, timeoutMs: 1, memoryBytes: 1, priority: 0, cache: false };
-    expect(JSON.parse(envelope(node, 1, { d: 3 }, 2))).toEqual({ task: "t[1]", attempt: 2, params: { p: 1 }, inputs: { d: 3 }, item: "b", index: 1 });
-    expect(JSON.parse(envelope({ ...node, instances: null }, null, {}, 1))).toEqual({ task: "t", attempt: 1, params: { p: 1 }, inputs: {} });
+    const node = {
+      id: "t",
+      module: "m",
+      deps: [],
+      instances: 2,
+      items: ["a", "b"],
+      args: [],
+      env: {},
+      params: { p: 1 },
+      retries: 0,
+      retryDelayMs: 0,
+      retryDelayMaxMs: 0,
+      timeoutMs: 1,
+      memoryBytes: 1,
+      priority: 0,
+      cache: false,
+    };
+    expect(JSON.parse(envelope(node, 1, { d: 3 }, 2))).toEqual({
+      task: "t[1]",
+      attempt: 2,
+      params: { p: 1 },
+      inputs: { d: 3 },
+      item: "b",
+      index: 1,
+    });
+    expect(JSON.parse(envelope({ ...node, instances: null }, null, {}, 1))).toEqual({
+      task: "t",
+      attempt: 1,
+      params: { p: 1 },
+      inputs: {},
+    });
   });
 });

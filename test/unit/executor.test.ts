@@ -41,9 +41,13 @@ describe("ThreadPool with real modules", () => {
   });
 
   it("passes args to the task (greet) and reads the envelope's inputs", async () => {
-    const stdin = new TextEncoder().encode(JSON.stringify({ task: "greet[0]", params: {}, inputs: { init: { greeting: "Hi" } }, item: "Zed", index: 0 }));
+    const stdin = new TextEncoder().encode(
+      JSON.stringify({ task: "greet[0]", params: {}, inputs: { init: { greeting: "Hi" } }, item: "Zed", index: 0 }),
+    );
     const outcome = await pool.run(await job("greet.wasm", { args: ["greet[0]", "Ana"], stdin }));
-    expect(outcome.type === "exit" && new TextDecoder().decode(outcome.stdout)).toBe(`{"name":"Ana","message":"Hi, Ana!"}`);
+    expect(outcome.type === "exit" && new TextDecoder().decode(outcome.stdout)).toBe(
+      `{"name":"Ana","message":"Hi, Ana!"}`,
+    );
   });
 
   it("reports a non-zero exit code with the stderr tail", async () => {
@@ -79,13 +83,20 @@ describe("resizing", () => {
     try {
       sized.resize(3);
       expect(sized.size).toBe(3);
-      const spin = (index: number) => job("spin.wasm", { stdin: new TextEncoder().encode(JSON.stringify({ task: "s", index, params: { ms: 400 }, inputs: {} })) });
+      const spin = (index: number) =>
+        job("spin.wasm", {
+          stdin: new TextEncoder().encode(JSON.stringify({ task: "s", index, params: { ms: 400 }, inputs: {} })),
+        });
       const jobs = await Promise.all([0, 1, 2].map(spin));
       const pending = jobs.map((j) => sized.run(j));
       expect(sized.busy).toBe(3); // side by side, none queued
       const runs = await Promise.all(pending);
       sized.resize(1);
-      expect(runs.map((o) => o.type === "exit" && new TextDecoder().decode(o.stdout))).toEqual(['{"index":0,"square":0}', '{"index":1,"square":1}', '{"index":2,"square":4}']);
+      expect(runs.map((o) => o.type === "exit" && new TextDecoder().decode(o.stdout))).toEqual([
+        '{"index":0,"square":0}',
+        '{"index":1,"square":1}',
+        '{"index":2,"square":4}',
+      ]);
       expect(sized.size).toBe(1);
 
       const two = await Promise.all([0, 1].map(spin));
@@ -102,19 +113,40 @@ describe("resizing", () => {
 });
 
 describe("memory limit", () => {
-  const assignment = { task: "bomb", attempt: 1, module: "0".repeat(64), args: [], env: {}, stdin: "", refs: [], timeoutMs: 10_000, maxOutputBytes: 1 << 20, inlineOutputBytes: 1 << 18 };
+  const assignment = {
+    task: "bomb",
+    attempt: 1,
+    module: "0".repeat(64),
+    args: [],
+    env: {},
+    stdin: "",
+    refs: [],
+    timeoutMs: 10_000,
+    maxOutputBytes: 1 << 20,
+    inlineOutputBytes: 1 << 18,
+  };
 
   it("caps a module's memory: a memory bomb fails as `memory`, not by taking the machine's RAM", async () => {
     const limit = 8 * 1024 * 1024;
-    const module = await WebAssembly.compile(limitMemory(bytes("fixtures/memory-bomb.wasm"), limit) as Uint8Array<ArrayBuffer>);
+    const module = await WebAssembly.compile(
+      limitMemory(bytes("fixtures/memory-bomb.wasm"), limit) as Uint8Array<ArrayBuffer>,
+    );
     const outcome = await pool.run({ ...(await job("noop.wasm")), module });
     expect(outcome).toMatchObject({ type: "error", kind: "trap", memoryBytes: limit });
-    expect(toResult({ ...assignment, memoryBytes: limit }, outcome, 1).failure).toMatchObject({ kind: "memory", retryable: false, message: expect.stringMatching(/memory limit of 8388608 bytes/) });
+    expect(toResult({ ...assignment, memoryBytes: limit }, outcome, 1).failure).toMatchObject({
+      kind: "memory",
+      retryable: false,
+      message: expect.stringMatching(/memory limit of 8388608 bytes/),
+    });
   });
 
   it("leaves a module that fits alone, and refuses one that needs more than the limit to start", async () => {
     const module = await WebAssembly.compile(limitMemory(bytes("greet.wasm"), 64 << 20) as Uint8Array<ArrayBuffer>);
-    const outcome = await pool.run({ ...(await job("greet.wasm")), module, stdin: new TextEncoder().encode(`{"inputs":{}}`) });
+    const outcome = await pool.run({
+      ...(await job("greet.wasm")),
+      module,
+      stdin: new TextEncoder().encode(`{"inputs":{}}`),
+    });
     expect(outcome).toMatchObject({ type: "exit", code: 0 });
     expect(toResult({ ...assignment, memoryBytes: 64 << 20 }, outcome, 1).ok).toBe(true);
     expect(inspectModule(limitMemory(wasmModule(), 1 << 20)).exports.map((e) => e.name)).toEqual(["_start", "memory"]);
@@ -124,7 +156,8 @@ describe("memory limit", () => {
 
 describe("module check", () => {
   it("accepts the example tasks and names a forbidden import", () => {
-    for (const name of ["init.wasm", "greet.wasm", "aggregate.wasm", "noop.wasm"]) expect(checkTaskModule(bytes(name)), name).toEqual([]);
+    for (const name of ["init.wasm", "greet.wasm", "aggregate.wasm", "noop.wasm"])
+      expect(checkTaskModule(bytes(name)), name).toEqual([]);
     expect(checkTaskModule(bytes("fixtures/forbidden-import.wasm"))).toEqual([
       `import "env"."open_socket" is outside WASI preview1; tasks may import only wasi_snapshot_preview1`,
     ]);
@@ -136,7 +169,9 @@ describe("module check", () => {
     const forbidden = bytes("fixtures/forbidden-import.wasm");
     const cache = new ModuleCache(dir, async () => new Uint8Array(forbidden));
     const sha = createHash("sha256").update(forbidden).digest("hex");
-    await expect(cache.get(sha, 1 << 20)).rejects.toMatchObject({ failure: { kind: "bad_module", retryable: false, message: expect.stringContaining(`"env"."open_socket"`) } });
+    await expect(cache.get(sha, 1 << 20)).rejects.toMatchObject({
+      failure: { kind: "bad_module", retryable: false, message: expect.stringContaining(`"env"."open_socket"`) },
+    });
   });
 
   it("explains truncated and non-wasm bytes instead of throwing", () => {

@@ -25,7 +25,14 @@ function started(yaml: string): MemoryStore {
 /** Tasks sent to `runner` so far: in these tests every dispatch reaches the runner at once. */
 const sent = (store: MemoryStore, runner: string) => store.runner(runner)?.sent ?? 0;
 const dispatched = (effects: Effect[]) => effects.flatMap((e) => (e.type === "dispatch" ? e.tasks : []));
-const ok = (a: Assignment, output: string): TaskResult => ({ task: a.task, attempt: a.attempt, ok: true, output: Buffer.from(output).toString("base64"), stderr: "", durationMs: 1 });
+const ok = (a: Assignment, output: string): TaskResult => ({
+  task: a.task,
+  attempt: a.attempt,
+  ok: true,
+  output: Buffer.from(output).toString("base64"),
+  stderr: "",
+  durationMs: 1,
+});
 const failed = (a: Assignment, retryable = true): TaskResult => ({
   task: a.task,
   attempt: a.attempt,
@@ -68,11 +75,21 @@ tasks:
       ],
     });
     // A runner without a device report takes no constrained task either.
-    expect(dispatched(transition(store, { type: "attach", runner: "bare", name: "bare", want: 5, holding: [] }, 2))).toEqual([]);
+    expect(
+      dispatched(transition(store, { type: "attach", runner: "bare", name: "bare", want: 5, holding: [] }, 2)),
+    ).toEqual([]);
     const gpu = { ...cpu, labels: ["gpu"] };
-    expect(dispatched(transition(store, { type: "attach", runner: "gpu", name: "gpu", want: 5, holding: [] , caps: gpu }, 3)).map((a) => a.task)).toEqual(["render"]);
+    expect(
+      dispatched(
+        transition(store, { type: "attach", runner: "gpu", name: "gpu", want: 5, holding: [], caps: gpu }, 3),
+      ).map((a) => a.task),
+    ).toEqual(["render"]);
     const phone = { ...cpu, memory: 512 * 1024 ** 2, arch: "arm64", platform: "android" };
-    const last = transition(store, { type: "attach", runner: "phone", name: "phone", want: 5, holding: [], caps: phone }, 4);
+    const last = transition(
+      store,
+      { type: "attach", runner: "phone", name: "phone", want: 5, holding: [], caps: phone },
+      4,
+    );
     expect(dispatched(last).map((a) => a.task)).toEqual(["arm"]);
     expect(last).toContainEqual({ type: "demand", classes: [] });
   });
@@ -85,12 +102,34 @@ tasks:
   - { id: c, module: m, depends_on: [b, a] }
 `);
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1));
-    const bs = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2, received: sent(store, "r") }, 2));
+    const bs = dispatched(
+      transition(
+        store,
+        { type: "results", runner: "r", results: [ok(a!, `{"n":1}`)], want: 2, received: sent(store, "r") },
+        2,
+      ),
+    );
     expect(bs.map((x) => x.task)).toEqual(["b[0]", "b[1]"]);
     expect(JSON.parse(bs[1]!.stdin)).toMatchObject({ inputs: { a: { n: 1 } }, item: "q", index: 1 });
-    const [c] = dispatched(transition(store, { type: "results", runner: "r", results: [ok(bs[1]!, `"Q"`), ok(bs[0]!, `"P"`)], want: 2, received: sent(store, "r") }, 3));
+    const [c] = dispatched(
+      transition(
+        store,
+        {
+          type: "results",
+          runner: "r",
+          results: [ok(bs[1]!, `"Q"`), ok(bs[0]!, `"P"`)],
+          want: 2,
+          received: sent(store, "r"),
+        },
+        3,
+      ),
+    );
     expect(JSON.parse(c!.stdin).inputs).toEqual({ b: ["P", "Q"], a: { n: 1 } });
-    const end = transition(store, { type: "results", runner: "r", results: [ok(c!, "1")], want: 2, received: sent(store, "r") }, 4);
+    const end = transition(
+      store,
+      { type: "results", runner: "r", results: [ok(c!, "1")], want: 2, received: sent(store, "r") },
+      4,
+    );
     expect(end).toContainEqual({ type: "finished", status: "succeeded" });
   });
 
@@ -102,16 +141,26 @@ tasks:
   - { id: c, module: m, depends_on: [b] }
   - { id: free, module: m }
 `);
-    let [first, other] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1));
+    const [first, other] = dispatched(
+      transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1),
+    );
     expect(first!.task).toBe("a");
-    let effects = transition(store, { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1, received: sent(store, "r") }, 2);
+    let effects = transition(
+      store,
+      { type: "results", runner: "r", results: [failed(first!), ok(other!, "1")], want: 1, received: sent(store, "r") },
+      2,
+    );
     expect(dispatched(effects)).toEqual([]);
     expect(store.task("a")!.state).toBe("backoff");
     expect(store.nextDeadline()).toBe(1002);
     expect(dispatched(transition(store, { type: "tick" }, 1001))).toEqual([]);
     const [retry] = dispatched(transition(store, { type: "tick" }, 1002));
     expect(retry).toMatchObject({ task: "a", attempt: 2 });
-    effects = transition(store, { type: "results", runner: "r", results: [failed(retry!)], want: 1, received: sent(store, "r") }, 1003);
+    effects = transition(
+      store,
+      { type: "results", runner: "r", results: [failed(retry!)], want: 1, received: sent(store, "r") },
+      1003,
+    );
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.task("a")!.state).toBe("failed");
     expect(store.task("b")!.state).toBe("skipped");
@@ -122,7 +171,11 @@ tasks:
   it("does not retry a failure marked not retryable", () => {
     const store = started(`tasks: [{ id: a, module: m, retries: 5 }]`);
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
-    const effects = transition(store, { type: "results", runner: "r", results: [failed(a!, false)], want: 1, received: sent(store, "r") }, 2);
+    const effects = transition(
+      store,
+      { type: "results", runner: "r", results: [failed(a!, false)], want: 1, received: sent(store, "r") },
+      2,
+    );
     expect(effects).toContainEqual({ type: "finished", status: "failed" });
     expect(store.attempts).toHaveLength(1);
   });
@@ -133,9 +186,29 @@ tasks:
     transition(store, { type: "attach", runner: "r2", name: "r2", want: 1, holding: [] }, 1);
     const lease = store.task("a")!;
     const stranger = lease.runner === "r1" ? "r2" : "r1";
-    transition(store, { type: "results", runner: stranger, results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }], want: 1, received: sent(store, stranger) }, 2);
+    transition(
+      store,
+      {
+        type: "results",
+        runner: stranger,
+        results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }],
+        want: 1,
+        received: sent(store, stranger),
+      },
+      2,
+    );
     expect(store.task("a")!.state).toBe("leased");
-    transition(store, { type: "results", runner: lease.runner!, results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }], want: 1, received: sent(store, lease.runner!) }, 2);
+    transition(
+      store,
+      {
+        type: "results",
+        runner: lease.runner!,
+        results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }],
+        want: 1,
+        received: sent(store, lease.runner!),
+      },
+      2,
+    );
     expect(store.task("a")!.state).toBe("leased");
   });
 
@@ -151,12 +224,16 @@ tasks:
   });
 
   it("discounts tasks still in flight when a runner's want crosses a dispatch", () => {
-    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }, { id: c, module: m }, { id: d, module: m }]`);
+    const store = started(
+      `tasks: [{ id: a, module: m }, { id: b, module: m }, { id: c, module: m }, { id: d, module: m }]`,
+    );
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
     // The runner grants one more before it has seen `a`: only one new task may go out, not two.
     const more = dispatched(transition(store, { type: "want", runner: "r", want: 1, received: 0 }, 2));
     expect(more).toHaveLength(0);
-    const after = dispatched(transition(store, { type: "results", runner: "r", results: [ok(a!, "1")], want: 2, received: 1 }, 3));
+    const after = dispatched(
+      transition(store, { type: "results", runner: "r", results: [ok(a!, "1")], want: 2, received: 1 }, 3),
+    );
     expect(after.map((x) => x.task)).toEqual(["b", "c"]);
   });
 
@@ -171,7 +248,17 @@ tasks:
     expect(dispatched(effects)).toEqual([expect.objectContaining({ task: "a", attempt: 2 })]);
     expect(store.attempts[0]).toMatchObject({ runner: "frozen", outcome: "lost", failure: { kind: "lost" } });
     // The frozen runner's late result is ignored, and the history says so.
-    transition(store, { type: "results", runner: "frozen", results: [ok({ task: "a", attempt: 1 } as Assignment, "late")], want: 1, received: 1 }, 26_000);
+    transition(
+      store,
+      {
+        type: "results",
+        runner: "frozen",
+        results: [ok({ task: "a", attempt: 1 } as Assignment, "late")],
+        want: 1,
+        received: 1,
+      },
+      26_000,
+    );
     expect(store.task("a")).toMatchObject({ state: "leased", attempt: 2, runner: "other" });
     expect(store.attempts[0]!.note).toMatch(/arrived after the attempt had ended; ignored/);
   });
@@ -185,7 +272,21 @@ tasks:
     // r closed normally on another path for b: b was re-queued and not handed out yet.
     store.updateTask("b", { state: "ready", runner: null, failures: 1 });
     // r comes back holding a (still its own), b (re-queued), and an old attempt of c.
-    const effects = transition(store, { type: "attach", runner: "r", name: "r", want: 0, holding: [{ task: "a", attempt: 1 }, { task: "b", attempt: 1 }, { task: "c", attempt: 9 }] }, 20);
+    const effects = transition(
+      store,
+      {
+        type: "attach",
+        runner: "r",
+        name: "r",
+        want: 0,
+        holding: [
+          { task: "a", attempt: 1 },
+          { task: "b", attempt: 1 },
+          { task: "c", attempt: 9 },
+        ],
+      },
+      20,
+    );
     expect(store.task("a")).toMatchObject({ state: "leased", runner: "r", attempt: 1 });
     expect(store.task("b")).toMatchObject({ state: "leased", runner: "r", attempt: 1, failures: 0 });
     expect(effects).toContainEqual({ type: "cancel", runner: "r", tasks: [{ task: "c", attempt: 9 }] });
@@ -201,13 +302,18 @@ tasks:
     expect(effects).toContainEqual({ type: "finished", status: "cancelled" });
     expect(store.counts()).toMatchObject({ cancelled: 3, leased: 0, ready: 0, blocked: 0 });
     expect(store.nextDeadline()).toBeNull();
-    expect(() => transition(store, { type: "control", action: "cancel" }, 6)).toThrow(/run is cancelled: cannot handle "cancel"/);
+    expect(() => transition(store, { type: "control", action: "cancel" }, 6)).toThrow(
+      /run is cancelled: cannot handle "cancel"/,
+    );
   });
 
   it("pauses: running attempts finish, nothing new goes out until resume", () => {
     const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m }]`);
     const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 0));
-    expect(transition(store, { type: "control", action: "pause" }, 1)).toContainEqual({ type: "status", status: "paused" });
+    expect(transition(store, { type: "control", action: "pause" }, 1)).toContainEqual({
+      type: "status",
+      status: "paused",
+    });
     const during = transition(store, { type: "results", runner: "r", results: [ok(a!, "1")], want: 1, received: 1 }, 2);
     expect(dispatched(during)).toEqual([]);
     expect(store.task("a")!.state).toBe("succeeded");
@@ -217,14 +323,20 @@ tasks:
   });
 
   it("asks the cache before a task is ready: a hit succeeds without dispatch, a miss runs and is filed", () => {
-    const store = started(`tasks: [{ id: a, module: m }, { id: b, module: m, depends_on: [a] }, { id: c, module: m, depends_on: [a], cache: false }]`);
+    const store = started(
+      `tasks: [{ id: a, module: m }, { id: b, module: m, depends_on: [a] }, { id: c, module: m, depends_on: [a], cache: false }]`,
+    );
     expect(store.task("a")!.state).toBe("lookup");
     const attached = transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1);
     expect(dispatched(attached)).toEqual([]);
     expect(attached).toContainEqual({ type: "lookup" });
     const material = cacheMaterial(store, store.task("a")!);
     expect(JSON.parse(material)[3]).toContain(`"attempt":0`);
-    const hit = transition(store, { type: "looked_up", hits: [{ task: "a", output: new TextEncoder().encode(`{"v":1}`) }], misses: [] }, 2);
+    const hit = transition(
+      store,
+      { type: "looked_up", hits: [{ task: "a", output: new TextEncoder().encode(`{"v":1}`) }], misses: [] },
+      2,
+    );
     expect(store.task("a")).toMatchObject({ state: "succeeded", attempt: 1 });
     expect(store.attempts[0]).toMatchObject({ runner: "cache", outcome: "cached" });
     // b waits for the cache, c (cache: false) is dispatched at once with a's cached output.
@@ -233,20 +345,34 @@ tasks:
     const miss = transition(store, { type: "looked_up", hits: [], misses: [{ task: "b", key: "k-b" }] }, 3);
     const [b] = dispatched(miss);
     expect(b!.task).toBe("b");
-    const done = transition(store, { type: "results", runner: "r", results: [ok(b!, "2")], want: 2, received: sent(store, "r") }, 4);
+    const done = transition(
+      store,
+      { type: "results", runner: "r", results: [ok(b!, "2")], want: 2, received: sent(store, "r") },
+      4,
+    );
     expect(done).toContainEqual({ type: "cache", entries: [{ key: "k-b", task: "b" }] });
   });
 
   it("refuses to start twice, naming the status", () => {
     const store = started(`tasks: [{ id: a, module: m }]`);
-    expect(() => transition(store, { type: "start", plan: plan(`tasks: [{ id: a, module: m }]`) }, 1)).toThrow(IllegalTransition);
-    expect(() => transition(store, { type: "want", runner: "ghost", want: 1, received: 0 }, 1)).toThrow(/run is queued: cannot handle "want"/);
+    expect(() => transition(store, { type: "start", plan: plan(`tasks: [{ id: a, module: m }]`) }, 1)).toThrow(
+      IllegalTransition,
+    );
+    expect(() => transition(store, { type: "want", runner: "ghost", want: 1, received: 0 }, 1)).toThrow(
+      /run is queued: cannot handle "want"/,
+    );
   });
 });
 
 describe("property: random DAGs, runners and failures", () => {
   const dagArb = fc
-    .array(fc.record({ deps: fc.array(fc.nat(), { maxLength: 3 }), map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }), { minLength: 1, maxLength: 12 })
+    .array(
+      fc.record({
+        deps: fc.array(fc.nat(), { maxLength: 3 }),
+        map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      }),
+      { minLength: 1, maxLength: 12 },
+    )
     .map((nodes) =>
       nodes.map((n, i) => ({
         id: `t${i}`,
@@ -259,7 +385,10 @@ describe("property: random DAGs, runners and failures", () => {
     fc.assert(
       fc.property(dagArb, fc.array(fc.nat(), { minLength: 200, maxLength: 200 }), (nodes, dice) => {
         const yaml = `tasks:\n${nodes
-          .map((n) => `  - { id: ${n.id}, module: m, retries: 3, retry_delay: 0, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`)
+          .map(
+            (n) =>
+              `  - { id: ${n.id}, module: m, retries: 3, retry_delay: 0, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`,
+          )
           .join("\n")}\n`;
         const store = started(yaml);
         let roll = 0;
@@ -268,9 +397,11 @@ describe("property: random DAGs, runners and failures", () => {
         const succeededAt = new Map<string, number>();
         let clock = 0;
         const take = (effects: Effect[]) => {
-          for (const e of effects) if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
+          for (const e of effects)
+            if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
         };
-        for (const r of ["r1", "r2", "r3"]) take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [] }, clock++));
+        for (const r of ["r1", "r2", "r3"])
+          take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [] }, clock++));
         let finished: string | undefined;
         for (let steps = 0; inflight.length > 0 && steps < 10_000; steps++) {
           const { runner, a } = inflight.splice(die() % inflight.length, 1)[0]!;
@@ -285,7 +416,11 @@ describe("property: random DAGs, runners and failures", () => {
           }
           // The first attempt of a task fails one time in four; retries always succeed.
           const result = a.attempt === 1 && die() % 4 === 0 ? failed(a) : ok(a, JSON.stringify(a.task));
-          const effects = transition(store, { type: "results", runner, results: [result], want: 1 + (die() % 2), received: sent(store, runner) }, clock++);
+          const effects = transition(
+            store,
+            { type: "results", runner, results: [result], want: 1 + (die() % 2), received: sent(store, runner) },
+            clock++,
+          );
           if (result.ok) {
             expect(succeededAt.has(a.task)).toBe(false);
             succeededAt.set(a.task, clock);

@@ -11,13 +11,9 @@ const phone: Capabilities = { memory: 4 * GiB, cores: 8, labels: [], arch: "arm6
 
 describe("requires", () => {
   it("names every requirement a runner misses", () => {
-    expect(unmet({ labels: ["gpu", "fast"], memory: 32 * GiB, cores: 16, arch: "arm64", platform: "darwin" }, pc)).toEqual([
-      "label gpu",
-      "32 GiB of memory",
-      "16 cores",
-      "arch arm64",
-      "platform darwin",
-    ]);
+    expect(
+      unmet({ labels: ["gpu", "fast"], memory: 32 * GiB, cores: 16, arch: "arm64", platform: "darwin" }, pc),
+    ).toEqual(["label gpu", "32 GiB of memory", "16 cores", "arch arm64", "platform darwin"]);
     expect(unmet(undefined, pc)).toEqual([]);
     expect(meets({ labels: ["fast"], memory: 16 * GiB, cores: 8 }, pc)).toBe(true);
     expect(unmet({ memory: 1.5 * GiB }, { ...phone, memory: GiB })).toEqual(["1.5 GiB of memory"]);
@@ -36,7 +32,9 @@ describe("requires", () => {
     expect(whyWaiting(null, [phone])).toBeNull();
     expect(whyWaiting({ arch: "arm64" }, [pc, phone])).toBeNull();
     // Each requirement is met by some runner, never both by one.
-    expect(whyWaiting({ arch: "arm64", labels: ["fast"] }, [pc, phone])).toBe("no single runner has all of: label fast, arch arm64");
+    expect(whyWaiting({ arch: "arm64", labels: ["fast"] }, [pc, phone])).toBe(
+      "no single runner has all of: label fast, arch arm64",
+    );
   });
 });
 

@@ -2,7 +2,14 @@
  * `RunStore` over Maps, so unit and property tests drive the run state machine without
  * workerd. Kept deliberately plain: scans instead of indexes.
  */
-import { type AttemptRow, type DeadlineKind, type NodeRow, type RunnerRow, type RunStore, type TaskRow } from "../../worker/run/store";
+import {
+  type AttemptRow,
+  type DeadlineKind,
+  type NodeRow,
+  type RunnerRow,
+  type RunStore,
+  type TaskRow,
+} from "../../worker/run/store";
 import type { BlobRef } from "../../core/protocol/messages";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status";
 
@@ -31,7 +38,17 @@ export class MemoryStore implements RunStore {
       for (let i = 0; i < count; i++) {
         const index = row.spec.instances === null ? null : i;
         const key = index === null ? row.spec.id : `${row.spec.id}[${i}]`;
-        this.tasks.set(key, { key, node: row.spec.id, index, state, attempt: 0, failures: 0, runner: null, seq: seq++, priority: row.spec.priority });
+        this.tasks.set(key, {
+          key,
+          node: row.spec.id,
+          index,
+          state,
+          attempt: 0,
+          failures: 0,
+          runner: null,
+          seq: seq++,
+          priority: row.spec.priority,
+        });
       }
     }
   }
@@ -55,7 +72,17 @@ export class MemoryStore implements RunStore {
   }
   task(key: string) {
     const t = this.tasks.get(key);
-    return t && { key: t.key, node: t.node, index: t.index, state: t.state, attempt: t.attempt, failures: t.failures, runner: t.runner };
+    return (
+      t && {
+        key: t.key,
+        node: t.node,
+        index: t.index,
+        state: t.state,
+        attempt: t.attempt,
+        failures: t.failures,
+        runner: t.runner,
+      }
+    );
   }
   updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>) {
     Object.assign(this.tasks.get(key)!, changes);
@@ -84,7 +111,10 @@ export class MemoryStore implements RunStore {
     return [...this.tasks.values()].filter((t) => t.state === "leased").map((t) => this.task(t.key)!);
   }
   lookups(limit: number) {
-    return [...this.tasks.values()].filter((t) => t.state === "lookup").slice(0, limit).map((t) => this.task(t.key)!);
+    return [...this.tasks.values()]
+      .filter((t) => t.state === "lookup")
+      .slice(0, limit)
+      .map((t) => this.task(t.key)!);
   }
   readonly cacheKeys = new Map<string, string>();
   setCacheKey(key: string, cacheKey: string) {
@@ -99,7 +129,9 @@ export class MemoryStore implements RunStore {
       .map((t) => this.task(t.key)!);
   }
   private readyRows(excluded: readonly string[]) {
-    return [...this.tasks.values()].filter((t) => t.state === "ready" && !excluded.includes(t.node)).sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    return [...this.tasks.values()]
+      .filter((t) => t.state === "ready" && !excluded.includes(t.node))
+      .sort((a, b) => b.priority - a.priority || a.seq - b.seq);
   }
   constrainedNodes() {
     return [...this.nodes.values()].filter((n) => n.spec.requires).map((n) => n.spec.id);
@@ -111,7 +143,9 @@ export class MemoryStore implements RunStore {
     return this.readyRows(excluded)[0]?.priority ?? null;
   }
   leasedTo(runner: string) {
-    return [...this.tasks.values()].filter((t) => t.state === "leased" && t.runner === runner).map((t) => this.task(t.key)!);
+    return [...this.tasks.values()]
+      .filter((t) => t.state === "leased" && t.runner === runner)
+      .map((t) => this.task(t.key)!);
   }
   counts() {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
@@ -131,7 +165,10 @@ export class MemoryStore implements RunStore {
     this.attempts.push({ ...row });
   }
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">) {
-    Object.assign(this.attempts.find((a) => a.task === task && a.attempt === attempt)!, end);
+    Object.assign(
+      this.attempts.find((a) => a.task === task && a.attempt === attempt)!,
+      end,
+    );
   }
   noteAttempt(task: string, attempt: number, note: string) {
     const a = this.attempts.find((x) => x.task === task && x.attempt === attempt);
@@ -147,7 +184,10 @@ export class MemoryStore implements RunStore {
     this.deadlines.clear();
   }
   dueDeadlines(now: number, limit: number) {
-    return [...this.deadlines.values()].filter((d) => d.at <= now).sort((a, b) => a.at - b.at).slice(0, limit);
+    return [...this.deadlines.values()]
+      .filter((d) => d.at <= now)
+      .sort((a, b) => a.at - b.at)
+      .slice(0, limit);
   }
   nextDeadline() {
     const all = [...this.deadlines.values()].map((d) => d.at);

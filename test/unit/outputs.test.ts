@@ -19,7 +19,14 @@ describe("outputType", () => {
     expect(outputType(bytes("RIFF", [1, 2, 3, 4], "WEBPVP8 "))).toEqual({ type: "image/webp", attachment: false });
     expect(outputType(bytes('{"a": [1, 2]}'))).toEqual({ type: "application/json", attachment: false });
     expect(outputType(bytes('"just a string"'))).toEqual({ type: "application/json", attachment: false });
-    for (const other of ["<svg onload=alert(1)></svg>", "<!doctype html><script>x</script>", "plain text", "RIFF....AVI ", "GIF8", ""]) {
+    for (const other of [
+      "<svg onload=alert(1)></svg>",
+      "<!doctype html><script>x</script>",
+      "plain text",
+      "RIFF....AVI ",
+      "GIF8",
+      "",
+    ]) {
       expect(outputType(bytes(other)), other).toEqual({ type: "application/octet-stream", attachment: true });
     }
     expect(outputType(new Uint8Array([0xc3, 0x28]))).toEqual({ type: "application/octet-stream", attachment: true });

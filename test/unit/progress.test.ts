@@ -28,7 +28,9 @@ describe("progress", () => {
     progress.update(run("succeeded", { succeeded: 100 }));
     const frames = screen.split("\r\x1b[2K").filter(Boolean);
     expect(frames).toHaveLength(3);
-    expect(frames[1]).toBe("[##########----------] running 50% 50/100 done · 2 running · 48 ready · 25 tasks/s · ETA 2s");
+    expect(frames[1]).toBe(
+      "[##########----------] running 50% 50/100 done · 2 running · 48 ready · 25 tasks/s · ETA 2s",
+    );
     expect(frames[2]).toBe("[####################] succeeded 100% 100/100 done · 25 tasks/s\n");
   });
 
@@ -39,7 +41,8 @@ describe("progress", () => {
     progress.update(run("queued", { ready: 100 }));
     clock = 100;
     progress.update(run("running", { succeeded: 1, leased: 2, ready: 97 }));
-    for (clock = 200; clock < 1000; clock += 100) progress.update(run("running", { succeeded: clock / 100, ready: 100 - clock / 100 }));
+    for (clock = 200; clock < 1000; clock += 100)
+      progress.update(run("running", { succeeded: clock / 100, ready: 100 - clock / 100 }));
     clock = 1200;
     progress.update(run("running", { succeeded: 30, ready: 70 }));
     clock = 2000;

@@ -26,7 +26,7 @@ describe("identity", () => {
     expect(first.id).toBe(device);
     const other = claimRunnerId(dir, device, process.ppid); // alive: our parent
     expect(other.id).toBe(`${device}.2`);
-    const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid;
     first.release();
     const again = claimRunnerId(dir, device, dead);
     expect(again.id).toBe(device);
@@ -40,8 +40,17 @@ describe("flags", () => {
   const base = ["--coordinator", "http://127.0.0.1:8787", "--token", "t"];
 
   it("reads sizes, labels and the config dir", () => {
-    const config = resolveConfig([...base, "--ram-per-slot", "64MiB", "--reserve-ram", "1GiB", "--labels", "gpu, fast", "--json"], { DISTRO_CONFIG_DIR: "/tmp/x" });
-    expect(config).toMatchObject({ ramPerSlotBytes: 64 * 1024 ** 2, reserveRamBytes: 1024 ** 3, labels: ["gpu", "fast"], json: true, configDir: "/tmp/x" });
+    const config = resolveConfig(
+      [...base, "--ram-per-slot", "64MiB", "--reserve-ram", "1GiB", "--labels", "gpu, fast", "--json"],
+      { DISTRO_CONFIG_DIR: "/tmp/x" },
+    );
+    expect(config).toMatchObject({
+      ramPerSlotBytes: 64 * 1024 ** 2,
+      reserveRamBytes: 1024 ** 3,
+      labels: ["gpu", "fast"],
+      json: true,
+      configDir: "/tmp/x",
+    });
   });
 
   it("names the flag of a bad value", () => {
@@ -63,7 +72,15 @@ describe("log", () => {
     log.info("task a attempt 1: ok in 5 ms", { event: "task", task: "a", attempt: 1, ms: 5, outcome: "ok" });
     log.debug("hidden");
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "info", msg: "task a attempt 1: ok in 5 ms", event: "task", task: "a", attempt: 1, ms: 5, outcome: "ok" });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: "info",
+      msg: "task a attempt 1: ok in 5 ms",
+      event: "task",
+      task: "a",
+      attempt: 1,
+      ms: 5,
+      outcome: "ok",
+    });
     expect(Date.parse(JSON.parse(lines[0]!).time)).not.toBeNaN();
   });
 });

@@ -10,7 +10,11 @@ const pool = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", i
 afterAll(() => pool.close());
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 const compile = (name: string) => {
-  if (!modules.has(name)) modules.set(name, WebAssembly.compile(readFileSync(new URL(`../../wasm_tasks/build/${name}.wasm`, import.meta.url))));
+  if (!modules.has(name))
+    modules.set(
+      name,
+      WebAssembly.compile(readFileSync(new URL(`../../wasm_tasks/build/${name}.wasm`, import.meta.url))),
+    );
   return modules.get(name)!;
 };
 
@@ -24,7 +28,8 @@ async function run(name: string, envelope: Record<string, unknown>): Promise<Uin
     maxOutputBytes: 64 << 20,
     timeoutMs: 60_000,
   });
-  if (outcome.type !== "exit" || outcome.code !== 0) throw new Error(`${name} failed: ${JSON.stringify({ ...outcome, stdout: undefined })}`);
+  if (outcome.type !== "exit" || outcome.code !== 0)
+    throw new Error(`${name} failed: ${JSON.stringify({ ...outcome, stdout: undefined })}`);
   return outcome.stdout;
 }
 
@@ -35,9 +40,15 @@ describe("mandelbrot", () => {
   const params = { width: 96, height: 64, tiles: 16, iterations: 60, x0: -2.1, x1: 0.7, y0: -1.2, y1: 1.2 };
 
   it("renders tiles and a PNG identical, pixel for pixel, to the JavaScript reference", async () => {
-    const tiles = await Promise.all(range(16).map((index) => run("mandelbrot_tile", { task: `tile[${index}]`, params, index, item: index })));
+    const tiles = await Promise.all(
+      range(16).map((index) => run("mandelbrot_tile", { task: `tile[${index}]`, params, index, item: index })),
+    );
     expect(tiles.every((t) => t.length === (96 / 4) * (64 / 4))).toBe(true);
-    const png = await run("mandelbrot_png", { task: "assemble", params, inputs: { tile: tiles.map((t) => ({ $bytes: Buffer.from(t).toString("base64") })) } });
+    const png = await run("mandelbrot_png", {
+      task: "assemble",
+      params,
+      inputs: { tile: tiles.map((t) => ({ $bytes: Buffer.from(t).toString("base64") })) },
+    });
     const image = decodeGrayPng(png);
     expect([image.width, image.height]).toEqual([96, 64]);
     const reference = mandelbrot(params);
@@ -49,7 +60,9 @@ describe("mandelbrot", () => {
 describe("matmul", () => {
   it("gives the checksums and the product of the JavaScript reference for 32×32 in 16 tiles", async () => {
     const params = { n: 32, tiles: 16, seed: 5, product: true };
-    const tiles = await Promise.all(range(16).map((index) => run("matmul_tile", { task: `tile[${index}]`, params, index })));
+    const tiles = await Promise.all(
+      range(16).map((index) => run("matmul_tile", { task: `tile[${index}]`, params, index })),
+    );
     const result = json(await run("matmul_checksum", { task: "checksum", params, inputs: { tile: tiles.map(json) } }));
     const reference = matmul(32, 5);
     expect(result).toEqual({ n: 32, sum: reference.sum, weighted: reference.weighted, product: reference.product });
@@ -61,11 +74,25 @@ describe("password audit", () => {
   for (const algorithm of ["pbkdf2-sha256", "sha256", "sha512"] as const) {
     it(`finds exactly the planted passwords with ${algorithm}`, async () => {
       const hash = (p: string) =>
-        algorithm === "pbkdf2-sha256" ? pbkdf2Sync(p, "pepper", 25, 32, "sha256").toString("hex") : createHash(algorithm).update(p).digest("hex");
+        algorithm === "pbkdf2-sha256"
+          ? pbkdf2Sync(p, "pepper", 25, 32, "sha256").toString("hex")
+          : createHash(algorithm).update(p).digest("hex");
       const planted = ["dragon7", "zebra", "alpha19"];
-      const params = { algorithm, salt: "pepper", iterations: 25, shards: 3, suffixes: 20, words, targets: [...planted.map(hash), hash("not-a-candidate")] };
-      const shards = await Promise.all(range(3).map((index) => run("password_shard", { task: `shard[${index}]`, params, index })));
-      const report = json(await run("password_report", { task: "report", params, inputs: { shard: shards.map(json) } }));
+      const params = {
+        algorithm,
+        salt: "pepper",
+        iterations: 25,
+        shards: 3,
+        suffixes: 20,
+        words,
+        targets: [...planted.map(hash), hash("not-a-candidate")],
+      };
+      const shards = await Promise.all(
+        range(3).map((index) => run("password_shard", { task: `shard[${index}]`, params, index })),
+      );
+      const report = json(
+        await run("password_report", { task: "report", params, inputs: { shard: shards.map(json) } }),
+      );
       expect(report.checked).toBe(words.length * 21);
       expect(report.found).toEqual([...planted].sort().map((password) => ({ password, hash: hash(password) })));
     });

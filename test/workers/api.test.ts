@@ -24,7 +24,9 @@ describe("auth", () => {
     expect(((await none.json()) as { error: string }).error).toMatch(/Authorization/);
     expect((await SELF.fetch(`${base}/api/dags`, { headers: { Authorization: "Bearer nope" } })).status).toBe(401);
     expect((await SELF.fetch(`${base}/api/dags`, { headers: RUNNER })).status).toBe(401);
-    expect((await SELF.fetch(`${base}/api/runners/connect`, { headers: { ...API, Upgrade: "websocket" } })).status).toBe(401);
+    expect(
+      (await SELF.fetch(`${base}/api/runners/connect`, { headers: { ...API, Upgrade: "websocket" } })).status,
+    ).toBe(401);
   });
 
   it("fails closed: with no secrets configured, submissions and runners are refused with a reason", async () => {
@@ -46,7 +48,9 @@ describe("PUT /api/modules/:name", () => {
     const res = await upload("valid.wasm", bytes);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { name: string; sha256: string; size: number };
-    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
     expect(body).toEqual({ name: "valid.wasm", sha256: digest, size: bytes.length });
     const back = await SELF.fetch(`${base}/api/modules/sha256:${digest}`, { headers: RUNNER });
     expect(new Uint8Array(await back.arrayBuffer())).toEqual(bytes);
@@ -74,7 +78,11 @@ describe("PUT /api/modules/:name", () => {
 
 describe("POST /api/dags problems", () => {
   const cases: [string, string, { path: string; line: number; column: number; message: RegExp }][] = [
-    ["YAML syntax error", "name: x\ntasks:\n  - id: a\n    module: [unclosed\n", { path: "", line: 5, column: 1, message: /YAML syntax error/ }],
+    [
+      "YAML syntax error",
+      "name: x\ntasks:\n  - id: a\n    module: [unclosed\n",
+      { path: "", line: 5, column: 1, message: /YAML syntax error/ },
+    ],
     [
       "a cycle",
       "tasks:\n  - id: a\n    module: m.wasm\n    depends_on: [b]\n  - id: b\n    module: m.wasm\n    depends_on: [a]\n",
@@ -95,7 +103,11 @@ describe("POST /api/dags problems", () => {
       "tasks:\n  - id: a\n    module: never-uploaded.wasm\n",
       { path: "tasks[0].module", line: 3, column: 13, message: /unknown module "never-uploaded.wasm"/ },
     ],
-    ["a missing tasks list", "name: no-tasks\n", { path: "tasks", line: 1, column: 1, message: /needs a `tasks` list/ }],
+    [
+      "a missing tasks list",
+      "name: no-tasks\n",
+      { path: "tasks", line: 1, column: 1, message: /needs a `tasks` list/ },
+    ],
     [
       "an unknown field",
       "tasks:\n  - id: a\n    module: m.wasm\n    dependson: [b]\n",
@@ -142,7 +154,9 @@ describe("status page", () => {
 
 describe("/api/blobs", () => {
   const hex = async (bytes: BufferSource) =>
-    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
 
   it("stores a blob under its sha256 for runners, and refuses one that does not match its name", async () => {
     const bytes = new TextEncoder().encode("tile bytes".repeat(1000));
@@ -152,18 +166,26 @@ describe("/api/blobs", () => {
     expect(await put.json()).toEqual({ sha256: sha, size: bytes.length });
     const got = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { headers: RUNNER });
     expect(new Uint8Array(await got.arrayBuffer())).toEqual(bytes);
-    const wrong = await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { method: "PUT", headers: RUNNER, body: bytes });
+    const wrong = await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, {
+      method: "PUT",
+      headers: RUNNER,
+      body: bytes,
+    });
     expect(wrong.status).toBe(400);
     expect(((await wrong.json()) as { error: string }).error).toMatch(/does not match sha256:0000/);
     expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: RUNNER })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
-    expect((await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status).toBe(401);
+    expect(
+      (await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status,
+    ).toBe(401);
   });
 });
 
 describe("security headers", () => {
   const hex = async (bytes: BufferSource) =>
-    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
 
   it("every class of response carries nosniff and no-referrer; the page and assets the page's policy, the rest a sandbox", async () => {
     const wasm = wasmModule();
@@ -178,7 +200,11 @@ describe("security headers", () => {
       ["/api/runners", { headers: API }, API_CSP],
       ["/metrics", { headers: API }, API_CSP],
       ["/api/modules/headers.wasm", { headers: RUNNER }, API_CSP],
-      [`/api/blobs/sha256:${sha}`, { method: "PUT", headers: { ...RUNNER, "Content-Type": "image/svg+xml" }, body: blob }, API_CSP],
+      [
+        `/api/blobs/sha256:${sha}`,
+        { method: "PUT", headers: { ...RUNNER, "Content-Type": "image/svg+xml" }, body: blob },
+        API_CSP,
+      ],
       [`/api/blobs/sha256:${sha}`, { headers: RUNNER }, API_CSP],
       ["/api/dags", {}, API_CSP], // 401
       ["/api/dags", { method: "POST", headers: API, body: "tasks: [" }, API_CSP], // 400

@@ -20,7 +20,14 @@ const info = (id: string, slots: number) => ({
 });
 
 const b64 = (text: string) => btoa(text);
-const ok = (a: Assignment, output: string) => ({ task: a.task, attempt: a.attempt, ok: true, output: b64(output), stderr: "", durationMs: 1 });
+const ok = (a: Assignment, output: string) => ({
+  task: a.task,
+  attempt: a.attempt,
+  ok: true,
+  output: b64(output),
+  stderr: "",
+  durationMs: 1,
+});
 
 /** Submits a DAG; the result cache is off unless the DAG mentions it (these tests are about scheduling). */
 async function submit(yaml: string): Promise<string> {
@@ -34,7 +41,18 @@ async function view(id: string) {
   return (await (await SELF.fetch(`${base}/api/dags/${id}`, { headers: API })).json()) as {
     status: string;
     counts: Record<string, number>;
-    tasks: { id: string; state: string; waiting?: string; attempts: { runner: string; outcome: string; failure_kind: string | null; error: string | null; stderr: string }[] }[];
+    tasks: {
+      id: string;
+      state: string;
+      waiting?: string;
+      attempts: {
+        runner: string;
+        outcome: string;
+        failure_kind: string | null;
+        error: string | null;
+        stderr: string;
+      }[];
+    }[];
   };
 }
 
@@ -74,11 +92,28 @@ tasks:
     expect(second.tasks.map((t) => t.task)).toEqual(["b[0]", "b[1]"]);
     expect(second.backlog).toBe(1);
     expect(second.tasks[1]!.args).toEqual(["y", "1", "10"]);
-    expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({ task: "b[1]", attempt: 1, params: { base: 10 }, inputs: { a: { seed: 7 } }, item: "y", index: 1 });
+    expect(JSON.parse(second.tasks[1]!.stdin)).toEqual({
+      task: "b[1]",
+      attempt: 1,
+      params: { base: 10 },
+      inputs: { a: { seed: 7 } },
+      item: "y",
+      index: 1,
+    });
 
     // A duplicate of an accepted result and a result for an unknown task are ignored.
-    run.send({ type: "results", results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }], want: 0, received: 3 });
-    run.send({ type: "results", results: [ok(second.tasks[1]!, `"Y"`), ok(second.tasks[0]!, `"X"`)], want: 1, received: 3 });
+    run.send({
+      type: "results",
+      results: [ok(first.tasks[0]!, `"dup"`), { ...ok(first.tasks[0]!, "x"), task: "nope" }],
+      want: 0,
+      received: 3,
+    });
+    run.send({
+      type: "results",
+      results: [ok(second.tasks[1]!, `"Y"`), ok(second.tasks[0]!, `"X"`)],
+      want: 1,
+      received: 3,
+    });
     const third = await run.next("tasks");
     expect(third.tasks.map((t) => t.task)).toEqual(["b[2]"]);
     run.send({ type: "results", results: [ok(third.tasks[0]!, "not json")], want: 1, received: 4 });
@@ -120,7 +155,16 @@ tasks:
       expect(tasks[0]).toMatchObject({ task: "broken", attempt });
       run.send({
         type: "results",
-        results: [{ task: "broken", attempt, ok: false, stderr: `boom ${attempt}\n`, durationMs: 1, failure: { kind: "exit", message: "exited with code 3", retryable: true, exitCode: 3 } }],
+        results: [
+          {
+            task: "broken",
+            attempt,
+            ok: false,
+            stderr: `boom ${attempt}\n`,
+            durationMs: 1,
+            failure: { kind: "exit", message: "exited with code 3", retryable: true, exitCode: 3 },
+          },
+        ],
         want: 1,
         received: attempt,
       });
@@ -130,7 +174,12 @@ tasks:
     const broken = v.tasks.find((t) => t.id === "broken")!;
     expect(broken.state).toBe("failed");
     expect(broken.attempts).toHaveLength(2);
-    expect(broken.attempts[1]).toMatchObject({ outcome: "failed", failure_kind: "exit", error: "exited with code 3", stderr: "boom 2\n" });
+    expect(broken.attempts[1]).toMatchObject({
+      outcome: "failed",
+      failure_kind: "exit",
+      error: "exited with code 3",
+      stderr: "boom 2\n",
+    });
     expect(v.tasks.find((t) => t.id === "after")!.state).toBe("skipped");
   });
 
@@ -180,8 +229,13 @@ tasks:
 
   it("takes a 100,000-instance run: rows in SQLite, not memory, and work goes out at once", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
-    const id = await submit("tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n  - { id: after, module: step.wasm, depends_on: [wide] }\n");
-    const summary = (await (await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })).json()) as { counts: Record<string, number>; tasks_total: number };
+    const id = await submit(
+      "tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n  - { id: after, module: step.wasm, depends_on: [wide] }\n",
+    );
+    const summary = (await (await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })).json()) as {
+      counts: Record<string, number>;
+      tasks_total: number;
+    };
     expect(summary.tasks_total).toBe(100_000);
     // No runner is connected yet: the ready tasks show as waiting.
     expect(summary.counts).toMatchObject({ waiting: 99_999, ready: 0, blocked: 1 });
@@ -190,7 +244,9 @@ tasks:
     const { tasks, backlog } = await run.next("tasks");
     expect(tasks.map((t) => t.task)).toEqual(Array.from({ length: 8 }, (_, i) => `wide[${i}]`));
     expect(backlog).toBe(99_991);
-    const page = (await (await SELF.fetch(`${base}/api/dags/${id}?offset=5&limit=4`, { headers: API })).json()) as { tasks: { id: string; state: string; attempts: unknown[] }[] };
+    const page = (await (await SELF.fetch(`${base}/api/dags/${id}?offset=5&limit=4`, { headers: API })).json()) as {
+      tasks: { id: string; state: string; attempts: unknown[] }[];
+    };
     expect(page.tasks.map((t) => [t.id, t.state, t.attempts.length])).toEqual([
       ["wide[5]", "leased", 1],
       ["wide[6]", "leased", 1],
@@ -199,8 +255,12 @@ tasks:
     ]);
     expect((await SELF.fetch(`${base}/api/dags/${id}?limit=-3`, { headers: API })).status).toBe(400);
     // Only the tasks in one state, paged the same way.
-    const leased = (await (await SELF.fetch(`${base}/api/dags/${id}?state=leased&offset=2&limit=10`, { headers: API })).json()) as { tasks: { id: string; state: string }[] };
-    expect(leased.tasks.map((t) => [t.id, t.state])).toEqual(Array.from({ length: 6 }, (_, i) => [`wide[${i + 2}]`, "leased"]));
+    const leased = (await (
+      await SELF.fetch(`${base}/api/dags/${id}?state=leased&offset=2&limit=10`, { headers: API })
+    ).json()) as { tasks: { id: string; state: string }[] };
+    expect(leased.tasks.map((t) => [t.id, t.state])).toEqual(
+      Array.from({ length: 6 }, (_, i) => [`wide[${i + 2}]`, "leased"]),
+    );
     const bogus = await SELF.fetch(`${base}/api/dags/${id}?state=dancing`, { headers: API });
     expect(bogus.status).toBe(400);
     expect(((await bogus.json()) as { error: string }).error).toMatch(/\?state takes one of blocked, lookup, ready/);
@@ -235,7 +295,11 @@ tasks:
   });
 });
 
-async function waitFor(id: string, status: string, check: (v: Awaited<ReturnType<typeof view>>) => boolean = () => true) {
+async function waitFor(
+  id: string,
+  status: string,
+  check: (v: Awaited<ReturnType<typeof view>>) => boolean = () => true,
+) {
   for (let i = 0; i < 200; i++) {
     const v = await view(id);
     if (v.status === status && check(v)) return v;

@@ -10,7 +10,13 @@ import { API, base, RunnerSocket } from "./socket";
 interface Family {
   name: string;
   type: string;
-  metrics: { labels?: Record<string, string>; value?: string; buckets?: Record<string, string>; count?: string; sum?: string }[];
+  metrics: {
+    labels?: Record<string, string>;
+    value?: string;
+    buckets?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }[];
 }
 
 async function scrape(): Promise<Map<string, Family>> {
@@ -24,7 +30,18 @@ async function scrape(): Promise<Map<string, Family>> {
 const value = (f: Family | undefined, labels: Record<string, string> = {}) =>
   Number(f!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))!.value);
 
-const info = (id: string) => ({ id, name: id, platform: "linux", arch: "x64", cores: 2, memory: 2 ** 30, freeMemory: 2 ** 29, slots: 2, labels: [], version: "test" });
+const info = (id: string) => ({
+  id,
+  name: id,
+  platform: "linux",
+  arch: "x64",
+  cores: 2,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  slots: 2,
+  labels: [],
+  version: "test",
+});
 
 describe("GET /metrics", () => {
   it("needs the API token", async () => {
@@ -34,7 +51,11 @@ describe("GET /metrics", () => {
   it("parses as Prometheus text, and its task counters match the runs' counts after a DAG", async () => {
     const before = await scrape();
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
-    const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n" });
+    const res = await SELF.fetch(`${base}/api/dags`, {
+      method: "POST",
+      headers: API,
+      body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
+    });
     const { id } = (await res.json()) as { id: string };
     const pool = await RunnerSocket.open("/api/runners/connect");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("metered"), want: 0 });
@@ -46,12 +67,28 @@ describe("GET /metrics", () => {
       const frame = await run.next("tasks", "finished");
       if (frame.type === "finished") break;
       received += frame.tasks.length;
-      const results = frame.tasks.map((a: Assignment) => ({ task: a.task, attempt: a.attempt, ok: true, output: btoa("1"), stderr: "", durationMs: 40 }));
+      const results = frame.tasks.map((a: Assignment) => ({
+        task: a.task,
+        attempt: a.attempt,
+        ok: true,
+        output: btoa("1"),
+        stderr: "",
+        durationMs: 40,
+      }));
       run.send({ type: "results", results, want: 4, received });
     }
 
     const after = await scrape();
-    for (const name of ["distro_runs", "distro_tasks", "distro_runners_connected", "distro_slots", "distro_slots_busy", "distro_cache_hits_total", "distro_task_duration_seconds", "distro_dispatch_latency_seconds"]) {
+    for (const name of [
+      "distro_runs",
+      "distro_tasks",
+      "distro_runners_connected",
+      "distro_slots",
+      "distro_slots_busy",
+      "distro_cache_hits_total",
+      "distro_task_duration_seconds",
+      "distro_dispatch_latency_seconds",
+    ]) {
       expect(after.has(name), name).toBe(true);
     }
     // Counters of sockets closed for their rate (by kind) and of dropped device reports (limits.test.ts moves them):
@@ -64,12 +101,22 @@ describe("GET /metrics", () => {
     expect(after.get("distro_device_samples_dropped_total")!.type).toBe("COUNTER");
     expect(after.get("distro_task_duration_seconds")!.type).toBe("HISTOGRAM");
     // The task gauges are the sums of every indexed run's counts.
-    const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as { runs: { status: string; counts: Record<string, number> }[] };
+    const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as {
+      runs: { status: string; counts: Record<string, number> }[];
+    };
     for (const state of ["succeeded", "failed", "ready", "leased", "blocked"]) {
-      expect(value(after.get("distro_tasks"), { state }), state).toBe(runs.reduce((n, r) => n + (r.counts[state] ?? 0), 0));
+      expect(value(after.get("distro_tasks"), { state }), state).toBe(
+        runs.reduce((n, r) => n + (r.counts[state] ?? 0), 0),
+      );
     }
-    expect(value(after.get("distro_tasks"), { state: "succeeded" }) - value(before.get("distro_tasks"), { state: "succeeded" })).toBe(4);
-    expect(value(after.get("distro_runs"), { status: "succeeded" }) - value(before.get("distro_runs"), { status: "succeeded" })).toBe(1);
+    expect(
+      value(after.get("distro_tasks"), { state: "succeeded" }) -
+        value(before.get("distro_tasks"), { state: "succeeded" }),
+    ).toBe(4);
+    expect(
+      value(after.get("distro_runs"), { status: "succeeded" }) -
+        value(before.get("distro_runs"), { status: "succeeded" }),
+    ).toBe(1);
     expect(value(after.get("distro_runners_connected"))).toBe(1);
     expect(value(after.get("distro_slots"))).toBe(2);
     // Four attempts of 40 ms each, in the 0.05 s bucket; four dispatches.

@@ -43,7 +43,10 @@ export class Socket<M extends { type: string }, Out = never> {
     for (;;) {
       const i = this.frames.findIndex((f) => types.includes(f.type as T));
       if (i >= 0) return this.frames.splice(i, 1)[0] as Extract<M, { type: T }>;
-      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${types.join(" or ")}`);
+      if (this.closed)
+        throw new Error(
+          `socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${types.join(" or ")}`,
+        );
       await new Promise<void>((r) => this.waiters.push(r));
     }
   }
@@ -67,7 +70,9 @@ export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessageInput>
 /** A watcher of a run (`GET /api/dags/:id/watch`), authenticated as a browser would: `?token=`. */
 export class WatchSocket extends Socket<WatchMessage> {
   static async open(run: string): Promise<WatchSocket> {
-    const res = await SELF.fetch(`${base}/api/dags/${run}/watch?token=test-api-token`, { headers: { Upgrade: "websocket" } });
+    const res = await SELF.fetch(`${base}/api/dags/${run}/watch?token=test-api-token`, {
+      headers: { Upgrade: "websocket" },
+    });
     expect(res.status).toBe(101);
     return new WatchSocket(res.webSocket!);
   }

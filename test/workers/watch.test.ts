@@ -7,8 +7,26 @@ import type { WatchMessage } from "../../core/protocol/watch";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RunnerSocket, WatchSocket } from "./socket";
 
-const info = (id: string, slots: number) => ({ id, name: id, platform: "linux", arch: "x64", cores: slots, memory: 2 ** 30, freeMemory: 2 ** 29, slots, labels: [], version: "test" });
-const ok = (a: Assignment) => ({ task: a.task, attempt: a.attempt, ok: true, output: btoa("1"), stderr: "", durationMs: 1 });
+const info = (id: string, slots: number) => ({
+  id,
+  name: id,
+  platform: "linux",
+  arch: "x64",
+  cores: slots,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  slots,
+  labels: [],
+  version: "test",
+});
+const ok = (a: Assignment) => ({
+  task: a.task,
+  attempt: a.attempt,
+  ok: true,
+  output: btoa("1"),
+  stderr: "",
+  durationMs: 1,
+});
 
 async function submit(yaml: string): Promise<string> {
   await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
@@ -32,7 +50,9 @@ async function work(run: string, want: number): Promise<void> {
 
 describe("GET /api/dags/:id/watch", () => {
   it("sends a snapshot, then updates with node counts and changed tasks, the last with the final status", async () => {
-    const id = await submit("tasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n");
+    const id = await submit(
+      "tasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
+    );
     const watcher = await WatchSocket.open(id);
     const snapshot = await watcher.next("snapshot");
     expect(snapshot.run).toMatchObject({ id, status: "queued", tasks_total: 4 });
@@ -64,7 +84,9 @@ describe("GET /api/dags/:id/watch", () => {
 
   it("refuses a plain GET, an unknown run and a missing token", async () => {
     expect((await SELF.fetch(`${base}/api/dags/${"a".repeat(64)}/watch`, { headers: API })).status).toBe(426);
-    const unknown = await SELF.fetch(`${base}/api/dags/${"0".repeat(64)}/watch?token=test-api-token`, { headers: { Upgrade: "websocket" } });
+    const unknown = await SELF.fetch(`${base}/api/dags/${"0".repeat(64)}/watch?token=test-api-token`, {
+      headers: { Upgrade: "websocket" },
+    });
     expect(unknown.status).toBe(404);
     const id = await submit("tasks: [{ id: a, module: step.wasm }]");
     const anonymous = await SELF.fetch(`${base}/api/dags/${id}/watch`, { headers: { Upgrade: "websocket" } });
@@ -102,12 +124,18 @@ describe("GET /api/dags/:id/watch", () => {
     const { tasks } = await runner.next("tasks");
     runner.send({ type: "results", results: tasks.map(ok), want: 0, received: 2 });
     const listed = async () => {
-      const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as { runs: { id: string; status: string; counts: Record<string, number> }[] };
+      const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as {
+        runs: { id: string; status: string; counts: Record<string, number> }[];
+      };
       return runs.find((r) => r.id === id)!;
     };
     const deadline = Date.now() + 5000;
-    while ((await listed()).counts.succeeded !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(await listed()).toMatchObject({ status: "running", counts: expect.objectContaining({ succeeded: 2, ready: 2 }) });
+    while ((await listed()).counts.succeeded !== 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await listed()).toMatchObject({
+      status: "running",
+      counts: expect.objectContaining({ succeeded: 2, ready: 2 }),
+    });
     runner.ws.close();
   });
 });

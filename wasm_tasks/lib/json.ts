@@ -60,7 +60,10 @@ class Parser {
       v.kind = OBJECT;
       this.pos++;
       this.space();
-      if (this.text.charCodeAt(this.pos) == 125) { this.pos++; return v; }
+      if (this.text.charCodeAt(this.pos) == 125) {
+        this.pos++;
+        return v;
+      }
       while (true) {
         this.space();
         v.keys.push(this.string());
@@ -78,7 +81,10 @@ class Parser {
       v.kind = ARRAY;
       this.pos++;
       this.space();
-      if (this.text.charCodeAt(this.pos) == 93) { this.pos++; return v; }
+      if (this.text.charCodeAt(this.pos) == 93) {
+        this.pos++;
+        return v;
+      }
       while (true) {
         v.items.push(this.value());
         this.space();
@@ -87,10 +93,26 @@ class Parser {
         if (d != 44) return this.fail("expected ',' or ']'");
       }
     }
-    if (c == 34) { v.kind = STRING; v.str = this.string(); return v; }
-    if (this.text.startsWith("true", this.pos)) { v.kind = BOOL; v.bool = true; this.pos += 4; return v; }
-    if (this.text.startsWith("false", this.pos)) { v.kind = BOOL; this.pos += 5; return v; }
-    if (this.text.startsWith("null", this.pos)) { this.pos += 4; return v; }
+    if (c == 34) {
+      v.kind = STRING;
+      v.str = this.string();
+      return v;
+    }
+    if (this.text.startsWith("true", this.pos)) {
+      v.kind = BOOL;
+      v.bool = true;
+      this.pos += 4;
+      return v;
+    }
+    if (this.text.startsWith("false", this.pos)) {
+      v.kind = BOOL;
+      this.pos += 5;
+      return v;
+    }
+    if (this.text.startsWith("null", this.pos)) {
+      this.pos += 4;
+      return v;
+    }
     const start = this.pos;
     while (this.pos < this.text.length) {
       const d = this.text.charCodeAt(this.pos);
@@ -104,7 +126,10 @@ class Parser {
   }
 
   string(): string {
-    if (this.text.charCodeAt(this.pos) != 34) { this.fail("expected a string"); return ""; }
+    if (this.text.charCodeAt(this.pos) != 34) {
+      this.fail("expected a string");
+      return "";
+    }
     this.pos++;
     let out = "";
     let start = this.pos;
@@ -112,7 +137,7 @@ class Parser {
     const base = changetype<usize>(this.text);
     const length = this.text.length;
     while (this.pos < length) {
-      const c = <i32>load<u16>(base + (<usize>this.pos << 1));
+      const c = <i32>load<u16>(base + ((<usize>this.pos) << 1));
       if (c != 34 && c != 92) {
         this.pos++;
         continue;
@@ -151,10 +176,10 @@ export function parse(text: string): Json {
 
 /** A JSON string literal for `s`. */
 export function quote(s: string): string {
-  let out = "\"";
+  let out = '"';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c == 34) out += "\\\"";
+    if (c == 34) out += '\\"';
     else if (c == 92) out += "\\\\";
     else if (c == 10) out += "\\n";
     else if (c == 13) out += "\\r";
@@ -162,7 +187,7 @@ export function quote(s: string): string {
     else if (c < 32) out += "\\u" + c.toString(16).padStart(4, "0");
     else out += String.fromCharCode(c);
   }
-  return out + "\"";
+  return out + '"';
 }
 
 /** All of stdin as a UTF-8 string. */

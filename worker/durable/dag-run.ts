@@ -14,7 +14,15 @@ import { heartbeatMs, pool, socketLimits, type Env } from "../env.js";
 import { CLOSE, PROTOCOL_VERSION, type BlobRef, type TaskResult } from "../../core/protocol/messages.js";
 import { outputKey } from "../routes/blobs.js";
 import { meets } from "../../core/match.js";
-import { cacheMaterial, demand, IllegalTransition, transition, type Effect, type MachineConfig, type RunEvent } from "../run/machine.js";
+import {
+  cacheMaterial,
+  demand,
+  IllegalTransition,
+  transition,
+  type Effect,
+  type MachineConfig,
+  type RunEvent,
+} from "../run/machine.js";
 import { emptyHistogram, observe, type RunHistograms } from "../metrics.js";
 import { MAX_TASK_CHANGES, type WatchMessage } from "../../core/protocol/watch.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
@@ -23,7 +31,6 @@ import { runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 import { Changes, SqlStore } from "./sql-store.js";
 import { isFinal, type RunStatus, type TaskState, type ViewState } from "../../core/status.js";
 import type { RunSummary } from "../../core/api.js";
-
 
 /** Tag of watchers' sockets (`GET /api/dags/:id/watch`). */
 const WATCH_TAG = "watch";
@@ -95,7 +102,15 @@ export class DagRun extends DurableObject<Env> {
     const counts = this.store.nodeCounts();
     const nodes = this.store.nodeIds().map((id) => {
       const { spec } = this.store.node(id);
-      return { id, module: spec.module, sha256: spec.sha256, deps: spec.deps, instances: spec.instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
+      return {
+        id,
+        module: spec.module,
+        sha256: spec.sha256,
+        deps: spec.deps,
+        instances: spec.instances,
+        requires: spec.requires ?? null,
+        counts: counts.get(id) ?? {},
+      };
     });
     const tasks = this.store.taskViews(offset, limit, state).map((t) => {
       const why = t.state === "ready" ? waiting.get(t.node) : undefined;
@@ -114,7 +129,9 @@ export class DagRun extends DurableObject<Env> {
     const waiting = new Map<string, string>();
     if (summary.counts.ready === 0 || summary.status === "paused") return { summary, waiting };
     const attached = this.store.runners().flatMap((r) => (r.caps ? [r.caps] : []));
-    const open = demand(this.store, summary.counts.ready).filter((c) => !attached.some((caps) => meets(c.requires, caps)));
+    const open = demand(this.store, summary.counts.ready).filter(
+      (c) => !attached.some((caps) => meets(c.requires, caps)),
+    );
     if (open.length === 0) return { summary, waiting };
     const reasons = await pool(this.env).waiting(open);
     const why = new Map(open.map((c, i) => [JSON.stringify(c.requires), reasons[i]]));
@@ -165,7 +182,8 @@ export class DagRun extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     if (!this.store.meta("id")) return Response.json({ error: "no such run" }, { status: 404 });
     if (!new URL(request.url).pathname.endsWith("/watch")) return acceptRunnerSocket(this.ctx, request);
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
+      return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [WATCH_TAG]);
     this.store.watching ??= new Changes();
@@ -202,7 +220,10 @@ export class DagRun extends DurableObject<Env> {
       this.store.watching = new Changes();
       const { summary } = await this.withWaiting(this.summary()!);
       const nodes = [...this.store.nodeCounts([...changes.nodes])].map(([id, counts]) => ({ id, counts }));
-      const tasks = changes.bulk || changes.tasks.size > MAX_TASK_CHANGES ? null : [...changes.tasks].map(([id, state]) => ({ id, state }));
+      const tasks =
+        changes.bulk || changes.tasks.size > MAX_TASK_CHANGES
+          ? null
+          : [...changes.tasks].map(([id, state]) => ({ id, state }));
       const text = JSON.stringify({ type: "update", run: summary, nodes, tasks } satisfies WatchMessage);
       for (const ws of watchers) {
         try {
@@ -230,21 +251,43 @@ export class DagRun extends DurableObject<Env> {
     const gate = { meters: this.meters, kind: "run" as const, limited };
     await receiveFrame(this.ctx, ws, raw, gate, {
       hello: async (ws, hello) => {
-        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs: this.config.leaseGraceMs });
+        send(ws, {
+          type: "welcome",
+          protocol: PROTOCOL_VERSION,
+          run: this.ctx.id.toString(),
+          heartbeatMs: this.config.leaseGraceMs,
+        });
         if (isFinal(this.store.status())) return finish(ws, this.store.status());
         const { id, name, memory, cores, labels, arch, platform } = hello.runner;
-        await this.apply({ type: "attach", runner: id, name, want: hello.want, holding: hello.holding, caps: { memory, cores, labels, arch, platform } });
+        await this.apply({
+          type: "attach",
+          runner: id,
+          name,
+          want: hello.want,
+          holding: hello.holding,
+          caps: { memory, cores, labels, arch, platform },
+        });
       },
       frame: async (ws, runner, msg) => {
         switch (msg.type) {
           case "want":
             return this.apply({ type: "want", runner, want: msg.want, received: msg.received });
           case "results":
-            return this.apply({ type: "results", runner, results: await this.checkBlobs(msg.results), want: msg.want, received: msg.received });
+            return this.apply({
+              type: "results",
+              runner,
+              results: await this.checkBlobs(msg.results),
+              want: msg.want,
+              received: msg.received,
+            });
           case "reject":
             return this.apply({ type: "reject", runner, tasks: msg.tasks });
           case "status":
-            return send(ws, { type: "error", message: `"status" frames go to the pool socket, not a run socket`, fatal: false });
+            return send(ws, {
+              type: "error",
+              message: `"status" frames go to the pool socket, not a run socket`,
+              fatal: false,
+            });
         }
       },
     });
@@ -273,9 +316,15 @@ export class DagRun extends DurableObject<Env> {
   private async checkBlobs(results: TaskResult[]): Promise<TaskResult[]> {
     return Promise.all(
       results.map(async (r) => {
-        if (!r.outputRef || (await this.env.BLOBS.head(outputKey(r.outputRef.sha256)))?.size === r.outputRef.size) return r;
+        if (!r.outputRef || (await this.env.BLOBS.head(outputKey(r.outputRef.sha256)))?.size === r.outputRef.size)
+          return r;
         const message = `the output blob sha256:${r.outputRef.sha256} (${r.outputRef.size} bytes) was not uploaded`;
-        return { ...r, ok: false, outputRef: undefined, failure: { kind: "output" as const, message, retryable: true } };
+        return {
+          ...r,
+          ok: false,
+          outputRef: undefined,
+          failure: { kind: "output" as const, message, retryable: true },
+        };
       }),
     );
   }
@@ -309,7 +358,9 @@ export class DagRun extends DurableObject<Env> {
 
   private metrics(): RunHistograms & { cacheHits: number } {
     const saved = this.store.meta("metrics");
-    this.observed ??= saved ? JSON.parse(saved) : { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
+    this.observed ??= saved
+      ? JSON.parse(saved)
+      : { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
     return this.observed!;
   }
 
@@ -329,7 +380,9 @@ export class DagRun extends DurableObject<Env> {
         } catch (e) {
           console.error("DagRun cache lookup", e); // a cache that cannot answer is a miss
         }
-        const hits = rows.flatMap((row, i) => (found.has(keys[i]!) ? [{ task: row.key, output: found.get(keys[i]!)! }] : []));
+        const hits = rows.flatMap((row, i) =>
+          found.has(keys[i]!) ? [{ task: row.key, output: found.get(keys[i]!)! }] : [],
+        );
         const misses = rows.flatMap((row, i) => (found.has(keys[i]!) ? [] : [{ task: row.key, key: keys[i]! }]));
         await this.apply({ type: "looked_up", hits, misses });
       }
@@ -367,7 +420,8 @@ export class DagRun extends DurableObject<Env> {
     for (const effect of effects) {
       switch (effect.type) {
         case "dispatch":
-          for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+          for (const ws of socketsOf(this.ctx, effect.runner))
+            send(ws, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
           break;
         case "cancel":
           for (const ws of socketsOf(this.ctx, effect.runner)) send(ws, { type: "cancel", tasks: effect.tasks });
@@ -424,7 +478,20 @@ export class DagRun extends DurableObject<Env> {
     this.store.setMeta("metrics", JSON.stringify(metrics));
     try {
       const { waiting: _waiting, ...counts } = s.counts;
-      await indexRun(this.env.DB, { id: s.id, name: s.name, status: s.status, tasks: s.tasks_total, counts, created_at: s.created_at, updated_at: s.updated_at, finished_at: s.finished_at }, metrics);
+      await indexRun(
+        this.env.DB,
+        {
+          id: s.id,
+          name: s.name,
+          status: s.status,
+          tasks: s.tasks_total,
+          counts,
+          created_at: s.created_at,
+          updated_at: s.updated_at,
+          finished_at: s.finished_at,
+        },
+        metrics,
+      );
     } catch (e) {
       // The index is a convenience for listings; the run itself lives in this object.
       console.error("DagRun index", e);

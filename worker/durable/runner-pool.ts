@@ -17,7 +17,17 @@ import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } fro
 import { meets, whyWaiting, type DemandClass } from "../../core/match.js";
 import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
-import { acceptRunnerSocket, answerHeartbeats, lastSocketOf, receiveFrame, runnerOf, runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
+import {
+  acceptRunnerSocket,
+  answerHeartbeats,
+  lastSocketOf,
+  receiveFrame,
+  runnerOf,
+  runnerSockets,
+  send,
+  silentRunners,
+  socketsOf,
+} from "./sockets.js";
 import type { DeviceSample } from "../../core/api.js";
 
 const SCHEMA = `
@@ -93,7 +103,10 @@ export class RunnerPool extends DurableObject<Env> {
       const priority = bestFor(classes, runner.info);
       if (priority === null) continue;
       // A busy runner hears of the run only when it outranks everything the runner works on.
-      const current = Math.max(-Infinity, ...demands.filter((d) => runner.runs.includes(d.run)).map((d) => bestFor(d.classes, runner.info) ?? -Infinity));
+      const current = Math.max(
+        -Infinity,
+        ...demands.filter((d) => runner.runs.includes(d.run)).map((d) => bestFor(d.classes, runner.info) ?? -Infinity),
+      );
       if (runner.free > 0 || priority > current) this.sendTo(runner.id, { type: "join", run, priority });
     }
   }
@@ -108,7 +121,12 @@ export class RunnerPool extends DurableObject<Env> {
   async list(): Promise<RunnerView[]> {
     const now = Date.now();
     this.dropSilent(now);
-    const pinged = new Map(runnerSockets(this.ctx).map((ws) => [runnerOf(ws), this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0]));
+    const pinged = new Map(
+      runnerSockets(this.ctx).map((ws) => [
+        runnerOf(ws),
+        this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0,
+      ]),
+    );
     return this.sql
       .exec<{ info: string; free: number; runs: string; connected_at: number; last_seen: number } & HistoryColumns>(
         `SELECT r.info, r.free, r.runs, r.connected_at, r.last_seen, r.load, h.samples
@@ -168,30 +186,48 @@ export class RunnerPool extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     // A runner closed for its rate is forgotten at once, not when its close handshake ends.
-    await receiveFrame(this.ctx, ws, raw, { meters: this.meters, kind: "pool", limited: (ws) => this.drop(ws) }, {
-      hello: (ws, { runner }) => {
-        const now = Date.now();
-        this.sql.exec(
-          `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
+    await receiveFrame(
+      this.ctx,
+      ws,
+      raw,
+      { meters: this.meters, kind: "pool", limited: (ws) => this.drop(ws) },
+      {
+        hello: (ws, { runner }) => {
+          const now = Date.now();
+          this.sql.exec(
+            `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
            ON CONFLICT (id) DO UPDATE SET info = excluded.info, free = excluded.free, runs = '[]', last_seen = excluded.last_seen`,
-          runner.id,
-          JSON.stringify(runner),
-          runner.slots,
-          now,
-          now,
-        );
-        send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: this.heartbeatMs });
-        this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
+            runner.id,
+            JSON.stringify(runner),
+            runner.slots,
+            now,
+            now,
+          );
+          send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: this.heartbeatMs });
+          this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
+        },
+        frame: (ws, runner, msg) => {
+          if (msg.type !== "status")
+            return send(ws, {
+              type: "error",
+              message: `"${msg.type}" frames go to a run socket, not the pool socket`,
+              fatal: false,
+            });
+          this.sql.exec(
+            `UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`,
+            msg.free,
+            JSON.stringify(msg.runs),
+            Date.now(),
+            runner,
+          );
+          if (msg.slots !== undefined)
+            this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
+          if (msg.device) this.sample(runner, msg.device);
+          const row = this.runnerRows(runner)[0];
+          if (row) this.match(row);
+        },
       },
-      frame: (ws, runner, msg) => {
-        if (msg.type !== "status") return send(ws, { type: "error", message: `"${msg.type}" frames go to a run socket, not the pool socket`, fatal: false });
-        this.sql.exec(`UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`, msg.free, JSON.stringify(msg.runs), Date.now(), runner);
-        if (msg.slots !== undefined) this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
-        if (msg.device) this.sample(runner, msg.device);
-        const row = this.runnerRows(runner)[0];
-        if (row) this.match(row);
-      },
-    });
+    );
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
@@ -260,8 +296,17 @@ export class RunnerPool extends DurableObject<Env> {
   /** Connected runners (or the one with `id`). */
   private runnerRows(id?: string): RunnerRow[] {
     return this.sql
-      .exec<{ id: string; info: string; free: number; runs: string }>(`SELECT id, info, free, runs FROM runners WHERE ?1 IS NULL OR id = ?1`, id ?? null)
-      .toArray().map((r) => ({ id: r.id, info: JSON.parse(r.info) as RunnerInfo, free: r.free, runs: JSON.parse(r.runs) as string[] }));
+      .exec<{ id: string; info: string; free: number; runs: string }>(
+        `SELECT id, info, free, runs FROM runners WHERE ?1 IS NULL OR id = ?1`,
+        id ?? null,
+      )
+      .toArray()
+      .map((r) => ({
+        id: r.id,
+        info: JSON.parse(r.info) as RunnerInfo,
+        free: r.free,
+        runs: JSON.parse(r.runs) as string[],
+      }));
   }
 
   private sendTo(runner: string, message: CoordinatorMessage): void {

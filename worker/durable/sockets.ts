@@ -4,7 +4,13 @@
  * first (meter.ts), so a socket over its rate limit costs nothing more than the check.
  */
 import { decodeRunnerMessage, encode } from "../../core/protocol/codec.js";
-import { CLOSE, HEARTBEAT, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerMessage } from "../../core/protocol/messages.js";
+import {
+  CLOSE,
+  HEARTBEAT,
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+  type RunnerMessage,
+} from "../../core/protocol/messages.js";
 import { frameBytes, type SocketKind, type SocketMeters } from "./meter.js";
 
 export interface Attachment {
@@ -27,7 +33,11 @@ export function runnerSockets(ctx: DurableObjectState): WebSocket[] {
 }
 
 /** Runners whose sockets have been silent (no ping, no hello) for `limitMs`. */
-export function silentRunners(ctx: DurableObjectState, now: number, limitMs: number): { runner: string; ws: WebSocket }[] {
+export function silentRunners(
+  ctx: DurableObjectState,
+  now: number,
+  limitMs: number,
+): { runner: string; ws: WebSocket }[] {
   const silent: { runner: string; ws: WebSocket }[] = [];
   for (const ws of runnerSockets(ctx)) {
     const attachment = ws.deserializeAttachment() as Attachment | null;
@@ -40,7 +50,8 @@ export function silentRunners(ctx: DurableObjectState, now: number, limitMs: num
 
 /** Accepts a WebSocket upgrade into `ctx` with an attachment for a runner not yet known. */
 export function acceptRunnerSocket(ctx: DurableObjectState, request: Request): Response {
-  if (request.headers.get("Upgrade") !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+  if (request.headers.get("Upgrade") !== "websocket")
+    return new Response("expected a WebSocket upgrade", { status: 426 });
   const { 0: client, 1: server } = new WebSocketPair();
   ctx.acceptWebSocket(server, [RUNNER_TAG]);
   server.serializeAttachment({ runner: null, since: Date.now() } satisfies Attachment);
@@ -106,7 +117,10 @@ export async function receiveFrame(
   ws: WebSocket,
   raw: string | ArrayBuffer,
   gate: FrameGate,
-  handlers: { hello(ws: WebSocket, hello: Hello): unknown; frame(ws: WebSocket, runner: string, frame: RunnerFrame): unknown },
+  handlers: {
+    hello(ws: WebSocket, hello: Hello): unknown;
+    frame(ws: WebSocket, runner: string, frame: RunnerFrame): unknown;
+  },
 ): Promise<void> {
   if (!admitFrame(gate, ws, raw)) return;
   try {
@@ -114,8 +128,10 @@ export async function receiveFrame(
     if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
     const msg = decoded.message;
     if (msg.type === "hello") {
-      if (msg.protocol !== PROTOCOL_VERSION) return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
-      for (const other of socketsOf(ctx, msg.runner.id)) if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
+      if (msg.protocol !== PROTOCOL_VERSION)
+        return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
+      for (const other of socketsOf(ctx, msg.runner.id))
+        if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
       setRunner(ws, msg.runner.id);
       await handlers.hello(ws, msg);
       return;
@@ -125,7 +141,11 @@ export async function receiveFrame(
     await handlers.frame(ws, runner, msg);
   } catch (e) {
     console.error("runner frame", e);
-    send(ws, { type: "error", message: `the coordinator could not process the frame: ${(e as Error).message}`, fatal: false });
+    send(ws, {
+      type: "error",
+      message: `the coordinator could not process the frame: ${(e as Error).message}`,
+      fatal: false,
+    });
   }
 }
 

@@ -6,7 +6,14 @@
 import type { AttemptView, TaskView } from "../../core/api.js";
 import type { ResolvedNode } from "../../core/dag/plan.js";
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
-import { type AttemptRow, type DeadlineKind, type NodeRow, type RunnerRow, type RunStore, type TaskRow } from "../run/store.js";
+import {
+  type AttemptRow,
+  type DeadlineKind,
+  type NodeRow,
+  type RunnerRow,
+  type RunStore,
+  type TaskRow,
+} from "../run/store.js";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
 
 const SCHEMA = `
@@ -62,7 +69,11 @@ export class SqlStore implements RunStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value);
+    this.sql.exec(
+      `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      key,
+      value,
+    );
   }
 
   status(): RunStatus {
@@ -71,7 +82,8 @@ export class SqlStore implements RunStore {
 
   setStatus(status: RunStatus, at: number): void {
     this.setMeta("status", status);
-    if (status === "succeeded" || status === "failed" || status === "cancelled") this.setMeta("finished_at", String(at));
+    if (status === "succeeded" || status === "failed" || status === "cancelled")
+      this.setMeta("finished_at", String(at));
   }
 
   insertPlan(nodes: readonly NodeRow[]): void {
@@ -88,7 +100,14 @@ export class SqlStore implements RunStore {
       for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
       const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
       if (spec.instances === null) {
-        this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, spec.id, spec.id, seq, spec.priority, state);
+        this.sql.exec(
+          `INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`,
+          spec.id,
+          spec.id,
+          seq,
+          spec.priority,
+          state,
+        );
       } else {
         // One statement per mapped task, however many instances it has.
         this.sql.exec(
@@ -109,10 +128,12 @@ export class SqlStore implements RunStore {
   }
 
   node(id: string): NodeRow {
-    const row = this.sql.exec<{ spec: string; pending_deps: number; remaining: number }>(
-      `SELECT spec, pending_deps, remaining FROM nodes WHERE id = ?`,
-      id,
-    ).one();
+    const row = this.sql
+      .exec<{ spec: string; pending_deps: number; remaining: number }>(
+        `SELECT spec, pending_deps, remaining FROM nodes WHERE id = ?`,
+        id,
+      )
+      .one();
     let spec = this.specs.get(id);
     if (!spec) this.specs.set(id, (spec = JSON.parse(row.spec) as ResolvedNode));
     return { spec, pendingDeps: row.pending_deps, remaining: row.remaining };
@@ -120,7 +141,10 @@ export class SqlStore implements RunStore {
 
   /** Node ids in plan order. */
   nodeIds(): string[] {
-    return this.sql.exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`).toArray().map((r) => r.id);
+    return this.sql
+      .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
+      .toArray()
+      .map((r) => r.id);
   }
 
   dependents(id: string): string[] {
@@ -141,17 +165,29 @@ export class SqlStore implements RunStore {
   }
 
   nodeReadyAt(id: string): number | null {
-    if (!this.readyAt.has(id)) this.readyAt.set(id, this.sql.exec<{ at: number }>(`SELECT at FROM node_ready WHERE node = ?`, id).toArray()[0]?.at ?? null);
+    if (!this.readyAt.has(id))
+      this.readyAt.set(
+        id,
+        this.sql.exec<{ at: number }>(`SELECT at FROM node_ready WHERE node = ?`, id).toArray()[0]?.at ?? null,
+      );
     return this.readyAt.get(id)!;
   }
 
   bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number {
     const column = counter === "pendingDeps" ? "pending_deps" : "remaining";
-    return this.sql.exec<{ v: number }>(`UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`, delta, id).one().v;
+    return this.sql
+      .exec<{ v: number }>(
+        `UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`,
+        delta,
+        id,
+      )
+      .one().v;
   }
 
   task(key: string): TaskRow | undefined {
-    const row = this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE key = ?`, key).toArray()[0];
+    const row = this.sql
+      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE key = ?`, key)
+      .toArray()[0];
     return row && toTask(row);
   }
 
@@ -162,14 +198,14 @@ export class SqlStore implements RunStore {
     const values: SqlStorageValue[] = [];
     for (const [field, value] of Object.entries(changes)) {
       sets.push(`${field} = ?`);
-      values.push(value as SqlStorageValue);
+      values.push(value);
     }
     if (sets.length === 0) return;
     this.sql.exec(`UPDATE tasks SET ${sets.join(", ")} WHERE key = ?`, ...values, key);
     if (before && changes.state && before !== changes.state) {
       this.addCount(before, -1);
       this.addCount(changes.state, 1);
-      this.watching?.nodes.add(prior!.node);
+      this.watching?.nodes.add(prior.node);
       this.watching?.tasks.set(key, changes.state);
     }
   }
@@ -207,19 +243,39 @@ export class SqlStore implements RunStore {
   nodeCounts(nodes?: string[]): Map<string, Partial<Record<TaskState, number>>> {
     const out = new Map<string, Partial<Record<TaskState, number>>>();
     const rows = nodes
-      ? nodes.flatMap((node) => this.sql.exec<{ node: string; state: TaskState; n: number }>(`SELECT node, state, count(*) AS n FROM tasks WHERE node = ? GROUP BY state`, node).toArray())
-      : this.sql.exec<{ node: string; state: TaskState; n: number }>(`SELECT node, state, count(*) AS n FROM tasks GROUP BY node, state`).toArray();
+      ? nodes.flatMap((node) =>
+          this.sql
+            .exec<{ node: string; state: TaskState; n: number }>(
+              `SELECT node, state, count(*) AS n FROM tasks WHERE node = ? GROUP BY state`,
+              node,
+            )
+            .toArray(),
+        )
+      : this.sql
+          .exec<{ node: string; state: TaskState; n: number }>(
+            `SELECT node, state, count(*) AS n FROM tasks GROUP BY node, state`,
+          )
+          .toArray();
     for (const id of nodes ?? this.nodeIds()) out.set(id, {});
     for (const { node, state, n } of rows) out.get(node)![state] = n;
     return out;
   }
 
   leased(): TaskRow[] {
-    return this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'leased'`).toArray().map(toTask);
+    return this.sql
+      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'leased'`)
+      .toArray()
+      .map(toTask);
   }
 
   lookups(limit: number): TaskRow[] {
-    return this.sql.exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'lookup' ORDER BY seq LIMIT ?`, limit).toArray().map(toTask);
+    return this.sql
+      .exec(
+        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'lookup' ORDER BY seq LIMIT ?`,
+        limit,
+      )
+      .toArray()
+      .map(toTask);
   }
 
   setCacheKey(key: string, cacheKey: string): void {
@@ -227,12 +283,18 @@ export class SqlStore implements RunStore {
   }
 
   cacheKey(key: string): string | null {
-    return this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0]?.k ?? null;
+    return (
+      this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0]?.k ?? null
+    );
   }
 
   ready(limit: number, excluded: readonly string[] = []): TaskRow[] {
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`, ...excluded, limit)
+      .exec(
+        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`,
+        ...excluded,
+        limit,
+      )
       .toArray()
       .map(toTask);
   }
@@ -246,29 +308,44 @@ export class SqlStore implements RunStore {
   }
 
   readyIn(node: string): number {
-    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE node = ? AND state = 'ready'`, node).one().n;
+    return this.sql
+      .exec<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE node = ? AND state = 'ready'`, node)
+      .one().n;
   }
 
   topReadyPriority(excluded: readonly string[]): number | null {
-    const row = this.sql.exec<{ p: number }>(`SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT 1`, ...excluded).toArray()[0];
+    const row = this.sql
+      .exec<{ p: number }>(
+        `SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT 1`,
+        ...excluded,
+      )
+      .toArray()[0];
     return row?.p ?? null;
   }
 
   leasedTo(runner: string): TaskRow[] {
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE runner = ? AND state = 'leased'`, runner)
+      .exec(
+        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE runner = ? AND state = 'leased'`,
+        runner,
+      )
       .toArray()
       .map(toTask);
   }
 
   counts(): Record<TaskState, number> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    for (const { state, n } of this.sql.exec<{ state: TaskState; n: number }>(`SELECT state, n FROM counts`)) counts[state] = n;
+    for (const { state, n } of this.sql.exec<{ state: TaskState; n: number }>(`SELECT state, n FROM counts`))
+      counts[state] = n;
     return counts;
   }
 
   private addCount(state: TaskState, delta: number): void {
-    this.sql.exec(`INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`, state, delta);
+    this.sql.exec(
+      `INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`,
+      state,
+      delta,
+    );
   }
 
   outputs(node: string): (Uint8Array | BlobRef)[] {
@@ -279,13 +356,20 @@ export class SqlStore implements RunStore {
   }
 
   setOutput(key: string, output: Uint8Array | BlobRef): void {
-    if (output instanceof Uint8Array) this.sql.exec(`UPDATE tasks SET output = ?, output_size = ? WHERE key = ?`, output, output.length, key);
-    else this.sql.exec(`UPDATE tasks SET output_sha = ?, output_size = ? WHERE key = ?`, output.sha256, output.size, key);
+    if (output instanceof Uint8Array)
+      this.sql.exec(`UPDATE tasks SET output = ?, output_size = ? WHERE key = ?`, output, output.length, key);
+    else
+      this.sql.exec(`UPDATE tasks SET output_sha = ?, output_size = ? WHERE key = ?`, output.sha256, output.size, key);
   }
 
   /** A task's state and accepted output (bytes, or where they are), for the output route. */
   output(key: string): { state: TaskState; output: Uint8Array | BlobRef | null } | undefined {
-    const row = this.sql.exec<OutputRow & { state: TaskState }>(`SELECT state, output, output_sha, output_size FROM tasks WHERE key = ?`, key).toArray()[0];
+    const row = this.sql
+      .exec<OutputRow & { state: TaskState }>(
+        `SELECT state, output, output_sha, output_size FROM tasks WHERE key = ?`,
+        key,
+      )
+      .toArray()[0];
     return row && { state: row.state, output: toOutput(row) };
   }
 
@@ -322,7 +406,12 @@ export class SqlStore implements RunStore {
   }
 
   setDeadline(kind: DeadlineKind, key: string, at: number): void {
-    this.sql.exec(`INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`, kind, key, at);
+    this.sql.exec(
+      `INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`,
+      kind,
+      key,
+      at,
+    );
   }
 
   clearDeadline(kind: DeadlineKind, key: string): void {
@@ -334,7 +423,13 @@ export class SqlStore implements RunStore {
   }
 
   dueDeadlines(now: number, limit: number): { kind: DeadlineKind; key: string; at: number }[] {
-    return this.sql.exec<{ kind: DeadlineKind; key: string; at: number }>(`SELECT kind, key, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?`, now, limit).toArray();
+    return this.sql
+      .exec<{ kind: DeadlineKind; key: string; at: number }>(
+        `SELECT kind, key, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?`,
+        now,
+        limit,
+      )
+      .toArray();
   }
 
   nextDeadline(): number | null {
@@ -378,7 +473,12 @@ export class SqlStore implements RunStore {
     const where = `WHERE ?1 IS NULL OR state = ?1`;
     const page = `SELECT key FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`;
     const attempts = new Map<string, AttemptView[]>();
-    for (const a of this.sql.exec(`SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`, state ?? null, limit, offset)) {
+    for (const a of this.sql.exec(
+      `SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`,
+      state ?? null,
+      limit,
+      offset,
+    )) {
       const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
       const list = attempts.get(a.task as string) ?? [];
       list.push({
@@ -396,7 +496,12 @@ export class SqlStore implements RunStore {
       attempts.set(a.task as string, list);
     }
     return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`, state ?? null, limit, offset)
+      .exec(
+        `SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`,
+        state ?? null,
+        limit,
+        offset,
+      )
       .toArray()
       .map((t) => {
         const list = attempts.get(t.key as string) ?? [];

@@ -26,7 +26,8 @@ export const blobs = new Hono<{ Bindings: Env }>()
     const length = Number(c.req.header("Content-Length") ?? NaN);
     // With a declared length the body streams into R2 unbuffered; R2 checks the hash either way.
     const streamed = Number.isInteger(length) && length <= MAX_OUTPUT_BYTES && c.req.raw.body !== null;
-    if (length > MAX_OUTPUT_BYTES) throw new HTTPException(413, { message: `a blob is at most ${MAX_OUTPUT_BYTES} bytes` });
+    if (length > MAX_OUTPUT_BYTES)
+      throw new HTTPException(413, { message: `a blob is at most ${MAX_OUTPUT_BYTES} bytes` });
     const body = streamed ? c.req.raw.body! : await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
     let object: R2Object | null;
     try {

@@ -33,7 +33,11 @@ export const dags = new Hono<{ Bindings: Env }>()
       if (!resolved.has(node.module)) resolved.set(node.module, await resolveModule(c.env, node.module));
       const sha256 = resolved.get(node.module);
       if (sha256) nodes.push({ ...node, sha256 });
-      else problems.push({ ...locate(node.id, "module"), message: `unknown module "${node.module}": upload it with PUT /api/modules/${node.module.startsWith("sha256:") ? "<name>" : node.module} first` });
+      else
+        problems.push({
+          ...locate(node.id, "module"),
+          message: `unknown module "${node.module}": upload it with PUT /api/modules/${node.module.startsWith("sha256:") ? "<name>" : node.module} first`,
+        });
     }
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems }, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };
@@ -51,36 +55,46 @@ export const dags = new Hono<{ Bindings: Env }>()
     const page = (name: string, fallback: number) => {
       const value = c.req.query(name);
       if (value === undefined) return fallback;
-      if (!/^\d{1,9}$/.test(value)) throw new HTTPException(400, { message: `?${name} takes a whole number, not "${value}"` });
+      if (!/^\d{1,9}$/.test(value))
+        throw new HTTPException(400, { message: `?${name} takes a whole number, not "${value}"` });
       return Number(value);
     };
     const state = c.req.query("state");
     if (state !== undefined && !(TASK_STATES as readonly string[]).includes(state)) {
       throw new HTTPException(400, { message: `?state takes one of ${TASK_STATES.join(", ")}, not "${state}"` });
     }
-    const view = c.req.query("summary") === undefined ? await stub.view(page("offset", 0), page("limit", -1), state as TaskState | undefined) : await stub.status();
+    const view =
+      c.req.query("summary") === undefined
+        ? await stub.view(page("offset", 0), page("limit", -1), state as TaskState | undefined)
+        : await stub.status();
     if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
     return c.json(view);
   })
   .get("/:id/watch", async (c) => {
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
+      throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });
     return runStub(c.env, c.req.param("id")).fetch(c.req.raw);
   })
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
     const action = c.req.param("action") as "cancel" | "pause" | "resume";
     const answer = await runStub(c.env, c.req.param("id")).control(action);
-    if ("error" in answer) throw new HTTPException(answer.error === "no such run" ? 404 : 409, { message: answer.error });
+    if ("error" in answer)
+      throw new HTTPException(answer.error === "no such run" ? 404 : 409, { message: answer.error });
     return c.json({ id: c.req.param("id"), status: answer.status });
   })
   .get("/:id/tasks/:task/output", async (c) => {
     const task = c.req.param("task");
     const found = await runStub(c.env, c.req.param("id")).output(task);
     if (!found) throw new HTTPException(404, { message: `run ${c.req.param("id")} has no task ${task}` });
-    if (!found.output) throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
+    if (!found.output)
+      throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
     if (found.output instanceof Uint8Array) return outputResponse(found.output, task);
     // A blob is read whole (at most MAX_OUTPUT_BYTES): its type comes from its bytes too.
     const object = await c.env.BLOBS.get(outputKey(found.output.sha256));
-    if (!object) throw new HTTPException(500, { message: `the output of ${task} (sha256:${found.output.sha256}) is missing from blob storage` });
+    if (!object)
+      throw new HTTPException(500, {
+        message: `the output of ${task} (sha256:${found.output.sha256}) is missing from blob storage`,
+      });
     return outputResponse(new Uint8Array(await object.arrayBuffer()), task, { "X-Sha256": found.output.sha256 });
   });
 

@@ -17,12 +17,24 @@ export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_
   // The pool's totals are a few counts: a scrape never reads runners' histories.
   const [totals, runners] = await Promise.all([runTotals(c.env.DB), pool(c.env).totals()]);
   const text = new Exposition()
-    .metric("distro_runs", "gauge", "Runs in the index by status.", RUN_STATUSES.map((status) => [{ status }, totals.runs[status] ?? 0]))
-    .metric("distro_tasks", "gauge", "Task instances of indexed runs by state.", TASK_STATES.map((state) => [{ state }, totals.tasks[state] ?? 0]))
+    .metric(
+      "distro_runs",
+      "gauge",
+      "Runs in the index by status.",
+      RUN_STATUSES.map((status) => [{ status }, totals.runs[status] ?? 0]),
+    )
+    .metric(
+      "distro_tasks",
+      "gauge",
+      "Task instances of indexed runs by state.",
+      TASK_STATES.map((state) => [{ state }, totals.tasks[state] ?? 0]),
+    )
     .metric("distro_runners_connected", "gauge", "Runners connected to the pool.", [[{}, runners.runners]])
     .metric("distro_slots", "gauge", "Task slots of connected runners.", [[{}, runners.slots]])
     .metric("distro_slots_busy", "gauge", "Task slots running a task now.", [[{}, runners.busy]])
-    .metric("distro_cache_hits_total", "counter", "Tasks served from the result cache.", [[{}, totals.metrics.cacheHits]])
+    .metric("distro_cache_hits_total", "counter", "Tasks served from the result cache.", [
+      [{}, totals.metrics.cacheHits],
+    ])
     .metric(
       "distro_device_samples_dropped_total",
       "counter",
@@ -36,7 +48,11 @@ export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_
       SOCKET_KINDS.map((kind) => [{ kind }, runners.rateLimited[kind]]),
     )
     .histogram("distro_task_duration_seconds", "How long attempts ran on their runners.", totals.metrics.duration)
-    .histogram("distro_dispatch_latency_seconds", "From a task becoming ready to its dispatch to a runner.", totals.metrics.latency)
+    .histogram(
+      "distro_dispatch_latency_seconds",
+      "From a task becoming ready to its dispatch to a runner.",
+      totals.metrics.latency,
+    )
     .toString();
   return c.body(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
 });

@@ -23,12 +23,20 @@ export const modules = new Hono<{ Bindings: Env }>()
   .put("/:name", requireToken("API_TOKEN"), async (c) => {
     const name = c.req.param("name");
     if (!NAME.test(name)) {
-      throw new HTTPException(400, { message: `invalid module name "${name}": use letters, digits, _, . and - (at most 128)` });
+      throw new HTTPException(400, {
+        message: `invalid module name "${name}": use letters, digits, _, . and - (at most 128)`,
+      });
     }
     const bytes = await readBytes(c.req.raw, MAX_MODULE_BYTES);
     const problems = checkTaskModule(bytes);
     if (problems.length > 0) {
-      return c.json({ error: `module "${name}" is not a valid task`, problems: problems.map((message) => ({ path: name, line: 0, column: 0, message })) }, 400);
+      return c.json(
+        {
+          error: `module "${name}" is not a valid task`,
+          problems: problems.map((message) => ({ path: name, line: 0, column: 0, message })),
+        },
+        400,
+      );
     }
     const sha256 = await sha256Hex(bytes);
     await c.env.BLOBS.put(moduleKey(sha256), bytes, { sha256 });

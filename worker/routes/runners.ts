@@ -10,7 +10,8 @@ import { pool, type Env } from "../env.js";
 export const runners = new Hono<{ Bindings: Env }>()
   .get("/", requireToken("API_TOKEN"), async (c) => c.json({ runners: await pool(c.env).list() }))
   .get("/connect", requireToken("RUNNER_TOKEN"), async (c) => {
-    if (c.req.header("Upgrade") !== "websocket") throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
+    if (c.req.header("Upgrade") !== "websocket")
+      throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
     const run = c.req.query("run");
     if (run === undefined) return pool(c.env).fetch(c.req.raw);
     if (!/^[0-9a-f]{64}$/.test(run)) throw new HTTPException(404, { message: `no run ${run}` });

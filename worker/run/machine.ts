@@ -54,7 +54,11 @@ export type RunEvent =
   | { type: "tick" }
   | { type: "control"; action: "cancel" | "pause" | "resume" }
   /** The result cache's answers for tasks in `lookup`: hits succeed at once, misses become ready. */
-  | { type: "looked_up"; hits: { task: string; output: Uint8Array | BlobRef }[]; misses: { task: string; key: string }[] };
+  | {
+      type: "looked_up";
+      hits: { task: string; output: Uint8Array | BlobRef }[];
+      misses: { task: string; key: string }[];
+    };
 
 export type Effect =
   | { type: "dispatch"; runner: string; tasks: Assignment[]; backlog: number }
@@ -92,9 +96,13 @@ export class IllegalTransition extends Error {
   }
 }
 
-
 /** Applies one event; every change goes to `store`, every outside action comes back as an effect. */
-export function transition(store: RunStore, event: RunEvent, now: number, config: MachineConfig = DEFAULT_CONFIG): Effect[] {
+export function transition(
+  store: RunStore,
+  event: RunEvent,
+  now: number,
+  config: MachineConfig = DEFAULT_CONFIG,
+): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
   const ctx: Ctx = { store, now, config, effects, cache: [] };
@@ -103,7 +111,13 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
         throw new IllegalTransition(status, event.type, "the run has its plan already");
       }
-      store.insertPlan(event.plan.nodes.map((spec): NodeRow => ({ spec, pendingDeps: spec.deps.length, remaining: spec.instances ?? 1 })));
+      store.insertPlan(
+        event.plan.nodes.map((spec): NodeRow => ({
+          spec,
+          pendingDeps: spec.deps.length,
+          remaining: spec.instances ?? 1,
+        })),
+      );
       for (const spec of event.plan.nodes) if (spec.deps.length === 0) store.setNodeReady(spec.id, now);
       break;
     case "attach":
@@ -131,7 +145,12 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
       break;
     case "detach":
       for (const row of store.leasedTo(event.runner)) {
-        fail(ctx, row, { kind: "lost", message: "the runner disconnected or went silent during the attempt", retryable: true }, "");
+        fail(
+          ctx,
+          row,
+          { kind: "lost", message: "the runner disconnected or went silent during the attempt", retryable: true },
+          "",
+        );
       }
       store.removeRunner(event.runner);
       break;
@@ -150,7 +169,18 @@ export function transition(store: RunStore, event: RunEvent, now: number, config
         const row = store.task(task);
         if (row?.state !== "lookup") continue;
         const attempt = row.attempt + 1;
-        store.addAttempt({ task, attempt, runner: "cache", runnerName: "result cache", startedAt: now, endedAt: now, outcome: "cached", failure: null, stderr: "", note: null });
+        store.addAttempt({
+          task,
+          attempt,
+          runner: "cache",
+          runnerName: "result cache",
+          startedAt: now,
+          endedAt: now,
+          outcome: "cached",
+          failure: null,
+          stderr: "",
+          note: null,
+        });
         succeed(ctx, { ...row, attempt }, output);
       }
       for (const { task, key } of event.misses) {
@@ -199,7 +229,11 @@ function leased(store: RunStore, runner: string, ref: AttemptRef): TaskRow | und
  * that was re-queued but not yet handed out again is given back to it; any other is stale and
  * the runner is told to stop it. Its leases that it no longer holds are lost.
  */
-function attach(ctx: Ctx, { runner, name, want, caps }: Extract<RunEvent, { type: "attach" }>, holding: AttemptRef[]): void {
+function attach(
+  ctx: Ctx,
+  { runner, name, want, caps }: Extract<RunEvent, { type: "attach" }>,
+  holding: AttemptRef[],
+): void {
   const { store, now, config } = ctx;
   const held = new Set(holding.map((h) => `${h.task}#${h.attempt}`));
   const stale: AttemptRef[] = [];
@@ -229,11 +263,20 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
   const { store } = ctx;
   const row = leased(store, runner, result);
   if (!row) {
-    store.noteAttempt(result.task, result.attempt, `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`);
+    store.noteAttempt(
+      result.task,
+      result.attempt,
+      `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`,
+    );
     return;
   }
   if (!result.ok || (result.output === undefined && result.outputRef === undefined)) {
-    fail(ctx, row, result.failure ?? { kind: "exit", message: "the runner reported a failure without a reason", retryable: true }, result.stderr);
+    fail(
+      ctx,
+      row,
+      result.failure ?? { kind: "exit", message: "the runner reported a failure without a reason", retryable: true },
+      result.stderr,
+    );
     return;
   }
   const output: Uint8Array | BlobRef = result.outputRef ?? fromBase64(result.output!);
@@ -428,7 +471,18 @@ function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): 
   const { spec } = store.node(row.node);
   const attempt = row.attempt + 1;
   store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
-  store.addAttempt({ task: row.key, attempt, runner: runner.id, runnerName: runner.name, startedAt: now, endedAt: null, outcome: "running", failure: null, stderr: "", note: null });
+  store.addAttempt({
+    task: row.key,
+    attempt,
+    runner: runner.id,
+    runnerName: runner.name,
+    startedAt: now,
+    endedAt: null,
+    outcome: "running",
+    failure: null,
+    stderr: "",
+    note: null,
+  });
   store.setDeadline("lease", row.key, now + spec.timeoutMs + ctx.config.leaseGraceMs);
   const refs = new Set<string>();
   return {

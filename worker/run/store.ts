@@ -33,7 +33,6 @@ export interface TaskRow {
   runner: string | null;
 }
 
-
 export interface AttemptRow {
   task: string;
   attempt: number;
