@@ -51,6 +51,8 @@ const FANOUT = Number(values.fanout);
 const CHAIN = Number(values.chain);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The runs of a measurement, as printed: "460, 579, 681". */
+const runs = (xs: number[], digits: number) => xs.map((x) => x.toFixed(digits)).join(", ");
 
 /**
  * Runs a DAG and returns the coordinator's own measure of it; polls every `pollMs` (polling
@@ -84,8 +86,12 @@ async function throughput(): Promise<void> {
     const client = new Client(coordinator.url, DEV_TOKENS.api);
     await client.uploadModule("noop.wasm", readFileSync(join(ROOT, "wasm_tasks/build/noop.wasm")));
 
-    const fanoutYaml = `name: bench-fanout\ncache: false\ntasks:\n  - { id: noop, module: noop.wasm, map: { range: [0, ${FANOUT}] } }\n`;
-    const chainYaml = `name: bench-chain\ncache: false\ntasks:\n${Array.from({ length: CHAIN }, (_, i) => `  - { id: t${i}, module: noop.wasm${i ? `, depends_on: [t${i - 1}]` : ""} }`).join("\n")}\n`;
+    const fanoutYaml =
+      "name: bench-fanout\ncache: false\ntasks:\n" +
+      `  - { id: noop, module: noop.wasm, map: { range: [0, ${FANOUT}] } }`;
+    const link = (i: number) => `  - { id: t${i}, module: noop.wasm${i ? `, depends_on: [t${i - 1}]` : ""} }`;
+    const chain = Array.from({ length: CHAIN }, (_, i) => link(i)).join("\n");
+    const chainYaml = `name: bench-chain\ncache: false\ntasks:\n${chain}`;
 
     console.log(`distro bench: 2 runners (${slots} slots), ${REPEAT} repeats, node ${process.version}`);
     await timeRun(client, fanoutYaml.replace(String(FANOUT), "50")); // warm-up: module caches, first compile
@@ -96,16 +102,15 @@ async function throughput(): Promise<void> {
       fan.push(FANOUT / ((await timeRun(client, fanoutYaml)) / 1000));
       watched.push(FANOUT / ((await timeRun(client, fanoutYaml, 50, WATCHERS)) / 1000));
     }
+    console.log(`fan-out of ${FANOUT} no-op tasks: median ${median(fan).toFixed(0)} tasks/s (runs: ${runs(fan, 0)})`);
     console.log(
-      `fan-out of ${FANOUT} no-op tasks: median ${median(fan).toFixed(0)} tasks/s (runs: ${fan.map((x) => x.toFixed(0)).join(", ")})`,
-    );
-    console.log(
-      `  with ${WATCHERS} watchers: median ${median(watched).toFixed(0)} tasks/s (runs: ${watched.map((x) => x.toFixed(0)).join(", ")}); ${(median(watched) / median(fan)).toFixed(2)}x the unwatched rate`,
+      `  with ${WATCHERS} watchers: median ${median(watched).toFixed(0)} tasks/s (runs: ${runs(watched, 0)}); ` +
+        `${(median(watched) / median(fan)).toFixed(2)}x the unwatched rate`,
     );
     const hops: number[] = [];
     for (let i = 0; i < REPEAT; i++) hops.push((await timeRun(client, chainYaml)) / CHAIN);
     console.log(
-      `chain of ${CHAIN} dependent tasks: median ${median(hops).toFixed(2)} ms per hop (runs: ${hops.map((x) => x.toFixed(2)).join(", ")})`,
+      `chain of ${CHAIN} dependent tasks: median ${median(hops).toFixed(2)} ms per hop (runs: ${runs(hops, 2)})`,
     );
   } finally {
     await Promise.all(runners.map((r) => r.stop()));
@@ -199,7 +204,8 @@ async function scaling(): Promise<void> {
         startRunner({ coordinator: coordinator.url, slots: 1, name: `scale-${i}`, cacheDir: join(dir, `cache-${i}`) }),
       );
       await pollRunners(client, (names) => names.length === count);
-      await timeRun(client, yaml.replace("width: 2048", "width: 256").replace("height: 2048", "height: 256")); // warm-up: fetch and compile
+      // Warm-up: fetch and compile the modules.
+      await timeRun(client, yaml.replace("width: 2048", "width: 256").replace("height: 2048", "height: 256"));
       for (let i = 0; i < REPEAT; i++) times[key]!.push(await timeRun(client, yaml, 1000));
       await Promise.all(runners.map((r) => r.stop()));
     }
@@ -241,19 +247,17 @@ async function scaling(): Promise<void> {
     await pool.close();
     const [one, two, local] = [median(times.one!), median(times.two!), median(times.local!)];
     console.log(
-      `scaling: mandelbrot ${tiles.params.width}×${tiles.params.height}, ${tiles.instances} tiles, ${tiles.params.iterations} iterations`,
+      `scaling: mandelbrot ${String(tiles.params.width)}×${String(tiles.params.height)}, ${tiles.instances} tiles, ` +
+        `${String(tiles.params.iterations)} iterations`,
+    );
+    console.log(`  1 runner × 1 slot: median ${one.toFixed(0)} ms (runs: ${runs(times.one!, 0)})`);
+    console.log(`  2 runners × 1 slot: median ${two.toFixed(0)} ms (runs: ${runs(times.two!, 0)})`);
+    console.log(
+      `  local pool, 2 threads, no coordinator: median ${local.toFixed(0)} ms (runs: ${runs(times.local!, 0)})`,
     );
     console.log(
-      `  1 runner × 1 slot: median ${one.toFixed(0)} ms (runs: ${times.one!.map((x) => x.toFixed(0)).join(", ")})`,
-    );
-    console.log(
-      `  2 runners × 1 slot: median ${two.toFixed(0)} ms (runs: ${times.two!.map((x) => x.toFixed(0)).join(", ")})`,
-    );
-    console.log(
-      `  local pool, 2 threads, no coordinator: median ${local.toFixed(0)} ms (runs: ${times.local!.map((x) => x.toFixed(0)).join(", ")})`,
-    );
-    console.log(
-      `  speedup 2 runners vs 1: ${(one / two).toFixed(2)}x; 2 runners vs local pool: ${(two / local).toFixed(2)}x the time`,
+      `  speedup 2 runners vs 1: ${(one / two).toFixed(2)}x; ` +
+        `2 runners vs local pool: ${(two / local).toFixed(2)}x the time`,
     );
   } finally {
     await coordinator.stop();
@@ -306,7 +310,7 @@ async function floodOnce(client: Client, n: number, frames: number, failures: st
   const closed = new Promise<string>((resolve) => ws.on("close", (code, why) => resolve(`${code} ${why.toString()}`)));
   const welcome = new Promise<void>((resolve) => {
     ws.on("message", (data) => {
-      if (String(data).includes('"welcome"')) resolve();
+      if ((data as Buffer).toString().includes('"welcome"')) resolve();
     });
   });
   await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));

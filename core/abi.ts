@@ -80,7 +80,7 @@ export function envelope(
 }
 
 /** Base64 without Buffer, so it runs in workerd and Node alike. */
-export function toBase64(bytes: Uint8Array): string {
+function toBase64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -96,8 +96,7 @@ export function fromBase64(text: string): Uint8Array {
 }
 
 /** The image types an output may be served as, each known by its magic number. */
-export const RASTER_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"] as const;
-export type RasterType = (typeof RASTER_TYPES)[number];
+type RasterType = "image/png" | "image/jpeg" | "image/gif" | "image/webp";
 
 /** The file extension `distro` gives an output of each served type. */
 export const OUTPUT_EXTENSIONS: Record<RasterType | "application/json" | "application/octet-stream", string> = {
@@ -113,7 +112,7 @@ const ascii = (bytes: Uint8Array, at: number, text: string) =>
   [...text].every((ch, i) => bytes[at + i] === ch.charCodeAt(0));
 
 /** The raster image type of `bytes` by magic number, or null. */
-export function rasterType(bytes: Uint8Array): RasterType | null {
+function rasterType(bytes: Uint8Array): RasterType | null {
   if (bytes[0] === 0x89 && ascii(bytes, 1, "PNG\r\n\x1a\n")) return "image/png";
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "image/jpeg";
   if (ascii(bytes, 0, "GIF87a") || ascii(bytes, 0, "GIF89a")) return "image/gif";

@@ -27,7 +27,7 @@ const ARCH_ALIASES: Record<string, string> = {
   x86: "ia32",
 };
 
-export function normalizeArch(arch: string): string {
+function normalizeArch(arch: string): string {
   const lower = arch.toLowerCase();
   return ARCH_ALIASES[lower] ?? lower;
 }
@@ -62,5 +62,6 @@ export function whyWaiting(requires: Requirements | null | undefined, runners: r
   if (misses.some((m) => m.length === 0)) return null;
   const nobody = misses[0]!.filter((need) => misses.every((m) => m.includes(need)));
   if (nobody.length > 0) return `no runner with ${nobody.join(", ")}`;
-  return `no single runner has all of: ${unmet(requires, { memory: 0, cores: 0, labels: [], arch: "", platform: "" }).join(", ")}`;
+  const nothing = { memory: 0, cores: 0, labels: [], arch: "", platform: "" };
+  return `no single runner has all of: ${unmet(requires, nothing).join(", ")}`;
 }

@@ -31,10 +31,10 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export type AttemptOutcome = "running" | "succeeded" | "failed" | "lost" | "returned" | "cancelled" | "cached";
 
 /** Statuses a run never leaves. */
-export const FINAL_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
+const FINAL_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
 
 /** Task states that never change again. */
-export const DONE_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
+const DONE_STATES: readonly TaskState[] = ["succeeded", "failed", "skipped", "cancelled"];
 
 /** True when the run has ended (no task of it can change any more). */
 export function isFinal(status: string): boolean {

@@ -53,7 +53,10 @@ for (const pkg of PACKAGES) {
     external: ["bufferutil", "utf-8-validate"],
     // Bundled CommonJS dependencies (ws, systeminformation) call require() for Node built-ins.
     banner: {
-      js: `import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);`,
+      js: [
+        `import { createRequire as __createRequire } from "node:module";`,
+        "const require = __createRequire(import.meta.url);",
+      ].join(" "),
     },
   });
   const foreign = Object.keys(result.metafile.inputs).filter(

@@ -9,7 +9,7 @@ import { DAG_LIMITS, dagSchema, TASK_DEFAULTS, type DagDocument } from "./schema
 import type { DagPlan, NodeSpec, Problem } from "./plan.js";
 
 /** Where a field of a task stands in the source, for problems found after parsing. */
-export type Locate = (taskId: string, field: string) => Omit<Problem, "message">;
+type Locate = (taskId: string, field: string) => Omit<Problem, "message">;
 
 export type ParseResult = { ok: true; plan: DagPlan; locate: Locate } | { ok: false; problems: Problem[] };
 
@@ -196,7 +196,7 @@ function rangeStart(node: unknown): number | undefined {
 }
 
 /** `["tasks", 2, "depends_on", 0]` → `tasks[2].depends_on[0]`. */
-export function formatPath(path: PathPart[]): string {
+function formatPath(path: PathPart[]): string {
   return path.reduce<string>(
     (out, part) => (typeof part === "number" ? `${out}[${part}]` : out ? `${out}.${part}` : part),
     "",

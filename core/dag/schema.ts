@@ -121,4 +121,3 @@ export const dagSchema = z.strictObject({
 });
 
 export type DagDocument = z.output<typeof dagSchema>;
-export type TaskDocument = DagDocument["tasks"][number];

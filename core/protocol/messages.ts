@@ -59,7 +59,7 @@ const runnerInfo = z.strictObject({
 });
 export type RunnerInfo = z.infer<typeof runnerInfo>;
 
-export const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "lost"] as const;
+const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "lost"] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 const failure = z.strictObject({

@@ -56,7 +56,7 @@ export const WASI_PREVIEW1 = new Set([
 ]);
 
 const KINDS = ["function", "table", "memory", "global", "tag"] as const;
-export type ExternKind = (typeof KINDS)[number];
+type ExternKind = (typeof KINDS)[number];
 
 export interface ModuleInfo {
   imports: { module: string; name: string; kind: ExternKind }[];

@@ -132,7 +132,8 @@ describe("large outputs", () => {
   it("a 5 MiB output goes through R2 byte for byte, to the API and to its dependent", async () => {
     const size = 5 * 1024 * 1024;
     const { id } = await cluster.client.submit(
-      `name: big\ntasks:\n  - { id: big, module: blob.wasm, params: { size: ${size}, seed: 99 } }\n  - { id: check, module: digest.wasm, depends_on: [big] }\n`,
+      `name: big\ntasks:\n  - { id: big, module: blob.wasm, params: { size: ${size}, seed: 99 } }\n` +
+        `  - { id: check, module: digest.wasm, depends_on: [big] }\n`,
     );
     expect((await cluster.client.wait(id)).status).toBe("succeeded");
     const expected = xorshiftBytes(size, 99);

@@ -50,7 +50,7 @@ describe("a flood of status frames on one socket", () => {
       ws.on("close", (code, reason) => resolve({ code, reason: reason.toString(), at: performance.now() }));
     });
     const welcome = new Promise<void>((resolve) =>
-      ws.on("message", (data) => String(data).includes('"welcome"') && resolve()),
+      ws.on("message", (data) => (data as Buffer).toString().includes('"welcome"') && resolve()),
     );
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     const opened = performance.now();

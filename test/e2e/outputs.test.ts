@@ -28,9 +28,11 @@ let origin: string;
 function payloads(): Record<string, string> {
   const mark = (name: string) => `fetch('${origin}/pwned/${name}');localStorage.setItem('pwned','${name}')`;
   const svg = (name: string) =>
-    `<svg xmlns="http://www.w3.org/2000/svg" onload="${mark(`${name}-onload`)}"><script>${mark(name)}</script><circle r="5"/></svg>`;
+    `<svg xmlns="http://www.w3.org/2000/svg" onload="${mark(`${name}-onload`)}">` +
+    `<script>${mark(name)}</script><circle r="5"/></svg>`;
   const html = (name: string) =>
-    `<!doctype html><html><body><script>${mark(name)}</script><img src="x" onerror="${mark(`${name}-img`)}"></body></html>`;
+    `<!doctype html><html><body><script>${mark(name)}</script>` +
+    `<img src="x" onerror="${mark(`${name}-img`)}"></body></html>`;
   const big = (text: string) => `${text}<!--${"x".repeat(300 * 1024)}-->`; // over the 256 KiB inline limit: a blob
   // The page shows the first four final outputs inline; all five through "show output".
   return {
@@ -72,7 +74,7 @@ async function hostileRunner(id: string, outputs: Record<string, string>): Promi
   const done = new Set<string>();
   await new Promise<void>((resolve, reject) => {
     ws.on("message", (data) => {
-      const text = data.toString();
+      const text = (data as Buffer).toString(); // text frames arrive as Buffers
       if (text === "pong") return;
       const msg = JSON.parse(text) as CoordinatorMessage;
       if (msg.type === "error") return reject(new Error(msg.message));

@@ -38,7 +38,7 @@ const url = (hash = "") => new URL(`/${hash}`, cluster.coordinator.url).toString
 const submit = (yaml: string) => cluster.client.submit(`cache: false\n${yaml}`);
 
 describe("status page", () => {
-  it("asks for the token once, shows a new run, draws its graph updating live to all-succeeded, and lists the runners", async () => {
+  it("asks for the token once, shows a run, draws its graph live to all-succeeded, lists the runners", async () => {
     await page.goto(url());
     await page.fill("#token", "wrong-token");
     await page.click("#login button");
