@@ -47,7 +47,7 @@ export class CoordinatorHttp {
 }
 
 /** The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI). */
-export async function resolveInputs(task: Assignment, http: CoordinatorHttp): Promise<string> {
+export async function resolveInputs(task: Assignment, http: Pick<CoordinatorHttp, "blob">): Promise<string> {
   if (task.refs.length === 0) return task.stdin;
   const values = new Map(
     await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)),

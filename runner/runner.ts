@@ -15,11 +15,12 @@ import { DEVICE_REPORT, PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
 import { formatSize } from "../core/units.js";
 import { autoSlots, type DeviceSample } from "./device.js";
-import type { JobOutcome, ThreadPool } from "./executor/pool.js";
+import { runAttempt, settleAttempt } from "./attempt.js";
+import type { ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
-import { ModuleError, type ModuleCache } from "./modules.js";
-import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
+import type { ModuleCache } from "./modules.js";
+import type { CoordinatorHttp } from "./blobs.js";
 
 interface Running {
   task: Assignment;
@@ -62,8 +63,6 @@ export interface RunnerParts {
 /** Lifecycle of the runner process. */
 export type RunnerState = "connecting" | "ready" | "draining" | "stopped";
 
-const STDERR_TAIL = 4096;
-const MEMORY_SLACK = 1024 * 1024;
 const attemptKey = (a: { task: string; attempt: number }) => `${a.task}#${a.attempt}`;
 
 export class Runner {
@@ -325,36 +324,7 @@ export class Runner {
     this.busySlots.add(n);
     const entry: Running = { task, slot: `${this.parts.info.id}-${n}`, abort: new AbortController() };
     run.running.set(attemptKey(task), entry);
-    let outcome: JobOutcome;
-    try {
-      const [module, stdin] = await Promise.all([
-        this.parts.modules.get(task.module, task.memoryBytes),
-        resolveInputs(task, this.parts.http),
-      ]);
-      outcome = await this.parts.threads.run(
-        {
-          module,
-          args: [task.task, ...task.args],
-          env: task.env,
-          stdin: new TextEncoder().encode(stdin),
-          maxOutputBytes: task.maxOutputBytes,
-          timeoutMs: task.timeoutMs,
-        },
-        entry.abort.signal,
-      );
-    } catch (e) {
-      // A module that cannot run is the task's fault; an input blob that cannot be fetched is not.
-      const failure =
-        e instanceof ModuleError
-          ? e.failure
-          : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
-      outcome = {
-        type: "error",
-        kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module",
-        message: failure.message,
-        stderr: "",
-      };
-    }
+    const outcome = await runAttempt(task, this.parts, entry.abort.signal);
     run.running.delete(attemptKey(task));
     this.running--;
     this.busySlots.delete(n);
@@ -366,46 +336,14 @@ export class Runner {
         outcome: entry.dropped,
       });
     } else {
-      const result = await this.upload(task, toResult(task, outcome, ms), outcome);
+      run.results.push(await settleAttempt(task, outcome, ms, this.parts, fields));
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
-      const bytes = result.outputRef?.size ?? Buffer.byteLength(result.output ?? "", "base64");
-      if (result.ok) {
-        this.parts.log.info(
-          `task ${task.task} attempt ${task.attempt}: ok in ${ms} ms (${bytes} bytes out${result.outputRef ? ", uploaded" : ""})`,
-          { ...fields, outcome: "ok", bytes },
-        );
-      } else {
-        const { kind, message } = result.failure!;
-        this.parts.log.info(`task ${task.task} attempt ${task.attempt}: failed in ${ms} ms (${kind}: ${message})`, {
-          ...fields,
-          outcome: "failed",
-          kind,
-          error: message,
-        });
-      }
-      run.results.push(result);
     }
     if (this.running === 0) this.idle?.();
     this.freeSlot(run);
     if (!run.flushing) {
       run.flushing = true;
       setImmediate(() => this.flush(run));
-    }
-  }
-
-  /** Moves an output over the inline limit to blob storage; a failed upload fails the attempt (retryable). */
-  private async upload(task: Assignment, result: TaskResult, outcome: JobOutcome): Promise<TaskResult> {
-    if (!result.ok || outcome.type !== "exit" || outcome.stdout.length <= task.inlineOutputBytes) return result;
-    try {
-      const { output: _inline, ...rest } = result;
-      return { ...rest, outputRef: await this.parts.http.upload(outcome.stdout) };
-    } catch (e) {
-      return {
-        ...result,
-        ok: false,
-        output: undefined,
-        failure: { kind: "output", message: `could not upload the output: ${(e as Error).message}`, retryable: true },
-      };
     }
   }
 
@@ -516,27 +454,4 @@ export class Runner {
       if (this.poolLink?.send(status)) this.lastStatus = key;
     }, 100);
   }
-}
-
-/** The wire result of one attempt, with failures classified where they happened. */
-export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
-  const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
-  if (outcome.type === "exit" && outcome.code === 0)
-    return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
-  // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module
-  // made of its failed `memory.grow` (a trap, an abort, an exit code).
-  if (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes) {
-    const message = `the task reached its memory limit of ${task.memoryBytes} bytes (${outcome.type === "exit" ? `exited with code ${outcome.code}` : outcome.message})`;
-    return { ...base, ok: false, failure: { kind: "memory", message, retryable: false } };
-  }
-  if (outcome.type === "exit") {
-    return {
-      ...base,
-      ok: false,
-      failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code },
-    };
-  }
-  const kind = outcome.kind === "crash" || outcome.kind === "cancelled" ? "lost" : outcome.kind;
-  const retryable = kind === "trap" || kind === "timeout" || kind === "lost";
-  return { ...base, ok: false, failure: { kind, message: outcome.message, retryable } };
 }

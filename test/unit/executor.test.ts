@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ModuleCache } from "../../runner/modules";
 import { afterAll, describe, expect, it } from "vitest";
 import { ThreadPool, type Job } from "../../runner/executor/pool";
-import { toResult } from "../../runner/runner";
+import { toResult } from "../../runner/attempt";
 import { BadModule, checkTaskModule, inspectModule, limitMemory } from "../../core/wasm/inspect";
 import { wasmModule } from "../helpers/wasm-builder";
 
@@ -167,7 +167,7 @@ describe("module check", () => {
   it("the runner refuses to run a module with a forbidden import, even one that got past the coordinator", async () => {
     const dir = await import("node:fs/promises").then((fs) => fs.mkdtemp(join(tmpdir(), "distro-modules-")));
     const forbidden = bytes("fixtures/forbidden-import.wasm");
-    const cache = new ModuleCache(dir, async () => new Uint8Array(forbidden));
+    const cache = new ModuleCache(dir, () => Promise.resolve(new Uint8Array(forbidden)));
     const sha = createHash("sha256").update(forbidden).digest("hex");
     await expect(cache.get(sha, 1 << 20)).rejects.toMatchObject({
       failure: { kind: "bad_module", retryable: false, message: expect.stringContaining(`"env"."open_socket"`) },

@@ -1,0 +1,133 @@
+/**
+ * One attempt of one task, from assignment to wire result: fetch the module through the cache,
+ * resolve the `$ref` inputs, run it in the thread pool, then build the TaskResult with its failure
+ * classified here (where the failure happened) and move an output over the inline limit to blob
+ * storage. The Runner calls `runAttempt` and, unless it dropped the attempt meanwhile,
+ * `settleAttempt`; it keeps the slots, credit and queues. Tests drive it with fake hosts.
+ */
+import type { Assignment, TaskResult } from "../core/protocol/messages.js";
+import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
+import type { JobOutcome, ThreadPool } from "./executor/pool.js";
+import type { LogFields, Logger } from "./log.js";
+import { ModuleError, type ModuleCache } from "./modules.js";
+
+/** What an attempt needs from the runner: the module cache, coordinator HTTP, threads and the log. */
+export interface AttemptHost {
+  modules: Pick<ModuleCache, "get">;
+  http: Pick<CoordinatorHttp, "blob" | "upload">;
+  threads: Pick<ThreadPool, "run">;
+  log: Logger;
+}
+
+const STDERR_TAIL = 4096;
+const MEMORY_SLACK = 1024 * 1024;
+
+/**
+ * Prepares the task (module and inputs) and runs it; never rejects. A task that cannot be
+ * prepared ends as an error outcome: a module that cannot run is the task's fault, an input blob
+ * that cannot be fetched is not.
+ */
+export async function runAttempt(task: Assignment, host: AttemptHost, signal: AbortSignal): Promise<JobOutcome> {
+  try {
+    const [module, stdin] = await Promise.all([
+      host.modules.get(task.module, task.memoryBytes),
+      resolveInputs(task, host.http),
+    ]);
+    return await host.threads.run(
+      {
+        module,
+        args: [task.task, ...task.args],
+        env: task.env,
+        stdin: new TextEncoder().encode(stdin),
+        maxOutputBytes: task.maxOutputBytes,
+        timeoutMs: task.timeoutMs,
+      },
+      signal,
+    );
+  } catch (e) {
+    const failure =
+      e instanceof ModuleError
+        ? e.failure
+        : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
+    return {
+      type: "error",
+      kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module",
+      message: failure.message,
+      stderr: "",
+    };
+  }
+}
+
+/**
+ * The result to send for an attempt that ran `ms` milliseconds: classified, its output uploaded
+ * when too large to travel inline, and logged with `fields` (run, task, attempt, slot).
+ */
+export async function settleAttempt(
+  task: Assignment,
+  outcome: JobOutcome,
+  ms: number,
+  host: AttemptHost,
+  fields: LogFields = {},
+): Promise<TaskResult> {
+  const result = await upload(task, toResult(task, outcome, ms), outcome, host.http);
+  const name = `task ${task.task} attempt ${task.attempt}`;
+  if (result.ok) {
+    const bytes = result.outputRef?.size ?? Buffer.byteLength(result.output ?? "", "base64");
+    const uploaded = result.outputRef ? ", uploaded" : "";
+    host.log.info(`${name}: ok in ${ms} ms (${bytes} bytes out${uploaded})`, { ...fields, outcome: "ok", bytes });
+  } else {
+    const { kind, message } = result.failure!;
+    host.log.info(`${name}: failed in ${ms} ms (${kind}: ${message})`, {
+      ...fields,
+      outcome: "failed",
+      kind,
+      error: message,
+    });
+  }
+  return result;
+}
+
+/** Moves an output over the inline limit to blob storage; a failed upload fails the attempt (retryable). */
+async function upload(
+  task: Assignment,
+  result: TaskResult,
+  outcome: JobOutcome,
+  http: AttemptHost["http"],
+): Promise<TaskResult> {
+  if (!result.ok || outcome.type !== "exit" || outcome.stdout.length <= task.inlineOutputBytes) return result;
+  try {
+    const { output: _inline, ...rest } = result;
+    return { ...rest, outputRef: await http.upload(outcome.stdout) };
+  } catch (e) {
+    return {
+      ...result,
+      ok: false,
+      output: undefined,
+      failure: { kind: "output", message: `could not upload the output: ${(e as Error).message}`, retryable: true },
+    };
+  }
+}
+
+/** The wire result of one attempt, with failures classified where they happened. */
+export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
+  const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
+  if (outcome.type === "exit" && outcome.code === 0)
+    return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
+  // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module
+  // made of its failed `memory.grow` (a trap, an abort, an exit code).
+  if (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes) {
+    const how = outcome.type === "exit" ? `exited with code ${outcome.code}` : outcome.message;
+    const message = `the task reached its memory limit of ${task.memoryBytes} bytes (${how})`;
+    return { ...base, ok: false, failure: { kind: "memory", message, retryable: false } };
+  }
+  if (outcome.type === "exit") {
+    return {
+      ...base,
+      ok: false,
+      failure: { kind: "exit", message: `exited with code ${outcome.code}`, retryable: true, exitCode: outcome.code },
+    };
+  }
+  const kind = outcome.kind === "crash" || outcome.kind === "cancelled" ? "lost" : outcome.kind;
+  const retryable = kind === "trap" || kind === "timeout" || kind === "lost";
+  return { ...base, ok: false, failure: { kind, message: outcome.message, retryable } };
+}
