@@ -1,9 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// Four environments, all in `npm test`: pure modules and the runner's executor in Node (unit),
-// the Worker and its Durable Objects in workerd (workers), the real local coordinator with real
-// runner processes (e2e).
+// Three vitest projects, all in `npm test`: pure modules and the runner's executor in Node
+// (unit), the Worker and its Durable Objects in workerd (workers), and the real local coordinator
+// with real runner processes, the CLI as a process and the status page in headless Chromium (e2e).
 export default defineConfig({
   test: {
     projects: [
