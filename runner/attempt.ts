@@ -5,7 +5,7 @@
  * storage. The Runner calls `runAttempt` and, unless it dropped the attempt meanwhile,
  * `settleAttempt`; it keeps the slots, credit and queues. Tests drive it with fake hosts.
  */
-import type { Assignment, TaskResult } from "../core/protocol/messages.js";
+import type { Assignment, Failure, TaskResult } from "../core/protocol/messages.js";
 import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import type { LogFields, Logger } from "./log.js";
@@ -19,15 +19,18 @@ export interface AttemptHost {
   log: Logger;
 }
 
+/** How an attempt ended: as the thread pool saw it, or with the failure that kept it from running. */
+export type AttemptOutcome = JobOutcome | { type: "unprepared"; failure: Failure; stderr: "" };
+
 const STDERR_TAIL = 4096;
 const MEMORY_SLACK = 1024 * 1024;
 
 /**
  * Prepares the task (module and inputs) and runs it; never rejects. A task that cannot be
- * prepared ends as an error outcome: a module that cannot run is the task's fault, an input blob
- * that cannot be fetched is not.
+ * prepared ends `unprepared`: a module that cannot run is the task's fault, an input blob that
+ * cannot be fetched is not.
  */
-export async function runAttempt(task: Assignment, host: AttemptHost, signal: AbortSignal): Promise<JobOutcome> {
+export async function runAttempt(task: Assignment, host: AttemptHost, signal: AbortSignal): Promise<AttemptOutcome> {
   try {
     const [module, stdin] = await Promise.all([
       host.modules.get(task.module, task.memoryBytes),
@@ -45,16 +48,13 @@ export async function runAttempt(task: Assignment, host: AttemptHost, signal: Ab
       signal,
     );
   } catch (e) {
-    const failure =
+    // The failure goes on as the cache classified it: a module that arrived corrupted is worth
+    // another try, one that does not compile is not.
+    const failure: Failure =
       e instanceof ModuleError
         ? e.failure
-        : { kind: "lost" as const, message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
-    return {
-      type: "error",
-      kind: failure.kind === "lost" ? "crash" : failure.kind === "memory" ? "memory" : "bad_module",
-      message: failure.message,
-      stderr: "",
-    };
+        : { kind: "lost", message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
+    return { type: "unprepared", failure, stderr: "" };
   }
 }
 
@@ -64,7 +64,7 @@ export async function runAttempt(task: Assignment, host: AttemptHost, signal: Ab
  */
 export async function settleAttempt(
   task: Assignment,
-  outcome: JobOutcome,
+  outcome: AttemptOutcome,
   ms: number,
   host: AttemptHost,
   fields: LogFields = {},
@@ -91,7 +91,7 @@ export async function settleAttempt(
 async function upload(
   task: Assignment,
   result: TaskResult,
-  outcome: JobOutcome,
+  outcome: AttemptOutcome,
   http: AttemptHost["http"],
 ): Promise<TaskResult> {
   if (!result.ok || outcome.type !== "exit" || outcome.stdout.length <= task.inlineOutputBytes) return result;
@@ -109,8 +109,9 @@ async function upload(
 }
 
 /** The wire result of one attempt, with failures classified where they happened. */
-export function toResult(task: Assignment, outcome: JobOutcome, durationMs: number): TaskResult {
+export function toResult(task: Assignment, outcome: AttemptOutcome, durationMs: number): TaskResult {
   const base = { task: task.task, attempt: task.attempt, durationMs, stderr: outcome.stderr.slice(-STDERR_TAIL) };
+  if (outcome.type === "unprepared") return { ...base, ok: false, failure: outcome.failure };
   if (outcome.type === "exit" && outcome.code === 0)
     return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
   // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module

@@ -132,6 +132,7 @@ describe("attempt pipeline", () => {
       [SHA("a")]: new ModuleError({ kind: "bad_module", message: "import env.x is not allowed", retryable: false }),
       [SHA("b")]: new ModuleError({ kind: "lost", message: "could not fetch module", retryable: true }),
       [SHA("c")]: new ModuleError({ kind: "memory", message: "needs more memory than allowed", retryable: false }),
+      [SHA("d")]: new ModuleError({ kind: "bad_module", message: "arrived with a different sha256", retryable: true }),
     });
     expect((await attempt(f, task())).failure).toEqual({
       kind: "bad_module",
@@ -140,6 +141,11 @@ describe("attempt pipeline", () => {
     });
     expect((await attempt(f, task({ module: SHA("b") }))).failure).toMatchObject({ kind: "lost", retryable: true });
     expect((await attempt(f, task({ module: SHA("c") }))).failure).toMatchObject({ kind: "memory", retryable: false });
+    // A corrupted download is worth another try: the cache's verdict is kept, not re-derived from the kind.
+    expect((await attempt(f, task({ module: SHA("d") }))).failure).toMatchObject({
+      kind: "bad_module",
+      retryable: true,
+    });
   });
 
   it("an input blob that cannot be fetched is not the task's fault: lost, retryable", async () => {
@@ -156,6 +162,8 @@ describe("attempt pipeline", () => {
     const f = fake({ [SHA("a")]: "echo.wasm" });
     const abort = new AbortController();
     abort.abort();
-    expect(await runAttempt(task(), f.host, abort.signal)).toMatchObject({ type: "error", kind: "cancelled" });
+    const outcome = await runAttempt(task(), f.host, abort.signal);
+    expect(outcome).toMatchObject({ type: "error", kind: "cancelled" });
+    expect((await settleAttempt(task(), outcome, 0, f.host)).failure).toMatchObject({ kind: "lost", retryable: true });
   });
 });
