@@ -1,7 +1,7 @@
 // The status page: recent runs; one run as a live graph (over GET /api/dags/:id/watch) with its
 // throughput, controls, outputs and tasks; the connected runners with their CPU and memory load
-// over the last ten minutes (the pool keeps their device reports). Plain modules, no build step, nothing from a CDN. Asks for the API token once and
-// keeps it in localStorage.
+// over the last ten minutes (the pool keeps their device reports). Plain modules, no build step,
+// nothing from a CDN. Asks for the API token once and keeps it in localStorage.
 const app = document.getElementById("app");
 const tokenKey = "distro.token";
 const token = () => localStorage.getItem(tokenKey) ?? "";
@@ -12,6 +12,11 @@ const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const DONE = ["succeeded", "failed", "skipped", "cancelled"];
 const finished = (counts) => DONE.reduce((n, s) => n + (counts[s] ?? 0), 0);
+
+/** A table's header row, one `<th>` per column name. */
+const headerRow = (columns) => `<tr>${columns.map((c) => `<th>${c}</th>`).join("")}</tr>`;
+/** A table row: `attrs` on the `<tr>` (its data-* name), one `<td>` per cell (HTML). */
+const tableRow = (attrs, cells) => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
 
 function duration(ms) {
   const s = Math.round(ms / 1000);
@@ -39,10 +44,14 @@ async function request(path, init = {}) {
 }
 const api = async (path, init) => (await request(path, init)).json();
 
+const LOGIN_HINT = "The coordinator's API_TOKEN (dev-api-token with npm start). It stays in this browser.";
+
 function askToken(message = "") {
   stop();
-  app.innerHTML = `<form id="login" class="login"><label>API token <input id="token" type="password" autocomplete="current-password" required></label><button>Open</button>
-    <p class="hint">${esc(message) || "The coordinator's API_TOKEN (dev-api-token with npm start). It stays in this browser."}</p></form>`;
+  app.innerHTML = `<form id="login" class="login">
+    <label>API token <input id="token" type="password" autocomplete="current-password" required></label>
+    <button>Open</button>
+    <p class="hint">${esc(message) || LOGIN_HINT}</p></form>`;
   document.getElementById("login").onsubmit = (e) => {
     e.preventDefault();
     localStorage.setItem(tokenKey, document.getElementById("token").value);
@@ -87,7 +96,9 @@ function fail(e) {
 /** A bar of done/total, drawn in SVG (the page's policy allows no inline style). */
 function progress(done, total) {
   const pct = total ? Math.round((done / total) * 100) : 100;
-  return `<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true"><rect class="track" width="100" height="8" rx="3"/><rect class="fill" width="${pct}" height="8" rx="3"/></svg> ${done}/${total}`;
+  return `<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true">
+    <rect class="track" width="100" height="8" rx="3"/><rect class="fill" width="${pct}" height="8" rx="3"/>
+    </svg> ${done}/${total}`;
 }
 
 // Runs ---------------------------------------------------------------------------------------
@@ -102,21 +113,25 @@ async function listView(title, path, key, empty, draw) {
   });
 }
 
+const RUN_COLUMNS = ["run", "status", "progress", "duration", "submitted"];
+
+function runRow(r) {
+  return tableRow(`data-run="${esc(r.id)}"`, [
+    `<a href="#/runs/${esc(r.id)}">${esc(r.name)}</a>`,
+    badge(r.status),
+    progress(r.counts.succeeded ?? 0, r.tasks),
+    duration((r.finished_at ?? Date.now()) - r.created_at),
+    time(r.created_at),
+  ]);
+}
+
 function runsView() {
   return listView(
     "Runs",
     "/api/dags",
     "runs",
     "No runs yet. Submit one: <code>distro submit dags/hello_fanout.yaml --wait</code>",
-    (runs) => {
-      const rows = runs.map(
-        (
-          r,
-        ) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td>
-      <td>${progress(r.counts.succeeded ?? 0, r.tasks)}</td><td>${duration((r.finished_at ?? Date.now()) - r.created_at)}</td><td>${time(r.created_at)}</td></tr>`,
-      );
-      return `<table class="runs"><tr><th>run</th><th>status</th><th>progress</th><th>duration</th><th>submitted</th></tr>${rows.join("")}</table>`;
-    },
+    (runs) => `<table class="runs">${headerRow(RUN_COLUMNS)}${runs.map(runRow).join("")}</table>`,
   );
 }
 
@@ -173,9 +188,11 @@ function graph(nodes) {
     return `<g class="node ${state}" data-node="${esc(n.id)}" data-state="${state}" transform="translate(${x},${y})">
       <rect width="${W}" height="${H}" rx="8"/><text x="10" y="22" class="name">${esc(n.id)}</text>
       <text x="10" y="40" class="sub">${esc(label)}</text>
-      <rect class="track" x="10" y="48" width="${W - 20}" height="5" rx="2"/><rect class="fill" x="10" y="48" width="${((W - 20) * done) / total}" height="5" rx="2"/></g>`;
+      <rect class="track" x="10" y="48" width="${W - 20}" height="5" rx="2"/>
+      <rect class="fill" x="10" y="48" width="${((W - 20) * done) / total}" height="5" rx="2"/></g>`;
   });
-  return `<svg class="graph" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="the DAG">${edges.join("")}${boxes.join("")}</svg>`;
+  return `<svg class="graph" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img"
+    aria-label="the DAG">${edges.join("")}${boxes.join("")}</svg>`;
 }
 
 /** Tasks finished per second over the run, as a line. */
@@ -192,8 +209,10 @@ function throughputChart(points) {
   const xy = perSecond
     .map((v, i) => `${((i / Math.max(1, span)) * w).toFixed(1)},${(h - (v / max) * (h - 10)).toFixed(1)}`)
     .join(" ");
-  return `<svg class="chart" viewBox="0 0 ${w} ${h + 16}" preserveAspectRatio="none" role="img" aria-label="tasks per second">
-    <polyline points="${xy}"/><text x="4" y="12">${max} tasks/s</text><text x="4" y="${h + 14}">0s</text><text x="${w - 4}" y="${h + 14}" text-anchor="end">${span}s</text></svg>`;
+  return `<svg class="chart" viewBox="0 0 ${w} ${h + 16}" preserveAspectRatio="none" role="img"
+    aria-label="tasks per second">
+    <polyline points="${xy}"/><text x="4" y="12">${max} tasks/s</text><text x="4" y="${h + 14}">0s</text>
+    <text x="${w - 4}" y="${h + 14}" text-anchor="end">${span}s</text></svg>`;
 }
 
 // Outputs come from devices nobody vouches for. Only the raster types the coordinator serves as
@@ -210,6 +229,11 @@ function objectUrl(bytes, type) {
   return url;
 }
 
+/** An output as shown: `shown` (an image or a preview), captioned with what it is and a link. */
+const figure = (shown, about, link) => `<figure>${shown}<figcaption>${about} · ${link}</figcaption></figure>`;
+/** At most PREVIEW_CHARS of `text`, with an ellipsis when cut. */
+const clip = (text) => (text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text);
+
 async function showOutput(box, run, task) {
   const res = await request(`/api/dags/${run}/tasks/${encodeURIComponent(task)}/output`);
   const served = (res.headers.get("Content-Type") ?? "").split(";")[0].trim();
@@ -218,8 +242,9 @@ async function showOutput(box, run, task) {
   const about = `${esc(task)} (${esc(served || "unknown type")}, ${bytes(data.length)})`;
   if (raster) {
     const url = objectUrl(data, raster);
-    box.innerHTML = `<figure><img src="${url}" alt="output of ${esc(task)}" data-output="${esc(task)}">
-      <figcaption>${about} · <a href="${url}" target="_blank" rel="noopener" data-open="${esc(task)}">open in a new tab</a></figcaption></figure>`;
+    const img = `<img src="${url}" alt="output of ${esc(task)}" data-output="${esc(task)}">`;
+    const open = `<a href="${url}" target="_blank" rel="noopener" data-open="${esc(task)}">open in a new tab</a>`;
+    box.innerHTML = figure(img, about, open);
     return;
   }
   let text = null;
@@ -231,28 +256,51 @@ async function showOutput(box, run, task) {
   const preview =
     text === null
       ? `<p class="hint" data-output="${esc(task)}">binary, not shown</p>`
-      : `<pre data-output="${esc(task)}">${esc(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text)}</pre>`;
+      : `<pre data-output="${esc(task)}">${esc(clip(text))}</pre>`;
   const name = `${task.replace(/[^A-Za-z0-9_.-]/g, "_")}${served === "application/json" ? ".json" : ".bin"}`;
   const url = objectUrl(data, "application/octet-stream");
-  box.innerHTML = `<figure>${preview}<figcaption>${about} · <a href="${url}" download="${esc(name)}" data-download="${esc(task)}">download</a></figcaption></figure>`;
+  const download = `<a href="${url}" download="${esc(name)}" data-download="${esc(task)}">download</a>`;
+  box.innerHTML = figure(preview, about, download);
 }
 
-function taskRows(tasks) {
-  return tasks
-    .map((t) => {
-      const last = t.attempts.at(-1);
-      const ms = t.ended_at && t.started_at ? `${t.ended_at - t.started_at} ms` : "";
-      const detail = t.attempts
-        .map(
-          (a) =>
-            `<li>#${a.attempt} ${badge(a.outcome)} ${esc(a.runner_name)} ${time(a.started_at)}${a.ended_at ? ` (${a.ended_at - a.started_at} ms)` : ""}${a.error ? ` — ${esc(a.failure_kind)}: ${esc(a.error)}` : ""}${a.note ? ` <em>${esc(a.note)}</em>` : ""}${a.stderr ? `<pre>${esc(a.stderr.slice(-2000))}</pre>` : ""}</li>`,
-        )
-        .join("");
-      return `<tr data-task="${esc(t.id)}"><td>${esc(t.id)}</td><td>${badge(t.state)}${t.waiting ? ` <small>${esc(t.waiting)}</small>` : ""}</td><td>${esc(last?.runner_name)}</td><td>${ms}</td>
-        <td><details><summary>${t.attempts.length} attempt(s)${t.output_bytes !== null ? ` · ${bytes(t.output_bytes)} out` : ""}</summary><ul>${detail}</ul>${t.state === "succeeded" ? `<button class="link" data-show="${esc(t.id)}">show output</button><div class="out"></div>` : ""}</details></td></tr>`;
-    })
-    .join("");
+const TASK_COLUMNS = ["task", "state", "runner", "took", "attempts"];
+
+/** One attempt of a task: outcome, runner, start, time taken, failure, note and the tail of stderr. */
+function attemptItem(a) {
+  const took = a.ended_at ? ` (${a.ended_at - a.started_at} ms)` : "";
+  const error = a.error ? ` — ${esc(a.failure_kind)}: ${esc(a.error)}` : "";
+  const note = a.note ? ` <em>${esc(a.note)}</em>` : "";
+  const stderr = a.stderr ? `<pre>${esc(a.stderr.slice(-2000))}</pre>` : "";
+  const start = `#${a.attempt} ${badge(a.outcome)} ${esc(a.runner_name)} ${time(a.started_at)}`;
+  return `<li>${start}${took}${error}${note}${stderr}</li>`;
 }
+
+/** A task's attempts, folded, with a button to show its output once it succeeded. */
+function attemptsCell(t) {
+  const out = t.output_bytes !== null ? ` · ${bytes(t.output_bytes)} out` : "";
+  const show =
+    t.state === "succeeded"
+      ? `<button class="link" data-show="${esc(t.id)}">show output</button><div class="out"></div>`
+      : "";
+  return `<details><summary>${t.attempts.length} attempt(s)${out}</summary>
+    <ul>${t.attempts.map(attemptItem).join("")}</ul>${show}</details>`;
+}
+
+function taskRow(t) {
+  const ms = t.ended_at && t.started_at ? `${t.ended_at - t.started_at} ms` : "";
+  const waiting = t.waiting ? ` <small>${esc(t.waiting)}</small>` : "";
+  return tableRow(`data-task="${esc(t.id)}"`, [
+    esc(t.id),
+    `${badge(t.state)}${waiting}`,
+    esc(t.attempts.at(-1)?.runner_name),
+    ms,
+    attemptsCell(t),
+  ]);
+}
+
+/** A control button for `action`, greyed out unless `enabled`. */
+const control = (action, label, enabled, cls = "") =>
+  `<button data-action="${action}"${cls ? ` class="${cls}"` : ""} ${enabled ? "" : "disabled"}>${label}</button>`;
 
 async function runView(id) {
   app.innerHTML = `<p><a href="#/">← runs</a></p><div id="head"></div><p id="error" class="error"></p>
@@ -270,12 +318,14 @@ async function runView(id) {
       .map(([s, n]) => `${badge(s)} ${n}`)
       .join(" ");
     const live = !FINAL.has(run.status);
+    const bar = progress(run.counts.succeeded ?? 0, run.tasks_total);
+    const took = duration((run.finished_at ?? Date.now()) - run.created_at);
     document.getElementById("head").innerHTML = `<h2>${esc(run.name)} ${badge(run.status)}</h2>
-      <p>${progress(run.counts.succeeded ?? 0, run.tasks_total)} succeeded · ${duration((run.finished_at ?? Date.now()) - run.created_at)} · <code>${esc(run.id.slice(0, 16))}</code></p>
+      <p>${bar} succeeded · ${took} · <code>${esc(run.id.slice(0, 16))}</code></p>
       <p class="counts">${counts}</p>
-      <p class="controls"><button data-action="pause" ${run.status === "running" || run.status === "queued" ? "" : "disabled"}>Pause</button>
-      <button data-action="resume" ${run.status === "paused" ? "" : "disabled"}>Resume</button>
-      <button data-action="cancel" class="danger" ${live ? "" : "disabled"}>Cancel</button></p>`;
+      <p class="controls">${control("pause", "Pause", run.status === "running" || run.status === "queued")}
+      ${control("resume", "Resume", run.status === "paused")}
+      ${control("cancel", "Cancel", live, "danger")}</p>`;
     document.getElementById("graph").innerHTML = graph(state.nodes);
     document.getElementById("throughput").innerHTML = throughputChart(state.points);
   };
@@ -302,8 +352,9 @@ async function runView(id) {
     const box = document.getElementById("tasks");
     if (!box) return;
     const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.task));
-    box.innerHTML = `<table><tr><th>task</th><th>state</th><th>runner</th><th>took</th><th>attempts</th></tr>${taskRows(view.tasks)}</table>
-      ${view.tasks_total > view.tasks.length ? `<p class="hint">First ${view.tasks.length} of ${view.tasks_total} tasks.</p>` : ""}`;
+    const more = view.tasks_total > view.tasks.length;
+    box.innerHTML = `<table>${headerRow(TASK_COLUMNS)}${view.tasks.map(taskRow).join("")}</table>
+      ${more ? `<p class="hint">First ${view.tasks.length} of ${view.tasks_total} tasks.</p>` : ""}`;
     for (const row of box.querySelectorAll("tr[data-task]"))
       if (open.has(row.dataset.task)) row.querySelector("details").open = true;
     if (state.points.length === 0) {
@@ -334,8 +385,9 @@ async function runView(id) {
   };
 
   // Live: a snapshot, then updates until the run ends; the tasks table follows every 2 s.
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(
-    `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/dags/${id}/watch?token=${encodeURIComponent(token())}`,
+    `${scheme}://${location.host}/api/dags/${id}/watch?token=${encodeURIComponent(token())}`,
   );
   stops.push(() => socket.close());
   let dirty = true;
@@ -367,26 +419,36 @@ function sparkline(values, label) {
   const xy = values
     .map((v, i) => `${((i / (values.length - 1)) * w).toFixed(1)},${(h - (v / 100) * (h - 2) - 1).toFixed(1)}`)
     .join(" ");
-  return `<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(label)}"><polyline points="${xy}"/></svg> ${label}`;
+  return `<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img"
+    aria-label="${esc(label)}"><polyline points="${xy}"/></svg> ${label}`;
+}
+
+const RUNNER_COLUMNS = ["runner", "platform", "busy slots", "CPU", "memory"];
+
+function runnerRow(r) {
+  const cpu = r.history.map((h) => h.load);
+  const mem = r.history.map((h) => (r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0));
+  const labels = r.labels.length ? ` · ${esc(r.labels.join(", "))}` : "";
+  const load = r.load === null ? "–" : `${Math.round(r.load)}%`;
+  return tableRow(`data-runner="${esc(r.name)}"`, [
+    `<strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small>`,
+    `${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${labels}</small>`,
+    progress(r.busy, r.slots),
+    sparkline(cpu, load),
+    sparkline(mem, `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`),
+  ]);
 }
 
 function runnersView() {
-  const empty = `No runner connected. Start one: <code>npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN</code>`;
-  return listView("Runners", "/api/runners", "runners", empty, (runners) => {
-    const rows = runners.map((r) => {
-      const s = r.history.map((h) => ({ cpu: h.load, mem: r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0 }));
-      return `<tr data-runner="${esc(r.name)}"><td><strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small></td><td>${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${r.labels.length ? ` · ${esc(r.labels.join(", "))}` : ""}</small></td>
-        <td>${progress(r.busy, r.slots)}</td><td>${sparkline(
-          s.map((x) => x.cpu),
-          r.load === null ? "–" : `${Math.round(r.load)}%`,
-        )}</td>
-        <td>${sparkline(
-          s.map((x) => x.mem),
-          `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`,
-        )}</td></tr>`;
-    });
-    return `<table class="runners"><tr><th>runner</th><th>platform</th><th>busy slots</th><th>CPU</th><th>memory</th></tr>${rows.join("")}</table>`;
-  });
+  const command = `npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN`;
+  const empty = `No runner connected. Start one: <code>${command}</code>`;
+  return listView(
+    "Runners",
+    "/api/runners",
+    "runners",
+    empty,
+    (runners) => `<table class="runners">${headerRow(RUNNER_COLUMNS)}${runners.map(runnerRow).join("")}</table>`,
+  );
 }
 
 // Routing ------------------------------------------------------------------------------------
