@@ -1,15 +1,16 @@
 /**
- * The Worker's bindings, as declared in wrangler.toml. Secrets are optional in the type
- * because a deployment may lack them; `auth.ts` refuses requests when they are missing.
+ * The Worker's bindings, as declared in wrangler.toml, and the settings read from them. Secrets
+ * are optional in the type because a deployment may lack them; `auth.ts` refuses requests when
+ * they are missing. The Durable Object namespaces are typed by their RPC interfaces (rpc.ts), so
+ * this module imports no Durable Object class.
  */
-import type { DagRun } from "./durable/dag-run.js";
-import type { RunnerPool } from "./durable/runner-pool.js";
+import type { DagRunRpc, RunnerPoolRpc } from "./rpc.js";
 import { DEFAULT_LIMITS, type Limits, type Rate, type SocketKind } from "./durable/meter.js";
 import { MAX_FRAME_BYTES } from "../core/protocol/messages.js";
 
 export interface Env {
-  DAG_RUN: DurableObjectNamespace<DagRun>;
-  RUNNER_POOL: DurableObjectNamespace<RunnerPool>;
+  DAG_RUN: DurableObjectNamespace<DagRunRpc>;
+  RUNNER_POOL: DurableObjectNamespace<RunnerPoolRpc>;
   DB: D1Database;
   /** Task modules under modules/<sha256>, large outputs under outputs/<sha256>. */
   BLOBS: R2Bucket;
@@ -79,6 +80,6 @@ function setting(env: Env, name: LimitVar, fallback: number, valid: (n: number) 
 }
 
 /** The single RunnerPool object. */
-export function pool(env: Env): DurableObjectStub<RunnerPool> {
+export function pool(env: Env): DurableObjectStub<RunnerPoolRpc> {
   return env.RUNNER_POOL.get(env.RUNNER_POOL.idFromName("pool"));
 }

@@ -31,6 +31,8 @@ import { runnerSockets, send, silentRunners, socketsOf } from "./sockets.js";
 import { Changes, SqlStore } from "./sql-store.js";
 import { isFinal, type RunStatus, type TaskState, type ViewState } from "../../core/status.js";
 import type { RunSummary } from "../../core/api.js";
+import { httpStatus, ok, refusal, type Answer, type Refusal } from "../errors.js";
+import type { ControlAction, DagRunRpc } from "../rpc.js";
 
 /** Tag of watchers' sockets (`GET /api/dags/:id/watch`). */
 const WATCH_TAG = "watch";
@@ -38,7 +40,7 @@ const WATCH_TAG = "watch";
 const WATCH_MS = 250;
 const INDEX_MS = 1000;
 
-export class DagRun extends DurableObject<Env> {
+export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private readonly store: SqlStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -73,7 +75,8 @@ export class DagRun extends DurableObject<Env> {
   private observed: (RunHistograms & { cacheHits: number }) | undefined;
 
   /** Records the plan and starts scheduling. Called once, by `POST /api/dags`. */
-  async start(id: string, plan: ResolvedPlan): Promise<RunSummary> {
+  async start(id: string, plan: ResolvedPlan): Promise<Answer<RunSummary>> {
+    if (this.store.meta("id")) return refusal("conflict", `run ${id} has its plan already`);
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       this.store.setMeta("id", id);
@@ -82,22 +85,17 @@ export class DagRun extends DurableObject<Env> {
     });
     await this.apply({ type: "start", plan });
     await this.index();
-    return this.summary()!;
+    return ok(this.summary()!);
   }
 
-  /** The run's status and counts without its tasks, or null when no run lives here. */
-  async status(): Promise<RunSummary | null> {
+  async status(): Promise<Answer<RunSummary>> {
     const summary = this.summary();
-    return summary && (await this.withWaiting(summary)).summary;
+    return summary ? ok((await this.withWaiting(summary)).summary) : this.noRun();
   }
 
-  /**
-   * The run with its tasks and attempts (all, or `limit` from `offset`; only those in `state`
-   * when given), or null when no run lives here.
-   */
-  async view(offset = 0, limit = -1, state?: TaskState): Promise<RunView | null> {
+  async view(offset = 0, limit = -1, state?: TaskState): Promise<Answer<RunView>> {
     const raw = this.summary();
-    if (!raw) return null;
+    if (!raw) return this.noRun();
     const { summary, waiting } = await this.withWaiting(raw);
     const counts = this.store.nodeCounts();
     const nodes = this.store.nodeIds().map((id) => {
@@ -116,7 +114,11 @@ export class DagRun extends DurableObject<Env> {
       const why = t.state === "ready" ? waiting.get(t.node) : undefined;
       return why ? { ...t, state: "waiting" as const, waiting: why } : t;
     });
-    return { ...summary, nodes, tasks };
+    return ok({ ...summary, nodes, tasks });
+  }
+
+  private noRun(): Refusal {
+    return refusal("not_found", `no run ${this.ctx.id.toString()}`);
   }
 
   /**
@@ -146,16 +148,15 @@ export class DagRun extends DurableObject<Env> {
     return { summary: { ...summary, counts }, waiting };
   }
 
-  /** Cancels, pauses or resumes the run; answers the new status or why it cannot. */
-  async control(action: "cancel" | "pause" | "resume"): Promise<{ status: RunStatus } | { error: string }> {
-    if (!this.store.meta("id")) return { error: "no such run" };
+  async control(action: ControlAction): Promise<Answer<{ status: RunStatus }>> {
+    if (!this.store.meta("id")) return refusal("not_found", "no such run");
     try {
       await this.apply({ type: "control", action });
     } catch (e) {
-      if (e instanceof IllegalTransition) return { error: e.message };
+      if (e instanceof IllegalTransition) return refusal("conflict", e.message);
       throw e;
     }
-    return { status: this.store.status() };
+    return ok({ status: this.store.status() });
   }
 
   /** Deadlines (leases, retry back-offs) and the heartbeat sweep. */
@@ -170,9 +171,11 @@ export class DagRun extends DurableObject<Env> {
     await this.apply({ type: "tick" });
   }
 
-  /** A task's accepted output; `state` says why there is none yet. */
-  async output(key: string): Promise<{ state: TaskState; output: Uint8Array | BlobRef | null } | null> {
-    return this.store.output(key) ?? null;
+  output(key: string): Answer<Uint8Array | BlobRef> {
+    const found = this.store.output(key);
+    if (!found) return refusal("not_found", `run ${this.ctx.id.toString()} has no task ${key}`);
+    if (!found.output) return refusal("conflict", `task ${key} has no accepted output (it is ${found.state})`);
+    return ok(found.output);
   }
 
   /**
@@ -180,7 +183,7 @@ export class DagRun extends DurableObject<Env> {
    * /api/dags/:id/watch`), already authenticated by the Worker.
    */
   override async fetch(request: Request): Promise<Response> {
-    if (!this.store.meta("id")) return Response.json({ error: "no such run" }, { status: 404 });
+    if (!this.store.meta("id")) return Response.json({ error: "no such run" }, { status: httpStatus("not_found") });
     if (!new URL(request.url).pathname.endsWith("/watch")) return acceptRunnerSocket(this.ctx, request);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
@@ -194,7 +197,9 @@ export class DagRun extends DurableObject<Env> {
 
   /** The whole run for a new watcher: its summary and every node with its instances counted by state. */
   private async snapshot(): Promise<WatchMessage> {
-    const view = (await this.view(0, 0))!;
+    const answer = await this.view(0, 0);
+    if (!answer.ok) throw new Error(answer.message);
+    const view = answer.value;
     return { type: "snapshot", run: summaryOf(view), nodes: view.nodes.map(({ sha256: _sha, ...node }) => node) };
   }
 

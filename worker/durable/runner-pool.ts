@@ -29,6 +29,7 @@ import {
   socketsOf,
 } from "./sockets.js";
 import type { DeviceSample } from "../../core/api.js";
+import type { PoolTotals, RunnerPoolRpc } from "../rpc.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, free INTEGER NOT NULL,
@@ -53,18 +54,7 @@ interface Demand {
 /** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */
 type HistoryColumns = { load: number | null; samples: string | null };
 
-/** The pool in numbers, for `/metrics`. */
-export interface PoolTotals {
-  runners: number;
-  slots: number;
-  busy: number;
-  /** Device reports dropped for coming sooner than a half heartbeat after the last one kept. */
-  samplesDropped: number;
-  /** Sockets closed for their rate limit, by kind. */
-  rateLimited: Record<SocketKind, number>;
-}
-
-export class RunnerPool extends DurableObject<Env> {
+export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private readonly sql: SqlStorage;
   private readonly heartbeatMs: number;
   private readonly meters: SocketMeters<WebSocket>;
@@ -86,7 +76,7 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   /** A run reports the ready work no attached runner has taken, by class; none withdraws its demand. */
-  async demand(run: string, classes: DemandClass[]): Promise<void> {
+  demand(run: string, classes: DemandClass[]): void {
     if (classes.length === 0) {
       this.sql.exec(`DELETE FROM demands WHERE run = ?`, run);
       return;
@@ -112,13 +102,13 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   /** Why each class of work has no connected runner to take it (null: some runner can). */
-  async waiting(classes: DemandClass[]): Promise<(string | null)[]> {
+  waiting(classes: DemandClass[]): (string | null)[] {
     const runners = this.runnerRows().map((r) => r.info);
     return classes.map((c) => whyWaiting(c.requires, runners));
   }
 
   /** Connected runners with their device report, load and history; silent ones are dropped first. */
-  async list(): Promise<RunnerView[]> {
+  list(): RunnerView[] {
     const now = Date.now();
     this.dropSilent(now);
     const pinged = new Map(
@@ -150,7 +140,7 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   /** Runners, slots and counters without any history: what `/metrics` needs, in one query. */
-  async totals(): Promise<PoolTotals> {
+  totals(): PoolTotals {
     this.dropSilent(Date.now());
     const row = this.sql
       .exec<{ runners: number; slots: number | null; busy: number | null }>(
@@ -168,7 +158,7 @@ export class RunnerPool extends DurableObject<Env> {
   }
 
   /** A DagRun closed one of its sockets for its rate limit: counted here, where /metrics reads. */
-  async countRateLimited(kind: SocketKind): Promise<void> {
+  countRateLimited(kind: SocketKind): void {
     this.meters.count(kind);
   }
 
@@ -180,7 +170,7 @@ export class RunnerPool extends DurableObject<Env> {
     }
   }
 
-  override async fetch(request: Request): Promise<Response> {
+  override fetch(request: Request): Response {
     return acceptRunnerSocket(this.ctx, request);
   }
 
@@ -230,11 +220,11 @@ export class RunnerPool extends DurableObject<Env> {
     );
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override webSocketClose(ws: WebSocket): void {
     this.drop(ws);
   }
 
-  override async webSocketError(ws: WebSocket): Promise<void> {
+  override webSocketError(ws: WebSocket): void {
     this.drop(ws);
   }
 

@@ -13,6 +13,8 @@ import { outputResponse, readText } from "../http.js";
 import { outputKey } from "./blobs.js";
 import { moduleKey } from "./modules.js";
 import { TASK_STATES, type TaskState } from "../../core/status.js";
+import { valueOf } from "../errors.js";
+import type { ControlAction } from "../rpc.js";
 
 /** Largest DAG document accepted. */
 export const MAX_DAG_BYTES = 8 * 1024 * 1024;
@@ -42,7 +44,7 @@ export const dags = new Hono<{ Bindings: Env }>()
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems }, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };
     const id = c.env.DAG_RUN.newUniqueId();
-    const summary = await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan);
+    const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan));
     const url = new URL(c.req.url);
     return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` }, 201);
   })
@@ -63,12 +65,11 @@ export const dags = new Hono<{ Bindings: Env }>()
     if (state !== undefined && !(TASK_STATES as readonly string[]).includes(state)) {
       throw new HTTPException(400, { message: `?state takes one of ${TASK_STATES.join(", ")}, not "${state}"` });
     }
-    const view =
+    const answer =
       c.req.query("summary") === undefined
         ? await stub.view(page("offset", 0), page("limit", -1), state as TaskState | undefined)
         : await stub.status();
-    if (!view) throw new HTTPException(404, { message: `no run ${c.req.param("id")}` });
-    return c.json(view);
+    return c.json(valueOf(answer));
   })
   .get("/:id/watch", async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
@@ -76,26 +77,21 @@ export const dags = new Hono<{ Bindings: Env }>()
     return runStub(c.env, c.req.param("id")).fetch(c.req.raw);
   })
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
-    const action = c.req.param("action") as "cancel" | "pause" | "resume";
-    const answer = await runStub(c.env, c.req.param("id")).control(action);
-    if ("error" in answer)
-      throw new HTTPException(answer.error === "no such run" ? 404 : 409, { message: answer.error });
-    return c.json({ id: c.req.param("id"), status: answer.status });
+    const action = c.req.param("action") as ControlAction;
+    const { status } = valueOf(await runStub(c.env, c.req.param("id")).control(action));
+    return c.json({ id: c.req.param("id"), status });
   })
   .get("/:id/tasks/:task/output", async (c) => {
     const task = c.req.param("task");
-    const found = await runStub(c.env, c.req.param("id")).output(task);
-    if (!found) throw new HTTPException(404, { message: `run ${c.req.param("id")} has no task ${task}` });
-    if (!found.output)
-      throw new HTTPException(409, { message: `task ${task} has no accepted output (it is ${found.state})` });
-    if (found.output instanceof Uint8Array) return outputResponse(found.output, task);
+    const output = valueOf(await runStub(c.env, c.req.param("id")).output(task));
+    if (output instanceof Uint8Array) return outputResponse(output, task);
     // A blob is read whole (at most MAX_OUTPUT_BYTES): its type comes from its bytes too.
-    const object = await c.env.BLOBS.get(outputKey(found.output.sha256));
+    const object = await c.env.BLOBS.get(outputKey(output.sha256));
     if (!object)
       throw new HTTPException(500, {
-        message: `the output of ${task} (sha256:${found.output.sha256}) is missing from blob storage`,
+        message: `the output of ${task} (sha256:${output.sha256}) is missing from blob storage`,
       });
-    return outputResponse(new Uint8Array(await object.arrayBuffer()), task, { "X-Sha256": found.output.sha256 });
+    return outputResponse(new Uint8Array(await object.arrayBuffer()), task, { "X-Sha256": output.sha256 });
   });
 
 function runStub(env: Env, id: string) {

@@ -1,0 +1,53 @@
+/**
+ * What the Worker may call on each Durable Object over RPC. The classes implement these
+ * interfaces, and `Env` types its namespaces with them rather than with the classes, so the
+ * bindings (env.ts) never import a Durable Object module that imports them back.
+ */
+import type { RunnerView, RunSummary, RunView } from "../core/api.js";
+import type { ResolvedPlan } from "../core/dag/plan.js";
+import type { DemandClass } from "../core/match.js";
+import type { BlobRef } from "../core/protocol/messages.js";
+import type { RunStatus, TaskState } from "../core/status.js";
+import type { SocketKind } from "./durable/meter.js";
+import type { Answer } from "./errors.js";
+
+export type ControlAction = "cancel" | "pause" | "resume";
+
+/** One run (durable/dag-run.ts). Its sockets come in through `fetch`. */
+export interface DagRunRpc extends Rpc.DurableObjectBranded {
+  /** Records the plan and starts scheduling; a conflict when the run has its plan already. */
+  start(id: string, plan: ResolvedPlan): Promise<Answer<RunSummary>>;
+  /** The run's status and counts without its tasks. */
+  status(): Promise<Answer<RunSummary>>;
+  /** The run with its tasks and attempts (all, or `limit` from `offset`; only those in `state` when given). */
+  view(offset?: number, limit?: number, state?: TaskState): Promise<Answer<RunView>>;
+  /** Cancels, pauses or resumes the run: its new status, or a conflict naming why it cannot. */
+  control(action: ControlAction): Promise<Answer<{ status: RunStatus }>>;
+  /** A task's accepted output (bytes, or where they are in blob storage); a conflict while it has none. */
+  output(key: string): Answer<Uint8Array | BlobRef>;
+}
+
+/** The pool in numbers, for `/metrics`. */
+export interface PoolTotals {
+  runners: number;
+  slots: number;
+  busy: number;
+  /** Device reports dropped for coming sooner than a half heartbeat after the last one kept. */
+  samplesDropped: number;
+  /** Sockets closed for their rate limit, by kind. */
+  rateLimited: Record<SocketKind, number>;
+}
+
+/** Presence and matchmaking (durable/runner-pool.ts); none of its calls can fail. */
+export interface RunnerPoolRpc extends Rpc.DurableObjectBranded {
+  /** A run reports the ready work no attached runner has taken, by class; none withdraws its demand. */
+  demand(run: string, classes: DemandClass[]): void;
+  /** Why each class of work has no connected runner to take it (null: some runner can). */
+  waiting(classes: DemandClass[]): (string | null)[];
+  /** Connected runners with their device report, load and history. */
+  list(): RunnerView[];
+  /** Runners, slots and counters without any history: what `/metrics` needs. */
+  totals(): PoolTotals;
+  /** A DagRun closed one of its sockets for its rate limit: counted where /metrics reads. */
+  countRateLimited(kind: SocketKind): void;
+}
