@@ -6,19 +6,20 @@
  * equals, then the largest backlog). Results wait in a queue until a socket takes them, so a
  * reconnect loses none; on reconnecting the runner says which attempts it still holds.
  *
- * With `--slots auto` the slot count follows free RAM: every couple of seconds the runner
- * samples the device and resizes, taking back promised credit when it shrinks (running tasks
- * finish) and handing out the new slots when it grows.
+ * With `--slots auto` the slot count follows free RAM: the device sampler (sampler.ts) resizes
+ * the runner, which takes back promised credit when it shrinks (running tasks finish) and hands
+ * out the new slots when it grows. Each attempt runs through attempt.ts.
  */
 import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../core/protocol/messages.js";
-import { DEVICE_REPORT, PROTOCOL_VERSION } from "../core/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import type { RunnerConfig } from "./config.js";
 import { formatSize } from "../core/units.js";
-import { autoSlots, type DeviceSample } from "./device.js";
+import type { DeviceSample } from "./device.js";
 import { runAttempt, settleAttempt } from "./attempt.js";
 import type { ThreadPool } from "./executor/pool.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
+import { DeviceSampler } from "./sampler.js";
 import type { ModuleCache } from "./modules.js";
 import type { CoordinatorHttp } from "./blobs.js";
 
@@ -72,12 +73,9 @@ export class Runner {
   private capacity: number;
   /** Slot numbers in use by running tasks. */
   private readonly busySlots = new Set<number>();
-  private sampling = false;
   private poolLink: Link | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
-  private deviceTimer: NodeJS.Timeout | undefined;
-  /** When the last device report went out: kept across a reconnect, as the pool keeps its history. */
-  private reportedAt = -Infinity;
+  private readonly sampler: DeviceSampler;
   private lastStatus = "";
   private state: RunnerState = "connecting";
   private idle: (() => void) | undefined;
@@ -86,6 +84,21 @@ export class Runner {
 
   constructor(private readonly parts: RunnerParts) {
     this.capacity = parts.info.slots;
+    const { config, info } = parts;
+    this.sampler = new DeviceSampler(
+      {
+        sample: parts.sample,
+        accepting: () => this.accepting,
+        resize: (slots, freeMemory) => this.resize(slots, freeMemory),
+        report: (device) => {
+          const status = this.status();
+          if (!this.poolLink?.send({ ...status, device })) return false;
+          this.lastStatus = JSON.stringify(status);
+          return true;
+        },
+      },
+      { auto: config.slots === "auto" ? { cores: info.cores, policy: config } : undefined, sampleMs: parts.sampleMs },
+    );
   }
 
   get slots(): number {
@@ -127,7 +140,7 @@ export class Runner {
       },
       onMessage: (m) => {
         if (m.type === "join") this.join(m.run, m.priority);
-        else if (m.type === "welcome") this.watchDevice(m.heartbeatMs);
+        else if (m.type === "welcome") this.sampler.start(m.heartbeatMs);
         else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
       },
       onEnd: (reason, fatal) => {
@@ -146,7 +159,7 @@ export class Runner {
     if (this.state === "stopped" || this.state === "draining") return;
     this.setState("draining");
     clearTimeout(this.statusTimer);
-    clearInterval(this.deviceTimer);
+    this.sampler.stop();
     for (const run of this.runs.values()) {
       run.credit = 0;
       run.link.send({ type: "want", want: 0, received: run.received });
@@ -401,37 +414,6 @@ export class Runner {
       if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) break;
       run.results.splice(0, results.length);
     }
-  }
-
-  /**
-   * Samples the device every couple of seconds: resizes under `--slots auto`, and sends the
-   * pool a full status with the device report about once per half heartbeat period, at the
-   * first sample that period after the last report. Not sooner: the pool keeps one report per
-   * runner per period and drops the rest (DEVICE_REPORT; the runner's own margin is half the
-   * pool's, for the jitter of its ticks).
-   */
-  private watchDevice(heartbeatMs: number): void {
-    clearInterval(this.deviceTimer);
-    const every = Math.max(200, Math.min(this.parts.sampleMs ?? 2000, Math.floor(heartbeatMs / 2)));
-    const period = (heartbeatMs / DEVICE_REPORT.perHeartbeat) * (1 - DEVICE_REPORT.early / 2);
-    const tick = async () => {
-      if (!this.accepting || this.sampling) return;
-      this.sampling = true;
-      const device = await this.parts.sample().catch(() => undefined);
-      this.sampling = false;
-      if (!device || !this.accepting) return;
-      const { config, info } = this.parts;
-      if (config.slots === "auto") this.resize(autoSlots(info.cores, device.freeMemory, config), device.freeMemory);
-      if (Date.now() - this.reportedAt < period) return;
-      const status = this.status();
-      if (this.poolLink?.send({ ...status, device })) {
-        this.reportedAt = Date.now();
-        this.lastStatus = JSON.stringify(status);
-      }
-    };
-    void tick();
-    this.deviceTimer = setInterval(() => void tick(), every);
-    this.deviceTimer.unref();
   }
 
   private status() {
