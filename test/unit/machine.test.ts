@@ -1,20 +1,12 @@
 // The run state machine, driven directly over an in-memory store: dispatch order and credit,
-// the task envelope, retries and failures, stale results, lost runners, and a property test
-// over random DAGs with random runners and failures.
-import fc from "fast-check";
+// the task envelope, retries and failures, stale results, lost runners, and the property over
+// random DAGs with random runners and failures (test/helpers/machine-property.ts; the workers
+// project runs it over SqlStore too).
 import { describe, expect, it } from "vitest";
-import { parseDag } from "../../core/dag/parse";
-import type { ResolvedPlan } from "../../core/dag/plan";
 import { cacheMaterial, IllegalTransition, transition, type Effect } from "../../worker/run/machine";
-import type { Assignment, TaskResult } from "../../core/protocol/messages";
+import { checkMachineProperty } from "../helpers/machine-property";
+import { failed, ok, plan } from "../helpers/run-fixtures";
 import { MemoryStore } from "./memory-store";
-
-/** The plan of a DAG; the result cache is off unless the DAG mentions it. */
-function plan(yaml: string): ResolvedPlan {
-  const parsed = parseDag(yaml.includes("cache:") ? yaml : `cache: false\n${yaml}`);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
-  return { name: parsed.plan.name, nodes: parsed.plan.nodes.map((n) => ({ ...n, sha256: "a".repeat(64) })) };
-}
 
 function started(yaml: string): MemoryStore {
   const store = new MemoryStore();
@@ -25,22 +17,6 @@ function started(yaml: string): MemoryStore {
 /** Tasks sent to `runner` so far: in these tests every dispatch reaches the runner at once. */
 const sent = (store: MemoryStore, runner: string) => store.runner(runner)?.sent ?? 0;
 const dispatched = (effects: Effect[]) => effects.flatMap((e) => (e.type === "dispatch" ? e.tasks : []));
-const ok = (a: Assignment, output: string): TaskResult => ({
-  task: a.task,
-  attempt: a.attempt,
-  ok: true,
-  output: Buffer.from(output).toString("base64"),
-  stderr: "",
-  durationMs: 1,
-});
-const failed = (a: Assignment, retryable = true): TaskResult => ({
-  task: a.task,
-  attempt: a.attempt,
-  ok: false,
-  stderr: "oops\n",
-  durationMs: 1,
-  failure: { kind: "exit", message: "exited with code 1", retryable },
-});
 
 describe("transition", () => {
   it("dispatches no more than a runner's credit, highest priority first, then in submission order", () => {
@@ -191,7 +167,7 @@ tasks:
       {
         type: "results",
         runner: stranger,
-        results: [{ ...ok({ task: "a", attempt: 1 } as Assignment, "x") }],
+        results: [{ ...ok({ task: "a", attempt: 1 }, "x") }],
         want: 1,
         received: sent(store, stranger),
       },
@@ -203,7 +179,7 @@ tasks:
       {
         type: "results",
         runner: lease.runner!,
-        results: [{ ...ok({ task: "a", attempt: 9 } as Assignment, "x") }],
+        results: [{ ...ok({ task: "a", attempt: 9 }, "x") }],
         want: 1,
         received: sent(store, lease.runner!),
       },
@@ -253,7 +229,7 @@ tasks:
       {
         type: "results",
         runner: "frozen",
-        results: [ok({ task: "a", attempt: 1 } as Assignment, "late")],
+        results: [ok({ task: "a", attempt: 1 }, "late")],
         want: 1,
         received: 1,
       },
@@ -323,9 +299,12 @@ tasks:
   });
 
   it("asks the cache before a task is ready: a hit succeeds without dispatch, a miss runs and is filed", () => {
-    const store = started(
-      `tasks: [{ id: a, module: m }, { id: b, module: m, depends_on: [a] }, { id: c, module: m, depends_on: [a], cache: false }]`,
-    );
+    const store = started(`
+tasks:
+  - { id: a, module: m }
+  - { id: b, module: m, depends_on: [a] }
+  - { id: c, module: m, depends_on: [a], cache: false }
+`);
     expect(store.task("a")!.state).toBe("lookup");
     const attached = transition(store, { type: "attach", runner: "r", name: "r", want: 2, holding: [] }, 1);
     expect(dispatched(attached)).toEqual([]);
@@ -365,74 +344,7 @@ tasks:
 });
 
 describe("property: random DAGs, runners and failures", () => {
-  const dagArb = fc
-    .array(
-      fc.record({
-        deps: fc.array(fc.nat(), { maxLength: 3 }),
-        map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
-      }),
-      { minLength: 1, maxLength: 12 },
-    )
-    .map((nodes) =>
-      nodes.map((n, i) => ({
-        id: `t${i}`,
-        deps: i === 0 ? [] : [...new Set(n.deps.map((d) => `t${d % i}`))],
-        map: n.map,
-      })),
-    );
-
   it("runs every task to one accepted result, each after all it depends on, with its inputs", () => {
-    fc.assert(
-      fc.property(dagArb, fc.array(fc.nat(), { minLength: 200, maxLength: 200 }), (nodes, dice) => {
-        const yaml = `tasks:\n${nodes
-          .map(
-            (n) =>
-              `  - { id: ${n.id}, module: m, retries: 3, retry_delay: 0, depends_on: [${n.deps.join(", ")}]${n.map ? `, map: { range: [0, ${n.map}] }` : ""} }`,
-          )
-          .join("\n")}\n`;
-        const store = started(yaml);
-        let roll = 0;
-        const die = () => dice[roll++ % dice.length]!;
-        const inflight: { runner: string; a: Assignment }[] = [];
-        const succeededAt = new Map<string, number>();
-        let clock = 0;
-        const take = (effects: Effect[]) => {
-          for (const e of effects)
-            if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
-        };
-        for (const r of ["r1", "r2", "r3"])
-          take(transition(store, { type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [] }, clock++));
-        let finished: string | undefined;
-        for (let steps = 0; inflight.length > 0 && steps < 10_000; steps++) {
-          const { runner, a } = inflight.splice(die() % inflight.length, 1)[0]!;
-          const node = a.task.replace(/\[\d+\]$/, "");
-          // Every dependency's instances succeeded before this dispatch, and their outputs are the inputs.
-          const envelope = JSON.parse(a.stdin) as { inputs: Record<string, unknown> };
-          for (const dep of nodes.find((n) => n.id === node)!.deps) {
-            const instances = [...store.tasks.values()].filter((t) => t.node === dep);
-            expect(instances.every((t) => t.state === "succeeded")).toBe(true);
-            const expected = instances.sort((x, y) => (x.index ?? 0) - (y.index ?? 0)).map((t) => t.key);
-            expect(envelope.inputs[dep]).toEqual(instances[0]!.index === null ? expected[0] : expected);
-          }
-          // The first attempt of a task fails one time in four; retries always succeed.
-          const result = a.attempt === 1 && die() % 4 === 0 ? failed(a) : ok(a, JSON.stringify(a.task));
-          const effects = transition(
-            store,
-            { type: "results", runner, results: [result], want: 1 + (die() % 2), received: sent(store, runner) },
-            clock++,
-          );
-          if (result.ok) {
-            expect(succeededAt.has(a.task)).toBe(false);
-            succeededAt.set(a.task, clock);
-          }
-          take(effects);
-          for (const e of effects) if (e.type === "finished") finished = e.status;
-        }
-        expect(finished).toBe("succeeded");
-        expect(succeededAt.size).toBe(store.tasks.size);
-        expect([...store.tasks.values()].every((t) => t.state === "succeeded")).toBe(true);
-      }),
-      { numRuns: 200 },
-    );
+    checkMachineProperty({ fresh: () => new MemoryStore(), transaction: (apply) => apply() });
   });
 });

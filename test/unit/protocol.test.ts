@@ -1,18 +1,24 @@
-// The wire schema: golden frames that freeze the format, and decoding of bad frames into clear
-// errors instead of exceptions.
+// The wire schema: golden frames that freeze the format (long ones split across lines, byte for
+// byte the same), and decoding of bad frames into clear errors instead of exceptions.
 import { describe, expect, it } from "vitest";
 import { decodeCoordinatorMessage, decodeRunnerMessage, encode } from "../../core/protocol/codec";
 import { PROTOCOL_VERSION } from "../../core/protocol/messages";
 
 const GOLDEN_RUNNER = [
-  `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4,"holding":[{"task":"greet[1]","attempt":2}]}`,
+  `{"type":"hello","protocol":1,"runner":{"id":"pc-1a2b","name":"pc","platform":"linux","arch":"x64","cores":8,` +
+    `"memory":17179869184,"freeMemory":8589934592,"slots":4,"labels":["fast"],"version":"0.1.0"},"want":4,` +
+    `"holding":[{"task":"greet[1]","attempt":2}]}`,
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
   `{"type":"status","free":0,"runs":[],"device":{"freeMemory":4294967296,"load":37.5}}`,
   `{"type":"status","free":1,"slots":3,"runs":[]}`,
   `{"type":"want","want":3,"received":12}`,
-  `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"","durationMs":12.5}],"want":1,"received":5}`,
-  `{"type":"results","results":[{"task":"big","attempt":1,"ok":true,"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6}`,
-  `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom","failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],"want":0,"received":9}`,
+  `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"",` +
+    `"durationMs":12.5}],"want":1,"received":5}`,
+  `{"type":"results","results":[{"task":"big","attempt":1,"ok":true,` +
+    `"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6}`,
+  `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom",` +
+    `"failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],` +
+    `"want":0,"received":9}`,
   `{"type":"reject","tasks":[{"task":"x","attempt":2}]}`,
 ];
 
@@ -20,7 +26,9 @@ const GOLDEN_COORDINATOR = [
   `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}","heartbeatMs":15000}`,
   `{"type":"cancel","tasks":[{"task":"greet[0]","attempt":1}]}`,
   `{"type":"join","run":"${"b".repeat(64)}","priority":5}`,
-  `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],"env":{},"stdin":"{}","refs":[],"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,"inlineOutputBytes":262144}],"backlog":2}`,
+  `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],` +
+    `"env":{},"stdin":"{}","refs":[],"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,` +
+    `"inlineOutputBytes":262144}],"backlog":2}`,
   `{"type":"finished","status":"succeeded"}`,
   `{"type":"error","message":"bad frame","fatal":false}`,
 ];

@@ -11,27 +11,30 @@
  * table, handled by the `tick` event when the host's alarm fires. Tasks whose node caches
  * results pass through `lookup` on their way to `ready`: the host asks the result cache for
  * them (`cacheMaterial` → sha256 → D1) and answers with `looked_up`.
+ *
+ * What goes out (assignment frames, cache material, demand classes) is read from the store in
+ * dispatch.ts; this module keeps every change the run makes, next to the event that causes it,
+ * and stays over 350 lines because cutting it would split one state machine across files.
  */
 import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protocol/messages.js";
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
 import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
-import { envelope, fromBase64, itemOf, outputValue, substitute } from "../../core/abi.js";
+import { fromBase64 } from "../../core/abi.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
+import { assignment, demand, INLINE_OUTPUT_BYTES, type InputCache, MAX_OUTPUT_BYTES } from "./dispatch.js";
 
-/** Largest output a task may produce; past it the attempt fails with kind `output`. */
-export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
-/** Outputs up to this size travel in the results frame and stay in the run's SQLite storage; larger ones go to blob storage (R2). */
-export const INLINE_OUTPUT_BYTES = 256 * 1024;
+// The host and the blob route take the run's whole API from this module.
+export { cacheMaterial, demand, MAX_OUTPUT_BYTES } from "./dispatch.js";
 
 export interface MachineConfig {
   /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
   leaseGraceMs: number;
 }
 
-export const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000 };
+const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000 };
 
-export interface AttemptRef {
+interface AttemptRef {
   task: string;
   attempt: number;
 }
@@ -283,7 +286,8 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
   const size = output instanceof Uint8Array ? output.length : output.size;
   const limit = output instanceof Uint8Array ? INLINE_OUTPUT_BYTES : MAX_OUTPUT_BYTES;
   if (size > limit) {
-    const message = `output of ${size} bytes exceeds the limit of ${limit}${output instanceof Uint8Array ? " for inline outputs" : ""}`;
+    const inline = output instanceof Uint8Array ? " for inline outputs" : "";
+    const message = `output of ${size} bytes exceeds the limit of ${limit}${inline}`;
     fail(ctx, row, { kind: "output", message, retryable: false }, result.stderr);
     return;
   }
@@ -304,16 +308,6 @@ function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
     store.moveNode(dependent, "blocked", store.node(dependent).spec.cache ? "lookup" : "ready");
     store.setNodeReady(dependent, ctx.now);
   }
-}
-
-/**
- * What identifies a task's result for the cache: its module and everything it is given (args,
- * env, and the envelope without the attempt number). The host hashes it into the cache key.
- */
-export function cacheMaterial(store: RunStore, row: TaskRow, inputs: InputCache = new Map()): string {
-  const { spec } = store.node(row.node);
-  const prepared = prepare(store, row, inputs, new Set(), 0);
-  return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
 }
 
 function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Failure | null, stderr: string): void {
@@ -368,7 +362,8 @@ function tick(ctx: Ctx): void {
       if (!row) continue;
       if (d.kind === "retry" && row.state === "backoff") store.updateTask(row.key, { state: "ready" });
       if (d.kind === "lease" && row.state === "leased") {
-        const message = `no result within the task's timeout plus ${ctx.config.leaseGraceMs} ms; the attempt is presumed lost`;
+        const grace = ctx.config.leaseGraceMs;
+        const message = `no result within the task's timeout plus ${grace} ms; the attempt is presumed lost`;
         fail(ctx, row, { kind: "lost", message, retryable: true }, "");
       }
     }
@@ -430,45 +425,9 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
   return sent;
 }
 
-/**
- * The run's ready work by what it requires: one class for the tasks any runner can take, one
- * per distinct `requires:` of a node with ready tasks, each with its best priority.
- */
-export function demand(store: RunStore, ready: number): DemandClass[] {
-  if (ready === 0) return [];
-  const classes = new Map<string, DemandClass>();
-  let constrainedReady = 0;
-  const constrained = store.constrainedNodes();
-  for (const node of constrained) {
-    const n = store.readyIn(node);
-    if (n === 0) continue;
-    constrainedReady += n;
-    const { requires, priority } = store.node(node).spec;
-    const key = JSON.stringify(requires);
-    const known = classes.get(key);
-    if (!known || known.priority < priority) classes.set(key, { requires: requires!, priority });
-  }
-  const out = [...classes.values()];
-  if (ready > constrainedReady) out.unshift({ requires: null, priority: store.topReadyPriority(constrained) ?? 0 });
-  return out;
-}
-
-type InputCache = Map<string, { value: unknown; refs: string[] }>;
-
-/** A task instance's args, env and stdin envelope (task ABI), with the blobs its inputs refer to. */
-function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<string>, attempt: number) {
-  const { spec } = store.node(row.node);
-  const item = itemOf(spec, row.index);
-  return {
-    args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
-    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
-    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt),
-  };
-}
-
+/** Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it. */
 function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): Assignment {
   const { store, now } = ctx;
-  const { spec } = store.node(row.node);
   const attempt = row.attempt + 1;
   store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
   store.addAttempt({
@@ -483,40 +442,8 @@ function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): 
     stderr: "",
     note: null,
   });
-  store.setDeadline("lease", row.key, now + spec.timeoutMs + ctx.config.leaseGraceMs);
-  const refs = new Set<string>();
-  return {
-    task: row.key,
-    attempt,
-    module: spec.sha256,
-    ...prepare(store, row, inputs, refs, attempt),
-    refs: [...refs],
-    timeoutMs: spec.timeoutMs,
-    memoryBytes: spec.memoryBytes,
-    maxOutputBytes: MAX_OUTPUT_BYTES,
-    inlineOutputBytes: INLINE_OUTPUT_BYTES,
-  };
-}
-
-/**
- * The `inputs` of the task ABI: each dependency's output, an array for a mapped dependency. An
- * output in blob storage stands as {"$ref": sha256} and its hash is added to `refs`.
- */
-function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<string>): Record<string, unknown> {
-  const inputs: Record<string, unknown> = {};
-  for (const dep of deps) {
-    let entry = cache.get(dep);
-    if (!entry) {
-      const outputs = store.outputs(dep);
-      const values = outputs.map((o) => (o instanceof Uint8Array ? outputValue(o) : { $ref: o.sha256 }));
-      const blobs = outputs.flatMap((o) => (o instanceof Uint8Array ? [] : [o.sha256]));
-      entry = { value: store.node(dep).spec.instances === null ? values[0] : values, refs: blobs };
-      cache.set(dep, entry);
-    }
-    inputs[dep] = entry.value;
-    for (const sha of entry.refs) refs.add(sha);
-  }
-  return inputs;
+  store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + ctx.config.leaseGraceMs);
+  return assignment(store, row, attempt, inputs);
 }
 
 /** Moves the run's status along with its tasks: running once work went out, final once all is done. */

@@ -101,7 +101,10 @@ export interface RunStore {
   leased(): TaskRow[];
   counts(): Record<TaskState, number>;
 
-  /** Accepted outputs of a node's instances in index order (one entry for a plain task): bytes, or a reference to blob storage. */
+  /**
+   * Accepted outputs of a node's instances in index order (one entry for a plain task): bytes,
+   * or a reference to blob storage.
+   */
   outputs(node: string): (Uint8Array | BlobRef)[];
   setOutput(key: string, output: Uint8Array | BlobRef): void;
 

@@ -1,0 +1,104 @@
+/**
+ * What the run sends out, worked out from the store without writing to it: the `Assignment` a
+ * leased task travels in (args, env and the stdin envelope of the task ABI, the blobs its inputs
+ * refer to, the output limits), the material its result is cached under, and the demand for
+ * ready work by what it requires. The state machine (machine.ts) makes every change and calls
+ * these; the DagRun host calls `cacheMaterial` for its lookups and `demand` for waiting tasks.
+ */
+import type { Assignment } from "../../core/protocol/messages.js";
+import type { DemandClass } from "../../core/match.js";
+import { envelope, itemOf, outputValue, substitute } from "../../core/abi.js";
+import type { RunStore, TaskRow } from "./store.js";
+
+/** Largest output a task may produce; past it the attempt fails with kind `output`. */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+/**
+ * Outputs up to this size travel in the results frame and stay in the run's SQLite storage;
+ * larger ones go to blob storage (R2).
+ */
+export const INLINE_OUTPUT_BYTES = 256 * 1024;
+
+/** Dependencies' outputs as task inputs, by node, read once for all the tasks of one dispatch. */
+export type InputCache = Map<string, { value: unknown; refs: string[] }>;
+
+/** The frame that hands attempt `attempt` of the task in `row` to a runner. */
+export function assignment(store: RunStore, row: TaskRow, attempt: number, inputs: InputCache): Assignment {
+  const { spec } = store.node(row.node);
+  const refs = new Set<string>();
+  return {
+    task: row.key,
+    attempt,
+    module: spec.sha256,
+    ...prepare(store, row, inputs, refs, attempt),
+    refs: [...refs],
+    timeoutMs: spec.timeoutMs,
+    memoryBytes: spec.memoryBytes,
+    maxOutputBytes: MAX_OUTPUT_BYTES,
+    inlineOutputBytes: INLINE_OUTPUT_BYTES,
+  };
+}
+
+/**
+ * What identifies a task's result for the cache: its module and everything it is given (args,
+ * env, and the envelope without the attempt number). The host hashes it into the cache key.
+ */
+export function cacheMaterial(store: RunStore, row: TaskRow, inputs: InputCache = new Map()): string {
+  const { spec } = store.node(row.node);
+  const prepared = prepare(store, row, inputs, new Set(), 0);
+  return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
+}
+
+/**
+ * The run's ready work by what it requires: one class for the tasks any runner can take, one
+ * per distinct `requires:` of a node with ready tasks, each with its best priority.
+ */
+export function demand(store: RunStore, ready: number): DemandClass[] {
+  if (ready === 0) return [];
+  const classes = new Map<string, DemandClass>();
+  let constrainedReady = 0;
+  const constrained = store.constrainedNodes();
+  for (const node of constrained) {
+    const n = store.readyIn(node);
+    if (n === 0) continue;
+    constrainedReady += n;
+    const { requires, priority } = store.node(node).spec;
+    const key = JSON.stringify(requires);
+    const known = classes.get(key);
+    if (!known || known.priority < priority) classes.set(key, { requires: requires!, priority });
+  }
+  const out = [...classes.values()];
+  if (ready > constrainedReady) out.unshift({ requires: null, priority: store.topReadyPriority(constrained) ?? 0 });
+  return out;
+}
+
+/** A task instance's args, env and stdin envelope (task ABI), with the blobs its inputs refer to. */
+function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<string>, attempt: number) {
+  const { spec } = store.node(row.node);
+  const item = itemOf(spec, row.index);
+  return {
+    args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
+    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
+    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt),
+  };
+}
+
+/**
+ * The `inputs` of the task ABI: each dependency's output, an array for a mapped dependency. An
+ * output in blob storage stands as {"$ref": sha256} and its hash is added to `refs`.
+ */
+function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<string>): Record<string, unknown> {
+  const inputs: Record<string, unknown> = {};
+  for (const dep of deps) {
+    let entry = cache.get(dep);
+    if (!entry) {
+      const outputs = store.outputs(dep);
+      const values = outputs.map((o) => (o instanceof Uint8Array ? outputValue(o) : { $ref: o.sha256 }));
+      const blobs = outputs.flatMap((o) => (o instanceof Uint8Array ? [] : [o.sha256]));
+      entry = { value: store.node(dep).spec.instances === null ? values[0] : values, refs: blobs };
+      cache.set(dep, entry);
+    }
+    inputs[dep] = entry.value;
+    for (const sha of entry.refs) refs.add(sha);
+  }
+  return inputs;
+}
