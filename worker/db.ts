@@ -1,11 +1,12 @@
 /**
- * The D1 index: recent runs with their task counts (kept current by each run's Durable Object,
- * at most a second behind), the module registry
- * (names pinned to sha256) and the result cache (cache key → output, inline or in R2). The schema is created on first use in each isolate, so
- * `wrangler dev` and tests need no migration step.
+ * The D1 database: the index of recent runs with their task counts and histograms (kept current
+ * by each run's Durable Object, at most a second behind: run-host/run-index.ts), the module
+ * registry (names pinned to sha256) and the result cache (cache key → output, inline or in R2).
+ * The schema is created on first use in each isolate, so `wrangler dev` and tests need no
+ * migration step.
  */
-import { emptyHistogram, merge, type RunHistograms } from "./metrics.js";
-import type { RunStatus } from "../core/status.js";
+import type { RunListing } from "../core/api.js";
+import { emptyMetrics, merge, type RunMetrics } from "./metrics.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS run_index (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -28,7 +29,7 @@ export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map
   const { results } = await (
     await db(d1)
   )
-    .prepare(`SELECT key, output, output_sha, size FROM cache WHERE key IN (${keys.map(() => "?").join(",")})`)
+    .prepare(`SELECT key, output, output_sha, size FROM cache WHERE key IN (${keys.map(() => "?").join(", ")})`)
     .bind(...keys)
     .all<{ key: string; output: ArrayBuffer | number[] | null; output_sha: string | null; size: number }>();
   for (const r of results) {
@@ -59,7 +60,7 @@ export async function fileOutputs(d1: D1Database, entries: { key: string; output
 let ready: Promise<unknown> | undefined;
 
 /** The database, with its schema in place. */
-export async function db(d1: D1Database): Promise<D1Database> {
+async function db(d1: D1Database): Promise<D1Database> {
   ready ??= d1.batch(SCHEMA.map((s) => d1.prepare(s))).catch((e) => {
     ready = undefined;
     throw e;
@@ -68,27 +69,14 @@ export async function db(d1: D1Database): Promise<D1Database> {
   return d1;
 }
 
-export interface RunIndexRow {
-  id: string;
-  name: string;
-  status: RunStatus;
-  tasks: number;
-  /** Tasks by state. */
-  counts: Record<string, number>;
-  created_at: number;
-  updated_at: number;
-  finished_at: number | null;
-}
-
-export type RunMetrics = RunHistograms & { cacheHits: number };
-
 /** Inserts or refreshes one run's line in the index, with its histograms and cache hits for /metrics. */
-export async function indexRun(d1: D1Database, row: RunIndexRow, metrics: RunMetrics): Promise<void> {
+export async function indexRun(d1: D1Database, row: RunListing, metrics: RunMetrics): Promise<void> {
   await (
     await db(d1)
   )
     .prepare(
-      `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at, metrics)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, counts = excluded.counts,
          updated_at = excluded.updated_at, finished_at = excluded.finished_at, metrics = excluded.metrics`,
     )
@@ -106,16 +94,18 @@ export async function indexRun(d1: D1Database, row: RunIndexRow, metrics: RunMet
     .run();
 }
 
-export async function recentRuns(d1: D1Database, limit: number): Promise<RunIndexRow[]> {
+/** The most recent `limit` runs of the index, newest first. */
+export async function recentRuns(d1: D1Database, limit: number): Promise<RunListing[]> {
   const { results } = await (
     await db(d1)
   )
     .prepare(
-      `SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index ORDER BY created_at DESC LIMIT ?`,
+      `SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index
+       ORDER BY created_at DESC LIMIT ?`,
     )
     .bind(limit)
-    .all<Omit<RunIndexRow, "counts"> & { counts: string }>();
-  return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as Record<string, number> }));
+    .all<Omit<RunListing, "counts"> & { counts: string }>();
+  return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as RunListing["counts"] }));
 }
 
 /** Runs by status, tasks by state, histograms and cache hits, summed over every run in the index. */
@@ -130,7 +120,7 @@ export async function runTotals(
     ),
   ]);
   const record = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
-  const metrics: RunMetrics = { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
+  const metrics = emptyMetrics();
   const { results } = await database
     .prepare(`SELECT metrics FROM run_index WHERE metrics IS NOT NULL`)
     .all<{ metrics: string }>();
@@ -153,7 +143,8 @@ export async function registerModule(d1: D1Database, name: string, sha256: strin
   )
     .prepare(
       `INSERT INTO modules (name, sha256, size, uploaded_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, uploaded_at = excluded.uploaded_at`,
+       ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+         uploaded_at = excluded.uploaded_at`,
     )
     .bind(name, sha256, size, Date.now())
     .run();

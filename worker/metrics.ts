@@ -21,7 +21,14 @@ export interface RunHistograms {
   latency: Histogram;
 }
 
-export function emptyHistogram(): Histogram {
+/** A run's histograms and the tasks the result cache served, as each run keeps them and the index sums them. */
+export type RunMetrics = RunHistograms & { cacheHits: number };
+
+export function emptyMetrics(): RunMetrics {
+  return { duration: emptyHistogram(), latency: emptyHistogram(), cacheHits: 0 };
+}
+
+function emptyHistogram(): Histogram {
   return { buckets: new Array<number>(BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
 }
 

@@ -11,9 +11,10 @@ import {
   type CoordinatorMessage,
   type RunnerMessage,
 } from "../../core/protocol/messages.js";
+import type { RunStatus } from "../../core/status.js";
 import { frameBytes, type SocketKind, type SocketMeters } from "./meter.js";
 
-export interface Attachment {
+interface Attachment {
   runner: string | null;
   /** When the runner said hello on this socket. */
   since: number;
@@ -25,7 +26,7 @@ export function answerHeartbeats(ctx: DurableObjectState): void {
 }
 
 /** Tag of runner sockets (a DagRun also holds watchers' sockets). */
-export const RUNNER_TAG = "runner";
+const RUNNER_TAG = "runner";
 
 /** The runner sockets of `ctx`. */
 export function runnerSockets(ctx: DurableObjectState): WebSocket[] {
@@ -62,7 +63,7 @@ export function runnerOf(ws: WebSocket): string | null {
   return (ws.deserializeAttachment() as Attachment | null)?.runner ?? null;
 }
 
-export function setRunner(ws: WebSocket, runner: string): void {
+function setRunner(ws: WebSocket, runner: string): void {
   ws.serializeAttachment({ runner, since: Date.now() } satisfies Attachment);
 }
 
@@ -164,8 +165,14 @@ export function send(ws: WebSocket, message: CoordinatorMessage): void {
   }
 }
 
+/** Tells a runner its run has ended, and closes the socket. */
+export function finishSocket(ws: WebSocket, status: RunStatus): void {
+  send(ws, { type: "finished", status });
+  ws.close(CLOSE.finished, `run ${status}`);
+}
+
 /** Sends a fatal error frame and closes with the protocol close code. */
-export function refuse(ws: WebSocket, message: string): void {
+function refuse(ws: WebSocket, message: string): void {
   send(ws, { type: "error", message, fatal: true });
   ws.close(CLOSE.protocol, message.slice(0, 120));
 }

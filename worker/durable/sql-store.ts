@@ -1,11 +1,12 @@
 /**
- * `RunStore` over a Durable Object's SQLite storage: the run's state machine reads and writes
- * rows here, never a whole DAG in memory. Also answers the read-only views (run detail, task
- * output) for the DagRun's RPC methods.
+ * `RunStore` over a Durable Object's SQLite storage (tables in sql-schema.ts): the run's state
+ * machine reads and writes rows here, never a whole DAG in memory. Also keeps the run's `meta`
+ * values (its id, name and status, and the small durable state of the DagRun's concerns), and
+ * tells a change log of every task that changes state, for the watchers. The read-only views of
+ * the run (summary, nodes, tasks, outputs) are in sql-views.ts.
  */
-import type { AttemptView, TaskView } from "../../core/api.js";
 import type { ResolvedNode } from "../../core/dag/plan.js";
-import type { BlobRef, Failure } from "../../core/protocol/messages.js";
+import type { BlobRef } from "../../core/protocol/messages.js";
 import {
   type AttemptRow,
   type DeadlineKind,
@@ -15,65 +16,34 @@ import {
   type TaskRow,
 } from "../run/store.js";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
+import type { ChangeLog } from "../run-host/watchers.js";
+import { notIn, type OutputRow, SCHEMA, TASK_COLUMNS, toOutput, toTask } from "./sql-schema.js";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spec TEXT NOT NULL,
-  pending_deps INTEGER NOT NULL, remaining INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS node_ready (node TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
-CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
-  priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
-  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER, cache_key TEXT);
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
-CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
-CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
-CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NULL, runner TEXT NOT NULL,
-  runner_name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL,
-  failure TEXT, stderr TEXT NOT NULL DEFAULT '', note TEXT, PRIMARY KEY (task, attempt));
-CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key));
-CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
-CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL, sent INTEGER NOT NULL, caps TEXT);
-`;
-
-type Row = Record<string, SqlStorageValue>;
-
-/** What changed since watchers were last told: nodes whose counts moved, and tasks by key. */
-export class Changes {
-  readonly nodes = new Set<string>();
-  readonly tasks = new Map<string, TaskState>();
-  /** Some change was not listed task by task (a whole node or state moved). */
-  bulk = false;
-
-  get empty(): boolean {
-    return this.nodes.size === 0 && !this.bulk;
-  }
-}
+type Deadline = { kind: DeadlineKind; key: string; at: number };
 
 export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
   private constrained: string[] | undefined;
   private readonly readyAt = new Map<string, number | null>();
-  /** Set while someone watches the run: every state change is noted here. */
-  watching: Changes | null = null;
+  /** Told of every change of a task's state: the DagRun's watchers, who keep them while someone watches. */
+  changes: ChangeLog | null = null;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
   }
 
   meta(key: string): string | undefined {
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
-    return row?.value;
+    return this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0]?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.sql.exec(
-      `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-      key,
-      value,
-    );
+    const upsert = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    this.sql.exec(upsert, key, value);
+  }
+
+  deleteMeta(key: string): void {
+    this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
   }
 
   status(): RunStatus {
@@ -89,36 +59,21 @@ export class SqlStore implements RunStore {
   insertPlan(nodes: readonly NodeRow[]): void {
     let seq = 0;
     for (const [ord, { spec, pendingDeps, remaining }] of nodes.entries()) {
-      this.sql.exec(
-        `INSERT INTO nodes (id, ord, spec, pending_deps, remaining) VALUES (?, ?, ?, ?, ?)`,
-        spec.id,
-        ord,
-        JSON.stringify(spec),
-        pendingDeps,
-        remaining,
-      );
+      const node = `INSERT INTO nodes (id, ord, spec, pending_deps, remaining) VALUES (?, ?, ?, ?, ?)`;
+      this.sql.exec(node, spec.id, ord, JSON.stringify(spec), pendingDeps, remaining);
       for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
       const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
+      const task = [spec.id, spec.id, seq, spec.priority, state];
       if (spec.instances === null) {
-        this.sql.exec(
-          `INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`,
-          spec.id,
-          spec.id,
-          seq,
-          spec.priority,
-          state,
-        );
+        this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, ...task);
       } else {
         // One statement per mapped task, however many instances it has.
         this.sql.exec(
           `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
-           INSERT INTO tasks (key, node, idx, seq, priority, state) SELECT ? || '[' || i || ']', ?, i, ? + i, ?, ? FROM n`,
+           INSERT INTO tasks (key, node, idx, seq, priority, state)
+           SELECT ? || '[' || i || ']', ?, i, ? + i, ?, ? FROM n`,
           spec.instances,
-          spec.id,
-          spec.id,
-          seq,
-          spec.priority,
-          state,
+          ...task,
         );
       }
       const count = spec.instances ?? 1;
@@ -139,14 +94,6 @@ export class SqlStore implements RunStore {
     return { spec, pendingDeps: row.pending_deps, remaining: row.remaining };
   }
 
-  /** Node ids in plan order. */
-  nodeIds(): string[] {
-    return this.sql
-      .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
-      .toArray()
-      .map((r) => r.id);
-  }
-
   dependents(id: string): string[] {
     if (!this.deps) {
       this.deps = new Map();
@@ -165,30 +112,21 @@ export class SqlStore implements RunStore {
   }
 
   nodeReadyAt(id: string): number | null {
-    if (!this.readyAt.has(id))
-      this.readyAt.set(
-        id,
-        this.sql.exec<{ at: number }>(`SELECT at FROM node_ready WHERE node = ?`, id).toArray()[0]?.at ?? null,
-      );
+    if (!this.readyAt.has(id)) {
+      const row = this.sql.exec<{ at: number }>(`SELECT at FROM node_ready WHERE node = ?`, id).toArray()[0];
+      this.readyAt.set(id, row?.at ?? null);
+    }
     return this.readyAt.get(id)!;
   }
 
   bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number {
     const column = counter === "pendingDeps" ? "pending_deps" : "remaining";
-    return this.sql
-      .exec<{ v: number }>(
-        `UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`,
-        delta,
-        id,
-      )
-      .one().v;
+    const bump = `UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`;
+    return this.sql.exec<{ v: number }>(bump, delta, id).one().v;
   }
 
   task(key: string): TaskRow | undefined {
-    const row = this.sql
-      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE key = ?`, key)
-      .toArray()[0];
-    return row && toTask(row);
+    return this.tasks(`WHERE key = ?`, key)[0];
   }
 
   updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void {
@@ -205,77 +143,41 @@ export class SqlStore implements RunStore {
     if (before && changes.state && before !== changes.state) {
       this.addCount(before, -1);
       this.addCount(changes.state, 1);
-      this.watching?.nodes.add(prior.node);
-      this.watching?.tasks.set(key, changes.state);
+      this.changes?.task(prior.node, key, changes.state);
     }
   }
 
   moveNode(node: string, from: TaskState, to: TaskState): number {
     this.sql.exec(`UPDATE tasks SET state = ? WHERE node = ? AND state = ?`, to, node, from);
-    // rowsWritten counts index entries too; changes() counts rows.
-    const moved = this.sql.exec<{ n: number }>(`SELECT changes() AS n`).one().n;
-    if (moved > 0) {
-      this.addCount(from, -moved);
-      this.addCount(to, moved);
-      if (this.watching) {
-        this.watching.nodes.add(node);
-        this.watching.bulk = true;
-      }
-    }
+    const moved = this.moved(from, to);
+    if (moved > 0) this.changes?.moved(node);
     return moved;
   }
 
   moveAll(from: TaskState, to: TaskState): number {
     this.sql.exec(`UPDATE tasks SET state = ? WHERE state = ?`, to, from);
+    const moved = this.moved(from, to);
+    if (moved > 0) this.changes?.movedAll();
+    return moved;
+  }
+
+  /** Counts the rows the last UPDATE moved from state `from` to `to`; returns how many. */
+  private moved(from: TaskState, to: TaskState): number {
+    // rowsWritten counts index entries too; changes() counts rows.
     const moved = this.sql.exec<{ n: number }>(`SELECT changes() AS n`).one().n;
     if (moved > 0) {
       this.addCount(from, -moved);
       this.addCount(to, moved);
-      if (this.watching) {
-        for (const id of this.nodeIds()) this.watching.nodes.add(id);
-        this.watching.bulk = true;
-      }
     }
     return moved;
   }
 
-  /** Instances counted by state for each of `nodes` (every node when omitted). */
-  nodeCounts(nodes?: string[]): Map<string, Partial<Record<TaskState, number>>> {
-    const out = new Map<string, Partial<Record<TaskState, number>>>();
-    const rows = nodes
-      ? nodes.flatMap((node) =>
-          this.sql
-            .exec<{ node: string; state: TaskState; n: number }>(
-              `SELECT node, state, count(*) AS n FROM tasks WHERE node = ? GROUP BY state`,
-              node,
-            )
-            .toArray(),
-        )
-      : this.sql
-          .exec<{ node: string; state: TaskState; n: number }>(
-            `SELECT node, state, count(*) AS n FROM tasks GROUP BY node, state`,
-          )
-          .toArray();
-    for (const id of nodes ?? this.nodeIds()) out.set(id, {});
-    for (const { node, state, n } of rows) out.get(node)![state] = n;
-    return out;
-  }
-
   leased(): TaskRow[] {
-    return this.sql
-      .exec(`SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'leased'`)
-      .toArray()
-      .map(toTask);
+    return this.tasks(`WHERE state = 'leased'`);
   }
 
   lookups(limit: number): TaskRow[] {
-    return this.sql
-      .exec(
-        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'lookup' ORDER BY seq LIMIT ?`,
-        limit,
-      )
-      .toArray()
-      .map(toTask);
+    return this.tasks(`WHERE state = 'lookup' ORDER BY seq LIMIT ?`, limit);
   }
 
   setCacheKey(key: string, cacheKey: string): void {
@@ -283,20 +185,16 @@ export class SqlStore implements RunStore {
   }
 
   cacheKey(key: string): string | null {
-    return (
-      this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0]?.k ?? null
-    );
+    const row = this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0];
+    return row?.k ?? null;
   }
 
   ready(limit: number, excluded: readonly string[] = []): TaskRow[] {
-    return this.sql
-      .exec(
-        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`,
-        ...excluded,
-        limit,
-      )
-      .toArray()
-      .map(toTask);
+    return this.tasks(
+      `WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`,
+      ...excluded,
+      limit,
+    );
   }
 
   constrainedNodes(): string[] {
@@ -314,21 +212,19 @@ export class SqlStore implements RunStore {
   }
 
   topReadyPriority(excluded: readonly string[]): number | null {
-    const row = this.sql
-      .exec<{ p: number }>(
-        `SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT 1`,
-        ...excluded,
-      )
-      .toArray()[0];
-    return row?.p ?? null;
+    const top = `SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)}
+      ORDER BY priority DESC, seq LIMIT 1`;
+    return this.sql.exec<{ p: number }>(top, ...excluded).toArray()[0]?.p ?? null;
   }
 
   leasedTo(runner: string): TaskRow[] {
+    return this.tasks(`WHERE runner = ? AND state = 'leased'`, runner);
+  }
+
+  /** Task rows matching `where` (and what follows it). */
+  private tasks(where: string, ...bindings: SqlStorageValue[]): TaskRow[] {
     return this.sql
-      .exec(
-        `SELECT key, node, idx, state, attempt, failures, runner FROM tasks WHERE runner = ? AND state = 'leased'`,
-        runner,
-      )
+      .exec(`SELECT ${TASK_COLUMNS} FROM tasks ${where}`, ...bindings)
       .toArray()
       .map(toTask);
   }
@@ -341,11 +237,8 @@ export class SqlStore implements RunStore {
   }
 
   private addCount(state: TaskState, delta: number): void {
-    this.sql.exec(
-      `INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`,
-      state,
-      delta,
-    );
+    const add = `INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`;
+    this.sql.exec(add, state, delta);
   }
 
   outputs(node: string): (Uint8Array | BlobRef)[] {
@@ -362,42 +255,20 @@ export class SqlStore implements RunStore {
       this.sql.exec(`UPDATE tasks SET output_sha = ?, output_size = ? WHERE key = ?`, output.sha256, output.size, key);
   }
 
-  /** A task's state and accepted output (bytes, or where they are), for the output route. */
-  output(key: string): { state: TaskState; output: Uint8Array | BlobRef | null } | undefined {
-    const row = this.sql
-      .exec<OutputRow & { state: TaskState }>(
-        `SELECT state, output, output_sha, output_size FROM tasks WHERE key = ?`,
-        key,
-      )
-      .toArray()[0];
-    return row && { state: row.state, output: toOutput(row) };
-  }
-
   addAttempt(a: AttemptRow): void {
+    const failure = a.failure ? JSON.stringify(a.failure) : null;
     this.sql.exec(
-      `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, ended_at, outcome, failure, stderr, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      a.task,
-      a.attempt,
-      a.runner,
-      a.runnerName,
-      a.startedAt,
-      a.endedAt,
-      a.outcome,
-      a.failure ? JSON.stringify(a.failure) : null,
-      a.stderr,
-      a.note,
+      `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, ended_at, outcome, failure, stderr, note)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ...[a.task, a.attempt, a.runner, a.runnerName, a.startedAt, a.endedAt, a.outcome, failure, a.stderr, a.note],
     );
   }
 
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void {
+    const failure = end.failure ? JSON.stringify(end.failure) : null;
     this.sql.exec(
       `UPDATE attempts SET ended_at = ?, outcome = ?, failure = ?, stderr = ? WHERE task = ? AND attempt = ?`,
-      end.endedAt,
-      end.outcome,
-      end.failure ? JSON.stringify(end.failure) : null,
-      end.stderr,
-      task,
-      attempt,
+      ...[end.endedAt, end.outcome, failure, end.stderr, task, attempt],
     );
   }
 
@@ -406,12 +277,9 @@ export class SqlStore implements RunStore {
   }
 
   setDeadline(kind: DeadlineKind, key: string, at: number): void {
-    this.sql.exec(
-      `INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`,
-      kind,
-      key,
-      at,
-    );
+    const upsert = `INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?)
+      ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`;
+    this.sql.exec(upsert, kind, key, at);
   }
 
   clearDeadline(kind: DeadlineKind, key: string): void {
@@ -422,14 +290,9 @@ export class SqlStore implements RunStore {
     this.sql.exec(`DELETE FROM deadlines`);
   }
 
-  dueDeadlines(now: number, limit: number): { kind: DeadlineKind; key: string; at: number }[] {
-    return this.sql
-      .exec<{ kind: DeadlineKind; key: string; at: number }>(
-        `SELECT kind, key, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?`,
-        now,
-        limit,
-      )
-      .toArray();
+  dueDeadlines(now: number, limit: number): Deadline[] {
+    const due = `SELECT kind, key, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?`;
+    return this.sql.exec<Deadline>(due, now, limit).toArray();
   }
 
   nextDeadline(): number | null {
@@ -437,16 +300,19 @@ export class SqlStore implements RunStore {
   }
 
   runner(id: string): RunnerRow | undefined {
-    return this.runnerRows(`SELECT id, name, credit, sent, caps FROM attached WHERE id = ?`, id)[0];
+    return this.runnerRows(`WHERE id = ?`, id)[0];
   }
 
   runners(): RunnerRow[] {
-    return this.runnerRows(`SELECT id, name, credit, sent, caps FROM attached ORDER BY id`);
+    return this.runnerRows(`ORDER BY id`);
   }
 
-  private runnerRows(query: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
+  private runnerRows(where: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
     return this.sql
-      .exec<{ id: string; name: string; credit: number; sent: number; caps: string | null }>(query, ...bindings)
+      .exec<{ id: string; name: string; credit: number; sent: number; caps: string | null }>(
+        `SELECT id, name, credit, sent, caps FROM attached ${where}`,
+        ...bindings,
+      )
       .toArray()
       .map((r) => ({ ...r, caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]) }));
   }
@@ -454,94 +320,13 @@ export class SqlStore implements RunStore {
   putRunner(row: RunnerRow): void {
     this.sql.exec(
       `INSERT INTO attached (id, name, credit, sent, caps) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent, caps = excluded.caps`,
-      row.id,
-      row.name,
-      row.credit,
-      row.sent,
-      row.caps === null ? null : JSON.stringify(row.caps),
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
+         caps = excluded.caps`,
+      ...[row.id, row.name, row.credit, row.sent, row.caps === null ? null : JSON.stringify(row.caps)],
     );
   }
 
   removeRunner(id: string): void {
     this.sql.exec(`DELETE FROM attached WHERE id = ?`, id);
   }
-
-  /** Tasks with their attempts, in submission order, for `GET /api/dags/:id` (a page of them when `limit` is set). */
-  taskViews(offset = 0, limit = -1, state?: TaskState): TaskView[] {
-    // `?1 IS NULL OR state = ?1` keeps one statement for "all tasks" and "tasks in a state".
-    const where = `WHERE ?1 IS NULL OR state = ?1`;
-    const page = `SELECT key FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`;
-    const attempts = new Map<string, AttemptView[]>();
-    for (const a of this.sql.exec(
-      `SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`,
-      state ?? null,
-      limit,
-      offset,
-    )) {
-      const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
-      const list = attempts.get(a.task as string) ?? [];
-      list.push({
-        attempt: a.attempt as number,
-        runner: a.runner as string,
-        runner_name: a.runner_name as string,
-        started_at: a.started_at as number,
-        ended_at: a.ended_at as number | null,
-        outcome: a.outcome as AttemptRow["outcome"],
-        failure_kind: failure?.kind ?? null,
-        error: failure?.message ?? null,
-        stderr: a.stderr as string,
-        note: a.note as string | null,
-      });
-      attempts.set(a.task as string, list);
-    }
-    return this.sql
-      .exec(
-        `SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`,
-        state ?? null,
-        limit,
-        offset,
-      )
-      .toArray()
-      .map((t) => {
-        const list = attempts.get(t.key as string) ?? [];
-        const first = list[0];
-        const last = list[list.length - 1];
-        return {
-          id: t.key as string,
-          node: t.node as string,
-          index: t.idx as number | null,
-          state: t.state as TaskState,
-          output_bytes: t.output_bytes as number | null,
-          cached: last?.outcome === "cached",
-          started_at: first?.started_at ?? null,
-          ended_at: last?.ended_at ?? null,
-          attempts: list,
-        };
-      });
-  }
-}
-
-type OutputRow = { output: ArrayBuffer | null; output_sha: string | null; output_size: number | null };
-
-function toOutput(row: OutputRow): Uint8Array | BlobRef | null {
-  if (row.output_sha) return { sha256: row.output_sha, size: row.output_size ?? 0 };
-  return row.output_size === null ? null : new Uint8Array(row.output ?? new ArrayBuffer(0));
-}
-
-/** ` AND node NOT IN (?, …)` for `excluded` nodes, or nothing. */
-function notIn(excluded: readonly string[]): string {
-  return excluded.length === 0 ? "" : ` AND node NOT IN (${excluded.map(() => "?").join(", ")})`;
-}
-
-function toTask(row: Row): TaskRow {
-  return {
-    key: row.key as string,
-    node: row.node as string,
-    index: row.idx as number | null,
-    state: row.state as TaskState,
-    attempt: row.attempt as number,
-    failures: row.failures as number,
-    runner: row.runner as string | null,
-  };
 }

@@ -11,8 +11,7 @@ import { requireToken } from "../auth.js";
 import type { Env } from "../env.js";
 import { MAX_OUTPUT_BYTES } from "../run/machine.js";
 import { readBytes } from "../http.js";
-
-export const outputKey = (sha256: string) => `outputs/${sha256}`;
+import { outputKey } from "../blob-keys.js";
 
 function shaOf(ref: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(ref);

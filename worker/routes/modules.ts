@@ -11,13 +11,12 @@ import type { Env } from "../env.js";
 import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../../core/wasm/inspect.js";
 import { readBytes } from "../http.js";
+import { moduleKey } from "../blob-keys.js";
 
 /** Largest module accepted. */
 export const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-
-export const moduleKey = (sha256: string) => `modules/${sha256}`;
 
 export const modules = new Hono<{ Bindings: Env }>()
   .put("/:name", requireToken("API_TOKEN"), async (c) => {

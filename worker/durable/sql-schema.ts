@@ -1,0 +1,61 @@
+/**
+ * The tables of a DagRun's SQLite storage and how their rows become the run's types: the
+ * RunStore (sql-store.ts) writes and reads them for the state machine, the read-only views
+ * (sql-views.ts) read them for the RPC methods.
+ */
+import type { BlobRef } from "../../core/protocol/messages.js";
+import type { TaskState } from "../../core/status.js";
+import type { TaskRow } from "../run/store.js";
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, spec TEXT NOT NULL,
+  pending_deps INTEGER NOT NULL, remaining INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS node_ready (node TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (dep, node));
+CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
+  priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER,
+  cache_key TEXT);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
+CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NULL, runner TEXT NOT NULL,
+  runner_name TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, outcome TEXT NOT NULL,
+  failure TEXT, stderr TEXT NOT NULL DEFAULT '', note TEXT, PRIMARY KEY (task, attempt));
+CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
+CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL,
+  sent INTEGER NOT NULL, caps TEXT);
+`;
+
+/** The columns of a task row as `toTask` reads them. */
+export const TASK_COLUMNS = `key, node, idx, state, attempt, failures, runner`;
+
+export function toTask(row: Record<string, SqlStorageValue>): TaskRow {
+  return {
+    key: row.key as string,
+    node: row.node as string,
+    index: row.idx as number | null,
+    state: row.state as TaskState,
+    attempt: row.attempt as number,
+    failures: row.failures as number,
+    runner: row.runner as string | null,
+  };
+}
+
+/** The output columns of a task row. */
+export type OutputRow = { output: ArrayBuffer | null; output_sha: string | null; output_size: number | null };
+
+/** A task's accepted output from its columns: bytes, a blob reference, or null when it has none. */
+export function toOutput(row: OutputRow): Uint8Array | BlobRef | null {
+  if (row.output_sha) return { sha256: row.output_sha, size: row.output_size ?? 0 };
+  return row.output_size === null ? null : new Uint8Array(row.output ?? new ArrayBuffer(0));
+}
+
+/** ` AND node NOT IN (?, …)` for `excluded` nodes, or nothing. */
+export function notIn(excluded: readonly string[]): string {
+  return excluded.length === 0 ? "" : ` AND node NOT IN (${excluded.map(() => "?").join(", ")})`;
+}

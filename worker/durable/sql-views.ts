@@ -1,0 +1,134 @@
+/**
+ * The read-only views of a run for the DagRun's RPC methods and its watchers: the summary, the
+ * nodes with their instances counted by state, the tasks with their attempts (a page of them),
+ * and one task's output. They read the tables of sql-schema.ts and never write.
+ */
+import type { AttemptView, NodeView, RunSummary, TaskView } from "../../core/api.js";
+import type { BlobRef, Failure } from "../../core/protocol/messages.js";
+import type { AttemptOutcome, TaskState } from "../../core/status.js";
+import type { SqlStore } from "./sql-store.js";
+import { type OutputRow, toOutput } from "./sql-schema.js";
+
+/** Instances of each node by state. */
+export type NodeCounts = Map<string, Partial<Record<TaskState, number>>>;
+
+export class RunViews {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly store: SqlStore,
+  ) {}
+
+  /** The run's status and counts as stored (none `waiting`: see run-host/waiting.ts), or null before it has a plan. */
+  summary(now = Date.now()): RunSummary | null {
+    const { store } = this;
+    const id = store.meta("id");
+    if (!id) return null;
+    const counts = store.counts();
+    const finished = store.meta("finished_at");
+    return {
+      id,
+      name: store.meta("name") ?? "unnamed",
+      status: store.status(),
+      created_at: Number(store.meta("created_at")),
+      updated_at: now,
+      finished_at: finished ? Number(finished) : null,
+      counts: { ...counts, waiting: 0 },
+      tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /** Node ids in plan order. */
+  nodeIds(): string[] {
+    return this.sql
+      .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  /** Every node in plan order, with its module and its instances counted by state. */
+  nodes(): (NodeView & { sha256: string })[] {
+    const counts = this.nodeCounts();
+    return this.nodeIds().map((id) => {
+      const { spec } = this.store.node(id);
+      const { module, sha256, deps, instances } = spec;
+      return { id, module, sha256, deps, instances, requires: spec.requires ?? null, counts: counts.get(id) ?? {} };
+    });
+  }
+
+  /** Instances counted by state for each of `nodes` (every node when omitted). */
+  nodeCounts(nodes?: string[]): NodeCounts {
+    type Count = { node: string; state: TaskState; n: number };
+    const out: NodeCounts = new Map();
+    const rows = nodes
+      ? nodes.flatMap((node) =>
+          this.sql
+            .exec<Count>(`SELECT node, state, count(*) AS n FROM tasks WHERE node = ? GROUP BY state`, node)
+            .toArray(),
+        )
+      : this.sql.exec<Count>(`SELECT node, state, count(*) AS n FROM tasks GROUP BY node, state`).toArray();
+    for (const id of nodes ?? this.nodeIds()) out.set(id, {});
+    for (const { node, state, n } of rows) out.get(node)![state] = n;
+    return out;
+  }
+
+  /** Tasks with their attempts, in submission order, for `GET /api/dags/:id` (a page of them when `limit` is set). */
+  taskViews(offset = 0, limit = -1, state?: TaskState): TaskView[] {
+    // `?1 IS NULL OR state = ?1` keeps one statement for "all tasks" and "tasks in a state".
+    const where = `WHERE ?1 IS NULL OR state = ?1`;
+    const page = `SELECT key FROM tasks ${where} ORDER BY seq LIMIT ?2 OFFSET ?3`;
+    const attempts = new Map<string, AttemptView[]>();
+    const bindings = [state ?? null, limit, offset];
+    for (const a of this.sql.exec(
+      `SELECT * FROM attempts WHERE task IN (${page}) ORDER BY task, attempt`,
+      ...bindings,
+    )) {
+      const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
+      const list = attempts.get(a.task as string) ?? [];
+      list.push({
+        attempt: a.attempt as number,
+        runner: a.runner as string,
+        runner_name: a.runner_name as string,
+        started_at: a.started_at as number,
+        ended_at: a.ended_at as number | null,
+        outcome: a.outcome as AttemptOutcome,
+        failure_kind: failure?.kind ?? null,
+        error: failure?.message ?? null,
+        stderr: a.stderr as string,
+        note: a.note as string | null,
+      });
+      attempts.set(a.task as string, list);
+    }
+    const tasks = `SELECT key, node, idx, state, attempt, output_size AS output_bytes FROM tasks ${where}
+      ORDER BY seq LIMIT ?2 OFFSET ?3`;
+    return this.sql
+      .exec(tasks, ...bindings)
+      .toArray()
+      .map((t) => {
+        const list = attempts.get(t.key as string) ?? [];
+        const first = list[0];
+        const last = list[list.length - 1];
+        return {
+          id: t.key as string,
+          node: t.node as string,
+          index: t.idx as number | null,
+          state: t.state as TaskState,
+          output_bytes: t.output_bytes as number | null,
+          cached: last?.outcome === "cached",
+          started_at: first?.started_at ?? null,
+          ended_at: last?.ended_at ?? null,
+          attempts: list,
+        };
+      });
+  }
+
+  /** A task's state and accepted output (bytes, or where they are), or undefined when there is no such task. */
+  output(key: string): { state: TaskState; output: Uint8Array | BlobRef | null } | undefined {
+    const row = this.sql
+      .exec<OutputRow & { state: TaskState }>(
+        `SELECT state, output, output_sha, output_size FROM tasks WHERE key = ?`,
+        key,
+      )
+      .toArray()[0];
+    return row && { state: row.state, output: toOutput(row) };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Performs what a transition of the run's state machine returned (run/machine.ts `Effect`): frames
+ * to runners, the run's demand to the pool, the run index, the result cache, and the end of the
+ * run. The DagRun calls `perform` after each event's transaction; what each effect needs of the
+ * object is the host.
+ */
+import type { DemandClass } from "../../core/match.js";
+import type { CoordinatorMessage } from "../../core/protocol/messages.js";
+import type { RunStatus } from "../../core/status.js";
+import type { Effect } from "../run/machine.js";
+import type { Meta } from "./meta.js";
+
+/** The demand the pool last heard from this run (JSON). */
+const DEMAND = "demand";
+
+/** What the effects need of their run. */
+export interface EffectsHost {
+  meta: Meta;
+  /** Sends a frame to every socket of `runner`. */
+  send(runner: string, message: CoordinatorMessage): void;
+  /** Tells the pool the run's ready work that waits for runners, by class (none withdraws it). */
+  demand(classes: DemandClass[]): Promise<void>;
+  /** Refreshes the run's line in the index now. */
+  index(): Promise<void>;
+  /** Starts the result-cache lookup loop, if it is not running. Never rejects. */
+  lookup(): Promise<void>;
+  /** Files accepted outputs in the result cache. Never rejects. */
+  file(entries: { key: string; task: string }[]): Promise<void>;
+  /** The run ended: its alarm goes, its runners hear `finished`, its watchers get the last update. */
+  finish(status: RunStatus): Promise<void>;
+}
+
+/** Performs `effects` in order. */
+export async function perform(host: EffectsHost, effects: readonly Effect[]): Promise<void> {
+  for (const effect of effects) await performOne(host, effect);
+}
+
+async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
+  switch (effect.type) {
+    case "dispatch":
+      return host.send(effect.runner, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+    case "cancel":
+      return host.send(effect.runner, { type: "cancel", tasks: effect.tasks });
+    case "demand":
+      return tellDemand(host, effect.classes);
+    case "status":
+      return host.index();
+    case "lookup":
+      // The loop outlives the event: it applies events of its own as the cache answers.
+      void host.lookup();
+      return;
+    case "cache":
+      void host.file(effect.entries);
+      return;
+    case "finished":
+      await host.finish(effect.status);
+      return tellDemand(host, [], true);
+  }
+}
+
+/** Tells the pool the run's demand when it differs from what the pool heard last (`always`: in any case). */
+async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
+  const wanted = JSON.stringify(classes);
+  if (!always && (host.meta.meta(DEMAND) ?? "[]") === wanted) return;
+  host.meta.setMeta(DEMAND, wanted);
+  await host.demand(classes);
+}
