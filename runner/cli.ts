@@ -1,11 +1,17 @@
 /**
  * `distro-runner`: resolves the configuration, measures the device, and runs until SIGINT or
- * SIGTERM. Exit codes: 0 stopped by a signal, 1 refused by the coordinator, 2 bad usage.
+ * SIGTERM, or until the coordinator refuses it for good. Only this bin exits the process: the
+ * exit code follows how the Runner ended. Exit codes: 0 stopped by a signal, 1 refused by the
+ * coordinator (the runner `failed`), 2 bad usage, 130 a second signal.
  */
 import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
 import { systemDevice } from "./device.js";
+import type { RunnerEnd } from "./lifecycle.js";
 import { createRunner, VERSION } from "./start.js";
+
+/** How the runner ended, as the process's exit code. */
+const EXIT_CODES: Record<RunnerEnd, number> = { stopped: 0, failed: 1 };
 
 async function main(): Promise<void> {
   let config;
@@ -28,11 +34,12 @@ async function main(): Promise<void> {
       process.exit(130);
     }
     log.info(`${signal}: stopping (a second signal exits at once)`, { event: "signal", signal });
-    void runner.stop(config.graceMs).then(() => process.exit(0));
+    void runner.stop(config.graceMs);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   runner.start();
+  process.exit(EXIT_CODES[await runner.finished]);
 }
 
 main().catch((e) => {

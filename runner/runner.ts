@@ -1,32 +1,26 @@
 /**
- * The runner: one socket to the RunnerPool, one per run it works on, and a thread pool that
- * runs the tasks. It hands its idle slots to runs as credit (`want`), never taking more tasks
- * than it has slots: a task that arrives beyond the credit goes straight back (`reject`).
- * A freed slot goes to the highest-priority run with a backlog (the run it came from among
- * equals, then the largest backlog). Results wait in a queue until a socket takes them, so a
- * reconnect loses none; on reconnecting the runner says which attempts it still holds.
- *
- * With `--slots auto` the slot count follows free RAM: the device sampler (sampler.ts) resizes
- * the runner, which takes back promised credit when it shrinks (running tasks finish) and hands
- * out the new slots when it grows. Each attempt runs through attempt.ts.
+ * The runner: one socket to the RunnerPool (pool-link.ts), one per run it works on (run-link.ts),
+ * and a thread pool that runs the tasks (attempt.ts). Here are the glue and the slot allocator:
+ * idle slots go to runs as credit (`want`), never more tasks than slots, and a task beyond the
+ * credit goes straight back (`reject`). A freed slot goes to the highest-priority run with a
+ * backlog (the run it came from among equals, then the largest backlog). Under `--slots auto` the
+ * device sampler (sampler.ts) resizes the runner, which takes back promised credit when it shrinks
+ * (running tasks finish) and hands out the new slots when it grows. The lifecycle (lifecycle.ts)
+ * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good.
  */
-import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../core/protocol/messages.js";
-import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
-import type { RunnerConfig } from "./config.js";
+import type { Assignment, CoordinatorMessage, RunnerInfo } from "../core/protocol/messages.js";
 import { formatSize } from "../core/units.js";
+import { attempt, type AttemptHost } from "./attempt.js";
+import type { RunnerConfig } from "./config.js";
 import type { DeviceSample } from "./device.js";
-import { runAttempt, settleAttempt } from "./attempt.js";
 import type { ThreadPool } from "./executor/pool.js";
-import { Link } from "./link.js";
-import type { Logger } from "./log.js";
+import { Lifecycle, type RunnerEnd, type RunnerState } from "./lifecycle.js";
+import { PoolLink } from "./pool-link.js";
+import { RunLink, type AttemptRef } from "./run-link.js";
 import { DeviceSampler } from "./sampler.js";
-import type { ModuleCache } from "./modules.js";
-import type { CoordinatorHttp } from "./blobs.js";
 
 interface Running {
   task: Assignment;
-  /** The slot it runs in, `<runner>-<n>`. */
-  slot: string;
   abort: AbortController;
   /** Set when the attempt is stopped on purpose: its result is not sent. */
   dropped?: "cancelled" | "handed back";
@@ -34,7 +28,7 @@ interface Running {
 
 interface RunState {
   id: string;
-  link: Link;
+  link: RunLink;
   /** Tasks this run may still send us. */
   credit: number;
   /** Ready tasks the run had left when it last sent us work. */
@@ -42,29 +36,20 @@ interface RunState {
   /** Priority of its most important ready task, as the pool last said. */
   priority: number;
   running: Map<string, Running>;
-  results: TaskResult[];
-  flushing: boolean;
-  /** Tasks received on the current socket (reset when it reconnects). */
-  received: number;
 }
 
-export interface RunnerParts {
+/** What the runner is made of (start.ts puts the real ones together; tests pass fakes). */
+export interface RunnerParts extends AttemptHost {
   config: RunnerConfig;
   info: RunnerInfo;
-  threads: ThreadPool;
-  modules: ModuleCache;
-  http: CoordinatorHttp;
-  log: Logger;
+  threads: AttemptHost["threads"] & Pick<ThreadPool, "resize" | "close">;
   /** Free memory and CPU load now: for `--slots auto` and the device report. */
   sample: () => Promise<DeviceSample>;
   /** How often to sample the device (default 2 s; at most half the heartbeat period). */
   sampleMs?: number;
 }
 
-/** Lifecycle of the runner process. */
-export type RunnerState = "connecting" | "ready" | "draining" | "stopped";
-
-const attemptKey = (a: { task: string; attempt: number }) => `${a.task}#${a.attempt}`;
+const attemptKey = (a: AttemptRef) => `${a.task}#${a.attempt}`;
 
 export class Runner {
   private readonly runs = new Map<string, RunState>();
@@ -73,82 +58,61 @@ export class Runner {
   private capacity: number;
   /** Slot numbers in use by running tasks. */
   private readonly busySlots = new Set<number>();
-  private poolLink: Link | undefined;
-  private statusTimer: NodeJS.Timeout | undefined;
+  private readonly pool: PoolLink;
   private readonly sampler: DeviceSampler;
-  private lastStatus = "";
-  private state: RunnerState = "connecting";
+  private readonly life: Lifecycle;
+  /** Resolves once the runner has stopped or failed and closed its sockets and threads. */
+  readonly finished: Promise<RunnerEnd>;
   private idle: (() => void) | undefined;
   /** Tasks finished by this process, by run. */
-  readonly done = new Map<string, number>();
+  private readonly done = new Map<string, number>();
 
   constructor(private readonly parts: RunnerParts) {
-    this.capacity = parts.info.slots;
-    const { config, info } = parts;
+    const { config, info, log } = parts;
+    this.capacity = info.slots;
+    this.life = new Lifecycle(log);
+    this.finished = this.life.finished;
+    this.pool = new PoolLink(
+      { coordinator: config.coordinator, token: config.token, info, log },
+      {
+        status: () => ({
+          free: Math.max(0, this.capacity - this.running),
+          slots: this.capacity,
+          runs: [...this.runs.keys()],
+        }),
+        accepting: () => this.life.accepting,
+        opened: () => {
+          if (this.state === "connecting") this.life.set("ready");
+        },
+        join: (run, priority) => this.join(run, priority),
+        welcome: (heartbeatMs) => this.sampler.start(heartbeatMs),
+        refused: (reason) => this.fail(reason),
+      },
+    );
     this.sampler = new DeviceSampler(
       {
         sample: parts.sample,
-        accepting: () => this.accepting,
+        accepting: () => this.life.accepting,
         resize: (slots, freeMemory) => this.resize(slots, freeMemory),
-        report: (device) => {
-          const status = this.status();
-          if (!this.poolLink?.send({ ...status, device })) return false;
-          this.lastStatus = JSON.stringify(status);
-          return true;
-        },
+        report: (device) => this.pool.reportDevice(device),
       },
       { auto: config.slots === "auto" ? { cores: info.cores, policy: config } : undefined, sampleMs: parts.sampleMs },
     );
   }
 
-  get slots(): number {
-    return this.capacity;
+  get state(): RunnerState {
+    return this.life.state;
   }
 
   start(): void {
     const { config, info, log } = this.parts;
-    const labels = info.labels.length > 0 ? `, labels ${info.labels.join(",")}` : "";
-    log.info(
-      `runner ${info.name} (${info.id}): ${info.slots} slot(s)${config.slots === "auto" ? " (auto)" : ""}, ${info.cores} core(s), ${info.platform}/${info.arch}${labels}; coordinator ${config.coordinator.origin}`,
-      {
-        event: "start",
-        runner: info.id,
-        name: info.name,
-        slots: info.slots,
-        cores: info.cores,
-        platform: info.platform,
-        arch: info.arch,
-        labels: info.labels.join(","),
-      },
-    );
-    this.poolLink = new Link({
-      url: new URL("/api/runners/connect", config.coordinator),
-      token: config.token,
-      label: "pool",
-      log,
-      onOpen: () => {
-        this.poolLink!.send({
-          type: "hello",
-          protocol: PROTOCOL_VERSION,
-          runner: { ...info, slots: this.capacity },
-          want: 0,
-          holding: [],
-        });
-        this.lastStatus = "";
-        if (this.state === "connecting") this.setState("ready");
-        this.reportStatus();
-      },
-      onMessage: (m) => {
-        if (m.type === "join") this.join(m.run, m.priority);
-        else if (m.type === "welcome") this.sampler.start(m.heartbeatMs);
-        else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
-      },
-      onEnd: (reason, fatal) => {
-        log.info(`pool: ${reason}`);
-        if (fatal) void this.stop(0).then(() => process.exit(1));
-      },
-    });
-    this.poolLink.start();
+    const { name, id, slots, cores, platform, arch } = info;
+    const labels = info.labels.join(",");
+    const offered = `${slots} slot(s)${config.slots === "auto" ? " (auto)" : ""}`;
+    const where = `${platform}/${arch}${labels ? `, labels ${labels}` : ""}; coordinator ${config.coordinator.origin}`;
+    const fields = { event: "start", runner: id, name, slots, cores, platform, arch, labels };
+    log.info(`runner ${name} (${id}): ${offered}, ${cores} core(s), ${where}`, fields);
+    this.pool.start();
   }
 
   /**
@@ -156,13 +120,28 @@ export class Runner {
    * (the coordinator re-queues them without counting a failure), then closes everything.
    */
   async stop(graceMs: number): Promise<void> {
-    if (this.state === "stopped" || this.state === "draining") return;
-    this.setState("draining");
-    clearTimeout(this.statusTimer);
+    if (!this.life.accepting) return;
+    this.life.set("draining");
+    await this.drain(graceMs);
+    // A refusal that arrived meanwhile has made the runner `failed`: that is how it ends.
+    if (this.state === "draining") this.life.set("stopped");
+    await this.close();
+  }
+
+  /** The coordinator refused this runner for good: it fails, hands back what runs, and closes. */
+  private fail(reason: string): void {
+    if (this.state === "stopped" || this.state === "failed") return;
+    const draining = this.state === "draining"; // that drain closes everything when it is done
+    this.life.set("failed", reason);
+    if (!draining) void this.drain(0).then(() => this.close());
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    this.pool.quiet();
     this.sampler.stop();
     for (const run of this.runs.values()) {
       run.credit = 0;
-      run.link.send({ type: "want", want: 0, received: run.received });
+      run.link.want();
     }
     if (this.running > 0) {
       this.parts.log.info(`draining: waiting up to ${graceMs} ms for ${this.running} running task(s)`);
@@ -178,25 +157,18 @@ export class Runner {
       const back = [...run.running.values()];
       for (const r of back) this.drop(r, "handed back");
       if (back.length > 0) {
-        run.link.send({ type: "reject", tasks: back.map((r) => ({ task: r.task.task, attempt: r.task.attempt })) });
+        run.link.reject(back.map((r) => r.task));
         this.parts.log.info(`run ${run.id.slice(0, 8)}: handed back ${back.length} unfinished task(s)`);
       }
-      this.flush(run);
+      run.link.flush();
     }
-    this.setState("stopped");
+  }
+
+  private async close(): Promise<void> {
     for (const run of this.runs.values()) run.link.close("runner stopping");
-    this.poolLink?.close("runner stopping");
+    this.pool.close("runner stopping");
     await this.parts.threads.close();
-  }
-
-  private setState(next: RunnerState): void {
-    if (next === this.state) return;
-    this.parts.log.info(`runner: ${this.state} -> ${next}`, { event: "state", from: this.state, to: next });
-    this.state = next;
-  }
-
-  private get accepting(): boolean {
-    return this.state === "connecting" || this.state === "ready";
+    this.life.settle();
   }
 
   /** Slots neither running a task nor promised to a run. */
@@ -211,8 +183,8 @@ export class Runner {
    * with nothing to do or a lower priority.
    */
   private join(id: string, priority: number): void {
-    if (!this.accepting) return;
-    let run = this.runs.get(id);
+    if (!this.life.accepting) return;
+    const run = this.runs.get(id);
     let moved = 0;
     for (const other of this.runs.values()) {
       if (other.id === id || (other.backlog > 0 && other.priority >= priority) || other.credit === 0) continue;
@@ -225,55 +197,38 @@ export class Runner {
       return;
     }
     const { config, info, log } = this.parts;
-    const url = new URL("/api/runners/connect", config.coordinator);
-    url.searchParams.set("run", id);
-    const label = `run ${id.slice(0, 8)}`;
-    const link: Link = new Link({
-      url,
-      token: config.token,
-      label,
-      log,
-      onOpen: () => {
-        const state = this.runs.get(id);
-        if (!state) return;
-        if (this.accepting) state.credit += Math.max(0, this.unassigned());
-        state.received = 0;
-        const holding = [...[...state.running.values()].map((r) => r.task), ...state.results].map((a) => ({
-          task: a.task,
-          attempt: a.attempt,
-        }));
-        link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: state.credit, holding });
-        this.flush(state);
-        this.reportStatus();
-      },
-      onMessage: (m) => this.onRunMessage(id, m),
-      onEnd: (reason) => {
-        log.debug(`${label}: ended (${reason})`);
-        const state = this.runs.get(id);
-        if (state) for (const r of state.running.values()) this.drop(r, "cancelled");
-        this.runs.delete(id);
-        this.reportStatus();
-      },
-    });
-    run = {
+    const state: RunState = {
       id,
-      link,
       credit: moved,
       backlog: 1,
       priority,
       running: new Map(),
-      results: [],
-      flushing: false,
-      received: 0,
+      link: new RunLink(
+        { coordinator: config.coordinator, token: config.token, run: id, info, log },
+        {
+          opened: () => {
+            if (this.life.accepting) state.credit += Math.max(0, this.unassigned());
+            this.pool.report();
+          },
+          credit: () => state.credit,
+          running: () => [...state.running.values()].map((r) => r.task),
+          message: (m) => this.onRunMessage(state, m),
+          ended: () => {
+            for (const r of state.running.values()) this.drop(r, "cancelled");
+            if (this.runs.get(id) === state) this.runs.delete(id);
+            this.pool.report();
+          },
+        },
+      ),
     };
-    this.runs.set(id, run);
-    log.info(`${label}: joining (priority ${priority})`, { event: "join", run: id, priority });
-    link.start();
+    this.runs.set(id, state);
+    log.info(`run ${id.slice(0, 8)}: joining (priority ${priority})`, { event: "join", run: id, priority });
+    state.link.start();
   }
 
   private grant(run: RunState, n: number): void {
     run.credit += n;
-    run.link.send({ type: "want", want: run.credit, received: run.received });
+    run.link.want();
   }
 
   /** Takes back up to `n` of a run's unused credit; returns how much. */
@@ -281,7 +236,7 @@ export class Runner {
     const taken = Math.min(n, run.credit);
     if (taken <= 0) return 0;
     run.credit -= taken;
-    run.link.send({ type: "want", want: run.credit, received: run.received });
+    run.link.want();
     return taken;
   }
 
@@ -290,25 +245,22 @@ export class Runner {
     r.abort.abort();
   }
 
-  private onRunMessage(id: string, m: CoordinatorMessage): void {
-    const run = this.runs.get(id);
-    if (!run) return;
+  /** Tasks, cancels and the run's end; the run socket has logged the coordinator's errors. */
+  private onRunMessage(run: RunState, m: CoordinatorMessage): void {
     switch (m.type) {
       case "tasks": {
         run.backlog = m.backlog;
-        run.received += m.tasks.length;
-        const rejected: { task: string; attempt: number }[] = [];
+        const rejected: AttemptRef[] = [];
         for (const task of m.tasks) {
-          if (run.credit <= 0 || !this.accepting) {
-            rejected.push({ task: task.task, attempt: task.attempt });
-            continue;
+          if (run.credit <= 0 || !this.life.accepting) rejected.push(task);
+          else {
+            run.credit--;
+            this.running++;
+            void this.execute(run, task);
           }
-          run.credit--;
-          this.running++;
-          void this.execute(run, task);
         }
-        if (rejected.length > 0) run.link.send({ type: "reject", tasks: rejected });
-        this.reportStatus();
+        run.link.reject(rejected);
+        this.pool.report();
         break;
       }
       case "cancel":
@@ -319,45 +271,34 @@ export class Runner {
         break;
       case "finished":
         for (const r of run.running.values()) this.drop(r, "cancelled");
-        this.parts.log.info(`run ${id.slice(0, 8)}: ${m.status} (${this.done.get(id) ?? 0} task(s) ran here)`);
-        break;
-      case "error":
-        this.parts.log.info(`run ${id.slice(0, 8)}: coordinator says: ${m.message}`);
-        break;
-      case "welcome":
-      case "join":
+        this.parts.log.info(`run ${run.id.slice(0, 8)}: ${m.status} (${this.done.get(run.id) ?? 0} task(s) ran here)`);
         break;
     }
   }
 
   private async execute(run: RunState, task: Assignment): Promise<void> {
-    const started = performance.now();
     let n = 1;
     while (this.busySlots.has(n)) n++;
     this.busySlots.add(n);
-    const entry: Running = { task, slot: `${this.parts.info.id}-${n}`, abort: new AbortController() };
+    const entry: Running = { task, abort: new AbortController() };
     run.running.set(attemptKey(task), entry);
-    const outcome = await runAttempt(task, this.parts, entry.abort.signal);
-    run.running.delete(attemptKey(task));
-    this.running--;
-    this.busySlots.delete(n);
-    const ms = Math.round(performance.now() - started);
-    const fields = { event: "task", run: run.id, task: task.task, attempt: task.attempt, slot: entry.slot, ms };
-    if (entry.dropped) {
-      this.parts.log.info(`task ${task.task} attempt ${task.attempt}: ${entry.dropped} after ${ms} ms`, {
-        ...fields,
-        outcome: entry.dropped,
-      });
-    } else {
-      run.results.push(await settleAttempt(task, outcome, ms, this.parts, fields));
+    const result = await attempt(task, this.parts, {
+      run: run.id,
+      slot: `${this.parts.info.id}-${n}`,
+      signal: entry.abort.signal,
+      ran: () => {
+        run.running.delete(attemptKey(task));
+        this.running--;
+        this.busySlots.delete(n);
+        return entry.dropped;
+      },
+    });
+    if (result) {
+      run.link.queue(result);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
     if (this.running === 0) this.idle?.();
     this.freeSlot(run);
-    if (!run.flushing) {
-      run.flushing = true;
-      setImmediate(() => this.flush(run));
-    }
   }
 
   /**
@@ -366,7 +307,7 @@ export class Runner {
    * anywhere the run it came from keeps it for its next ready task.
    */
   private freeSlot(from: RunState): void {
-    if (!this.accepting || this.unassigned() <= 0) return;
+    if (!this.life.accepting || this.unassigned() <= 0) return;
     const attached = this.runs.get(from.id) === from;
     const [best] = [...this.runs.values()]
       .filter((run) => run.backlog > 0)
@@ -374,7 +315,7 @@ export class Runner {
     // The run it came from gets the slot with its next results frame; any other is told now.
     if (best === from || (!best && attached)) from.credit++;
     else if (best) this.grant(best, 1);
-    this.reportStatus();
+    this.pool.report();
   }
 
   /**
@@ -383,17 +324,13 @@ export class Runner {
    * running tasks finish.
    */
   private resize(slots: number, freeMemory: number): void {
-    if (slots === this.capacity || !this.accepting) return;
+    if (slots === this.capacity || !this.life.accepting) return;
     const from = this.capacity;
     this.capacity = slots;
     this.parts.threads.resize(slots);
-    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${this.running} running)`, {
-      event: "slots",
-      from,
-      to: slots,
-      freeMemory,
-      running: this.running,
-    });
+    const { running } = this;
+    const fields = { event: "slots", from, to: slots, freeMemory, running };
+    this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${running} running)`, fields);
     const byPriority = [...this.runs.values()].sort((a, b) => a.priority - b.priority);
     for (const run of byPriority) {
       if (this.unassigned() >= 0) break;
@@ -403,37 +340,6 @@ export class Runner {
       if (this.unassigned() <= 0) break;
       if (run.backlog > 0) this.grant(run, Math.min(this.unassigned(), run.backlog));
     }
-    this.reportStatus();
-  }
-
-  /** Sends queued results; those the socket cannot take now wait for the reconnect. */
-  private flush(run: RunState): void {
-    run.flushing = false;
-    while (run.results.length > 0 && run.link.open) {
-      const results = run.results.slice(0, 1024);
-      if (!run.link.send({ type: "results", results, want: run.credit, received: run.received })) break;
-      run.results.splice(0, results.length);
-    }
-  }
-
-  private status() {
-    return {
-      type: "status" as const,
-      free: Math.max(0, this.capacity - this.running),
-      slots: this.capacity,
-      runs: [...this.runs.keys()],
-    };
-  }
-
-  /** Tells the pool how many slots are idle and which runs we are in, at most every 100 ms. */
-  private reportStatus(): void {
-    if (this.statusTimer || !this.accepting) return;
-    this.statusTimer = setTimeout(() => {
-      this.statusTimer = undefined;
-      const status = this.status();
-      const key = JSON.stringify(status);
-      if (key === this.lastStatus) return;
-      if (this.poolLink?.send(status)) this.lastStatus = key;
-    }, 100);
+    this.pool.report();
   }
 }

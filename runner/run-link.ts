@@ -1,0 +1,121 @@
+/**
+ * The runner's socket to one run. It says hello with the credit the Runner gives it and, after a
+ * reconnect, the attempts of that run the runner still holds (running, or finished and not yet
+ * sent), so work in progress is not redone. It counts the tasks received on the current socket
+ * (the `received` of every `want`), and queues results until the socket takes them, so a
+ * reconnect loses none. What the credit is, and what to do with tasks, is the Runner's.
+ */
+import {
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+  type RunnerInfo,
+  type TaskResult,
+} from "../core/protocol/messages.js";
+import { Link } from "./link.js";
+import type { Logger } from "./log.js";
+
+export interface AttemptRef {
+  task: string;
+  attempt: number;
+}
+
+/** What a run socket needs from the Runner. */
+export interface RunHost {
+  /** The socket opened (first time or again); called before the hello, which carries `credit()`. */
+  opened(): void;
+  /** Tasks this run may still send. */
+  credit(): number;
+  /** The attempts of this run running now. */
+  running(): AttemptRef[];
+  message(message: CoordinatorMessage): void;
+  /** The socket ended for good (run finished, replaced, closed by the runner). */
+  ended(reason: string): void;
+}
+
+export interface RunLinkOptions {
+  coordinator: URL;
+  token: string;
+  run: string;
+  info: RunnerInfo;
+  log: Logger;
+}
+
+/** Results per frame, so a frame stays well under the size limit. */
+const RESULTS_PER_FRAME = 1024;
+
+export class RunLink {
+  private readonly link: Link;
+  /** Tasks received on the current socket (reset when it reconnects). */
+  private received = 0;
+  private readonly results: TaskResult[] = [];
+  private flushing = false;
+
+  constructor(
+    options: RunLinkOptions,
+    private readonly host: RunHost,
+  ) {
+    const { coordinator, token, run, info, log } = options;
+    const url = new URL("/api/runners/connect", coordinator);
+    url.searchParams.set("run", run);
+    const label = `run ${run.slice(0, 8)}`;
+    this.link = new Link({
+      url,
+      token,
+      label,
+      log,
+      onOpen: () => {
+        host.opened();
+        this.received = 0;
+        const holding = [...host.running(), ...this.results].map(({ task, attempt }) => ({ task, attempt }));
+        this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: host.credit(), holding });
+        this.flush();
+      },
+      onMessage: (m) => {
+        if (m.type === "tasks") this.received += m.tasks.length;
+        if (m.type === "error") log.info(`${label}: coordinator says: ${m.message}`);
+        else host.message(m);
+      },
+      onEnd: (reason) => {
+        log.debug(`${label}: ended (${reason})`);
+        host.ended(reason);
+      },
+    });
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  close(reason: string): void {
+    this.link.close(reason);
+  }
+
+  /** Tells the run how many more tasks it may send (absolute, so a frame in flight never over-grants). */
+  want(): void {
+    this.link.send({ type: "want", want: this.host.credit(), received: this.received });
+  }
+
+  /** Hands tasks back unrun: the coordinator re-queues them without counting a failure. */
+  reject(tasks: AttemptRef[]): void {
+    if (tasks.length > 0)
+      this.link.send({ type: "reject", tasks: tasks.map(({ task, attempt }) => ({ task, attempt })) });
+  }
+
+  /** Queues a result; the results queued in one turn of the event loop go out together. */
+  queue(result: TaskResult): void {
+    this.results.push(result);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends queued results; those the socket cannot take now wait for the reconnect. */
+  flush(): void {
+    this.flushing = false;
+    while (this.results.length > 0 && this.link.open) {
+      const results = this.results.slice(0, RESULTS_PER_FRAME);
+      if (!this.link.send({ type: "results", results, want: this.host.credit(), received: this.received })) break;
+      this.results.splice(0, results.length);
+    }
+  }
+}
