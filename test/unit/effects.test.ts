@@ -1,0 +1,76 @@
+// Performing a transition's effects (worker/run-host/effects.ts) through a fake host: frames to
+// the runners named, the demand told to the pool only when it changed and withdrawn at the end,
+// the index on a status change, the cache's loops started without waiting for them.
+import { describe, expect, it } from "vitest";
+import type { DemandClass } from "../../core/match";
+import type { Assignment, CoordinatorMessage } from "../../core/protocol/messages";
+import type { RunStatus } from "../../core/status";
+import type { Effect } from "../../worker/run/machine";
+import type { Meta } from "../../worker/run-host/meta";
+import { perform, type EffectsHost } from "../../worker/run-host/effects";
+
+function setup() {
+  const values = new Map<string, string>();
+  const meta: Meta = {
+    meta: (key) => values.get(key),
+    setMeta: (key, value) => void values.set(key, value),
+    deleteMeta: (key) => void values.delete(key),
+  };
+  const calls: unknown[][] = [];
+  const host: EffectsHost = {
+    meta,
+    send: (runner: string, message: CoordinatorMessage) => void calls.push(["send", runner, message.type]),
+    demand: (classes: DemandClass[]) => {
+      calls.push(["demand", classes]);
+      return Promise.resolve();
+    },
+    index: () => {
+      calls.push(["index"]);
+      return Promise.resolve();
+    },
+    lookup: () => {
+      calls.push(["lookup"]);
+      return new Promise<void>(() => {}); // the loop outlives the event
+    },
+    file: (entries) => {
+      calls.push(["file", entries.length]);
+      return new Promise<void>(() => {});
+    },
+    finish: (status: RunStatus) => {
+      calls.push(["finish", status]);
+      return Promise.resolve();
+    },
+  };
+  return { host, calls, values };
+}
+
+const gpu: DemandClass = { requires: { labels: ["gpu"] }, priority: 1 };
+
+describe("effects", () => {
+  it("performs each effect in order, without waiting for the cache's loops", async () => {
+    const { host, calls } = setup();
+    const effects: Effect[] = [
+      { type: "cache", entries: [{ key: "k", task: "a" }] },
+      { type: "dispatch", runner: "r1", tasks: [{ task: "b" } as Assignment], backlog: 0 },
+      { type: "cancel", runner: "r2", tasks: [{ task: "c", attempt: 1 }] },
+      { type: "lookup" },
+      { type: "status", status: "running" },
+    ];
+    await perform(host, effects);
+    expect(calls).toEqual([["file", 1], ["send", "r1", "tasks"], ["send", "r2", "cancel"], ["lookup"], ["index"]]);
+  });
+
+  it("tells the pool the demand only when it changed, and withdraws it when the run ends", async () => {
+    const { host, calls, values } = setup();
+    await perform(host, [{ type: "demand", classes: [] }]);
+    await perform(host, [{ type: "demand", classes: [gpu] }]);
+    await perform(host, [{ type: "demand", classes: [gpu] }]);
+    await perform(host, [{ type: "finished", status: "succeeded" }]);
+    expect(calls).toEqual([
+      ["demand", [gpu]],
+      ["finish", "succeeded"],
+      ["demand", []],
+    ]);
+    expect(values.get("demand")).toBe("[]");
+  });
+});
