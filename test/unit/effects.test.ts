@@ -1,7 +1,9 @@
 // Performing a transition's effects (worker/run-host/effects.ts) through a fake host: frames to
 // the runners named, the demand told to the pool only when it changed and withdrawn at the end,
-// the index on a status change, the cache's loops started without waiting for them.
-import { describe, expect, it } from "vitest";
+// the index on a status change, the cache's loops started without waiting for them; an effect
+// that fails is logged and skips none of the others, and a demand the pool did not hear is told
+// again.
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DemandClass } from "../../core/match";
 import type { Assignment, CoordinatorMessage } from "../../core/protocol/messages";
 import type { RunStatus } from "../../core/status";
@@ -9,8 +11,9 @@ import type { Effect } from "../../worker/run/machine";
 import type { Meta } from "../../worker/run-host/meta";
 import { perform, type EffectsHost } from "../../worker/run-host/effects";
 
-function setup() {
+function setup(failing: string[] = []) {
   const values = new Map<string, string>();
+  const fails = (what: string) => (failing.includes(what) ? Promise.reject(new Error(`${what} failed`)) : null);
   const meta: Meta = {
     meta: (key) => values.get(key),
     setMeta: (key, value) => void values.set(key, value),
@@ -18,15 +21,16 @@ function setup() {
   };
   const calls: unknown[][] = [];
   const host: EffectsHost = {
+    runId: "run",
     meta,
     send: (runner: string, message: CoordinatorMessage) => void calls.push(["send", runner, message.type]),
     demand: (classes: DemandClass[]) => {
       calls.push(["demand", classes]);
-      return Promise.resolve();
+      return fails("demand") ?? Promise.resolve();
     },
     index: () => {
       calls.push(["index"]);
-      return Promise.resolve();
+      return fails("index") ?? Promise.resolve();
     },
     lookup: () => {
       calls.push(["lookup"]);
@@ -38,13 +42,17 @@ function setup() {
     },
     finish: (status: RunStatus) => {
       calls.push(["finish", status]);
-      return Promise.resolve();
+      return fails("finish") ?? Promise.resolve();
     },
   };
   return { host, calls, values };
 }
 
 const gpu: DemandClass = { requires: { labels: ["gpu"] }, priority: 1 };
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe("effects", () => {
   it("performs each effect in order, without waiting for the cache's loops", async () => {
@@ -72,5 +80,31 @@ describe("effects", () => {
       ["demand", []],
     ]);
     expect(values.get("demand")).toBe("[]");
+  });
+
+  it("logs an effect that fails with the run's id, and performs the others", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const { host, calls } = setup(["index", "finish"]);
+    await perform(host, [
+      { type: "status", status: "succeeded" },
+      { type: "finished", status: "succeeded" },
+      { type: "cancel", runner: "r", tasks: [] },
+    ]);
+    expect(calls).toEqual([["index"], ["finish", "succeeded"], ["demand", []], ["send", "r", "cancel"]]);
+    expect(error.mock.calls.map((c) => c[0])).toEqual([
+      'DagRun run: the "status" effect failed',
+      'DagRun run: the "finished" effect failed',
+    ]);
+  });
+
+  it("records a demand only once the pool has heard it, so one the pool missed is told again", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const missed = setup(["demand"]);
+    await perform(missed.host, [{ type: "demand", classes: [gpu] }]);
+    expect(missed.values.has("demand")).toBe(false);
+    const { host, calls } = setup();
+    await perform(host, [{ type: "demand", classes: [gpu] }]);
+    await perform(host, [{ type: "demand", classes: [gpu] }]);
+    expect(calls).toEqual([["demand", [gpu]]]);
   });
 });

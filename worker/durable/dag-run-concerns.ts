@@ -89,6 +89,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     apply: (event) => glue.apply(event),
   });
   const effects: EffectsHost = {
+    runId: ctx.id.toString(),
     meta: store,
     send: (runner, message) => socketsOf(ctx, runner).forEach((ws) => send(ws, message)),
     demand: (classes) => pool(env).demand(ctx.id.toString(), classes),

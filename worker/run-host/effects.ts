@@ -2,7 +2,9 @@
  * Performs what a transition of the run's state machine returned (run/machine.ts `Effect`): frames
  * to runners, the run's demand to the pool, the run index, the result cache, and the end of the
  * run. The DagRun calls `perform` after each event's transaction; what each effect needs of the
- * object is the host.
+ * object is the host. Each effect is performed on its own: one that fails is logged with the run's
+ * id and the rest still happen (the transition is committed by then, so there is nothing to undo),
+ * and the demand the pool heard is recorded only once it has heard it.
  */
 import type { DemandClass } from "../../core/match.js";
 import type { CoordinatorMessage } from "../../core/protocol/messages.js";
@@ -15,6 +17,8 @@ const DEMAND = "demand";
 
 /** What the effects need of their run. */
 export interface EffectsHost {
+  /** The run's id, for the log. */
+  runId: string;
   meta: Meta;
   /** Sends a frame to every socket of `runner`. */
   send(runner: string, message: CoordinatorMessage): void;
@@ -30,9 +34,15 @@ export interface EffectsHost {
   finish(status: RunStatus): Promise<void>;
 }
 
-/** Performs `effects` in order. */
+/** Performs `effects` in order, each whatever became of the others. Never rejects. */
 export async function perform(host: EffectsHost, effects: readonly Effect[]): Promise<void> {
-  for (const effect of effects) await performOne(host, effect);
+  for (const effect of effects) {
+    try {
+      await performOne(host, effect);
+    } catch (e) {
+      console.error(`DagRun ${host.runId}: the "${effect.type}" effect failed`, e);
+    }
+  }
 }
 
 async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
@@ -53,8 +63,12 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
       void host.file(effect.entries);
       return;
     case "finished":
-      await host.finish(effect.status);
-      return tellDemand(host, [], true);
+      try {
+        await host.finish(effect.status);
+      } finally {
+        await tellDemand(host, [], true);
+      }
+      return;
   }
 }
 
@@ -62,6 +76,6 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
   const wanted = JSON.stringify(classes);
   if (!always && (host.meta.meta(DEMAND) ?? "[]") === wanted) return;
-  host.meta.setMeta(DEMAND, wanted);
   await host.demand(classes);
+  host.meta.setMeta(DEMAND, wanted);
 }
