@@ -1,6 +1,6 @@
 // Performing a transition's effects (worker/run-host/effects.ts) through a fake host: frames to
 // the runners named, the demand told to the pool only when it changed and withdrawn at the end,
-// the index on a status change, the cache's loops started without waiting for them; an effect
+// the index and the watchers on a status change, the cache's loops started without waiting for them; an effect
 // that fails is logged and skips none of the others, and a demand the pool did not hear is told
 // again.
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -28,9 +28,9 @@ function setup(failing: string[] = []) {
       calls.push(["demand", classes]);
       return fails("demand") ?? Promise.resolve();
     },
-    index: () => {
-      calls.push(["index"]);
-      return fails("index") ?? Promise.resolve();
+    status: (status: RunStatus) => {
+      calls.push(["status", status]);
+      return fails("status") ?? Promise.resolve();
     },
     lookup: () => {
       calls.push(["lookup"]);
@@ -65,7 +65,13 @@ describe("effects", () => {
       { type: "status", status: "running" },
     ];
     await perform(host, effects);
-    expect(calls).toEqual([["file", 1], ["send", "r1", "tasks"], ["send", "r2", "cancel"], ["lookup"], ["index"]]);
+    expect(calls).toEqual([
+      ["file", 1],
+      ["send", "r1", "tasks"],
+      ["send", "r2", "cancel"],
+      ["lookup"],
+      ["status", "running"],
+    ]);
   });
 
   it("tells the pool the demand only when it changed, and withdraws it when the run ends", async () => {
@@ -84,13 +90,18 @@ describe("effects", () => {
 
   it("logs an effect that fails with the run's id, and performs the others", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
-    const { host, calls } = setup(["index", "finish"]);
+    const { host, calls } = setup(["status", "finish"]);
     await perform(host, [
       { type: "status", status: "succeeded" },
       { type: "finished", status: "succeeded" },
       { type: "cancel", runner: "r", tasks: [] },
     ]);
-    expect(calls).toEqual([["index"], ["finish", "succeeded"], ["demand", []], ["send", "r", "cancel"]]);
+    expect(calls).toEqual([
+      ["status", "succeeded"],
+      ["finish", "succeeded"],
+      ["demand", []],
+      ["send", "r", "cancel"],
+    ]);
     expect(error.mock.calls.map((c) => c[0])).toEqual([
       'DagRun run: the "status" effect failed',
       'DagRun run: the "finished" effect failed',

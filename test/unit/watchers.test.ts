@@ -212,4 +212,17 @@ describe("watchers", () => {
     expect(updates(first.sockets[0]!)).toMatchObject([{ tasks: null, nodes: [{ id: "a" }, { id: "b" }] }]);
     expect(meta.values.has("watch_due")).toBe(false);
   });
+
+  it("sends an update when only the run's status changed (a pause moves no task)", async () => {
+    const { watchers, sockets, state } = setup();
+    sockets.push(new FakeSocket());
+    await watchers.join(sockets[0]!);
+    watchers.changed();
+    expect(watchers.due()).toBeNull();
+    state.status = "paused";
+    watchers.statusChanged();
+    expect(watchers.due()).toBe(1000 + WATCH_MS);
+    await watchers.flush(false);
+    expect(updates(sockets[0]!)).toEqual([{ type: "update", run: summary("paused"), nodes: [], tasks: [] }]);
+  });
 });

@@ -117,6 +117,15 @@ describe("GET /api/dags/:id/watch", () => {
     expect((await late.ended()).code).toBe(4000);
   });
 
+  it("tells watchers of a pause, which moves no task", async () => {
+    const id = await submit("tasks: [{ id: a, module: step.wasm }]");
+    const watcher = await WatchSocket.open(id);
+    await watcher.next("snapshot");
+    expect((await SELF.fetch(`${base}/api/dags/${id}/pause`, { method: "POST", headers: API })).status).toBe(200);
+    expect((await watcher.next("update")).run.status).toBe("paused");
+    watcher.ws.close();
+  });
+
   it("keeps the run list current while a run goes, with counts by state", async () => {
     const id = await submit("tasks:\n  - { id: many, module: step.wasm, map: { range: [0, 4] } }\n");
     const runner = await RunnerSocket.open(`/api/runners/connect?run=${id}`);

@@ -93,7 +93,10 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     meta: store,
     send: (runner, message) => socketsOf(ctx, runner).forEach((ws) => send(ws, message)),
     demand: (classes) => pool(env).demand(ctx.id.toString(), classes),
-    index: () => index.refresh(),
+    status: () => {
+      watchers.statusChanged();
+      return index.refresh();
+    },
     lookup: () => cache.lookup(),
     file: (entries) => cache.file(entries),
     finish: async (status) => {

@@ -24,8 +24,8 @@ export interface EffectsHost {
   send(runner: string, message: CoordinatorMessage): void;
   /** Tells the pool the run's ready work that waits for runners, by class (none withdraws it). */
   demand(classes: DemandClass[]): Promise<void>;
-  /** Refreshes the run's line in the index now. */
-  index(): Promise<void>;
+  /** The run's status changed: its line in the index is refreshed now, and its watchers hear of it. */
+  status(status: RunStatus): Promise<void>;
   /** Starts the result-cache lookup loop, if it is not running. Never rejects. */
   lookup(): Promise<void>;
   /** Files accepted outputs in the result cache. Never rejects. */
@@ -54,7 +54,7 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
     case "demand":
       return tellDemand(host, effect.classes);
     case "status":
-      return host.index();
+      return host.status(effect.status);
     case "lookup":
       // The loop outlives the event: it applies events of its own as the cache answers.
       void host.lookup();

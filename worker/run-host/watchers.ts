@@ -2,8 +2,8 @@
  * The watchers of a run (`GET /api/dags/:id/watch`, core/protocol/watch.ts): a snapshot for each
  * new watcher, then coalesced updates, at most one every WATCH_MS for any number of events, the
  * last with the final status, after which the sockets close. Used by the DagRun, whose store
- * tells every change of a task's state to `Watchers` (a `ChangeLog`), and whose alarm sends the
- * update when it is due.
+ * tells every change of a task's state to `Watchers` (a `ChangeLog`), whose `status` effect tells
+ * a change of the run's status, and whose alarm sends the update when it is due.
  *
  * The time the pending update is due is durable (meta `watch_due`), so it is sent even if the
  * object is evicted first; the changes themselves are kept in memory only while someone watches,
@@ -37,6 +37,8 @@ class Changes implements ChangeLog {
   bulk = false;
   /** Every node may have changed. */
   all = false;
+  /** The run's status changed. */
+  status = false;
 
   task(node: string, key: string, state: TaskState): void {
     this.nodes.add(node);
@@ -53,7 +55,7 @@ class Changes implements ChangeLog {
   }
 
   get empty(): boolean {
-    return this.nodes.size === 0 && !this.bulk;
+    return this.nodes.size === 0 && !this.bulk && !this.status;
   }
 }
 
@@ -114,6 +116,13 @@ export class Watchers implements ChangeLog {
 
   movedAll(): void {
     this.changes?.movedAll();
+  }
+
+  /** The run's status changed (a pause moves no task, yet watchers must hear of it). */
+  statusChanged(): void {
+    if (!this.changes) return;
+    this.changes.status = true;
+    this.changed();
   }
 
   /** After an event: when it changed something someone watches, an update is due within WATCH_MS. */
