@@ -2,8 +2,8 @@
  * One attempt of one task, from assignment to wire result: fetch the module through the cache,
  * resolve the `$ref` inputs, run it in the thread pool, then build the TaskResult with its failure
  * classified here (where the failure happened) and move an output over the inline limit to blob
- * storage. The Runner calls `runAttempt` and, unless it dropped the attempt meanwhile,
- * `settleAttempt`; it keeps the slots, credit and queues. Tests drive it with fake hosts.
+ * storage. The Runner calls `attempt` for each task it takes and keeps the slots, credit and
+ * queues; tests drive the two phases, `runAttempt` and `settleAttempt`, with fake hosts.
  */
 import type { Assignment, Failure, TaskResult } from "../core/protocol/messages.js";
 import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
@@ -24,6 +24,35 @@ export type AttemptOutcome = JobOutcome | { type: "unprepared"; failure: Failure
 
 const STDERR_TAIL = 4096;
 const MEMORY_SLACK = 1024 * 1024;
+
+/** Where an attempt runs, and the runner's word on it once it has run. */
+export interface AttemptSlot {
+  run: string;
+  /** The slot it runs in, `<runner>-<n>`. */
+  slot: string;
+  signal: AbortSignal;
+  /** The task stopped running (its slot is free): says why the runner dropped it, if it did. */
+  ran(): "cancelled" | "handed back" | undefined;
+}
+
+/**
+ * Runs one attempt to its end: the result to send, or undefined when the runner dropped the
+ * attempt meanwhile (cancelled, or handed back on a drain), whose result is not sent. Logs
+ * one line either way; never rejects.
+ */
+export async function attempt(task: Assignment, host: AttemptHost, at: AttemptSlot): Promise<TaskResult | undefined> {
+  const started = performance.now();
+  const outcome = await runAttempt(task, host, at.signal);
+  const dropped = at.ran();
+  const ms = Math.round(performance.now() - started);
+  const fields = { event: "task", run: at.run, task: task.task, attempt: task.attempt, slot: at.slot, ms };
+  if (!dropped) return settleAttempt(task, outcome, ms, host, fields);
+  host.log.info(`task ${task.task} attempt ${task.attempt}: ${dropped} after ${ms} ms`, {
+    ...fields,
+    outcome: dropped,
+  });
+  return undefined;
+}
 
 /**
  * Prepares the task (module and inputs) and runs it; never rejects. A task that cannot be
