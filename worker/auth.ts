@@ -22,9 +22,9 @@ export function requireToken(...kinds: TokenKind[]) {
   return createMiddleware<{ Bindings: Env }>(async (c, next) => {
     const configured = kinds.filter((k) => Boolean(c.env[k]));
     if (configured.length === 0) {
-      throw new HTTPException(503, {
-        message: `the coordinator has no ${kinds.join(" or ")} configured, so it refuses this request; set it with \`wrangler secret put ${kinds[0]}\` (or in .dev.vars for local development)`,
-      });
+      const missing = `the coordinator has no ${kinds.join(" or ")} configured, so it refuses this request`;
+      const fix = `set it with \`wrangler secret put ${kinds[0]}\` (or in .dev.vars for local development)`;
+      throw new HTTPException(503, { message: `${missing}; ${fix}` });
     }
     const header = c.req.header("Authorization") ?? "";
     const upgrade = c.req.header("Upgrade")?.toLowerCase() === "websocket";

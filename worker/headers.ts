@@ -21,7 +21,7 @@ export const PAGE_CSP = [
 export const API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 /** Headers every response carries. */
-export const COMMON_HEADERS: Readonly<Record<string, string>> = {
+const COMMON_HEADERS: Readonly<Record<string, string>> = {
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
 };

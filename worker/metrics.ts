@@ -5,7 +5,7 @@
  */
 
 /** Upper bounds (seconds) of the histogram buckets; +Inf is implied. */
-export const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const;
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const;
 
 /** Observations per bucket (not cumulative; the last entry is +Inf), their sum and count. */
 export interface Histogram {
@@ -14,7 +14,7 @@ export interface Histogram {
   count: number;
 }
 
-export interface RunHistograms {
+interface RunHistograms {
   /** How long attempts ran on their runners (as the runners measured). */
   duration: Histogram;
   /** From a task becoming ready to its dispatch. */

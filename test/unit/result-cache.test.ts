@@ -55,7 +55,7 @@ afterEach(() => {
 });
 
 describe("result cache", () => {
-  it("asks for LOOKUP_BATCH tasks at a time until none waits, answering hits with their outputs and misses with their keys", async () => {
+  it("asks for LOOKUP_BATCH tasks at a time until none waits: hits with their outputs, misses with keys", async () => {
     const tasks = Array.from({ length: LOOKUP_BATCH + 5 }, (_, i) => `t${i}`);
     const output = new Uint8Array([1]);
     const blob = { sha256: "b".repeat(64), size: 9 };
@@ -81,7 +81,7 @@ describe("result cache", () => {
     expect(ended.state.queries).toBe(0);
   });
 
-  it("takes a cache that cannot answer as all misses, and never rejects when the answer cannot be applied", async () => {
+  it("takes a cache that cannot answer as all misses; never rejects when an answer cannot be applied", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     const { cache, applied, state } = setup(["a", "b"], { "key:a": new Uint8Array() });
     state.findFails = true;

@@ -91,7 +91,7 @@ function setup(meta = metaMap()) {
 const updates = (ws: FakeSocket) => ws.sent.filter((m) => m.type === "update");
 
 describe("watchers", () => {
-  it("sends a new watcher the snapshot (nodes without their sha256), and closes it at once on an ended run", async () => {
+  it("sends a new watcher the snapshot (nodes without sha256), closing it at once on an ended run", async () => {
     const { watchers, state } = setup();
     const ws = new FakeSocket();
     await watchers.join(ws);
@@ -112,7 +112,7 @@ describe("watchers", () => {
     expect(late.closed).toEqual({ code: CLOSE.finished, reason: "run succeeded" });
   });
 
-  it("coalesces any number of changes into one update due WATCH_MS after the first, with the changed nodes and tasks", async () => {
+  it("coalesces changes into one update due WATCH_MS after the first, with changed nodes and tasks", async () => {
     const { watchers, sockets, clock, asked } = setup();
     sockets.push(new FakeSocket(), new FakeSocket());
     await watchers.join(sockets[0]!);
@@ -150,7 +150,7 @@ describe("watchers", () => {
     expect(updates(sockets[0]!)).toHaveLength(1);
   });
 
-  it("lists no tasks after a bulk move or past MAX_TASK_CHANGES, and asks for every node after a move of all", async () => {
+  it("lists no tasks after a bulk move or past MAX_TASK_CHANGES; every node after a move of all", async () => {
     const { watchers, sockets, asked } = setup();
     sockets.push(new FakeSocket());
     await watchers.join(sockets[0]!);
@@ -182,7 +182,7 @@ describe("watchers", () => {
     expect(watchers.due()).toBeNull();
   });
 
-  it("sends the last update when the run ends, even with nothing new, and closes every socket, a broken one included", async () => {
+  it("sends the last update at the end, even with nothing new, and closes every socket, a broken one too", async () => {
     const { watchers, sockets, state } = setup();
     const broken = new FakeSocket();
     broken.broken = true;

@@ -21,7 +21,7 @@ describe("auth", () => {
     const none = await SELF.fetch(`${base}/api/dags`);
     expect(none.status).toBe(401);
     expect(none.headers.get("WWW-Authenticate")).toContain("Bearer");
-    expect(((await none.json()) as { error: string }).error).toMatch(/Authorization/);
+    expect((await none.json<{ error: string }>()).error).toMatch(/Authorization/);
     expect((await SELF.fetch(`${base}/api/dags`, { headers: { Authorization: "Bearer nope" } })).status).toBe(401);
     expect((await SELF.fetch(`${base}/api/dags`, { headers: RUNNER })).status).toBe(401);
     expect(
@@ -33,10 +33,10 @@ describe("auth", () => {
     const bare = { ...env, API_TOKEN: undefined, RUNNER_TOKEN: undefined };
     const dag = await app.request("/api/dags", { method: "POST", headers: API, body: "tasks: []" }, bare);
     expect(dag.status).toBe(503);
-    expect(((await dag.json()) as { error: string }).error).toMatch(/no API_TOKEN configured/);
+    expect((await dag.json<{ error: string }>()).error).toMatch(/no API_TOKEN configured/);
     const runner = await app.request("/api/runners/connect", { headers: { ...RUNNER, Upgrade: "websocket" } }, bare);
     expect(runner.status).toBe(503);
-    expect(((await runner.json()) as { error: string }).error).toMatch(/no RUNNER_TOKEN configured/);
+    expect((await runner.json<{ error: string }>()).error).toMatch(/no RUNNER_TOKEN configured/);
     const upload = await app.request("/api/modules/x.wasm", { method: "PUT", headers: API, body: wasmModule() }, bare);
     expect(upload.status).toBe(503);
   });
@@ -47,7 +47,7 @@ describe("PUT /api/modules/:name", () => {
     const bytes = wasmModule();
     const res = await upload("valid.wasm", bytes);
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { name: string; sha256: string; size: number };
+    const body = await res.json<{ name: string; sha256: string; size: number }>();
     const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
       .map((b) => b.toString(16).padStart(2, "0"))
       .join("");
@@ -59,16 +59,16 @@ describe("PUT /api/modules/:name", () => {
   it("refuses a module with an import outside WASI preview1, naming it", async () => {
     const res = await upload("bad.wasm", wasmModule({ imports: [["env", "open_socket"]] }));
     expect(res.status).toBe(400);
-    const body = (await res.json()) as Problems;
+    const body = await res.json<Problems>();
     expect(body.problems[0]!.message).toContain(`"env"."open_socket"`);
   });
 
   it("refuses bytes that are not WebAssembly, and a module without _start", async () => {
     const junk = await upload("junk.wasm", new TextEncoder().encode("#!/bin/sh\necho hi\n"));
     expect(junk.status).toBe(400);
-    expect(((await junk.json()) as Problems).problems[0]!.message).toMatch(/magic/);
+    expect((await junk.json<Problems>()).problems[0]!.message).toMatch(/magic/);
     const lib = await upload("lib.wasm", wasmModule({ exportStart: false }));
-    expect(((await lib.json()) as Problems).problems[0]!.message).toMatch(/_start/);
+    expect((await lib.json<Problems>()).problems[0]!.message).toMatch(/_start/);
   });
 
   it("refuses an invalid module name", async () => {
@@ -118,7 +118,7 @@ describe("POST /api/dags problems", () => {
     it(`answers 400 naming ${what} with path, line and column`, async () => {
       const res = await submit(yaml);
       expect(res.status).toBe(400);
-      const body = (await res.json()) as Problems;
+      const body = await res.json<Problems>();
       expect(body.error).toBe("invalid DAG");
       const [problem] = body.problems;
       expect(problem).toMatchObject({ path: expected.path, line: expected.line, column: expected.column });
@@ -148,7 +148,7 @@ describe("status page", () => {
   it("answers unknown API routes with a JSON 404", async () => {
     const res = await SELF.fetch(`${base}/api/nothing`, { headers: API });
     expect(res.status).toBe(404);
-    expect(((await res.json()) as { error: string }).error).toMatch(/no route GET \/api\/nothing/);
+    expect((await res.json<{ error: string }>()).error).toMatch(/no route GET \/api\/nothing/);
   });
 });
 
@@ -172,7 +172,7 @@ describe("/api/blobs", () => {
       body: bytes,
     });
     expect(wrong.status).toBe(400);
-    expect(((await wrong.json()) as { error: string }).error).toMatch(/does not match sha256:0000/);
+    expect((await wrong.json<{ error: string }>()).error).toMatch(/does not match sha256:0000/);
     expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: RUNNER })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
     expect(

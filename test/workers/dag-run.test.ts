@@ -34,11 +34,13 @@ async function submit(yaml: string): Promise<string> {
   const body = yaml.includes("cache:") ? yaml : `cache: false\n${yaml}`;
   const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body });
   expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
+  return (await res.json<{ id: string }>()).id;
 }
 
 async function view(id: string) {
-  return (await (await SELF.fetch(`${base}/api/dags/${id}`, { headers: API })).json()) as {
+  return await (
+    await SELF.fetch(`${base}/api/dags/${id}`, { headers: API })
+  ).json<{
     status: string;
     counts: Record<string, number>;
     tasks: {
@@ -53,7 +55,7 @@ async function view(id: string) {
         stderr: string;
       }[];
     }[];
-  };
+  }>();
 }
 
 describe("a run driven by a scripted runner", () => {
@@ -232,10 +234,12 @@ tasks:
     const id = await submit(
       "tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n  - { id: after, module: step.wasm, depends_on: [wide] }\n",
     );
-    const summary = (await (await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })).json()) as {
+    const summary = await (
+      await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })
+    ).json<{
       counts: Record<string, number>;
       tasks_total: number;
-    };
+    }>();
     expect(summary.tasks_total).toBe(100_000);
     // No runner is connected yet: the ready tasks show as waiting.
     expect(summary.counts).toMatchObject({ waiting: 99_999, ready: 0, blocked: 1 });
@@ -244,9 +248,11 @@ tasks:
     const { tasks, backlog } = await run.next("tasks");
     expect(tasks.map((t) => t.task)).toEqual(Array.from({ length: 8 }, (_, i) => `wide[${i}]`));
     expect(backlog).toBe(99_991);
-    const page = (await (await SELF.fetch(`${base}/api/dags/${id}?offset=5&limit=4`, { headers: API })).json()) as {
+    const page = await (
+      await SELF.fetch(`${base}/api/dags/${id}?offset=5&limit=4`, { headers: API })
+    ).json<{
       tasks: { id: string; state: string; attempts: unknown[] }[];
-    };
+    }>();
     expect(page.tasks.map((t) => [t.id, t.state, t.attempts.length])).toEqual([
       ["wide[5]", "leased", 1],
       ["wide[6]", "leased", 1],
@@ -255,15 +261,15 @@ tasks:
     ]);
     expect((await SELF.fetch(`${base}/api/dags/${id}?limit=-3`, { headers: API })).status).toBe(400);
     // Only the tasks in one state, paged the same way.
-    const leased = (await (
+    const leased = await (
       await SELF.fetch(`${base}/api/dags/${id}?state=leased&offset=2&limit=10`, { headers: API })
-    ).json()) as { tasks: { id: string; state: string }[] };
+    ).json<{ tasks: { id: string; state: string }[] }>();
     expect(leased.tasks.map((t) => [t.id, t.state])).toEqual(
       Array.from({ length: 6 }, (_, i) => [`wide[${i + 2}]`, "leased"]),
     );
     const bogus = await SELF.fetch(`${base}/api/dags/${id}?state=dancing`, { headers: API });
     expect(bogus.status).toBe(400);
-    expect(((await bogus.json()) as { error: string }).error).toMatch(/\?state takes one of blocked, lookup, ready/);
+    expect((await bogus.json<{ error: string }>()).error).toMatch(/\?state takes one of blocked, lookup, ready/);
     run.ws.close();
   });
 

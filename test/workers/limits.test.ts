@@ -50,7 +50,7 @@ async function submit(): Promise<string> {
     body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n",
   });
   expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
+  return (await res.json<{ id: string }>()).id;
 }
 
 /** Asserts a rate-limit close whose reason names a count over the burst and the limit. */
@@ -78,18 +78,22 @@ describe("socket rate limits", () => {
     expect(await counter("distro_device_samples_dropped_total")).toBeGreaterThanOrEqual(
       droppedBefore + DEFAULT_LIMITS.pool.frames.burst - 2,
     );
-    const { runners } = (await (await SELF.fetch(`${base}/api/runners`, { headers: API })).json()) as {
+    const { runners } = await (
+      await SELF.fetch(`${base}/api/runners`, { headers: API })
+    ).json<{
       runners: { id: string }[];
-    };
+    }>();
     expect(runners.map((r) => r.id)).not.toContain("flooder");
   });
 
   it("keep one device report per half heartbeat in a runner's history, and it survives a reconnect", async () => {
     const list = async () =>
       (
-        (await (await SELF.fetch(`${base}/api/runners`, { headers: API })).json()) as {
+        await (
+          await SELF.fetch(`${base}/api/runners`, { headers: API })
+        ).json<{
           runners: { id: string; load: number | null; history: { load: number }[] }[];
-        }
+        }>()
       ).runners;
     const dropped = await counter("distro_device_samples_dropped_total");
     let socket = await RunnerSocket.open("/api/runners/connect");

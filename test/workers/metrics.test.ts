@@ -56,7 +56,7 @@ describe("GET /metrics", () => {
       headers: API,
       body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
     });
-    const { id } = (await res.json()) as { id: string };
+    const { id } = await res.json<{ id: string }>();
     const pool = await RunnerSocket.open("/api/runners/connect");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("metered"), want: 0 });
     await pool.next("welcome");
@@ -101,9 +101,11 @@ describe("GET /metrics", () => {
     expect(after.get("distro_device_samples_dropped_total")!.type).toBe("COUNTER");
     expect(after.get("distro_task_duration_seconds")!.type).toBe("HISTOGRAM");
     // The task gauges are the sums of every indexed run's counts.
-    const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as {
+    const { runs } = await (
+      await SELF.fetch(`${base}/api/dags`, { headers: API })
+    ).json<{
       runs: { status: string; counts: Record<string, number> }[];
-    };
+    }>();
     for (const state of ["succeeded", "failed", "ready", "leased", "blocked"]) {
       expect(value(after.get("distro_tasks"), { state }), state).toBe(
         runs.reduce((n, r) => n + (r.counts[state] ?? 0), 0),

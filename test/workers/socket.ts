@@ -9,7 +9,7 @@ export const API = { Authorization: "Bearer test-api-token" };
 export const RUNNER = { Authorization: "Bearer test-runner-token" };
 
 /** A WebSocket client with a queue of decoded frames of type M. */
-export class Socket<M extends { type: string }, Out = never> {
+class Socket<M extends { type: string }, Out = never> {
   private readonly frames: M[] = [];
   private waiters: (() => void)[] = [];
   closed: { code: number; reason: string } | undefined;

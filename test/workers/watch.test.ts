@@ -32,7 +32,7 @@ async function submit(yaml: string): Promise<string> {
   await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
   const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: `cache: false\n${yaml}` });
   expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
+  return (await res.json<{ id: string }>()).id;
 }
 
 /** Runs every task the run hands out, `want` at a time, until it finishes. */
@@ -91,7 +91,7 @@ describe("GET /api/dags/:id/watch", () => {
     const id = await submit("tasks: [{ id: a, module: step.wasm }]");
     const anonymous = await SELF.fetch(`${base}/api/dags/${id}/watch`, { headers: { Upgrade: "websocket" } });
     expect(anonymous.status).toBe(401);
-    expect(((await anonymous.json()) as { error: string }).error).toMatch(/\?token=/);
+    expect((await anonymous.json<{ error: string }>()).error).toMatch(/\?token=/);
     const wrong = await SELF.fetch(`${base}/api/dags/${id}/watch?token=nope`, { headers: { Upgrade: "websocket" } });
     expect(wrong.status).toBe(401);
   });
@@ -133,9 +133,11 @@ describe("GET /api/dags/:id/watch", () => {
     const { tasks } = await runner.next("tasks");
     runner.send({ type: "results", results: tasks.map(ok), want: 0, received: 2 });
     const listed = async () => {
-      const { runs } = (await (await SELF.fetch(`${base}/api/dags`, { headers: API })).json()) as {
+      const { runs } = await (
+        await SELF.fetch(`${base}/api/dags`, { headers: API })
+      ).json<{
         runs: { id: string; status: string; counts: Record<string, number> }[];
-      };
+      }>();
       return runs.find((r) => r.id === id)!;
     };
     const deadline = Date.now() + 5000;

@@ -8,13 +8,11 @@
 import type { DeviceSample } from "../../core/api.js";
 import { DEVICE_REPORT } from "../../core/protocol/messages.js";
 
-/** One device report as kept. */
-
 /** How far back a device's reports are kept. */
 export const HISTORY_MS = 10 * 60_000;
 
 /** The period of device reports: half a heartbeat. */
-export function samplePeriodMs(heartbeatMs: number): number {
+function samplePeriodMs(heartbeatMs: number): number {
   return heartbeatMs / DEVICE_REPORT.perHeartbeat;
 }
 

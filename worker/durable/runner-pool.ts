@@ -82,7 +82,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       return;
     }
     this.sql.exec(
-      `INSERT INTO demands (run, classes, since) VALUES (?, ?, ?) ON CONFLICT (run) DO UPDATE SET classes = excluded.classes`,
+      `INSERT INTO demands (run, classes, since) VALUES (?, ?, ?)
+       ON CONFLICT (run) DO UPDATE SET classes = excluded.classes`,
       run,
       JSON.stringify(classes),
       Date.now(),
@@ -186,7 +187,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
           const now = Date.now();
           this.sql.exec(
             `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
-           ON CONFLICT (id) DO UPDATE SET info = excluded.info, free = excluded.free, runs = '[]', last_seen = excluded.last_seen`,
+             ON CONFLICT (id) DO UPDATE SET info = excluded.info, free = excluded.free, runs = '[]',
+               last_seen = excluded.last_seen`,
             runner.id,
             JSON.stringify(runner),
             runner.slots,

@@ -16,7 +16,7 @@ import { valueOf } from "../errors.js";
 import type { ControlAction } from "../rpc.js";
 
 /** Largest DAG document accepted. */
-export const MAX_DAG_BYTES = 8 * 1024 * 1024;
+const MAX_DAG_BYTES = 8 * 1024 * 1024;
 
 const RUN_ID = /^[0-9a-f]{64}$/;
 
@@ -34,11 +34,11 @@ export const dags = new Hono<{ Bindings: Env }>()
       if (!resolved.has(node.module)) resolved.set(node.module, await resolveModule(c.env, node.module));
       const sha256 = resolved.get(node.module);
       if (sha256) nodes.push({ ...node, sha256 });
-      else
-        problems.push({
-          ...locate(node.id, "module"),
-          message: `unknown module "${node.module}": upload it with PUT /api/modules/${node.module.startsWith("sha256:") ? "<name>" : node.module} first`,
-        });
+      else {
+        const name = node.module.startsWith("sha256:") ? "<name>" : node.module;
+        const message = `unknown module "${node.module}": upload it with PUT /api/modules/${name} first`;
+        problems.push({ ...locate(node.id, "module"), message });
+      }
     }
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems }, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };

@@ -14,7 +14,7 @@ import { readBytes } from "../http.js";
 import { moduleKey } from "../blob-keys.js";
 
 /** Largest module accepted. */
-export const MAX_MODULE_BYTES = 32 * 1024 * 1024;
+const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
