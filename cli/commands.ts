@@ -1,0 +1,162 @@
+/**
+ * Every `distro` command, once: its usage line, summary, the flags it takes (beyond the common
+ * --coordinator, --token and --help) and what it does. distro.ts builds the help from this table,
+ * parses each command's flags with it, and dispatches to `run`; handlers are inline unless long
+ * (submit.ts).
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import type { RunView } from "../core/api.js";
+import { formatSize } from "../core/units.js";
+import { command, UsageError, type Command, type Flag } from "./command.js";
+import { runLines, runnerLines, statusLines } from "./format.js";
+import { parseParams, submit } from "./submit.js";
+import { safe, safeText } from "./terminal.js";
+
+const json = { type: "boolean", help: "machine-readable output" } as const satisfies Flag;
+
+/** `cancel`, `pause` and `resume`: one run ID, the run's new status. */
+const control = (verb: "cancel" | "pause" | "resume", summary: string): Command =>
+  command({
+    usage: "ID",
+    summary,
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one run ID");
+      const run = await client.control(id!, verb);
+      io.out(values.json ? JSON.stringify(run) : `run ${safe(run.id)} is ${safe(run.status)}`);
+      return 0;
+    },
+  });
+
+export const COMMANDS: Record<string, Command> = {
+  submit: command({
+    usage: "FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--modules DIR]...",
+    summary: "upload the modules FILE names and submit the DAG",
+    options: {
+      watch: {
+        type: "boolean",
+        help: "follow the run with a live progress display; exit 0 if it succeeds, 1 if not",
+      },
+      wait: { type: "boolean", help: "as --watch, then print the final tasks' outputs" },
+      out: {
+        type: "string",
+        short: "o",
+        value: "DIR",
+        help: "with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)",
+      },
+      param: {
+        type: "string",
+        multiple: true,
+        value: "NAME=VALUE",
+        help: "set a DAG-level param before submitting (VALUE is JSON, else a string)",
+      },
+      modules: {
+        type: "string",
+        multiple: true,
+        value: "DIR",
+        help: [
+          "where to find the .wasm files the DAG names (repeatable; default: the",
+          "DAG's folder and wasm_tasks/build)",
+        ],
+      },
+      json,
+    },
+    async run({ client, values, io, args }) {
+      const [file] = args(1, "exactly one FILE");
+      if (values.wait && values.watch)
+        throw new UsageError("--wait and --watch go alone: --wait is --watch plus the final outputs");
+      const out = values.out === undefined ? undefined : resolve(io.cwd, values.out);
+      const follow = values.wait ? "wait" : values.watch ? "watch" : null;
+      const params = parseParams(values.param ?? []);
+      const opts = { modules: values.modules ?? [], follow, json: values.json ?? false, out, params } as const;
+      return submit(client, resolve(io.cwd, file!), opts, io);
+    },
+  }),
+  runs: command({
+    usage: "[--limit N]",
+    summary: "list recent runs, newest first",
+    options: { limit: { type: "string", value: "N", help: "how many (default 20, at most 500)" }, json },
+    async run({ client, values, io, args }) {
+      args(0, "no arguments");
+      const limit = values.limit === undefined ? 20 : Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+        throw new UsageError(`--limit: expected a whole number from 1 to 500, got "${values.limit}"`);
+      const { runs } = await client.runs(limit);
+      if (values.json) io.out(JSON.stringify(runs, null, 2));
+      else runLines(runs).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  status: command({
+    usage: "ID",
+    summary: "a run's status, each task's instances by state, and the first failed tasks with their errors",
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one run ID");
+      const run = await client.json<RunView>(`/api/dags/${encodeURIComponent(id!)}?state=failed&limit=10`);
+      if (values.json) io.out(JSON.stringify(run, null, 2));
+      else statusLines(run).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  runners: command({
+    usage: "",
+    summary: "connected runners: platform, slots, busy slots, CPU and memory",
+    options: { json },
+    async run({ client, values, io, args }) {
+      args(0, "no arguments");
+      const { runners } = await client.runners();
+      if (values.json) io.out(JSON.stringify(runners, null, 2));
+      else runnerLines(runners).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  output: command({
+    usage: "ID TASK [-o FILE]",
+    summary: "print a task's output, or write it to FILE",
+    options: {
+      out: { type: "string", short: "o", value: "FILE", help: "write the output to FILE instead of standard output" },
+    },
+    async run({ client, values, io, args }) {
+      const [id, task] = args(2, "a run ID and a TASK (id or id[index])");
+      const { bytes, type } = await client.outputWithType(id!, task!);
+      if (values.out !== undefined) {
+        writeFileSync(resolve(io.cwd, values.out), bytes);
+        io.out(`wrote ${bytes.length} bytes (${safe(type)}) to ${values.out}`);
+      } else if (io.tty) {
+        // On a terminal the bytes are shown, never obeyed; a pipe or a file gets them unchanged.
+        io.out(safeText(new TextDecoder().decode(bytes)));
+      } else {
+        io.write(bytes);
+      }
+      return 0;
+    },
+  }),
+  cancel: control("cancel", "cancel a run: running attempts are stopped, the rest never runs"),
+  pause: control("pause", "let running attempts finish, start nothing new"),
+  resume: control("resume", "resume a paused run"),
+  modules: command({
+    usage: "push FILE...",
+    summary: "upload .wasm modules under their file names (without .wasm)",
+    options: { json },
+    async run({ client, values, io, rest }) {
+      if (rest[0] !== "push" || rest.length < 2) throw new UsageError("usage: distro modules push FILE...");
+      const pushed = [];
+      for (const file of rest.slice(1)) {
+        const path = resolve(io.cwd, file);
+        let bytes: Uint8Array<ArrayBuffer>;
+        try {
+          bytes = new Uint8Array(readFileSync(path));
+        } catch (e) {
+          throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+        }
+        const info = await client.uploadModule(basename(path).replace(/\.wasm$/, ""), bytes);
+        pushed.push(info);
+        if (!values.json) io.out(`${safe(info.name)}: ${formatSize(info.size)}, sha256:${safe(info.sha256)}`);
+      }
+      if (values.json) io.out(JSON.stringify(pushed, null, 2));
+      return 0;
+    },
+  }),
+};

@@ -1,0 +1,139 @@
+/**
+ * `distro submit`: reads the DAG (with any --param set), uploads the modules it names from local
+ * folders, submits it, and with --watch or --wait follows the run over the watch socket with a
+ * live progress display, then says what failed, or prints (or writes) the final tasks' outputs.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { OUTPUT_EXTENSIONS } from "../core/abi.js";
+import type { RunSummary, RunView } from "../core/api.js";
+import { parseDag } from "../core/dag/parse.js";
+import type { Problem } from "../core/dag/plan.js";
+import { formatSize } from "../core/units.js";
+import type { Client } from "./client.js";
+import { UsageError, type Io } from "./command.js";
+import { failedLines } from "./format.js";
+import { Progress } from "./progress.js";
+import { safe, safeText } from "./terminal.js";
+
+interface SubmitOptions {
+  modules: string[];
+  /** Follow the run: `watch` with progress, `wait` with progress and then the final outputs. */
+  follow: "watch" | "wait" | null;
+  json: boolean;
+  out: string | undefined;
+  params: [string, unknown][];
+}
+
+/** `--param a=1 --param name=x` → [["a", 1], ["name", "x"]]. */
+export function parseParams(list: string[]): [string, unknown][] {
+  return list.map((p) => {
+    const m = /^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$/s.exec(p);
+    if (!m) throw new UsageError(`--param: expected NAME=VALUE, got "${p}"`);
+    try {
+      return [m[1]!, JSON.parse(m[2]!)];
+    } catch {
+      return [m[1]!, m[2]!];
+    }
+  });
+}
+
+/** Submits the DAG in `file`; returns the exit code (with a follow: 0 if the run succeeded, 1 if not). */
+export async function submit(client: Client, file: string, opts: SubmitOptions, io: Io): Promise<number> {
+  let yaml: string;
+  try {
+    yaml = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (opts.params.length > 0) {
+    const doc = parseDocument(yaml);
+    for (const [name, value] of opts.params) doc.setIn(["params", name], value);
+    yaml = doc.toString();
+  }
+  const parsed = parseDag(yaml);
+  if (!parsed.ok) {
+    io.err(`distro: ${file} is not a valid DAG`);
+    printProblems(parsed.problems, file, io);
+    return 2;
+  }
+  const dirs = [...opts.modules.map((d) => resolve(io.cwd, d)), dirname(file), join(io.cwd, "wasm_tasks", "build")];
+  for (const name of new Set(parsed.plan.nodes.map((n) => n.module))) {
+    if (name.startsWith("sha256:")) continue;
+    const path = dirs.flatMap((d) => [join(d, name), join(d, `${name}.wasm`)]).find((p) => existsSync(p));
+    if (!path) {
+      io.err(`distro: no file for module "${name}" in ${dirs.join(", ")}; relying on the coordinator's registry`);
+      continue;
+    }
+    const info = await client.uploadModule(name, readFileSync(path));
+    if (!opts.json) io.out(`uploaded ${name} (${formatSize(info.size)}, sha256 ${safe(info.sha256.slice(0, 12))}…)`);
+  }
+  const run = await client.submit(yaml);
+  if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
+  if (!opts.follow) {
+    if (opts.json) io.out(JSON.stringify(run, null, 2));
+    return 0;
+  }
+  const progress = new Progress({
+    tty: io.tty !== undefined,
+    columns: io.tty?.columns,
+    write: (text) => io.write(new TextEncoder().encode(text)),
+  });
+  const final = await client.follow(run.id, (r) => {
+    if (!opts.json) progress.update(r);
+  });
+  progress.end();
+  if (opts.json) io.out(JSON.stringify(final, null, 2));
+  else if (opts.follow === "wait" || final.status !== "succeeded")
+    await printResult(client, final, opts.follow === "wait", opts.out, io);
+  else io.out(`run ${safe(final.id)} succeeded`);
+  return final.status === "succeeded" ? 0 : 1;
+}
+
+/** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
+async function printResult(
+  client: Client,
+  run: RunSummary,
+  outputs: boolean,
+  out: string | undefined,
+  io: Io,
+): Promise<void> {
+  if (run.status !== "succeeded") {
+    failedLines(await client.json<RunView>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) =>
+      io.err(line),
+    );
+    io.out(`run ${safe(run.id)} ${safe(run.status)}`);
+    return;
+  }
+  if (!outputs) return;
+  const view = await client.run(run.id);
+  const used = new Set((view.nodes ?? []).flatMap((n) => n.deps));
+  const sinks = new Set((view.nodes ?? []).filter((n) => !used.has(n.id)).map((n) => n.id));
+  if (out) mkdirSync(out, { recursive: true });
+  const finals = (view.tasks ?? []).filter((t) => sinks.has(t.node));
+  for (const t of out ? finals : finals.slice(0, 10)) {
+    const { bytes, type } = await client.outputWithType(run.id, t.id);
+    if (out) {
+      const extension = OUTPUT_EXTENSIONS[type as keyof typeof OUTPUT_EXTENSIONS] ?? ".bin";
+      const file = join(out, `${t.id.replace(/[^A-Za-z0-9_.-]/g, "_")}${extension}`);
+      writeFileSync(file, bytes);
+      io.out(`${safe(t.id)}: wrote ${bytes.length} bytes (${safe(type)}) to ${safe(file)}`);
+    } else if (type === "application/json") {
+      const text = new TextDecoder().decode(bytes);
+      io.out(
+        `${safe(t.id)}: ${safeText(text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text)}`,
+      );
+    } else {
+      const save = `distro output ${safe(run.id)} ${safe(t.id)} -o FILE`;
+      io.out(`${safe(t.id)}: ${bytes.length} bytes of ${safe(type)} (save it: ${save})`);
+    }
+  }
+  io.out(`run ${safe(run.id)} succeeded`);
+}
+
+/** A rejected DAG's problems, one line each: `file:line:column: path: message`. */
+export function printProblems(problems: Problem[], file: string, io: Io): void {
+  for (const p of problems)
+    io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${safe(p.path)}: ` : ""}${safe(p.message)}`);
+}
