@@ -58,7 +58,7 @@ Options:
                       default ~/.config/distro)
   --grace DURATION    on SIGINT/SIGTERM, time running tasks get to finish before they are
                       handed back (default 30s; a second signal exits at once)
-  --verbose           log connections and frames as well as tasks
+  --verbose           also log each socket connecting and each run's socket ending
   --json              log one JSON object per line (time, level, msg and the event's fields)
   -h, --help          show this help
   --version           print the version`;
