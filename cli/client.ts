@@ -40,10 +40,8 @@ export class Client {
       res = await fetch(url, { ...init, headers: { Authorization: `Bearer ${this.token}`, ...init.headers } });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(
-        0,
-        `cannot reach the coordinator at ${this.coordinator.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
-      );
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${why}`);
     }
     if (res.ok) return res;
     const text = await res.text();
@@ -118,7 +116,10 @@ export class Client {
       const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.token}` }, perMessageDeflate: false });
       let last: RunSummary | undefined;
       ws.on("message", (data) => {
-        const message = JSON.parse(String(data)) as WatchMessage;
+        const text = (
+          Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+        ).toString();
+        const message = JSON.parse(text) as WatchMessage;
         last = message.run;
         onRun(last);
         if (isFinal(last.status)) {

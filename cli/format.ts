@@ -9,7 +9,7 @@ import { progressText } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
 
 /** Columns padded to the widest cell; the last column is not padded. */
-export function table(header: string[], rows: string[][]): string[] {
+function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows].map((row) =>
     row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "),
@@ -51,9 +51,8 @@ export function failedLines(run: RunView): string[] {
   const lines: string[] = [];
   for (const t of tasks) {
     const last = t.attempts.at(-1);
-    lines.push(
-      `task ${safe(t.id)} failed after ${t.attempts.length} attempt(s): ${safe(last?.failure_kind ?? "?")}: ${safe(last?.error ?? "no reason recorded")}`,
-    );
+    const why = `${safe(last?.failure_kind ?? "?")}: ${safe(last?.error ?? "no reason recorded")}`;
+    lines.push(`task ${safe(t.id)} failed after ${t.attempts.length} attempt(s): ${why}`);
     if (last?.stderr)
       lines.push(`  stderr: ${safeText(last.stderr.trimEnd()).split("\n").slice(-5).join("\n          ")}`);
   }

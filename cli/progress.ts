@@ -24,9 +24,10 @@ export interface ProgressSink {
 const SHOWN = ["leased", "ready", "waiting", "lookup", "backoff", "blocked", "failed", "skipped", "cancelled"] as const;
 const LABEL: Partial<Record<string, string>> = { leased: "running" };
 
-type Counts = Partial<Record<string, number>>;
-
-/** "42% 420/1000 done · 4 running · 570 ready · 1 failed · 12.5 tasks/s · ETA 46s" (the bar is added on a terminal). */
+/**
+ * "42% 420/1000 done · 4 running · 570 ready · 1 failed · 12.5 tasks/s · ETA 46s" (the bar is
+ * added on a terminal).
+ */
 export function progressText(run: RunLike, perSecond: number | null): string {
   const done = finished(run.counts);
   const total = run.tasks_total;

@@ -14,14 +14,17 @@ const visible = (ch: string) => {
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
 };
 
+/** What the coordinator's answers hold: text, numbers, flags, or nothing. */
+type Printable = string | number | boolean | null | undefined;
+
 /** One field (a name, an id, a status): every control character escaped, newlines and tabs included. */
-export function safe(value: unknown): string {
+export function safe(value: Printable): string {
   return String(value ?? "")
     .replace(/[\t]/g, " ")
     .replace(CONTROL_OR_NEWLINE, visible);
 }
 
 /** Lines of text (stderr, an output shown inline, a message): control characters escaped, newlines and tabs kept. */
-export function safeText(value: unknown): string {
+export function safeText(value: Printable): string {
   return String(value ?? "").replace(CONTROL, visible);
 }

@@ -7,7 +7,7 @@ import { arch, platform } from "node:os";
 import si from "systeminformation";
 import { DEFAULTS } from "./config.js";
 
-export interface Device {
+interface Device {
   cores: number;
   memory: number;
   freeMemory: number;

@@ -30,7 +30,7 @@ export function deviceId(dir: string, name: string): string {
  * Claims a runner id on this device for this process until it exits: `<device>` for the first
  * process, `<device>.<k>` for the k-th one running at the same time.
  */
-export function claimRunnerId(dir: string, device: string, pid = process.pid): { id: string; release(): void } {
+export function claimRunnerId(dir: string, device: string, pid = process.pid): { id: string; release: () => void } {
   for (let k = 1; k <= MAX_PROCESSES; k++) {
     const lock = join(dir, `runner-${k}.pid`);
     if (!tryLock(lock, pid)) continue;

@@ -92,8 +92,9 @@ export class Link {
       this.options.onOpen();
     });
     ws.on("message", (data, isBinary) => {
-      if (!isBinary && data.toString() === HEARTBEAT.pong) return;
-      const decoded = decodeCoordinatorMessage(isBinary ? new Uint8Array(data as Buffer) : data.toString());
+      const bytes = frameBytes(data);
+      if (!isBinary && bytes.toString() === HEARTBEAT.pong) return;
+      const decoded = decodeCoordinatorMessage(isBinary ? new Uint8Array(bytes) : bytes.toString());
       if (!decoded.ok) return log.info(`${label}: ignored a bad frame from the coordinator: ${decoded.error}`);
       if (decoded.message.type === "welcome") this.heartbeat(ws, decoded.message.heartbeatMs);
       this.options.onMessage(decoded.message);
@@ -178,6 +179,11 @@ export class Link {
     this.ws?.terminate();
     this.options.onEnd(reason, fatal);
   }
+}
+
+/** A frame's bytes in whichever form `ws` hands them over (a Buffer, by default). */
+function frameBytes(data: WebSocket.RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
 }
 
 function toWs(url: URL): string {

@@ -11,7 +11,7 @@ import { Link } from "./link.js";
 import type { Logger } from "./log.js";
 
 /** What the pool is told: idle slots, slots offered, the runs the runner is in. */
-export interface PoolStatus {
+interface PoolStatus {
   free: number;
   slots: number;
   runs: string[];

@@ -38,12 +38,13 @@ export async function createRunner(
   const device = await source.measure();
   const slots = config.slots === "auto" ? autoSlots(device.cores, device.freeMemory, config) : config.slots;
   const log = options.log ?? consoleLogger(config);
-  let claim: { id: string; release(): void };
+  let claim: { id: string; release: () => void };
   try {
     claim = claimRunnerId(config.configDir, deviceId(config.configDir, config.name));
   } catch (e) {
+    const why = (e as Error).message;
     throw new Error(
-      `cannot keep the device id in ${config.configDir} (${(e as Error).message}); choose another folder with --config-dir DIR`,
+      `cannot keep the device id in ${config.configDir} (${why}); choose another folder with --config-dir DIR`,
     );
   }
   const http = new CoordinatorHttp(config.coordinator, config.token);

@@ -12,7 +12,7 @@ const ERRNO = { success: 0, badf: 8, inval: 28, nosys: 52, spipe: 70, notcapable
 const FILETYPE_CHARACTER_DEVICE = 2;
 
 /** Thrown by `proc_exit` to unwind out of the module. */
-export class ProcExit extends Error {
+class ProcExit extends Error {
   constructor(readonly code: number) {
     super(`proc_exit(${code})`);
   }

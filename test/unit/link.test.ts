@@ -45,7 +45,7 @@ function link(url: URL, options: Partial<LinkOptions> = {}): { link: Link; lines
     random: () => 0, // the least delay of each back-off step: the schedule is exact
     ...options,
   });
-  cleanup.push(async () => l.close());
+  cleanup.push(() => Promise.resolve(l.close()));
   l.start();
   return { link: l, lines };
 }

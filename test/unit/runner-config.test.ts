@@ -81,6 +81,6 @@ describe("log", () => {
       ms: 5,
       outcome: "ok",
     });
-    expect(Date.parse(JSON.parse(lines[0]!).time)).not.toBeNaN();
+    expect(Date.parse((JSON.parse(lines[0]!) as { time: string }).time)).not.toBeNaN();
   });
 });
