@@ -3,8 +3,7 @@
  * to runners, the run's demand to the pool, the run index, the result cache, and the end of the
  * run. The DagRun calls `perform` after each event's transaction; what each effect needs of the
  * object is the host. Each effect is performed on its own: one that fails is logged with the run's
- * id and the rest still happen (the transition is committed by then, so there is nothing to undo),
- * and the demand the pool heard is recorded only once it has heard it.
+ * id and the rest still happen (the transition is committed by then, so there is nothing to undo).
  */
 import type { DemandClass } from "../../core/match.js";
 import type { CoordinatorMessage } from "../../core/protocol/messages.js";
@@ -12,8 +11,9 @@ import type { RunStatus } from "../../core/status.js";
 import type { Effect } from "../run/machine.js";
 import type { Meta } from "./meta.js";
 
-/** The demand the pool last heard from this run (JSON). */
+/** The demand last told to the pool (JSON), or UNKNOWN when a telling failed. */
 const DEMAND = "demand";
+const UNKNOWN = "?";
 
 /** What the effects need of their run. */
 export interface EffectsHost {
@@ -72,10 +72,20 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
   }
 }
 
-/** Tells the pool the run's demand when it differs from what the pool heard last (`always`: in any case). */
+/**
+ * Tells the pool the run's demand when it differs from what it was last told (`always`: in any
+ * case). The memo is written before the call, because other events of the run may run while it
+ * is on its way and must compare with the newest demand, not the one before; a call that fails
+ * leaves the memo unknown, so the next demand is told whatever it is.
+ */
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
   const wanted = JSON.stringify(classes);
   if (!always && (host.meta.meta(DEMAND) ?? "[]") === wanted) return;
-  await host.demand(classes);
   host.meta.setMeta(DEMAND, wanted);
+  try {
+    await host.demand(classes);
+  } catch (e) {
+    host.meta.setMeta(DEMAND, UNKNOWN);
+    throw e;
+  }
 }
