@@ -134,6 +134,8 @@ describe("POST /api/dags problems", () => {
   it("answers 404 for a run that does not exist", async () => {
     expect((await SELF.fetch(`${base}/api/dags/${"0".repeat(64)}`, { headers: API })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/dags/not-an-id`, { headers: API })).status).toBe(404);
+    const socket = { headers: { ...RUNNER, Upgrade: "websocket" } };
+    expect((await SELF.fetch(`${base}/api/runners/connect?run=${"0".repeat(64)}`, socket)).status).toBe(404);
   });
 });
 

@@ -13,12 +13,11 @@ import { outputResponse, readText } from "../http.js";
 import { moduleKey, outputKey } from "../blob-keys.js";
 import { TASK_STATES, type TaskState } from "../../core/status.js";
 import { valueOf } from "../errors.js";
+import { runStub } from "./run-stub.js";
 import type { ControlAction } from "../rpc.js";
 
 /** Largest DAG document accepted. */
 const MAX_DAG_BYTES = 8 * 1024 * 1024;
-
-const RUN_ID = /^[0-9a-f]{64}$/;
 
 export const dags = new Hono<{ Bindings: Env }>()
   .use(requireToken("API_TOKEN"))
@@ -92,15 +91,6 @@ export const dags = new Hono<{ Bindings: Env }>()
       });
     return outputResponse(new Uint8Array(await object.arrayBuffer()), task, { "X-Sha256": output.sha256 });
   });
-
-function runStub(env: Env, id: string) {
-  if (!RUN_ID.test(id)) throw new HTTPException(404, { message: `no run ${id}: run ids are 64 hex digits` });
-  try {
-    return env.DAG_RUN.get(env.DAG_RUN.idFromString(id));
-  } catch {
-    throw new HTTPException(404, { message: `no run ${id}` });
-  }
-}
 
 /** A registry name or `sha256:<hex>` to the hash of bytes present in R2, or null. */
 async function resolveModule(env: Env, ref: string): Promise<string | null> {

@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requireToken } from "../auth.js";
 import { pool, type Env } from "../env.js";
+import { runStub } from "./run-stub.js";
 
 export const runners = new Hono<{ Bindings: Env }>()
   .get("/", requireToken("API_TOKEN"), async (c) => c.json({ runners: await pool(c.env).list() }))
@@ -14,6 +15,5 @@ export const runners = new Hono<{ Bindings: Env }>()
       throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
     const run = c.req.query("run");
     if (run === undefined) return pool(c.env).fetch(c.req.raw);
-    if (!/^[0-9a-f]{64}$/.test(run)) throw new HTTPException(404, { message: `no run ${run}` });
-    return c.env.DAG_RUN.get(c.env.DAG_RUN.idFromString(run)).fetch(c.req.raw);
+    return runStub(c.env, run).fetch(c.req.raw);
   });
