@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import type {
   ControlAnswer,
   ModuleInfo,
+  ErrorBody,
   Problem,
   RunListing,
   RunnerView,
@@ -45,7 +46,7 @@ export class Client {
     }
     if (res.ok) return res;
     const text = await res.text();
-    let body: { error?: string; problems?: Problem[] } = {};
+    let body: Partial<ErrorBody> = {};
     try {
       body = JSON.parse(text) as typeof body;
     } catch {

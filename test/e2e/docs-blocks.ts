@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Proc } from "../../dev/local";
 
 /** One command of a doc: a line, or lines joined by a trailing `\` or an open loop. */
-export interface DocCommand {
+interface DocCommand {
   file: string;
   /** 1-based line of the command's first line. */
   line: number;

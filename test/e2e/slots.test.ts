@@ -56,8 +56,9 @@ describe("slots follow free RAM", () => {
     ) as RunnerConfig;
     let free = 512 * MiB + 1 * 128 * MiB; // room for one slot
     const device: DeviceSource = {
-      measure: async () => ({ cores: 4, memory: 8192 * MiB, freeMemory: free, platform: "linux", arch: "x64" }),
-      sample: async () => ({ freeMemory: free, load: 10 }),
+      measure: () =>
+        Promise.resolve({ cores: 4, memory: 8192 * MiB, freeMemory: free, platform: "linux", arch: "x64" }),
+      sample: () => Promise.resolve({ freeMemory: free, load: 10 }),
     };
     const lines: string[] = [];
     const log = consoleLogger({ verbose: false, json: true }, (l) => lines.push(l));
