@@ -21,7 +21,7 @@ const submit = (yaml: string) => cluster.client.submit(`cache: false\n${yaml}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("capability matching", () => {
-  it("a task requiring label gpu waits with the reason while only unlabelled runners are connected, and runs once a gpu runner joins", async () => {
+  it("a task requiring label gpu waits, saying why, among unlabelled runners; runs when a gpu one joins", async () => {
     cluster.runner({ name: "plain-1" });
     cluster.runner({ name: "plain-2" });
     await cluster.connected("plain-1", "plain-2");
@@ -79,10 +79,11 @@ describe("identity", () => {
 
 describe("priority across runs", () => {
   const dag = (name: string, priority: number, count: number) =>
-    `name: ${name}\ndefaults: { priority: ${priority} }\ntasks:\n  - { id: work, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: 100 } }\n`;
+    `name: ${name}\ndefaults: { priority: ${priority} }\ntasks:\n` +
+    `  - { id: work, module: spin.wasm, map: { range: [0, ${count}] }, params: { ms: 100 } }\n`;
   const starts = (run: RunView | undefined) => run!.tasks.flatMap((t) => t.attempts.map((a) => a.started_at));
 
-  it("two runs submitted together to one single-slot runner: every task of the higher-priority run starts before any of the lower", async () => {
+  it("two runs submitted together to one single slot: every higher-priority task starts before any lower", async () => {
     const [low, high] = await Promise.all([submit(dag("low", 0, 6)), submit(dag("high", 10, 6))]);
     cluster.runner({ name: "single", slots: 1 });
     const [lowRun, highRun] = await Promise.all(
@@ -93,7 +94,7 @@ describe("priority across runs", () => {
     expect(Math.max(...starts(highRun))).toBeLessThanOrEqual(Math.min(...starts(lowRun)));
   });
 
-  it("a higher-priority run submitted while the single slot works on a lower one takes the slot when its task ends", async () => {
+  it("a higher-priority run submitted while one slot works on a lower one takes it when its task ends", async () => {
     cluster.runner({ name: "busy", slots: 1 });
     await cluster.connected("busy");
     const low = await submit(dag("low-first", 0, 8));

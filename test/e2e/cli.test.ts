@@ -81,7 +81,7 @@ describe("distro", () => {
     expect(missing.err).toMatch(/has no task nope/);
   });
 
-  it("modules push uploads under the file name (text and --json); bytes that are not wasm exit 2 with the reason", async () => {
+  it("modules push uploads under the file name (text and --json); bytes not wasm exit 2, saying why", async () => {
     const text = await distro("modules", "push", "wasm_tasks/build/noop.wasm", "wasm_tasks/build/echo.wasm");
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/^noop: .*sha256:[0-9a-f]{64}$/m);

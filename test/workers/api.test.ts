@@ -85,7 +85,8 @@ describe("POST /api/dags problems", () => {
     ],
     [
       "a cycle",
-      "tasks:\n  - id: a\n    module: m.wasm\n    depends_on: [b]\n  - id: b\n    module: m.wasm\n    depends_on: [a]\n",
+      "tasks:\n  - id: a\n    module: m.wasm\n    depends_on: [b]\n" +
+        "  - id: b\n    module: m.wasm\n    depends_on: [a]\n",
       { path: "tasks[0].depends_on[0]", line: 4, column: 18, message: /cycle: a → b → a/ },
     ],
     [
@@ -189,7 +190,7 @@ describe("security headers", () => {
       .map((b) => b.toString(16).padStart(2, "0"))
       .join("");
 
-  it("every class of response carries nosniff and no-referrer; the page and assets the page's policy, the rest a sandbox", async () => {
+  it("every response carries nosniff and no-referrer; page and assets the page's CSP, the rest a sandbox", async () => {
     const wasm = wasmModule();
     await upload("headers.wasm", wasm);
     const blob = new TextEncoder().encode("<svg><script>alert(1)</script></svg>".repeat(10));

@@ -232,7 +232,8 @@ tasks:
   it("takes a 100,000-instance run: rows in SQLite, not memory, and work goes out at once", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit(
-      "tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n  - { id: after, module: step.wasm, depends_on: [wide] }\n",
+      "tasks:\n  - { id: wide, module: step.wasm, map: { range: [0, 99999] } }\n" +
+        "  - { id: after, module: step.wasm, depends_on: [wide] }\n",
     );
     const summary = await (
       await SELF.fetch(`${base}/api/dags/${id}?summary`, { headers: API })
@@ -273,10 +274,11 @@ tasks:
     run.ws.close();
   });
 
-  it("serves a resubmitted DAG from the result cache without any runner, and re-runs what a changed param touches", async () => {
+  it("serves a resubmitted DAG from the result cache, no runner; re-runs what a changed param touches", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const dag = (seed: number) =>
-      `cache: true\ntasks:\n  - { id: a, module: step.wasm, params: { fixed: 1 } }\n  - { id: b, module: step.wasm, depends_on: [a], params: { seed: ${seed} }, args: ["{{params.seed}}"] }\n`;
+      "cache: true\ntasks:\n  - { id: a, module: step.wasm, params: { fixed: 1 } }\n" +
+      `  - { id: b, module: step.wasm, depends_on: [a], params: { seed: ${seed} }, args: ["{{params.seed}}"] }\n`;
     const first = await submit(dag(1));
     const run = await RunnerSocket.open(`/api/runners/connect?run=${first}`);
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("c1", 1), want: 1 });

@@ -54,7 +54,9 @@ describe("GET /metrics", () => {
     const res = await SELF.fetch(`${base}/api/dags`, {
       method: "POST",
       headers: API,
-      body: "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
+      body:
+        "cache: false\ntasks:\n  - { id: a, module: step.wasm }\n" +
+        "  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
     });
     const { id } = await res.json<{ id: string }>();
     const pool = await RunnerSocket.open("/api/runners/connect");

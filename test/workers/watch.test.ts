@@ -51,7 +51,8 @@ async function work(run: string, want: number): Promise<void> {
 describe("GET /api/dags/:id/watch", () => {
   it("sends a snapshot, then updates with node counts and changed tasks, the last with the final status", async () => {
     const id = await submit(
-      "tasks:\n  - { id: a, module: step.wasm }\n  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
+      "tasks:\n  - { id: a, module: step.wasm }\n" +
+        "  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
     );
     const watcher = await WatchSocket.open(id);
     const snapshot = await watcher.next("snapshot");
