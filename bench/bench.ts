@@ -9,9 +9,9 @@
  *             slot, and on a plain local pool of 2 worker threads with no coordinator (the limit)
  *   recovery: a runner holding a task is killed (closed socket) or frozen (silent runner), KILLS
  *             times each → time until the task runs again on another runner
-^ *   flood:    (flood.ts) one hostile client on the pool socket (a valid hello, then FLOOD status frames as fast
- *             as it can), FLOODS times, interleaved with idle rounds → median latency of GET
- *             /api/runners, GET /metrics and POST /api/dags made during the flood vs idle
+ *   flood:    (flood.ts) one hostile client on the pool socket (a valid hello, then FLOOD status
+ *             frames as fast as it can), FLOODS times, interleaved with idle rounds → median
+ *             latency of GET /api/runners, GET /metrics and POST /api/dags during the flood vs idle
  *
  * Each is run REPEAT times; the median and the spread are printed. Time is measured by the
  * coordinator (run created → run finished), so polling does not add to it.
