@@ -3,21 +3,10 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
-import { API, base, RunnerSocket } from "./socket";
+import { API, base, RunnerSocket, runnerInfo } from "./socket";
 import { wasmModule } from "../helpers/wasm-builder";
 
-const info = (id: string, slots: number) => ({
-  id,
-  name: `scripted-${id}`,
-  platform: "linux",
-  arch: "x64",
-  cores: slots,
-  memory: 2 ** 30,
-  freeMemory: 2 ** 29,
-  slots,
-  labels: [],
-  version: "test",
-});
+const info = (id: string, slots: number) => runnerInfo(id, slots, `scripted-${id}`);
 
 const b64 = (text: string) => btoa(text);
 const ok = (a: Assignment, output: string) => ({

@@ -6,20 +6,9 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../worker/durable/meter";
 import { CLOSE, PROTOCOL_VERSION } from "../../core/protocol/messages";
 import { wasmModule } from "../helpers/wasm-builder";
-import { API, base, RunnerSocket, WatchSocket } from "./socket";
+import { API, base, RunnerSocket, WatchSocket, runnerInfo } from "./socket";
 
-const info = (id: string) => ({
-  id,
-  name: id,
-  platform: "linux",
-  arch: "x64",
-  cores: 2,
-  memory: 2 ** 30,
-  freeMemory: 2 ** 29,
-  slots: 2,
-  labels: [],
-  version: "test",
-});
+const info = (id: string) => runnerInfo(id);
 const status = (load: number) => ({
   type: "status" as const,
   free: 2,
@@ -100,7 +89,7 @@ describe("socket rate limits", () => {
     socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
     await socket.next("welcome");
     for (const load of [11, 12, 13]) socket.send(status(load));
-    await eventually(async () => (await counter("distro_device_samples_dropped_total")) === dropped + 2);
+    await eventually(async () => (await counter("distro_device_samples_dropped_total")) >= dropped + 2); // other files' runners may add theirs
     const [me] = (await list()).filter((r) => r.id === "reporter");
     expect(me).toMatchObject({ load: 11, history: [{ load: 11 }] });
     socket.ws.close();
@@ -109,7 +98,7 @@ describe("socket rate limits", () => {
     socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
     await socket.next("welcome");
     socket.send(status(14)); // within the half heartbeat of the last kept report: dropped
-    await eventually(async () => (await counter("distro_device_samples_dropped_total")) === dropped + 3);
+    await eventually(async () => (await counter("distro_device_samples_dropped_total")) >= dropped + 3);
     expect((await list()).find((r) => r.id === "reporter")).toMatchObject({ load: 11, history: [{ load: 11 }] });
     socket.ws.close();
   });

@@ -5,7 +5,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
 import { wasmModule } from "../helpers/wasm-builder";
-import { API, base, RunnerSocket } from "./socket";
+import { API, base, RunnerSocket, runnerInfo } from "./socket";
 
 interface Family {
   name: string;
@@ -30,18 +30,7 @@ async function scrape(): Promise<Map<string, Family>> {
 const value = (f: Family | undefined, labels: Record<string, string> = {}) =>
   Number(f!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))!.value);
 
-const info = (id: string) => ({
-  id,
-  name: id,
-  platform: "linux",
-  arch: "x64",
-  cores: 2,
-  memory: 2 ** 30,
-  freeMemory: 2 ** 29,
-  slots: 2,
-  labels: [],
-  version: "test",
-});
+const info = (id: string) => runnerInfo(id);
 
 describe("GET /metrics", () => {
   it("needs the API token", async () => {

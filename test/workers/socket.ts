@@ -8,6 +8,20 @@ export const base = "http://coordinator.test";
 export const API = { Authorization: "Bearer test-api-token" };
 export const RUNNER = { Authorization: "Bearer test-runner-token" };
 
+/** A scripted runner's device report: `slots` slots and as many cores, named `name`. */
+export const runnerInfo = (id: string, slots = 2, name = id) => ({
+  id,
+  name,
+  platform: "linux",
+  arch: "x64",
+  cores: slots,
+  memory: 2 ** 30,
+  freeMemory: 2 ** 29,
+  slots,
+  labels: [],
+  version: "test",
+});
+
 /** A WebSocket client with a queue of decoded frames of type M. */
 class Socket<M extends { type: string }, Out = never> {
   private readonly frames: M[] = [];

@@ -5,20 +5,9 @@ import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
 import type { WatchMessage } from "../../core/protocol/watch";
 import { wasmModule } from "../helpers/wasm-builder";
-import { API, base, RunnerSocket, WatchSocket } from "./socket";
+import { API, base, RunnerSocket, WatchSocket, runnerInfo } from "./socket";
 
-const info = (id: string, slots: number) => ({
-  id,
-  name: id,
-  platform: "linux",
-  arch: "x64",
-  cores: slots,
-  memory: 2 ** 30,
-  freeMemory: 2 ** 29,
-  slots,
-  labels: [],
-  version: "test",
-});
+const info = (id: string, slots: number) => runnerInfo(id, slots);
 const ok = (a: Assignment) => ({
   task: a.task,
   attempt: a.attempt,
