@@ -1,0 +1,96 @@
+// What every view of the status page shares: the API token (kept in localStorage), requests to the
+// API, HTML escaping and the formatting of times, durations and sizes, table rows, the progress bar,
+// and the registry of what the current view runs in the background (`every`, `onLeave`, `stop`) with
+// `fail`, which shows an error or asks for the token again. Used by app.js, lists.js and run-view.js.
+export const app = document.getElementById("app");
+const tokenKey = "distro.token";
+export const token = () => localStorage.getItem(tokenKey) ?? "";
+export const saveToken = (value) => localStorage.setItem(tokenKey, value);
+export const forgetToken = () => localStorage.removeItem(tokenKey);
+
+export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const badge = (state) => `<span class="state ${esc(state)}">${esc(state)}</span>`;
+export const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
+
+/** A table's header row, one `<th>` per column name. */
+export const headerRow = (columns) => `<tr>${columns.map((c) => `<th>${c}</th>`).join("")}</tr>`;
+/** A table row: `attrs` on the `<tr>` (its data-* name), one `<td>` per cell (HTML). */
+export const tableRow = (attrs, cells) => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
+
+export function duration(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+class Unauthorized extends Error {}
+
+export async function request(path, init = {}) {
+  const res = await fetch(path, { ...init, headers: { Authorization: `Bearer ${token()}`, ...init.headers } });
+  if (res.status === 401) throw new Unauthorized("the token was not accepted");
+  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `HTTP ${res.status}`);
+  return res;
+}
+export const api = async (path, init) => (await request(path, init)).json();
+
+/** What the current view runs in the background (timers, the watch socket); stopped on leaving it. */
+const stops = [];
+/** Registers `fn` to run when the current view is left (a timer cleared, a socket closed, a URL revoked). */
+export function onLeave(fn) {
+  stops.push(fn);
+}
+export function stop() {
+  for (const s of stops.splice(0)) s();
+}
+export function every(ms, fn) {
+  let alive = true;
+  let timer;
+  const tick = async () => {
+    let wait = ms;
+    try {
+      await fn();
+      const box = document.getElementById("error");
+      if (box) box.textContent = "";
+    } catch (e) {
+      fail(e);
+      if (e instanceof Unauthorized) return;
+      wait = Math.max(ms, 5000); // keep trying: the coordinator may be restarting
+    }
+    if (alive) timer = setTimeout(tick, wait);
+  };
+  onLeave(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
+  return tick();
+}
+
+/** What a refused token leads to: app.js sets it to its login form (a setter keeps the modules out of a cycle). */
+let onUnauthorized = () => {};
+export function whenUnauthorized(fn) {
+  onUnauthorized = fn;
+}
+export function fail(e) {
+  if (e instanceof Unauthorized) return onUnauthorized(e.message);
+  const box = document.getElementById("error");
+  if (box) box.textContent = `Error: ${e.message}`;
+  else app.innerHTML = `<p class="error">Error: ${esc(e.message)}</p>`;
+}
+
+/** A bar of done/total, drawn in SVG (the page's policy allows no inline style). */
+export function progress(done, total) {
+  const pct = total ? Math.round((done / total) * 100) : 100;
+  return `<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true">
+    <rect class="track" width="100" height="8" rx="3"/><rect class="fill" width="${pct}" height="8" rx="3"/>
+    </svg> ${done}/${total}`;
+}
