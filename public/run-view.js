@@ -142,6 +142,15 @@ export async function runView(id) {
   const showOutputs = async () => {
     if (state.outputsShown || state.run?.status !== "succeeded") return;
     state.outputsShown = true;
+    try {
+      await drawOutputs();
+    } catch (e) {
+      state.outputsShown = false; // the next refresh tries again
+      throw e;
+    }
+  };
+
+  const drawOutputs = async () => {
     const used = new Set(state.nodes.flatMap((n) => n.deps));
     const sinks = state.nodes.filter((n) => !used.has(n.id)).slice(0, 4);
     const box = document.getElementById("outputs");
@@ -174,6 +183,9 @@ export async function runView(id) {
         .sort((a, b) => a - b);
       state.points = [{ t: view.created_at, done: 0 }, ...ends.map((t, i) => ({ t, done: i + 1 }))];
     }
+    // The watch socket normally brings the run's state; this view stands in when it could not.
+    if (state.nodes.length === 0) state.nodes = view.nodes;
+    if (!state.run || (FINAL.has(view.status) && !FINAL.has(state.run.status))) state.run = view;
     draw();
   };
 
@@ -213,8 +225,9 @@ export async function runView(id) {
   };
   socket.onerror = () => fail(new Error("the live connection failed; showing what was last loaded"));
   await every(2000, async () => {
-    if (!dirty) return;
+    if (!dirty && (state.outputsShown || state.run?.status !== "succeeded")) return;
     dirty = !FINAL.has(state.run?.status);
     await loadTasks();
+    await showOutputs();
   });
 }
