@@ -9,8 +9,8 @@ import WebSocket from "ws";
 import { DEV_TOKENS } from "../../dev/local";
 import { DEFAULT_LIMITS } from "../../worker/durable/meter";
 import { encode } from "../../core/protocol/codec";
-import { CLOSE, PROTOCOL_VERSION, type RunnerInfo } from "../../core/protocol/messages";
-import { Cluster } from "./harness";
+import { CLOSE, PROTOCOL_VERSION } from "../../core/protocol/messages";
+import { Cluster, fakeRunner } from "./harness";
 
 const FRAMES = 20_000;
 const cluster = new Cluster();
@@ -23,20 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => cluster.stop());
 
-/** What runner/runner.ts sends about itself, for a device that is not there. */
-const hostile: RunnerInfo = {
-  id: "hostile-flood",
-  name: "hostile",
-  platform: "linux",
-  arch: "x64",
-  cores: 8,
-  memory: 2 ** 33,
-  freeMemory: 2 ** 32,
-  slots: 8,
-  labels: [],
-  version: "0.1.0",
-  node: process.versions.node,
-};
+const hostile = fakeRunner("hostile-flood");
 
 describe("a flood of status frames on one socket", () => {
   it("is closed with 4429 within burst + rate × elapsed, and the API answers while it lasts", async () => {

@@ -2,6 +2,7 @@
  * Shared set-up for end-to-end tests: a real local coordinator (wrangler dev) with its state in
  * a temporary folder, real runner processes, and an API client; everything stopped afterwards.
  */
+import type { RunnerInfo } from "../../core/protocol/messages";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -100,4 +101,21 @@ export class Cluster {
     await this.coordinator?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The device report of a runner that is not there: a test speaking the protocol as a hostile device. */
+export function fakeRunner(id: string): RunnerInfo {
+  return {
+    id,
+    name: "hostile",
+    platform: "linux",
+    arch: "x64",
+    cores: 8,
+    memory: 2 ** 33,
+    freeMemory: 2 ** 32,
+    slots: 8,
+    labels: [],
+    version: "0.1.0",
+    node: process.versions.node,
+  };
 }

@@ -18,7 +18,7 @@ import {
   type TaskResult,
 } from "../../core/protocol/messages";
 import { cspViolations, launchChromium } from "./browser";
-import { Cluster } from "./harness";
+import { Cluster, fakeRunner } from "./harness";
 
 const cluster = new Cluster();
 let browser: Browser;
@@ -57,18 +57,7 @@ async function hostileRunner(id: string, outputs: Record<string, string>): Promi
     headers: { Authorization: `Bearer ${DEV_TOKENS.runner}` },
   });
   await once(ws, "open");
-  const runner = {
-    id: "hostile-1",
-    name: "hostile",
-    platform: "linux",
-    arch: "x64",
-    cores: 8,
-    memory: 2 ** 33,
-    freeMemory: 2 ** 32,
-    slots: 8,
-    labels: [],
-    version: "0",
-  };
+  const runner = fakeRunner("hostile-1");
   ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: 8 }));
   let received = 0;
   const done = new Set<string>();

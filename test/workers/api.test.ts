@@ -7,6 +7,11 @@ import app from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, RUNNER } from "./socket";
 
+const hex = async (bytes: BufferSource) =>
+  [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+
 const submit = (yaml: string) => SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: yaml });
 const upload = (name: string, bytes: BodyInit = wasmModule()) =>
   SELF.fetch(`${base}/api/modules/${name}`, { method: "PUT", headers: API, body: bytes });
@@ -156,11 +161,6 @@ describe("status page", () => {
 });
 
 describe("/api/blobs", () => {
-  const hex = async (bytes: BufferSource) =>
-    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
-      .map((b) => b.toString(16).padStart(2, "0"))
-      .join("");
-
   it("stores a blob under its sha256 for runners, and refuses one that does not match its name", async () => {
     const bytes = new TextEncoder().encode("tile bytes".repeat(1000));
     const sha = await hex(bytes);
@@ -185,11 +185,6 @@ describe("/api/blobs", () => {
 });
 
 describe("security headers", () => {
-  const hex = async (bytes: BufferSource) =>
-    [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
-      .map((b) => b.toString(16).padStart(2, "0"))
-      .join("");
-
   it("every response carries nosniff and no-referrer; page and assets the page's CSP, the rest a sandbox", async () => {
     const wasm = wasmModule();
     await upload("headers.wasm", wasm);
