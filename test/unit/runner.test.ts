@@ -154,7 +154,9 @@ describe("runner lifecycle", () => {
     expect(rejected).toEqual({ type: "reject", tasks: [{ task: "echo[2]", attempt: 1 }] }); // beyond the 2 slots
     await until(() => frames.flatMap((f) => (f.type === "results" ? f.results : [])).length === 2);
     const all = frames.flatMap((f) => (f.type === "results" ? f.results : []));
-    expect(all.map((x) => [x.task, x.ok, Buffer.from(x.output!, "base64").toString()])).toEqual([
+    // Two threads: the results come in either order.
+    const seen = all.map((x) => [x.task, x.ok, Buffer.from(x.output!, "base64").toString()]);
+    expect(seen.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
       ["echo[0]", true, JSON.stringify({ task: "echo[0]", inputs: {} })],
       ["echo[1]", true, JSON.stringify({ task: "echo[1]", inputs: {} })],
     ]);
