@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../../core/dag/parse.js";
+import type { ControlAnswer, ErrorBody, RunListing, SubmitAnswer } from "../../core/api.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { requireToken } from "../auth.js";
 import { moduleByName, recentRuns } from "../db.js";
@@ -24,7 +25,7 @@ export const dags = new Hono<{ Bindings: Env }>()
   .post("/", async (c) => {
     const text = await readText(c.req.raw, MAX_DAG_BYTES);
     const parsed = parseDag(text);
-    if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems }, 400);
+    if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems } satisfies ErrorBody, 400);
     const { plan, locate } = parsed;
     const problems: Problem[] = [];
     const nodes: ResolvedNode[] = [];
@@ -39,16 +40,16 @@ export const dags = new Hono<{ Bindings: Env }>()
         problems.push({ ...locate(node.id, "module"), message });
       }
     }
-    if (problems.length > 0) return c.json({ error: "invalid DAG", problems }, 400);
+    if (problems.length > 0) return c.json({ error: "invalid DAG", problems } satisfies ErrorBody, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };
     const id = c.env.DAG_RUN.newUniqueId();
     const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan));
     const url = new URL(c.req.url);
-    return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` }, 201);
+    return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` } satisfies SubmitAnswer, 201);
   })
   .get("/", async (c) => {
     const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 500);
-    return c.json({ runs: await recentRuns(c.env.DB, limit) });
+    return c.json({ runs: await recentRuns(c.env.DB, limit) } satisfies { runs: RunListing[] });
   })
   .get("/:id", async (c) => {
     const stub = runStub(c.env, c.req.param("id"));
@@ -77,7 +78,7 @@ export const dags = new Hono<{ Bindings: Env }>()
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
     const action = c.req.param("action") as ControlAction;
     const { status } = valueOf(await runStub(c.env, c.req.param("id")).control(action));
-    return c.json({ id: c.req.param("id"), status });
+    return c.json({ id: c.req.param("id"), status } satisfies ControlAnswer);
   })
   .get("/:id/tasks/:task/output", async (c) => {
     const task = c.req.param("task");

@@ -4,6 +4,7 @@
  * that hash in D1. Runners fetch modules by hash here.
  */
 import { Hono } from "hono";
+import type { ModuleInfo } from "../../core/api.js";
 import { HTTPException } from "hono/http-exception";
 import { requireToken } from "../auth.js";
 import { moduleByName, registerModule } from "../db.js";
@@ -40,7 +41,7 @@ export const modules = new Hono<{ Bindings: Env }>()
     const sha256 = await sha256Hex(bytes);
     await c.env.BLOBS.put(moduleKey(sha256), bytes, { sha256 });
     await registerModule(c.env.DB, name, sha256, bytes.length);
-    return c.json({ name, sha256, size: bytes.length });
+    return c.json({ name, sha256, size: bytes.length } satisfies ModuleInfo);
   })
   .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
     const ref = c.req.param("ref");
