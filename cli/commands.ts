@@ -138,7 +138,7 @@ export const COMMANDS: Record<string, Command> = {
   resume: control("resume", "resume a paused run"),
   modules: command({
     usage: "push FILE...",
-    summary: "upload .wasm modules under their file names (without .wasm)",
+    summary: "upload .wasm modules under their file names (noop.wasm, as DAGs name them)",
     options: { json },
     async run({ client, values, io, rest }) {
       if (rest[0] !== "push" || rest.length < 2) throw new UsageError("usage: distro modules push FILE...");
@@ -151,7 +151,8 @@ export const COMMANDS: Record<string, Command> = {
         } catch (e) {
           throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
         }
-        const info = await client.uploadModule(basename(path).replace(/\.wasm$/, ""), bytes);
+        // Under its file name as DAGs name modules (`module: noop.wasm`), as `distro submit` uploads them.
+        const info = await client.uploadModule(basename(path), bytes);
         pushed.push(info);
         if (!values.json) io.out(`${safe(info.name)}: ${formatSize(info.size)}, sha256:${safe(info.sha256)}`);
       }

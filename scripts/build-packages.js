@@ -79,7 +79,7 @@ for (const pkg of PACKAGES) {
     type: "module",
     engines: root.engines,
     bin: { [pkg.bin]: `${pkg.bin}.js` },
-    files: ["*.js", "*.txt"],
+    files: ["*.js"],
   };
   writeFileSync(join(dir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", OUT], { cwd: dir, encoding: "utf8" })

@@ -84,17 +84,17 @@ describe("distro", () => {
   it("modules push uploads under the file name (text and --json); bytes not wasm exit 2, saying why", async () => {
     const text = await distro("modules", "push", "wasm_tasks/build/noop.wasm", "wasm_tasks/build/echo.wasm");
     expect(text.code).toBe(0);
-    expect(text.out).toMatch(/^noop: .*sha256:[0-9a-f]{64}$/m);
-    expect(text.out).toMatch(/^echo: /m);
+    expect(text.out).toMatch(/^noop\.wasm: .*sha256:[0-9a-f]{64}$/m);
+    expect(text.out).toMatch(/^echo\.wasm: /m);
     const json = JSON.parse((await distro("modules", "push", "wasm_tasks/build/noop.wasm", "--json")).out) as {
       name: string;
     }[];
-    expect(json.map((m) => m.name)).toEqual(["noop"]);
+    expect(json.map((m) => m.name)).toEqual(["noop.wasm"]);
     const bogus = join(cluster.dir, "bogus.wasm");
     writeFileSync(bogus, "not wasm at all");
     const bad = await distro("modules", "push", bogus);
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/module "bogus" is not a valid/);
+    expect(bad.err).toMatch(/module "bogus.wasm" is not a valid/);
     expect((await distro("modules", "pull", "x")).code).toBe(2);
   });
 
