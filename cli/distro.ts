@@ -138,7 +138,7 @@ export function runCli(): void {
   }).then(
     (code) => (process.exitCode = code),
     (e) => {
-      process.stderr.write(`distro: ${(e as Error).stack ?? e}\n`);
+      process.stderr.write(`distro: ${safeText(String((e as Error).stack ?? e))}\n`);
       process.exitCode = 1;
     },
   );

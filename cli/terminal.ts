@@ -3,16 +3,17 @@
  * stderr and outputs come from DAG authors and devices nobody vouches for: a raw ESC, CSI or OSC
  * in them could clear the screen, move the cursor, retitle the window or hide a line. Every C0
  * and C1 control character (and the bidirectional overrides, which reorder what is shown) is
- * printed as a visible escape such as `\x1b` instead.
+ * printed as a visible escape such as `\u001b` instead.
  */
 
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
-const CONTROL_OR_NEWLINE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+// C0 and C1 controls, DEL, and the characters that reorder or hide text: bidi marks, embeddings,
+// overrides and isolates, zero-width characters, line and paragraph separators, the BOM.
+const HIDDEN = "\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff";
+const CONTROL = new RegExp(`[\\x00-\\x08\\x0b-\\x1f${HIDDEN}]`, "g");
+const CONTROL_OR_NEWLINE = new RegExp(`[\\x00-\\x08\\x0a-\\x1f${HIDDEN}]`, "g");
 
-const visible = (ch: string) => {
-  const code = ch.charCodeAt(0);
-  return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-};
+/** `\u001b`: readable on a terminal, and a valid escape inside JSON too (`--json` output stays JSON). */
+const visible = (ch: string) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`;
 
 /** What the coordinator's answers hold: text, numbers, flags, or nothing. */
 type Printable = string | number | boolean | null | undefined;

@@ -70,6 +70,10 @@ const failure = z.strictObject({
 });
 export type Failure = z.infer<typeof failure>;
 
+/** A task instance's key (`id` or `id[index]`): a task id is at most 128 characters. */
+const taskKey = z.string().min(1).max(160);
+/** A run's id, as the coordinator gives it. */
+const runId = z.string().regex(/^[0-9a-f]{64}$/);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 
 /** An output kept in blob storage instead of inline. */
@@ -78,7 +82,7 @@ export type BlobRef = z.infer<typeof blobRef>;
 
 /** One task attempt given to a runner. */
 const assignment = z.strictObject({
-  task: z.string(),
+  task: taskKey,
   attempt: z.number().int().positive(),
   module: sha256,
   args: z.array(z.string()),
@@ -99,7 +103,7 @@ export type Assignment = z.infer<typeof assignment>;
 
 /** The end of one attempt as the runner saw it. */
 const result = z.strictObject({
-  task: z.string(),
+  task: taskKey,
   attempt: z.number().int().positive(),
   ok: z.boolean(),
   /** stdout, base64; present when ok and small. */
@@ -114,7 +118,7 @@ const result = z.strictObject({
 export type TaskResult = z.infer<typeof result>;
 
 const want = z.number().int().min(0).max(4096);
-const attemptRef = z.strictObject({ task: z.string(), attempt: z.number().int().positive() });
+const attemptRef = z.strictObject({ task: taskKey, attempt: z.number().int().positive() });
 const attemptRefs = z.array(attemptRef).max(4096);
 /** Tasks received on this socket so far: lets the coordinator subtract frames still in flight. */
 const received = z.number().int().nonnegative();
@@ -140,7 +144,7 @@ export const runnerMessage = z.discriminatedUnion("type", [
     type: z.literal("status"),
     free: want,
     slots: want.optional(),
-    runs: z.array(z.string()).max(1024),
+    runs: z.array(runId).max(1024),
     /** Sent about twice per heartbeat period (DEVICE_REPORT): free memory (bytes) and CPU load (0–100 %). */
     device: z.strictObject({ freeMemory: z.number().nonnegative(), load: z.number().min(0).max(100) }).optional(),
   }),

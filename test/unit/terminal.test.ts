@@ -10,8 +10,8 @@ import type { RunView, RunListing, RunnerView } from "../../core/api";
 const CLEAR = "\x1b[2J";
 const OSC = "\x1b]0;owned\x07";
 const HOSTILE = `evil${CLEAR}${OSC}\x9b31m\u202e`;
-/** No raw C0 (but newline) or C1 control character, and no bidi override, reaches the terminal. */
-const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+/** No raw C0 (but newline) or C1 control character, and no bidi or invisible character, reaches the terminal. */
+const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/;
 
 const created = Date.UTC(2026, 11, 1);
 const run = {
@@ -65,11 +65,19 @@ const runner = {
 
 describe("terminal-safe output", () => {
   it("escapes C0 and C1 controls and bidi overrides; fields lose newlines, text keeps them", () => {
-    expect(safe(`a${CLEAR}b`)).toBe("a\\x1b[2Jb");
-    expect(safe(`t${OSC}`)).toBe("t\\x1b]0;owned\\x07");
-    expect(safe("a\nb\tc\rd\x9be\u202ef")).toBe("a\\x0ab c\\x0dd\\x9be\\u202ef");
-    expect(safeText("one\ntwo\r\x1b[1A")).toBe("one\ntwo\\x0d\\x1b[1A");
+    expect(safe(`a${CLEAR}b`)).toBe("a\\u001b[2Jb");
+    expect(safe(`t${OSC}`)).toBe("t\\u001b]0;owned\\u0007");
+    expect(safe("a\nb\tc\rd\x9be\u202ef")).toBe("a\\u000ab c\\u000dd\\u009be\\u202ef");
+    expect(safeText("one\ntwo\r\x1b[1A")).toBe("one\ntwo\\u000d\\u001b[1A");
     expect(safeText(safeText(HOSTILE))).toBe(safeText(HOSTILE));
+    expect(safe("a\u200bb\u200fc\u2028d\ufeffe\u061cf")).toBe("a\\u200bb\\u200fc\\u2028d\\ufeffe\\u061cf");
+  });
+
+  it("keeps --json output valid JSON: the escapes are JSON's own", () => {
+    const value = { name: HOSTILE, stderr: `x\x7f\x85\x9b31m\u2028y` };
+    const printed = safeText(JSON.stringify(value));
+    expect(printed).not.toMatch(RAW);
+    expect(JSON.parse(printed)).toEqual(value);
   });
 
   it("distro runs, status and runners print hostile names, errors and stderr escaped", () => {
@@ -77,11 +85,11 @@ describe("terminal-safe output", () => {
     for (const [command, lines] of Object.entries(printed)) {
       for (const line of lines) expect(line, `${command}: ${JSON.stringify(line)}`).not.toMatch(RAW);
     }
-    expect(printed.runs.join("\n")).toContain("evil\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\u202e");
-    expect(printed.runners.join("\n")).toContain("evil\\x1b[2J");
+    expect(printed.runs.join("\n")).toContain("evil\\u001b[2J\\u001b]0;owned\\u0007\\u009b31m\\u202e");
+    expect(printed.runners.join("\n")).toContain("evil\\u001b[2J");
     const status = printed.status.join("\n");
-    expect(status).toContain("bad\\x1b]0;owned\\x07\\x0aforged line"); // the error cannot forge a line of its own
-    expect(status).toContain("stderr: line one\\x1b[2J\n          line two\\x1b]0;owned\\x07");
+    expect(status).toContain("bad\\u001b]0;owned\\u0007\\u000aforged line"); // the error cannot forge a line of its own
+    expect(status).toContain("stderr: line one\\u001b[2J\n          line two\\u001b]0;owned\\u0007");
   });
 
   it("the live progress line escapes the status it is given, and keeps only its own redraw codes", () => {
@@ -92,7 +100,7 @@ describe("terminal-safe output", () => {
       progress.end();
       const own = screen.replaceAll("\r\x1b[2K", "");
       expect(own, JSON.stringify(own)).not.toMatch(RAW);
-      expect(own).toContain("running\\x1b[2J");
+      expect(own).toContain("running\\u001b[2J");
     }
   });
 });

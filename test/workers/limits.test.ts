@@ -120,6 +120,34 @@ describe("socket rate limits", () => {
     await eventually(async () => (await counter("distro_sockets_rate_limited_total", '{kind="run"}')) === before + 1);
   });
 
+  it("charge a frame per attempt listed: bogus results frames under the frame and byte rates are cut off", async () => {
+    const id = await submit();
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("lister"), want: 0 });
+    await run.next("welcome");
+    // Each frame names 1024 attempts that do not exist: 5 frames, 5 × 1025 tokens, over the 4,000 burst.
+    const bogus = Array.from({ length: 1024 }, (_, i) => ({
+      task: `nope[${i}]`,
+      attempt: 1,
+      ok: false,
+      durationMs: 0,
+    }));
+    for (let i = 0; i < 5; i++) run.send({ type: "results", results: bogus, want: 0, received: 0 });
+    const closed = await run.ended();
+    expect(closed.code).toBe(CLOSE.rateLimited);
+    expect(closed.reason).toMatch(/\(2000\/s, burst 4000\)$/);
+  });
+
+  it("refuse a second hello on one socket: one socket is one runner", async () => {
+    const pool = await RunnerSocket.open("/api/runners/connect");
+    pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("first"), want: 0 });
+    await pool.next("welcome");
+    pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("second"), want: 0 });
+    const error = await pool.next("error");
+    expect(error).toMatchObject({ fatal: true, message: expect.stringMatching(/says hello once/) });
+    expect((await pool.ended()).code).toBe(CLOSE.protocol);
+  });
+
   it("close a watcher that talks over its burst with 4429, counted as kind watch", async () => {
     const id = await submit();
     const before = await counter("distro_sockets_rate_limited_total", '{kind="watch"}');

@@ -71,16 +71,21 @@ export function freshMeter(limits: Limits, now: number): MeterState {
   };
 }
 
-/** Meters one frame of `bytes` bytes arriving at `now`: the socket's next state and the verdict. */
+/**
+ * Meters one frame of `bytes` bytes arriving at `now`, worth `cost` frame tokens (a frame that
+ * lists many attempts costs the object work per entry, so it is charged per entry):
+ * the socket's next state and the verdict.
+ */
 export function meter(
   state: MeterState,
   bytes: number,
   limits: Limits,
   now: number,
+  cost = 1,
 ): { state: MeterState; verdict: Verdict } {
   if (state.closed !== null) return { state, verdict: { type: "drop" } };
   const seconds = Math.max(0, now - state.at) / 1000;
-  const frames = Math.min(limits.frames.burst, state.frames + seconds * limits.frames.perSec) - 1;
+  const frames = Math.min(limits.frames.burst, state.frames + seconds * limits.frames.perSec) - cost;
   const byteTokens = Math.min(limits.bytes.burst, state.bytes + seconds * limits.bytes.perSec) - bytes;
   const next = { ...state, frames, bytes: byteTokens, at: now, count: state.count + 1, total: state.total + bytes };
   if (frames >= 0 && byteTokens >= 0) return { state: next, verdict: { type: "pass" } };
@@ -138,10 +143,11 @@ export class SocketMeters<Socket extends object> {
   ) {}
 
   /** Meters one frame on `socket`. On a "close" verdict the caller closes the socket; it is counted once. */
-  check(socket: Socket, kind: SocketKind, bytes: number): Verdict {
+  check(socket: Socket, kind: SocketKind, bytes: number, cost = 1): Verdict {
     const limits = this.limits[kind];
     const now = this.now();
-    const { state, verdict } = meter(this.states.get(socket) ?? freshMeter(limits, now), bytes, limits, now);
+    const start = this.states.get(socket) ?? freshMeter(limits, now);
+    const { state, verdict } = meter(start, bytes, limits, now, cost);
     this.states.set(socket, state);
     if (verdict.type === "close") this.closed[kind]++;
     return verdict;

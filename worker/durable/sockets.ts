@@ -12,7 +12,7 @@ import {
   type RunnerMessage,
 } from "../../core/protocol/messages.js";
 import type { RunStatus } from "../../core/status.js";
-import { frameBytes, type SocketKind, type SocketMeters } from "./meter.js";
+import { frameBytes, type SocketKind, type SocketMeters, type Verdict } from "./meter.js";
 
 interface Attachment {
   runner: string | null;
@@ -89,7 +89,19 @@ export interface FrameGate {
  * count and the limit, then `limited` runs) or came in after that close (dropped unread).
  */
 export function admitFrame(gate: FrameGate, ws: WebSocket, raw: string | ArrayBuffer): boolean {
-  const verdict = gate.meters.check(ws, gate.kind, frameBytes(raw));
+  return judged(gate, ws, gate.meters.check(ws, gate.kind, frameBytes(raw)));
+}
+
+/** Attempts a decoded frame lists: each costs the run a lookup, so each is metered as one more frame. */
+function entriesOf(msg: RunnerMessage): number {
+  if (msg.type === "results") return msg.results.length;
+  if (msg.type === "reject") return msg.tasks.length;
+  if (msg.type === "hello") return msg.holding.length;
+  return 0;
+}
+
+/** Acts on a verdict: true to process the frame; a socket over its limit is closed and reported. */
+function judged(gate: FrameGate, ws: WebSocket, verdict: Verdict): boolean {
   if (verdict.type !== "close") return verdict.type === "pass";
   const runner = runnerOf(ws);
   console.warn(`closed a ${gate.kind} socket${runner ? ` of runner ${runner}` : ""}: ${verdict.reason}`);
@@ -128,7 +140,11 @@ export async function receiveFrame(
     const decoded = decodeRunnerMessage(raw);
     if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
     const msg = decoded.message;
+    const entries = entriesOf(msg);
+    if (entries > 0 && !judged(gate, ws, gate.meters.check(ws, gate.kind, 0, entries))) return;
     if (msg.type === "hello") {
+      // One identity per socket: a second hello would leave the first runner's rows and leases behind.
+      if (runnerOf(ws)) return refuse(ws, "a socket says hello once; open a new socket to connect again");
       if (msg.protocol !== PROTOCOL_VERSION)
         return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
       for (const other of socketsOf(ctx, msg.runner.id))
