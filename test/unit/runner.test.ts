@@ -18,7 +18,7 @@ import { Lifecycle } from "../../runner/lifecycle";
 import { Runner } from "../../runner/runner";
 
 const echo = WebAssembly.compile(readFileSync(new URL("../../wasm_tasks/build/echo.wasm", import.meta.url)));
-const RUN = "3fa9c0de".repeat(4);
+const RUN = "3fa9c0de".repeat(8); // a run id: 64 hex digits
 let cleanup: (() => Promise<unknown>)[] = [];
 
 afterEach(async () => {
