@@ -4,18 +4,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunListing, RunSummary } from "../../core/api";
 import { emptyMetrics, type RunMetrics } from "../../worker/metrics";
-import type { Meta } from "../../worker/run-host/meta";
 import { INDEX_MS, RunIndex } from "../../worker/run-host/run-index";
-
-function metaMap(): Meta & { values: Map<string, string> } {
-  const values = new Map<string, string>();
-  return {
-    values,
-    meta: (key) => values.get(key),
-    setMeta: (key, value) => void values.set(key, value),
-    deleteMeta: (key) => void values.delete(key),
-  };
-}
+import { metaMap } from "../helpers/meta-map";
 
 const summary: RunSummary = {
   id: "run",

@@ -6,8 +6,8 @@ import type { RunSummary, RunView } from "../../core/api";
 import { CLOSE } from "../../core/protocol/messages";
 import { MAX_TASK_CHANGES, type WatchMessage } from "../../core/protocol/watch";
 import type { RunStatus, TaskState } from "../../core/status";
-import type { Meta } from "../../worker/run-host/meta";
 import { WATCH_MS, Watchers, type WatcherSocket } from "../../worker/run-host/watchers";
+import { metaMap } from "../helpers/meta-map";
 
 class FakeSocket implements WatcherSocket {
   readonly sent: WatchMessage[] = [];
@@ -20,16 +20,6 @@ class FakeSocket implements WatcherSocket {
   close(code: number, reason: string) {
     this.closed = { code, reason };
   }
-}
-
-function metaMap(): Meta & { values: Map<string, string> } {
-  const values = new Map<string, string>();
-  return {
-    values,
-    meta: (key) => values.get(key),
-    setMeta: (key, value) => void values.set(key, value),
-    deleteMeta: (key) => void values.delete(key),
-  };
 }
 
 const summary = (status: RunStatus = "running"): RunSummary => ({
