@@ -5,7 +5,7 @@
  * one running beside it `<device>.2`, and so on; a claim whose process is gone is taken over.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** How many runner processes one device may run side by side. */
@@ -22,8 +22,8 @@ export function deviceId(dir: string, name: string): string {
   }
   mkdirSync(dir, { recursive: true });
   const id = `${name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48)}-${randomBytes(4).toString("hex")}`;
-  writeFileSync(file, `${id}\n`);
-  return id;
+  // Two processes starting at once on an empty dir: the first to place the file names the device.
+  return place(file, `${id}\n`) ? id : readFileSync(file, "utf8").trim();
 }
 
 /**
@@ -47,14 +47,13 @@ export function claimRunnerId(dir: string, device: string, pid = process.pid): {
   throw new Error(`${MAX_PROCESSES} runner processes already run on this device (lock files in ${dir})`);
 }
 
-/** Creates `lock` holding `pid`, or takes it over from a process that no longer runs. */
+/**
+ * Creates `lock` holding `pid`, or takes it over from a process that no longer runs. The file
+ * appears with its content at once (written aside, then hard-linked into place), so a process
+ * looking at the same moment never reads an empty claim and takes it for a stale one.
+ */
 function tryLock(lock: string, pid: number): boolean {
-  try {
-    writeFileSync(lock, String(pid), { flag: "wx" });
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-  }
+  if (place(lock, String(pid))) return true;
   let holder: number;
   try {
     holder = Number(readFileSync(lock, "utf8").trim());
@@ -63,12 +62,26 @@ function tryLock(lock: string, pid: number): boolean {
   }
   if (holder === pid) return true;
   if (Number.isInteger(holder) && holder > 0 && alive(holder)) return false;
-  unlinkSync(lock);
   try {
-    writeFileSync(lock, String(pid), { flag: "wx" });
-    return true;
+    unlinkSync(lock);
   } catch {
-    return false; // another process took it over first
+    return false; // another process is taking it over
+  }
+  return place(lock, String(pid));
+}
+
+/** Puts a file holding `content` at `file` unless one is there: false when one is. */
+function place(file: string, content: string): boolean {
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(aside, content);
+  try {
+    linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return false;
+  } finally {
+    unlinkSync(aside);
   }
 }
 
