@@ -116,6 +116,93 @@ export interface RunnerView extends RunnerInfo {
   last_seen: number;
 }
 
+/** A device as `GET /api/runners` lists it: every device enrolled, connected or not, revoked ones too. */
+export interface DeviceView {
+  /** The device id the coordinator assigned; its runner processes are `<id>` and `<id>.<k>`. */
+  id: string;
+  /** The runner's name when it enrolled. */
+  name: string;
+  /** Labels its enrollment gave it (the runner may add its own). */
+  labels: string[];
+  trusted: boolean;
+  /** The enrollment it joined with; null when it joined with the development secret (RUNNER_TOKEN). */
+  enrollment: string | null;
+  enrolled_at: number;
+  /** When it last opened a socket or made a request (null: not since it enrolled). */
+  last_seen: number | null;
+  /** Some runner process of the device has a pool socket open now. */
+  connected: boolean;
+  revoked_at: number | null;
+}
+
+/** `GET /api/runners`. */
+export interface RunnerListing {
+  /** Runner processes connected now. */
+  runners: RunnerView[];
+  /** Every enrolled device, newest first. */
+  devices: DeviceView[];
+}
+
+/** `POST /api/enrollments`: what an operator may ask of an enrollment. */
+export interface EnrollmentRequest {
+  /** Labels every device joining with it gets. */
+  labels?: string[];
+  /** How many devices may join with it (default 1, at most 1000). */
+  uses?: number;
+  /** How long it stays valid: a duration such as "1h" or "30m", or seconds (default 1h, at most 30 days). */
+  ttl?: string | number;
+  trusted?: boolean;
+}
+
+/** An enrollment as `GET /api/enrollments` lists it (never its token). */
+export interface EnrollmentView {
+  id: string;
+  labels: string[];
+  trusted: boolean;
+  uses: number;
+  used: number;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  /** Devices that joined with it, oldest first. */
+  devices: string[];
+}
+
+/** The one-line install-and-join command, per platform. */
+export interface JoinCommands {
+  /** Linux and macOS (sh, bash, zsh). */
+  unix: string;
+  /** Windows PowerShell. */
+  powershell: string;
+  /** Android under Termux. */
+  termux: string;
+}
+
+/** `POST /api/enrollments`: the enrollment with its token (shown once) and the commands that use it. */
+export interface EnrollmentCreated extends EnrollmentView {
+  token: string;
+  /** The Linux/macOS command (commands.unix). */
+  command: string;
+  commands: JoinCommands;
+}
+
+/** `POST /api/runners/enroll`: a device's credential, in exchange for an enrollment token (or the dev secret). */
+export interface EnrollAnswer {
+  device: string;
+  /** `<device>.<secret>`: the Bearer token of every socket and request the device makes. */
+  credential: string;
+  labels: string[];
+  trusted: boolean;
+  enrollment: string | null;
+}
+
+/** `DELETE /api/runners/:id`. */
+export interface RevokeAnswer {
+  device: DeviceView;
+  /** Sockets of the device closed, over the pool and every run. */
+  closed: number;
+}
+
 /** `PUT /api/modules/:name`. */
 export interface ModuleInfo {
   name: string;

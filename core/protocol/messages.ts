@@ -40,6 +40,8 @@ export const CLOSE = {
   replaced: 4409,
   /** The socket sent more frames or bytes than its rate limit; the runner backs off, then reconnects. */
   rateLimited: 4429,
+  /** The operator revoked the device: its credential is refused from now on (fatal: the runner exits). */
+  revoked: 4403,
 } as const;
 
 const runnerInfo = z.strictObject({
