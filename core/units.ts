@@ -4,8 +4,8 @@
  * runner and the CLI.
  */
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/;
 const SIZE_BYTES: Record<string, number> = {
@@ -18,7 +18,7 @@ const SIZE_BYTES: Record<string, number> = {
   GiB: 1024 ** 3,
 };
 
-/** Milliseconds for "30s", "250ms", "2m", "1h" or a bare number of milliseconds; undefined if malformed. */
+/** Milliseconds for "30s", "250ms", "2m", "1h", "2d" or a bare number of milliseconds; undefined if malformed. */
 export function parseDuration(value: string | number): number | undefined {
   if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : undefined;
   const m = DURATION.exec(value.trim());

@@ -4,9 +4,13 @@
 //   dist/packages/distro-runner/  the `distro-runner` bin: runner/ and core/ only
 //   dist/packages/distro/         the `distro` bin: cli/ and core/ only
 // and their tarballs, dist/packages/distro-runner.tgz and dist/packages/distro.tgz. Each bundle's
-// metafile is checked: an input from outside the package's own folders fails the build.
+// metafile is checked: an input from outside the package's own folders fails the build. The
+// coordinator serves the runner's tarball itself, so a device installs it from the coordinator it
+// joins (same commit, same version, no registry): it is copied to public/runner.tgz, with its
+// sha256 in public/runner.tgz.sha256 (both ignored by git, rebuilt by every build).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -92,3 +96,9 @@ for (const pkg of PACKAGES) {
     `${relative(ROOT, dir)}: ${(size / 1024).toFixed(0)} KiB bundled, ${relative(ROOT, join(OUT, `${pkg.name}.tgz`))}`,
   );
 }
+
+const served = join(ROOT, "public", "runner.tgz");
+copyFileSync(join(OUT, "distro-runner.tgz"), served);
+const sha256 = createHash("sha256").update(readFileSync(served)).digest("hex");
+writeFileSync(`${served}.sha256`, `${sha256}  runner.tgz\n`);
+console.log(`${relative(ROOT, served)}: served by the coordinator at /runner.tgz, sha256 ${sha256}`);

@@ -1,7 +1,8 @@
 /**
  * The D1 database: the index of recent runs with their task counts and histograms (kept current
  * by each run's Durable Object, at most a second behind: run-host/run-index.ts), the module
- * registry (names pinned to sha256) and the result cache (cache key → output, inline or in R2).
+ * registry (names pinned to sha256), the result cache (cache key → output, inline or in R2), and
+ * the enrolled devices and their enrollments (queried in devices.ts).
  * The schema is created on first use in each isolate, so `wrangler dev` and tests need no
  * migration step.
  */
@@ -17,6 +18,13 @@ const SCHEMA = [
      uploaded_at INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
      created_at INTEGER NOT NULL)`,
+  // devices.ts: enrollments and enrolled devices, by hashes of their tokens and credentials.
+  `CREATE TABLE IF NOT EXISTS enrollments (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
+     labels TEXT NOT NULL, trusted INTEGER NOT NULL, uses INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER)`,
+  `CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
+     labels TEXT NOT NULL, trusted INTEGER NOT NULL, enrollment TEXT, enrolled_at INTEGER NOT NULL,
+     last_seen INTEGER, revoked_at INTEGER)`,
 ];
 
 /** A cached output: inline bytes, or a blob in R2. */
@@ -60,7 +68,7 @@ export async function fileOutputs(d1: D1Database, entries: { key: string; output
 let ready: Promise<unknown> | undefined;
 
 /** The database, with its schema in place. */
-async function db(d1: D1Database): Promise<D1Database> {
+export async function db(d1: D1Database): Promise<D1Database> {
   ready ??= d1.batch(SCHEMA.map((s) => d1.prepare(s))).catch((e) => {
     ready = undefined;
     throw e;
@@ -131,6 +139,16 @@ export async function runTotals(
     metrics.cacheHits += m.cacheHits;
   }
   return { runs: record(byStatus!.results), tasks: record(byState!.results), metrics };
+}
+
+/** Runs of the index that have not ended (whose runners may hold leases). */
+export async function liveRuns(d1: D1Database): Promise<string[]> {
+  const { results } = await (
+    await db(d1)
+  )
+    .prepare(`SELECT id FROM run_index WHERE status NOT IN ('succeeded', 'failed', 'cancelled')`)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
 }
 
 export async function moduleByName(d1: D1Database, name: string): Promise<{ sha256: string; size: number } | null> {

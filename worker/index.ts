@@ -8,6 +8,7 @@ import type { Env } from "./env.js";
 import { API_CSP, PAGE_CSP, secured } from "./headers.js";
 import { blobs } from "./routes/blobs.js";
 import { dags } from "./routes/dags.js";
+import { enrollments } from "./routes/enrollments.js";
 import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
 import { runners } from "./routes/runners.js";
@@ -25,6 +26,7 @@ app.use(async (c, next) => {
 });
 
 app.route("/api/dags", dags);
+app.route("/api/enrollments", enrollments);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
 app.route("/api/blobs", blobs);

@@ -13,6 +13,16 @@ import type { Answer } from "./errors.js";
 
 export type ControlAction = "cancel" | "pause" | "resume";
 
+/**
+ * The header on a runner's socket upgrade that names the device the Worker authenticated. The
+ * Worker sets it (overwriting whatever came in); the objects accept from a hello only runner ids
+ * of that device.
+ */
+export const DEVICE_HEADER = "X-Distro-Device";
+
+/** What a runner may fetch for a run: a module (by its sha256) or an input blob. */
+export type Fetchable = { kind: "module" | "blob"; sha256: string };
+
 /** One run (durable/dag-run.ts). Its sockets come in through `fetch`. */
 export interface DagRunRpc extends Rpc.DurableObjectBranded {
   /** Records the plan and starts scheduling; a conflict when the run has its plan already. */
@@ -25,6 +35,10 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
   control(action: ControlAction): Promise<Answer<{ status: RunStatus }>>;
   /** A task's accepted output (bytes, or where they are in blob storage); a conflict while it has none. */
   output(key: string): Answer<Uint8Array | BlobRef>;
+  /** Whether a lease a runner of `device` holds in this run names the module or input blob. */
+  names(device: string, what: Fetchable): boolean;
+  /** Closes the sockets of `device`'s runners (CLOSE.revoked) and hands their leases back: how many closed. */
+  revoke(device: string): Promise<number>;
 }
 
 /** The pool in numbers, for `/metrics`. */
@@ -50,4 +64,8 @@ export interface RunnerPoolRpc extends Rpc.DurableObjectBranded {
   totals(): PoolTotals;
   /** A DagRun closed one of its sockets for its rate limit: counted where /metrics reads. */
   countRateLimited(kind: SocketKind): void;
+  /** Closes `device`'s pool sockets (CLOSE.revoked): the runs its runners were in, and how many closed. */
+  revoke(device: string): { runs: string[]; closed: number };
+  /** Devices with a pool socket open now. */
+  connectedDevices(): string[];
 }

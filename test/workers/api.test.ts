@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { API_CSP, PAGE_CSP } from "../../worker/headers";
 import app from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
-import { API, base, RUNNER } from "./socket";
+import { API, asDevice, base, RUNNER } from "./socket";
 
 const hex = async (bytes: BufferSource) =>
   [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
@@ -39,9 +39,13 @@ describe("auth", () => {
     const dag = await app.request("/api/dags", { method: "POST", headers: API, body: "tasks: []" }, bare);
     expect(dag.status).toBe(503);
     expect((await dag.json<{ error: string }>()).error).toMatch(/no API_TOKEN configured/);
-    const runner = await app.request("/api/runners/connect", { headers: { ...RUNNER, Upgrade: "websocket" } }, bare);
-    expect(runner.status).toBe(503);
-    expect((await runner.json<{ error: string }>()).error).toMatch(/no RUNNER_TOKEN configured/);
+    // Without RUNNER_TOKEN the development secret enrolls nobody, and enrollments need the API token.
+    const enroll = { method: "POST", headers: RUNNER, body: JSON.stringify({ name: "box" }) };
+    const runner = await app.request("/api/runners/enroll", enroll, bare);
+    expect(runner.status).toBe(401);
+    expect((await runner.json<{ error: string }>()).error).toMatch(/unknown enrollment token/);
+    const minted = await app.request("/api/enrollments", { method: "POST", headers: API, body: "{}" }, bare);
+    expect(minted.status).toBe(503);
     const upload = await app.request("/api/modules/x.wasm", { method: "PUT", headers: API, body: wasmModule() }, bare);
     expect(upload.status).toBe(503);
   });
@@ -57,7 +61,7 @@ describe("PUT /api/modules/:name", () => {
       .map((b) => b.toString(16).padStart(2, "0"))
       .join("");
     expect(body).toEqual({ name: "valid.wasm", sha256: digest, size: bytes.length });
-    const back = await SELF.fetch(`${base}/api/modules/sha256:${digest}`, { headers: RUNNER });
+    const back = await SELF.fetch(`${base}/api/modules/sha256:${digest}`, { headers: API });
     expect(new Uint8Array(await back.arrayBuffer())).toEqual(bytes);
   });
 
@@ -140,7 +144,7 @@ describe("POST /api/dags problems", () => {
   it("answers 404 for a run that does not exist", async () => {
     expect((await SELF.fetch(`${base}/api/dags/${"0".repeat(64)}`, { headers: API })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/dags/not-an-id`, { headers: API })).status).toBe(404);
-    const socket = { headers: { ...RUNNER, Upgrade: "websocket" } };
+    const socket = { headers: { ...(await asDevice("lost")), Upgrade: "websocket" } };
     expect((await SELF.fetch(`${base}/api/runners/connect?run=${"0".repeat(64)}`, socket)).status).toBe(404);
   });
 });
@@ -162,12 +166,13 @@ describe("status page", () => {
 
 describe("/api/blobs", () => {
   it("stores a blob under its sha256 for runners, and refuses one that does not match its name", async () => {
+    const RUNNER = await asDevice("uploader");
     const bytes = new TextEncoder().encode("tile bytes".repeat(1000));
     const sha = await hex(bytes);
     const put = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: RUNNER, body: bytes });
     expect(put.status).toBe(200);
     expect(await put.json()).toEqual({ sha256: sha, size: bytes.length });
-    const got = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { headers: RUNNER });
+    const got = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { headers: API });
     expect(new Uint8Array(await got.arrayBuffer())).toEqual(bytes);
     const wrong = await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, {
       method: "PUT",
@@ -176,7 +181,7 @@ describe("/api/blobs", () => {
     });
     expect(wrong.status).toBe(400);
     expect((await wrong.json<{ error: string }>()).error).toMatch(/does not match sha256:0000/);
-    expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: RUNNER })).status).toBe(404);
+    expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: API })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
     expect(
       (await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status,
@@ -188,6 +193,7 @@ describe("security headers", () => {
   it("every response carries nosniff and no-referrer; page and assets the page's CSP, the rest a sandbox", async () => {
     const wasm = wasmModule();
     await upload("headers.wasm", wasm);
+    const device = await asDevice("headers");
     const blob = new TextEncoder().encode("<svg><script>alert(1)</script></svg>".repeat(10));
     const sha = await hex(blob);
     const requests: [string, RequestInit, string][] = [
@@ -197,13 +203,14 @@ describe("security headers", () => {
       ["/api/dags", { headers: API }, API_CSP],
       ["/api/runners", { headers: API }, API_CSP],
       ["/metrics", { headers: API }, API_CSP],
-      ["/api/modules/headers.wasm", { headers: RUNNER }, API_CSP],
+      ["/api/modules/headers.wasm", { headers: API }, API_CSP],
       [
         `/api/blobs/sha256:${sha}`,
-        { method: "PUT", headers: { ...RUNNER, "Content-Type": "image/svg+xml" }, body: blob },
+        { method: "PUT", headers: { ...device, "Content-Type": "image/svg+xml" }, body: blob },
         API_CSP,
       ],
-      [`/api/blobs/sha256:${sha}`, { headers: RUNNER }, API_CSP],
+      [`/api/blobs/sha256:${sha}`, { headers: device }, API_CSP], // 403: no lease names it
+      ["/api/enrollments", { headers: API }, API_CSP],
       ["/api/dags", {}, API_CSP], // 401
       ["/api/dags", { method: "POST", headers: API, body: "tasks: [" }, API_CSP], // 400
       ["/api/nothing", { headers: API }, API_CSP], // 404

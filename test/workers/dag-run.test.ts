@@ -50,7 +50,7 @@ async function view(id: string) {
 describe("a run driven by a scripted runner", () => {
   it("matches, dispatches in dependency order with the envelope, and accepts each result once", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
-    const pool = await RunnerSocket.open("/api/runners/connect");
+    const pool = await RunnerSocket.open("/api/runners/connect", "r1");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r1", 2), want: 0 });
     await pool.next("welcome");
 
@@ -71,7 +71,7 @@ tasks:
 `);
     expect((await pool.next("join")).run).toBe(id);
 
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "r1");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r1", 2), want: 2 });
     await run.next("welcome");
     const first = await run.next("tasks");
@@ -139,7 +139,7 @@ tasks:
     module: step.wasm
     depends_on: [broken]
 `);
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "r2");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r2", 1), want: 1 });
     for (let attempt = 1; attempt <= 2; attempt++) {
       const { tasks } = await run.next("tasks");
@@ -177,13 +177,13 @@ tasks:
   it("answers bad frames with error frames and keeps serving", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");
-    const early = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const early = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "anon");
     early.send({ type: "want", want: 1, received: 0 });
     const refused = await early.next("error");
     expect(refused).toMatchObject({ fatal: true });
     expect(refused.message).toMatch(/first frame must be "hello"/);
 
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "anon");
     run.send("this is not json");
     expect((await run.next("error")).message).toMatch(/not JSON/);
     run.send(JSON.stringify({ type: "results", results: "nope", want: 1 }));
@@ -191,7 +191,7 @@ tasks:
     run.send({ type: "hello", protocol: 99, runner: info("r3", 1), want: 1 });
     expect((await run.next("error")).message).toMatch(/protocol 99 is not supported/);
 
-    const good = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const good = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "r4");
     good.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("r4", 1), want: 1 });
     const { tasks } = await good.next("tasks");
     good.send({ type: "results", results: [ok(tasks[0]!, "1")], want: 1, received: 1 });
@@ -201,11 +201,11 @@ tasks:
   it("re-queues the attempts of a runner whose socket closes", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");
-    const a = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const a = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "gone");
     a.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("gone", 1), want: 1 });
     expect((await a.next("tasks")).tasks[0]).toMatchObject({ task: "only", attempt: 1 });
     a.ws.close(1000, "bye");
-    const b = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const b = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "stays");
     b.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("stays", 1), want: 1 });
     const { tasks } = await b.next("tasks");
     expect(tasks[0]).toMatchObject({ task: "only", attempt: 2 });
@@ -233,7 +233,7 @@ tasks:
     expect(summary.tasks_total).toBe(100_000);
     // No runner is connected yet: the ready tasks show as waiting.
     expect(summary.counts).toMatchObject({ waiting: 99_999, ready: 0, blocked: 1 });
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "wide");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("wide", 8), want: 8 });
     const { tasks, backlog } = await run.next("tasks");
     expect(tasks.map((t) => t.task)).toEqual(Array.from({ length: 8 }, (_, i) => `wide[${i}]`));
@@ -269,7 +269,7 @@ tasks:
       "cache: true\ntasks:\n  - { id: a, module: step.wasm, params: { fixed: 1 } }\n" +
       `  - { id: b, module: step.wasm, depends_on: [a], params: { seed: ${seed} }, args: ["{{params.seed}}"] }\n`;
     const first = await submit(dag(1));
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${first}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${first}`, "c1");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("c1", 1), want: 1 });
     const [a] = (await run.next("tasks")).tasks;
     run.send({ type: "results", results: [ok(a!, `"A"`)], want: 1, received: 1 });

@@ -56,7 +56,7 @@ describe("socket rate limits", () => {
       await counter("distro_sockets_rate_limited_total", '{kind="pool"}'),
       await counter("distro_device_samples_dropped_total"),
     ];
-    const flood = await RunnerSocket.open("/api/runners/connect");
+    const flood = await RunnerSocket.open("/api/runners/connect", "flooder");
     flood.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("flooder"), want: 0 });
     await flood.next("welcome");
     const sent = DEFAULT_LIMITS.pool.frames.burst + 50;
@@ -85,7 +85,7 @@ describe("socket rate limits", () => {
         }>()
       ).runners;
     const dropped = await counter("distro_device_samples_dropped_total");
-    let socket = await RunnerSocket.open("/api/runners/connect");
+    let socket = await RunnerSocket.open("/api/runners/connect", "reporter");
     socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
     await socket.next("welcome");
     for (const load of [11, 12, 13]) socket.send(status(load));
@@ -95,7 +95,7 @@ describe("socket rate limits", () => {
     expect(me).toMatchObject({ load: 11, history: [{ load: 11 }] });
     socket.ws.close();
     await eventually(async () => !(await list()).some((r) => r.id === "reporter"));
-    socket = await RunnerSocket.open("/api/runners/connect");
+    socket = await RunnerSocket.open("/api/runners/connect", "reporter");
     socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
     await socket.next("welcome");
     socket.send(status(14)); // within the half heartbeat of the last kept report: dropped
@@ -107,7 +107,7 @@ describe("socket rate limits", () => {
   it("close a run socket over its byte burst with 4429, counted as kind run", async () => {
     const id = await submit();
     const before = await counter("distro_sockets_rate_limited_total", '{kind="run"}');
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "greedy");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("greedy"), want: 0 });
     await run.next("welcome");
     // Five frames of 8 MiB at once: the fifth is over the 32 MiB burst. (Junk, so each costs the
@@ -122,7 +122,7 @@ describe("socket rate limits", () => {
 
   it("charge a frame per attempt listed: bogus results frames under the frame and byte rates are cut off", async () => {
     const id = await submit();
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "lister");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("lister"), want: 0 });
     await run.next("welcome");
     // Each frame names 1024 attempts that do not exist: 5 frames, 5 × 1025 tokens, over the 4,000 burst.
@@ -139,7 +139,7 @@ describe("socket rate limits", () => {
   });
 
   it("refuse a second hello on one socket: one socket is one runner", async () => {
-    const pool = await RunnerSocket.open("/api/runners/connect");
+    const pool = await RunnerSocket.open("/api/runners/connect", "first");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("first"), want: 0 });
     await pool.next("welcome");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("second"), want: 0 });

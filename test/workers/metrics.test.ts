@@ -48,10 +48,10 @@ describe("GET /metrics", () => {
         "  - { id: b, module: step.wasm, depends_on: [a], map: { range: [0, 3] } }\n",
     });
     const { id } = await res.json<{ id: string }>();
-    const pool = await RunnerSocket.open("/api/runners/connect");
+    const pool = await RunnerSocket.open("/api/runners/connect", "metered");
     pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("metered"), want: 0 });
     await pool.next("welcome");
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "metered");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("metered"), want: 4 });
     let received = 0;
     for (;;) {

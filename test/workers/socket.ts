@@ -6,7 +6,35 @@ import type { WatchMessage } from "../../core/protocol/watch";
 
 export const base = "http://coordinator.test";
 export const API = { Authorization: "Bearer test-api-token" };
+/** The development secret: it only enrolls devices (`POST /api/runners/enroll`). */
 export const RUNNER = { Authorization: "Bearer test-runner-token" };
+
+const credentials = new Map<string, string>();
+
+/**
+ * The credential of device `device`, enrolled with the development secret on first use (trust on
+ * first use: the id is claimed then). Later calls in the same storage get the kept one.
+ */
+export async function credentialFor(device: string): Promise<string> {
+  const res = await SELF.fetch(`${base}/api/runners/enroll`, {
+    method: "POST",
+    headers: RUNNER,
+    body: JSON.stringify({ name: device, device }),
+  });
+  if (res.status === 200) {
+    const { credential } = await res.json<{ credential: string }>();
+    credentials.set(device, credential);
+    return credential;
+  }
+  const kept = credentials.get(device);
+  if (res.status === 403 && kept) return kept;
+  throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
+}
+
+/** Headers of a request made as device `device`. */
+export async function asDevice(device: string): Promise<{ Authorization: string }> {
+  return { Authorization: `Bearer ${await credentialFor(device)}` };
+}
 
 /** A scripted runner's device report: `slots` slots and as many cores, named `name`. */
 export const runnerInfo = (id: string, slots = 2, name = id) => ({
@@ -74,8 +102,10 @@ class Socket<M extends { type: string }, Out = never> {
 
 /** A scripted runner's socket. */
 export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessageInput> {
-  static async open(path: string): Promise<RunnerSocket> {
-    const res = await SELF.fetch(`${base}${path}`, { headers: { ...RUNNER, Upgrade: "websocket" } });
+  /** Opens a runner socket as device `device` (the device of runner ids `device` and `device.<k>`). */
+  static async open(path: string, device: string): Promise<RunnerSocket> {
+    const headers = { ...(await asDevice(device.split(".")[0]!)), Upgrade: "websocket" };
+    const res = await SELF.fetch(`${base}${path}`, { headers });
     expect(res.status).toBe(101);
     return new RunnerSocket(res.webSocket!);
   }

@@ -11,7 +11,7 @@ import { checkMachineProperty, type PropertyHost } from "../helpers/machine-prop
 
 /** Runs `check` inside a new DagRun, with a host whose stores are SqlStores made by `store`. */
 async function inDagRun(store: (sql: SqlStorage) => SqlStore, check: (host: PropertyHost) => void): Promise<void> {
-  const runs = (env as Env).DAG_RUN;
+  const runs = env.DAG_RUN;
   await runInDurableObject(runs.get(runs.newUniqueId()), (_run, state) =>
     check({
       fresh: () => store(emptied(state.storage.sql)),

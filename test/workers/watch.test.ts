@@ -26,7 +26,7 @@ async function submit(yaml: string): Promise<string> {
 
 /** Runs every task the run hands out, `want` at a time, until it finishes. */
 async function work(run: string, want: number): Promise<void> {
-  const socket = await RunnerSocket.open(`/api/runners/connect?run=${run}`);
+  const socket = await RunnerSocket.open(`/api/runners/connect?run=${run}`, "worker");
   socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("worker", want), want });
   let received = 0;
   for (;;) {
@@ -50,7 +50,7 @@ describe("GET /api/dags/:id/watch", () => {
       ["a", [], null, { ready: 1 }],
       ["b", ["a"], 3, { blocked: 3 }],
     ]);
-    const runner = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const runner = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "stepper");
     runner.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("stepper", 2), want: 2 });
     const [a] = (await runner.next("tasks")).tasks;
     const leased = await watcher.next("update");
@@ -118,7 +118,7 @@ describe("GET /api/dags/:id/watch", () => {
 
   it("keeps the run list current while a run goes, with counts by state", async () => {
     const id = await submit("tasks:\n  - { id: many, module: step.wasm, map: { range: [0, 4] } }\n");
-    const runner = await RunnerSocket.open(`/api/runners/connect?run=${id}`);
+    const runner = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "half");
     runner.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("half", 2), want: 2 });
     const { tasks } = await runner.next("tasks");
     runner.send({ type: "results", results: tasks.map(ok), want: 0, received: 2 });

@@ -15,14 +15,21 @@ import { CLOSE, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messa
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
-import type { ControlAction, DagRunRpc } from "../rpc.js";
+import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
 import { IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
 import { perform } from "../run-host/effects.js";
 import { attachEvent, frameEvent } from "../run-host/run-frames.js";
 import { concerns, WATCH_TAG } from "./dag-run-concerns.js";
 import type { SocketKind } from "./meter.js";
-import { acceptRunnerSocket, admitFrame, answerHeartbeats, finishSocket, lastSocketOf } from "./sockets.js";
+import {
+  acceptRunnerSocket,
+  admitFrame,
+  answerHeartbeats,
+  closeDevice,
+  finishSocket,
+  lastSocketOf,
+} from "./sockets.js";
 import { receiveFrame, runnerOf, runnerSockets, send, silentRunners } from "./sockets.js";
 
 export class DagRun extends DurableObject<Env> implements DagRunRpc {
@@ -80,6 +87,22 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     if (!task) return refusal("not_found", `run ${this.ctx.id.toString()} has no task ${key}`);
     if (!task.output) return refusal("conflict", `task ${key} has no accepted output (it is ${task.state})`);
     return ok(task.output);
+  }
+
+  names(device: string, what: Fetchable): boolean {
+    return this.run.views.names(device, what);
+  }
+
+  async revoke(device: string): Promise<number> {
+    const { runners, closed } = closeDevice(this.ctx, device);
+    if (!this.live()) return closed;
+    for (const runner of runners) {
+      // The operator's doing, not the tasks': their attempts are handed back uncharged.
+      const tasks = this.run.store.leasedTo(runner).map((row) => ({ task: row.key, attempt: row.attempt }));
+      await this.apply({ type: "reject", runner, tasks });
+      await this.apply({ type: "detach", runner });
+    }
+    return closed;
   }
 
   /** The one alarm: silent runners, due deadlines (leases, back-offs), due flushes to watchers and the index. */

@@ -20,6 +20,8 @@ import { SocketMeters, type SocketKind } from "./meter.js";
 import {
   acceptRunnerSocket,
   answerHeartbeats,
+  closeDevice,
+  connectedDevices,
   lastSocketOf,
   receiveFrame,
   runnerOf,
@@ -161,6 +163,20 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   /** A DagRun closed one of its sockets for its rate limit: counted here, where /metrics reads. */
   countRateLimited(kind: SocketKind): void {
     this.meters.count(kind);
+  }
+
+  revoke(device: string): { runs: string[]; closed: number } {
+    const { runners, closed } = closeDevice(this.ctx, device);
+    const runs = new Set<string>();
+    for (const runner of runners) {
+      for (const row of this.runnerRows(runner)) row.runs.forEach((r) => runs.add(r));
+      this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+    }
+    return { runs: [...runs], closed };
+  }
+
+  connectedDevices(): string[] {
+    return connectedDevices(this.ctx);
   }
 
   /** Closes and forgets the sockets of runners silent for longer than the heartbeat limit. */

@@ -1,7 +1,8 @@
 /**
  * Helpers for the hibernatable runner sockets both Durable Objects accept: each socket carries
- * an attachment naming its runner once that runner has said hello. Every frame is metered here
- * first (meter.ts), so a socket over its rate limit costs nothing more than the check.
+ * an attachment naming the device the Worker authenticated, and its runner once that runner has
+ * said hello (only a runner id of that device: `<device>` or `<device>.<k>`). Every frame is
+ * metered here first (meter.ts), so a socket over its rate limit costs nothing more than the check.
  */
 import { decodeRunnerMessage, encode } from "../../core/protocol/codec.js";
 import {
@@ -12,12 +13,26 @@ import {
   type RunnerMessage,
 } from "../../core/protocol/messages.js";
 import type { RunStatus } from "../../core/status.js";
+import { DEVICE_HEADER } from "../rpc.js";
 import { frameBytes, type SocketKind, type SocketMeters, type Verdict } from "./meter.js";
 
 interface Attachment {
+  /** The device whose credential opened the socket. */
+  device: string;
   runner: string | null;
   /** When the runner said hello on this socket. */
   since: number;
+}
+
+/** Runner processes one device may run side by side, so its sockets in one object. */
+export const DEVICE_SOCKETS = 16;
+
+/** Whether `runner` is a runner id of `device`: `<device>` or `<device>.<k>` with k from 2 to DEVICE_SOCKETS. */
+export function ofDevice(runner: string, device: string): boolean {
+  if (runner === device) return true;
+  if (!runner.startsWith(`${device}.`)) return false;
+  const k = runner.slice(device.length + 1);
+  return /^[1-9][0-9]?$/.test(k) && Number(k) >= 2 && Number(k) <= DEVICE_SOCKETS;
 }
 
 /** Answers heartbeat pings without waking the object. */
@@ -49,22 +64,73 @@ export function silentRunners(
   return silent;
 }
 
-/** Accepts a WebSocket upgrade into `ctx` with an attachment for a runner not yet known. */
+/**
+ * Accepts a WebSocket upgrade into `ctx` for the device the Worker authenticated (DEVICE_HEADER),
+ * with an attachment for a runner not yet known; a device at its socket limit gets a 429.
+ */
 export function acceptRunnerSocket(ctx: DurableObjectState, request: Request): Response {
   if (request.headers.get("Upgrade") !== "websocket")
-    return new Response("expected a WebSocket upgrade", { status: 426 });
+    return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
+  const device = request.headers.get(DEVICE_HEADER);
+  if (!device)
+    return Response.json({ error: "runner sockets come through the Worker's /api/runners/connect" }, { status: 403 });
+  if (socketsOfDevice(ctx, device).length >= DEVICE_SOCKETS)
+    return Response.json(
+      { error: `device ${device} has ${DEVICE_SOCKETS} sockets open here already (one per runner process)` },
+      { status: 429 },
+    );
   const { 0: client, 1: server } = new WebSocketPair();
   ctx.acceptWebSocket(server, [RUNNER_TAG]);
-  server.serializeAttachment({ runner: null, since: Date.now() } satisfies Attachment);
+  server.serializeAttachment({ device, runner: null, since: Date.now() } satisfies Attachment);
   return new Response(null, { status: 101, webSocket: client });
 }
 
-export function runnerOf(ws: WebSocket): string | null {
-  return (ws.deserializeAttachment() as Attachment | null)?.runner ?? null;
+function attachmentOf(ws: WebSocket): Attachment | null {
+  return ws.deserializeAttachment() as Attachment | null;
 }
 
-function setRunner(ws: WebSocket, runner: string): void {
-  ws.serializeAttachment({ runner, since: Date.now() } satisfies Attachment);
+/** The devices with a runner that said hello on some socket of `ctx`. */
+export function connectedDevices(ctx: DurableObjectState): string[] {
+  const devices = new Set<string>();
+  for (const ws of runnerSockets(ctx)) {
+    const a = attachmentOf(ws);
+    if (a?.runner) devices.add(a.device);
+  }
+  return [...devices];
+}
+
+export function runnerOf(ws: WebSocket): string | null {
+  return attachmentOf(ws)?.runner ?? null;
+}
+
+function setRunner(ws: WebSocket, device: string, runner: string): void {
+  ws.serializeAttachment({ device, runner, since: Date.now() } satisfies Attachment);
+}
+
+/** The open runner sockets of one device, said hello or not. */
+export function socketsOfDevice(ctx: DurableObjectState, device: string): WebSocket[] {
+  return runnerSockets(ctx).filter((ws) => attachmentOf(ws)?.device === device);
+}
+
+/**
+ * Closes every socket of a revoked device with CLOSE.revoked and answers the runner ids that said
+ * hello on them: the caller forgets them now rather than when the close handshakes end.
+ */
+export function closeDevice(ctx: DurableObjectState, device: string): { runners: string[]; closed: number } {
+  const sockets = socketsOfDevice(ctx, device);
+  const runners = new Set<string>();
+  for (const ws of sockets) {
+    const runner = runnerOf(ws);
+    if (runner) runners.add(runner);
+    // Forgotten at once: a close handler that runs later finds no runner on it.
+    ws.serializeAttachment({ device, runner: null, since: 0 } satisfies Attachment);
+    try {
+      ws.close(CLOSE.revoked, `device ${device} was revoked`);
+    } catch {
+      // already closing
+    }
+  }
+  return { runners: [...runners], closed: sockets.length };
 }
 
 /** The open sockets of one runner. */
@@ -147,9 +213,13 @@ export async function receiveFrame(
       if (runnerOf(ws)) return refuse(ws, "a socket says hello once; open a new socket to connect again");
       if (msg.protocol !== PROTOCOL_VERSION)
         return refuse(ws, `protocol ${msg.protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`);
+      const device = attachmentOf(ws)!.device;
+      if (!ofDevice(msg.runner.id, device))
+        return refuse(ws, `runner id ${msg.runner.id} is not one of device ${device} (${device} or ${device}.<k>)`);
+      // Only the same device can reach here with this id: a restarted process of it takes over.
       for (const other of socketsOf(ctx, msg.runner.id))
         if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
-      setRunner(ws, msg.runner.id);
+      setRunner(ws, device, msg.runner.id);
       await handlers.hello(ws, msg);
       return;
     }

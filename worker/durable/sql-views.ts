@@ -6,6 +6,7 @@
 import type { AttemptView, NodeView, RunSummary, TaskView } from "../../core/api.js";
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
 import type { AttemptOutcome, TaskState } from "../../core/status.js";
+import type { Fetchable } from "../rpc.js";
 import type { SqlStore } from "./sql-store.js";
 import { type OutputRow, toOutput } from "./sql-schema.js";
 
@@ -35,6 +36,21 @@ export class RunViews {
       counts: { ...counts, waiting: 0 },
       tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
     };
+  }
+
+  /**
+   * Whether a task leased to a runner of `device` (`<device>` or `<device>.<k>`) runs the module,
+   * or takes the blob as an input (the output of a task it depends on).
+   */
+  names(device: string, what: Fetchable): boolean {
+    const mine = `t.state = 'leased' AND (t.runner = ?1 OR substr(t.runner, 1, length(?1) + 1) = ?1 || '.')`;
+    const query =
+      what.kind === "module"
+        ? `SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node
+           WHERE ${mine} AND json_extract(n.spec, '$.sha256') = ?2 LIMIT 1`
+        : `SELECT 1 FROM tasks t JOIN edges e ON e.node = t.node JOIN tasks d ON d.node = e.dep
+           WHERE ${mine} AND d.output_sha = ?2 LIMIT 1`;
+    return this.sql.exec(query, device, what.sha256).toArray().length > 0;
   }
 
   /** Node ids in plan order. */

@@ -1,17 +1,18 @@
 /**
  * `/api/blobs`: content-addressed storage for large task outputs. Runners upload an output
  * larger than the inline limit here before reporting it (`outputRef`), and fetch the blobs a
- * task's inputs refer to. R2 checks the sha256 on upload, so a blob is what its name says. The
+ * task's inputs refer to (`?run=<id>`: a device gets only what its leases in that run name). R2
+ * checks the sha256 on upload, so a blob is what its name says. The
  * type a runner sends is not kept: blobs are served as opaque attachments, and a task's output
  * route decides the type from the bytes.
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { requireToken } from "../auth.js";
-import type { Env } from "../env.js";
+import { requireDevice, type CallerEnv } from "../auth.js";
 import { MAX_OUTPUT_BYTES } from "../run/machine.js";
 import { readBytes } from "../http.js";
 import { outputKey } from "../blob-keys.js";
+import { leaseNames } from "./run-stub.js";
 
 function shaOf(ref: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
@@ -19,8 +20,8 @@ function shaOf(ref: string): string {
   return m[1]!;
 }
 
-export const blobs = new Hono<{ Bindings: Env }>()
-  .put("/:ref", requireToken("RUNNER_TOKEN"), async (c) => {
+export const blobs = new Hono<CallerEnv>()
+  .put("/:ref", requireDevice({ orApi: false }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     const length = Number(c.req.header("Content-Length") ?? NaN);
     // With a declared length the body streams into R2 unbuffered; R2 checks the hash either way.
@@ -36,8 +37,9 @@ export const blobs = new Hono<{ Bindings: Env }>()
     }
     return c.json({ sha256, size: object?.size ?? 0 });
   })
-  .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
+  .get("/:ref", requireDevice({ orApi: true }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
+    await leaseNames(c, { kind: "blob", sha256 });
     const object = await c.env.BLOBS.get(outputKey(sha256));
     if (!object) throw new HTTPException(404, { message: `no blob ${c.req.param("ref")}` });
     const headers = {

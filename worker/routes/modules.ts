@@ -1,25 +1,25 @@
 /**
  * `/api/modules`: the module registry. Uploads are checked against the task ABI (a WASI
  * preview1 command with no other imports) and stored in R2 by sha256; the name is pinned to
- * that hash in D1. Runners fetch modules by hash here.
+ * that hash in D1. Runners fetch modules by hash here, for a run whose lease names them.
  */
 import { Hono } from "hono";
 import type { ModuleInfo } from "../../core/api.js";
 import { HTTPException } from "hono/http-exception";
-import { requireToken } from "../auth.js";
+import { requireDevice, requireToken, type CallerEnv } from "../auth.js";
 import { moduleByName, registerModule } from "../db.js";
-import type { Env } from "../env.js";
 import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../../core/wasm/inspect.js";
 import { readBytes } from "../http.js";
 import { moduleKey } from "../blob-keys.js";
+import { leaseNames } from "./run-stub.js";
 
 /** Largest module accepted. */
 const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
-export const modules = new Hono<{ Bindings: Env }>()
+export const modules = new Hono<CallerEnv>()
   .put("/:name", requireToken("API_TOKEN"), async (c) => {
     const name = c.req.param("name");
     if (!NAME.test(name)) {
@@ -43,8 +43,13 @@ export const modules = new Hono<{ Bindings: Env }>()
     await registerModule(c.env.DB, name, sha256, bytes.length);
     return c.json({ name, sha256, size: bytes.length } satisfies ModuleInfo);
   })
-  .get("/:ref", requireToken("RUNNER_TOKEN", "API_TOKEN"), async (c) => {
+  .get("/:ref", requireDevice({ orApi: true }), async (c) => {
     const ref = c.req.param("ref");
+    if (c.get("caller").kind === "device") {
+      if (!/^sha256:[0-9a-f]{64}$/.test(ref))
+        throw new HTTPException(403, { message: "runners fetch modules by sha256:<hex>, for a run (?run=<id>)" });
+      await leaseNames(c, { kind: "module", sha256: ref.slice(7) });
+    }
     const sha256 = ref.startsWith("sha256:") ? ref.slice(7) : (await moduleByName(c.env.DB, ref))?.sha256;
     const object = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? await c.env.BLOBS.get(moduleKey(sha256)) : null;
     if (!object) throw new HTTPException(404, { message: `no module ${ref}` });

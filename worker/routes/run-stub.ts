@@ -3,9 +3,12 @@
  * for the routes that reach a run: anything that names no run of this namespace is a 404, never
  * the 500 of an id the namespace refuses.
  */
+import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { CallerEnv } from "../auth.js";
 import type { Env } from "../env.js";
 import { httpStatus } from "../errors.js";
+import type { Fetchable } from "../rpc.js";
 
 const RUN_ID = /^[0-9a-f]{64}$/;
 
@@ -18,4 +21,21 @@ export function runStub(env: Env, id: string) {
   } catch {
     throw new HTTPException(status, { message: `no run ${id}` });
   }
+}
+
+/**
+ * For a device: a 403 unless a lease its runners hold in the run of `?run=` names `what` (a
+ * device sees only its work). The operator (API token) may fetch anything.
+ */
+export async function leaseNames(c: Context<CallerEnv>, what: Fetchable): Promise<void> {
+  const caller = c.get("caller");
+  if (caller.kind !== "device") return;
+  const run = c.req.query("run");
+  const name = `${what.kind} sha256:${what.sha256}`;
+  if (run === undefined)
+    throw new HTTPException(403, { message: `a runner fetches a ${what.kind} for a run: add ?run=<run id>` });
+  if (!(await runStub(c.env, run).names(caller.device, what)))
+    throw new HTTPException(403, {
+      message: `no lease of device ${caller.device} in run ${run} names ${name}`,
+    });
 }

@@ -1,22 +1,88 @@
 /**
- * `/api/runners`: the list of connected runners, and the runners' WebSocket endpoint. Without
- * `?run=` the socket goes to the RunnerPool (presence); with `?run=<id>` to that run's DagRun.
+ * `/api/runners`: devices joining (`POST /enroll`, an enrollment token or the development secret
+ * for a credential), the list of connected runners and enrolled devices, revoking a device, and
+ * the runners' WebSocket endpoint. Without `?run=` the socket goes to the RunnerPool (presence);
+ * with `?run=<id>` to that run's DagRun. The device the credential proves travels with the socket
+ * (DEVICE_HEADER), so the objects accept only that device's runner ids.
  */
 import { Hono } from "hono";
-import type { RunnerView } from "../../core/api.js";
 import { HTTPException } from "hono/http-exception";
-import { requireToken } from "../auth.js";
-import { pool, type Env } from "../env.js";
+import { z } from "zod";
+import type { EnrollAnswer, RevokeAnswer, RunnerListing } from "../../core/api.js";
+import { bears, requireDevice, requireToken, unauthorized, type CallerEnv } from "../auth.js";
+import { liveRuns } from "../db.js";
+import { DEVICE_ID, devices, enrollWithDevSecret, enrollWithToken, revokeDevice, touchDevice } from "../devices.js";
+import { pool } from "../env.js";
+import { readText } from "../http.js";
+import { DEVICE_HEADER } from "../rpc.js";
 import { runStub } from "./run-stub.js";
 
-export const runners = new Hono<{ Bindings: Env }>()
-  .get("/", requireToken("API_TOKEN"), async (c) =>
-    c.json({ runners: await pool(c.env).list() } satisfies { runners: RunnerView[] }),
-  )
-  .get("/connect", requireToken("RUNNER_TOKEN"), async (c) => {
+const enrollBody = z.strictObject({
+  name: z.string().min(1).max(128),
+  /** With the development secret only: the device id to claim when nobody holds it yet. */
+  device: z.string().regex(DEVICE_ID, "a device id is 1 to 64 of letters, digits, _ and -").optional(),
+});
+
+export const runners = new Hono<CallerEnv>()
+  .get("/", requireToken("API_TOKEN"), async (c) => {
+    const stub = pool(c.env);
+    const [list, connected] = await Promise.all([stub.list(), stub.connectedDevices()]);
+    return c.json({ runners: list, devices: await devices(c.env.DB, new Set(connected)) } satisfies RunnerListing);
+  })
+  .post("/enroll", async (c) => {
+    const text = await readText(c.req.raw, 4096);
+    let body;
+    try {
+      body = enrollBody.parse(JSON.parse(text));
+    } catch (e) {
+      const detail =
+        e instanceof z.ZodError
+          ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
+          : (e as Error).message;
+      throw new HTTPException(400, { message: `expected {"name": "<runner name>"}: ${detail}` });
+    }
+    const auth = c.req.header("Authorization") ?? "";
+    const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+    if (!token) throw unauthorized("missing `Authorization: Bearer <enrollment token>` header");
+    const dev = await bears(c.env, c.req.raw, "RUNNER_TOKEN");
+    const answer = dev
+      ? await enrollWithDevSecret(c.env.DB, body.name, body.device)
+      : await enrollWithToken(c.env.DB, token, body.name);
+    if ("refused" in answer) {
+      if (answer.refused === 401) throw unauthorized(answer.message);
+      throw new HTTPException(403, { message: answer.message });
+    }
+    return c.json(answer satisfies EnrollAnswer);
+  })
+  .delete("/:id", requireToken("API_TOKEN"), async (c) => {
+    const id = c.req.param("id");
+    if (!DEVICE_ID.test(id) || !(await revokeDevice(c.env.DB, id)))
+      throw new HTTPException(404, { message: `no device ${id}` });
+    const fromPool = await pool(c.env).revoke(id);
+    // The runs its runners said they were in, and every live run in case a status frame was behind.
+    const runs = new Set([...fromPool.runs, ...(await liveRuns(c.env.DB))]);
+    const closed = await Promise.all(
+      [...runs].map((run) =>
+        runStub(c.env, run)
+          .revoke(id)
+          .catch(() => 0),
+      ),
+    );
+    const device = (await devices(c.env.DB, new Set())).find((d) => d.id === id)!;
+    return c.json({ device, closed: fromPool.closed + closed.reduce((a, b) => a + b, 0) } satisfies RevokeAnswer);
+  })
+  .get("/connect", requireDevice({ orApi: false }), async (c) => {
     if (c.req.header("Upgrade") !== "websocket")
       throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
+    const caller = c.get("caller");
+    if (caller.kind !== "device") throw new HTTPException(403, { message: "runner sockets take a device credential" });
+    const headers = new Headers(c.req.raw.headers);
+    headers.set(DEVICE_HEADER, caller.device);
+    const forwarded = new Request(c.req.raw, { headers });
     const run = c.req.query("run");
-    if (run === undefined) return pool(c.env).fetch(c.req.raw);
-    return runStub(c.env, run).fetch(c.req.raw);
+    if (run === undefined) {
+      c.executionCtx.waitUntil(touchDevice(c.env.DB, caller.device));
+      return pool(c.env).fetch(forwarded);
+    }
+    return runStub(c.env, run).fetch(forwarded);
   });

@@ -1,0 +1,68 @@
+/**
+ * `/api/enrollments`: the operator's side of letting a device join. An enrollment is a token
+ * good for `uses` devices until it expires; its answer carries the one-line command that installs
+ * the runner from this coordinator and joins with it, per platform. Tokens are shown once.
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import type { EnrollmentCreated, EnrollmentView, JoinCommands } from "../../core/api.js";
+import { parseDuration } from "../../core/units.js";
+import { requireToken } from "../auth.js";
+import { createEnrollment, enrollments as listEnrollments, ENROLLMENT_LIMITS, revokeEnrollment } from "../devices.js";
+import type { Env } from "../env.js";
+import { readText } from "../http.js";
+
+const LABEL = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+const request = z.strictObject({
+  labels: z.array(z.string().regex(LABEL, "a label is 1 to 64 of letters, digits, _ . : -")).max(64).default([]),
+  uses: z.number().int().min(1).max(ENROLLMENT_LIMITS.uses).default(1),
+  ttl: z.union([z.string(), z.number().positive()]).default("1h"),
+  trusted: z.boolean().default(false),
+});
+
+/** The commands that install the runner from `origin` and join with `token`. */
+export function joinCommands(origin: string, token: string): JoinCommands {
+  const run = `npx --yes ${origin}/runner.tgz --coordinator ${origin}`;
+  return {
+    unix: `DISTRO_ENROLL=${token} ${run}`,
+    powershell: `$env:DISTRO_ENROLL="${token}"; ${run}`,
+    termux: `pkg install -y nodejs && DISTRO_ENROLL=${token} ${run}`,
+  };
+}
+
+export const enrollments = new Hono<{ Bindings: Env }>()
+  .use(requireToken("API_TOKEN"))
+  .post("/", async (c) => {
+    const text = await readText(c.req.raw, 16 * 1024);
+    let body: unknown;
+    try {
+      body = text.trim() === "" ? {} : JSON.parse(text);
+    } catch (e) {
+      throw new HTTPException(400, { message: `the body is not JSON: ${(e as Error).message}` });
+    }
+    const parsed = request.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
+      throw new HTTPException(400, { message: `bad enrollment request: ${where}${issue.message}` });
+    }
+    const { labels, uses, ttl, trusted } = parsed.data;
+    const ttlMs = typeof ttl === "number" ? ttl * 1000 : parseDuration(ttl);
+    if (ttlMs === undefined || ttlMs < 1000 || ttlMs > ENROLLMENT_LIMITS.ttlMs)
+      throw new HTTPException(400, {
+        message: `bad enrollment request: ttl: expected a duration from 1s to 30d such as "1h" (or seconds), got ${JSON.stringify(ttl)}`,
+      });
+    const { view, token } = await createEnrollment(c.env.DB, { labels: [...new Set(labels)], uses, ttlMs, trusted });
+    const commands = joinCommands(new URL(c.req.url).origin, token);
+    return c.json({ ...view, token, command: commands.unix, commands } satisfies EnrollmentCreated, 201);
+  })
+  .get("/", async (c) =>
+    c.json({ enrollments: await listEnrollments(c.env.DB) } satisfies { enrollments: EnrollmentView[] }),
+  )
+  .delete("/:id", async (c) => {
+    const view = await revokeEnrollment(c.env.DB, c.req.param("id"));
+    if (!view) throw new HTTPException(404, { message: `no enrollment ${c.req.param("id")}` });
+    return c.json(view satisfies EnrollmentView);
+  });
