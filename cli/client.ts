@@ -6,11 +6,14 @@
 import WebSocket from "ws";
 import type {
   ControlAnswer,
+  EnrollmentCreated,
+  EnrollmentRequest,
   ModuleInfo,
   ErrorBody,
   Problem,
+  RevokeAnswer,
   RunListing,
-  RunnerView,
+  RunnerListing,
   RunSummary,
   RunView,
   SubmitAnswer,
@@ -139,8 +142,23 @@ export class Client {
     return this.json(`/api/dags?limit=${limit}`);
   }
 
-  runners(): Promise<{ runners: RunnerView[] }> {
+  /** Connected runner processes and every enrolled device. */
+  runners(): Promise<RunnerListing> {
     return this.json("/api/runners");
+  }
+
+  /** A new enrollment: its token (shown once) and the commands that join a device with it. */
+  enroll(request: EnrollmentRequest): Promise<EnrollmentCreated> {
+    return this.json("/api/enrollments", {
+      method: "POST",
+      body: JSON.stringify(request),
+      headers: { "Content-Type": "application/json" },
+    });
+  }
+
+  /** Revokes a device: its credential stops working and its sockets close. */
+  revoke(device: string): Promise<RevokeAnswer> {
+    return this.json(`/api/runners/${encodeURIComponent(device)}`, { method: "DELETE" });
   }
 
   /** Polls a run until it ends, calling `onChange` whenever its counts move. */

@@ -2,14 +2,15 @@
  * Every `distro` command, once: its usage line, summary, the flags it takes (beyond the common
  * --coordinator, --token and --help) and what it does. distro.ts builds the help from this table,
  * parses each command's flags with it, and dispatches to `run`; handlers are inline unless long
- * (submit.ts).
+ * (submit.ts). A subcommand with flags of its own is an entry of two words ("runners add").
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { RunView } from "../core/api.js";
 import { formatSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
-import { runLines, runnerLines, statusLines } from "./format.js";
+import { enrollmentRequest } from "./enrollment.js";
+import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines } from "./format.js";
 import { parseParams, submit } from "./submit.js";
 import { safe, safeText } from "./terminal.js";
 
@@ -102,13 +103,50 @@ export const COMMANDS: Record<string, Command> = {
   }),
   runners: command({
     usage: "",
-    summary: "connected runners: platform, slots, busy slots, CPU and memory",
+    summary: "connected runners (platform, slots, busy slots, CPU, memory) and enrolled devices",
     options: { json },
     async run({ client, values, io, args }) {
-      args(0, "no arguments");
-      const { runners } = await client.runners();
-      if (values.json) io.out(JSON.stringify(runners, null, 2));
-      else runnerLines(runners).forEach((line) => io.out(line));
+      args(0, "no arguments (its subcommands: runners add, runners revoke DEVICE)");
+      const listing = await client.runners();
+      if (values.json) io.out(JSON.stringify(listing, null, 2));
+      else [...runnerLines(listing.runners), "", ...deviceLines(listing.devices)].forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  "runners add": command({
+    usage: "[--labels a,b] [--uses N] [--ttl 1h] [--trusted]",
+    summary: "enroll devices: a token, and the one-line command that installs and starts a runner with it",
+    options: {
+      labels: { type: "string", value: "a,b", help: "labels every device joining with it gets" },
+      uses: { type: "string", value: "N", help: "how many devices may join with it (default 1, at most 1000)" },
+      ttl: {
+        type: "string",
+        value: "DURATION",
+        help: 'how long it stays good: "90s", "30m", "1h", "2d" or seconds (default 1h, at most 30d)',
+      },
+      trusted: { type: "boolean", help: "mark the devices that join with it as trusted" },
+      json,
+    },
+    async run({ client, values, io, args }) {
+      args(0, "no arguments (options only)");
+      const created = await client.enroll(enrollmentRequest(values));
+      if (values.json) io.out(JSON.stringify(created, null, 2));
+      else enrollmentLines(created).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  "runners revoke": command({
+    usage: "DEVICE",
+    summary: "revoke a device: its credential stops working and its runners are disconnected",
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one DEVICE id (as distro runners lists it)");
+      const answer = await client.revoke(id!);
+      io.out(
+        values.json
+          ? JSON.stringify(answer, null, 2)
+          : `revoked device ${safe(answer.device.id)}: ${answer.closed} socket(s) closed`,
+      );
       return 0;
     },
   }),

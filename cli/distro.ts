@@ -1,9 +1,10 @@
 /**
  * `distro`: the command line for a Distro coordinator: submit DAGs and follow them with a live
- * progress display, list runs and runners, read outputs, control runs, push modules. The command
- * table (commands.ts) drives the help, the parsing and the dispatch here: each command takes the
- * common flags and its own, and any other flag is a usage error naming it. Exit codes: 0 success,
- * 1 the run failed (or the coordinator could not be reached), 2 bad usage or input.
+ * progress display, list runs, runners and devices, enroll and revoke devices, read outputs,
+ * control runs, push modules. The command table (commands.ts) drives the help, the parsing and
+ * the dispatch here: each command takes the common flags and its own, and any other flag is a
+ * usage error naming it. Exit codes: 0 success, 1 the run failed (or the coordinator could not be
+ * reached), 2 bad usage or input.
  */
 import { parseArgs } from "node:util";
 import { ApiError, Client } from "./client.js";
@@ -32,11 +33,13 @@ const ALL_FLAGS = { ...Object.values(COMMANDS).reduce<Flags>((all, c) => ({ ...a
 
 const COMMON_HELP = ["Options (every command):", ...Object.entries(COMMON).flatMap(([n, f]) => flagHelp(n, f))];
 
+const NAME_WIDTH = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+
 const HELP = `Usage: distro <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(NAME_WIDTH)}  ${c.summary}`)
   .join("\n")}
 
 Run distro <command> --help for a command's options.
@@ -47,8 +50,12 @@ ${COMMON_HELP.join("\n")}`;
 function commandHelp(name: string, c: Command): string {
   const options = Object.entries(c.options).flatMap(([n, f]) => flagHelp(n, f));
   const summary = `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`;
+  const subcommands = Object.entries(COMMANDS)
+    .filter(([sub]) => sub.startsWith(`${name} `))
+    .map(([sub, s]) => `  ${sub.padEnd(NAME_WIDTH)}  ${s.summary}`);
+  const subSection = subcommands.length > 0 ? `\nSubcommands:\n${subcommands.join("\n")}\n` : "";
   const section = options.length > 0 ? `\nOptions:\n${options.join("\n")}\n` : "";
-  return `Usage: distro ${name}${c.usage ? ` ${c.usage}` : ""}\n\n${summary}\n${section}\n${COMMON_HELP.join("\n")}`;
+  return `Usage: distro ${name}${c.usage ? ` ${c.usage}` : ""}\n\n${summary}\n${subSection}${section}\n${COMMON_HELP.join("\n")}`;
 }
 
 /** parseArgs over `flags`; the values come back typed as the flags declare them. */
@@ -67,14 +74,17 @@ function parseFlags<F extends Flags>(argv: string[], flags: F, strict: boolean) 
 /**
  * Finds the command and parses its flags: an unknown command, a flag no command takes, or one
  * this command does not take is a UsageError naming it; a flag's missing or unwanted value is
- * parseArgs's error. Without a command only the common flags count (the help is shown).
+ * parseArgs's error. Without a command only the common flags count (the help is shown). The
+ * first two words name a subcommand when the table has them ("runners add"), else the first.
  */
 function parse(argv: string[]) {
   const lenient = parseFlags(argv, ALL_FLAGS, false);
-  const [name, ...rest] = lenient.positionals;
+  const [first, second] = lenient.positionals;
   for (const t of lenient.tokens)
     if (t.kind === "option" && !Object.hasOwn(ALL_FLAGS, t.name)) throw new UsageError(`unknown flag ${t.rawName}`);
-  if (name === undefined) return { name, command: undefined, values: lenient.values, rest };
+  if (first === undefined) return { name: first, command: undefined, values: lenient.values, rest: [] };
+  const words = second !== undefined && Object.hasOwn(COMMANDS, `${first} ${second}`) ? 2 : 1;
+  const name = words === 2 ? `${first} ${second}` : first;
   if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`unknown command "${name}"`);
   const command = COMMANDS[name]!;
   const takes = { ...command.options, ...COMMON };
@@ -82,7 +92,7 @@ function parse(argv: string[]) {
     if (t.kind === "option" && !Object.hasOwn(takes, t.name))
       throw new UsageError(`${name} does not take ${t.rawName}`);
   const { values, positionals } = parseFlags(argv, takes, true);
-  return { name, command, values, rest: positionals.slice(1) };
+  return { name, command, values, rest: positionals.slice(words) };
 }
 
 /** Runs the CLI; returns the exit code. */

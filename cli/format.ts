@@ -1,9 +1,9 @@
 /**
- * What `distro runs`, `status` and `runners` print, as lines: pure functions of the
- * coordinator's answers, with every field from it made terminal-safe (`terminal.ts`).
+ * What `distro runs`, `status`, `runners` and `runners add` print, as lines: pure functions of
+ * the coordinator's answers, with every field from it made terminal-safe (`terminal.ts`).
  */
 import { formatDuration, formatSize } from "../core/units.js";
-import type { RunListing, RunnerView, RunView } from "../core/api.js";
+import type { DeviceView, EnrollmentCreated, RunListing, RunnerView, RunView } from "../core/api.js";
 import { finished } from "../core/status.js";
 import { progressText } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
@@ -16,6 +16,22 @@ function table(header: string[], rows: string[][]): string[] {
   );
 }
 
+/** `2026-12-01 09:30:00`: a time in UTC, to the second. */
+function utc(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+}
+
+/** A stretch of time for people: `42s`, `2m05s`, `1h01m` (formatDuration), whole days from 48 hours on: `30d`. */
+function span(ms: number): string {
+  const days = ms / 86_400_000;
+  return days >= 2 ? `${Math.round(days)}d` : formatDuration(Math.max(0, ms));
+}
+
+/** `42s ago`, `2m05s ago`, `3d ago`: how long before `now` (a time ahead of it, a skewed clock, counts as now). */
+function ago(ms: number, now: number): string {
+  return `${span(now - ms)} ago`;
+}
+
 export function runLines(runs: RunListing[], now = Date.now()): string[] {
   if (runs.length === 0) return ["no runs yet"];
   const rows = runs.map((r) => [
@@ -23,7 +39,7 @@ export function runLines(runs: RunListing[], now = Date.now()): string[] {
     safe(r.name),
     safe(r.status),
     `${finished(r.counts)}/${r.tasks}`,
-    new Date(r.created_at).toISOString().replace("T", " ").slice(0, 19),
+    utc(r.created_at),
     formatDuration((r.finished_at ?? now) - r.created_at),
   ]);
   return table(["ID", "NAME", "STATUS", "DONE", "CREATED (UTC)", "DURATION"], rows);
@@ -73,4 +89,41 @@ export function runnerLines(runners: RunnerView[]): string[] {
     String(r.runs.length),
   ]);
   return table(["NAME", "PLATFORM", "BUSY", "CPU", "FREE MEMORY", "LABELS", "RUNS"], rows);
+}
+
+/** A device's state: revoked (and when) over connected, else when it was last seen, or never. */
+function deviceState(d: DeviceView, now: number): string {
+  if (d.revoked_at !== null) return `revoked ${ago(d.revoked_at, now)}`;
+  if (d.connected) return "connected";
+  return d.last_seen === null ? "never" : `last seen ${ago(d.last_seen, now)}`;
+}
+
+export function deviceLines(devices: DeviceView[], now = Date.now()): string[] {
+  if (devices.length === 0) return ["no devices enrolled (distro runners add)"];
+  const rows = devices.map((d) => [
+    safe(d.id),
+    safe(d.name),
+    deviceState(d, now),
+    safe(d.labels.join(",")) || "-",
+    d.trusted ? "yes" : "no",
+  ]);
+  return table(["DEVICE", "NAME", "STATE", "LABELS", "TRUSTED"], rows);
+}
+
+/** `distro runners add`: the enrollment, the command that joins a device with it per platform, and that its token is shown once. */
+export function enrollmentLines(e: EnrollmentCreated, now = Date.now()): string[] {
+  const labels = e.labels.length > 0 ? safe(e.labels.join(",")) : "none";
+  const platforms = [
+    ["Linux and macOS", e.commands.unix],
+    ["Windows (PowerShell)", e.commands.powershell],
+    ["Android (Termux)", e.commands.termux],
+  ] as const;
+  return [
+    `enrollment ${safe(e.id)}: ${e.uses} device(s) may join until ${utc(e.expires_at)} UTC (in ${span(e.expires_at - now)})`,
+    `labels: ${labels}; trusted: ${e.trusted ? "yes" : "no"}`,
+    ...platforms.flatMap(([platform, line]) => ["", `${platform}:`, `  ${safe(line)}`]),
+    "",
+    "The token in these commands is shown only this once: it is not stored and cannot be listed again.",
+    "Run the command on each device; distro runners lists them, distro runners revoke DEVICE removes one.",
+  ];
 }

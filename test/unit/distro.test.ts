@@ -23,14 +23,19 @@ describe("distro command table", () => {
   it("lists every command of the table in the help, and each command's flags in its own", async () => {
     const top = await distro("--help");
     expect(top.code).toBe(0);
-    for (const [name, c] of Object.entries(COMMANDS)) expect(top.out).toContain(`  ${name.padEnd(10)} ${c.summary}`);
+    const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+    for (const [name, c] of Object.entries(COMMANDS))
+      expect(top.out).toContain(`  ${name.padEnd(width)}  ${c.summary}`);
     for (const [name, c] of Object.entries(COMMANDS)) {
-      const help = await distro(name, "--help");
+      const help = await distro(...name.split(" "), "--help");
       expect(help.code, name).toBe(0);
       expect(help.out).toContain(`Usage: distro ${name}`);
       for (const flag of [...Object.keys(c.options), "coordinator", "token", "help"])
         expect(help.out, `${name} --${flag}`).toMatch(new RegExp(`^ {2}(-\\w, )?--${flag}\\b`, "m"));
     }
+    expect((await distro("runners", "--help")).out).toMatch(
+      /^Subcommands:\n {2}runners add {5}.*\n {2}runners revoke /m,
+    );
     expect((await distro("submit", "-h")).out).toContain(
       "  -o, --out DIR          with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)",
     );
@@ -57,6 +62,8 @@ describe("distro command table", () => {
       [["status", "-o", "x", "ID"], "status does not take -o"],
       [["output", "ID", "T", "--json"], "output does not take --json"],
       [["runners", "--limit", "3"], "runners does not take --limit"],
+      [["runners", "--uses", "3"], "runners does not take --uses"],
+      [["runners", "revoke", "d", "--ttl", "1h"], "runners revoke does not take --ttl"],
       [["runs", "--frobnicate"], "unknown flag --frobnicate"],
       [["-x", "runs"], "unknown flag -x"],
     ] as const) {
@@ -82,6 +89,19 @@ describe("distro command table", () => {
       ],
       [["submit", "a.yaml", "--param", "=1"], `--param: expected NAME=VALUE, got "=1"`],
       [["modules", "pull", "x"], "usage: distro modules push FILE..."],
+      [["runners", "extra"], "runners takes no arguments (its subcommands: runners add, runners revoke DEVICE)"],
+      [["runners", "add", "extra"], "runners add takes no arguments (options only)"],
+      [["runners", "revoke"], "runners revoke takes exactly one DEVICE id (as distro runners lists it)"],
+      [["runners", "revoke", "a", "b"], "runners revoke takes exactly one DEVICE id (as distro runners lists it)"],
+      [["runners", "add", "--uses", "0"], `--uses: expected a whole number from 1 to 1000, got "0"`],
+      [
+        ["runners", "add", "--ttl", "soon"],
+        `--ttl: expected a duration from 1s to 30d such as "1h" or "2d" (or seconds), got "soon"`,
+      ],
+      [
+        ["runners", "add", "--labels", "gpu,a b"],
+        `--labels: "a b" is not a label (1 to 64 of letters, digits, _ . : -)`,
+      ],
       [["runs", "--coordinator", "not a url"], `--coordinator: "not a url" is not a URL`],
     ] as const) {
       const { code, err } = await distro(...argv);
@@ -104,5 +124,10 @@ describe("distro command table", () => {
     const { code, err } = await distro("runs", "--json", "--limit", "5");
     expect(code).toBe(1);
     expect(err).toMatch(/^distro: cannot reach the coordinator at http:\/\/127\.0\.0\.1:1/);
+    for (const argv of [["runners", "add", "--uses", "3", "--trusted"], ["runners", "revoke", "d"], ["runners"]]) {
+      const sub = await distro(...argv);
+      expect(sub.code, argv.join(" ")).toBe(1);
+      expect(sub.err).toMatch(/^distro: cannot reach the coordinator/);
+    }
   });
 });

@@ -1,11 +1,12 @@
 // What the CLI prints from the coordinator cannot drive the terminal: a run name and a stderr
 // holding ESC[2J (clear screen) and an OSC sequence (set the window title) print escaped in
-// `distro runs`, `distro status`, `distro runners` and the live progress line.
+// `distro runs`, `distro status`, `distro runners` (runners and devices), `distro runners add`
+// and the live progress line.
 import { describe, expect, it } from "vitest";
-import { runLines, runnerLines, statusLines } from "../../cli/format";
+import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines } from "../../cli/format";
 import { Progress } from "../../cli/progress";
 import { safe, safeText } from "../../cli/terminal";
-import type { RunView, RunListing, RunnerView } from "../../core/api";
+import type { DeviceView, EnrollmentCreated, RunView, RunListing, RunnerView } from "../../core/api";
 
 const CLEAR = "\x1b[2J";
 const OSC = "\x1b]0;owned\x07";
@@ -63,6 +64,32 @@ const runner = {
   runs: [],
 } as unknown as RunnerView;
 
+const device = {
+  id: `d${CLEAR}`,
+  name: HOSTILE,
+  labels: [`gpu${OSC}`],
+  trusted: false,
+  enrollment: null,
+  enrolled_at: created,
+  last_seen: created,
+  connected: false,
+  revoked_at: null,
+} as DeviceView;
+const enrollment = {
+  id: `e${OSC}`,
+  token: `t${CLEAR}`,
+  expires_at: created + 60_000,
+  uses: 1,
+  used: 0,
+  labels: [HOSTILE],
+  trusted: false,
+  created_at: created,
+  revoked_at: null,
+  devices: [],
+  command: `x${CLEAR}`,
+  commands: { unix: `u${CLEAR}\nrm -rf ~`, powershell: `p${OSC}`, termux: `t\u202e` },
+} as EnrollmentCreated;
+
 describe("terminal-safe output", () => {
   it("escapes C0 and C1 controls and bidi overrides; fields lose newlines, text keeps them", () => {
     expect(safe(`a${CLEAR}b`)).toBe("a\\u001b[2Jb");
@@ -80,13 +107,22 @@ describe("terminal-safe output", () => {
     expect(JSON.parse(printed)).toEqual(value);
   });
 
-  it("distro runs, status and runners print hostile names, errors and stderr escaped", () => {
-    const printed = { runs: runLines([listing], created), status: statusLines(run), runners: runnerLines([runner]) };
+  it("distro runs, status, runners and runners add print hostile names, labels, errors and stderr escaped", () => {
+    const printed = {
+      runs: runLines([listing], created),
+      status: statusLines(run),
+      runners: runnerLines([runner]),
+      devices: deviceLines([device], created),
+      enrollment: enrollmentLines(enrollment, created),
+    };
     for (const [command, lines] of Object.entries(printed)) {
       for (const line of lines) expect(line, `${command}: ${JSON.stringify(line)}`).not.toMatch(RAW);
     }
     expect(printed.runs.join("\n")).toContain("evil\\u001b[2J\\u001b]0;owned\\u0007\\u009b31m\\u202e");
     expect(printed.runners.join("\n")).toContain("evil\\u001b[2J");
+    expect(printed.devices.join("\n")).toContain("evil\\u001b[2J");
+    expect(printed.devices.join("\n")).toContain("gpu\\u001b]0;owned\\u0007");
+    expect(printed.enrollment).toContain("  u\\u001b[2J\\u000arm -rf ~"); // a command cannot forge a second line
     const status = printed.status.join("\n");
     expect(status).toContain("bad\\u001b]0;owned\\u0007\\u000aforged line"); // the error cannot forge a line of its own
     expect(status).toContain("stderr: line one\\u001b[2J\n          line two\\u001b]0;owned\\u0007");
