@@ -4,7 +4,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EnrollAnswer, EnrollmentCreated, EnrollmentView, RevokeAnswer, RunnerListing } from "../../core/api";
-import { CLOSE, PROTOCOL_VERSION, type Assignment } from "../../core/protocol/messages";
+import { CLOSE, PROTOCOL_VERSION } from "../../core/protocol/messages";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, asDevice, base, RUNNER, RunnerSocket, runnerInfo } from "./socket";
 

@@ -6,7 +6,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { SqlStore } from "../../worker/durable/sql-store";
-import type { Env } from "../../worker/env";
 import { checkMachineProperty, type PropertyHost } from "../helpers/machine-property";
 
 /** Runs `check` inside a new DagRun, with a host whose stores are SqlStores made by `store`. */
