@@ -30,7 +30,7 @@ describe("a flood of status frames on one socket", () => {
     const url = new URL("/api/runners/connect", cluster.coordinator.url);
     url.protocol = "ws:";
     const ws = new WebSocket(url, {
-      headers: { Authorization: `Bearer ${DEV_TOKENS.runner}` },
+      headers: { Authorization: `Bearer ${await cluster.credential(hostile.id)}` },
       perMessageDeflate: false,
     });
     const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) => {

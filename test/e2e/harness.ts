@@ -18,7 +18,7 @@ import {
   type Proc,
   type RunnerOptions,
 } from "../../dev/local";
-import type { RunView } from "../../core/api";
+import type { EnrollAnswer, RunView } from "../../core/api";
 
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), "distro-e2e-"));
@@ -56,6 +56,20 @@ export class Cluster {
         );
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * The credential of device `device`, enrolled with the development secret (the id is claimed on
+   * first use): for tests that speak the runner protocol themselves.
+   */
+  async credential(device: string): Promise<string> {
+    const res = await fetch(new URL("/api/runners/enroll", this.coordinator.url), {
+      method: "POST",
+      headers: { Authorization: `Bearer ${DEV_TOKENS.runner}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: device, device }),
+    });
+    if (!res.ok) throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
+    return ((await res.json()) as EnrollAnswer).credential;
   }
 
   /** Runs the `distro` CLI as a process against this coordinator (with the API token unless `--token` is given). */

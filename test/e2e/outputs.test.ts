@@ -45,6 +45,8 @@ function payloads(): Record<string, string> {
 }
 
 const CLAIMED: Record<string, string> = { svg_blob: "image/svg+xml", html_blob: "text/html" };
+/** The hostile device's own credential: it has one like any device, and uses it to attack the page. */
+let credential: string | undefined;
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 /**
@@ -53,8 +55,9 @@ const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest(
  */
 async function hostileRunner(id: string, outputs: Record<string, string>): Promise<void> {
   const base = cluster.coordinator.url;
+  credential ??= await cluster.credential("hostile-1");
   const ws = new WebSocket(new URL(`/api/runners/connect?run=${id}`, base.toString().replace(/^http/, "ws")), {
-    headers: { Authorization: `Bearer ${DEV_TOKENS.runner}` },
+    headers: { Authorization: `Bearer ${credential}` },
   });
   await once(ws, "open");
   const runner = fakeRunner("hostile-1");
@@ -88,7 +91,7 @@ async function report(a: Assignment, text: string): Promise<TaskResult> {
   const res = await fetch(new URL(`/api/blobs/sha256:${hash}`, cluster.coordinator.url), {
     method: "PUT",
     body: bytes,
-    headers: { Authorization: `Bearer ${DEV_TOKENS.runner}`, "Content-Type": CLAIMED[a.task] ?? "text/html" },
+    headers: { Authorization: `Bearer ${credential}`, "Content-Type": CLAIMED[a.task] ?? "text/html" },
   });
   expect(res.status).toBe(200);
   return { ...result, outputRef: { sha256: hash, size: bytes.length } };
