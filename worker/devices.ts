@@ -151,7 +151,7 @@ export async function enrollWithToken(
     return { refused: 403, message: `${why}; ask the operator for a new one (distro runners add)` };
   }
   const labels = JSON.parse(taken.labels) as string[];
-  return addDevice(d1, { name, labels, trusted: taken.trusted === 1, enrollment: taken.id }, now);
+  return (await addDevice(d1, { name, labels, trusted: taken.trusted === 1, enrollment: taken.id }, now))!;
 }
 
 /**
@@ -164,38 +164,46 @@ export async function enrollWithDevSecret(
   proposed: string | undefined,
   now = Date.now(),
 ): Promise<EnrollAnswer | Refused> {
-  if (proposed !== undefined) {
-    const held = await (await db(d1)).prepare(`SELECT 1 FROM devices WHERE id = ?`).bind(proposed).first();
-    if (held) return { refused: 403, message: `device id ${proposed} is held by another device's credential` };
-  }
-  return addDevice(d1, { name, labels: [], trusted: false, enrollment: null, id: proposed }, now);
+  const answer = await addDevice(d1, { name, labels: [], trusted: false, enrollment: null, id: proposed }, now);
+  return answer ?? { refused: 403, message: `device id ${proposed} is held by another device's credential` };
 }
 
+/**
+ * Inserts a device with a new credential: under `device.id`, or a fresh id made from its name.
+ * Null when `device.id` is held already (the insert, not a look beforehand, decides, so two
+ * claims of one id cannot both win).
+ */
 async function addDevice(
   d1: D1Database,
   device: { name: string; labels: string[]; trusted: boolean; enrollment: string | null; id?: string },
   now: number,
-): Promise<EnrollAnswer> {
+): Promise<EnrollAnswer | null> {
   const slug = device.name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48) || "device";
-  const id = device.id ?? `${slug}-${hex(4)}`;
-  const credential = `${id}.${random(32)}`;
-  await (
-    await db(d1)
-  )
-    .prepare(
-      `INSERT INTO devices (id, name, secret_hash, labels, trusted, enrollment, enrolled_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      id,
-      device.name,
-      await sha256(credential),
-      JSON.stringify(device.labels),
-      device.trusted ? 1 : 0,
-      device.enrollment,
-      now,
-    )
-    .run();
-  return { device: id, credential, labels: device.labels, trusted: device.trusted, enrollment: device.enrollment };
+  const database = await db(d1);
+  // A made-up id that happens to be held (32 random bits) is made again.
+  for (let tries = 0; tries < 4; tries++) {
+    const id = device.id ?? `${slug}-${hex(4)}`;
+    const credential = `${id}.${random(32)}`;
+    const { meta } = await database
+      .prepare(
+        `INSERT OR IGNORE INTO devices (id, name, secret_hash, labels, trusted, enrollment, enrolled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .bind(
+        id,
+        device.name,
+        await sha256(credential),
+        JSON.stringify(device.labels),
+        device.trusted ? 1 : 0,
+        device.enrollment,
+        now,
+      )
+      .run();
+    if (meta.changes > 0)
+      return { device: id, credential, labels: device.labels, trusted: device.trusted, enrollment: device.enrollment };
+    if (device.id !== undefined) return null;
+  }
+  throw new Error("could not make a device id that nobody holds");
 }
 
 /** The device a credential proves, or why it is refused. */
@@ -224,15 +232,16 @@ export async function touchDevice(d1: D1Database, id: string, now = Date.now()):
   await (await db(d1)).prepare(`UPDATE devices SET last_seen = ? WHERE id = ?`).bind(now, id).run();
 }
 
-/** Every device (newest first), with `connected` from the set of devices with a pool socket. */
-export async function devices(d1: D1Database, connected: Set<string>): Promise<DeviceView[]> {
+/** Every device (or the one with `id`), newest first, with `connected` from the devices with a pool socket. */
+export async function devices(d1: D1Database, connected: Set<string>, id?: string): Promise<DeviceView[]> {
   const { results } = await (
     await db(d1)
   )
     .prepare(
       `SELECT id, name, labels, trusted, enrollment, enrolled_at, last_seen, revoked_at FROM devices
-       ORDER BY enrolled_at DESC, id LIMIT 1000`,
+       WHERE ?1 IS NULL OR id = ?1 ORDER BY enrolled_at DESC, id LIMIT 1000`,
     )
+    .bind(id ?? null)
     .all<Omit<DeviceView, "labels" | "trusted" | "connected"> & { labels: string; trusted: number }>();
   return results.map((r) => ({
     ...r,

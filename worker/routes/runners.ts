@@ -68,8 +68,11 @@ export const runners = new Hono<CallerEnv>()
           .catch(() => 0),
       ),
     );
-    const device = (await devices(c.env.DB, new Set())).find((d) => d.id === id)!;
-    return c.json({ device, closed: fromPool.closed + closed.reduce((a, b) => a + b, 0) } satisfies RevokeAnswer);
+    const [device] = await devices(c.env.DB, new Set(), id);
+    return c.json({
+      device: device!,
+      closed: fromPool.closed + closed.reduce((a, b) => a + b, 0),
+    } satisfies RevokeAnswer);
   })
   .get("/connect", requireDevice({ orApi: false }), async (c) => {
     if (c.req.header("Upgrade") !== "websocket")
