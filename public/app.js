@@ -1,9 +1,11 @@
 // The status page: recent runs; one run as a live graph (over GET /api/dags/:id/watch) with its
 // throughput, controls, outputs and tasks; the connected runners with their CPU and memory load
-// over the last ten minutes (the pool keeps their device reports). Plain modules, no build step,
+// over the last ten minutes (the pool keeps their device reports), the enrolled devices, and adding
+// one (an enrollment and the command that joins with it). Plain modules, no build step,
 // nothing from a CDN. Asks for the API token once and keeps it in localStorage. This module, the one
 // index.html loads, holds the routing, the login form and sign-out; lib.js what the views share,
-// lists.js the runs and runners lists, run-view.js (with run-charts.js) one run.
+// lists.js the runs and runners lists (add-device.js its "Add a device" panel), run-view.js (with
+// run-charts.js) one run.
 import { app, esc, fail, forgetToken, saveToken, stop, token, whenUnauthorized } from "./lib.js";
 import { runnersView, runsView } from "./lists.js";
 import { runView } from "./run-view.js";

@@ -1,16 +1,39 @@
 // What every view of the status page shares: the API token (kept in localStorage), requests to the
-// API, HTML escaping and the formatting of times, durations and sizes, table rows, the progress bar,
-// and the registry of what the current view runs in the background (`every`, `onLeave`, `stop`) with
-// `fail`, which shows an error or asks for the token again. Used by app.js, lists.js and run-view.js.
+// API, HTML escaping and `el` (elements built without HTML, for strings from the coordinator), the
+// formatting of times, durations and sizes, table rows, the progress bar, and the registry of what
+// the current view runs in the background (`every`, `onLeave`, `stop`) with `fail`, which shows an
+// error or asks for the token again. Used by app.js, lists.js, add-device.js and run-view.js.
 export const app = document.getElementById("app");
 const tokenKey = "distro.token";
 export const token = () => localStorage.getItem(tokenKey) ?? "";
 export const saveToken = (value) => localStorage.setItem(tokenKey, value);
 export const forgetToken = () => localStorage.removeItem(tokenKey);
 
+/**
+ * A `tag` element built with the DOM, never parsed from HTML: `attrs` become attributes (skipped
+ * when null, undefined or false; `true` sets an empty one) and every string child becomes a text
+ * node, so what the coordinator or a device sent can never turn into markup.
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs))
+    if (value !== null && value !== undefined && value !== false) node.setAttribute(name, value === true ? "" : value);
+  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+// Controls and the characters that reorder or hide text (bidi marks, overrides and isolates,
+// zero-width characters, separators, the BOM), as the CLI's terminal.ts escapes them.
+const HIDDEN = /[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+/** A field a device chose (its name, its labels) as shown: what would reorder or hide text made a visible `\u202e`. */
+export const visible = (s) =>
+  String(s ?? "").replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
 export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 export const badge = (state) => `<span class="state ${esc(state)}">${esc(state)}</span>`;
 export const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
+/** A moment as date and time, for what may be days away (an expiry, an enrollment). */
+export const dateTime = (ms) => (ms ? new Date(ms).toLocaleString() : "");
 
 /** A table's header row, one `<th>` per column name. */
 export const headerRow = (columns) => `<tr>${columns.map((c) => `<th>${c}</th>`).join("")}</tr>`;
@@ -80,9 +103,9 @@ let onUnauthorized = () => {};
 export function whenUnauthorized(fn) {
   onUnauthorized = fn;
 }
-export function fail(e) {
+/** Shows `e` in `box` (the view's error line by default), or asks for the token again when it was refused. */
+export function fail(e, box = document.getElementById("error")) {
   if (e instanceof Unauthorized) return onUnauthorized(e.message);
-  const box = document.getElementById("error");
   if (box) box.textContent = `Error: ${e.message}`;
   else app.innerHTML = `<p class="error">Error: ${esc(e.message)}</p>`;
 }

@@ -1,7 +1,24 @@
-// The two lists, refreshed every 2 s: recent runs (#/, GET /api/dags) and the connected runners
-// (#/runners, GET /api/runners) with sparklines of their CPU and memory load over the last ten
-// minutes (the pool keeps their device reports). Used by app.js's router.
-import { api, app, badge, bytes, duration, esc, every, headerRow, progress, tableRow, time } from "./lib.js";
+// The two lists, refreshed every 2 s: recent runs (#/, GET /api/dags) and the runners (#/runners,
+// GET /api/runners): the connected runner processes with sparklines of their CPU and memory load
+// over the last ten minutes (the pool keeps their device reports), every enrolled device, and the
+// "Add a device" panel (add-device.js). Used by app.js's router.
+import { addDevicePanel } from "./add-device.js";
+import {
+  api,
+  app,
+  badge,
+  bytes,
+  dateTime,
+  duration,
+  el,
+  esc,
+  every,
+  headerRow,
+  progress,
+  tableRow,
+  time,
+  visible,
+} from "./lib.js";
 
 // Runs ---------------------------------------------------------------------------------------
 
@@ -66,14 +83,76 @@ function runnerRow(r) {
   ]);
 }
 
-export function runnersView() {
-  const command = `npx distro-runner --coordinator ${esc(location.origin)} --token RUNNER_TOKEN`;
-  const empty = `No runner connected. Start one: <code>${command}</code>`;
-  return listView(
-    "Runners",
-    "/api/runners",
-    "runners",
-    empty,
-    (runners) => `<table class="runners">${headerRow(RUNNER_COLUMNS)}${runners.map(runnerRow).join("")}</table>`,
+const DEVICE_COLUMNS = ["device", "status", "labels", "trusted", "enrolled"];
+const stateBadge = (state) => el("span", { class: `state ${state}` }, state);
+
+/** A device's state: revoked, connected, or when it was last seen. */
+function deviceState(d, now) {
+  if (d.revoked_at) return [stateBadge("revoked"), " ", el("small", {}, dateTime(d.revoked_at))];
+  if (d.connected) return stateBadge("connected");
+  const seen = d.last_seen ? `last seen ${duration(Math.max(0, now - d.last_seen))} ago` : "not seen since it joined";
+  return [stateBadge("offline"), " ", el("small", {}, seen)];
+}
+
+/** One enrolled device, built as elements: its name, id and labels are whatever the device and the coordinator said. */
+function deviceRow(d, now) {
+  const labels = Array.isArray(d.labels) ? d.labels.map(visible) : [];
+  const how = d.enrollment === null ? " · with the development secret" : "";
+  return el(
+    "tr",
+    { "data-device": String(d.id) },
+    el(
+      "td",
+      {},
+      el("strong", {}, el("bdi", {}, visible(d.name))),
+      el("br"),
+      el("small", {}, el("bdi", {}, visible(d.id))),
+    ),
+    el("td", {}, deviceState(d, now)),
+    el("td", {}, labels.join(", ") || "–"),
+    el("td", {}, d.trusted ? "trusted" : "–"),
+    el("td", {}, el("small", {}, dateTime(d.enrolled_at), how)),
   );
+}
+
+function devicesTable(devices) {
+  if (devices.length === 0) return el("p", {}, "No device has joined yet.");
+  const now = Date.now();
+  return el(
+    "table",
+    { class: "devices" },
+    el(
+      "tr",
+      {},
+      DEVICE_COLUMNS.map((c) => el("th", {}, c)),
+    ),
+    devices.map((d) => deviceRow(d, now)),
+  );
+}
+
+const NO_RUNNER = "No runner connected. <strong>Add a device</strong> to get the command that joins one.";
+
+/** The connected runner processes, the enrolled devices and the "Add a device" panel, refreshed every 2 s. */
+export function runnersView() {
+  const panel = addDevicePanel();
+  app.replaceChildren(
+    el("h2", {}, "Runners"),
+    el("p", { id: "error", class: "error" }),
+    panel.node,
+    el("section", {}, el("h3", {}, "Connected"), el("div", { id: "runners" }, "Loading…")),
+    el("section", { id: "devices-box", hidden: true }, el("h3", {}, "Devices"), el("div", { id: "devices" })),
+  );
+  return every(2000, async () => {
+    const listing = await api("/api/runners");
+    const runners = document.getElementById("runners");
+    if (!runners) return; // the view was left while the list loaded
+    runners.innerHTML =
+      listing.runners.length === 0
+        ? `<p>${NO_RUNNER}</p>`
+        : `<table class="runners">${headerRow(RUNNER_COLUMNS)}${listing.runners.map(runnerRow).join("")}</table>`;
+    const devices = Array.isArray(listing.devices) ? listing.devices : null;
+    document.getElementById("devices-box").hidden = devices === null;
+    document.getElementById("devices").replaceChildren(devicesTable(devices ?? []));
+    panel.update(listing);
+  });
 }
