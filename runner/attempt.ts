@@ -5,16 +5,20 @@
  * storage. The Runner calls `attempt` for each task it takes and keeps the slots, credit and
  * queues; tests drive the two phases, `runAttempt` and `settleAttempt`, with fake hosts.
  */
-import type { Assignment, Failure, TaskResult } from "../core/protocol/messages.js";
-import { resolveInputs, type CoordinatorHttp } from "./blobs.js";
+import type { Assignment, BlobRef, Failure, TaskResult } from "../core/protocol/messages.js";
+import { resolveInputs } from "./blobs.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import type { LogFields, Logger } from "./log.js";
-import { ModuleError, type ModuleCache } from "./modules.js";
+import { ModuleError } from "./modules.js";
 
-/** What an attempt needs from the runner: the module cache, coordinator HTTP, threads and the log. */
+/**
+ * What an attempt needs from the runner: the module cache, coordinator HTTP, threads and the
+ * log. Its modules and blobs are fetched for the attempt's run (the Runner gives each run its
+ * own host), so nothing here handles run ids.
+ */
 export interface AttemptHost {
-  modules: Pick<ModuleCache, "get">;
-  http: Pick<CoordinatorHttp, "blob" | "upload">;
+  modules: { get(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> };
+  http: { blob(sha256: string): Promise<Uint8Array>; upload(bytes: Uint8Array): Promise<BlobRef> };
   threads: Pick<ThreadPool, "run">;
   log: Logger;
 }

@@ -1,6 +1,8 @@
 /**
  * The runner's side of blob storage: fetching the module and input blobs a task needs, and
- * uploading an output too large to travel inline. All by sha256, all verified.
+ * uploading an output too large to travel inline. All by sha256, all verified, all with the
+ * device's credential; a fetch names the run whose lease lists the blob (`?run=`), since the
+ * coordinator serves a module or input only to a runner working on a run that uses it.
  */
 import { createHash } from "node:crypto";
 import type { Assignment, BlobRef } from "../core/protocol/messages.js";
@@ -8,21 +10,22 @@ import { outputValue } from "../core/abi.js";
 
 export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
-/** HTTP to the coordinator with the runner's token. */
+/** HTTP to the coordinator with the device's credential (auth.ts), as it is at each request. */
 export class CoordinatorHttp {
   constructor(
     private readonly coordinator: URL,
-    private readonly token: string,
+    private readonly auth: { credential(): string },
   ) {}
 
   async get(path: string): Promise<Uint8Array> {
-    const res = await fetch(new URL(path, this.coordinator), { headers: { Authorization: `Bearer ${this.token}` } });
+    const headers = { Authorization: `Bearer ${this.auth.credential()}` };
+    const res = await fetch(new URL(path, this.coordinator), { headers });
     if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
     return new Uint8Array(await res.arrayBuffer());
   }
 
   async put(path: string, body: Uint8Array): Promise<void> {
-    const headers = { Authorization: `Bearer ${this.token}`, "Content-Type": "application/octet-stream" };
+    const headers = { Authorization: `Bearer ${this.auth.credential()}`, "Content-Type": "application/octet-stream" };
     const res = await fetch(new URL(path, this.coordinator), {
       method: "PUT",
       body: new Blob([body as Uint8Array<ArrayBuffer>]),
@@ -31,11 +34,16 @@ export class CoordinatorHttp {
     if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
   }
 
-  /** A blob by hash, checked against it. */
-  async blob(sha256: string): Promise<Uint8Array> {
-    const bytes = await this.get(`/api/blobs/sha256:${sha256}`);
+  /** A blob by hash for a task of `run`, checked against the hash. */
+  async blob(sha256: string, run: string): Promise<Uint8Array> {
+    const bytes = await this.get(`/api/blobs/sha256:${sha256}?run=${encodeURIComponent(run)}`);
     if (sha256Hex(bytes) !== sha256) throw new Error(`blob sha256:${sha256} arrived with a different hash`);
     return bytes;
+  }
+
+  /** A module by hash for a task of `run` (the module cache checks the hash). */
+  module(sha256: string, run: string | undefined): Promise<Uint8Array> {
+    return this.get(`/api/modules/sha256:${sha256}${run === undefined ? "" : `?run=${encodeURIComponent(run)}`}`);
   }
 
   /** Uploads an output and returns its reference (the coordinator decides its type from the bytes). */
@@ -46,8 +54,14 @@ export class CoordinatorHttp {
   }
 }
 
-/** The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI). */
-export async function resolveInputs(task: Assignment, http: Pick<CoordinatorHttp, "blob">): Promise<string> {
+/**
+ * The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI);
+ * `http` fetches for the task's run.
+ */
+export async function resolveInputs(
+  task: Assignment,
+  http: { blob(sha256: string): Promise<Uint8Array> },
+): Promise<string> {
   if (task.refs.length === 0) return task.stdin;
   const values = new Map(
     await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)),

@@ -1,8 +1,9 @@
 /**
- * `distro-runner`: resolves the configuration, measures the device, and runs until SIGINT or
- * SIGTERM, or until the coordinator refuses it for good. Only this bin exits the process: the
- * exit code follows how the Runner ended. Exit codes: 0 stopped by a signal, 1 refused by the
- * coordinator (the runner `failed`), 2 bad usage, 130 a second signal.
+ * `distro-runner`: resolves the configuration, measures the device, gets its credential (saved,
+ * or enrolled now), and runs until SIGINT or SIGTERM, or until the coordinator refuses it for
+ * good. Only this bin exits the process: the exit code follows how the Runner ended. Exit codes:
+ * 0 stopped by a signal, 1 refused by the coordinator (an enrollment refused, a revoked device:
+ * the runner `failed`), 2 bad usage (nothing to enroll with included), 130 a second signal.
  */
 import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
@@ -13,20 +14,24 @@ import { createRunner, VERSION } from "./start.js";
 /** How the runner ended, as the process's exit code. */
 const EXIT_CODES: Record<RunnerEnd, number> = { stopped: 0, failed: 1 };
 
-async function main(): Promise<void> {
-  let config;
+/** Runs `step`; a UsageError it throws ends the process with exit code 2 and the message. */
+async function usage<T>(step: () => T | Promise<T>): Promise<T> {
   try {
-    config = resolveConfig(process.argv.slice(2), process.env);
+    return await step();
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`distro-runner: ${e.message}\nRun distro-runner --help for usage.\n`);
     process.exit(2);
   }
+}
+
+async function main(): Promise<void> {
+  const config = await usage(() => resolveConfig(process.argv.slice(2), process.env));
   if (config === "help") return void process.stdout.write(`${RUNNER_HELP}\n`);
   if (config === "version")
     return void process.stdout.write(`distro-runner ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
 
-  const { runner, log } = await createRunner(config, systemDevice);
+  const { runner, log } = await usage(() => createRunner(config, systemDevice));
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {

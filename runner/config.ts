@@ -1,13 +1,16 @@
 /**
  * The runner's configuration, resolved once at start-up from flags and environment:
- * `--coordinator`/DISTRO_COORDINATOR, `--token`/DISTRO_TOKEN, slots and the RAM they take,
- * name, labels, where modules are cached and the device id is kept, logging. Bad values stop
- * the runner with a message naming the flag (exit code 2).
+ * `--coordinator`/DISTRO_COORDINATOR, what to enroll with (DISTRO_ENROLL, or the development
+ * secret `--token`/DISTRO_RUNNER_TOKEN), slots and the RAM they take, name, labels, where
+ * modules are cached and the credential is kept, logging. Bad values stop the runner with a
+ * message naming the flag (exit code 2). Whether the runner has anything to authenticate with
+ * is known only once the config dir has been looked at (auth.ts), so that check is not here.
  */
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration, parseSize } from "../core/units.js";
+import { isLocalHost } from "./address.js";
 
 export const DEFAULTS = {
   slots: "auto" as const,
@@ -20,7 +23,18 @@ export const DEFAULTS = {
 
 export interface RunnerConfig {
   coordinator: URL;
-  token: string;
+  /**
+   * DISTRO_ENROLL: an enrollment token (from `distro runners add`), exchanged for the device's
+   * credential when there is none saved. Environment only: other users can read a process's argv.
+   */
+  enrollToken: string | undefined;
+  /**
+   * `--token`/DISTRO_RUNNER_TOKEN: the coordinator's RUNNER_TOKEN (development), which the
+   * coordinator accepts as an enrollment that never runs out, and nothing else.
+   */
+  devToken: string | undefined;
+  /** `--insecure`: plain http:// to a host outside this machine and private LANs is allowed. */
+  insecure: boolean;
   slots: number | "auto";
   /** With `--slots auto`: the free RAM each slot needs, and the free RAM left to the device. */
   ramPerSlotBytes: number;
@@ -28,7 +42,7 @@ export interface RunnerConfig {
   name: string;
   labels: string[];
   cacheDir: string;
-  /** Where the device id (and each runner process's claim on it) is kept. */
+  /** Where the device's credential (and each runner process's claim on it) is kept. */
   configDir: string;
   verbose: boolean;
   /** Log one JSON object per line instead of text. */
@@ -39,29 +53,46 @@ export interface RunnerConfig {
 
 export class UsageError extends Error {}
 
-export const RUNNER_HELP = `Usage: distro-runner --coordinator URL --token TOKEN [options]
+export const RUNNER_HELP = `Usage: distro-runner --coordinator URL [options]
 
 Lends this device to a Distro coordinator: connects out over WebSocket, takes WebAssembly
 tasks and runs them in local threads.
 
+The first start enrolls the device: the coordinator exchanges a token for a credential of this
+device, kept in the config dir (mode 0600) and used from then on. Get a token with
+\`distro runners add\` on the coordinator's side (it prints the whole command) and pass it in the
+environment: DISTRO_ENROLL=TOKEN distro-runner --coordinator URL. A development coordinator
+(npm start) also takes its RUNNER_TOKEN, with --token.
+
 Options:
-  --coordinator URL   coordinator base URL (env DISTRO_COORDINATOR), e.g. http://127.0.0.1:8787
-  --token TOKEN       the coordinator's RUNNER_TOKEN (env DISTRO_TOKEN)
+  --coordinator URL   coordinator base URL (env DISTRO_COORDINATOR), e.g. https://distro.example;
+                      http:// only to this machine or a private LAN (see --insecure)
+  --token TOKEN       the development coordinator's RUNNER_TOKEN, to enroll with when there is no
+                      DISTRO_ENROLL (env DISTRO_RUNNER_TOKEN)
+  --insecure          allow http:// to any host: the traffic and the credential travel unencrypted
   --slots N|auto      tasks run at once (default auto): auto = min(cores, (free RAM - reserve)
                       / RAM per slot), re-evaluated every 2 s while running
   --ram-per-slot SIZE free RAM one slot needs with --slots auto (default 128MiB)
   --reserve-ram SIZE  free RAM left to the device with --slots auto (default 512MiB)
   --name NAME         name shown on the status page (default: host name)
-  --labels a,b        labels tasks can require (requires: { labels: [...] })
+  --labels a,b        labels tasks can require (requires: { labels: [...] }); the enrollment's
+                      labels are added
   --cache-dir DIR     where modules are cached (default ~/.cache/distro/modules)
-  --config-dir DIR    where the device id is kept (env DISTRO_CONFIG_DIR;
+  --config-dir DIR    where the device's credential is kept (env DISTRO_CONFIG_DIR;
                       default ~/.config/distro)
   --grace DURATION    on SIGINT/SIGTERM, time running tasks get to finish before they are
                       handed back (default 30s; a second signal exits at once)
   --verbose           also log each socket connecting and each run's socket ending
   --json              log one JSON object per line (time, level, msg and the event's fields)
   -h, --help          show this help
-  --version           print the version`;
+  --version           print the version
+
+Environment:
+  DISTRO_ENROLL       an enrollment token, used once when the device has no saved credential
+  DISTRO_RUNNER_TOKEN as --token
+  DISTRO_COORDINATOR  as --coordinator
+  DISTRO_CONFIG_DIR   as --config-dir
+  (DISTRO_TOKEN is the distro CLI's API token; the runner does not read it.)`;
 
 /** Resolves flags and environment; throws UsageError with a message for the user. */
 export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerConfig | "help" | "version" {
@@ -74,6 +105,7 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
       options: {
         coordinator: { type: "string" },
         token: { type: "string" },
+        insecure: { type: "boolean" },
         slots: { type: "string" },
         name: { type: "string" },
         labels: { type: "string" },
@@ -103,8 +135,13 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
   }
   if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol))
     throw new UsageError(`--coordinator: use an http(s) or ws(s) URL, not ${url.protocol}`);
-  const token = values.token ?? env.DISTRO_TOKEN;
-  if (!token) throw new UsageError("--token TOKEN is required (or set DISTRO_TOKEN)");
+  const insecure = values.insecure ?? false;
+  if (!insecure && plaintextToInternet(url))
+    throw new UsageError(
+      `--coordinator: ${url.protocol}//${url.host} is not encrypted and ${url.hostname} is not this machine or a ` +
+        `private LAN address; use https:// (or wss://), or pass --insecure to send the traffic and the device's ` +
+        `credential unencrypted`,
+    );
   const slotsText = values.slots ?? DEFAULTS.slots;
   let slots: number | "auto" = "auto";
   if (slotsText !== "auto") {
@@ -131,7 +168,9 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     throw new UsageError(`--name: expected 1 to 128 characters, got ${name.length}`);
   return {
     coordinator: url,
-    token,
+    enrollToken: env.DISTRO_ENROLL || undefined,
+    devToken: values.token || env.DISTRO_RUNNER_TOKEN || undefined,
+    insecure,
     slots,
     ramPerSlotBytes: size("--ram-per-slot", values["ram-per-slot"], DEFAULTS.ramPerSlotBytes),
     reserveRamBytes:
@@ -147,6 +186,11 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     json: values.json ?? false,
     graceMs,
   };
+}
+
+/** Plain http:// or ws:// to a host that is neither this machine nor on a private LAN. */
+export function plaintextToInternet(url: URL): boolean {
+  return (url.protocol === "http:" || url.protocol === "ws:") && !isLocalHost(url.hostname);
 }
 
 function size(flag: string, text: string | undefined, fallback: number): number {

@@ -1,95 +1,49 @@
 /**
- * Who this runner is to the coordinator. The device id is made once (host name and random
- * bits) and kept in the config dir, so a restarted runner is the same device. Each runner
- * process on the device claims a numbered lock file there: the first is `<device>`, a second
- * one running beside it `<device>.2`, and so on; a claim whose process is gone is taken over.
+ * Which runner of its device this process is. The device id is the coordinator's (it comes
+ * with the credential, credential.ts); each runner process on the device claims a numbered lock
+ * file in the config dir: the first is `<device>`, a second one running beside it `<device>.2`,
+ * and so on up to 16, as many sockets as the coordinator takes from one device. A claim whose
+ * process is gone is taken over, so a restarted runner gets its id back.
  */
-import { randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { tryLock, unlock } from "./files.js";
+import type { LinkAuth } from "./link.js";
 
-/** How many runner processes one device may run side by side. */
-const MAX_PROCESSES = 64;
+/** How many runner processes one device may run side by side (the coordinator's limit too). */
+const MAX_PROCESSES = 16;
 
-/** The device id stored in `dir` (created on first use). */
-export function deviceId(dir: string, name: string): string {
-  const file = join(dir, "device-id");
-  try {
-    const id = readFileSync(file, "utf8").trim();
-    if (/^[A-Za-z0-9_-]{1,100}$/.test(id)) return id;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
-  mkdirSync(dir, { recursive: true });
-  const id = `${name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48)}-${randomBytes(4).toString("hex")}`;
-  // Two processes starting at once on an empty dir: the first to place the file names the device.
-  return place(file, `${id}\n`) ? id : readFileSync(file, "utf8").trim();
-}
+/** The runner id of the k-th process of `device`. */
+export const runnerIdOf = (device: string, k: number): string => (k === 1 ? device : `${device}.${k}`);
 
 /**
  * Claims a runner id on this device for this process until it exits: `<device>` for the first
- * process, `<device>.<k>` for the k-th one running at the same time.
+ * process, `<device>.<k>` for the k-th one running at the same time. `k` stays this process's
+ * when the device id changes (enrolled again): its id is then runnerIdOf(new device, k).
  */
-export function claimRunnerId(dir: string, device: string, pid = process.pid): { id: string; release: () => void } {
+export function claimRunnerId(
+  dir: string,
+  device: string,
+  pid = process.pid,
+): { id: string; k: number; release: () => void } {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (let k = 1; k <= MAX_PROCESSES; k++) {
     const lock = join(dir, `runner-${k}.pid`);
     if (!tryLock(lock, pid)) continue;
-    const release = () => {
-      try {
-        if (readFileSync(lock, "utf8").trim() === String(pid)) unlinkSync(lock);
-      } catch {
-        // already gone
-      }
-    };
+    const release = () => unlock(lock, pid);
     process.once("exit", release);
-    return { id: k === 1 ? device : `${device}.${k}`, release };
+    return { id: runnerIdOf(device, k), k, release };
   }
   throw new Error(`${MAX_PROCESSES} runner processes already run on this device (lock files in ${dir})`);
 }
 
 /**
- * Creates `lock` holding `pid`, or takes it over from a process that no longer runs. The file
- * appears with its content at once (written aside, then hard-linked into place), so a process
- * looking at the same moment never reads an empty claim and takes it for a stale one.
+ * Who this runner is to the coordinator now: the device's credential (renewed when the
+ * coordinator forgot it, auth.ts) and this process's runner id for that device. The links ask
+ * at each connect, so a device enrolled anew says hello with its new id.
  */
-function tryLock(lock: string, pid: number): boolean {
-  if (place(lock, String(pid))) return true;
-  let holder: number;
-  try {
-    holder = Number(readFileSync(lock, "utf8").trim());
-  } catch {
-    return false; // released between our two looks: leave it to the next claim
-  }
-  if (holder === pid) return true;
-  if (Number.isInteger(holder) && holder > 0 && alive(holder)) return false;
-  try {
-    unlinkSync(lock);
-  } catch {
-    return false; // another process is taking it over
-  }
-  return place(lock, String(pid));
-}
-
-/** Puts a file holding `content` at `file` unless one is there: false when one is. */
-function place(file: string, content: string): boolean {
-  const aside = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  writeFileSync(aside, content);
-  try {
-    linkSync(aside, file);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    return false;
-  } finally {
-    unlinkSync(aside);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+export interface RunnerIdentity extends LinkAuth {
+  runnerId(): string;
+  /** The coordinator revoked the device (`detail` says how): returns the line to end with. */
+  revoked(detail: string): string;
 }

@@ -2,10 +2,12 @@
  * One outbound WebSocket to the coordinator that survives the coordinator going away: it
  * reconnects with capped exponential back-off and jitter, logging one line per attempt, until
  * it is closed, the coordinator ends it for good (run finished, replaced), or the coordinator
- * refuses the token. A socket closed for its rate limit (CLOSE.rateLimited) reconnects no sooner
- * than a floor of a few seconds, and later each time it is limited again soon after. Frames are
- * decoded and validated here, and heartbeats sent: a "ping" three times per heartbeat period the
- * coordinator announces in its welcome.
+ * refuses the device. A socket closed for its rate limit (CLOSE.rateLimited) reconnects no sooner
+ * than a floor of a few seconds, and later each time it is limited again soon after. Every upgrade
+ * carries the device's credential; one answered 401 (the coordinator does not know it) is renewed
+ * once through `auth` and the socket opened again, and a revocation (HTTP 403, close 4403) is
+ * final. Frames are decoded and validated here, and heartbeats sent: a "ping" three times per
+ * heartbeat period the coordinator announces in its welcome.
  */
 import WebSocket from "ws";
 import { decodeCoordinatorMessage, encode } from "../core/protocol/codec.js";
@@ -16,26 +18,52 @@ import {
   type CoordinatorMessage,
   type RunnerMessage,
 } from "../core/protocol/messages.js";
+import { errorText } from "./answers.js";
+import { retryDelay, seconds, type Backoff } from "./backoff.js";
 import { DEFAULTS } from "./config.js";
 import type { Logger } from "./log.js";
 
+/** The device's credential, as a link needs it (auth.ts has the real one). */
+export interface LinkAuth {
+  /** The Bearer credential to open sockets with now. */
+  credential(): string;
+  /**
+   * The coordinator answered 401 to `stale`: resolves once a new credential is in place
+   * (undefined), or with why there is none. Never rejects.
+   */
+  renew(stale: string): Promise<string | undefined>;
+}
+
+/**
+ * How a link ended: `closed` by the runner; `final` when the coordinator ended it with nothing
+ * wrong (run finished, socket replaced); `refused` when the coordinator will not take the runner
+ * (protocol, endpoint, a credential it does not know and that could not be renewed); `forbidden`
+ * for HTTP 403 at the upgrade (the credential refused: on the pool socket, a revoked device);
+ * `revoked` for close 4403, the operator revoking the device.
+ */
+export type LinkEnd = "closed" | "final" | "refused" | "forbidden" | "revoked";
+
 export interface LinkOptions {
   url: URL;
-  token: string;
+  auth: LinkAuth;
   /** Names the link in log lines, e.g. "pool" or "run 3fa9…". */
   label: string;
   log: Logger;
   onOpen: () => void;
   onMessage: (message: CoordinatorMessage) => void;
   /** The link ended for good; `reason` says why. */
-  onEnd: (reason: string, fatal: boolean) => void;
-  /** `limitedMs`: the least wait before reconnecting after a rate-limit close. */
-  backoff?: { initialMs: number; maxMs: number; factor: number; limitedMs: number };
+  onEnd: (reason: string, end: LinkEnd) => void;
+  backoff?: Backoff;
   random?: () => number;
 }
 
-/** Close codes after which reconnecting would be wrong. */
-const FINAL_CLOSES = new Set<number>([CLOSE.finished, CLOSE.replaced, CLOSE.protocol]);
+/** Close codes after which reconnecting would be wrong, and how each ends the link. */
+const FINAL_CLOSES = new Map<number, LinkEnd>([
+  [CLOSE.finished, "final"],
+  [CLOSE.replaced, "final"],
+  [CLOSE.protocol, "refused"],
+  [CLOSE.revoked, "revoked"],
+]);
 
 export class Link {
   private ws: WebSocket | undefined;
@@ -46,6 +74,8 @@ export class Link {
   private limits = 0;
   private openedAt = 0;
   private ended = false;
+  /** A 401 has been answered by renewing the credential, and no socket has opened since. */
+  private renewed = false;
 
   constructor(private readonly options: LinkOptions) {}
 
@@ -71,13 +101,14 @@ export class Link {
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     this.ws?.close(1000, reason);
-    this.options.onEnd(reason, false);
+    this.options.onEnd(reason, "closed");
   }
 
   private connect(): void {
-    const { url, token, log, label } = this.options;
+    const { url, auth, log, label } = this.options;
+    const credential = auth.credential();
     const ws = new WebSocket(toWs(url), {
-      headers: { Authorization: `Bearer ${token}` },
+      headers: { Authorization: `Bearer ${credential}` },
       maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
@@ -88,6 +119,7 @@ export class Link {
       if (this.failures > 0) log.info(`${label}: connected to ${url.origin} after ${this.failures} failed attempt(s)`);
       else log.debug(`${label}: connected to ${url.origin}`);
       this.failures = 0;
+      this.renewed = false;
       this.openedAt = Date.now();
       this.options.onOpen();
     });
@@ -106,9 +138,11 @@ export class Link {
         const detail = errorText(body) ?? res.statusMessage ?? "";
         refusal = `HTTP ${res.statusCode}${detail ? `: ${detail}` : ""}`;
         ws.terminate();
-        if (res.statusCode === 401 || res.statusCode === 403)
-          return this.end(`the coordinator refused the token (${refusal})`, true);
-        if (res.statusCode === 404) return this.end(`the coordinator does not know this endpoint (${refusal})`, true);
+        if (res.statusCode === 401) return this.unauthorized(credential, refusal);
+        if (res.statusCode === 403)
+          return this.end(`the coordinator refused this device's credential (${refusal})`, "forbidden");
+        if (res.statusCode === 404)
+          return this.end(`the coordinator does not know this endpoint (${refusal})`, "refused");
         this.retry(refusal);
       });
       res.on("error", () => this.retry(`HTTP ${res.statusCode}`));
@@ -120,12 +154,32 @@ export class Link {
       if (this.ws !== ws) return;
       clearInterval(this.pinger);
       if (this.ended) return;
-      if (FINAL_CLOSES.has(code))
-        return this.end(reason.toString() || `closed with code ${code}`, code === CLOSE.protocol);
+      const final = FINAL_CLOSES.get(code);
+      if (final === "revoked")
+        return this.end(`close ${code}${reason.length > 0 ? `: ${reason.toString()}` : ""}`, final);
+      if (final) return this.end(reason.toString() || `closed with code ${code}`, final);
       if (code === CLOSE.rateLimited) return this.limited(reason.toString() || "rate limited");
       if (refusal === undefined || !refusal.startsWith("HTTP"))
         this.retry(refusal ?? `connection closed (code ${code})`);
     });
+  }
+
+  /**
+   * The coordinator does not know the credential (say its state was reset): renew it once and
+   * open again at once; a renewed one refused too, or none to be had, ends the link.
+   */
+  private unauthorized(stale: string, refusal: string): void {
+    if (this.renewed)
+      return this.end(`the coordinator refused the device's new credential too (${refusal})`, "refused");
+    this.renewed = true;
+    this.options.auth.renew(stale).then(
+      (why) => {
+        if (this.ended) return;
+        if (why === undefined) this.connect();
+        else this.end(`${why} (${refusal})`, "refused");
+      },
+      (e: Error) => this.end(`could not renew the device's credential: ${e.message} (${refusal})`, "refused"),
+    );
   }
 
   private heartbeat(ws: WebSocket, periodMs: number): void {
@@ -153,16 +207,14 @@ export class Link {
   /** Reconnects after a delay: exponential in the failures so far (or, after a limit, in the limits in a row). */
   private retry(why: string, limited = false): void {
     if (this.ended || this.timer) return;
-    const { initialMs, maxMs, factor, limitedMs } = this.options.backoff ?? DEFAULTS.reconnect;
-    const random = this.options.random ?? Math.random;
+    const backoff = this.options.backoff ?? DEFAULTS.reconnect;
     // A first limit waits as a fourth retry would (a ceiling of 4 s with the defaults; never less
     // than limitedMs), and each next one twice as long.
     const steps = limited ? this.limits + 2 : this.failures;
-    const ceiling = Math.min(maxMs, initialMs * factor ** steps);
-    const delay = Math.max(limited ? limitedMs : 0, Math.round(ceiling / 2 + (random() * ceiling) / 2));
+    const delay = retryDelay(steps, backoff, this.options.random ?? Math.random, limited ? backoff.limitedMs : 0);
     if (!limited) this.failures++;
     const { label, url, log } = this.options;
-    const wait = `${(delay / 1000).toFixed(1)}s`;
+    const wait = seconds(delay);
     if (limited) log.info(`${label}: rate limited by the coordinator ${url.origin} (${why}); reconnecting in ${wait}`);
     else log.info(`${label}: coordinator ${url.origin} not reachable (${why}); retry ${this.failures} in ${wait}`);
     this.timer = setTimeout(() => {
@@ -171,13 +223,13 @@ export class Link {
     }, delay);
   }
 
-  private end(reason: string, fatal: boolean): void {
+  private end(reason: string, end: LinkEnd): void {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     this.ws?.terminate();
-    this.options.onEnd(reason, fatal);
+    this.options.onEnd(reason, end);
   }
 }
 
@@ -191,13 +243,4 @@ function toWs(url: URL): string {
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
   return u.toString();
-}
-
-function errorText(body: string): string | undefined {
-  try {
-    const parsed = JSON.parse(body) as { error?: unknown };
-    return typeof parsed.error === "string" ? parsed.error : undefined;
-  } catch {
-    return body.trim().slice(0, 200) || undefined;
-  }
 }

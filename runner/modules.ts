@@ -1,7 +1,8 @@
 /**
  * The runner's module cache: task modules by sha256, on disk (shared by restarts) and compiled
  * in memory. A module is fetched from the coordinator once, its hash verified, its imports
- * checked against the WASI preview1 allow-list, and only then compiled.
+ * checked against the WASI preview1 allow-list, and only then compiled. The fetch names the run
+ * that asked for the module: the coordinator serves it only for a run whose lease names it.
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,7 +17,8 @@ export class ModuleError extends Error {
   }
 }
 
-export type FetchModule = (sha256: string) => Promise<Uint8Array>;
+/** Fetches a module's bytes for a task of `run`. */
+export type FetchModule = (sha256: string, run: string | undefined) => Promise<Uint8Array>;
 
 export class ModuleCache {
   private readonly compiled = new Map<string, Promise<WebAssembly.Module>>();
@@ -29,9 +31,11 @@ export class ModuleCache {
 
   /**
    * The module for `sha256`, compiled with its memory capped at `memoryBytes`; rejects with
-   * ModuleError when it cannot be had or run.
+   * ModuleError when it cannot be had or run. `run` is the run whose task needs it, for the
+   * fetch (the Runner always gives one; a coordinator refuses a fetch naming no run). A module
+   * on disk or compiled already serves every run.
    */
-  get(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> {
+  get(sha256: string, memoryBytes: number, run?: string): Promise<WebAssembly.Module> {
     const key = `${sha256}/${memoryBytes}`;
     let entry = this.compiled.get(key);
     if (entry) {
@@ -39,20 +43,20 @@ export class ModuleCache {
       this.compiled.set(key, entry); // most recently used last
       return entry;
     }
-    entry = this.load(sha256, memoryBytes);
+    entry = this.load(sha256, memoryBytes, run);
     entry.catch(() => this.compiled.delete(key));
     this.compiled.set(key, entry);
     while (this.compiled.size > this.maxCompiled) this.compiled.delete(this.compiled.keys().next().value!);
     return entry;
   }
 
-  private async load(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> {
+  private async load(sha256: string, memoryBytes: number, run: string | undefined): Promise<WebAssembly.Module> {
     const file = join(this.dir, `${sha256}.wasm`);
     let bytes = await readFile(file).catch(() => undefined);
     if (!bytes || hash(bytes) !== sha256) {
       let fetched: Uint8Array;
       try {
-        fetched = await this.fetchModule(sha256);
+        fetched = await this.fetchModule(sha256, run);
       } catch (e) {
         throw new ModuleError({
           kind: "lost",

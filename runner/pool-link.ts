@@ -2,11 +2,13 @@
  * The runner's socket to the RunnerPool: it says hello with the runner's info and its slots now,
  * passes on the pool's `join` and `welcome`, and tells the pool the runner's status: at most every
  * 100 ms and only when it changed, and with a device report when the sampler has one. A refusal
- * for good (the token, the protocol, the endpoint) is handed to the Runner, which fails. The
- * reconnecting and the heartbeat are the Link's (link.ts).
+ * for good (the credential, the protocol, the endpoint) is handed to the Runner, which fails; a
+ * revocation (close 4403, or HTTP 403 to the pool socket, which only a revoked device gets) first
+ * sets the credential aside. The reconnecting and the heartbeat are the Link's (link.ts).
  */
 import { PROTOCOL_VERSION, type RunnerInfo } from "../core/protocol/messages.js";
 import type { DeviceSample } from "./device.js";
+import type { RunnerIdentity } from "./identity.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
 
@@ -32,7 +34,7 @@ export interface PoolHost {
 
 export interface PoolLinkOptions {
   coordinator: URL;
-  token: string;
+  identity: RunnerIdentity;
   info: RunnerInfo;
   log: Logger;
 }
@@ -47,14 +49,14 @@ export class PoolLink {
     options: PoolLinkOptions,
     private readonly host: PoolHost,
   ) {
-    const { coordinator, token, info, log } = options;
+    const { coordinator, identity, info, log } = options;
     this.link = new Link({
       url: new URL("/api/runners/connect", coordinator),
-      token,
+      auth: identity,
       label: "pool",
       log,
       onOpen: () => {
-        const runner = { ...info, slots: host.status().slots };
+        const runner = { ...info, id: identity.runnerId(), slots: host.status().slots };
         this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: 0, holding: [] });
         this.last = "";
         host.opened();
@@ -65,9 +67,10 @@ export class PoolLink {
         else if (m.type === "welcome") host.welcome(m.heartbeatMs);
         else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
       },
-      onEnd: (reason, fatal) => {
+      onEnd: (reason, end) => {
         log.info(`pool: ${reason}`);
-        if (fatal) host.refused(reason);
+        if (end === "refused") host.refused(reason);
+        if (end === "revoked" || end === "forbidden") host.refused(identity.revoked(reason));
       },
     });
   }

@@ -3,7 +3,9 @@
  * reconnect, the attempts of that run the runner still holds (running, or finished and not yet
  * sent), so work in progress is not redone. It counts the tasks received on the current socket
  * (the `received` of every `want`), and queues results until the socket takes them, so a
- * reconnect loses none. What the credit is, and what to do with tasks, is the Runner's.
+ * reconnect loses none. What the credit is, and what to do with tasks, is the Runner's. A run
+ * socket closed because the device was revoked (4403) makes the Runner fail; any other refusal
+ * ends only this run's socket.
  */
 import {
   PROTOCOL_VERSION,
@@ -11,6 +13,7 @@ import {
   type RunnerInfo,
   type TaskResult,
 } from "../core/protocol/messages.js";
+import type { RunnerIdentity } from "./identity.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
 
@@ -30,11 +33,13 @@ export interface RunHost {
   message(message: CoordinatorMessage): void;
   /** The socket ended for good (run finished, replaced, closed by the runner). */
   ended(reason: string): void;
+  /** The device was revoked: the runner is done; `reason` is the line to end with. */
+  refused(reason: string): void;
 }
 
 export interface RunLinkOptions {
   coordinator: URL;
-  token: string;
+  identity: RunnerIdentity;
   run: string;
   info: RunnerInfo;
   log: Logger;
@@ -54,20 +59,21 @@ export class RunLink {
     options: RunLinkOptions,
     private readonly host: RunHost,
   ) {
-    const { coordinator, token, run, info, log } = options;
+    const { coordinator, identity, run, info, log } = options;
     const url = new URL("/api/runners/connect", coordinator);
     url.searchParams.set("run", run);
     const label = `run ${run.slice(0, 8)}`;
     this.link = new Link({
       url,
-      token,
+      auth: identity,
       label,
       log,
       onOpen: () => {
         host.opened();
         this.received = 0;
         const holding = [...host.running(), ...this.results].map(({ task, attempt }) => ({ task, attempt }));
-        this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info, want: host.credit(), holding });
+        const runner = { ...info, id: identity.runnerId() };
+        this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: host.credit(), holding });
         this.flush();
       },
       onMessage: (m) => {
@@ -75,9 +81,10 @@ export class RunLink {
         if (m.type === "error") log.info(`${label}: coordinator says: ${m.message}`);
         else host.message(m);
       },
-      onEnd: (reason) => {
+      onEnd: (reason, end) => {
         log.debug(`${label}: ended (${reason})`);
         host.ended(reason);
+        if (end === "revoked") host.refused(identity.revoked(reason));
       },
     });
   }

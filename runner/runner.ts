@@ -6,15 +6,21 @@
  * backlog (the run it came from among equals, then the largest backlog). Under `--slots auto` the
  * device sampler (sampler.ts) resizes the runner, which takes back promised credit when it shrinks
  * (running tasks finish) and hands out the new slots when it grows. The lifecycle (lifecycle.ts)
- * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good.
+ * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good (a
+ * revoked device, a credential it does not know and that could not be renewed, the protocol).
+ * Each run gets its own attempt host, whose module and blob fetches name that run.
  */
 import type { Assignment, CoordinatorMessage, RunnerInfo } from "../core/protocol/messages.js";
 import { formatSize } from "../core/units.js";
 import { attempt, type AttemptHost } from "./attempt.js";
 import type { RunnerConfig } from "./config.js";
 import type { DeviceSample } from "./device.js";
+import type { CoordinatorHttp } from "./blobs.js";
 import type { ThreadPool } from "./executor/pool.js";
+import type { RunnerIdentity } from "./identity.js";
 import { Lifecycle, type RunnerEnd, type RunnerState } from "./lifecycle.js";
+import type { Logger } from "./log.js";
+import type { ModuleCache } from "./modules.js";
 import { PoolLink } from "./pool-link.js";
 import { RunLink, type AttemptRef } from "./run-link.js";
 import { DeviceSampler } from "./sampler.js";
@@ -36,12 +42,20 @@ interface RunState {
   /** Priority of its most important ready task, as the pool last said. */
   priority: number;
   running: Map<string, Running>;
+  /** What its attempts use: fetches that name this run. */
+  host: AttemptHost;
 }
 
 /** What the runner is made of (start.ts puts the real ones together; tests pass fakes). */
-export interface RunnerParts extends AttemptHost {
+export interface RunnerParts {
   config: RunnerConfig;
+  /** What the runner says of itself in hello; its `id` is the identity's runner id at each hello. */
   info: RunnerInfo;
+  /** The device's credential and this process's runner id (auth.ts, identity.ts). */
+  identity: RunnerIdentity;
+  modules: Pick<ModuleCache, "get">;
+  http: Pick<CoordinatorHttp, "blob" | "upload">;
+  log: Logger;
   threads: AttemptHost["threads"] & Pick<ThreadPool, "resize" | "close">;
   /** Free memory and CPU load now: for `--slots auto` and the device report. */
   sample: () => Promise<DeviceSample>;
@@ -68,12 +82,12 @@ export class Runner {
   private readonly done = new Map<string, number>();
 
   constructor(private readonly parts: RunnerParts) {
-    const { config, info, log } = parts;
+    const { config, info, identity, log } = parts;
     this.capacity = info.slots;
     this.life = new Lifecycle(log);
     this.finished = this.life.finished;
     this.pool = new PoolLink(
-      { coordinator: config.coordinator, token: config.token, info, log },
+      { coordinator: config.coordinator, identity, info, log },
       {
         status: () => ({
           free: Math.max(0, this.capacity - this.running),
@@ -105,8 +119,9 @@ export class Runner {
   }
 
   start(): void {
-    const { config, info, log } = this.parts;
-    const { name, id, slots, cores, platform, arch } = info;
+    const { config, info, identity, log } = this.parts;
+    const { name, slots, cores, platform, arch } = info;
+    const id = identity.runnerId();
     const labels = info.labels.join(",");
     const offered = `${slots} slot(s)${config.slots === "auto" ? " (auto)" : ""}`;
     const where = `${platform}/${arch}${labels ? `, labels ${labels}` : ""}; coordinator ${config.coordinator.origin}`;
@@ -196,15 +211,21 @@ export class Runner {
       if (moved > 0) this.grant(run, moved);
       return;
     }
-    const { config, info, log } = this.parts;
+    const { config, info, identity, log, modules, http, threads } = this.parts;
     const state: RunState = {
       id,
       credit: moved,
       backlog: 1,
       priority,
       running: new Map(),
+      host: {
+        modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
+        http: { blob: (sha256) => http.blob(sha256, id), upload: (bytes) => http.upload(bytes) },
+        threads,
+        log,
+      },
       link: new RunLink(
-        { coordinator: config.coordinator, token: config.token, run: id, info, log },
+        { coordinator: config.coordinator, identity, run: id, info, log },
         {
           opened: () => {
             if (this.life.accepting) state.credit += Math.max(0, this.unassigned());
@@ -218,6 +239,7 @@ export class Runner {
             if (this.runs.get(id) === state) this.runs.delete(id);
             this.pool.report();
           },
+          refused: (reason) => this.fail(reason),
         },
       ),
     };
@@ -282,9 +304,9 @@ export class Runner {
     this.busySlots.add(n);
     const entry: Running = { task, abort: new AbortController() };
     run.running.set(attemptKey(task), entry);
-    const result = await attempt(task, this.parts, {
+    const result = await attempt(task, run.host, {
       run: run.id,
-      slot: `${this.parts.info.id}-${n}`,
+      slot: `${this.parts.identity.runnerId()}-${n}`,
       signal: entry.abort.signal,
       ran: () => {
         run.running.delete(attemptKey(task));

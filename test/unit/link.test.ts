@@ -1,12 +1,14 @@
 // The runner's link (runner/link.ts) against a local `ws` server that plays the coordinator: a
 // socket closed for its rate limit (4429) reconnects only after a floor, later each time, with one
-// log line saying it was rate limited; an ordinary close reconnects at once as before.
+// log line saying it was rate limited; an ordinary close reconnects at once as before. The device's
+// credential on every upgrade: a revocation (close 4403, HTTP 403) is final, a 401 is renewed once.
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { DEFAULTS } from "../../runner/config";
-import { Link, type LinkOptions } from "../../runner/link";
+import { Link, type LinkAuth, type LinkEnd, type LinkOptions } from "../../runner/link";
 import { CLOSE } from "../../core/protocol/messages";
+import { fakeCoordinator } from "./fake-coordinator";
 
 const REASON = "rate limit: 201 frames in 0.10 s (50/s, burst 200)";
 let cleanup: (() => Promise<void>)[] = [];
@@ -36,7 +38,7 @@ function link(url: URL, options: Partial<LinkOptions> = {}): { link: Link; lines
   const lines: string[] = [];
   const l = new Link({
     url,
-    token: "t",
+    auth: { credential: () => "t", renew: () => Promise.resolve("no renewal here") },
     label: "pool",
     log: { info: (line) => lines.push(line), debug: () => {} },
     onOpen: () => {},
@@ -92,4 +94,69 @@ describe("runner link", () => {
     const line = `pool: coordinator ${url.origin} not reachable (connection closed (code 1011)); retry 1 in 0.0s`;
     expect(lines.filter((l) => l.includes("not reachable")).slice(0, 2)).toEqual([line, line]);
   });
+
+  it("closed with 4403 (revoked) ends for good: no reconnect, the coordinator's reason kept", async () => {
+    const { url, opened } = await closingServer(CLOSE.revoked, "device pc-1 was revoked");
+    const ends: [string, LinkEnd][] = [];
+    const { lines } = link(url, { backoff: FAST, onEnd: (reason, end) => ends.push([reason, end]) });
+    await until(() => ends.length > 0);
+    await new Promise((r) => setTimeout(r, 200)); // a reconnect would have come by now
+    expect(ends).toEqual([["close 4403: device pc-1 was revoked", "revoked"]]);
+    expect(opened).toHaveLength(1);
+    expect(lines).toEqual([]);
+  });
+
+  it("an HTTP 403 at the upgrade ends it for good, with the coordinator's message", async () => {
+    const error = "device pc-1 was revoked at 2026-12-01T10:00:00.000Z; enroll it again to rejoin";
+    const fake = await fakeCoordinator({ upgrade: () => ({ status: 403, body: { error } }) });
+    cleanup.push(() => fake.close());
+    const ends: [string, LinkEnd][] = [];
+    link(new URL("/api/runners/connect", fake.url), { backoff: FAST, onEnd: (r, end) => ends.push([r, end]) });
+    await until(() => ends.length > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ends).toEqual([[`the coordinator refused this device's credential (HTTP 403: ${error})`, "forbidden"]]);
+    expect(fake.upgrades).toEqual(["Bearer t"]);
+  });
+
+  it("a 401 at the upgrade renews the credential once and opens again with the new one", async () => {
+    const fake = await fakeCoordinator({
+      upgrade: (req) =>
+        req.headers.authorization === "Bearer new" ? undefined : { status: 401, body: { error: "unknown" } },
+    });
+    cleanup.push(() => fake.close());
+    let credential = "old";
+    const renewed: string[] = [];
+    const auth: LinkAuth = {
+      credential: () => credential,
+      renew: (stale) => {
+        renewed.push(stale);
+        credential = "new";
+        return Promise.resolve(undefined);
+      },
+    };
+    let opens = 0;
+    link(new URL("/api/runners/connect", fake.url), { auth, backoff: FAST, onOpen: () => opens++ });
+    await until(() => opens === 1);
+    expect(renewed).toEqual(["old"]);
+    expect(fake.upgrades).toEqual(["Bearer old", "Bearer new"]);
+  });
+
+  it("a 401 with no renewal to be had, or again right after one, ends it as refused", async () => {
+    const fake = await fakeCoordinator({ upgrade: () => ({ status: 401, body: { error: "unknown credential" } }) });
+    cleanup.push(() => fake.close());
+    const url = new URL("/api/runners/connect", fake.url);
+    const ends: [string, LinkEnd][] = [];
+    const onEnd = (reason: string, end: LinkEnd) => ends.push([reason, end]);
+    link(url, { backoff: FAST, onEnd });
+    let n = 0;
+    const auth: LinkAuth = { credential: () => `c${++n}`, renew: () => Promise.resolve(undefined) };
+    link(url, { auth, backoff: FAST, onEnd });
+    await until(() => ends.length === 2);
+    expect(ends.sort()).toEqual([
+      ["no renewal here (HTTP 401: unknown credential)", "refused"],
+      ["the coordinator refused the device's new credential too (HTTP 401: unknown credential)", "refused"],
+    ]);
+  });
 });
+
+const FAST = { initialMs: 50, maxMs: 5000, factor: 2, limitedMs: 100 };

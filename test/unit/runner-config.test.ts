@@ -1,27 +1,21 @@
-// The runner's identity (a device id kept across restarts, one claim per process), its flags
-// and its JSON log lines.
+// The runner's claims on its device's runner ids (one per process), its flags and environment
+// (what to enroll with, --insecure and which hosts need it), and its JSON log lines.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { resolveConfig, UsageError } from "../../runner/config";
-import { claimRunnerId, deviceId } from "../../runner/identity";
+import { isLocalHost } from "../../runner/address";
+import { resolveConfig, UsageError, type RunnerConfig } from "../../runner/config";
+import { claimRunnerId } from "../../runner/identity";
 import { consoleLogger } from "../../runner/log";
 
 const dir = mkdtempSync(join(tmpdir(), "distro-identity-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("identity", () => {
-  it("keeps the device id in the config dir, so a restart is the same device", () => {
-    const id = deviceId(dir, "my laptop");
-    expect(id).toMatch(/^my-laptop-[0-9a-f]{8}$/);
-    expect(deviceId(dir, "renamed")).toBe(id);
-    expect(readFileSync(join(dir, "device-id"), "utf8").trim()).toBe(id);
-  });
-
   it("gives a second live process on the device its own id, and a dead process's claim to the next one", () => {
-    const device = deviceId(dir, "pc");
+    const device = "pc-0123abcd";
     const first = claimRunnerId(dir, device, process.pid);
     expect(first.id).toBe(device);
     const other = claimRunnerId(dir, device, process.ppid); // alive: our parent
@@ -38,6 +32,58 @@ describe("identity", () => {
 
 describe("flags", () => {
   const base = ["--coordinator", "http://127.0.0.1:8787", "--token", "t"];
+  const config = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveConfig(argv, env) as RunnerConfig;
+
+  it("enrolls with DISTRO_ENROLL (environment only) or the dev token (--token, DISTRO_RUNNER_TOKEN), never DISTRO_TOKEN", () => {
+    const url = ["--coordinator", "http://127.0.0.1:8787"];
+    expect(config(url, { DISTRO_ENROLL: "e", DISTRO_RUNNER_TOKEN: "d", DISTRO_TOKEN: "api" })).toMatchObject({
+      enrollToken: "e",
+      devToken: "d",
+    });
+    expect(config([...url, "--token", "flag"], { DISTRO_RUNNER_TOKEN: "env" }).devToken).toBe("flag");
+    // Nothing to enroll with is not an error here: a saved credential may be in the config dir.
+    expect(config(url, { DISTRO_TOKEN: "api", DISTRO_ENROLL: "" })).toMatchObject({
+      enrollToken: undefined,
+      devToken: undefined,
+    });
+    expect(config(url, { DISTRO_COORDINATOR: "x" }).coordinator.href).toBe("http://127.0.0.1:8787/");
+    expect(config([], { DISTRO_COORDINATOR: "https://distro.example/" }).coordinator.href).toBe(
+      "https://distro.example/",
+    );
+    expect(() => resolveConfig([...url, "--enroll", "e"], {})).toThrow(UsageError);
+  });
+
+  it("refuses http:// and ws:// to a host outside this machine and private LANs unless --insecure", () => {
+    for (const url of [
+      "http://distro.example",
+      "ws://203.0.113.7:8787",
+      "http://[2001:db8::1]/",
+      "http://172.32.0.1",
+    ]) {
+      expect(() => config(["--coordinator", url])).toThrow(/is not encrypted .* pass --insecure/);
+      expect(config(["--coordinator", url, "--insecure"]).insecure).toBe(true);
+    }
+    for (const url of ["https://distro.example", "wss://203.0.113.7", "http://192.168.1.20:8787", "http://[::1]:8787"])
+      expect(config(["--coordinator", url]).insecure).toBe(false);
+  });
+
+  it("counts as local: loopback, private and link-local IPv4, ::1, fc00::/7, fe80::/10, localhost, *.local", () => {
+    const local = [
+      ["127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "192.168.0.1", "169.254.1.1"],
+      ["172.16.0.0", "172.16.0.1", "172.31.255.255", "localhost", "localhost.", "printer.local", "box.lan.local"],
+      ["[::1]", "[fc00::1]", "[fdff:ffff::1]", "[fe80::1]", "[febf::1]", "[::ffff:7f00:1]", "[::ffff:c0a8:101]"],
+    ].flat();
+    const remote = [
+      ["172.15.255.255", "172.32.0.0", "11.0.0.1", "192.169.0.1", "169.255.0.1", "8.8.8.8", "0.0.0.0"],
+      ["[::2]", "[fbff::1]", "[fe00::1]", "[fec0::1]", "[2001:db8::1]", "[::ffff:808:808]", "[::]"],
+      ["distro.example", "local", "mylocal", "localhost.example", "example.local.com", "127.0.0.1.nip.io"],
+    ].flat();
+    for (const host of local) expect(isLocalHost(host), host).toBe(true);
+    for (const host of remote) expect(isLocalHost(host), host).toBe(false);
+    // As URL.hostname gives them.
+    expect(isLocalHost(new URL("http://[FE80::1]:80/").hostname)).toBe(true);
+    expect(isLocalHost(new URL("http://0x7f000001/").hostname)).toBe(true);
+  });
 
   it("reads sizes, labels and the config dir", () => {
     const config = resolveConfig(

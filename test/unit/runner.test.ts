@@ -1,21 +1,24 @@
-// The Runner against a local `ws` server playing the coordinator, with fake module cache and
-// blob storage and real task threads running fixture .wasm: the lifecycle (ready, draining,
-// stopped; failed when the coordinator refuses the token, the process left to the bin), and one
-// task from `join` to its result over the pool and run sockets. The lifecycle table on its own.
+// The Runner against a local server playing the coordinator (fake-coordinator.ts), with fake
+// module cache and blob storage and real task threads running fixture .wasm: the lifecycle
+// (ready, draining, stopped; failed when the coordinator refuses the device, the process left to
+// the bin), one task from `join` to its result over the pool and run sockets, and the fetches of
+// each run naming it. The bin: enrolling, its usage error with nothing to enroll with, a revoked
+// device. The lifecycle table on its own.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { WebSocketServer, type WebSocket } from "ws";
+import type { WebSocket } from "ws";
 import { decodeRunnerMessage, encode } from "../../core/protocol/codec";
-import { PROTOCOL_VERSION, type Assignment, type RunnerMessage } from "../../core/protocol/messages";
+import { CLOSE, PROTOCOL_VERSION, type Assignment, type RunnerMessage } from "../../core/protocol/messages";
 import { resolveConfig, type RunnerConfig } from "../../runner/config";
+import { credentialFile } from "../../runner/credential";
 import { ThreadPool } from "../../runner/executor/pool";
+import type { RunnerIdentity } from "../../runner/identity";
 import { Lifecycle } from "../../runner/lifecycle";
 import { Runner } from "../../runner/runner";
+import { answerFor, fakeCoordinator, type Answer } from "./fake-coordinator";
 
 const echo = WebAssembly.compile(readFileSync(new URL("../../wasm_tasks/build/echo.wasm", import.meta.url)));
 const RUN = "3fa9c0de".repeat(8); // a run id: 64 hex digits
@@ -26,40 +29,44 @@ afterEach(async () => {
   cleanup = [];
 });
 
-/** A coordinator on a free port; `refuse` turns every socket away with HTTP 401. */
+/** A coordinator on a free port; `refuse` turns every socket away (default: 401 with an {error}). */
 async function coordinator(
-  options: { refuse?: boolean } = {},
+  options: { refuse?: Answer | true } = {},
 ): Promise<{ url: URL; frames: RunnerMessage[]; sockets: Map<string, WebSocket> }> {
-  const server = new WebSocketServer({
-    host: "127.0.0.1",
-    port: 0,
-    verifyClient: (_info, done) => (options.refuse ? done(false, 401, "Unauthorized") : done(true)),
-  });
-  await new Promise<void>((resolve) => server.once("listening", resolve));
   const frames: RunnerMessage[] = [];
-  const sockets = new Map<string, WebSocket>();
-  server.on("connection", (ws, req: IncomingMessage) => {
-    const run = new URL(req.url ?? "/", "http://x").searchParams.get("run") ?? "pool";
-    sockets.set(run, ws);
-    ws.on("message", (data) => {
-      const text = (data as Buffer).toString();
-      if (text === "ping") return;
-      const decoded = decodeRunnerMessage(text);
-      if (!decoded.ok) throw new Error(decoded.error);
-      frames.push(decoded.message);
-      if (decoded.message.type !== "hello") return;
-      ws.send(encode({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 3000 }));
-      if (run === "pool") ws.send(encode({ type: "join", run: RUN, priority: 0 }));
-    });
+  const refusal = options.refuse === true ? { status: 401, body: { error: "unknown credential" } } : options.refuse;
+  const fake = await fakeCoordinator({
+    upgrade: () => refusal,
+    onConnection: (ws, run) => hello(ws, run, frames),
   });
-  cleanup.push(async () => {
-    for (const ws of server.clients) ws.terminate();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), frames, sockets };
+  cleanup.push(() => fake.close());
+  return { url: fake.url, frames, sockets: fake.sockets };
 }
 
-function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPool } {
+/** Keeps the runner's frames; answers a hello with welcome, and on the pool with a join of RUN. */
+function hello(ws: WebSocket, run: string, frames: RunnerMessage[]): void {
+  ws.on("message", (data) => {
+    const text = (data as Buffer).toString();
+    if (text === "ping") return;
+    const decoded = decodeRunnerMessage(text);
+    if (!decoded.ok) throw new Error(decoded.error);
+    frames.push(decoded.message);
+    if (decoded.message.type !== "hello") return;
+    ws.send(encode({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 3000 }));
+    if (run === "pool") ws.send(encode({ type: "join", run: RUN, priority: 0 }));
+  });
+}
+
+/** A device whose credential the coordinator does not know, with nothing to enroll again with. */
+const identity: RunnerIdentity = {
+  credential: () => "dev-1.secret",
+  runnerId: () => "dev-1",
+  renew: () => Promise.resolve("this device's credential is unknown to the coordinator"),
+  revoked: (detail) => `device dev-1 was revoked (${detail})`,
+};
+
+function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPool; fetched: string[] } {
+  const fetched: string[] = [];
   const config = resolveConfig(["--coordinator", url.toString(), "--token", "t", "--slots", "2"], {}) as RunnerConfig;
   const lines: string[] = [];
   const threads = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", import.meta.url));
@@ -77,17 +84,26 @@ function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPoo
       labels: [],
       version: "0.0.0",
     },
+    identity,
     threads,
-    modules: { get: () => echo },
+    modules: {
+      get: (sha256, _memory, run) => {
+        fetched.push(`module ${sha256.slice(0, 4)} for ${run?.slice(0, 8)}`);
+        return echo;
+      },
+    },
     http: {
-      blob: () => Promise.reject(new Error("no blobs here")),
+      blob: (sha256, run) => {
+        fetched.push(`blob ${sha256.slice(0, 4)} for ${run.slice(0, 8)}`);
+        return Promise.resolve(new TextEncoder().encode(`{"n":1}`));
+      },
       upload: () => Promise.reject(new Error("no uploads here")),
     },
     log: { info: (line) => lines.push(line), debug: () => {} },
     sample: () => Promise.resolve({ freeMemory: 1 << 29, load: 5 }),
   });
   cleanup.push(() => r.stop(0));
-  return { runner: r, lines, threads };
+  return { runner: r, lines, threads, fetched };
 }
 
 async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -113,14 +129,15 @@ const task = (n: number): Assignment => ({
 });
 
 describe("runner lifecycle", () => {
-  it("fails when the coordinator refuses the token, closes its threads, and leaves the exit to the bin", async () => {
+  it("fails when the coordinator refuses the device, closes its threads, and leaves the exit to the bin", async () => {
     const { url } = await coordinator({ refuse: true });
     const { runner: r, lines, threads } = runner(url);
     r.start();
     expect(await r.finished).toBe("failed");
     expect(r.state).toBe("failed");
     expect(lines).toContain(
-      "runner: connecting -> failed (the coordinator refused the token (HTTP 401: Unauthorized))",
+      "runner: connecting -> failed (this device's credential is unknown to the coordinator " +
+        "(HTTP 401: unknown credential))",
     );
     // The pool closed the threads: a job now ends at once as the runner shutting down.
     const job = { module: await echo, args: [], env: {}, stdin: new Uint8Array(), maxOutputBytes: 1, timeoutMs: 1 };
@@ -129,26 +146,23 @@ describe("runner lifecycle", () => {
     expect(r.state).toBe("failed");
   });
 
-  it("the bin (compiled, in dist/) exits 1 when the runner fails, having logged why", async () => {
-    const { url } = await coordinator({ refuse: true });
-    const dir = mkdtempSync(join(tmpdir(), "distro-runner-bin-"));
-    const args = ["--coordinator", url.toString(), "--token", "t", "--slots", "1", "--config-dir", dir];
-    const bin = new URL("../../bin/distro-runner.js", import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, ...args, "--cache-dir", join(dir, "cache")], { stdio: "pipe" });
-    let out = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    expect(out).toContain("runner: connecting -> failed (the coordinator refused the token (HTTP 401");
-    expect(code).toBe(1);
-  });
-
   it("takes a task from a join to its result, then stops: connecting, ready, draining, stopped", async () => {
     const { frames, url, sockets } = await coordinator();
-    const { runner: r, lines } = runner(url);
+    const { runner: r, lines, fetched } = runner(url);
     r.start();
     await until(() => frames.some((f) => f.type === "hello" && f.holding.length === 0 && f.want === 2));
+    // Both sockets say hello with the identity's runner id.
+    expect(frames.filter((f) => f.type === "hello").map((f) => f.type === "hello" && f.runner.id)).toEqual([
+      "dev-1",
+      "dev-1",
+    ]);
     expect(r.state).toBe("ready");
-    sockets.get(RUN)!.send(encode({ type: "tasks", tasks: [task(0), task(1), task(2)], backlog: 0 }));
+    const withRef = {
+      ...task(1),
+      stdin: JSON.stringify({ task: "echo[1]", inputs: { a: { $ref: "b".repeat(64) } } }),
+      refs: ["b".repeat(64)],
+    };
+    sockets.get(RUN)!.send(encode({ type: "tasks", tasks: [task(0), withRef, task(2)], backlog: 0 }));
     await until(() => frames.some((f) => f.type === "results"));
     const rejected = frames.find((f) => f.type === "reject");
     expect(rejected).toEqual({ type: "reject", tasks: [{ task: "echo[2]", attempt: 1 }] }); // beyond the 2 slots
@@ -158,8 +172,10 @@ describe("runner lifecycle", () => {
     const seen = all.map((x) => [x.task, x.ok, Buffer.from(x.output!, "base64").toString()]);
     expect(seen.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
       ["echo[0]", true, JSON.stringify({ task: "echo[0]", inputs: {} })],
-      ["echo[1]", true, JSON.stringify({ task: "echo[1]", inputs: {} })],
+      ["echo[1]", true, JSON.stringify({ task: "echo[1]", inputs: { a: { n: 1 } } })],
     ]);
+    // Each fetch names the run whose task needs it (the coordinator serves only those).
+    expect(new Set(fetched)).toEqual(new Set(["module aaaa for 3fa9c0de", "blob bbbb for 3fa9c0de"]));
     await r.stop(0);
     expect(await r.finished).toBe("stopped");
     expect(lines.filter((l) => l.startsWith("runner: "))).toEqual([
@@ -167,6 +183,133 @@ describe("runner lifecycle", () => {
       "runner: ready -> draining",
       "runner: draining -> stopped",
     ]);
+  });
+});
+
+/** Runs the compiled bin (dist/) with a fresh config dir; resolves when it exits. */
+function bin(
+  url: URL,
+  env: Record<string, string>,
+  options: { dir?: string; args?: string[]; until?: (out: string) => boolean } = {},
+): Promise<{ code: number | null; out: string; err: string; dir: string }> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "distro-runner-bin-"));
+  cleanup.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+  const args = ["--coordinator", url.toString(), "--slots", "1", "--config-dir", dir, "--cache-dir", join(dir, "c")];
+  const path = new URL("../../bin/distro-runner.js", import.meta.url).pathname;
+  const { PATH, HOME } = process.env;
+  const child = spawn(process.execPath, [path, ...args, ...(options.args ?? [])], {
+    stdio: "pipe",
+    env: { PATH, HOME, ...env },
+  });
+  cleanup.push(() => Promise.resolve(child.kill("SIGKILL")));
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+    if (options.until?.(out)) child.kill("SIGTERM");
+  });
+  child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err, dir })));
+}
+
+describe("the bin (compiled, in dist/)", () => {
+  it("with no credential and nothing to enroll with exits 2, saying how to enroll", async () => {
+    const fake = await fakeCoordinator();
+    cleanup.push(() => fake.close());
+    const { code, err } = await bin(fake.url, { DISTRO_TOKEN: "the CLI's API token" });
+    expect(code).toBe(2);
+    expect(err).toMatch(/this device has no credential for http:\/\/127\.0\.0\.1:\d+ \(none in .*\.json\)/);
+    expect(err).toContain("`distro runners add`");
+    expect(err).toContain("DISTRO_ENROLL=<token>");
+    expect(err).toContain("--token");
+    expect(fake.enrolls).toEqual([]); // DISTRO_TOKEN is not the runner's
+  });
+
+  it("enrolls with DISTRO_ENROLL, keeps the credential 0600, and exits 1 when the device is revoked", async () => {
+    const frames: RunnerMessage[] = [];
+    const fake = await fakeCoordinator({
+      enroll: () => ({ status: 200, body: { ...answerFor("box", 0xabcd, ["gpu"]), enrollment: "enr1" } }),
+      onConnection: (ws, run) => {
+        hello(ws, run, frames);
+        // Revoked once it has said hello: the coordinator closes the pool socket with 4403.
+        ws.once("message", () => setTimeout(() => ws.close(CLOSE.revoked, "device box-0000abcd was revoked"), 50));
+      },
+    });
+    cleanup.push(() => fake.close());
+    const { code, out, dir } = await bin(fake.url, { DISTRO_ENROLL: "enroll-token" }, { args: ["--labels", "fast"] });
+    expect(fake.enrolls).toEqual(["Bearer enroll-token"]);
+    expect(fake.upgrades[0]).toBe(`Bearer ${answerFor("box", 0xabcd).credential}`);
+    const first = frames.find((f) => f.type === "hello");
+    expect(first).toMatchObject({ runner: { id: "box-0000abcd", labels: ["fast", "gpu"] } });
+    expect(out).toContain("enrolled as device box-0000abcd with enrollment enr1, labels gpu; credential saved in");
+    expect(out).toMatch(
+      /runner: ready -> failed \(device box-0000abcd was revoked \(close 4403: device box-0000abcd was revoked\)/,
+    );
+    expect(code).toBe(1);
+    // Kept, 0600: a restart is refused again and says why.
+    const file = credentialFile(dir, fake.url);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({
+      coordinator: fake.url.origin,
+      device: "box-0000abcd",
+      labels: ["gpu"],
+      trusted: false,
+      enrollment: "enr1",
+    });
+    expect(out).toContain(`to join again, delete ${file} and enroll the device anew with DISTRO_ENROLL=`);
+  });
+
+  it("an enrollment the coordinator refuses ends it with the coordinator's words, exit 1, no retry", async () => {
+    const error = "enrollment enr1 has been used 1 of 1 times";
+    const fake = await fakeCoordinator({ enroll: () => ({ status: 403, body: { error } }) });
+    cleanup.push(() => fake.close());
+    const { code, err } = await bin(fake.url, { DISTRO_ENROLL: "used-up" });
+    expect(err).toContain(`refused to enroll this device with DISTRO_ENROLL (HTTP 403: ${error})`);
+    expect(code).toBe(1);
+    expect(fake.enrolls).toHaveLength(1);
+  });
+
+  it("a saved credential the coordinator forgot: enrolled again with the dev token, or an exit naming it", async () => {
+    const frames: RunnerMessage[] = [];
+    let forgotten = true;
+    const fake = await fakeCoordinator({
+      upgrade: (req) => {
+        const stale = req.headers.authorization === `Bearer ${answerFor("pc", 1).credential}`;
+        return stale && forgotten ? { status: 401, body: { error: "unknown credential" } } : undefined;
+      },
+      onConnection: (ws, run) => hello(ws, run, frames),
+    });
+    cleanup.push(() => fake.close());
+    // First start: enrolled with the dev token as device pc-00000001, then stopped.
+    const dir = mkdtempSync(join(tmpdir(), "distro-runner-bin-"));
+    forgotten = false;
+    await bin(fake.url, { DISTRO_RUNNER_TOKEN: "dev" }, { dir, args: ["--name", "pc"], until: (o) => /ready/.test(o) });
+    // The coordinator's state is reset: it no longer knows pc-00000001.
+    forgotten = true;
+    const again = await bin(
+      fake.url,
+      {},
+      { dir, args: ["--name", "pc", "--token", "dev"], until: (o) => /ready/.test(o) },
+    );
+    expect(again.out).toContain("does not know device pc-00000001's credential");
+    // Under the same device id, which the development token may claim: the runner keeps its ids.
+    expect(again.out).toContain("enrolled as device pc-00000001 with the development token (--token)");
+    expect(fake.upgrades.slice(-1)).toEqual([`Bearer ${answerFor("pc", 2, [], "pc-00000001").credential}`]);
+    expect(frames.filter((f) => f.type === "hello").map((f) => f.type === "hello" && f.runner.id)).toEqual([
+      "pc-00000001",
+      "pc-00000001",
+    ]);
+    // Without a token to enroll with, the runner says what is wrong and exits 1.
+    forgotten = false;
+    const stale = { ...answerFor("pc", 1), coordinator: fake.url.origin, enrolled_at: 1 };
+    writeFileSync(credentialFile(dir, fake.url), JSON.stringify(stale));
+    forgotten = true;
+    const alone = await bin(fake.url, {}, { dir });
+    expect(alone.out).toContain(
+      "this device's credential is unknown to the coordinator " +
+        `${fake.url.origin}; enroll it again with DISTRO_ENROLL (a token from \`distro runners add\`)`,
+    );
+    expect(alone.code).toBe(1);
   });
 });
 
