@@ -1,6 +1,7 @@
 /**
  * Starting the local pieces as real processes: the coordinator (`wrangler dev`, workerd) and
- * runners (`distro-runner`). Used by `npm start`, `npm run bench` and the end-to-end tests.
+ * runners (`distro-runner`, enrolling with the development token unless told otherwise). Used by
+ * `npm start`, `npm run bench` and the end-to-end tests.
  * Each process gets its own process group so that stopping it stops its children (workerd).
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -173,12 +174,20 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
 
 export interface RunnerOptions {
   coordinator: URL;
-  token?: string;
+  /**
+   * The development RUNNER_TOKEN the runner enrolls with (passed as DISTRO_RUNNER_TOKEN, not on
+   * argv). Default DEV_TOKENS.runner, unless `enroll` is given; null: none.
+   */
+  token?: string | null;
+  /** An enrollment token, passed as DISTRO_ENROLL. */
+  enroll?: string;
+  /** More environment for the runner (it inherits ours, but not DISTRO_ENROLL or DISTRO_RUNNER_TOKEN). */
+  env?: Record<string, string>;
   slots?: number | "auto";
   name?: string;
   args?: string[];
   cacheDir?: string;
-  /** Where the runner keeps its device id (default the user's ~/.config/distro). */
+  /** Where the runner keeps its credential (default the user's ~/.config/distro). */
   configDir?: string;
   labels?: string[];
   echo?: (line: string) => void;
@@ -187,13 +196,19 @@ export interface RunnerOptions {
 /** Starts a `distro-runner` process. */
 export function startRunner(options: RunnerOptions): Proc {
   const args = [fileURLToPath(new URL("bin/distro-runner.js", `file://${ROOT}`))];
-  args.push("--coordinator", options.coordinator.toString(), "--token", options.token ?? DEV_TOKENS.runner);
+  args.push("--coordinator", options.coordinator.toString());
   if (options.slots !== undefined) args.push("--slots", String(options.slots));
   if (options.name) args.push("--name", options.name);
   if (options.cacheDir) args.push("--cache-dir", options.cacheDir);
   if (options.configDir) args.push("--config-dir", options.configDir);
   if (options.labels) args.push("--labels", options.labels.join(","));
   args.push(...(options.args ?? []));
-  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const { DISTRO_ENROLL: _enroll, DISTRO_RUNNER_TOKEN: _token, ...inherited } = process.env;
+  const env: NodeJS.ProcessEnv = { ...inherited };
+  const token = options.token === undefined ? (options.enroll ? null : DEV_TOKENS.runner) : options.token;
+  if (token !== null) env.DISTRO_RUNNER_TOKEN = token;
+  if (options.enroll !== undefined) env.DISTRO_ENROLL = options.enroll;
+  Object.assign(env, options.env);
+  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
   return new Proc(child, options.echo);
 }
