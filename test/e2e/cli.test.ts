@@ -4,10 +4,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EnrollmentCreated, RevokeAnswer, RunnerListing } from "../../core/api";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();
 const distro = (...args: string[]) => cluster.distro(...args);
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 let runId = "";
 
 beforeAll(async () => {
@@ -59,13 +61,65 @@ describe("distro", () => {
     expect(unknown.err).toMatch(/no run/);
   });
 
-  it("runners lists the runner (text and --json); an extra argument exits 2", async () => {
+  it("runners lists the runner and its device (text and --json); an extra argument exits 2", async () => {
     const text = await distro("runners");
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/cli-runner\s+\w+\/\w+\s+\d+\/2/);
-    const json = JSON.parse((await distro("runners", "--json")).out) as { name: string; slots: number }[];
-    expect(json.find((r) => r.name === "cli-runner")!.slots).toBe(2);
+    expect(text.out).toMatch(/^DEVICE\s+NAME\s+STATE\s+LABELS\s+TRUSTED$/m);
+    expect(text.out).toMatch(/^cli-runner-[0-9a-f]{8}\s+cli-runner\s+connected\s+-\s+no$/m);
+    const json = JSON.parse((await distro("runners", "--json")).out) as RunnerListing;
+    expect(json.runners.find((r) => r.name === "cli-runner")!.slots).toBe(2);
+    expect(json.devices.find((d) => d.name === "cli-runner")).toMatchObject({ connected: true, revoked_at: null });
     expect((await distro("runners", "extra")).code).toBe(2);
+  });
+
+  it("runners add prints the enrollment and each platform's command (text and --json); bad flags exit 2", async () => {
+    const origin = cluster.coordinator.url.origin;
+    const install = `npx --yes ${origin}/runner.tgz --coordinator ${origin}`;
+    const text = await distro("runners", "add", "--labels", "gpu,arm64", "--uses", "3", "--ttl", "2h");
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(
+      /^enrollment \S+: 3 device\(s\) may join until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 2h00m\)$/m,
+    );
+    expect(text.out).toMatch(/^labels: gpu,arm64; trusted: no$/m);
+    expect(text.out).toMatch(new RegExp(`^Linux and macOS:\n {2}DISTRO_ENROLL=\\S+ ${escape(install)}$`, "m"));
+    expect(text.out).toMatch(
+      new RegExp(`^Windows \\(PowerShell\\):\n {2}\\$env:DISTRO_ENROLL="\\S+"; ${escape(install)}$`, "m"),
+    );
+    expect(text.out).toMatch(
+      new RegExp(`^Android \\(Termux\\):\n {2}pkg install -y nodejs && DISTRO_ENROLL=\\S+ ${escape(install)}$`, "m"),
+    );
+    expect(text.out).toMatch(/shown only this once/);
+    const json = JSON.parse((await distro("runners", "add", "--trusted", "--json")).out) as EnrollmentCreated;
+    expect(json).toMatchObject({ uses: 1, used: 0, labels: [], trusted: true, revoked_at: null });
+    expect(json.commands.unix).toBe(`DISTRO_ENROLL=${json.token} ${install}`);
+    expect(json.command).toBe(json.commands.unix);
+    expect(json.expires_at - json.created_at).toBe(3_600_000);
+    for (const [flag, value] of [
+      ["--uses", "0"],
+      ["--ttl", "31d"],
+      ["--labels", "a b"],
+    ]) {
+      const bad = await distro("runners", "add", flag!, value!);
+      expect(bad.code, `${flag} ${value}`).toBe(2);
+      expect(bad.err).toContain(`distro: ${flag}: `);
+    }
+  });
+
+  it("runners revoke disconnects a device and lists it revoked; an unknown device exits 2", async () => {
+    cluster.runner({ name: "cli-doomed", configDir: join(cluster.dir, "config-doomed") });
+    await cluster.connected("cli-doomed");
+    const listing = JSON.parse((await distro("runners", "--json")).out) as RunnerListing;
+    const id = listing.devices.find((d) => d.name === "cli-doomed")!.id;
+    const revoked = await distro("runners", "revoke", id);
+    expect(revoked.code).toBe(0);
+    expect(revoked.out).toMatch(new RegExp(`^revoked device ${id}: [1-9]\\d* socket\\(s\\) closed\n$`));
+    expect((await distro("runners")).out).toMatch(new RegExp(`^${id}\\s+cli-doomed\\s+revoked \\d+s ago`, "m"));
+    const again = JSON.parse((await distro("runners", "revoke", id, "--json")).out) as RevokeAnswer;
+    expect(again).toMatchObject({ device: { id, connected: false }, closed: 0 });
+    const unknown = await distro("runners", "revoke", "no-such-device");
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/^distro: no device no-such-device$/m);
   });
 
   it("output prints a task's output and writes it with -o; an unknown task exits 2", async () => {
@@ -112,8 +166,11 @@ describe("distro", () => {
   });
 
   it("--help for every command, and exit 2 for an unknown one", async () => {
-    for (const command of ["submit", "runs", "status", "runners", "output", "cancel", "pause", "resume", "modules"]) {
-      const { code, out } = await distro(command, "--help");
+    for (const command of [
+      ...["submit", "runs", "status", "runners", "runners add", "runners revoke"],
+      ...["output", "cancel", "pause", "resume", "modules"],
+    ]) {
+      const { code, out } = await distro(...command.split(" "), "--help");
       expect(code, command).toBe(0);
       expect(out).toContain(`Usage: distro ${command}`);
     }
