@@ -3,14 +3,10 @@
  * is a usage error naming the flag before any request (the coordinator checks them again).
  */
 import type { EnrollmentRequest } from "../core/api.js";
-import { parseDuration } from "../core/units.js";
+import { ENROLLMENT_LIMITS, LABEL, ttlMs } from "../core/enrollment.js";
 import { UsageError } from "./command.js";
 
-/** What the coordinator accepts (worker/routes/enrollments.ts, the runner's --labels). */
-const LABEL = /^[A-Za-z0-9_.:-]{1,64}$/;
-const MAX_LABELS = 64;
-const MAX_USES = 1000;
-const MAX_TTL_MS = 30 * 86_400_000;
+const { labels: MAX_LABELS, uses: MAX_USES } = ENROLLMENT_LIMITS;
 
 interface EnrollmentFlags {
   labels?: string;
@@ -42,13 +38,11 @@ export function enrollmentRequest(flags: EnrollmentFlags): EnrollmentRequest {
   }
   if (flags.ttl !== undefined) {
     // A bare number is seconds, as the API takes it; else a duration ("90s", "30m", "1h", "2d").
-    const seconds = /^\d+$/.test(flags.ttl);
-    const ms = seconds ? Number(flags.ttl) * 1000 : parseDuration(flags.ttl);
-    if (ms === undefined || ms < 1000 || ms > MAX_TTL_MS)
+    if (ttlMs(flags.ttl) === undefined)
       throw new UsageError(
         `--ttl: expected a duration from 1s to 30d such as "1h" or "2d" (or seconds), got "${flags.ttl}"`,
       );
-    request.ttl = seconds ? Number(flags.ttl) : flags.ttl;
+    request.ttl = /^\d+$/.test(flags.ttl) ? Number(flags.ttl) : flags.ttl;
   }
   if (flags.trusted) request.trusted = true;
   return request;

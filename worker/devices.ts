@@ -15,9 +15,6 @@ import { db } from "./db.js";
 /** A device id: what runner ids start with (`<device>` and `<device>.<k>`). */
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** How many devices one enrollment may admit, and how long it may last. */
-export const ENROLLMENT_LIMITS = { uses: 1000, ttlMs: 30 * 86_400_000 };
-
 /** Why a token or credential was refused: unknown (401) or known but no longer good (403). */
 export type Refused = { refused: 401 | 403; message: string };
 

@@ -7,16 +7,17 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import type { EnrollmentCreated, EnrollmentView, JoinCommands } from "../../core/api.js";
-import { parseDuration } from "../../core/units.js";
+import { ENROLLMENT_LIMITS, LABEL, ttlMs } from "../../core/enrollment.js";
 import { requireToken } from "../auth.js";
-import { createEnrollment, enrollments as listEnrollments, ENROLLMENT_LIMITS, revokeEnrollment } from "../devices.js";
+import { createEnrollment, enrollments as listEnrollments, revokeEnrollment } from "../devices.js";
 import type { Env } from "../env.js";
 import { readText } from "../http.js";
 
-const LABEL = /^[A-Za-z0-9_.:-]{1,64}$/;
-
 const request = z.strictObject({
-  labels: z.array(z.string().regex(LABEL, "a label is 1 to 64 of letters, digits, _ . : -")).max(64).default([]),
+  labels: z
+    .array(z.string().regex(LABEL, "a label is 1 to 64 of letters, digits, _ . : -"))
+    .max(ENROLLMENT_LIMITS.labels)
+    .default([]),
   uses: z.number().int().min(1).max(ENROLLMENT_LIMITS.uses).default(1),
   ttl: z.union([z.string(), z.number().positive()]).default("1h"),
   trusted: z.boolean().default(false),
@@ -49,12 +50,17 @@ export const enrollments = new Hono<{ Bindings: Env }>()
       throw new HTTPException(400, { message: `bad enrollment request: ${where}${issue.message}` });
     }
     const { labels, uses, ttl, trusted } = parsed.data;
-    const ttlMs = typeof ttl === "number" ? ttl * 1000 : parseDuration(ttl);
-    if (ttlMs === undefined || ttlMs < 1000 || ttlMs > ENROLLMENT_LIMITS.ttlMs)
+    const lifetime = ttlMs(ttl);
+    if (lifetime === undefined)
       throw new HTTPException(400, {
         message: `bad enrollment request: ttl: expected a duration from 1s to 30d such as "1h" (or seconds), got ${JSON.stringify(ttl)}`,
       });
-    const { view, token } = await createEnrollment(c.env.DB, { labels: [...new Set(labels)], uses, ttlMs, trusted });
+    const { view, token } = await createEnrollment(c.env.DB, {
+      labels: [...new Set(labels)],
+      uses,
+      ttlMs: lifetime,
+      trusted,
+    });
     const commands = joinCommands(new URL(c.req.url).origin, token);
     return c.json({ ...view, token, command: commands.unix, commands } satisfies EnrollmentCreated, 201);
   })
