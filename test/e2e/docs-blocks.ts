@@ -1,15 +1,18 @@
 /**
  * The docs check's machinery (used by test/e2e/docs.test.ts): finds the fenced shell blocks of a
  * markdown file, splits each into commands with their file:line, and runs a block's commands one
- * by one with bash against a given coordinator, as a newcomer would paste them. Pure extraction
- * first, then the runner; what is skipped and what runs in the background is decided by the
- * tables the caller passes in.
+ * by one with bash against a given coordinator, as a newcomer would paste them, with their
+ * addresses and placeholders filled (docs-placeholders.ts). Each block is a fresh device: an empty
+ * HOME of its own, where a runner it starts keeps its credential. Pure extraction first, then the
+ * runner; what is skipped and what runs in the background is decided by the tables the caller
+ * passes in.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Proc } from "../../dev/local";
+import { fill, remember, type Made } from "./docs-placeholders";
 
 /** One command of a doc: a line, or lines joined by a trailing `\` or an open loop. */
 interface DocCommand {
@@ -23,10 +26,12 @@ export interface DocBlock {
   file: string;
   /** 1-based line of the opening fence. */
   line: number;
+  /** The fence's language: sh, bash, shell, console, or powershell (pwsh, ps1). */
+  lang: string;
   commands: DocCommand[];
 }
 
-const SHELL_FENCE = /^\s*```\s*(sh|bash|shell|console)\b/;
+const SHELL_FENCE = /^\s*```\s*(sh|bash|shell|console|powershell|pwsh|ps1)\b/;
 const ANY_FENCE = /^\s*```/;
 
 /** The fenced sh/bash/shell/console blocks of `markdown`, each split into commands. */
@@ -45,7 +50,7 @@ export function extractBlocks(markdown: string, file: string): DocBlock[] {
     const input = console
       ? body.filter((l) => l.text.startsWith("$ ")).map((l) => ({ ...l, text: l.text.slice(2) }))
       : body;
-    blocks.push({ file, line: start + 1, commands: splitCommands(input, file) });
+    blocks.push({ file, line: start + 1, lang: shell[1]!, commands: splitCommands(input, file) });
   }
   return blocks;
 }
@@ -113,8 +118,11 @@ export interface BackgroundRule {
   prefix: string;
   /** What readiness means, for the report. */
   ready: string;
-  /** Resolves once the process is ready; throws with a reason otherwise. */
-  waitReady(proc: Proc, ctx: RunContext): Promise<void>;
+  /**
+   * Resolves once the process is ready (with the device it enrolled, for a runner); throws with
+   * a reason otherwise. `enrollment`: the enrollment whose token the command was given.
+   */
+  waitReady(proc: Proc, ctx: RunContext, enrollment: string | undefined): Promise<{ device?: string } | void>;
   /** Rewrites the command before it starts (e.g. to give a server a free port). */
   rewrite?(text: string, ctx: RunContext): Promise<string>;
 }
@@ -126,7 +134,11 @@ export interface RunContext {
   coordinator: URL;
   /** Added to the environment of every command. */
   env: Record<string, string>;
+  /** The coordinator's API token, to mint the enrollments that `<token>` stands for. */
+  apiToken: string;
   skip: SkipRule[];
+  /** Blocks not run at all, by fence language (e.g. powershell), and why. */
+  skipLangs: Record<string, string>;
   background: BackgroundRule[];
   /** Per command (default 90 s); a background command gets this long to become ready. */
   timeoutMs?: number;
@@ -143,12 +155,6 @@ interface Outcome {
 
 export type CommandResult = DocCommand & Outcome & { ms: number };
 
-/** Coordinator addresses in the docs: the local default, a LAN example, a deployed example. */
-const COORDINATOR_URL =
-  /https?:\/\/(?:127\.0\.0\.1|localhost|192\.168\.\d+\.\d+):8787|https:\/\/[\w.-]+\.workers\.dev/g;
-const BARE_LOCAL = /\b(?:127\.0\.0\.1|localhost):8787\b/g;
-const RUN_ID_PLACEHOLDER = /<(?:id|run id|run-id|run_id|ID)>/g;
-const ANY_PLACEHOLDER = /<[a-zA-Z][\w -]*>/;
 /** Output that means something went wrong even when the exit code is 0 (curl shows 4xx bodies). */
 const ERROR_OUTPUT = new RegExp(
   [
@@ -161,8 +167,6 @@ const ERROR_OUTPUT = new RegExp(
   ].join("|"),
   "im",
 );
-const SUBMITTED = /submitted run ([0-9a-f]{16,})|"id"\s*:\s*"([0-9a-f]{16,})"/;
-
 /** The rule whose prefix starts the command (leading `sudo` and `NAME=value` assignments aside). */
 function matchRule<R extends { prefix: string }>(text: string, rules: R[]): R | undefined {
   const bare = text.replace(/^(?:sudo\s+|[A-Za-z_]\w*=\S*\s+)*/, "");
@@ -176,18 +180,21 @@ function matchRule<R extends { prefix: string }>(text: string, rules: R[]): R | 
  */
 export async function runBlock(block: DocBlock, ctx: RunContext): Promise<CommandResult[]> {
   const dir = mkdtempSync(join(tmpdir(), "distro-docs-state-"));
-  const state = join(dir, "vars.sh");
+  // Each block is a device of its own: runners it starts keep their credential in this HOME.
+  const home = join(dir, "home");
+  mkdirSync(home);
+  const run: BlockRun = { ctx, state: join(dir, "vars.sh"), env: { HOME: home }, made: {} };
   const results: CommandResult[] = [];
-  let runId: string | undefined;
   try {
     for (const command of block.commands) {
       const t0 = Date.now();
       const failed = results.some((r) => r.status === "failed");
-      const outcome = await runCommand(command.text, { ctx, state, runId, failed });
+      const langSkip = ctx.skipLangs[block.lang];
+      const outcome = langSkip
+        ? { status: "skipped" as const, reason: langSkip, ran: "", output: "" }
+        : await runCommand(command.text, run, failed);
       results.push({ ...command, ...outcome, ms: Date.now() - t0 });
-      const submits = /POST\b.*\/api\/dags\b|distro submit\b/.test(command.text);
-      const submitted = submits ? SUBMITTED.exec(outcome.output) : null;
-      if (submitted) runId = submitted[1] ?? submitted[2];
+      if (outcome.status === "ok") remember(command.text, outcome.output, run.made);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -195,25 +202,29 @@ export async function runBlock(block: DocBlock, ctx: RunContext): Promise<Comman
   return results;
 }
 
-async function runCommand(
-  text: string,
-  { ctx, state, runId, failed }: { ctx: RunContext; state: string; runId?: string; failed: boolean },
-): Promise<Outcome> {
+/** One block's run: where its variables are kept, its environment, what its commands made. */
+interface BlockRun {
+  ctx: RunContext;
+  state: string;
+  env: Record<string, string>;
+  made: Made;
+}
+
+async function runCommand(text: string, run: BlockRun, failed: boolean): Promise<Outcome> {
+  const { ctx } = run;
   const skip = matchRule(text, ctx.skip);
   if (skip) return { status: "skipped", reason: skip.reason, ran: "", output: "" };
   if (failed)
     return { status: "skipped", reason: "not run: an earlier command of the block failed", ran: "", output: "" };
-  let ran = text.replace(COORDINATOR_URL, ctx.coordinator.origin).replace(BARE_LOCAL, ctx.coordinator.host);
-  if (ran.search(RUN_ID_PLACEHOLDER) >= 0) {
-    const reason = "a run id placeholder, but no earlier command of the block submitted a run";
-    if (!runId) return { status: "failed", reason, ran, output: "" };
-    ran = ran.replace(RUN_ID_PLACEHOLDER, runId);
+  let filled;
+  try {
+    filled = await fill(text, ctx, run.made);
+  } catch (e) {
+    return { status: "failed", reason: (e as Error).message, ran: text, output: "" };
   }
-  const unfilled = ANY_PLACEHOLDER.exec(ran);
-  if (unfilled)
-    return { status: "failed", reason: `placeholder ${unfilled[0]} that the check cannot fill`, ran, output: "" };
+  if ("unfilled" in filled) return { status: "failed", reason: filled.unfilled, ran: text, output: "" };
   const background = matchRule(text, ctx.background);
-  return background ? runBackground(ran, background, state, ctx) : runForeground(ran, state, ctx);
+  return background ? runBackground(filled.ran, background, run, filled.enrollment) : runForeground(filled.ran, run);
 }
 
 /** The bash script around a command: the block's variables and folder in, `set -e`, both out again. */
@@ -224,12 +235,16 @@ function script(command: string, state: string, save: boolean): string {
   return `${load}\n${save ? `${keep}\n` : ""}${command}\n`;
 }
 
-function spawnBash(command: string, state: string, ctx: RunContext, save: boolean) {
-  return spawn("bash", ["-c", script(command, state, save)], {
-    cwd: ctx.cwd,
+/** What would make a block's runner some other device than the block's own: not passed on from ours. */
+const DEVICE_VARS = ["DISTRO_CONFIG_DIR", "XDG_CONFIG_HOME", "DISTRO_ENROLL", "DISTRO_RUNNER_TOKEN", "DISTRO_TOKEN"];
+
+function spawnBash(command: string, run: BlockRun, save: boolean) {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DEVICE_VARS.includes(k)));
+  return spawn("bash", ["-c", script(command, run.state, save)], {
+    cwd: run.ctx.cwd,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...ctx.env },
+    env: { ...inherited, ...run.ctx.env, ...run.env },
   });
 }
 
@@ -241,9 +256,9 @@ function killGroup(pid: number): void {
   }
 }
 
-async function runForeground(ran: string, state: string, ctx: RunContext): Promise<Outcome> {
-  const timeoutMs = ctx.timeoutMs ?? 90_000;
-  const child = spawnBash(ran, state, ctx, true);
+async function runForeground(ran: string, run: BlockRun): Promise<Outcome> {
+  const timeoutMs = run.ctx.timeoutMs ?? 90_000;
+  const child = spawnBash(ran, run, true);
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
@@ -261,11 +276,18 @@ async function runForeground(ran: string, state: string, ctx: RunContext): Promi
   return judge("exit code 0", ran, output);
 }
 
-async function runBackground(command: string, rule: BackgroundRule, state: string, ctx: RunContext): Promise<Outcome> {
+async function runBackground(
+  command: string,
+  rule: BackgroundRule,
+  run: BlockRun,
+  enrollment: string | undefined,
+): Promise<Outcome> {
+  const { ctx } = run;
   const ran = rule.rewrite ? await rule.rewrite(command, ctx) : command;
-  const proc = new Proc(spawnBash(ran, state, ctx, false));
+  const proc = new Proc(spawnBash(ran, run, false));
   try {
-    await rule.waitReady(proc, ctx);
+    const ready = await rule.waitReady(proc, ctx, enrollment);
+    if (ready?.device) run.made.device = ready.device;
     return judge("ready", ran, proc.lines.join("\n"));
   } catch (e) {
     const reason = `did not become ready (${rule.ready}): ${(e as Error).message}`;

@@ -1,8 +1,11 @@
 // Docs run as written: every command of every fenced shell block in README.md and docs/*.md runs
 // against a real local coordinator (with one runner), in a temporary working copy, with the
-// docs' coordinator addresses pointed at it and `<id>` filled from the block's submit. A command
-// fails on a non-zero exit, on printing an error, or on its timeout; long-running ones must reach
-// their readiness. What cannot run here is in NOT_RUN with the reason, matched by command prefix.
+// docs' coordinator addresses pointed at it and `<id>`, `<token>`, `<enrollment>` and `<device>`
+// filled from what the block made (or made for it: docs-blocks.ts). A command fails on a non-zero
+// exit, on printing an error, or on its timeout; long-running ones must reach their readiness.
+// What cannot run here is in NOT_RUN with the reason, matched by command prefix. The join commands
+// the docs show for the platforms that cannot run here (PowerShell, Termux) are checked against
+// what the coordinator prints; deploy/'s files run in docs-deploy.test.ts.
 import { mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +20,12 @@ import {
   type RunContext,
   type SkipRule,
 } from "./docs-blocks";
+import { NO_REGISTRY } from "./docs-deploy";
 import { Cluster } from "./harness";
+import type { EnrollmentCreated, RunnerListing } from "../../core/api";
+
+/** Where the commands that install deploy/'s files are run instead. */
+const DEPLOY_TESTS = "the file's own commands run in test/e2e/docs-deploy.test.ts";
 
 /** Commands the check does not run, by prefix (leading `sudo` and `NAME=value` aside), and why. */
 const NOT_RUN: SkipRule[] = [
@@ -32,9 +40,18 @@ const NOT_RUN: SkipRule[] = [
   { prefix: "npm start", reason: "covered by test/e2e/start.test.ts (the aggregate, the status URL, Ctrl-C)" },
   { prefix: "pkg ", reason: "Termux's package manager: Android only" },
   { prefix: "termux-", reason: "Termux (Android) only" },
-  { prefix: "systemctl", reason: "needs systemd and root" },
+  {
+    prefix: "npm run build",
+    reason:
+      "would rebuild dist/ and public/runner.tgz under the running tests; npm test builds first, and " +
+      "test/e2e/pack.test.ts checks the packages",
+  },
+  { prefix: "systemctl", reason: `needs systemd and root; ${DEPLOY_TESTS}` },
   { prefix: "journalctl", reason: "needs systemd" },
-  { prefix: "docker", reason: "no Docker daemon here" },
+  { prefix: "cp deploy/distro-runner.service /etc/", reason: `writes /etc/systemd (root); ${DEPLOY_TESTS}` },
+  { prefix: "install -m 600 /dev/null /etc/", reason: `writes /etc (root); ${DEPLOY_TESTS}` },
+  { prefix: "sudoedit", reason: "an editor, as root" },
+  { prefix: "docker", reason: `no Docker daemon here; ${DEPLOY_TESTS}` },
   { prefix: "powershell", reason: "PowerShell: Windows" },
   { prefix: "pwsh", reason: "PowerShell: Windows" },
   { prefix: "$env:", reason: "PowerShell: Windows" },
@@ -45,26 +62,46 @@ const NOT_RUN: SkipRule[] = [
   { prefix: "npx wrangler deploy", reason: "needs a Cloudflare account" },
 ];
 
+/** Why the check runs no PowerShell block (their join command's form is checked below). */
+const POWERSHELL = "PowerShell: Windows";
+
 let wranglerPort = 0;
+
+/**
+ * A runner the docs start: ready once a runner process that connected after it started is in
+ * GET /api/runners and, when the command was given an enrollment token, once the device that
+ * enrolled with it is connected (so a runner that fell back on some other credential fails).
+ */
+async function runnerReady(proc: Proc, ctx: RunContext, enrollment: string | undefined): Promise<{ device: string }> {
+  const t0 = Date.now();
+  const deadline = t0 + (ctx.timeoutMs ?? 90_000);
+  const headers = { authorization: `Bearer ${DEV_TOKENS.api}` };
+  for (;;) {
+    const res = await fetch(new URL("/api/runners", ctx.coordinator), { headers });
+    const { runners, devices } = (await res.json()) as RunnerListing;
+    const fresh = runners.filter((r) => r.connected_at >= t0).map((r) => r.id.replace(/\.\d+$/, ""));
+    const joined = devices.find(
+      (d) => d.connected && fresh.includes(d.id) && (enrollment === undefined || d.enrollment === enrollment),
+    );
+    if (joined) return { device: joined.id };
+    if (!proc.running) throw new Error("it exited");
+    if (Date.now() > deadline) throw new Error(`none in ${(deadline - t0) / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** Runs until stopped: started in the background, checked for readiness, stopped by process group. */
 const BACKGROUND: BackgroundRule[] = [
   {
     prefix: "npx distro-runner",
-    ready: "a runner that connected after it started is in GET /api/runners",
-    async waitReady(proc: Proc, ctx: RunContext) {
-      const t0 = Date.now();
-      const deadline = t0 + (ctx.timeoutMs ?? 90_000);
-      const headers = { authorization: `Bearer ${DEV_TOKENS.api}` };
-      for (;;) {
-        const res = await fetch(new URL("/api/runners", ctx.coordinator), { headers });
-        const { runners } = (await res.json()) as { runners: { connected_at: number }[] };
-        if (runners.some((r) => r.connected_at >= t0)) return;
-        if (!proc.running) throw new Error("it exited");
-        if (Date.now() > deadline) throw new Error(`none in ${(deadline - t0) / 1000} s`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
+    ready: "a runner that connected after it started is in GET /api/runners (with the device of its token)",
+    waitReady: runnerReady,
+  },
+  {
+    // The one-line join: npx installs the runner from the coordinator's /runner.tgz (or a file).
+    prefix: "npx --yes ",
+    ready: "the runner installed from the coordinator connected (as the device of its enrollment token)",
+    waitReady: runnerReady,
   },
   {
     prefix: "npx wrangler dev",
@@ -126,14 +163,18 @@ beforeAll(async () => {
       // The docs' `$RUNNER_TOKEN` / `$API_TOKEN` stand for the coordinator's secrets.
       RUNNER_TOKEN: DEV_TOKENS.runner,
       API_TOKEN: DEV_TOKENS.api,
-      // Runners started by the docs keep their cache and device id here, not in ~.
+      // Runners started by the docs keep their module cache here, not in ~ (each block has a
+      // config dir of its own for the device's credential: docs-blocks.ts).
       XDG_CACHE_HOME: join(cluster.dir, "xdg-cache"),
-      DISTRO_CONFIG_DIR: join(cluster.dir, "docs-config"),
       PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`,
-      // npx must find this repository's bins, never fetch a package.
-      npm_config_offline: "true",
+      // npx finds this repository's bins, or installs the runner from the coordinator's
+      // /runner.tgz; the registry cannot be reached, so it never fetches a package from there.
+      ...NO_REGISTRY,
+      npm_config_cache: join(cluster.dir, "npm-cache"),
       NO_COLOR: "1",
     },
+    apiToken: DEV_TOKENS.api,
+    skipLangs: { powershell: POWERSHELL, pwsh: POWERSHELL, ps1: POWERSHELL },
   };
 });
 
@@ -175,13 +216,14 @@ describe("the docs check itself", () => {
       {
         file: "t.md",
         line: 2,
+        lang: "sh",
         commands: [
           { file: "t.md", line: 3, text: "A=1; B=2" },
           { file: "t.md", line: 5, text: "for x in a b; do\n  echo $x\ndone" },
           { file: "t.md", line: 8, text: "curl -sS -H 'x: #1' http://127.0.0.1:8787/" },
         ],
       },
-      { file: "t.md", line: 15, commands: [{ file: "t.md", line: 16, text: "echo hi" }] },
+      { file: "t.md", line: 15, lang: "console", commands: [{ file: "t.md", line: 16, text: "echo hi" }] },
     ]);
   });
 
@@ -227,6 +269,65 @@ describe("the docs check itself", () => {
     const [result] = await runBlock(block!, ctx);
     expect(result).toMatchObject({ status: "ok", ran: expect.stringContaining(`--port ${wranglerPort}`) });
     await expect(fetch(`http://127.0.0.1:${wranglerPort}/`)).rejects.toThrow();
+  });
+
+  it("fills <token> with a real enrollment, then <device> with the device that joined; a bad token fails", async () => {
+    const join = "npx --yes http://127.0.0.1:8787/runner.tgz --coordinator http://127.0.0.1:8787";
+    const md = [
+      "```sh",
+      "npx distro runners add --token dev-api-token",
+      `DISTRO_ENROLL=<token> ${join}`,
+      "ls -l ~/.config/distro/credentials/",
+      "npx distro runners revoke <device> --token dev-api-token",
+      `DISTRO_ENROLL=<token> ${join}`,
+      "```",
+      "```sh",
+      `DISTRO_ENROLL=not-a-token ${join}`,
+      "```",
+      "```powershell",
+      `$env:DISTRO_ENROLL="<token>"; ${join}`,
+      "```",
+    ].join("\n");
+    const got: CommandResult[] = [];
+    for (const block of extractBlocks(md, "planted.md")) got.push(...(await runBlock(block, ctx)));
+    expect(got.map((r) => [r.line, r.status])).toEqual([
+      [2, "ok"],
+      [3, "ok"],
+      [4, "ok"],
+      [5, "ok"],
+      [6, "failed"],
+      [9, "failed"],
+      [12, "skipped"],
+    ]);
+    const token = /DISTRO_ENROLL=(\S+)/.exec(got[0]!.output)![1]!;
+    expect(got[1]!.ran).toContain(`DISTRO_ENROLL=${token} `); // the token the block's own `runners add` printed
+    expect(got[2]!.output).toMatch(/^-rw------- .*\.json$/m);
+    const device = /revoked device (\S+):/.exec(got[3]!.output)![1]!;
+    expect(got[1]!.output).toContain(`enrolled as device ${device}`);
+    // The device is enrolled already, so the fresh token goes unused and the runner is not its device.
+    expect(got[4]!.reason).toMatch(/did not become ready .*it exited/);
+    expect(got[4]!.output).toMatch(new RegExp(`device ${device} was revoked`));
+    expect(got[5]!.reason).toMatch(/did not become ready/);
+    expect(got[5]!.output).toMatch(/unknown enrollment token/);
+    expect(got[6]!.reason).toBe(POWERSHELL);
+  });
+});
+
+describe("the join commands the docs show are the coordinator's", () => {
+  it("docs/runner.md has each platform's command, and README.md the Linux one, as the coordinator prints them", async () => {
+    const res = await fetch(new URL("/api/enrollments", cluster.coordinator.url), {
+      method: "POST",
+      headers: { Authorization: `Bearer ${DEV_TOKENS.api}` },
+      body: "{}",
+    });
+    const { token, commands } = (await res.json()) as EnrollmentCreated;
+    const shown = (cmd: string, docOrigin: string) =>
+      cmd.replaceAll(token, "<token>").replaceAll(cluster.coordinator.url.origin, docOrigin);
+    const runner = readFileSync(join(ROOT, "docs/runner.md"), "utf8");
+    for (const cmd of Object.values(commands))
+      expect(runner).toContain(shown(cmd, "https://distro.example.workers.dev"));
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    expect(readme).toContain(shown(commands.unix, "http://192.168.1.10:8787"));
   });
 });
 
