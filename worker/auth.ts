@@ -11,7 +11,7 @@ import { deviceOf } from "./devices.js";
 import type { Env } from "./env.js";
 
 /** Who made a request: the operator (API token) or an enrolled device. */
-export type Caller = { kind: "api" } | { kind: "device"; device: string };
+type Caller = { kind: "api" } | { kind: "device"; device: string };
 
 /** The Hono environment of routes that runners call. */
 export type CallerEnv = { Bindings: Env; Variables: { caller: Caller } };

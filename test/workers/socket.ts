@@ -15,7 +15,7 @@ const credentials = new Map<string, string>();
  * The credential of device `device`, enrolled with the development secret on first use (trust on
  * first use: the id is claimed then). Later calls in the same storage get the kept one.
  */
-export async function credentialFor(device: string): Promise<string> {
+async function credentialFor(device: string): Promise<string> {
   const res = await SELF.fetch(`${base}/api/runners/enroll`, {
     method: "POST",
     headers: RUNNER,

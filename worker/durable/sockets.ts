@@ -25,10 +25,10 @@ interface Attachment {
 }
 
 /** Runner processes one device may run side by side, so its sockets in one object. */
-export const DEVICE_SOCKETS = 16;
+const DEVICE_SOCKETS = 16;
 
 /** Whether `runner` is a runner id of `device`: `<device>` or `<device>.<k>` with k from 2 to DEVICE_SOCKETS. */
-export function ofDevice(runner: string, device: string): boolean {
+function ofDevice(runner: string, device: string): boolean {
   if (runner === device) return true;
   if (!runner.startsWith(`${device}.`)) return false;
   const k = runner.slice(device.length + 1);
@@ -108,7 +108,7 @@ function setRunner(ws: WebSocket, device: string, runner: string): void {
 }
 
 /** The open runner sockets of one device, said hello or not. */
-export function socketsOfDevice(ctx: DurableObjectState, device: string): WebSocket[] {
+function socketsOfDevice(ctx: DurableObjectState, device: string): WebSocket[] {
   return runnerSockets(ctx).filter((ws) => attachmentOf(ws)?.device === device);
 }
 

@@ -24,7 +24,7 @@ const request = z.strictObject({
 });
 
 /** The commands that install the runner from `origin` and join with `token`. */
-export function joinCommands(origin: string, token: string): JoinCommands {
+function joinCommands(origin: string, token: string): JoinCommands {
   const run = `npx --yes ${origin}/runner.tgz --coordinator ${origin}`;
   return {
     unix: `DISTRO_ENROLL=${token} ${run}`,
