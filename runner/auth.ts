@@ -161,6 +161,9 @@ export class DeviceAuth implements LinkAuth {
       waiting = true;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
+    // Let go of the lock however the process ends, a signal while enrolling included (cli.ts).
+    const release = () => unlock(lock, process.pid);
+    process.once("exit", release);
     try {
       const other = fresh(); // placed between our last look and taking the lock
       if (other) return this.adopted(other);
@@ -178,7 +181,8 @@ export class DeviceAuth implements LinkAuth {
       });
       return record;
     } finally {
-      unlock(lock, process.pid);
+      process.off("exit", release);
+      release();
     }
   }
 

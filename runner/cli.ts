@@ -9,6 +9,8 @@ import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
 import { resolveConfig, RUNNER_HELP, UsageError } from "./config.js";
 import { systemDevice } from "./device.js";
 import type { RunnerEnd } from "./lifecycle.js";
+import type { Logger } from "./log.js";
+import type { Runner } from "./runner.js";
 import { createRunner, VERSION } from "./start.js";
 
 /** How the runner ended, as the process's exit code. */
@@ -31,9 +33,16 @@ async function main(): Promise<void> {
   if (config === "version")
     return void process.stdout.write(`distro-runner ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
 
-  const { runner, log } = await usage(() => createRunner(config, systemDevice));
+  // A signal while the runner is still getting its credential (a coordinator not up yet) ends the
+  // process at once, through process.exit, so that the enroll lock is let go on the way out.
+  let started: { runner: Runner; log: Logger } | undefined = undefined;
   let signals = 0;
   const onSignal = (signal: string) => {
+    if (!started) {
+      process.stdout.write(`${signal} before the runner started: exiting\n`);
+      process.exit(0);
+    }
+    const { runner, log } = started;
     if (++signals > 1) {
       log.info(`${signal} again: exiting now`, { event: "signal", signal });
       process.exit(130);
@@ -43,8 +52,9 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
-  runner.start();
-  process.exit(EXIT_CODES[await runner.finished]);
+  started = await usage(() => createRunner(config, systemDevice));
+  started.runner.start();
+  process.exit(EXIT_CODES[await started.runner.finished]);
 }
 
 main().catch((e) => {

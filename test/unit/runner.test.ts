@@ -5,7 +5,7 @@
 // each run naming it. The bin: enrolling, its usage error with nothing to enroll with, a revoked
 // device. The lifecycle table on its own.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -257,6 +257,36 @@ describe("the bin (compiled, in dist/)", () => {
       enrollment: "enr1",
     });
     expect(out).toContain(`to join again, delete ${file} and enroll the device anew with DISTRO_ENROLL=`);
+  });
+
+  it("waits for a coordinator not up yet, retrying the enrollment; a signal meanwhile exits 0, lock let go", async () => {
+    const fake = await fakeCoordinator();
+    const url = fake.url;
+    await fake.close(); // nobody listens there now
+    const { code, out, dir } = await bin(url, { DISTRO_RUNNER_TOKEN: "dev" }, { until: (o) => /retry 2 in/.test(o) });
+    expect(out).toMatch(
+      /enroll: coordinator http:\/\/127\.0\.0\.1:\d+ not reachable \(connect ECONNREFUSED .*\); retry 1 in /,
+    );
+    expect(out).toContain("SIGTERM before the runner started: exiting");
+    expect(code).toBe(0);
+    expect(readdirSync(join(dir, "credentials"))).toEqual([]);
+  });
+
+  it("refuses plain http:// to a host beyond the LAN (exit 2) unless --insecure, which warns once", async () => {
+    const remote = new URL("http://distro.invalid:8787");
+    const refused = await bin(remote, { DISTRO_RUNNER_TOKEN: "dev" });
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain("pass --insecure to send the traffic and the device's credential unencrypted");
+    const warned = await bin(
+      remote,
+      { DISTRO_RUNNER_TOKEN: "dev" },
+      { args: ["--insecure"], until: (o) => /retry 1/.test(o) },
+    );
+    expect(warned.out.split("\n").filter((l) => l.includes("warning"))).toEqual([
+      expect.stringMatching(
+        / warning: --insecure: http:\/\/distro\.invalid:8787 is not encrypted; the traffic and this device's credential travel in the clear$/,
+      ),
+    ]);
   });
 
   it("an enrollment the coordinator refuses ends it with the coordinator's words, exit 1, no retry", async () => {
