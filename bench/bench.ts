@@ -72,6 +72,7 @@ async function throughput(): Promise<void> {
       slots: values.slots === "auto" ? "auto" : Number(values.slots),
       name: `bench-${i}`,
       cacheDir: join(dir, `cache-${i}`),
+      configDir: join(dir, `config-${i}`),
     }),
   );
   try {
@@ -132,6 +133,7 @@ async function recovery(): Promise<void> {
           slots: 1,
           name: "victim",
           cacheDir: join(dir, "cache"),
+          configDir: join(dir, "config-victim"),
         });
         const { id } = await client.submit(
           `name: recovery\ncache: false\ntasks:\n  - { id: t, module: spin.wasm, params: { ms: 1500 }, retries: 3 }\n`,
@@ -142,6 +144,7 @@ async function recovery(): Promise<void> {
           slots: 1,
           name: "survivor",
           cacheDir: join(dir, "cache"),
+          configDir: join(dir, "config-survivor"),
         });
         await pollRunners(client, (names) => names.includes("survivor"));
         const t0 = Date.now();
@@ -187,7 +190,13 @@ async function scaling(): Promise<void> {
       ["two", 2],
     ] as const) {
       const runners = Array.from({ length: count }, (_, i) =>
-        startRunner({ coordinator: coordinator.url, slots: 1, name: `scale-${i}`, cacheDir: join(dir, `cache-${i}`) }),
+        startRunner({
+          coordinator: coordinator.url,
+          slots: 1,
+          name: `scale-${i}`,
+          cacheDir: join(dir, `cache-${i}`),
+          configDir: join(dir, `config-${i}`),
+        }),
       );
       await pollRunners(client, (names) => names.length === count);
       // Warm-up: fetch and compile the modules.

@@ -10,7 +10,7 @@ import WebSocket from "ws";
 import { Client } from "../cli/client.js";
 import { encode } from "../core/protocol/codec.js";
 import { PROTOCOL_VERSION } from "../core/protocol/messages.js";
-import { DEV_TOKENS, ROOT, startCoordinator, startRunner } from "../dev/local.js";
+import { DEV_TOKENS, enrollDevice, ROOT, startCoordinator, startRunner } from "../dev/local.js";
 import { median, pollRunners } from "./common.js";
 
 /** The API calls timed in each round, made at once. */
@@ -53,7 +53,7 @@ async function probe(client: Client, failures: string[]): Promise<number[]> {
 async function floodOnce(client: Client, n: number, frames: number, failures: string[]) {
   const url = new URL("/api/runners/connect", client.coordinator);
   url.protocol = "ws:";
-  const headers = { Authorization: `Bearer ${DEV_TOKENS.runner}` };
+  const headers = { Authorization: `Bearer ${await enrollDevice(client.coordinator, `bench-flood-${n}`)}` };
   const ws = new WebSocket(url, { headers, perMessageDeflate: false });
   const closed = new Promise<string>((resolve) => ws.on("close", (code, why) => resolve(`${code} ${why.toString()}`)));
   const welcome = new Promise<void>((resolve) => {
@@ -88,7 +88,13 @@ export async function flood(frames: number, floods: number): Promise<void> {
   const coordinator = await startCoordinator({ persistTo: join(dir, "state") });
   const client = new Client(coordinator.url, DEV_TOKENS.api);
   const cacheDir = join(dir, "cache");
-  const runner = startRunner({ coordinator: coordinator.url, slots: 1, name: "bystander", cacheDir });
+  const runner = startRunner({
+    coordinator: coordinator.url,
+    slots: 1,
+    name: "bystander",
+    cacheDir,
+    configDir: join(dir, "config"),
+  });
   try {
     await client.uploadModule("noop.wasm", readFileSync(join(ROOT, "wasm_tasks/build/noop.wasm")));
     await pollRunners(client, (names) => names.includes("bystander"));

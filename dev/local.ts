@@ -15,6 +15,25 @@ export const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "
 /** The committed development tokens (.dev.vars.example). */
 export const DEV_TOKENS = { api: "dev-api-token", runner: "dev-runner-token" } as const;
 
+/**
+ * The credential of device `device` of a local coordinator, enrolled with the development secret
+ * (the id is claimed on first use): for tests and benchmarks that speak the runner protocol
+ * themselves, as a hostile device would.
+ */
+export async function enrollDevice(
+  coordinator: URL,
+  device: string,
+  token: string = DEV_TOKENS.runner,
+): Promise<string> {
+  const res = await fetch(new URL("/api/runners/enroll", coordinator), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: device, device }),
+  });
+  if (!res.ok) throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { credential: string }).credential;
+}
+
 /** A port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

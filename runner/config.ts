@@ -9,6 +9,7 @@
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { LABEL } from "../core/enrollment.js";
 import { parseDuration, parseSize } from "../core/units.js";
 import { isLocalHost } from "./address.js";
 
@@ -160,7 +161,7 @@ export function resolveConfig(argv: string[], env: NodeJS.ProcessEnv): RunnerCon
     .split(",")
     .map((l) => l.trim())
     .filter(Boolean);
-  const bad = labels.find((l) => !/^[A-Za-z0-9_.:-]{1,64}$/.test(l));
+  const bad = labels.find((l) => !LABEL.test(l));
   if (bad !== undefined)
     throw new UsageError(`--labels: "${bad}" is not a label (letters, digits, _ . : -, at most 64)`);
   const name = values.name ?? hostname();

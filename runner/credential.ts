@@ -10,16 +10,16 @@ import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { EnrollAnswer } from "../core/api.js";
+import { ENROLLMENT_LIMITS, LABEL } from "../core/enrollment.js";
 import { place, replace } from "./files.js";
 
 /** A device id as the coordinator makes them. */
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const LABEL = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 const enrollAnswer = z.object({
   device: z.string().regex(DEVICE_ID),
   credential: z.string().max(512),
-  labels: z.array(z.string().regex(LABEL)).max(64),
+  labels: z.array(z.string().regex(LABEL)).max(ENROLLMENT_LIMITS.labels),
   trusted: z.boolean(),
   enrollment: z.string().max(128).nullable(),
 });

@@ -18,7 +18,7 @@ export class ModuleError extends Error {
 }
 
 /** Fetches a module's bytes for a task of `run`. */
-export type FetchModule = (sha256: string, run: string | undefined) => Promise<Uint8Array>;
+export type FetchModule = (sha256: string, run: string) => Promise<Uint8Array>;
 
 export class ModuleCache {
   private readonly compiled = new Map<string, Promise<WebAssembly.Module>>();
@@ -32,10 +32,10 @@ export class ModuleCache {
   /**
    * The module for `sha256`, compiled with its memory capped at `memoryBytes`; rejects with
    * ModuleError when it cannot be had or run. `run` is the run whose task needs it, for the
-   * fetch (the Runner always gives one; a coordinator refuses a fetch naming no run). A module
-   * on disk or compiled already serves every run.
+   * fetch (a coordinator refuses a fetch naming no run that leases it). A module on disk or
+   * compiled already serves every run.
    */
-  get(sha256: string, memoryBytes: number, run?: string): Promise<WebAssembly.Module> {
+  get(sha256: string, memoryBytes: number, run: string): Promise<WebAssembly.Module> {
     const key = `${sha256}/${memoryBytes}`;
     let entry = this.compiled.get(key);
     if (entry) {
@@ -50,7 +50,7 @@ export class ModuleCache {
     return entry;
   }
 
-  private async load(sha256: string, memoryBytes: number, run: string | undefined): Promise<WebAssembly.Module> {
+  private async load(sha256: string, memoryBytes: number, run: string): Promise<WebAssembly.Module> {
     const file = join(this.dir, `${sha256}.wasm`);
     let bytes = await readFile(file).catch(() => undefined);
     if (!bytes || hash(bytes) !== sha256) {

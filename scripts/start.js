@@ -77,6 +77,7 @@ const code = await distro(
 console.log(`\nhello_fanout finished in ${elapsed()} (exit code ${code}).`);
 console.log(`Status page: ${coordinator.url}  (API token: ${apiToken})`);
 console.log(
-  `Add runners from other devices: npx distro-runner --coordinator ${coordinator.url} --token ${runnerToken}`,
+  `Add a device: the page's "Add a device", or npx distro runners add --coordinator ${coordinator.url} --token ${apiToken}` +
+    " (for other devices to reach it, start with HOST=0.0.0.0 and use this machine's LAN address)",
 );
 console.log("Serving until Ctrl-C.");

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Client } from "../../cli/client";
 import {
   DEV_TOKENS,
+  enrollDevice,
   ROOT,
   startCoordinator,
   startRunner,
@@ -18,7 +19,7 @@ import {
   type Proc,
   type RunnerOptions,
 } from "../../dev/local";
-import type { EnrollAnswer, RunView } from "../../core/api";
+import type { RunView } from "../../core/api";
 
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), "distro-e2e-"));
@@ -58,18 +59,9 @@ export class Cluster {
     }
   }
 
-  /**
-   * The credential of device `device`, enrolled with the development secret (the id is claimed on
-   * first use): for tests that speak the runner protocol themselves.
-   */
-  async credential(device: string): Promise<string> {
-    const res = await fetch(new URL("/api/runners/enroll", this.coordinator.url), {
-      method: "POST",
-      headers: { Authorization: `Bearer ${DEV_TOKENS.runner}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ name: device, device }),
-    });
-    if (!res.ok) throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
-    return ((await res.json()) as EnrollAnswer).credential;
+  /** The credential of device `device`, enrolled with the development secret (dev/local.ts enrollDevice). */
+  credential(device: string): Promise<string> {
+    return enrollDevice(this.coordinator.url, device);
   }
 
   /** Runs the `distro` CLI as a process against this coordinator (with the API token unless `--token` is given). */

@@ -1,5 +1,6 @@
 // A runner started before its coordinator keeps retrying with back-off, says so once per
 // attempt, and connects and works once the coordinator comes up.
+import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort, startRunner, type Proc } from "../../dev/local";
 import { Cluster } from "./harness";
@@ -13,10 +14,15 @@ afterAll(async () => {
 
 it("retries with back-off until the coordinator is up, then takes work", async () => {
   const port = await freePort();
-  runner = startRunner({ coordinator: new URL(`http://127.0.0.1:${port}`), slots: 1, name: "early" });
+  runner = startRunner({
+    coordinator: new URL(`http://127.0.0.1:${port}`),
+    slots: 1,
+    name: "early",
+    configDir: join(cluster.dir, "config-early"),
+  });
   await runner.waitFor(/retry 3 in/, 20_000);
   const attempts = runner.lines.filter((l) =>
-    /pool: coordinator http:\/\/127\.0\.0\.1:\d+ not reachable \(.*\); retry \d+ in [\d.]+s/.test(l),
+    /enroll: coordinator http:\/\/127\.0\.0\.1:\d+ not reachable \(.*\); retry \d+ in [\d.]+s/.test(l),
   );
   const delays = attempts.map((l) => Number(/in ([\d.]+)s/.exec(l)![1]));
   expect(attempts.length).toBeGreaterThanOrEqual(3);
@@ -29,7 +35,8 @@ it("retries with back-off until the coordinator is up, then takes work", async (
   });
 
   await cluster.start({ port });
-  await runner.waitFor(/pool: connected to http:\/\/127\.0\.0\.1:\d+ after \d+ failed attempt/, 40_000);
+  // The first thing a new device does is enroll: that is what waits for the coordinator.
+  await runner.waitFor(/enroll: reached http:\/\/127\.0\.0\.1:\d+ after \d+ failed attempt/, 40_000);
   await cluster.upload("noop.wasm");
   const run = await cluster.client.submit(
     "name: after-reconnect\ntasks:\n  - { id: n, module: noop.wasm, map: { range: [0, 5] } }\n",

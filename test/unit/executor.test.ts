@@ -169,7 +169,7 @@ describe("module check", () => {
     const forbidden = bytes("fixtures/forbidden-import.wasm");
     const cache = new ModuleCache(dir, () => Promise.resolve(new Uint8Array(forbidden)));
     const sha = createHash("sha256").update(forbidden).digest("hex");
-    await expect(cache.get(sha, 1 << 20)).rejects.toMatchObject({
+    await expect(cache.get(sha, 1 << 20, "a".repeat(64))).rejects.toMatchObject({
       failure: { kind: "bad_module", retryable: false, message: expect.stringContaining(`"env"."open_socket"`) },
     });
   });
