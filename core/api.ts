@@ -114,6 +114,8 @@ export interface RunnerView extends RunnerInfo {
   runs: string[];
   connected_at: number;
   last_seen: number;
+  /** Until when its device gets no new leases for losing attempts (null: not cooled down). */
+  cooled_until: number | null;
 }
 
 /** A device as `GET /api/runners` lists it: every device enrolled, connected or not, revoked ones too. */
@@ -133,6 +135,8 @@ export interface DeviceView {
   /** Some runner process of the device has a pool socket open now. */
   connected: boolean;
   revoked_at: number | null;
+  /** Until when the device gets no new leases for losing attempts (null: it is not cooled down). */
+  cooled_until: number | null;
 }
 
 /** `GET /api/runners`. */
@@ -194,6 +198,12 @@ export interface EnrollAnswer {
   labels: string[];
   trusted: boolean;
   enrollment: string | null;
+}
+
+/** `PUT` / `DELETE /api/runners/:id/trust`: the device as it is now, and cache entries purged (on untrust). */
+export interface TrustAnswer {
+  device: DeviceView;
+  purged: number;
 }
 
 /** `DELETE /api/runners/:id`. */
