@@ -17,6 +17,7 @@ import type {
   RunSummary,
   RunView,
   SubmitAnswer,
+  TrustAnswer,
 } from "../core/api.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
 import { isFinal } from "../core/status.js";
@@ -159,6 +160,14 @@ export class Client {
   /** Revokes a device: its credential stops working and its sockets close. */
   revoke(device: string): Promise<RevokeAnswer> {
     return this.json(`/api/runners/${encodeURIComponent(device)}`, { method: "DELETE" });
+  }
+
+  /**
+   * Trusts a device (its accepted outputs are filed in the result cache from now on), or untrusts
+   * it, which purges the cache entries it produced.
+   */
+  trust(device: string, trusted: boolean): Promise<TrustAnswer> {
+    return this.json(`/api/runners/${encodeURIComponent(device)}/trust`, { method: trusted ? "PUT" : "DELETE" });
   }
 
   /** Polls a run until it ends, calling `onChange` whenever its counts move. */

@@ -10,7 +10,7 @@ import type { RunView } from "../core/api.js";
 import { formatSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
 import { enrollmentRequest } from "./enrollment.js";
-import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines } from "./format.js";
+import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines, trustLine } from "./format.js";
 import { parseParams, submit } from "./submit.js";
 import { safe, safeText } from "./terminal.js";
 
@@ -26,6 +26,20 @@ const control = (verb: "cancel" | "pause" | "resume", summary: string): Command 
       const [id] = args(1, "exactly one run ID");
       const run = await client.control(id!, verb);
       io.out(values.json ? JSON.stringify(run) : `run ${safe(run.id)} is ${safe(run.status)}`);
+      return 0;
+    },
+  });
+
+/** `runners trust` and `runners untrust`: one device id, the device's trust as it is now. */
+const trust = (trusted: boolean, summary: string): Command =>
+  command({
+    usage: "DEVICE",
+    summary,
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one DEVICE id (as distro runners lists it)");
+      const answer = await client.trust(id!, trusted);
+      io.out(values.json ? JSON.stringify(answer, null, 2) : trustLine(answer, trusted));
       return 0;
     },
   });
@@ -103,10 +117,10 @@ export const COMMANDS: Record<string, Command> = {
   }),
   runners: command({
     usage: "",
-    summary: "connected runners (platform, slots, busy slots, CPU, memory) and enrolled devices",
+    summary: "connected runners (platform, slots, busy slots, CPU, memory, cooled down) and enrolled devices",
     options: { json },
     async run({ client, values, io, args }) {
-      args(0, "no arguments (its subcommands: runners add, runners revoke DEVICE)");
+      args(0, "no arguments (its subcommands: runners add, revoke, trust and untrust)");
       const listing = await client.runners();
       if (values.json) io.out(JSON.stringify(listing, null, 2));
       else [...runnerLines(listing.runners), "", ...deviceLines(listing.devices)].forEach((line) => io.out(line));
@@ -150,6 +164,11 @@ export const COMMANDS: Record<string, Command> = {
       return 0;
     },
   }),
+  "runners trust": trust(true, "trust a device: the outputs it produces are filed in the result cache for other runs"),
+  "runners untrust": trust(
+    false,
+    "untrust a device: its outputs serve only their own run, and its result cache entries are purged",
+  ),
   output: command({
     usage: "ID TASK [-o FILE]",
     summary: "print a task's output, or write it to FILE",

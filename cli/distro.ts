@@ -1,6 +1,6 @@
 /**
  * `distro`: the command line for a Distro coordinator: submit DAGs and follow them with a live
- * progress display, list runs, runners and devices, enroll and revoke devices, read outputs,
+ * progress display, list runs, runners and devices, enroll, revoke and trust devices, read outputs,
  * control runs, push modules. The command table (commands.ts) drives the help, the parsing and
  * the dispatch here: each command takes the common flags and its own, and any other flag is a
  * usage error naming it. Exit codes: 0 success, 1 the run failed (or the coordinator could not be

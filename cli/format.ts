@@ -1,9 +1,9 @@
 /**
- * What `distro runs`, `status`, `runners` and `runners add` print, as lines: pure functions of
+ * What `distro runs`, `status`, `runners`, `runners add` and `runners trust`/`untrust` print, as lines: pure functions of
  * the coordinator's answers, with every field from it made terminal-safe (`terminal.ts`).
  */
 import { formatDuration, formatSize } from "../core/units.js";
-import type { DeviceView, EnrollmentCreated, RunListing, RunnerView, RunView } from "../core/api.js";
+import type { DeviceView, EnrollmentCreated, RunListing, RunnerView, RunView, TrustAnswer } from "../core/api.js";
 import { finished } from "../core/status.js";
 import { progressText } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
@@ -77,7 +77,15 @@ export function failedLines(run: RunView): string[] {
   return lines;
 }
 
-export function runnerLines(runners: RunnerView[]): string[] {
+/**
+ * `cooled down for 2m10s`: its device lost attempts again and again, so it gets no new leases
+ * until `until`; null when that is past (or it was never cooled down).
+ */
+export function cooledDown(until: number | null, now: number): string | null {
+  return until !== null && until > now ? `cooled down for ${span(until - now)}` : null;
+}
+
+export function runnerLines(runners: RunnerView[], now = Date.now()): string[] {
   if (runners.length === 0) return ["no runners connected"];
   const rows = runners.map((r) => [
     safe(r.name),
@@ -87,13 +95,19 @@ export function runnerLines(runners: RunnerView[]): string[] {
     `${formatSize(r.freeMemory)} of ${formatSize(r.memory)}`,
     safe(r.labels.join(",")) || "-",
     String(r.runs.length),
+    cooledDown(r.cooled_until, now) ?? "ready",
   ]);
-  return table(["NAME", "PLATFORM", "BUSY", "CPU", "FREE MEMORY", "LABELS", "RUNS"], rows);
+  return table(["NAME", "PLATFORM", "BUSY", "CPU", "FREE MEMORY", "LABELS", "RUNS", "STATE"], rows);
 }
 
-/** A device's state: revoked (and when) over connected, else when it was last seen, or never. */
+/**
+ * A device's state: revoked (and when) over cooled down (and for how long), over connected, else
+ * when it was last seen, or never.
+ */
 function deviceState(d: DeviceView, now: number): string {
   if (d.revoked_at !== null) return `revoked ${ago(d.revoked_at, now)}`;
+  const cooled = cooledDown(d.cooled_until, now);
+  if (cooled !== null) return cooled;
   if (d.connected) return "connected";
   return d.last_seen === null ? "never" : `last seen ${ago(d.last_seen, now)}`;
 }
@@ -108,6 +122,14 @@ export function deviceLines(devices: DeviceView[], now = Date.now()): string[] {
     d.trusted ? "yes" : "no",
   ]);
   return table(["DEVICE", "NAME", "STATE", "LABELS", "TRUSTED"], rows);
+}
+
+/** `distro runners trust` / `untrust`: the device's trust now, and the cache entries purged with it. */
+export function trustLine(answer: TrustAnswer, trusted: boolean): string {
+  const id = safe(answer.device.id);
+  if (trusted) return `trusted device ${id}: the outputs it produces are filed in the result cache`;
+  const entries = answer.purged === 1 ? "entry" : "entries";
+  return `untrusted device ${id}: ${answer.purged} result cache ${entries} purged`;
 }
 
 /** `distro runners add`: the enrollment, the command that joins a device with it per platform, and that its token is shown once. */

@@ -3,6 +3,9 @@
 // formatting of times, durations and sizes, table rows, the progress bar, and the registry of what
 // the current view runs in the background (`every`, `onLeave`, `stop`) with `fail`, which shows an
 // error or asks for the token again. Used by app.js, lists.js, add-device.js and run-view.js.
+// Times and durations come from format.js (pure, so unit tests import it), re-exported here.
+export { cooledDown, duration, time } from "./format.js";
+
 export const app = document.getElementById("app");
 const tokenKey = "distro.token";
 export const token = () => localStorage.getItem(tokenKey) ?? "";
@@ -31,7 +34,6 @@ export const visible = (s) =>
 
 export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 export const badge = (state) => `<span class="state ${esc(state)}">${esc(state)}</span>`;
-export const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
 /** A moment as date and time, for what may be days away (an expiry, an enrollment). */
 export const dateTime = (ms) => (ms ? new Date(ms).toLocaleString() : "");
 
@@ -39,15 +41,6 @@ export const dateTime = (ms) => (ms ? new Date(ms).toLocaleString() : "");
 export const headerRow = (columns) => `<tr>${columns.map((c) => `<th>${c}</th>`).join("")}</tr>`;
 /** A table row: `attrs` on the `<tr>` (its data-* name), one `<td>` per cell (HTML). */
 export const tableRow = (attrs, cells) => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
-
-export function duration(ms) {
-  const s = Math.round(ms / 1000);
-  return s < 60
-    ? `${s}s`
-    : s < 3600
-      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
-      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
 
 export function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -1,13 +1,15 @@
 // The two lists, refreshed every 2 s: recent runs (#/, GET /api/dags) and the runners (#/runners,
 // GET /api/runners): the connected runner processes with sparklines of their CPU and memory load
-// over the last ten minutes (the pool keeps their device reports), every enrolled device, and the
-// "Add a device" panel (add-device.js). Used by app.js's router.
+// over the last ten minutes (the pool keeps their device reports), every enrolled device (its
+// state, cooled down or not, and its trust), and the "Add a device" panel (add-device.js). Used by
+// app.js's router.
 import { addDevicePanel } from "./add-device.js";
 import {
   api,
   app,
   badge,
   bytes,
+  cooledDown,
   dateTime,
   duration,
   el,
@@ -69,13 +71,15 @@ function sparkline(values, label) {
 
 const RUNNER_COLUMNS = ["runner", "platform", "busy slots", "CPU", "memory"];
 
-function runnerRow(r) {
+function runnerRow(r, now) {
+  const cooled = cooledDown(r.cooled_until, now);
   const cpu = r.history.map((h) => h.load);
   const mem = r.history.map((h) => (r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0));
   const labels = r.labels.length ? ` · ${esc(r.labels.join(", "))}` : "";
   const load = r.load === null ? "–" : `${Math.round(r.load)}%`;
   return tableRow(`data-runner="${esc(r.name)}"`, [
-    `<strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small>`,
+    `<strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small>` +
+      (cooled ? `<br><span class="state cooled">${esc(cooled)}</span>` : ""),
     `${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${labels}</small>`,
     progress(r.busy, r.slots),
     sparkline(cpu, load),
@@ -86,12 +90,14 @@ function runnerRow(r) {
 const DEVICE_COLUMNS = ["device", "status", "labels", "trusted", "enrolled"];
 const stateBadge = (state) => el("span", { class: `state ${state}` }, state);
 
-/** A device's state: revoked, connected, or when it was last seen. */
+/** A device's state: revoked, else connected or when it was last seen, and whether it is cooled down. */
 function deviceState(d, now) {
   if (d.revoked_at) return [stateBadge("revoked"), " ", el("small", {}, dateTime(d.revoked_at))];
-  if (d.connected) return stateBadge("connected");
+  const cooled = cooledDown(d.cooled_until, now);
+  const cooling = cooled ? [" ", el("span", { class: "state cooled" }, cooled)] : [];
+  if (d.connected) return [stateBadge("connected"), ...cooling];
   const seen = d.last_seen ? `last seen ${duration(Math.max(0, now - d.last_seen))} ago` : "not seen since it joined";
-  return [stateBadge("offline"), " ", el("small", {}, seen)];
+  return [stateBadge("offline"), " ", el("small", {}, seen), ...cooling];
 }
 
 /** One enrolled device, built as elements: its name, id and labels are whatever the device and the coordinator said. */
@@ -110,7 +116,7 @@ function deviceRow(d, now) {
     ),
     el("td", {}, deviceState(d, now)),
     el("td", {}, labels.join(", ") || "–"),
-    el("td", {}, d.trusted ? "trusted" : "–"),
+    el("td", {}, d.trusted ? el("span", { class: "trusted" }, "trusted") : "–"),
     el("td", {}, el("small", {}, dateTime(d.enrolled_at), how)),
   );
 }
@@ -146,10 +152,12 @@ export function runnersView() {
     const listing = await api("/api/runners");
     const runners = document.getElementById("runners");
     if (!runners) return; // the view was left while the list loaded
+    const now = Date.now();
+    const rows = listing.runners.map((r) => runnerRow(r, now)).join("");
     runners.innerHTML =
       listing.runners.length === 0
         ? `<p>${NO_RUNNER}</p>`
-        : `<table class="runners">${headerRow(RUNNER_COLUMNS)}${listing.runners.map(runnerRow).join("")}</table>`;
+        : `<table class="runners">${headerRow(RUNNER_COLUMNS)}${rows}</table>`;
     const devices = Array.isArray(listing.devices) ? listing.devices : null;
     document.getElementById("devices-box").hidden = devices === null;
     document.getElementById("devices").replaceChildren(devicesTable(devices ?? []));

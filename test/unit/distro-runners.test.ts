@@ -1,11 +1,12 @@
-// `distro runners`, `runners add` and `runners revoke` without a coordinator: the flags of
-// `runners add` made into the EnrollmentRequest it posts (or a usage error naming the flag), and
-// the device table and enrollment text printed from the coordinator's answers.
+// `distro runners`, `runners add`, `runners revoke` and `runners trust`/`untrust` without a
+// coordinator: the flags of `runners add` made into the EnrollmentRequest it posts (or a usage
+// error naming the flag), and the runner and device tables (cooled down ones too), the enrollment
+// text and the trust lines printed from the coordinator's answers.
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../cli/command";
 import { enrollmentRequest } from "../../cli/enrollment";
-import { deviceLines, enrollmentLines } from "../../cli/format";
-import type { DeviceView, EnrollmentCreated } from "../../core/api";
+import { cooledDown, deviceLines, enrollmentLines, runnerLines, trustLine } from "../../cli/format";
+import type { DeviceView, EnrollmentCreated, RunnerView } from "../../core/api";
 
 const now = Date.UTC(2026, 11, 1, 12);
 const device = (over: Partial<DeviceView>): DeviceView => ({
@@ -18,6 +19,27 @@ const device = (over: Partial<DeviceView>): DeviceView => ({
   last_seen: null,
   connected: false,
   revoked_at: null,
+  cooled_until: null,
+  ...over,
+});
+const runner = (over: Partial<RunnerView>): RunnerView => ({
+  id: "laptop-0a1b2c3d",
+  name: "laptop",
+  platform: "linux",
+  arch: "x64",
+  cores: 4,
+  memory: 8 * 2 ** 30,
+  freeMemory: 2 ** 30,
+  slots: 4,
+  labels: [],
+  version: "0.1.0",
+  busy: 1,
+  load: 12.4,
+  history: [],
+  runs: ["r1"],
+  connected_at: now - 60_000,
+  last_seen: now,
+  cooled_until: null,
   ...over,
 });
 
@@ -85,6 +107,63 @@ describe("distro runners: the device table", () => {
       "d-00000004  d     never                -        no",
       "e-00000005  e     revoked 30s ago      -        no",
     ]);
+  });
+
+  it("shows how long a cooled-down device has left, over connected and last seen; revoked still wins", () => {
+    const lines = deviceLines(
+      [
+        device({ id: "a-00000001", name: "a", connected: true, last_seen: now, cooled_until: now + 130_000 }),
+        device({ id: "b-00000002", name: "b", last_seen: now - 5_000, cooled_until: now + 3_600_000 }),
+        device({ id: "c-00000003", name: "c", connected: true, cooled_until: now - 1 }),
+        device({ id: "d-00000004", name: "d", revoked_at: now - 30_000, cooled_until: now + 60_000 }),
+      ],
+      now,
+    );
+    expect(lines).toEqual([
+      "DEVICE      NAME  STATE                  LABELS  TRUSTED",
+      "a-00000001  a     cooled down for 2m10s  -       no",
+      "b-00000002  b     cooled down for 1h00m  -       no",
+      "c-00000003  c     connected              -       no",
+      "d-00000004  d     revoked 30s ago        -       no",
+    ]);
+  });
+
+  it("says cooled down only while cooled_until is ahead of now", () => {
+    expect(cooledDown(now + 130_000, now)).toBe("cooled down for 2m10s");
+    expect(cooledDown(now + 400, now)).toBe("cooled down for 0s");
+    expect(cooledDown(now, now)).toBeNull();
+    expect(cooledDown(now - 1_000, now)).toBeNull();
+    expect(cooledDown(null, now)).toBeNull();
+  });
+});
+
+describe("distro runners: the runner table", () => {
+  it("marks a runner whose device is cooled down, with the time left; the others are ready", () => {
+    const lines = runnerLines(
+      [
+        runner({ name: "ghost", labels: ["gpu"], cooled_until: now + 65_000 }),
+        runner({ name: "honest", load: null, cooled_until: now - 1_000 }),
+      ],
+      now,
+    );
+    expect(lines).toEqual([
+      "NAME    PLATFORM   BUSY  CPU  FREE MEMORY     LABELS  RUNS  STATE",
+      "ghost   linux/x64  1/4   12%  1 GiB of 8 GiB  gpu     1     cooled down for 1m05s",
+      "honest  linux/x64  1/4   -    1 GiB of 8 GiB  -       1     ready",
+    ]);
+  });
+});
+
+describe("distro runners trust / untrust", () => {
+  const answer = (purged: number) => ({ device: device({ trusted: purged < 0 }), purged: Math.max(0, purged) });
+
+  it("says the device's outputs are cached from now on, or how many cache entries went with its trust", () => {
+    expect(trustLine(answer(-1), true)).toBe(
+      "trusted device laptop-0a1b2c3d: the outputs it produces are filed in the result cache",
+    );
+    expect(trustLine(answer(3), false)).toBe("untrusted device laptop-0a1b2c3d: 3 result cache entries purged");
+    expect(trustLine(answer(1), false)).toBe("untrusted device laptop-0a1b2c3d: 1 result cache entry purged");
+    expect(trustLine(answer(0), false)).toBe("untrusted device laptop-0a1b2c3d: 0 result cache entries purged");
   });
 });
 

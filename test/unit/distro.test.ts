@@ -34,7 +34,7 @@ describe("distro command table", () => {
         expect(help.out, `${name} --${flag}`).toMatch(new RegExp(`^ {2}(-\\w, )?--${flag}\\b`, "m"));
     }
     expect((await distro("runners", "--help")).out).toMatch(
-      /^Subcommands:\n {2}runners add {5}.*\n {2}runners revoke /m,
+      /^Subcommands:\n {2}runners add {6}.*\n {2}runners revoke {3}.*\n {2}runners trust {4}.*\n {2}runners untrust {2}/m,
     );
     expect((await distro("submit", "-h")).out).toContain(
       "  -o, --out DIR          with --wait: write the final tasks' outputs into DIR (TASK.png, .json, .bin)",
@@ -64,6 +64,7 @@ describe("distro command table", () => {
       [["runners", "--limit", "3"], "runners does not take --limit"],
       [["runners", "--uses", "3"], "runners does not take --uses"],
       [["runners", "revoke", "d", "--ttl", "1h"], "runners revoke does not take --ttl"],
+      [["runners", "trust", "d", "--trusted"], "runners trust does not take --trusted"],
       [["runs", "--frobnicate"], "unknown flag --frobnicate"],
       [["-x", "runs"], "unknown flag -x"],
     ] as const) {
@@ -89,10 +90,12 @@ describe("distro command table", () => {
       ],
       [["submit", "a.yaml", "--param", "=1"], `--param: expected NAME=VALUE, got "=1"`],
       [["modules", "pull", "x"], "usage: distro modules push FILE..."],
-      [["runners", "extra"], "runners takes no arguments (its subcommands: runners add, runners revoke DEVICE)"],
+      [["runners", "extra"], "runners takes no arguments (its subcommands: runners add, revoke, trust and untrust)"],
       [["runners", "add", "extra"], "runners add takes no arguments (options only)"],
       [["runners", "revoke"], "runners revoke takes exactly one DEVICE id (as distro runners lists it)"],
       [["runners", "revoke", "a", "b"], "runners revoke takes exactly one DEVICE id (as distro runners lists it)"],
+      [["runners", "trust"], "runners trust takes exactly one DEVICE id (as distro runners lists it)"],
+      [["runners", "untrust", "a", "b"], "runners untrust takes exactly one DEVICE id (as distro runners lists it)"],
       [["runners", "add", "--uses", "0"], `--uses: expected a whole number from 1 to 1000, got "0"`],
       [
         ["runners", "add", "--ttl", "soon"],
@@ -124,7 +127,13 @@ describe("distro command table", () => {
     const { code, err } = await distro("runs", "--json", "--limit", "5");
     expect(code).toBe(1);
     expect(err).toMatch(/^distro: cannot reach the coordinator at http:\/\/127\.0\.0\.1:1/);
-    for (const argv of [["runners", "add", "--uses", "3", "--trusted"], ["runners", "revoke", "d"], ["runners"]]) {
+    for (const argv of [
+      ["runners", "add", "--uses", "3", "--trusted"],
+      ["runners", "revoke", "d"],
+      ["runners", "trust", "d"],
+      ["runners", "untrust", "d", "--json"],
+      ["runners"],
+    ]) {
       const sub = await distro(...argv);
       expect(sub.code, argv.join(" ")).toBe(1);
       expect(sub.err).toMatch(/^distro: cannot reach the coordinator/);
