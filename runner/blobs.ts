@@ -42,14 +42,17 @@ export class CoordinatorHttp {
   }
 
   /** A module by hash for a task of `run` (the module cache checks the hash). */
-  module(sha256: string, run: string | undefined): Promise<Uint8Array> {
-    return this.get(`/api/modules/sha256:${sha256}${run === undefined ? "" : `?run=${encodeURIComponent(run)}`}`);
+  module(sha256: string, run: string): Promise<Uint8Array> {
+    return this.get(`/api/modules/sha256:${sha256}?run=${encodeURIComponent(run)}`);
   }
 
-  /** Uploads an output and returns its reference (the coordinator decides its type from the bytes). */
-  async upload(bytes: Uint8Array): Promise<BlobRef> {
+  /**
+   * Uploads an output of a task of `run` (the coordinator takes uploads only from a runner with a
+   * lease there) and returns its reference (the coordinator decides its type from the bytes).
+   */
+  async upload(bytes: Uint8Array, run: string): Promise<BlobRef> {
     const sha256 = sha256Hex(bytes);
-    await this.put(`/api/blobs/sha256:${sha256}`, bytes);
+    await this.put(`/api/blobs/sha256:${sha256}?run=${encodeURIComponent(run)}`, bytes);
     return { sha256, size: bytes.length };
   }
 }

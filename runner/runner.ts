@@ -220,7 +220,7 @@ export class Runner {
       running: new Map(),
       host: {
         modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
-        http: { blob: (sha256) => http.blob(sha256, id), upload: (bytes) => http.upload(bytes) },
+        http: { blob: (sha256) => http.blob(sha256, id), upload: (bytes) => http.upload(bytes, id) },
         threads,
         log,
       },

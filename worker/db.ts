@@ -7,6 +7,7 @@
  * migration step.
  */
 import type { RunListing } from "../core/api.js";
+import { deviceOfRunner } from "../core/protocol/messages.js";
 import { emptyMetrics, merge, type RunMetrics } from "./metrics.js";
 
 const SCHEMA = [
@@ -17,7 +18,7 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
      uploaded_at INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
-     created_at INTEGER NOT NULL)`,
+     created_at INTEGER NOT NULL, device TEXT)`,
   // devices.ts: enrollments and enrolled devices, by hashes of their tokens and credentials.
   `CREATE TABLE IF NOT EXISTS enrollments (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
      labels TEXT NOT NULL, trusted INTEGER NOT NULL, uses INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
@@ -46,30 +47,58 @@ export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map
   return found;
 }
 
-/** Files outputs in the cache; an existing entry for a key is kept. */
-export async function fileOutputs(d1: D1Database, entries: { key: string; output: CachedOutput }[]): Promise<void> {
+/**
+ * Files outputs in the cache, each with the device that produced it, and only when that device is
+ * trusted and not revoked (asked in the same statement, so a device untrusted a moment ago files
+ * nothing): an untrusted device's output serves its own run, never another. An existing entry for
+ * a key is kept.
+ */
+export async function fileOutputs(
+  d1: D1Database,
+  entries: { key: string; output: CachedOutput; runner: string }[],
+): Promise<void> {
   const now = Date.now();
   const database = await db(d1);
   await database.batch(
-    entries.map(({ key, output }) =>
+    entries.map(({ key, output, runner }) =>
       database
-        .prepare(`INSERT OR IGNORE INTO cache (key, output, output_sha, size, created_at) VALUES (?, ?, ?, ?, ?)`)
+        .prepare(
+          `INSERT OR IGNORE INTO cache (key, output, output_sha, size, created_at, device)
+           SELECT ?, ?, ?, ?, ?, id FROM devices WHERE id = ? AND trusted = 1 AND revoked_at IS NULL`,
+        )
         .bind(
           key,
           output instanceof Uint8Array ? output : null,
           output instanceof Uint8Array ? null : output.sha256,
           output instanceof Uint8Array ? output.length : output.size,
           now,
+          deviceOfRunner(runner),
         ),
     ),
   );
 }
 
+/** Removes every cache entry a device produced: how many. */
+export async function purgeOutputsOf(d1: D1Database, device: string): Promise<number> {
+  const { meta } = await (await db(d1)).prepare(`DELETE FROM cache WHERE device = ?`).bind(device).run();
+  return meta.changes;
+}
+
 let ready: Promise<unknown> | undefined;
+
+/** Columns added since a table was first made: a database made by an older version gets them. */
+const ADDED_COLUMNS = [{ table: "cache", column: "device", type: "TEXT" }];
 
 /** The database, with its schema in place. */
 export async function db(d1: D1Database): Promise<D1Database> {
-  ready ??= d1.batch(SCHEMA.map((s) => d1.prepare(s))).catch((e) => {
+  ready ??= (async () => {
+    await d1.batch(SCHEMA.map((s) => d1.prepare(s)));
+    for (const { table, column, type } of ADDED_COLUMNS) {
+      const { results } = await d1.prepare(`SELECT name FROM pragma_table_info(?)`).bind(table).all<{ name: string }>();
+      if (!results.some((c) => c.name === column))
+        await d1.prepare(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`).run();
+    }
+  })().catch((e: unknown) => {
     ready = undefined;
     throw e;
   });

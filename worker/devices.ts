@@ -6,8 +6,9 @@
  * they are random enough that a fast hash cannot be reversed, and a lookup by hash leaks nothing
  * a timing side channel could use.
  *
- * The development secret (RUNNER_TOKEN) is an enrollment that never runs out: each runner still
- * gets a credential of its own, so knowing the secret never lets anyone act as another device.
+ * The development secret (RUNNER_TOKEN) is an enrollment that never runs out, of trusted devices:
+ * each runner still gets a credential of its own, so knowing the secret never lets anyone act as
+ * another device. A trusted device's outputs may fill the result cache (db.ts fileOutputs).
  */
 import type { DeviceView, EnrollAnswer, EnrollmentView } from "../core/api.js";
 import { db } from "./db.js";
@@ -161,7 +162,8 @@ export async function enrollWithDevSecret(
   proposed: string | undefined,
   now = Date.now(),
 ): Promise<EnrollAnswer | Refused> {
-  const answer = await addDevice(d1, { name, labels: [], trusted: false, enrollment: null, id: proposed }, now);
+  // Development mode trusts its devices: their outputs fill the result cache, as `npm start` shows.
+  const answer = await addDevice(d1, { name, labels: [], trusted: true, enrollment: null, id: proposed }, now);
   return answer ?? { refused: 403, message: `device id ${proposed} is held by another device's credential` };
 }
 
@@ -229,8 +231,16 @@ export async function touchDevice(d1: D1Database, id: string, now = Date.now()):
   await (await db(d1)).prepare(`UPDATE devices SET last_seen = ? WHERE id = ?`).bind(now, id).run();
 }
 
-/** Every device (or the one with `id`), newest first, with `connected` from the devices with a pool socket. */
-export async function devices(d1: D1Database, connected: Set<string>, id?: string): Promise<DeviceView[]> {
+/**
+ * Every device (or the one with `id`), newest first, with `connected` from the devices with a pool
+ * socket and `cooled_until` from the pool's cool-downs.
+ */
+export async function devices(
+  d1: D1Database,
+  connected: Set<string>,
+  cooled: Map<string, number>,
+  id?: string,
+): Promise<DeviceView[]> {
   const { results } = await (
     await db(d1)
   )
@@ -239,13 +249,25 @@ export async function devices(d1: D1Database, connected: Set<string>, id?: strin
        WHERE ?1 IS NULL OR id = ?1 ORDER BY enrolled_at DESC, id LIMIT 1000`,
     )
     .bind(id ?? null)
-    .all<Omit<DeviceView, "labels" | "trusted" | "connected"> & { labels: string; trusted: number }>();
+    .all<Omit<DeviceView, "labels" | "trusted" | "connected" | "cooled_until"> & { labels: string; trusted: number }>();
   return results.map((r) => ({
     ...r,
     labels: JSON.parse(r.labels) as string[],
     trusted: r.trusted === 1,
     connected: connected.has(r.id),
+    cooled_until: cooled.get(r.id) ?? null,
   }));
+}
+
+/** Trusts or untrusts a device; false when there is no such device. */
+export async function setTrust(d1: D1Database, id: string, trusted: boolean): Promise<boolean> {
+  const { meta } = await (
+    await db(d1)
+  )
+    .prepare(`UPDATE devices SET trusted = ? WHERE id = ?`)
+    .bind(trusted ? 1 : 0, id)
+    .run();
+  return meta.changes > 0;
 }
 
 /** Marks a device revoked (its credential is refused from now on); false when there is no such device. */

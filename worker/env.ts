@@ -7,6 +7,7 @@
 import type { DagRunRpc, RunnerPoolRpc } from "./rpc.js";
 import { DEFAULT_LIMITS, type Limits, type Rate, type SocketKind } from "./durable/meter.js";
 import { MAX_FRAME_BYTES } from "../core/protocol/messages.js";
+import { DEFAULT_DEVICE_LIMITS, type DeviceLimits } from "./durable/device-limits.js";
 
 export interface Env {
   DAG_RUN: DurableObjectNamespace<DagRunRpc>;
@@ -33,6 +34,30 @@ export interface Env {
   /** Every socket; default 8388608 bytes/s (8 MiB), burst 33554432 (32 MiB, the largest frame; never less). */
   SOCKET_BYTES_PER_SEC?: string;
   SOCKET_BYTE_BURST?: string;
+  // What one device is held to (docs/security.md).
+  /** Slots a device counts for, all its runner processes together; default 256. */
+  MAX_DEVICE_SLOTS?: string;
+  /** Lost attempts within COOLDOWN_WINDOW_MS that cool a device down; default 3. */
+  COOLDOWN_LOSSES?: string;
+  /** default 300000 (5 minutes). */
+  COOLDOWN_WINDOW_MS?: string;
+  /** The first cool-down, doubled at each next one up to an hour; default 60000. */
+  COOLDOWN_MS?: string;
+}
+
+/** The device limits from the environment; a value that is not a positive whole number falls back to its default. */
+export function deviceLimits(env: Env): DeviceLimits {
+  const whole = (n: number) => Number.isInteger(n) && n > 0;
+  const { maxSlots, cooldown } = DEFAULT_DEVICE_LIMITS;
+  return {
+    maxSlots: setting(env, "MAX_DEVICE_SLOTS", maxSlots, whole),
+    cooldown: {
+      losses: setting(env, "COOLDOWN_LOSSES", cooldown.losses, whole),
+      windowMs: setting(env, "COOLDOWN_WINDOW_MS", cooldown.windowMs, whole),
+      firstMs: setting(env, "COOLDOWN_MS", cooldown.firstMs, whole),
+      maxMs: cooldown.maxMs,
+    },
+  };
 }
 
 /** The heartbeat limit from the environment, validated. */
@@ -64,7 +89,7 @@ export function socketLimits(env: Env): Record<SocketKind, Limits> {
   };
 }
 
-type LimitVar = Extract<keyof Env, `${string}_PER_SEC` | `${string}_BURST`>;
+type LimitVar = Extract<keyof Env, `${string}_PER_SEC` | `${string}_BURST` | "MAX_DEVICE_SLOTS" | `COOLDOWN_${string}`>;
 
 /**
  * One numeric var, or its default (with a warning naming the var) when it is not valid. A var may

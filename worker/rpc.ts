@@ -20,8 +20,11 @@ export type ControlAction = "cancel" | "pause" | "resume";
  */
 export const DEVICE_HEADER = "X-Distro-Device";
 
-/** What a runner may fetch for a run: a module (by its sha256) or an input blob. */
-export type Fetchable = { kind: "module" | "blob"; sha256: string };
+/**
+ * What a runner may fetch for a run: a module (by its sha256) or an input blob; or what it may
+ * upload there: an output (`kind: "output"`, any sha256), while it holds a lease in the run.
+ */
+export type Fetchable = { kind: "module" | "blob" | "output"; sha256: string };
 
 /** One run (durable/dag-run.ts). Its sockets come in through `fetch`. */
 export interface DagRunRpc extends Rpc.DurableObjectBranded {
@@ -35,10 +38,12 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
   control(action: ControlAction): Promise<Answer<{ status: RunStatus }>>;
   /** A task's accepted output (bytes, or where they are in blob storage); a conflict while it has none. */
   output(key: string): Answer<Uint8Array | BlobRef>;
-  /** Whether a lease a runner of `device` holds in this run names the module or input blob. */
+  /** Whether a lease a runner of `device` holds in this run names the module or input blob (any lease, for an output). */
   names(device: string, what: Fetchable): boolean;
   /** Closes the sockets of `device`'s runners (CLOSE.revoked) and hands their leases back: how many closed. */
   revoke(device: string): Promise<number>;
+  /** `device` is cooled down until `until`: its runners here are leased nothing new before then. */
+  cool(device: string, until: number): Promise<void>;
 }
 
 /** The pool in numbers, for `/metrics`. */
@@ -50,6 +55,12 @@ export interface PoolTotals {
   samplesDropped: number;
   /** Sockets closed for their rate limit, by kind. */
   rateLimited: Record<SocketKind, number>;
+  /** Cool-downs started since the pool started. */
+  cooldowns: number;
+  /** Devices cooled down now. */
+  devicesCooled: number;
+  /** Entries of runner frames that named attempts their runner did not hold. */
+  strayFrames: number;
 }
 
 /** Presence and matchmaking (durable/runner-pool.ts); none of its calls can fail. */
@@ -68,4 +79,12 @@ export interface RunnerPoolRpc extends Rpc.DurableObjectBranded {
   revoke(device: string): { runs: string[]; closed: number };
   /** Devices with a pool socket open now. */
   connectedDevices(): string[];
+  /** A run lost `attempts` of `device`'s attempts: until when the device is cooled down now, or null. */
+  lost(device: string, attempts: number, from: string): Promise<number | null>;
+  /** Until when `device` is cooled down, or null. */
+  cooledUntil(device: string): number | null;
+  /** Devices cooled down now, with until when. */
+  cooled(): Map<string, number>;
+  /** A run ignored `frames` entries naming attempts their runner did not hold. */
+  countStray(frames: number): void;
 }

@@ -155,6 +155,7 @@ function toPlan(dag: DagDocument): DagPlan {
       env: t.env,
       params: { ...dag.params, ...t.params },
       retries: t.retries ?? d.retries ?? TASK_DEFAULTS.retries,
+      lostRetries: t.lost_retries ?? d.lost_retries ?? TASK_DEFAULTS.lostRetries,
       retryDelayMs: t.retry_delay ?? d.retry_delay ?? TASK_DEFAULTS.retryDelayMs,
       retryDelayMaxMs: t.retry_delay_max ?? d.retry_delay_max ?? TASK_DEFAULTS.retryDelayMaxMs,
       timeoutMs: t.timeout ?? d.timeout ?? TASK_DEFAULTS.timeoutMs,

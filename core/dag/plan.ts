@@ -35,7 +35,10 @@ export interface NodeSpec {
   args: string[];
   env: Record<string, string>;
   params: Record<string, unknown>;
+  /** Failed attempts (the task's own doing) allowed after the first. */
   retries: number;
+  /** Lost attempts (runner gone, lease expired: never the task's doing) allowed; they never count as `retries`. */
+  lostRetries: number;
   /** Delay before the first retry; doubles with each failure up to `retryDelayMaxMs`. */
   retryDelayMs: number;
   retryDelayMaxMs: number;

@@ -12,6 +12,8 @@ export const DAG_LIMITS = {
   maxInstances: 100_000,
   /** Highest retry count a task may ask for. */
   maxRetries: 20,
+  /** Highest count of lost attempts (runner gone, lease expired) a task may allow. */
+  maxLostRetries: 100,
   /** Longest timeout a task may ask for. */
   maxTimeoutMs: 3_600_000,
   /** Largest memory a task may ask for (the wasm32 ceiling). */
@@ -20,6 +22,7 @@ export const DAG_LIMITS = {
 
 export const TASK_DEFAULTS = {
   retries: 2,
+  lostRetries: 10,
   retryDelayMs: 1000,
   retryDelayMaxMs: 60_000,
   timeoutMs: 30_000,
@@ -62,6 +65,7 @@ const delay = z.union([z.literal(0), duration]);
 const text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 
 const retries = z.number().int().min(0).max(DAG_LIMITS.maxRetries);
+const lostRetries = z.number().int().min(0).max(DAG_LIMITS.maxLostRetries);
 const priority = z.number().int().min(-1000).max(1000);
 
 const map = z.union([
@@ -90,6 +94,7 @@ const task = z.strictObject({
   env: z.record(z.string(), text).default({}),
   params: z.record(z.string(), z.unknown()).default({}),
   retries: retries.optional(),
+  lost_retries: lostRetries.optional(),
   retry_delay: delay.optional(),
   retry_delay_max: delay.optional(),
   timeout: duration.optional(),
@@ -105,6 +110,7 @@ export const dagSchema = z.strictObject({
   defaults: z
     .strictObject({
       retries: retries.optional(),
+      lost_retries: lostRetries.optional(),
       retry_delay: delay.optional(),
       retry_delay_max: delay.optional(),
       timeout: duration.optional(),

@@ -61,6 +61,12 @@ const runnerInfo = z.strictObject({
 });
 export type RunnerInfo = z.infer<typeof runnerInfo>;
 
+/** The device of a runner id: runner processes of one device are `<device>` and `<device>.<k>`. */
+export function deviceOfRunner(runner: string): string {
+  const dot = runner.indexOf(".");
+  return dot < 0 ? runner : runner.slice(0, dot);
+}
+
 const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "lost"] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 

@@ -72,7 +72,7 @@ async function hostileRunner(id: string, outputs: Record<string, string>): Promi
       if (msg.type === "error") return reject(new Error(msg.message));
       if (msg.type !== "tasks") return;
       received += msg.tasks.length;
-      void Promise.all(msg.tasks.map((a) => report(a, outputs[a.task]!))).then((results) => {
+      void Promise.all(msg.tasks.map((a) => report(id, a, outputs[a.task]!))).then((results) => {
         ws.send(JSON.stringify({ type: "results", results, want: 0, received }));
         for (const r of results) done.add(r.task);
         if (done.size === Object.keys(outputs).length) resolve();
@@ -83,12 +83,12 @@ async function hostileRunner(id: string, outputs: Record<string, string>): Promi
   ws.close();
 }
 
-async function report(a: Assignment, text: string): Promise<TaskResult> {
+async function report(run: string, a: Assignment, text: string): Promise<TaskResult> {
   const bytes = Buffer.from(text, "latin1");
   const result = { task: a.task, attempt: a.attempt, ok: true, stderr: "", durationMs: 1 };
   if (bytes.length <= a.inlineOutputBytes) return { ...result, output: bytes.toString("base64") };
   const hash = sha256(bytes);
-  const res = await fetch(new URL(`/api/blobs/sha256:${hash}`, cluster.coordinator.url), {
+  const res = await fetch(new URL(`/api/blobs/sha256:${hash}?run=${run}`, cluster.coordinator.url), {
     method: "PUT",
     body: bytes,
     headers: { Authorization: `Bearer ${credential}`, "Content-Type": CLAIMED[a.task] ?? "text/html" },

@@ -121,6 +121,7 @@ describe("task ABI helpers", () => {
       memoryBytes: 1,
       priority: 0,
       cache: false,
+      lostRetries: 10,
     };
     expect(JSON.parse(envelope(node, 1, { d: 3 }, 2))).toEqual({
       task: "t[1]",

@@ -40,6 +40,14 @@ function setup(failing: string[] = []) {
       calls.push(["file", entries.length]);
       return new Promise<void>(() => {});
     },
+    lost: (runner: string, attempts: number) => {
+      calls.push(["lost", runner, attempts]);
+      return fails("lost") ?? Promise.resolve();
+    },
+    stray: (runner: string, frames: number) => {
+      calls.push(["stray", runner, frames]);
+      return fails("stray") ?? Promise.resolve();
+    },
     finish: (status: RunStatus) => {
       calls.push(["finish", status]);
       return fails("finish") ?? Promise.resolve();
@@ -58,7 +66,7 @@ describe("effects", () => {
   it("performs each effect in order, without waiting for the cache's loops", async () => {
     const { host, calls } = setup();
     const effects: Effect[] = [
-      { type: "cache", entries: [{ key: "k", task: "a" }] },
+      { type: "cache", entries: [{ key: "k", task: "a", runner: "r1" }] },
       { type: "dispatch", runner: "r1", tasks: [{ task: "b" } as Assignment], backlog: 0 },
       { type: "cancel", runner: "r2", tasks: [{ task: "c", attempt: 1 }] },
       { type: "lookup" },

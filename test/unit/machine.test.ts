@@ -194,9 +194,65 @@ tasks:
     const effects = transition(store, { type: "reject", runner: "r1", tasks: [{ task: "b", attempt: 1 }] }, 2);
     expect(store.task("b")).toMatchObject({ state: "ready", failures: 0 });
     expect(effects).toContainEqual({ type: "demand", classes: [{ requires: null, priority: 0 }] });
-    transition(store, { type: "detach", runner: "r1" }, 3);
-    expect(store.task("a")).toMatchObject({ state: "failed", failures: 1 });
+    // A lost attempt costs lost_retries, never retries: with none to spare, the task runs again.
+    const detached = transition(store, { type: "detach", runner: "r1" }, 3);
+    expect(store.task("a")).toMatchObject({ state: "ready", failures: 0, losses: 1 });
     expect(store.attempts.find((x) => x.task === "a")).toMatchObject({ outcome: "lost", failure: { kind: "lost" } });
+    expect(detached).toContainEqual({ type: "lost", runner: "r1", attempts: 1 });
+  });
+
+  it("lets no runner resume an attempt that was not its own, nor one whose requires it does not meet", () => {
+    const store = started(`tasks: [{ id: a, module: m }, { id: g, module: m, requires: { labels: [gpu] } }]`);
+    const gpu = { memory: 2 ** 30, cores: 4, labels: ["gpu"], arch: "x64", platform: "linux" };
+    transition(store, { type: "attach", runner: "victim", name: "v", want: 2, holding: [], caps: gpu }, 1);
+    expect(store.task("g")).toMatchObject({ state: "leased", runner: "victim", attempt: 1 });
+    transition(store, { type: "detach", runner: "victim" }, 2);
+    const holding = [
+      { task: "a", attempt: 1 },
+      { task: "g", attempt: 1 },
+    ];
+    const thief = transition(store, { type: "attach", runner: "thief", name: "t", want: 0, holding }, 3);
+    expect(store.task("a")).toMatchObject({ state: "ready", runner: null });
+    expect(store.task("g")).toMatchObject({ state: "ready", runner: null });
+    expect(thief).toContainEqual({ type: "cancel", runner: "thief", tasks: holding });
+    // The victim, back with the label, resumes its own; without the label it could not.
+    const plain = { ...gpu, labels: [] };
+    transition(store, { type: "attach", runner: "victim", name: "v", want: 0, holding, caps: plain }, 4);
+    expect(store.task("g")).toMatchObject({ state: "ready" });
+    transition(store, { type: "attach", runner: "victim", name: "v", want: 0, holding, caps: gpu }, 5);
+    expect(store.task("g")).toMatchObject({ state: "leased", runner: "victim", attempt: 1, losses: 1 });
+    expect(store.task("a")).toMatchObject({ state: "leased", runner: "victim", attempt: 1 });
+  });
+
+  it("fails a task once its lost attempts pass its lost_retries, and counts frames about attempts not held", () => {
+    const store = started(`tasks: [{ id: a, module: m, lost_retries: 1 }]`);
+    for (const [i, runner] of ["r1", "r2"].entries()) {
+      transition(store, { type: "attach", runner, name: runner, want: 1, holding: [] }, 10 * i);
+      transition(store, { type: "detach", runner }, 10 * i + 1);
+    }
+    expect(store.task("a")).toMatchObject({ state: "failed", failures: 0, losses: 2 });
+    const late = transition(
+      store,
+      { type: "results", runner: "r3", results: [ok({ task: "a", attempt: 2 }, "x")], want: 0, received: 0 },
+      30,
+    );
+    expect(late).toContainEqual({ type: "stray", runner: "r3", frames: 1 });
+  });
+
+  it("sends a cooled-down runner nothing until its cool-down ends, then dispatches at that deadline", () => {
+    const store = started(`tasks: [{ id: a, module: m }]`);
+    transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [], cooledUntil: 100 }, 1);
+    expect(store.task("a")!.state).toBe("ready");
+    expect(store.nextDeadline()).toBe(100);
+    transition(store, { type: "tick" }, 100);
+    expect(store.task("a")).toMatchObject({ state: "leased", runner: "r" });
+    const other = started(`tasks: [{ id: a, module: m }, { id: b, module: m }]`);
+    transition(other, { type: "attach", runner: "s", name: "s", want: 1, holding: [] }, 1);
+    transition(other, { type: "cool", runner: "s", until: 50 }, 2);
+    transition(other, { type: "want", runner: "s", want: 2, received: 1 }, 3);
+    expect(other.task("b")!.state).toBe("ready");
+    transition(other, { type: "tick" }, 50);
+    expect(other.task("b")).toMatchObject({ state: "leased", runner: "s" });
   });
 
   it("discounts tasks still in flight when a runner's want crosses a dispatch", () => {
@@ -264,7 +320,7 @@ tasks:
       20,
     );
     expect(store.task("a")).toMatchObject({ state: "leased", runner: "r", attempt: 1 });
-    expect(store.task("b")).toMatchObject({ state: "leased", runner: "r", attempt: 1, failures: 0 });
+    expect(store.task("b")).toMatchObject({ state: "leased", runner: "r", attempt: 1, losses: 0 });
     expect(effects).toContainEqual({ type: "cancel", runner: "r", tasks: [{ task: "c", attempt: 9 }] });
     // c's real attempt 1, which r no longer holds, is lost and re-queued.
     expect(store.task("c")).toMatchObject({ state: "ready", attempt: 1 });
@@ -329,7 +385,7 @@ tasks:
       { type: "results", runner: "r", results: [ok(b!, "2")], want: 2, received: sent(store, "r") },
       4,
     );
-    expect(done).toContainEqual({ type: "cache", entries: [{ key: "k-b", task: "b" }] });
+    expect(done).toContainEqual({ type: "cache", entries: [{ key: "k-b", task: "b", runner: "r" }] });
   });
 
   it("refuses to start twice, naming the status", () => {

@@ -45,6 +45,7 @@ export class MemoryStore implements RunStore {
           state,
           attempt: 0,
           failures: 0,
+          losses: 0,
           runner: null,
           seq: seq++,
           priority: row.spec.priority,
@@ -80,11 +81,12 @@ export class MemoryStore implements RunStore {
         state: t.state,
         attempt: t.attempt,
         failures: t.failures,
+        losses: t.losses,
         runner: t.runner,
       }
     );
   }
-  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>) {
+  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "losses" | "runner">>) {
     Object.assign(this.tasks.get(key)!, changes);
   }
   moveNode(node: string, from: TaskState, to: TaskState) {
@@ -170,9 +172,12 @@ export class MemoryStore implements RunStore {
       end,
     );
   }
-  noteAttempt(task: string, attempt: number, note: string) {
-    const a = this.attempts.find((x) => x.task === task && x.attempt === attempt);
+  noteAttempt(task: string, attempt: number, runner: string, note: string) {
+    const a = this.attempts.find((x) => x.task === task && x.attempt === attempt && x.runner === runner);
     if (a) a.note = note;
+  }
+  attemptRunner(task: string, attempt: number) {
+    return this.attempts.find((x) => x.task === task && x.attempt === attempt)?.runner ?? null;
   }
   setDeadline(kind: DeadlineKind, key: string, at: number) {
     this.deadlines.set(`${kind}:${key}`, { kind, key, at });

@@ -16,6 +16,7 @@ const row = (key: string): TaskRow => ({
   state: "lookup",
   attempt: 0,
   failures: 0,
+  losses: 0,
   runner: null,
 });
 
@@ -111,11 +112,11 @@ describe("result cache", () => {
     const { cache, filed, outputs } = setup([]);
     outputs.a = new Uint8Array([7]);
     await cache.file([
-      { key: "ka", task: "a" },
-      { key: "kb", task: "b" },
+      { key: "ka", task: "a", runner: "r1" },
+      { key: "kb", task: "b", runner: "r1" },
     ]);
-    await cache.file([{ key: "kb", task: "b" }]);
-    expect(filed).toEqual([[{ key: "ka", output: new Uint8Array([7]) }]]);
+    await cache.file([{ key: "kb", task: "b", runner: "r2" }]);
+    expect(filed).toEqual([[{ key: "ka", output: new Uint8Array([7]), runner: "r1" }]]);
     const broken = new ResultCache({
       lookups: () => [],
       ended: () => false,
@@ -125,7 +126,7 @@ describe("result cache", () => {
       output: () => new Uint8Array(),
       apply: () => Promise.resolve(),
     });
-    await expect(broken.file([{ key: "k", task: "t" }])).resolves.toBeUndefined();
+    await expect(broken.file([{ key: "k", task: "t", runner: "r1" }])).resolves.toBeUndefined();
     expect(error).toHaveBeenCalledWith("DagRun cache file", expect.any(Error));
   });
 });

@@ -213,12 +213,17 @@ tasks:
     // a's output goes to R2; b takes it as an input, so b's runner may fetch it, nobody else.
     const output = new TextEncoder().encode(`"${"x".repeat(100)}"`);
     const blobSha = await hex(output);
-    const put = await SELF.fetch(`${base}/api/blobs/sha256:${blobSha}`, {
-      method: "PUT",
-      headers: await asDevice("holder"),
-      body: output,
-    });
+    const upload = (path: string, device: string, body: Uint8Array) =>
+      asDevice(device).then((headers) => SELF.fetch(`${base}${path}`, { method: "PUT", headers, body }));
+    const put = await upload(`/api/blobs/sha256:${blobSha}?run=${id}`, "holder", output);
     expect(put.status).toBe(200);
+    expect(await put.json()).toEqual({ sha256: blobSha, size: output.length });
+    // R2 checks the hash: bytes under another name are refused.
+    const wrong = await upload(`/api/blobs/sha256:${"0".repeat(64)}?run=${id}`, "holder", output);
+    expect(wrong.status).toBe(400);
+    expect((await wrong.json<{ error: string }>()).error).toMatch(/does not match sha256:0000/);
+    // A device with no lease in the run stores nothing there.
+    expect((await upload(`/api/blobs/sha256:${blobSha}?run=${id}`, "bystander", output)).status).toBe(403);
     const blob = `/api/blobs/sha256:${blobSha}?run=${id}`;
     expect((await fetchAs("holder", blob)).status).toBe(403); // no lease takes it yet
     const result = {
@@ -253,6 +258,12 @@ describe("revocation", () => {
     for (const s of [pool, run])
       expect(await s.ended()).toEqual({ code: CLOSE.revoked, reason: "device doomed was revoked" });
 
+    // Nothing said on a closed socket counts: a hello on it, in answer to the close, attaches nobody.
+    pool.ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo("doomed"), want: 0 }));
+    run.ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo("doomed"), want: 1 }));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pool.seen.filter((f) => f.type === "welcome")).toHaveLength(1);
+    expect(run.seen.filter((f) => f.type === "welcome")).toHaveLength(1);
     // The task is ready again, its attempt returned (not charged: it has no retries to spare).
     const view = await (
       await SELF.fetch(`${base}/api/dags/${id}`, { headers: API })

@@ -89,8 +89,11 @@ describe("socket rate limits", () => {
     socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reporter"), want: 0 });
     await socket.next("welcome");
     for (const load of [11, 12, 13]) socket.send(status(load));
-    // At least: other files' scripted runners report to the same pool.
+    // At least: other files' scripted runners report to the same pool (so the count alone does not
+    // say our frames are in: the last one is, once a frame sent after it is answered).
     await eventually(async () => (await counter("distro_device_samples_dropped_total")) >= dropped + 2);
+    socket.send({ type: "reject", tasks: [] });
+    await socket.next("error");
     const [me] = (await list()).filter((r) => r.id === "reporter");
     expect(me).toMatchObject({ load: 11, history: [{ load: 11 }] });
     socket.ws.close();
@@ -120,22 +123,24 @@ describe("socket rate limits", () => {
     await eventually(async () => (await counter("distro_sockets_rate_limited_total", '{kind="run"}')) === before + 1);
   });
 
-  it("charge a frame per attempt listed: bogus results frames under the frame and byte rates are cut off", async () => {
+  it("close a socket whose frames name attempts it does not hold, and count them", async () => {
     const id = await submit();
+    const before = await counter("distro_stray_frames_total");
     const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "lister");
     run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("lister"), want: 0 });
     await run.next("welcome");
-    // Each frame names 1024 attempts that do not exist: 5 frames, 5 × 1025 tokens, over the 4,000 burst.
-    const bogus = Array.from({ length: 1024 }, (_, i) => ({
-      task: `nope[${i}]`,
-      attempt: 1,
-      ok: false,
-      durationMs: 0,
-    }));
-    for (let i = 0; i < 5; i++) run.send({ type: "results", results: bogus, want: 0, received: 0 });
+    // Each entry names an attempt that does not exist (each costs the run a lookup: the frame is
+    // metered per entry too); past 64 of them the socket is closed.
+    const bogus = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ task: `nope[${i}]`, attempt: 1, ok: false, durationMs: 0 }));
+    run.send({ type: "results", results: bogus(60), want: 0, received: 0 });
+    run.send({ type: "reject", tasks: bogus(4).map(({ task, attempt }) => ({ task, attempt })) });
+    await eventually(async () => (await counter("distro_stray_frames_total")) === before + 64);
+    expect(run.closed).toBeUndefined();
+    run.send({ type: "results", results: bogus(1), want: 0, received: 0 });
     const closed = await run.ended();
-    expect(closed.code).toBe(CLOSE.rateLimited);
-    expect(closed.reason).toMatch(/\(2000\/s, burst 4000\)$/);
+    expect(closed).toEqual({ code: CLOSE.protocol, reason: "too many frames about attempts it does not hold" });
+    await eventually(async () => (await counter("distro_stray_frames_total")) === before + 65);
   });
 
   it("refuse a second hello on one socket: one socket is one runner", async () => {

@@ -9,26 +9,29 @@ export const API = { Authorization: "Bearer test-api-token" };
 /** The development secret: it only enrolls devices (`POST /api/runners/enroll`). */
 export const RUNNER = { Authorization: "Bearer test-runner-token" };
 
-const credentials = new Map<string, string>();
+const credentials = new Map<string, Promise<string>>();
 
 /**
  * The credential of device `device`, enrolled with the development secret on first use (trust on
- * first use: the id is claimed then). Later calls in the same storage get the kept one.
+ * first use: the id is claimed then). Later calls get the kept one (callers at once share one
+ * enrollment); one kept from a storage since reset is enrolled again.
  */
-async function credentialFor(device: string): Promise<string> {
-  const res = await SELF.fetch(`${base}/api/runners/enroll`, {
-    method: "POST",
-    headers: RUNNER,
-    body: JSON.stringify({ name: device, device }),
-  });
-  if (res.status === 200) {
-    const { credential } = await res.json<{ credential: string }>();
-    credentials.set(device, credential);
-    return credential;
-  }
-  const kept = credentials.get(device);
-  if (res.status === 403 && kept) return kept;
-  throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
+function credentialFor(device: string): Promise<string> {
+  const before = credentials.get(device);
+  const made = (async () => {
+    // One at a time per device: a call waits for the one before it, whose credential it may keep.
+    const kept = await before?.catch(() => undefined);
+    const res = await SELF.fetch(`${base}/api/runners/enroll`, {
+      method: "POST",
+      headers: RUNNER,
+      body: JSON.stringify({ name: device, device }),
+    });
+    if (res.status === 200) return (await res.json<{ credential: string }>()).credential;
+    if (res.status === 403 && kept) return kept;
+    throw new Error(`enrolling ${device}: HTTP ${res.status} ${await res.text()}`);
+  })();
+  credentials.set(device, made);
+  return made;
 }
 
 /** Headers of a request made as device `device`. */

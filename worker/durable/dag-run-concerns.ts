@@ -8,9 +8,10 @@ import type { RunSummary, RunView } from "../../core/api.js";
 import { isFinal, type TaskState } from "../../core/status.js";
 import { outputKey } from "../blob-keys.js";
 import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
-import { heartbeatMs, pool, socketLimits, type Env } from "../env.js";
+import { deviceLimits, heartbeatMs, pool, socketLimits, type Env } from "../env.js";
 import { cacheMaterial, type MachineConfig, type RunEvent } from "../run/machine.js";
 import { Alarm } from "../run-host/alarm.js";
+import { Conduct } from "../run-host/conduct.js";
 import type { EffectsHost } from "../run-host/effects.js";
 import { ResultCache } from "../run-host/result-cache.js";
 import { RunIndex } from "../run-host/run-index.js";
@@ -19,7 +20,8 @@ import { markWaiting, withWaiting, type WaitingHost } from "../run-host/waiting.
 import { Watchers } from "../run-host/watchers.js";
 import { sha256Hex } from "../sha256.js";
 import { SocketMeters } from "./meter.js";
-import { finishSocket, runnerSockets, send, socketsOf } from "./sockets.js";
+import { CLOSE } from "../../core/protocol/messages.js";
+import { closeSocket, finishSocket, runnerSockets, send, socketsOf } from "./sockets.js";
 import { SqlStore } from "./sql-store.js";
 import { RunViews } from "./sql-views.js";
 
@@ -88,6 +90,21 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     output: (task) => views.output(task)?.output ?? null,
     apply: (event) => glue.apply(event),
   });
+  const conduct = new Conduct(
+    {
+      runners: () => store.runners(),
+      apply: (event) => glue.apply(event),
+      lost: (device, attempts) => pool(env).lost(device, attempts, ctx.id.toString()),
+      countStray: (frames) => pool(env).countStray(frames),
+      close: (runner, reason) => {
+        for (const ws of socketsOf(ctx, runner)) {
+          send(ws, { type: "error", message: reason, fatal: true });
+          closeSocket(ws, CLOSE.protocol, reason);
+        }
+      },
+    },
+    deviceLimits(env).maxSlots,
+  );
   const effects: EffectsHost = {
     runId: ctx.id.toString(),
     meta: store,
@@ -99,6 +116,8 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     },
     lookup: () => cache.lookup(),
     file: (entries) => cache.file(entries),
+    lost: (runner, attempts) => conduct.lost(runner, attempts),
+    stray: (runner, frames) => conduct.strayFrames(runner, frames),
     finish: async (status) => {
       await clock.clear();
       for (const ws of runnerSockets(ctx)) finishSocket(ws, status);
@@ -107,5 +126,20 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
   };
   /** The size of an output blob in R2, or null when it is not there. */
   const blobSize = async (sha256: string) => (await env.BLOBS.head(outputKey(sha256)))?.size ?? null;
-  return { store, views, config, clock, meters, watchers, histograms, index, cache, effects, read, summary, blobSize };
+  return {
+    store,
+    views,
+    config,
+    clock,
+    meters,
+    watchers,
+    histograms,
+    index,
+    cache,
+    conduct,
+    effects,
+    read,
+    summary,
+    blobSize,
+  };
 }

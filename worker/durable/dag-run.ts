@@ -11,9 +11,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { RunSummary, RunView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
-import { CLOSE, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
+import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
-import { pool, type Env } from "../env.js";
+import { deviceLimits, pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
 import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
 import { IllegalTransition, transition, type RunEvent } from "../run/machine.js";
@@ -30,7 +30,7 @@ import {
   finishSocket,
   lastSocketOf,
 } from "./sockets.js";
-import { receiveFrame, runnerOf, runnerSockets, send, silentRunners } from "./sockets.js";
+import { closeSocket, receiveFrame, runnerOf, runnerSockets, send, silentSockets } from "./sockets.js";
 
 export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private readonly run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
@@ -93,6 +93,10 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     return this.run.views.names(device, what);
   }
 
+  async cool(device: string, until: number): Promise<void> {
+    if (this.live()) await this.run.conduct.cool(device, until);
+  }
+
   async revoke(device: string): Promise<number> {
     const { runners, closed } = closeDevice(this.ctx, device);
     if (!this.live()) return closed;
@@ -111,9 +115,10 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     clock.fired();
     if (!this.live()) return;
     const now = Date.now();
-    for (const { runner, ws } of silentRunners(this.ctx, now, config.leaseGraceMs)) {
-      ws.close(CLOSE.silent, "no heartbeat");
-      if (lastSocketOf(this.ctx, ws) === runner) await this.apply({ type: "detach", runner });
+    for (const { runner, ws } of silentSockets(this.ctx, now, config.leaseGraceMs)) {
+      const last = runner !== null && lastSocketOf(this.ctx, ws) === runner;
+      closeSocket(ws, CLOSE.silent, "no heartbeat");
+      if (last) await this.apply({ type: "detach", runner });
     }
     // Only a due deadline needs the machine: an event with none changes nothing.
     if (isDue(store.nextDeadline(), now)) await this.apply({ type: "tick" });
@@ -143,17 +148,22 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     }
     // A runner closed for its rate is detached at once, not when its close handshake ends.
     const limited = (ws: WebSocket) => Promise.all([count("run"), this.dropSocket(ws)]);
-    const { store, config, blobSize, meters } = this.run;
+    const { store, config, blobSize, meters, conduct } = this.run;
     const gate = { meters, kind: "run" as const, limited };
+    const cap = deviceLimits(this.env).maxSlots;
     await receiveFrame(this.ctx, ws, raw, gate, {
       hello: async (ws, hello) => {
         const heartbeatMs = config.leaseGraceMs;
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs });
         if (isFinal(store.status())) return finishSocket(ws, store.status());
-        await this.apply(attachEvent(hello));
+        conduct.hello(hello.runner.id);
+        const cooled = await pool(this.env)
+          .cooledUntil(deviceOfRunner(hello.runner.id))
+          .catch((e: unknown) => (console.error("asking the pool of a cool-down", e), null));
+        await this.apply(attachEvent(hello, cap, cooled));
       },
       frame: async (ws, runner, msg) => {
-        const next = await frameEvent(runner, msg, blobSize);
+        const next = await frameEvent(runner, msg, blobSize, cap);
         if ("reply" in next) send(ws, next.reply);
         else await this.apply(next.event);
       },

@@ -9,11 +9,23 @@
  * It also keeps each device's recent reports (device-history.ts: bounded, appended to as they
  * come) for `GET /api/runners`, cheap totals for `/metrics`, and the count of sockets closed for
  * their rate limit (its own, and those the DagRuns report).
+ *
+ * It holds each device to its limits (docs/security.md): the slots a device claims count up to
+ * MAX_DEVICE_SLOTS, all its processes together; a device whose attempts the runs report lost too
+ * often is cooled down (device-limits.ts): it hears of no run, and the runs it is in lease it nothing
+ * new, until the cool-down ends.
  */
 import type { RunnerView } from "../../core/api.js";
 import { DurableObject } from "cloudflare:workers";
-import { heartbeatMs, socketLimits, type Env } from "../env.js";
-import { CLOSE, PROTOCOL_VERSION, type CoordinatorMessage, type RunnerInfo } from "../../core/protocol/messages.js";
+import { deviceLimits, heartbeatMs, socketLimits, type Env } from "../env.js";
+import {
+  CLOSE,
+  deviceOfRunner,
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+  type RunnerInfo,
+} from "../../core/protocol/messages.js";
+import { FRESH, recordLosses, type CoolState, type DeviceLimits } from "./device-limits.js";
 import { meets, whyWaiting, type DemandClass } from "../../core/match.js";
 import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
@@ -21,13 +33,14 @@ import {
   acceptRunnerSocket,
   answerHeartbeats,
   closeDevice,
+  closeSocket,
   connectedDevices,
   lastSocketOf,
   receiveFrame,
   runnerOf,
   runnerSockets,
   send,
-  silentRunners,
+  silentSockets,
   socketsOf,
 } from "./sockets.js";
 import type { DeviceSample } from "../../core/api.js";
@@ -38,6 +51,7 @@ CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, fre
   runs TEXT NOT NULL, connected_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, load REAL);
 CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (runner TEXT PRIMARY KEY, samples TEXT NOT NULL, last_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cooldowns (device TEXT PRIMARY KEY, state TEXT NOT NULL, until INTEGER);
 DROP TABLE IF EXISTS samples;
 `;
 
@@ -60,14 +74,18 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private readonly sql: SqlStorage;
   private readonly heartbeatMs: number;
   private readonly meters: SocketMeters<WebSocket>;
+  private readonly limits: DeviceLimits;
   /** Counted in memory: like any counter of a process, they start again from zero with the object. */
   private samplesDropped = 0;
+  private cooldownsStarted = 0;
+  private strayFrames = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.heartbeatMs = heartbeatMs(env);
     this.meters = new SocketMeters(socketLimits(env));
+    this.limits = deviceLimits(env);
     this.sql.exec(SCHEMA);
     answerHeartbeats(ctx);
     // Rows of runners whose sockets did not survive a restart are stale.
@@ -91,8 +109,9 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       Date.now(),
     );
     const demands = this.demands();
+    const cooled = this.cooled();
     for (const runner of this.runnerRows()) {
-      if (runner.runs.includes(run)) continue;
+      if (runner.runs.includes(run) || cooled.has(deviceOfRunner(runner.id))) continue;
       const priority = bestFor(classes, runner.info);
       if (priority === null) continue;
       // A busy runner hears of the run only when it outranks everything the runner works on.
@@ -114,6 +133,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   list(): RunnerView[] {
     const now = Date.now();
     this.dropSilent(now);
+    const cooled = this.cooled(now);
     const pinged = new Map(
       runnerSockets(this.ctx).map((ws) => [
         runnerOf(ws),
@@ -138,26 +158,95 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
           runs: JSON.parse(row.runs) as string[],
           connected_at: row.connected_at,
           last_seen: Math.max(row.last_seen, pinged.get(info.id) ?? 0),
+          cooled_until: cooled.get(deviceOfRunner(info.id)) ?? null,
         };
       });
   }
 
-  /** Runners, slots and counters without any history: what `/metrics` needs, in one query. */
+  /**
+   * Runners, slots and counters without any history: what `/metrics` needs, in one query. A
+   * device's slots count up to its cap, all its runner processes together, and its busy slots
+   * up to those.
+   */
   totals(): PoolTotals {
-    this.dropSilent(Date.now());
+    const now = Date.now();
+    this.dropSilent(now);
     const row = this.sql
       .exec<{ runners: number; slots: number | null; busy: number | null }>(
-        `SELECT COUNT(*) AS runners, SUM(json_extract(info, '$.slots')) AS slots,
-           SUM(MAX(0, json_extract(info, '$.slots') - free)) AS busy FROM runners`,
+        `SELECT SUM(n) AS runners, SUM(MIN(?1, slots)) AS slots, SUM(MIN(?1, busy)) AS busy FROM (
+           SELECT COUNT(*) AS n, SUM(json_extract(info, '$.slots')) AS slots,
+             SUM(MAX(0, json_extract(info, '$.slots') - free)) AS busy
+           FROM runners GROUP BY CASE WHEN instr(id, '.') > 0 THEN substr(id, 1, instr(id, '.') - 1) ELSE id END)`,
+        this.limits.maxSlots,
       )
       .one();
     return {
-      runners: row.runners,
+      runners: row.runners ?? 0,
       slots: row.slots ?? 0,
       busy: row.busy ?? 0,
       samplesDropped: this.samplesDropped,
       rateLimited: { ...this.meters.closed },
+      cooldowns: this.cooldownsStarted,
+      devicesCooled: this.cooled(now).size,
+      strayFrames: this.strayFrames,
     };
+  }
+
+  /**
+   * A run lost `attempts` of `device`'s attempts: counted against its cool-down. When that starts
+   * one, the other runs its runners are in hear of it (`from` applies it itself, from the answer).
+   * The answer is until when the device is cooled down, or null.
+   */
+  async lost(device: string, attempts: number, from: string): Promise<number | null> {
+    const now = Date.now();
+    const { state, cooled } = recordLosses(this.coolState(device), attempts, now, this.limits.cooldown);
+    this.sql.exec(
+      `INSERT INTO cooldowns (device, state, until) VALUES (?, ?, ?)
+       ON CONFLICT (device) DO UPDATE SET state = excluded.state, until = excluded.until`,
+      device,
+      JSON.stringify(state),
+      state.until,
+    );
+    if (!cooled) return state.until !== null && state.until > now ? state.until : null;
+    this.cooldownsStarted++;
+    console.warn(`device ${device} cooled down until ${new Date(state.until!).toISOString()} for lost attempts`);
+    const runs = new Set(
+      this.runnerRows()
+        .filter((r) => deviceOfRunner(r.id) === device)
+        .flatMap((r) => r.runs),
+    );
+    runs.delete(from);
+    await Promise.all(
+      [...runs].map((run) =>
+        this.env.DAG_RUN.get(this.env.DAG_RUN.idFromString(run))
+          .cool(device, state.until!)
+          .catch((e: unknown) => console.error(`telling run ${run} of a cool-down`, e)),
+      ),
+    );
+    return state.until;
+  }
+
+  /** Until when `device` is cooled down, or null. */
+  cooledUntil(device: string): number | null {
+    return this.cooled().get(device) ?? null;
+  }
+
+  /** Devices cooled down now, with until when. */
+  cooled(now = Date.now()): Map<string, number> {
+    const rows = this.sql
+      .exec<{ device: string; until: number }>(`SELECT device, until FROM cooldowns WHERE until > ?`, now)
+      .toArray();
+    return new Map(rows.map((r) => [r.device, r.until]));
+  }
+
+  /** A DagRun ignored `frames` entries naming attempts their runner did not hold: counted for /metrics. */
+  countStray(frames: number): void {
+    this.strayFrames += frames;
+  }
+
+  private coolState(device: string): CoolState {
+    const row = this.sql.exec<{ state: string }>(`SELECT state FROM cooldowns WHERE device = ?`, device).toArray()[0];
+    return row ? (JSON.parse(row.state) as CoolState) : FRESH;
   }
 
   /** A DagRun closed one of its sockets for its rate limit: counted here, where /metrics reads. */
@@ -181,9 +270,9 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
 
   /** Closes and forgets the sockets of runners silent for longer than the heartbeat limit. */
   private dropSilent(now: number): void {
-    for (const { ws } of silentRunners(this.ctx, now, this.heartbeatMs)) {
-      ws.close(CLOSE.silent, "no heartbeat");
+    for (const { ws } of silentSockets(this.ctx, now, this.heartbeatMs)) {
       this.drop(ws);
+      closeSocket(ws, CLOSE.silent, "no heartbeat");
     }
   }
 
@@ -199,7 +288,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       raw,
       { meters: this.meters, kind: "pool", limited: (ws) => this.drop(ws) },
       {
-        hello: (ws, { runner }) => {
+        hello: (ws, hello) => {
+          const runner = { ...hello.runner, slots: Math.min(hello.runner.slots, this.limits.maxSlots) };
           const now = Date.now();
           this.sql.exec(
             `INSERT INTO runners (id, info, free, runs, connected_at, last_seen) VALUES (?, ?, ?, '[]', ?, ?)
@@ -223,13 +313,17 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
             });
           this.sql.exec(
             `UPDATE runners SET free = ?, runs = ?, last_seen = ? WHERE id = ?`,
-            msg.free,
+            Math.min(msg.free, this.limits.maxSlots),
             JSON.stringify(msg.runs),
             Date.now(),
             runner,
           );
           if (msg.slots !== undefined)
-            this.sql.exec(`UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`, msg.slots, runner);
+            this.sql.exec(
+              `UPDATE runners SET info = json_set(info, '$.slots', ?) WHERE id = ?`,
+              Math.min(msg.slots, this.limits.maxSlots),
+              runner,
+            );
           if (msg.device) this.sample(runner, msg.device);
           const row = this.runnerRows(runner)[0];
           if (row) this.match(row);
@@ -283,7 +377,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
 
   /** Points an idle runner at the most important run it can serve and is not in (the oldest among equals). */
   private match(runner: RunnerRow): void {
-    if (runner.free <= 0) return;
+    if (runner.free <= 0 || this.cooled().has(deviceOfRunner(runner.id))) return;
     let best: { run: string; priority: number } | undefined;
     for (const d of this.demands()) {
       if (runner.runs.includes(d.run)) continue;

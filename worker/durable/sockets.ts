@@ -20,8 +20,14 @@ interface Attachment {
   /** The device whose credential opened the socket. */
   device: string;
   runner: string | null;
-  /** When the runner said hello on this socket. */
+  /** When the runner said hello on this socket (or it opened, before that). */
   since: number;
+  /**
+   * The coordinator closed it: whatever still arrives on it is dropped unread, and it counts as
+   * none of its runner's sockets (its close handshake may take a while; a runner must not act
+   * through it meanwhile, nor keep a replaced runner alive).
+   */
+  closed?: true;
 }
 
 /** Runner processes one device may run side by side, so its sockets in one object. */
@@ -43,25 +49,39 @@ export function answerHeartbeats(ctx: DurableObjectState): void {
 /** Tag of runner sockets (a DagRun also holds watchers' sockets). */
 const RUNNER_TAG = "runner";
 
-/** The runner sockets of `ctx`. */
+/** The open runner sockets of `ctx` (not those the coordinator has closed). */
 export function runnerSockets(ctx: DurableObjectState): WebSocket[] {
-  return ctx.getWebSockets(RUNNER_TAG);
+  return ctx.getWebSockets(RUNNER_TAG).filter((ws) => !attachmentOf(ws)?.closed);
 }
 
-/** Runners whose sockets have been silent (no ping, no hello) for `limitMs`. */
-export function silentRunners(
+/**
+ * Sockets silent (no ping, no hello) for `limitMs`, with their runner (null: one that never said
+ * hello, which is swept all the same). The caller closes them (closeSocket).
+ */
+export function silentSockets(
   ctx: DurableObjectState,
   now: number,
   limitMs: number,
-): { runner: string; ws: WebSocket }[] {
-  const silent: { runner: string; ws: WebSocket }[] = [];
+): { runner: string | null; ws: WebSocket }[] {
+  const silent: { runner: string | null; ws: WebSocket }[] = [];
   for (const ws of runnerSockets(ctx)) {
-    const attachment = ws.deserializeAttachment() as Attachment | null;
-    if (!attachment?.runner) continue;
+    const attachment = attachmentOf(ws);
+    if (!attachment) continue;
     const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
     if (now - Math.max(pinged, attachment.since) > limitMs) silent.push({ runner: attachment.runner, ws });
   }
   return silent;
+}
+
+/** Closes a runner socket for good: marked closed first, so nothing it still sends is read. */
+export function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  const attachment = attachmentOf(ws);
+  if (attachment) ws.serializeAttachment({ ...attachment, closed: true } satisfies Attachment);
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closing
+  }
 }
 
 /**
@@ -124,11 +144,7 @@ export function closeDevice(ctx: DurableObjectState, device: string): { runners:
     if (runner) runners.add(runner);
     // Forgotten at once: a close handler that runs later finds no runner on it.
     ws.serializeAttachment({ device, runner: null, since: 0 } satisfies Attachment);
-    try {
-      ws.close(CLOSE.revoked, `device ${device} was revoked`);
-    } catch {
-      // already closing
-    }
+    closeSocket(ws, CLOSE.revoked, `device ${device} was revoked`);
   }
   return { runners: [...runners], closed: sockets.length };
 }
@@ -171,11 +187,7 @@ function judged(gate: FrameGate, ws: WebSocket, verdict: Verdict): boolean {
   if (verdict.type !== "close") return verdict.type === "pass";
   const runner = runnerOf(ws);
   console.warn(`closed a ${gate.kind} socket${runner ? ` of runner ${runner}` : ""}: ${verdict.reason}`);
-  try {
-    ws.close(CLOSE.rateLimited, verdict.reason);
-  } catch {
-    // already closing
-  }
+  closeSocket(ws, CLOSE.rateLimited, verdict.reason);
   const failed = (e: unknown) => console.error(`after closing a ${gate.kind} socket for its rate limit`, e);
   try {
     void Promise.resolve(gate.limited?.(ws)).catch(failed);
@@ -201,7 +213,7 @@ export async function receiveFrame(
     frame(ws: WebSocket, runner: string, frame: RunnerFrame): unknown;
   },
 ): Promise<void> {
-  if (!admitFrame(gate, ws, raw)) return;
+  if (attachmentOf(ws)?.closed || !admitFrame(gate, ws, raw)) return;
   try {
     const decoded = decodeRunnerMessage(raw);
     if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
@@ -218,7 +230,7 @@ export async function receiveFrame(
         return refuse(ws, `runner id ${msg.runner.id} is not one of device ${device} (${device} or ${device}.<k>)`);
       // Only the same device can reach here with this id: a restarted process of it takes over.
       for (const other of socketsOf(ctx, msg.runner.id))
-        if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
+        if (other !== ws) closeSocket(other, CLOSE.replaced, "replaced by a newer connection");
       setRunner(ws, device, msg.runner.id);
       await handlers.hello(ws, msg);
       return;
@@ -254,11 +266,11 @@ export function send(ws: WebSocket, message: CoordinatorMessage): void {
 /** Tells a runner its run has ended, and closes the socket. */
 export function finishSocket(ws: WebSocket, status: RunStatus): void {
   send(ws, { type: "finished", status });
-  ws.close(CLOSE.finished, `run ${status}`);
+  closeSocket(ws, CLOSE.finished, `run ${status}`);
 }
 
 /** Sends a fatal error frame and closes with the protocol close code. */
 function refuse(ws: WebSocket, message: string): void {
   send(ws, { type: "error", message, fatal: true });
-  ws.close(CLOSE.protocol, message.slice(0, 120));
+  closeSocket(ws, CLOSE.protocol, message.slice(0, 120));
 }

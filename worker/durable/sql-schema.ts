@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS edges (dep TEXT NOT NULL, node TEXT NOT NULL, PRIMARY
 CREATE TABLE IF NOT EXISTS tasks (key TEXT PRIMARY KEY, node TEXT NOT NULL, idx INTEGER, seq INTEGER NOT NULL,
   priority INTEGER NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
   failures INTEGER NOT NULL DEFAULT 0, runner TEXT, output BLOB, output_sha TEXT, output_size INTEGER,
-  cache_key TEXT);
+  cache_key TEXT, losses INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS tasks_node ON tasks (node, state, idx);
 CREATE INDEX IF NOT EXISTS tasks_runner ON tasks (runner) WHERE runner IS NOT NULL;
@@ -28,11 +28,20 @@ CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at 
   PRIMARY KEY (kind, key));
 CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
 CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL,
-  sent INTEGER NOT NULL, caps TEXT);
+  sent INTEGER NOT NULL, caps TEXT, cooled_until INTEGER);
 `;
 
+/**
+ * Columns added since a table was first made: a run stored by an older version gets them (with
+ * their defaults) when its object next starts.
+ */
+export const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] = [
+  { table: "tasks", column: "losses", type: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "attached", column: "cooled_until", type: "INTEGER" },
+];
+
 /** The columns of a task row as `toTask` reads them. */
-export const TASK_COLUMNS = `key, node, idx, state, attempt, failures, runner`;
+export const TASK_COLUMNS = `key, node, idx, state, attempt, failures, losses, runner`;
 
 export function toTask(row: Record<string, SqlStorageValue>): TaskRow {
   return {
@@ -42,6 +51,7 @@ export function toTask(row: Record<string, SqlStorageValue>): TaskRow {
     state: row.state as TaskState,
     attempt: row.attempt as number,
     failures: row.failures as number,
+    losses: row.losses as number,
     runner: row.runner as string | null,
   };
 }

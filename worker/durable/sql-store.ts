@@ -17,7 +17,7 @@ import {
 } from "../run/store.js";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
 import type { ChangeLog } from "../run-host/watchers.js";
-import { notIn, type OutputRow, SCHEMA, TASK_COLUMNS, toOutput, toTask } from "./sql-schema.js";
+import { ADDED_COLUMNS, notIn, type OutputRow, SCHEMA, TASK_COLUMNS, toOutput, toTask } from "./sql-schema.js";
 
 type Deadline = { kind: DeadlineKind; key: string; at: number };
 
@@ -31,6 +31,10 @@ export class SqlStore implements RunStore {
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
+    for (const { table, column, type } of ADDED_COLUMNS) {
+      const has = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info(?)`, table).toArray();
+      if (!has.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   meta(key: string): string | undefined {
@@ -129,7 +133,10 @@ export class SqlStore implements RunStore {
     return this.tasks(`WHERE key = ?`, key)[0];
   }
 
-  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void {
+  updateTask(
+    key: string,
+    changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "losses" | "runner">>,
+  ): void {
     const prior = changes.state ? this.task(key) : undefined;
     const before = prior?.state;
     const sets: string[] = [];
@@ -272,8 +279,14 @@ export class SqlStore implements RunStore {
     );
   }
 
-  noteAttempt(task: string, attempt: number, note: string): void {
-    this.sql.exec(`UPDATE attempts SET note = ? WHERE task = ? AND attempt = ?`, note, task, attempt);
+  noteAttempt(task: string, attempt: number, runner: string, note: string): void {
+    const update = `UPDATE attempts SET note = ? WHERE task = ? AND attempt = ? AND runner = ?`;
+    this.sql.exec(update, note, task, attempt, runner);
+  }
+
+  attemptRunner(task: string, attempt: number): string | null {
+    const query = `SELECT runner FROM attempts WHERE task = ? AND attempt = ?`;
+    return this.sql.exec<{ runner: string }>(query, task, attempt).toArray()[0]?.runner ?? null;
   }
 
   setDeadline(kind: DeadlineKind, key: string, at: number): void {
@@ -309,20 +322,28 @@ export class SqlStore implements RunStore {
 
   private runnerRows(where: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
     return this.sql
-      .exec<{ id: string; name: string; credit: number; sent: number; caps: string | null }>(
-        `SELECT id, name, credit, sent, caps FROM attached ${where}`,
-        ...bindings,
-      )
+      .exec<{
+        id: string;
+        name: string;
+        credit: number;
+        sent: number;
+        caps: string | null;
+        cooled_until: number | null;
+      }>(`SELECT id, name, credit, sent, caps, cooled_until FROM attached ${where}`, ...bindings)
       .toArray()
-      .map((r) => ({ ...r, caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]) }));
+      .map(({ cooled_until, ...r }) => ({
+        ...r,
+        caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]),
+        cooledUntil: cooled_until,
+      }));
   }
 
   putRunner(row: RunnerRow): void {
     this.sql.exec(
-      `INSERT INTO attached (id, name, credit, sent, caps) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
-         caps = excluded.caps`,
-      ...[row.id, row.name, row.credit, row.sent, row.caps === null ? null : JSON.stringify(row.caps)],
+         caps = excluded.caps, cooled_until = excluded.cooled_until`,
+      ...[row.id, row.name, row.credit, row.sent, row.caps === null ? null : JSON.stringify(row.caps), row.cooledUntil],
     );
   }
 

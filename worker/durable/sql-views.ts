@@ -40,16 +40,18 @@ export class RunViews {
 
   /**
    * Whether a task leased to a runner of `device` (`<device>` or `<device>.<k>`) runs the module,
-   * or takes the blob as an input (the output of a task it depends on).
+   * or takes the blob as an input (the output of a task it depends on); for an output, whether
+   * the device holds any lease here (whose output it may be).
    */
   names(device: string, what: Fetchable): boolean {
     const mine = `t.state = 'leased' AND (t.runner = ?1 OR substr(t.runner, 1, length(?1) + 1) = ?1 || '.')`;
-    const query =
-      what.kind === "module"
-        ? `SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node
-           WHERE ${mine} AND json_extract(n.spec, '$.sha256') = ?2 LIMIT 1`
-        : `SELECT 1 FROM tasks t JOIN edges e ON e.node = t.node JOIN tasks d ON d.node = e.dep
-           WHERE ${mine} AND d.output_sha = ?2 LIMIT 1`;
+    const query = {
+      module: `SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node
+        WHERE ${mine} AND json_extract(n.spec, '$.sha256') = ?2 LIMIT 1`,
+      blob: `SELECT 1 FROM tasks t JOIN edges e ON e.node = t.node JOIN tasks d ON d.node = e.dep
+        WHERE ${mine} AND d.output_sha = ?2 LIMIT 1`,
+      output: `SELECT 1 FROM tasks t WHERE ${mine} AND ?2 IS NOT NULL LIMIT 1`,
+    }[what.kind];
     return this.sql.exec(query, device, what.sha256).toArray().length > 0;
   }
 

@@ -23,6 +23,7 @@ function shaOf(ref: string): string {
 export const blobs = new Hono<CallerEnv>()
   .put("/:ref", requireDevice({ orApi: false }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
+    await leaseNames(c, { kind: "output", sha256 });
     const length = Number(c.req.header("Content-Length") ?? NaN);
     // With a declared length the body streams into R2 unbuffered; R2 checks the hash either way.
     const streamed = Number.isInteger(length) && length <= MAX_OUTPUT_BYTES && c.req.raw.body !== null;

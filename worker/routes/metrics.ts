@@ -30,7 +30,9 @@ export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_
       TASK_STATES.map((state) => [{ state }, totals.tasks[state] ?? 0]),
     )
     .metric("distro_runners_connected", "gauge", "Runners connected to the pool.", [[{}, runners.runners]])
-    .metric("distro_slots", "gauge", "Task slots of connected runners.", [[{}, runners.slots]])
+    .metric("distro_slots", "gauge", "Task slots of connected runners (each device's up to its cap).", [
+      [{}, runners.slots],
+    ])
     .metric("distro_slots_busy", "gauge", "Task slots running a task now.", [[{}, runners.busy]])
     .metric("distro_cache_hits_total", "counter", "Tasks served from the result cache.", [
       [{}, totals.metrics.cacheHits],
@@ -46,6 +48,14 @@ export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_
       "counter",
       "Sockets closed for going over their rate limit (code 4429), by kind: pool, run, watch.",
       SOCKET_KINDS.map((kind) => [{ kind }, runners.rateLimited[kind]]),
+    )
+    .metric("distro_cooldowns_total", "counter", "Cool-downs of devices for lost attempts.", [[{}, runners.cooldowns]])
+    .metric("distro_devices_cooled", "gauge", "Devices cooled down now (no new leases).", [[{}, runners.devicesCooled]])
+    .metric(
+      "distro_stray_frames_total",
+      "counter",
+      "Entries of runner frames naming attempts their runner did not hold (ignored).",
+      [[{}, runners.strayFrames]],
     )
     .histogram("distro_task_duration_seconds", "How long attempts ran on their runners.", totals.metrics.duration)
     .histogram(

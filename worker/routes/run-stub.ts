@@ -25,17 +25,21 @@ export function runStub(env: Env, id: string) {
 
 /**
  * For a device: a 403 unless a lease its runners hold in the run of `?run=` names `what` (a
- * device sees only its work). The operator (API token) may fetch anything.
+ * device sees only its work, and stores only outputs of it). The operator (API token) may fetch
+ * anything.
  */
 export async function leaseNames(c: Context<CallerEnv>, what: Fetchable): Promise<void> {
   const caller = c.get("caller");
   if (caller.kind !== "device") return;
   const run = c.req.query("run");
   const name = `${what.kind} sha256:${what.sha256}`;
-  if (run === undefined)
-    throw new HTTPException(403, { message: `a runner fetches a ${what.kind} for a run: add ?run=<run id>` });
+  const verb = what.kind === "output" ? "uploads an output" : `fetches a ${what.kind}`;
+  if (run === undefined) throw new HTTPException(403, { message: `a runner ${verb} for a run: add ?run=<run id>` });
   if (!(await runStub(c.env, run).names(caller.device, what)))
     throw new HTTPException(403, {
-      message: `no lease of device ${caller.device} in run ${run} names ${name}`,
+      message:
+        what.kind === "output"
+          ? `device ${caller.device} holds no lease in run ${run}, so it has no output to upload there`
+          : `no lease of device ${caller.device} in run ${run} names ${name}`,
     });
 }

@@ -8,11 +8,19 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import type { EnrollAnswer, RevokeAnswer, RunnerListing } from "../../core/api.js";
+import type { EnrollAnswer, RevokeAnswer, RunnerListing, TrustAnswer } from "../../core/api.js";
 import { bears, requireDevice, requireToken, unauthorized, type CallerEnv } from "../auth.js";
-import { liveRuns } from "../db.js";
-import { DEVICE_ID, devices, enrollWithDevSecret, enrollWithToken, revokeDevice, touchDevice } from "../devices.js";
-import { pool } from "../env.js";
+import { liveRuns, purgeOutputsOf } from "../db.js";
+import {
+  DEVICE_ID,
+  devices,
+  enrollWithDevSecret,
+  enrollWithToken,
+  revokeDevice,
+  setTrust,
+  touchDevice,
+} from "../devices.js";
+import { pool, type Env } from "../env.js";
 import { readText } from "../http.js";
 import { DEVICE_HEADER } from "../rpc.js";
 import { runStub } from "./run-stub.js";
@@ -26,8 +34,9 @@ const enrollBody = z.strictObject({
 export const runners = new Hono<CallerEnv>()
   .get("/", requireToken("API_TOKEN"), async (c) => {
     const stub = pool(c.env);
-    const [list, connected] = await Promise.all([stub.list(), stub.connectedDevices()]);
-    return c.json({ runners: list, devices: await devices(c.env.DB, new Set(connected)) } satisfies RunnerListing);
+    const [list, connected, cooled] = await Promise.all([stub.list(), stub.connectedDevices(), stub.cooled()]);
+    const all = await devices(c.env.DB, new Set(connected), cooled);
+    return c.json({ runners: list, devices: all } satisfies RunnerListing);
   })
   .post("/enroll", async (c) => {
     const text = await readText(c.req.raw, 4096);
@@ -68,12 +77,16 @@ export const runners = new Hono<CallerEnv>()
           .catch(() => 0),
       ),
     );
-    const [device] = await devices(c.env.DB, new Set(), id);
+    await purgeOutputsOf(c.env.DB, id);
+    const [device] = await devices(c.env.DB, new Set(), new Map(), id);
     return c.json({
       device: device!,
       closed: fromPool.closed + closed.reduce((a, b) => a + b, 0),
     } satisfies RevokeAnswer);
   })
+  // Trusting lets a device's outputs fill the result cache; untrusting purges what it filed.
+  .put("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), true))
+  .delete("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), false))
   .get("/connect", requireDevice({ orApi: false }), async (c) => {
     if (c.req.header("Upgrade") !== "websocket")
       throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
@@ -89,3 +102,13 @@ export const runners = new Hono<CallerEnv>()
     }
     return runStub(c.env, run).fetch(forwarded);
   });
+
+async function trust(env: Env, id: string, trusted: boolean): Promise<Response> {
+  if (!DEVICE_ID.test(id) || !(await setTrust(env.DB, id, trusted)))
+    throw new HTTPException(404, { message: `no device ${id}` });
+  const purged = trusted ? 0 : await purgeOutputsOf(env.DB, id);
+  const stub = pool(env);
+  const [connected, cooled] = await Promise.all([stub.connectedDevices(), stub.cooled()]);
+  const [device] = await devices(env.DB, new Set(connected), cooled, id);
+  return Response.json({ device: device!, purged } satisfies TrustAnswer);
+}

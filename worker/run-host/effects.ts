@@ -1,7 +1,7 @@
 /**
  * Performs what a transition of the run's state machine returned (run/machine.ts `Effect`): frames
- * to runners, the run's demand to the pool, the run index, the result cache, and the end of the
- * run. The DagRun calls `perform` after each event's transaction; what each effect needs of the
+ * to runners, the run's demand to the pool, the run index, the result cache, lost attempts and
+ * stray frames (conduct.ts), and the end of the run. The DagRun calls `perform` after each event's transaction; what each effect needs of the
  * object is the host. Each effect is performed on its own: one that fails is logged with the run's
  * id and the rest still happen (the transition is committed by then, so there is nothing to undo).
  */
@@ -28,8 +28,12 @@ export interface EffectsHost {
   status(status: RunStatus): Promise<void>;
   /** Starts the result-cache lookup loop, if it is not running. Never rejects. */
   lookup(): Promise<void>;
-  /** Files accepted outputs in the result cache. Never rejects. */
-  file(entries: { key: string; task: string }[]): Promise<void>;
+  /** Files accepted outputs in the result cache, with the runner that produced each. Never rejects. */
+  file(entries: { key: string; task: string; runner: string }[]): Promise<void>;
+  /** The run lost `attempts` of `runner`'s (its device may be cooled down). */
+  lost(runner: string, attempts: number): Promise<void>;
+  /** `runner`'s frame named `frames` attempts it does not hold. */
+  stray(runner: string, frames: number): Promise<void>;
   /** The run ended: its alarm goes, its runners hear `finished`, its watchers get the last update. */
   finish(status: RunStatus): Promise<void>;
 }
@@ -62,6 +66,10 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
     case "cache":
       void host.file(effect.entries);
       return;
+    case "lost":
+      return host.lost(effect.runner, effect.attempts);
+    case "stray":
+      return host.stray(effect.runner, effect.frames);
     case "finished":
       try {
         await host.finish(effect.status);

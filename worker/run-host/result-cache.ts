@@ -24,8 +24,8 @@ export interface ResultCacheHost {
   cacheKeys(rows: TaskRow[]): Promise<string[]>;
   /** The cached outputs of the keys found (D1). */
   find(keys: string[]): Promise<Map<string, Output>>;
-  /** Files outputs under their keys (D1). */
-  file(entries: { key: string; output: Output }[]): Promise<void>;
+  /** Files outputs under their keys (D1), each with the runner that produced it. */
+  file(entries: { key: string; output: Output; runner: string }[]): Promise<void>;
   /** A task's accepted output, or null. */
   output(task: string): Output | null;
   /** Runs the cache's answer through the run's state machine. */
@@ -71,11 +71,11 @@ export class ResultCache {
   }
 
   /** Files accepted outputs under their cache keys. Never rejects. */
-  async file(entries: { key: string; task: string }[]): Promise<void> {
+  async file(entries: { key: string; task: string; runner: string }[]): Promise<void> {
     try {
-      const outputs = entries.flatMap(({ key, task }) => {
+      const outputs = entries.flatMap(({ key, task, runner }) => {
         const output = this.host.output(task);
-        return output ? [{ key, output }] : [];
+        return output ? [{ key, output, runner }] : [];
       });
       if (outputs.length > 0) await this.host.file(outputs);
     } catch (e) {

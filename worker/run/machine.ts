@@ -45,7 +45,18 @@ export type RunEvent =
    * A runner's socket said hello; `holding` are the attempts it still runs or has results for.
    * `caps` is what it offers for tasks with `requires:` (without them it takes none of those).
    */
-  | { type: "attach"; runner: string; name: string; want: number; holding: AttemptRef[]; caps?: Capabilities }
+  | {
+      type: "attach";
+      runner: string;
+      name: string;
+      want: number;
+      holding: AttemptRef[];
+      caps?: Capabilities;
+      /** Until when the runner's device is cooled down (the pool says), if it is. */
+      cooledUntil?: number | null;
+    }
+  /** The runner's device is cooled down until `until`: nothing new goes to it before then. */
+  | { type: "cool"; runner: string; until: number }
   | { type: "want"; runner: string; want: number; received: number }
   | { type: "results"; runner: string; results: TaskResult[]; want: number; received: number }
   | { type: "reject"; runner: string; tasks: AttemptRef[] }
@@ -74,8 +85,12 @@ export type Effect =
   | { type: "demand"; classes: DemandClass[] }
   /** Tasks wait in `lookup`: the host should ask the result cache. */
   | { type: "lookup" }
-  /** Accepted outputs to file in the result cache under their keys. */
-  | { type: "cache"; entries: { key: string; task: string }[] }
+  /** Accepted outputs to file in the result cache under their keys, with the runner that produced each. */
+  | { type: "cache"; entries: { key: string; task: string; runner: string }[] }
+  /** Attempts of `runner` were lost in this event (its device may be cooled down for it). */
+  | { type: "lost"; runner: string; attempts: number }
+  /** Frames of `runner` named attempts it does not hold: counted, and too many close its socket. */
+  | { type: "stray"; runner: string; frames: number }
   | { type: "status"; status: RunStatus }
   | { type: "finished"; status: RunStatus };
 
@@ -108,7 +123,7 @@ export function transition(
 ): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
-  const ctx: Ctx = { store, now, config, effects, cache: [] };
+  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0 };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
@@ -141,7 +156,10 @@ export function transition(
     case "reject":
       for (const ref of event.tasks) {
         const row = leased(store, event.runner, ref);
-        if (!row) continue;
+        if (!row) {
+          ctx.stray++;
+          continue;
+        }
         endAttempt(ctx, row, "returned", null, "");
         store.updateTask(row.key, { state: "ready", runner: null });
       }
@@ -157,6 +175,13 @@ export function transition(
       }
       store.removeRunner(event.runner);
       break;
+    case "cool": {
+      const runner = store.runner(event.runner);
+      if (!runner || (runner.cooledUntil ?? 0) >= event.until) break;
+      store.putRunner({ ...runner, cooledUntil: event.until });
+      store.setDeadline("cool", event.runner, event.until);
+      break;
+    }
     case "forget":
       for (const row of store.leasedTo(event.runner)) store.setDeadline("lease", row.key, now + config.leaseGraceMs);
       store.removeRunner(event.runner);
@@ -194,6 +219,8 @@ export function transition(
       break;
   }
   if (ctx.cache.length > 0) effects.push({ type: "cache", entries: ctx.cache });
+  for (const [runner, attempts] of ctx.lost) effects.push({ type: "lost", runner, attempts });
+  if (ctx.stray > 0 && "runner" in event) effects.push({ type: "stray", runner: event.runner, frames: ctx.stray });
   if (!isFinal(store.status())) {
     const sent = dispatch(ctx);
     // One read of the counts serves the backlog, the demand, the status and the cache lookups.
@@ -213,7 +240,11 @@ interface Ctx {
   config: MachineConfig;
   effects: Effect[];
   /** Outputs accepted in this transition that the result cache should keep. */
-  cache: { key: string; task: string }[];
+  cache: { key: string; task: string; runner: string }[];
+  /** Attempts lost in this transition, by runner. */
+  lost: Map<string, number>;
+  /** Entries of this event's frame that named attempts its runner does not hold. */
+  stray: number;
 }
 
 /** What a runner can take now: its `want`, less what was sent but had not reached it when it spoke. */
@@ -234,7 +265,7 @@ function leased(store: RunStore, runner: string, ref: AttemptRef): TaskRow | und
  */
 function attach(
   ctx: Ctx,
-  { runner, name, want, caps }: Extract<RunEvent, { type: "attach" }>,
+  { runner, name, want, caps, cooledUntil }: Extract<RunEvent, { type: "attach" }>,
   holding: AttemptRef[],
 ): void {
   const { store, now, config } = ctx;
@@ -243,10 +274,16 @@ function attach(
   for (const ref of holding) {
     const row = store.task(ref.task);
     if (row && leased(store, runner, ref)) continue;
-    if (row && row.state === "ready" && row.attempt === ref.attempt) {
-      store.updateTask(row.key, { state: "leased", runner, failures: Math.max(0, row.failures - 1) });
+    // Only its own attempt, and one it may take: a runner cannot claim another's, nor dodge
+    // `requires:`. The loss it cost stays charged, so a runner that keeps dropping and resuming
+    // a task cannot hold it forever.
+    const own = row !== undefined && store.attemptRunner(row.key, ref.attempt) === runner;
+    const spec = row && store.node(row.node).spec;
+    const may = spec !== undefined && (!spec.requires || (caps !== undefined && meets(spec.requires, caps)));
+    if (row && own && may && row.state === "ready" && row.attempt === ref.attempt) {
+      store.updateTask(row.key, { state: "leased", runner });
       store.endAttempt(row.key, row.attempt, { endedAt: null, outcome: "running", failure: null, stderr: "" });
-      store.noteAttempt(row.key, row.attempt, "resumed: the runner reconnected still running it");
+      store.noteAttempt(row.key, row.attempt, runner, "resumed: the runner reconnected still running it");
       store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + config.leaseGraceMs);
       continue;
     }
@@ -257,7 +294,9 @@ function attach(
       fail(ctx, row, { kind: "lost", message: "the runner reconnected without this attempt", retryable: true }, "");
     }
   }
-  store.putRunner({ id: runner, name, credit: want, sent: 0, caps: caps ?? null });
+  const cooled = cooledUntil !== undefined && cooledUntil !== null && cooledUntil > now ? cooledUntil : null;
+  store.putRunner({ id: runner, name, credit: want, sent: 0, caps: caps ?? null, cooledUntil: cooled });
+  if (cooled !== null) store.setDeadline("cool", runner, cooled);
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
 }
 
@@ -266,9 +305,11 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
   const { store } = ctx;
   const row = leased(store, runner, result);
   if (!row) {
+    ctx.stray++;
     store.noteAttempt(
       result.task,
       result.attempt,
+      runner,
       `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`,
     );
     return;
@@ -293,7 +334,7 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
   }
   endAttempt(ctx, row, "succeeded", null, result.stderr);
   const key = store.cacheKey(row.key);
-  if (key) ctx.cache.push({ key, task: row.key });
+  if (key) ctx.cache.push({ key, task: row.key, runner });
   succeed(ctx, row, output);
 }
 
@@ -316,21 +357,34 @@ function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Fa
 }
 
 /**
- * Ends an attempt as failed. While retries remain a retryable failure goes back to ready: at
- * once for a lost runner, after an exponential back-off otherwise. Else the task fails and
- * everything downstream is skipped.
+ * Ends an attempt as failed or lost. A lost attempt (its runner gone, its lease expired) is never
+ * the task's doing: it costs the task's `lostRetries`, never its `retries`, and goes back to ready
+ * at once. While retries remain a retryable failure goes back to ready after an exponential
+ * back-off. Past its budget the task fails and everything downstream is skipped.
  */
 function fail(ctx: Ctx, row: TaskRow, failure: Failure, stderr: string): void {
   const { store, now } = ctx;
-  endAttempt(ctx, row, failure.kind === "lost" ? "lost" : "failed", failure, stderr);
-  const failures = row.failures + 1;
+  const lost = failure.kind === "lost";
+  endAttempt(ctx, row, lost ? "lost" : "failed", failure, stderr);
   const { spec } = store.node(row.node);
+  if (lost) {
+    if (row.runner) ctx.lost.set(row.runner, (ctx.lost.get(row.runner) ?? 0) + 1);
+    const losses = row.losses + 1;
+    if (losses > spec.lostRetries) {
+      store.updateTask(row.key, { state: "failed", runner: null, losses });
+      skipDependents(store, row.node);
+      return;
+    }
+    store.updateTask(row.key, { state: "ready", runner: null, losses });
+    return;
+  }
+  const failures = row.failures + 1;
   if (!failure.retryable || failures > spec.retries) {
     store.updateTask(row.key, { state: "failed", runner: null, failures });
     skipDependents(store, row.node);
     return;
   }
-  if (failure.kind === "lost" || spec.retryDelayMs === 0) {
+  if (spec.retryDelayMs === 0) {
     store.updateTask(row.key, { state: "ready", runner: null, failures });
     return;
   }
@@ -358,6 +412,8 @@ function tick(ctx: Ctx): void {
     const due = store.dueDeadlines(now, 500);
     for (const d of due) {
       store.clearDeadline(d.kind, d.key);
+      // A cool-down's end needs nothing but the dispatch every transition ends with.
+      if (d.kind === "cool") continue;
       const row = store.task(d.key);
       if (!row) continue;
       if (d.kind === "retry" && row.state === "backoff") store.updateTask(row.key, { state: "ready" });
@@ -411,7 +467,7 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
   const constrained = store.constrainedNodes();
   for (const runner of store.runners()) {
-    if (runner.credit <= 0) continue;
+    if (runner.credit <= 0 || (runner.cooledUntil ?? 0) > ctx.now) continue;
     const excluded = constrained.filter((node) => !runner.caps || !meets(store.node(node).spec.requires, runner.caps));
     const rows = store.ready(runner.credit, excluded);
     if (rows.length === 0) {

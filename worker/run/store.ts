@@ -29,6 +29,8 @@ export interface TaskRow {
   attempt: number;
   /** Failed attempts charged against the task's retries. */
   failures: number;
+  /** Lost attempts (runner gone, lease expired) charged against its lost_retries, never its retries. */
+  losses: number;
   /** The runner holding the current attempt, while leased. */
   runner: string | null;
 }
@@ -47,7 +49,8 @@ export interface AttemptRow {
   note: string | null;
 }
 
-export type DeadlineKind = "lease" | "retry";
+/** A lease's end, a retry's back-off, a cooled-down runner's return (keyed by the runner's id). */
+export type DeadlineKind = "lease" | "retry" | "cool";
 
 export interface RunnerRow {
   id: string;
@@ -58,6 +61,8 @@ export interface RunnerRow {
   sent: number;
   /** What it offers for tasks with `requires:`; null takes none of those. */
   caps: Capabilities | null;
+  /** Until when its device is cooled down (lost attempts): it is sent nothing new before then. */
+  cooledUntil: number | null;
 }
 
 export interface RunStore {
@@ -78,7 +83,10 @@ export interface RunStore {
 
   task(key: string): TaskRow | undefined;
   /** Updates one task; `counts()` follows. */
-  updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "runner">>): void;
+  updateTask(
+    key: string,
+    changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "losses" | "runner">>,
+  ): void;
   /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
   moveNode(node: string, from: TaskState, to: TaskState): number;
   /** Moves every task in state `from`, whatever its node, to `to`. */
@@ -110,8 +118,10 @@ export interface RunStore {
 
   addAttempt(row: AttemptRow): void;
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;
-  /** Adds a note to an attempt; no-op when there is no such attempt. */
-  noteAttempt(task: string, attempt: number, note: string): void;
+  /** Adds a note to `runner`'s attempt; no-op when there is no such attempt of that runner. */
+  noteAttempt(task: string, attempt: number, runner: string, note: string): void;
+  /** The runner an attempt was leased to, or null when there is no such attempt. */
+  attemptRunner(task: string, attempt: number): string | null;
 
   /** One deadline per (kind, task); setting it again moves it. */
   setDeadline(kind: DeadlineKind, task: string, at: number): void;
