@@ -4,7 +4,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EnrollmentCreated, RevokeAnswer, RunnerListing } from "../../core/api";
+import type { EnrollmentCreated, RevokeAnswer, RunnerListing, TrustAnswer } from "../../core/api";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();
@@ -66,10 +66,19 @@ describe("distro", () => {
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/cli-runner\s+\w+\/\w+\s+\d+\/2/);
     expect(text.out).toMatch(/^DEVICE\s+NAME\s+STATE\s+LABELS\s+TRUSTED$/m);
-    expect(text.out).toMatch(/^cli-runner-[0-9a-f]{8}\s+cli-runner\s+connected\s+-\s+no$/m);
+    expect(text.out).toMatch(/^NAME\s+PLATFORM\s+BUSY\s+CPU\s+FREE MEMORY\s+LABELS\s+RUNS\s+STATE$/m);
+    expect(text.out).toMatch(/^cli-runner\s.*\sready$/m);
+    // Joined with the development secret: trusted.
+    expect(text.out).toMatch(/^cli-runner-[0-9a-f]{8}\s+cli-runner\s+connected\s+-\s+yes$/m);
     const json = JSON.parse((await distro("runners", "--json")).out) as RunnerListing;
     expect(json.runners.find((r) => r.name === "cli-runner")!.slots).toBe(2);
-    expect(json.devices.find((d) => d.name === "cli-runner")).toMatchObject({ connected: true, revoked_at: null });
+    expect(json.devices.find((d) => d.name === "cli-runner")).toMatchObject({
+      connected: true,
+      revoked_at: null,
+      trusted: true,
+      cooled_until: null,
+    });
+    expect(json.runners.find((r) => r.name === "cli-runner")!.cooled_until).toBeNull();
     expect((await distro("runners", "extra")).code).toBe(2);
   });
 
@@ -122,6 +131,29 @@ describe("distro", () => {
     expect(unknown.err).toMatch(/^distro: no device no-such-device$/m);
   });
 
+  it("runners untrust purges the device's cache entries and runners trust restores it (text and --json); an unknown device exits 2", async () => {
+    const listing = JSON.parse((await distro("runners", "--json")).out) as RunnerListing;
+    const id = listing.devices.find((d) => d.name === "cli-runner")!.id;
+    // The first test's run was done by this device, trusted, so its outputs were filed in the cache.
+    const untrusted = await distro("runners", "untrust", id);
+    expect(untrusted.code).toBe(0);
+    expect(untrusted.out).toMatch(new RegExp(`^untrusted device ${id}: [1-9]\\d* result cache entr(y|ies) purged\n$`));
+    expect((await distro("runners")).out).toMatch(new RegExp(`^${id}\\s+cli-runner\\s+connected\\s+-\\s+no$`, "m"));
+    const again = JSON.parse((await distro("runners", "untrust", id, "--json")).out) as TrustAnswer;
+    expect(again).toMatchObject({ device: { id, trusted: false, connected: true }, purged: 0 });
+    const trusted = JSON.parse((await distro("runners", "trust", id, "--json")).out) as TrustAnswer;
+    expect(trusted).toMatchObject({ device: { id, trusted: true }, purged: 0 });
+    const text = await distro("runners", "trust", id);
+    expect(text.code).toBe(0);
+    expect(text.out).toBe(`trusted device ${id}: the outputs it produces are filed in the result cache\n`);
+    expect((await distro("runners")).out).toMatch(new RegExp(`^${id}\\s+cli-runner\\s+connected\\s+-\\s+yes$`, "m"));
+    for (const verb of ["trust", "untrust"]) {
+      const unknown = await distro("runners", verb, "no-such-device");
+      expect(unknown.code, verb).toBe(2);
+      expect(unknown.err).toMatch(/^distro: no device no-such-device$/m);
+    }
+  });
+
   it("output prints a task's output and writes it with -o; an unknown task exits 2", async () => {
     const text = await distro("output", runId, "greet[1]");
     expect(text.code).toBe(0);
@@ -167,7 +199,7 @@ describe("distro", () => {
 
   it("--help for every command, and exit 2 for an unknown one", async () => {
     for (const command of [
-      ...["submit", "runs", "status", "runners", "runners add", "runners revoke"],
+      ...["submit", "runs", "status", "runners", "runners add", "runners revoke", "runners trust", "runners untrust"],
       ...["output", "cancel", "pause", "resume", "modules"],
     ]) {
       const { code, out } = await distro(...command.split(" "), "--help");

@@ -3,7 +3,8 @@
 // Copy button, then the Linux command read off the page and run as a real process (an empty HOME,
 // an empty folder, the npm registry out of reach: everything comes from the coordinator), and the
 // page showing that device connected, in the panel and in the devices list; the coordinator's
-// refusal shown in the form; a device's hostile name shown as text. No Content-Security-Policy
+// refusal shown in the form; a device's hostile name shown as text, and the development secret's
+// devices marked trusted (an enrollment's, without --trusted, not). No Content-Security-Policy
 // violation on the way. Screenshots go to test-artifacts/.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -130,6 +131,9 @@ describe("adding a device from the status page", () => {
     // The devices list shows it too, with its enrollment's labels; the runners list, its process.
     const row = await page.waitForSelector(`tr[data-device="${device.id}"]:has(.state.connected)`);
     expect(await row.textContent()).toContain("e2e, browser");
+    // Its enrollment did not say --trusted: not trusted, and not cooled down.
+    expect(device.trusted).toBe(false);
+    expect(await row.$$(".trusted, .state.cooled")).toEqual([]);
     await page.waitForSelector(`tr[data-runner="${device.name}"]`);
     await page.screenshot({ path: join(ARTIFACTS, "status-device-connected.png"), fullPage: true });
 
@@ -167,6 +171,8 @@ describe("adding a device from the status page", () => {
     const text = await row.textContent();
     expect(text).toContain(`<img src=x onerror="document.title='owned'">\\u202eevil`);
     expect(text).toContain("with the development secret");
+    // The development secret's devices are trusted (their outputs go to the result cache).
+    expect(await row.$eval(".trusted", (e) => e.textContent)).toBe("trusted");
     expect(await page.title()).toBe("Distro");
   });
 

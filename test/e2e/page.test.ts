@@ -97,6 +97,13 @@ tasks:
     await page.waitForSelector('tr[data-runner="page-runner-1"]');
     await page.waitForSelector('tr[data-runner="page-runner-2"]');
     expect(await page.textContent('tr[data-runner="page-runner-1"]')).toMatch(/\d+\/2/);
+    // Honest runners are not cooled down; their devices joined with the development secret, trusted.
+    expect(await page.$$("#runners .state.cooled, #devices .state.cooled")).toEqual([]);
+    await page.waitForSelector("#devices tr[data-device]");
+    const trust = await page.$$eval("#devices tr[data-device]", (rows) =>
+      rows.map((row) => row.querySelector(".trusted")?.textContent ?? "none"),
+    );
+    expect(new Set(trust)).toEqual(new Set(["trusted"]));
     // Load history is drawn once a few samples came in.
     await page.waitForSelector('tr[data-runner="page-runner-1"] svg.spark', { timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, "status-runners.png"), fullPage: true });
