@@ -38,7 +38,11 @@ export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map
   const { results } = await (
     await db(d1)
   )
-    .prepare(`SELECT key, output, output_sha, size FROM cache WHERE key IN (${keys.map(() => "?").join(", ")})`)
+    // An entry of no device (filed before entries named theirs) is not served: nothing vouches for it.
+    .prepare(
+      `SELECT key, output, output_sha, size FROM cache
+       WHERE key IN (${keys.map(() => "?").join(", ")}) AND device IS NOT NULL`,
+    )
     .bind(...keys)
     .all<{ key: string; output: ArrayBuffer | number[] | null; output_sha: string | null; size: number }>();
   for (const r of results) {

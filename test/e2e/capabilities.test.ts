@@ -59,7 +59,7 @@ describe("identity", () => {
       (await cluster.client.json<{ runners: { id: string; name: string }[] }>("/api/runners")).runners
         .filter((r) => r.name === "same")
         .map((r) => r.id);
-    // Its own config dir: the other runners of this file share one, so they are one device.
+    // Its own config dir, named for the test (the harness makes one a name, too).
     const configDir = join(cluster.dir, "config-same");
     const first = cluster.runner({ name: "same", configDir });
     await cluster.connected("same");

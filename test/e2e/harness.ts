@@ -37,7 +37,8 @@ export class Cluster {
     const proc = startRunner({
       coordinator: this.coordinator.url,
       cacheDir: join(this.dir, `cache-${this.runners.length}`),
-      configDir: join(this.dir, "config"),
+      // A device per name: a runner started again under its name is the same device again.
+      configDir: join(this.dir, `config-${options.name ?? this.runners.length}`),
       slots: 2,
       ...options,
     });

@@ -7,9 +7,14 @@ import type { RunView } from "../../core/api";
 
 const HEARTBEAT_MS = 2000;
 const cluster = new Cluster();
+/**
+ * A short heartbeat, and no cool-downs: these tests lose attempts on purpose, again and again, and
+ * are about recovering from it; cooling down the devices that lose them is hostile-devices.test.ts's.
+ */
+const RECOVERY_VARS = { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS), COOLDOWN_LOSSES: "1000000" };
 
 beforeAll(async () => {
-  await cluster.start({ vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) } });
+  await cluster.start({ vars: RECOVERY_VARS });
   await cluster.upload("spin.wasm", "flaky.wasm", "init.wasm");
 });
 afterAll(() => cluster.stop());
@@ -228,7 +233,7 @@ describe("a coordinator that dies", () => {
     cluster.coordinator = await startCoordinator({
       port,
       persistTo: `${cluster.dir}/state`,
-      vars: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_MS) },
+      vars: RECOVERY_VARS,
     });
     await cluster.client.wait(id);
     await expectAllCorrect(id, 200);

@@ -201,6 +201,16 @@ tasks:
     expect(detached).toContainEqual({ type: "lost", runner: "r1", attempts: 1 });
   });
 
+  it("never leaves a runner holding more than maxHeld attempts, however often it asks", () => {
+    const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 20] } }]`);
+    const config = { leaseGraceMs: 1000, maxHeld: 4 };
+    transition(store, { type: "attach", runner: "greedy", name: "g", want: 100, holding: [] }, 1, config);
+    expect(store.leasedTo("greedy")).toHaveLength(4);
+    for (let i = 0; i < 3; i++)
+      transition(store, { type: "want", runner: "greedy", want: 100, received: sent(store, "greedy") }, 2 + i, config);
+    expect(store.leasedTo("greedy")).toHaveLength(4);
+  });
+
   it("lets no runner resume an attempt that was not its own, nor one whose requires it does not meet", () => {
     const store = started(`tasks: [{ id: a, module: m }, { id: g, module: m, requires: { labels: [gpu] } }]`);
     const gpu = { memory: 2 ** 30, cores: 4, labels: ["gpu"], arch: "x64", platform: "linux" };

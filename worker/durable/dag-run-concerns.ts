@@ -38,7 +38,8 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
   const { sql } = ctx.storage;
   const store = new SqlStore(sql);
   const views = new RunViews(sql, store);
-  const config: MachineConfig = { leaseGraceMs: heartbeatMs(env) };
+  const limits = deviceLimits(env);
+  const config: MachineConfig = { leaseGraceMs: heartbeatMs(env), maxHeld: limits.maxSlots };
   const clock = new Alarm(ctx.storage);
   /** Rate limits of runner and watcher sockets; the pool counts the closes for /metrics. */
   const meters = new SocketMeters<WebSocket>(socketLimits(env));
@@ -103,7 +104,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
         }
       },
     },
-    deviceLimits(env).maxSlots,
+    limits.maxSlots,
   );
   const effects: EffectsHost = {
     runId: ctx.id.toString(),

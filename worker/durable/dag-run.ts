@@ -30,7 +30,7 @@ import {
   finishSocket,
   lastSocketOf,
 } from "./sockets.js";
-import { closeSocket, receiveFrame, runnerOf, runnerSockets, send, silentSockets } from "./sockets.js";
+import { receiveFrame, runnerOf, runnerSockets, send, silentSockets } from "./sockets.js";
 
 export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private readonly run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
@@ -117,7 +117,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     const now = Date.now();
     for (const { runner, ws } of silentSockets(this.ctx, now, config.leaseGraceMs)) {
       const last = runner !== null && lastSocketOf(this.ctx, ws) === runner;
-      closeSocket(ws, CLOSE.silent, "no heartbeat");
+      ws.close(CLOSE.silent, "no heartbeat");
       if (last) await this.apply({ type: "detach", runner });
     }
     // Only a due deadline needs the machine: an event with none changes nothing.

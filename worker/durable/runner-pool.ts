@@ -33,7 +33,6 @@ import {
   acceptRunnerSocket,
   answerHeartbeats,
   closeDevice,
-  closeSocket,
   connectedDevices,
   lastSocketOf,
   receiveFrame,
@@ -134,6 +133,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     const now = Date.now();
     this.dropSilent(now);
     const cooled = this.cooled(now);
+    const capLeft = new Map<string, number>();
     const pinged = new Map(
       runnerSockets(this.ctx).map((ws) => [
         runnerOf(ws),
@@ -147,11 +147,16 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       )
       .toArray()
       .map((row) => {
-        const info = JSON.parse(row.info) as RunnerInfo;
+        const claimed = JSON.parse(row.info) as RunnerInfo;
+        // A device's processes share its cap: each counts what is left of it, oldest first.
+        const device = deviceOfRunner(claimed.id);
+        const left = capLeft.get(device) ?? this.limits.maxSlots;
+        const info = { ...claimed, slots: Math.min(claimed.slots, left) };
+        capLeft.set(device, left - info.slots);
         const history = row.samples ? recentSamples(JSON.parse(row.samples) as DeviceSample[], now) : [];
         return {
           ...info,
-          busy: Math.max(0, info.slots - row.free),
+          busy: Math.min(info.slots, Math.max(0, claimed.slots - row.free)),
           // Just after a reconnect the device's last kept report stands until the next is kept.
           load: row.load ?? history.at(-1)?.load ?? null,
           history,
@@ -272,7 +277,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private dropSilent(now: number): void {
     for (const { ws } of silentSockets(this.ctx, now, this.heartbeatMs)) {
       this.drop(ws);
-      closeSocket(ws, CLOSE.silent, "no heartbeat");
+      ws.close(CLOSE.silent, "no heartbeat");
     }
   }
 

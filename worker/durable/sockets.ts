@@ -23,9 +23,9 @@ interface Attachment {
   /** When the runner said hello on this socket (or it opened, before that). */
   since: number;
   /**
-   * The coordinator closed it: whatever still arrives on it is dropped unread, and it counts as
-   * none of its runner's sockets (its close handshake may take a while; a runner must not act
-   * through it meanwhile, nor keep a replaced runner alive).
+   * The coordinator closed it for good (closeSocket): whatever still arrives on it is dropped
+   * unread, and it counts as none of its runner's sockets (its close handshake may take a while;
+   * a revoked runner must not act through it meanwhile).
    */
   closed?: true;
 }
@@ -56,7 +56,8 @@ export function runnerSockets(ctx: DurableObjectState): WebSocket[] {
 
 /**
  * Sockets silent (no ping, no hello) for `limitMs`, with their runner (null: one that never said
- * hello, which is swept all the same). The caller closes them (closeSocket).
+ * hello, which is swept all the same). The caller closes them; what their runner still sends on
+ * them (a frozen runner's results, once it thaws) is read as before.
  */
 export function silentSockets(
   ctx: DurableObjectState,
@@ -73,7 +74,10 @@ export function silentSockets(
   return silent;
 }
 
-/** Closes a runner socket for good: marked closed first, so nothing it still sends is read. */
+/**
+ * Closes a runner socket for good, for what it did (revoked, over its rate, a protocol error) or
+ * because its run ended: marked closed first, so nothing it still sends is read.
+ */
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {
   const attachment = attachmentOf(ws);
   if (attachment) ws.serializeAttachment({ ...attachment, closed: true } satisfies Attachment);
@@ -230,7 +234,7 @@ export async function receiveFrame(
         return refuse(ws, `runner id ${msg.runner.id} is not one of device ${device} (${device} or ${device}.<k>)`);
       // Only the same device can reach here with this id: a restarted process of it takes over.
       for (const other of socketsOf(ctx, msg.runner.id))
-        if (other !== ws) closeSocket(other, CLOSE.replaced, "replaced by a newer connection");
+        if (other !== ws) other.close(CLOSE.replaced, "replaced by a newer connection");
       setRunner(ws, device, msg.runner.id);
       await handlers.hello(ws, msg);
       return;

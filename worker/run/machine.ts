@@ -30,9 +30,11 @@ export { cacheMaterial, demand, MAX_OUTPUT_BYTES } from "./dispatch.js";
 export interface MachineConfig {
   /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
   leaseGraceMs: number;
+  /** The most attempts one runner holds at once, whatever it asks for (its device's slot cap). */
+  maxHeld: number;
 }
 
-const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000 };
+const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000, maxHeld: 256 };
 
 interface AttemptRef {
   task: string;
@@ -144,13 +146,13 @@ export function transition(
     case "want": {
       const runner = store.runner(event.runner);
       if (!runner) throw new IllegalTransition(status, event.type, `runner ${event.runner} is not attached`);
-      store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
+      store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received) });
       break;
     }
     case "results": {
       for (const result of event.results) accept(ctx, event.runner, result);
       const runner = store.runner(event.runner);
-      if (runner) store.putRunner({ ...runner, credit: credit(runner, event.want, event.received) });
+      if (runner) store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received) });
       break;
     }
     case "reject":
@@ -247,9 +249,14 @@ interface Ctx {
   stray: number;
 }
 
-/** What a runner can take now: its `want`, less what was sent but had not reached it when it spoke. */
-function credit(runner: RunnerRow, want: number, received: number): number {
-  return Math.max(0, want - Math.max(0, runner.sent - received));
+/**
+ * What a runner can take now: its `want`, less what was sent but had not reached it when it spoke,
+ * and never more than leaves it holding `maxHeld` attempts (a runner that asks again and again as
+ * if it held nothing is not believed).
+ */
+function credit(ctx: Ctx, runner: RunnerRow, want: number, received: number): number {
+  const room = ctx.config.maxHeld - ctx.store.leasedTo(runner.id).length;
+  return Math.max(0, Math.min(room, want - Math.max(0, runner.sent - received)));
 }
 
 /** The task row of `ref` if that very attempt is leased to `runner`. */
@@ -295,7 +302,15 @@ function attach(
     }
   }
   const cooled = cooledUntil !== undefined && cooledUntil !== null && cooledUntil > now ? cooledUntil : null;
-  store.putRunner({ id: runner, name, credit: want, sent: 0, caps: caps ?? null, cooledUntil: cooled });
+  const room = config.maxHeld - store.leasedTo(runner).length;
+  store.putRunner({
+    id: runner,
+    name,
+    credit: Math.max(0, Math.min(want, room)),
+    sent: 0,
+    caps: caps ?? null,
+    cooledUntil: cooled,
+  });
   if (cooled !== null) store.setDeadline("cool", runner, cooled);
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
 }
