@@ -75,8 +75,8 @@ export function silentSockets(
 }
 
 /**
- * Closes a runner socket for good, for what it did (revoked, over its rate, a protocol error) or
- * because its run ended: marked closed first, so nothing it still sends is read.
+ * Closes a runner socket for good, for what it did (revoked, over its rate, a protocol error):
+ * marked closed first, so nothing it still sends is read.
  */
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {
   const attachment = attachmentOf(ws);
@@ -270,7 +270,8 @@ export function send(ws: WebSocket, message: CoordinatorMessage): void {
 /** Tells a runner its run has ended, and closes the socket. */
 export function finishSocket(ws: WebSocket, status: RunStatus): void {
   send(ws, { type: "finished", status });
-  closeSocket(ws, CLOSE.finished, `run ${status}`);
+  // Not closeSocket: a late result that follows is still read, and noted on its attempt.
+  ws.close(CLOSE.finished, `run ${status}`);
 }
 
 /** Sends a fatal error frame and closes with the protocol close code. */
