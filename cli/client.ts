@@ -56,7 +56,14 @@ export class Client {
     } catch {
       body = { error: text.slice(0, 500) };
     }
-    throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`, body.problems ?? []);
+    // An answer that is not the coordinator's (an empty or foreign body) still says its status.
+    const said = typeof body.error === "string" && body.error.trim() !== "" ? body.error : undefined;
+    const status = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`;
+    throw new ApiError(
+      res.status,
+      said ?? `${status} from ${this.coordinator.origin} (is it a Distro coordinator?)`,
+      body.problems ?? [],
+    );
   }
 
   async json<T>(path: string, init?: RequestInit): Promise<T> {

@@ -1,11 +1,18 @@
 // `npm start`, as a newcomer runs it: it must print the hello fan-out's aggregate and the status
 // URL within 90 s, keep serving, and stop everything it started on Ctrl-C.
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort, Proc, ROOT } from "../../dev/local";
 
 let start: Proc | undefined;
-afterAll(() => start?.stop("SIGKILL"));
+const dir = mkdtempSync(join(tmpdir(), "distro-start-"));
+afterAll(async () => {
+  await start?.stop("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
 
 it("npm start prints the aggregate output and the status URL within 90 s, and Ctrl-C stops it cleanly", async () => {
   const port = await freePort();
@@ -15,7 +22,8 @@ it("npm start prints the aggregate output and the status URL within 90 s, and Ct
       cwd: ROOT,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PORT: String(port) },
+      // Its runner keeps its credential here, not in the real ~/.config/distro.
+      env: { ...process.env, PORT: String(port), DISTRO_CONFIG_DIR: join(dir, "config") },
     }),
   );
   await start.waitFor(/Serving until Ctrl-C/, 90_000);

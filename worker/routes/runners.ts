@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import type { EnrollAnswer, RevokeAnswer, RunnerListing, TrustAnswer } from "../../core/api.js";
+import { deviceOfRunner } from "../../core/protocol/messages.js";
 import { bears, requireDevice, requireToken, unauthorized, type CallerEnv } from "../auth.js";
 import { liveRuns, purgeOutputsOf } from "../db.js";
 import {
@@ -65,8 +66,7 @@ export const runners = new Hono<CallerEnv>()
   })
   .delete("/:id", requireToken("API_TOKEN"), async (c) => {
     const id = c.req.param("id");
-    if (!DEVICE_ID.test(id) || !(await revokeDevice(c.env.DB, id)))
-      throw new HTTPException(404, { message: `no device ${id}` });
+    if (!DEVICE_ID.test(id) || !(await revokeDevice(c.env.DB, id))) throw noDevice(id);
     const fromPool = await pool(c.env).revoke(id);
     // The runs its runners said they were in, and every live run in case a status frame was behind.
     const runs = new Set([...fromPool.runs, ...(await liveRuns(c.env.DB))]);
@@ -104,11 +104,17 @@ export const runners = new Hono<CallerEnv>()
   });
 
 async function trust(env: Env, id: string, trusted: boolean): Promise<Response> {
-  if (!DEVICE_ID.test(id) || !(await setTrust(env.DB, id, trusted)))
-    throw new HTTPException(404, { message: `no device ${id}` });
+  if (!DEVICE_ID.test(id) || !(await setTrust(env.DB, id, trusted))) throw noDevice(id);
   const purged = trusted ? 0 : await purgeOutputsOf(env.DB, id);
   const stub = pool(env);
   const [connected, cooled] = await Promise.all([stub.connectedDevices(), stub.cooled()]);
   const [device] = await devices(env.DB, new Set(connected), cooled, id);
   return Response.json({ device: device!, purged } satisfies TrustAnswer);
+}
+
+/** 404 for an id that names no device; a runner id (`<device>.<k>`) is pointed at its device. */
+function noDevice(id: string): HTTPException {
+  const device = deviceOfRunner(id);
+  const hint = device !== id ? `: ${id} is a runner process of device ${device}; name the device` : "";
+  return new HTTPException(404, { message: `no device ${id}${hint}` });
 }
