@@ -11,6 +11,7 @@ import { dags } from "./routes/dags.js";
 import { enrollments } from "./routes/enrollments.js";
 import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
+import { runnerPackage } from "./routes/runner-package.js";
 import { runners } from "./routes/runners.js";
 
 export { DagRun } from "./durable/dag-run.js";
@@ -31,6 +32,7 @@ app.route("/api/modules", modules);
 app.route("/api/runners", runners);
 app.route("/api/blobs", blobs);
 app.route("/metrics", metrics);
+app.route("/", runnerPackage);
 
 // Static assets are matched before the Worker in production; this serves them wherever a request
 // reaches the app first (tests, `run_worker_first` routes).

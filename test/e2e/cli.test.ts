@@ -84,7 +84,7 @@ describe("distro", () => {
 
   it("runners add prints the enrollment and each platform's command (text and --json); bad flags exit 2", async () => {
     const origin = cluster.coordinator.url.origin;
-    const install = `npx --yes ${origin}/runner.tgz --coordinator ${origin}`;
+    const install = `npx --yes ${cluster.runnerUrl} --coordinator ${origin}`;
     const text = await distro("runners", "add", "--labels", "gpu,arm64", "--uses", "3", "--ttl", "2h");
     expect(text.code).toBe(0);
     expect(text.out).toMatch(

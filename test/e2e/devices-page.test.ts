@@ -44,9 +44,11 @@ afterAll(async () => {
 
 const url = (hash = "") => new URL(`/${hash}`, cluster.coordinator.url).toString();
 
-/** `DISTRO_ENROLL=<token> npx --yes <origin>/runner.tgz --coordinator <origin>`, taken apart. */
+/** `DISTRO_ENROLL=<token> npx --yes <origin>/runner-<build>.tgz --coordinator <origin>`, taken apart. */
 function parseUnixCommand(command: string): { token: string; args: string[] } {
-  const parts = /^DISTRO_ENROLL=(\S+) npx (--yes \S+\/runner\.tgz --coordinator \S+)$/.exec(command.trim());
+  const parts = /^DISTRO_ENROLL=(\S+) npx (--yes \S+\/runner-[0-9a-f]{12}\.tgz --coordinator \S+)$/.exec(
+    command.trim(),
+  );
   if (!parts) throw new Error(`not the Linux/macOS join command: ${command}`);
   return { token: parts[1]!, args: parts[2]!.split(" ") };
 }
@@ -90,12 +92,7 @@ describe("adding a device from the status page", () => {
     const unix = await page.waitForSelector('pre.command[data-platform="unix"]');
     const command = (await unix.textContent())!;
     const { token, args } = parseUnixCommand(command);
-    expect(args).toEqual([
-      "--yes",
-      `${cluster.coordinator.url.origin}/runner.tgz`,
-      "--coordinator",
-      cluster.coordinator.url.origin,
-    ]);
+    expect(args).toEqual(["--yes", cluster.runnerUrl, "--coordinator", cluster.coordinator.url.origin]);
     const enrollment = await page.getAttribute(".enrolled", "data-enrollment");
     expect(enrollment).toBeTruthy();
     const about = await page.textContent(".enrolled");

@@ -83,7 +83,7 @@ async function exitOf(proc: Proc, timeoutMs: number): Promise<number | null> {
 describe("joining in one line", () => {
   it("installs from the coordinator with no registry and connects; the same command again is refused, and so is an expired one", async () => {
     const made = await add("--labels", "lan,box", "--uses", "1");
-    expect(made.commands.unix).toContain(`${cluster.coordinator.url.origin}/runner.tgz`);
+    expect(made.commands.unix).toContain(`npx --yes ${cluster.runnerUrl} `);
     const first = device(made.commands.unix, ["--name", "newcomer", "--slots", "1"]);
     const dev = await joined(made.id);
     expect(dev).toMatchObject({ name: "newcomer", labels: ["lan", "box"], enrollment: made.id, trusted: false });

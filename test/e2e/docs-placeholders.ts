@@ -1,6 +1,6 @@
 /**
  * The docs check's placeholders (used by docs-blocks.ts): the coordinator addresses the docs name
- * are pointed at the test's coordinator, and `<id>`, `<token>`, `<enrollment>` and `<device>` are
+ * are pointed at the test's coordinator, and `<id>`, `<token>`, `<enrollment>`, `<device>` and `<build>` are
  * filled from what earlier commands of the block made: a run it submitted, an enrollment that
  * `distro runners add` or `POST /api/enrollments` printed with its token, a device a runner or the
  * enroll exchange reported. A `<token>` or `<device>` the block made none of is made here, as
@@ -33,6 +33,8 @@ const RUN_ID_PLACEHOLDER = /<(?:id|run id|run-id|run_id|ID)>/g;
 const TOKEN_PLACEHOLDER = /<(?:token|enrollment token)>/g;
 const ENROLLMENT_PLACEHOLDER = /<(?:enrollment|enrollment id)>/g;
 const DEVICE_PLACEHOLDER = /<(?:device|device id)>/g;
+/** The served runner's build in a join command (`/runner-<build>.tgz`). */
+const BUILD_PLACEHOLDER = /<build>/g;
 const ANY_PLACEHOLDER = /<[a-zA-Z][\w -]*>/;
 const SUBMITTED = /submitted run ([0-9a-f]{16,})|"id"\s*:\s*"([0-9a-f]{16,})"/;
 /** `distro runners add` (its text or --json) and `POST /api/enrollments`: the enrollment and its token. */
@@ -99,6 +101,12 @@ export async function fill(
     if (ran.search(pattern) < 0) continue;
     if (value === undefined) return { unfilled: missing };
     ran = ran.replace(pattern, value);
+  }
+  if (ran.search(BUILD_PLACEHOLDER) >= 0) {
+    const sums = await fetch(new URL("/runner.tgz.sha256", ctx.coordinator));
+    if (!sums.ok)
+      return { unfilled: `a runner build placeholder, but the coordinator serves no runner (${sums.status})` };
+    ran = ran.replace(BUILD_PLACEHOLDER, (await sums.text()).slice(0, 12));
   }
   if (ran.search(DEVICE_PLACEHOLDER) >= 0)
     ran = ran.replace(DEVICE_PLACEHOLDER, (made.device ??= await enrollDevice(ctx)));

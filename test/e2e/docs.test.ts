@@ -321,8 +321,12 @@ describe("the join commands the docs show are the coordinator's", () => {
       body: "{}",
     });
     const { token, commands } = (await res.json()) as EnrollmentCreated;
+    const build = /\/runner-([0-9a-f]{12})\.tgz/.exec(commands.unix)![1]!;
     const shown = (cmd: string, docOrigin: string) =>
-      cmd.replaceAll(token, "<token>").replaceAll(cluster.coordinator.url.origin, docOrigin);
+      cmd
+        .replaceAll(token, "<token>")
+        .replaceAll(`runner-${build}`, "runner-<build>")
+        .replaceAll(cluster.coordinator.url.origin, docOrigin);
     const runner = readFileSync(join(ROOT, "docs/runner.md"), "utf8");
     for (const cmd of Object.values(commands))
       expect(runner).toContain(shown(cmd, "https://distro.example.workers.dev"));

@@ -61,14 +61,28 @@ describe("enrollments", () => {
     expect(made).toMatchObject({ uses: 1, used: 0, labels: ["gpu"], trusted: false, revoked_at: null, devices: [] });
     expect(made.expires_at - made.created_at).toBe(3_600_000);
     expect(made.created_at).toBeGreaterThanOrEqual(before);
-    expect(made.command).toBe(`DISTRO_ENROLL=${made.token} npx --yes ${base}/runner.tgz --coordinator ${base}`);
-    expect(made.commands.powershell).toBe(
-      `$env:DISTRO_ENROLL="${made.token}"; npx --yes ${base}/runner.tgz --coordinator ${base}`,
-    );
+    // The commands install the runner of this very build, under a name npx cannot confuse with another.
+    const build = (await (await SELF.fetch(`${base}/runner.tgz.sha256`)).text()).slice(0, 12);
+    expect(build).toMatch(/^[0-9a-f]{12}$/);
+    const npx = `npx --yes ${base}/runner-${build}.tgz --coordinator ${base}`;
+    expect(made.command).toBe(`DISTRO_ENROLL=${made.token} ${npx}`);
+    expect(made.commands.powershell).toBe(`$env:DISTRO_ENROLL="${made.token}"; ${npx}`);
     expect(made.commands.termux).toMatch(/^pkg install -y nodejs && DISTRO_ENROLL=/);
     const listed = await (await SELF.fetch(`${base}/api/enrollments`, { headers: API })).text();
     expect(listed).toContain(made.id);
     expect(listed).not.toContain(made.token);
+  });
+
+  it("serve the runner of this build under its build's name, the same bytes as /runner.tgz", async () => {
+    const build = (await (await SELF.fetch(`${base}/runner.tgz.sha256`)).text()).slice(0, 12);
+    const named = await SELF.fetch(`${base}/runner-${build}.tgz`);
+    expect(named.status).toBe(200);
+    expect(named.headers.get("Content-Type")).toBe("application/gzip");
+    const current = await SELF.fetch(`${base}/runner.tgz`);
+    expect(new Uint8Array(await named.arrayBuffer())).toEqual(new Uint8Array(await current.arrayBuffer()));
+    const other = await SELF.fetch(`${base}/runner-000000000000.tgz`);
+    expect(other.status).toBe(404);
+    expect((await other.json<{ error: string }>()).error).toMatch(/serves runner [0-9a-f]{12}, not 000000000000/);
   });
 
   it("refuse bad requests, naming the field", async () => {

@@ -12,6 +12,7 @@ import { requireToken } from "../auth.js";
 import { createEnrollment, enrollments as listEnrollments, revokeEnrollment } from "../devices.js";
 import type { Env } from "../env.js";
 import { readText } from "../http.js";
+import { runnerBuild } from "./runner-package.js";
 
 const request = z.strictObject({
   labels: z
@@ -23,9 +24,12 @@ const request = z.strictObject({
   trusted: z.boolean().default(false),
 });
 
-/** The commands that install the runner from `origin` and join with `token`. */
-function joinCommands(origin: string, token: string): JoinCommands {
-  const run = `npx --yes ${origin}/runner.tgz --coordinator ${origin}`;
+/**
+ * The commands that install the runner from `origin` and join with `token`: the runner of this
+ * very build (runner-package.ts), or the current one when the build is unknown.
+ */
+function joinCommands(origin: string, token: string, build: string | null): JoinCommands {
+  const run = `npx --yes ${origin}/${build ? `runner-${build}` : "runner"}.tgz --coordinator ${origin}`;
   return {
     unix: `DISTRO_ENROLL=${token} ${run}`,
     powershell: `$env:DISTRO_ENROLL="${token}"; ${run}`,
@@ -61,7 +65,7 @@ export const enrollments = new Hono<{ Bindings: Env }>()
       ttlMs: lifetime,
       trusted,
     });
-    const commands = joinCommands(new URL(c.req.url).origin, token);
+    const commands = joinCommands(new URL(c.req.url).origin, token, await runnerBuild(c.env, c.req.url));
     return c.json({ ...view, token, command: commands.unix, commands } satisfies EnrollmentCreated, 201);
   })
   .get("/", async (c) =>
