@@ -79,8 +79,8 @@ export interface RunnerPoolRpc extends Rpc.DurableObjectBranded {
   revoke(device: string): { runs: string[]; closed: number };
   /** Devices with a pool socket open now. */
   connectedDevices(): string[];
-  /** A run lost `attempts` of `device`'s attempts: until when the device is cooled down now, or null. */
-  lost(device: string, attempts: number, from: string): Promise<number | null>;
+  /** A run lost attempts of `device` (`times` events): until when the device is cooled down now, or null. */
+  lost(device: string, times: number, from: string): Promise<number | null>;
   /** Until when `device` is cooled down, or null. */
   cooledUntil(device: string): number | null;
   /** Devices cooled down now, with until when. */

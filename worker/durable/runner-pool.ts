@@ -198,13 +198,14 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   }
 
   /**
-   * A run lost `attempts` of `device`'s attempts: counted against its cool-down. When that starts
+   * A run lost attempts of `device`, `times` times (once an event, however many attempts it
+   * held): counted against its cool-down. When that starts
    * one, the other runs its runners are in hear of it (`from` applies it itself, from the answer).
    * The answer is until when the device is cooled down, or null.
    */
-  async lost(device: string, attempts: number, from: string): Promise<number | null> {
+  async lost(device: string, times: number, from: string): Promise<number | null> {
     const now = Date.now();
-    const { state, cooled } = recordLosses(this.coolState(device), attempts, now, this.limits.cooldown);
+    const { state, cooled } = recordLosses(this.coolState(device), times, now, this.limits.cooldown);
     this.sql.exec(
       `INSERT INTO cooldowns (device, state, until) VALUES (?, ?, ?)
        ON CONFLICT (device) DO UPDATE SET state = excluded.state, until = excluded.until`,

@@ -15,8 +15,8 @@ export interface ConductHost {
   /** Runners attached to the run now. */
   runners(): { id: string }[];
   apply(event: RunEvent): Promise<void>;
-  /** Tells the pool of lost attempts: until when the device is cooled down, or null. */
-  lost(device: string, attempts: number): Promise<number | null>;
+  /** Tells the pool the device lost attempts once more: until when it is cooled down, or null. */
+  lost(device: string, times: number): Promise<number | null>;
   /** Tells the pool of stray entries, for /metrics. */
   countStray(frames: number): Promise<void>;
   /** Closes the runner's sockets with a protocol error saying `reason`. */
@@ -41,10 +41,15 @@ export class Conduct {
     this.stray.delete(runner);
   }
 
-  /** The run lost `attempts` of `runner`'s: the pool hears of it, and a cool-down it starts applies here. */
+  /**
+   * The run lost `attempts` of `runner`'s in one event (its socket gone, leases run out): the pool
+   * hears of one loss, however many attempts it held, so that an honest device whose process
+   * dies once with every slot busy is not cooled down for it; a cool-down it starts applies here.
+   */
   async lost(runner: string, attempts: number): Promise<void> {
     const device = deviceOfRunner(runner);
-    const until = await this.host.lost(device, attempts);
+    if (attempts <= 0) return;
+    const until = await this.host.lost(device, 1);
     if (until !== null) await this.cool(device, until);
   }
 
