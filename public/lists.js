@@ -75,12 +75,12 @@ function runnerRow(r, now) {
   const cooled = cooledDown(r.cooled_until, now);
   const cpu = r.history.map((h) => h.load);
   const mem = r.history.map((h) => (r.memory ? (1 - h.freeMemory / r.memory) * 100 : 0));
-  const labels = r.labels.length ? ` · ${esc(r.labels.join(", "))}` : "";
+  const labels = r.labels.length ? ` · ${esc(r.labels.map(visible).join(", "))}` : "";
   const load = r.load === null ? "–" : `${Math.round(r.load)}%`;
   return tableRow(`data-runner="${esc(r.name)}"`, [
-    `<strong>${esc(r.name)}</strong><br><small>${esc(r.id)}</small>` +
+    `<strong><bdi>${esc(visible(r.name))}</bdi></strong><br><small>${esc(visible(r.id))}</small>` +
       (cooled ? `<br><span class="state cooled">${esc(cooled)}</span>` : ""),
-    `${esc(r.platform)}/${esc(r.arch)}<br><small>${r.cores} cores${labels}</small>`,
+    `${esc(visible(r.platform))}/${esc(visible(r.arch))}<br><small>${r.cores} cores${labels}</small>`,
     progress(r.busy, r.slots),
     sparkline(cpu, load),
     sparkline(mem, `${bytes(r.freeMemory)} free of ${bytes(r.memory)}`),

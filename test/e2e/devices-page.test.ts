@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceView, EnrollAnswer, RunnerListing } from "../../core/api";
 import { DEV_TOKENS, Proc, ROOT } from "../../dev/local";
 import { cspViolations, launchChromium } from "./browser";
+import { LyingRunner } from "../helpers/lying-runner";
 import { Cluster } from "./harness";
 
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -162,7 +163,7 @@ describe("adding a device from the status page", () => {
       body: JSON.stringify({ name }),
     });
     expect(res.status).toBe(200);
-    const { device } = (await res.json()) as EnrollAnswer;
+    const { device, credential } = (await res.json()) as EnrollAnswer;
     const row = await page.waitForSelector(`tr[data-device="${device}"]`);
     expect(await row.$$("img")).toEqual([]);
     const text = await row.textContent();
@@ -170,6 +171,20 @@ describe("adding a device from the status page", () => {
     expect(text).toContain("with the development secret");
     // The development secret's devices are trusted (their outputs go to the result cache).
     expect(await row.$eval(".trusted", (e) => e.textContent)).toBe("trusted");
+    // Connected under that name, its runner's row shows it the same way.
+    const liar = await LyingRunner.start({
+      coordinator: cluster.coordinator.url,
+      behaviour: { mode: "claimer", claim: 1 },
+      credential,
+      name,
+    });
+    try {
+      const runnerRow = await page.waitForSelector(`tr[data-runner]:has-text("${device}")`);
+      expect(await runnerRow.$$("img")).toEqual([]);
+      expect(await runnerRow.textContent()).toContain(`\\u202eevil`);
+    } finally {
+      await liar.stop();
+    }
     expect(await page.title()).toBe("Distro");
   });
 
