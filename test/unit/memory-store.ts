@@ -144,6 +144,9 @@ export class MemoryStore implements RunStore {
   topReadyPriority(excluded: readonly string[]) {
     return this.readyRows(excluded)[0]?.priority ?? null;
   }
+  heldBy(runner: string) {
+    return this.leasedTo(runner).length;
+  }
   leasedTo(runner: string) {
     return [...this.tasks.values()]
       .filter((t) => t.state === "leased" && t.runner === runner)

@@ -228,6 +228,11 @@ export class SqlStore implements RunStore {
     return this.tasks(`WHERE runner = ? AND state = 'leased'`, runner);
   }
 
+  heldBy(runner: string): number {
+    const query = `SELECT COUNT(*) AS n FROM tasks WHERE runner = ? AND state = 'leased'`;
+    return this.sql.exec<{ n: number }>(query, runner).one().n;
+  }
+
   /** Task rows matching `where` (and what follows it). */
   private tasks(where: string, ...bindings: SqlStorageValue[]): TaskRow[] {
     return this.sql

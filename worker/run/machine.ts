@@ -255,7 +255,7 @@ interface Ctx {
  * if it held nothing is not believed).
  */
 function credit(ctx: Ctx, runner: RunnerRow, want: number, received: number): number {
-  const room = ctx.config.maxHeld - ctx.store.leasedTo(runner.id).length;
+  const room = ctx.config.maxHeld - ctx.store.heldBy(runner.id);
   return Math.max(0, Math.min(room, want - Math.max(0, runner.sent - received)));
 }
 
@@ -302,7 +302,7 @@ function attach(
     }
   }
   const cooled = cooledUntil !== undefined && cooledUntil !== null && cooledUntil > now ? cooledUntil : null;
-  const room = config.maxHeld - store.leasedTo(runner).length;
+  const room = config.maxHeld - store.heldBy(runner);
   store.putRunner({
     id: runner,
     name,

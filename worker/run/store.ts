@@ -105,6 +105,8 @@ export interface RunStore {
   setCacheKey(key: string, cacheKey: string): void;
   cacheKey(key: string): string | null;
   leasedTo(runner: string): TaskRow[];
+  /** How many tasks are leased to `runner` (what `leasedTo` would list, counted). */
+  heldBy(runner: string): number;
   /** Every leased task (at most the runners' slots). */
   leased(): TaskRow[];
   counts(): Record<TaskState, number>;
