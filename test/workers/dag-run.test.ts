@@ -263,6 +263,41 @@ tasks:
     run.ws.close();
   });
 
+  it("runs 150 nodes that require a label and one that does not, each on a runner that qualifies", async () => {
+    await SELF.fetch(`${base}/api/modules/label.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const constrained = Array.from(
+      { length: 150 },
+      (_, i) => `  - { id: x${i}, module: label.wasm, requires: { labels: [x] } }`,
+    );
+    const id = await submit(
+      `name: labelled\ntasks:\n  - { id: plain, module: label.wasm }\n${constrained.join("\n")}\n`,
+    );
+    const open = async (runner: string, labels: string[]) => {
+      const socket = await RunnerSocket.open(`/api/runners/connect?run=${id}`, runner);
+      socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: { ...info(runner, 8), labels }, want: 8 });
+      await socket.next("welcome");
+      return socket;
+    };
+    const ran = new Map<string, string>();
+    const serve = async (socket: RunnerSocket, runner: string) => {
+      let received = 0;
+      while (ran.size < 151) {
+        const { tasks } = await socket.next("tasks");
+        received += tasks.length;
+        for (const t of tasks) ran.set(t.task, runner);
+        socket.send({ type: "results", results: tasks.map((t) => ok(t, "1")), want: 8, received });
+      }
+    };
+    const plain = await open("unlabelled", []);
+    const labelled = await open("with-x", ["x"]);
+    void serve(plain, "unlabelled").catch(() => undefined);
+    void serve(labelled, "with-x").catch(() => undefined);
+    const done = await waitFor(id, "succeeded");
+    expect(done.counts.succeeded).toBe(151);
+    expect([...ran].filter(([task, runner]) => task.startsWith("x") && runner !== "with-x")).toEqual([]);
+    for (const s of [plain, labelled]) s.ws.close(1000, "done");
+  });
+
   it("serves a resubmitted DAG from the result cache, no runner; re-runs what a changed param touches", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const dag = (seed: number) =>

@@ -65,7 +65,12 @@ export function toOutput(row: OutputRow): Uint8Array | BlobRef | null {
   return row.output_size === null ? null : new Uint8Array(row.output ?? new ArrayBuffer(0));
 }
 
-/** ` AND node NOT IN (?, …)` for `excluded` nodes, or nothing. */
-export function notIn(excluded: readonly string[]): string {
-  return excluded.length === 0 ? "" : ` AND node NOT IN (${excluded.map(() => "?").join(", ")})`;
+/**
+ * ` AND node NOT IN (…)` for `excluded` nodes, with the bindings it takes: none when there are
+ * none, else the list as one JSON value, whatever its length (SQLite in a Durable Object takes
+ * at most 100 bound parameters; a DAG may have more constrained nodes than that).
+ */
+export function notIn(excluded: readonly string[]): { sql: string; bindings: string[] } {
+  if (excluded.length === 0) return { sql: "", bindings: [] };
+  return { sql: ` AND node NOT IN (SELECT value FROM json_each(?))`, bindings: [JSON.stringify(excluded)] };
 }

@@ -197,11 +197,8 @@ export class SqlStore implements RunStore {
   }
 
   ready(limit: number, excluded: readonly string[] = []): TaskRow[] {
-    return this.tasks(
-      `WHERE state = 'ready'${notIn(excluded)} ORDER BY priority DESC, seq LIMIT ?`,
-      ...excluded,
-      limit,
-    );
+    const not = notIn(excluded);
+    return this.tasks(`WHERE state = 'ready'${not.sql} ORDER BY priority DESC, seq LIMIT ?`, ...not.bindings, limit);
   }
 
   constrainedNodes(): string[] {
@@ -219,9 +216,10 @@ export class SqlStore implements RunStore {
   }
 
   topReadyPriority(excluded: readonly string[]): number | null {
-    const top = `SELECT priority AS p FROM tasks WHERE state = 'ready'${notIn(excluded)}
+    const not = notIn(excluded);
+    const top = `SELECT priority AS p FROM tasks WHERE state = 'ready'${not.sql}
       ORDER BY priority DESC, seq LIMIT 1`;
-    return this.sql.exec<{ p: number }>(top, ...excluded).toArray()[0]?.p ?? null;
+    return this.sql.exec<{ p: number }>(top, ...not.bindings).toArray()[0]?.p ?? null;
   }
 
   leasedTo(runner: string): TaskRow[] {
