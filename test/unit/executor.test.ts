@@ -174,6 +174,19 @@ describe("module check", () => {
     });
   });
 
+  it("a module that arrives with another hash is a retryable failure, and the next fetch may bring the right bytes", async () => {
+    const dir = await import("node:fs/promises").then((fs) => fs.mkdtemp(join(tmpdir(), "distro-modules-")));
+    const good = new Uint8Array(bytes("noop.wasm"));
+    const sha = createHash("sha256").update(good).digest("hex");
+    let fetches = 0;
+    const cache = new ModuleCache(dir, () => Promise.resolve(++fetches === 1 ? new Uint8Array([0, 1, 2]) : good));
+    await expect(cache.get(sha, 1 << 24, "a".repeat(64))).rejects.toMatchObject({
+      failure: { kind: "bad_module", retryable: true, message: expect.stringContaining("different sha256") },
+    });
+    await expect(cache.get(sha, 1 << 24, "a".repeat(64))).resolves.toBeInstanceOf(WebAssembly.Module);
+    expect(fetches).toBe(2);
+  });
+
   it("explains truncated and non-wasm bytes instead of throwing", () => {
     expect(checkTaskModule(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 50]))[0]).toMatch(/runs past the end/);
     expect(checkTaskModule(new TextEncoder().encode("hello world"))[0]).toMatch(/bad magic/);
