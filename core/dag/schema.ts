@@ -85,6 +85,17 @@ const requires = z.strictObject({
   platform: z.string().min(1).optional(),
 });
 
+/** What a task may set, and `defaults:` for every task: how it is retried, limited and ranked. */
+const policy = {
+  retries: retries.optional(),
+  lost_retries: lostRetries.optional(),
+  retry_delay: delay.optional(),
+  retry_delay_max: delay.optional(),
+  timeout: duration.optional(),
+  memory: size.optional(),
+  priority: priority.optional(),
+};
+
 const task = z.strictObject({
   id: z.string().regex(ID, "task ids start with a letter or _ and hold letters, digits, _ and - (at most 128)"),
   module: z.string().min(1),
@@ -93,13 +104,7 @@ const task = z.strictObject({
   args: z.array(text).default([]),
   env: z.record(z.string(), text).default({}),
   params: z.record(z.string(), z.unknown()).default({}),
-  retries: retries.optional(),
-  lost_retries: lostRetries.optional(),
-  retry_delay: delay.optional(),
-  retry_delay_max: delay.optional(),
-  timeout: duration.optional(),
-  memory: size.optional(),
-  priority: priority.optional(),
+  ...policy,
   requires: requires.optional(),
   /** Reuse a result cached for the same module and envelope (default true). */
   cache: z.boolean().optional(),
@@ -107,17 +112,7 @@ const task = z.strictObject({
 
 export const dagSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
-  defaults: z
-    .strictObject({
-      retries: retries.optional(),
-      lost_retries: lostRetries.optional(),
-      retry_delay: delay.optional(),
-      retry_delay_max: delay.optional(),
-      timeout: duration.optional(),
-      memory: size.optional(),
-      priority: priority.optional(),
-    })
-    .default({}),
+  defaults: z.strictObject(policy).default({}),
   params: z.record(z.string(), z.unknown()).default({}),
   /** `cache: false` turns the result cache off for every task of the DAG. */
   cache: z.boolean().default(true),

@@ -22,7 +22,7 @@ const runner = {
 const noBlobs = () => Promise.resolve(null);
 
 describe("run frames", () => {
-  it("attaches a runner from its hello, with what it offers, its want within the cap and its cool-down", () => {
+  it("attaches a runner from its hello, with what it offers, its want as said and its cool-down", () => {
     const hello = { type: "hello", protocol: PROTOCOL_VERSION, runner, want: 2, holding: [{ task: "a", attempt: 1 }] };
     const attach = {
       type: "attach",
@@ -33,23 +33,24 @@ describe("run frames", () => {
       caps: { memory: 2 ** 30, cores: 4, labels: ["gpu"], arch: "x64", platform: "linux" },
       cooledUntil: null,
     };
-    expect(attachEvent(hello as Extract<RunnerMessage, { type: "hello" }>, 256, null)).toEqual(attach);
+    expect(attachEvent(hello as Extract<RunnerMessage, { type: "hello" }>, null)).toEqual(attach);
     const greedy = { ...hello, want: 4096 } as Extract<RunnerMessage, { type: "hello" }>;
-    expect(attachEvent(greedy, 256, 99)).toEqual({ ...attach, want: 256, cooledUntil: 99 });
+    // Taken as said: the machine bounds what a runner holds (maxHeld), whatever it asks for.
+    expect(attachEvent(greedy, 99)).toEqual({ ...attach, want: 4096, cooledUntil: 99 });
   });
 
   it("turns want and reject into events, and answers a status frame with an error", async () => {
-    expect(await frameEvent("r1", { type: "want", want: 3, received: 1 }, noBlobs, 256)).toEqual({
+    expect(await frameEvent("r1", { type: "want", want: 3, received: 1 }, noBlobs)).toEqual({
       event: { type: "want", runner: "r1", want: 3, received: 1 },
     });
-    expect(await frameEvent("r1", { type: "want", want: 4096, received: 1 }, noBlobs, 256)).toEqual({
-      event: { type: "want", runner: "r1", want: 256, received: 1 },
+    expect(await frameEvent("r1", { type: "want", want: 4096, received: 1 }, noBlobs)).toEqual({
+      event: { type: "want", runner: "r1", want: 4096, received: 1 },
     });
-    expect(await frameEvent("r1", { type: "reject", tasks: [{ task: "a", attempt: 2 }] }, noBlobs, 256)).toEqual({
+    expect(await frameEvent("r1", { type: "reject", tasks: [{ task: "a", attempt: 2 }] }, noBlobs)).toEqual({
       event: { type: "reject", runner: "r1", tasks: [{ task: "a", attempt: 2 }] },
     });
     const status = { type: "status", free: 1, runs: [] } as unknown as Extract<RunnerMessage, { type: "status" }>;
-    expect(await frameEvent("r1", status, noBlobs, 256)).toEqual({
+    expect(await frameEvent("r1", status, noBlobs)).toEqual({
       reply: { type: "error", message: `"status" frames go to the pool socket, not a run socket`, fatal: false },
     });
   });
@@ -68,7 +69,7 @@ describe("run frames", () => {
       withRef("gone", sha("c")),
       ok({ task: "inline", attempt: 1 }, "x"),
     ];
-    const next = await frameEvent("r1", { type: "results", results, want: 1, received: 4 }, blobSize, 256);
+    const next = await frameEvent("r1", { type: "results", results, want: 1, received: 4 }, blobSize);
     if (!("event" in next) || next.event.type !== "results") throw new Error("expected a results event");
     const [kept, short, gone, inline] = next.event.results;
     expect(kept).toEqual(results[0]);

@@ -91,21 +91,18 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     output: (task) => views.output(task)?.output ?? null,
     apply: (event) => glue.apply(event),
   });
-  const conduct = new Conduct(
-    {
-      runners: () => store.runners(),
-      apply: (event) => glue.apply(event),
-      lost: (device, attempts) => pool(env).lost(device, attempts, ctx.id.toString()),
-      countStray: (frames) => pool(env).countStray(frames),
-      close: (runner, reason) => {
-        for (const ws of socketsOf(ctx, runner)) {
-          send(ws, { type: "error", message: reason, fatal: true });
-          closeSocket(ws, CLOSE.protocol, reason);
-        }
-      },
+  const conduct = new Conduct({
+    runners: () => store.runners(),
+    apply: (event) => glue.apply(event),
+    lost: (device, attempts) => pool(env).lost(device, attempts, ctx.id.toString()),
+    countStray: (frames) => pool(env).countStray(frames),
+    close: (runner, reason) => {
+      for (const ws of socketsOf(ctx, runner)) {
+        send(ws, { type: "error", message: reason, fatal: true });
+        closeSocket(ws, CLOSE.protocol, reason);
+      }
     },
-    limits.maxSlots,
-  );
+  });
   const effects: EffectsHost = {
     runId: ctx.id.toString(),
     meta: store,

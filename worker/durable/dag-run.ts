@@ -13,7 +13,7 @@ import type { RunSummary, RunView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
-import { deviceLimits, pool, type Env } from "../env.js";
+import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
 import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
 import { IllegalTransition, transition, type RunEvent } from "../run/machine.js";
@@ -150,7 +150,6 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     const limited = (ws: WebSocket) => Promise.all([count("run"), this.dropSocket(ws)]);
     const { store, config, blobSize, meters, conduct } = this.run;
     const gate = { meters, kind: "run" as const, limited };
-    const cap = deviceLimits(this.env).maxSlots;
     await receiveFrame(this.ctx, ws, raw, gate, {
       hello: async (ws, hello) => {
         const heartbeatMs = config.leaseGraceMs;
@@ -160,10 +159,10 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
         const cooled = await pool(this.env)
           .cooledUntil(deviceOfRunner(hello.runner.id))
           .catch((e: unknown) => (console.error("asking the pool of a cool-down", e), null));
-        await this.apply(attachEvent(hello, cap, cooled));
+        await this.apply(attachEvent(hello, cooled));
       },
       frame: async (ws, runner, msg) => {
-        const next = await frameEvent(runner, msg, blobSize, cap);
+        const next = await frameEvent(runner, msg, blobSize);
         if ("reply" in next) send(ws, next.reply);
         else await this.apply(next.event);
       },

@@ -2,8 +2,8 @@
  * How a run holds its runners to their device's limits (docs/security.md): attempts it loses are
  * reported to the pool, which may cool the device down; a cool-down stops new leases to every
  * runner of that device here; a socket whose frames keep naming attempts its runner does not hold
- * is closed; a runner's credit never exceeds the device's slot cap. In-memory counts are per
- * object life, which is what a socket's life needs.
+ * is closed. (A runner's credit within its device's slot cap is the machine's: `maxHeld`.)
+ * In-memory counts are per object life, which is what a socket's life needs.
  */
 import { deviceOfRunner } from "../../core/protocol/messages.js";
 import type { RunEvent } from "../run/machine.js";
@@ -26,15 +26,7 @@ export interface ConductHost {
 export class Conduct {
   private readonly stray = new Map<string, number>();
 
-  constructor(
-    private readonly host: ConductHost,
-    private readonly maxSlots: number,
-  ) {}
-
-  /** A runner's want, within its device's slot cap. */
-  want(want: number): number {
-    return Math.min(want, this.maxSlots);
-  }
+  constructor(private readonly host: ConductHost) {}
 
   /** A runner said hello: its count of stray entries starts again. */
   hello(runner: string): void {

@@ -11,13 +11,13 @@ import type { RunEvent } from "../run/machine.js";
 type Hello = Extract<RunnerMessage, { type: "hello" }>;
 
 /**
- * The event of a runner's hello on a run socket: its want within `cap` (its device's slot cap),
- * and until when its device is cooled down (null: it is not).
+ * The event of a runner's hello on a run socket, with until when its device is cooled down (null:
+ * it is not). Its want is taken as said: the machine bounds what it holds (`maxHeld`).
  */
-export function attachEvent({ runner, want, holding }: Hello, cap: number, cooledUntil: number | null): RunEvent {
+export function attachEvent({ runner, want, holding }: Hello, cooledUntil: number | null): RunEvent {
   const { id, name, memory, cores, labels, arch, platform } = runner;
   const caps = { memory, cores, labels, arch, platform };
-  return { type: "attach", runner: id, name, want: Math.min(want, cap), holding, caps, cooledUntil };
+  return { type: "attach", runner: id, name, want, holding, caps, cooledUntil };
 }
 
 /**
@@ -28,15 +28,13 @@ export async function frameEvent(
   runner: string,
   frame: Exclude<RunnerMessage, Hello>,
   blobSize: (sha256: string) => Promise<number | null>,
-  cap: number,
 ): Promise<{ event: RunEvent } | { reply: CoordinatorMessage }> {
   switch (frame.type) {
     case "want":
-      return { event: { type: "want", runner, want: Math.min(frame.want, cap), received: frame.received } };
+      return { event: { type: "want", runner, want: frame.want, received: frame.received } };
     case "results": {
       const results = await Promise.all(frame.results.map((r) => checkBlob(r, blobSize)));
-      const want = Math.min(frame.want, cap);
-      return { event: { type: "results", runner, results, want, received: frame.received } };
+      return { event: { type: "results", runner, results, want: frame.want, received: frame.received } };
     }
     case "reject":
       return { event: { type: "reject", runner, tasks: frame.tasks } };
