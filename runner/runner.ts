@@ -1,11 +1,8 @@
 /**
  * The runner: one socket to the RunnerPool (pool-link.ts), one per run it works on (run-link.ts),
- * and a thread pool that runs the tasks (attempt.ts). Here are the glue and the slot allocator:
- * idle slots go to runs as credit (`want`), never more tasks than slots, and a task beyond the
- * credit goes straight back (`reject`). A freed slot goes to the highest-priority run with a
- * backlog (the run it came from among equals, then the largest backlog). Under `--slots auto` the
- * device sampler (sampler.ts) resizes the runner, which takes back promised credit when it shrinks
- * (running tasks finish) and hands out the new slots when it grows. The lifecycle (lifecycle.ts)
+ * and a thread pool that runs the tasks (attempt.ts). Which run may send how many tasks is the
+ * slot allocator's (credit.ts, a pure module): this class feeds it what happens and performs what
+ * it answers. Under `--slots auto` the device sampler (sampler.ts) resizes the runner. The lifecycle (lifecycle.ts)
  * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good (a
  * revoked device, a credential it does not know and that could not be renewed, the protocol).
  * Each run gets its own attempt host, whose module and blob fetches name that run.
@@ -13,6 +10,7 @@
 import type { Assignment, CoordinatorMessage, RunnerInfo } from "../core/protocol/messages.js";
 import { formatSize } from "../core/units.js";
 import { attempt, type AttemptHost } from "./attempt.js";
+import { CreditAllocator, type CreditEvent } from "./credit.js";
 import type { RunnerConfig } from "./config.js";
 import type { DeviceSample } from "./device.js";
 import type { CoordinatorHttp } from "./blobs.js";
@@ -35,12 +33,6 @@ interface Running {
 interface RunState {
   id: string;
   link: RunLink;
-  /** Tasks this run may still send us. */
-  credit: number;
-  /** Ready tasks the run had left when it last sent us work. */
-  backlog: number;
-  /** Priority of its most important ready task, as the pool last said. */
-  priority: number;
   running: Map<string, Running>;
   /** What its attempts use: fetches that name this run. */
   host: AttemptHost;
@@ -67,9 +59,7 @@ const attemptKey = (a: AttemptRef) => `${a.task}#${a.attempt}`;
 
 export class Runner {
   private readonly runs = new Map<string, RunState>();
-  private running = 0;
-  /** Slots offered now (changes with free RAM under `--slots auto`). */
-  private capacity: number;
+  private readonly credit: CreditAllocator;
   /** Slot numbers in use by running tasks. */
   private readonly busySlots = new Set<number>();
   private readonly pool: PoolLink;
@@ -83,22 +73,22 @@ export class Runner {
 
   constructor(private readonly parts: RunnerParts) {
     const { config, info, identity, log } = parts;
-    this.capacity = info.slots;
+    this.credit = new CreditAllocator(info.slots);
     this.life = new Lifecycle(log);
     this.finished = this.life.finished;
     this.pool = new PoolLink(
       { coordinator: config.coordinator, identity, info, log },
       {
         status: () => ({
-          free: Math.max(0, this.capacity - this.running),
-          slots: this.capacity,
-          runs: [...this.runs.keys()],
+          free: this.credit.free,
+          slots: this.credit.slots,
+          runs: this.credit.runIds(),
         }),
         accepting: () => this.life.accepting,
         opened: () => {
           if (this.state === "connecting") this.life.set("ready");
         },
-        join: (run, priority) => this.join(run, priority),
+        join: (run, priority) => this.allot({ type: "join", run, priority }),
         welcome: (heartbeatMs) => this.sampler.start(heartbeatMs),
         refused: (reason) => this.fail(reason),
       },
@@ -154,12 +144,10 @@ export class Runner {
   private async drain(graceMs: number): Promise<void> {
     this.pool.quiet();
     this.sampler.stop();
-    for (const run of this.runs.values()) {
-      run.credit = 0;
-      run.link.want();
-    }
-    if (this.running > 0) {
-      this.parts.log.info(`draining: waiting up to ${graceMs} ms for ${this.running} running task(s)`);
+    this.allot({ type: "drain" });
+    const { running } = this.credit;
+    if (running > 0) {
+      this.parts.log.info(`draining: waiting up to ${graceMs} ms for ${running} running task(s)`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
         this.idle = () => {
@@ -186,37 +174,34 @@ export class Runner {
     this.life.settle();
   }
 
-  /** Slots neither running a task nor promised to a run. */
-  private unassigned(): number {
-    let credit = 0;
-    for (const run of this.runs.values()) credit += run.credit;
-    return this.capacity - this.running - credit;
+  /** Tells the allocator what happened and does what it answers. */
+  private allot(event: CreditEvent, tasks: Assignment[] = []): void {
+    for (const effect of this.credit.apply(event)) {
+      switch (effect.type) {
+        case "attach":
+          this.attach(effect.run, effect.priority);
+          break;
+        case "want":
+          this.runs.get(effect.run)?.link.want();
+          break;
+        case "take": {
+          const run = this.runs.get(effect.run);
+          for (const task of tasks.slice(0, effect.count)) if (run) void this.execute(run, task);
+          this.runs.get(effect.run)?.link.reject(tasks.slice(effect.count));
+          break;
+        }
+        case "report":
+          this.pool.report();
+          break;
+      }
+    }
   }
 
-  /**
-   * A run needs slots: attach to it (once) and move promised but unused credit to it from runs
-   * with nothing to do or a lower priority.
-   */
-  private join(id: string, priority: number): void {
-    if (!this.life.accepting) return;
-    const run = this.runs.get(id);
-    let moved = 0;
-    for (const other of this.runs.values()) {
-      if (other.id === id || (other.backlog > 0 && other.priority >= priority) || other.credit === 0) continue;
-      moved += this.revoke(other, other.credit);
-    }
-    if (run) {
-      run.backlog = Math.max(run.backlog, 1);
-      run.priority = priority;
-      if (moved > 0) this.grant(run, moved);
-      return;
-    }
+  /** Opens a socket to run `id`, whose attempts fetch with its name. */
+  private attach(id: string, priority: number): void {
     const { config, info, identity, log, modules, http, threads } = this.parts;
     const state: RunState = {
       id,
-      credit: moved,
-      backlog: 1,
-      priority,
       running: new Map(),
       host: {
         modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
@@ -227,17 +212,16 @@ export class Runner {
       link: new RunLink(
         { coordinator: config.coordinator, identity, run: id, info, log },
         {
-          opened: () => {
-            if (this.life.accepting) state.credit += Math.max(0, this.unassigned());
-            this.pool.report();
-          },
-          credit: () => state.credit,
+          opened: () => this.allot({ type: "opened", run: id }),
+          credit: () => this.credit.creditOf(id),
           running: () => [...state.running.values()].map((r) => r.task),
           message: (m) => this.onRunMessage(state, m),
           ended: () => {
             for (const r of state.running.values()) this.drop(r, "cancelled");
-            if (this.runs.get(id) === state) this.runs.delete(id);
-            this.pool.report();
+            if (this.runs.get(id) === state) {
+              this.runs.delete(id);
+              this.allot({ type: "ended", run: id });
+            }
           },
           refused: (reason) => this.fail(reason),
         },
@@ -248,20 +232,6 @@ export class Runner {
     state.link.start();
   }
 
-  private grant(run: RunState, n: number): void {
-    run.credit += n;
-    run.link.want();
-  }
-
-  /** Takes back up to `n` of a run's unused credit; returns how much. */
-  private revoke(run: RunState, n: number): number {
-    const taken = Math.min(n, run.credit);
-    if (taken <= 0) return 0;
-    run.credit -= taken;
-    run.link.want();
-    return taken;
-  }
-
   private drop(r: Running, why: "cancelled" | "handed back"): void {
     r.dropped = why;
     r.abort.abort();
@@ -270,21 +240,9 @@ export class Runner {
   /** Tasks, cancels and the run's end; the run socket has logged the coordinator's errors. */
   private onRunMessage(run: RunState, m: CoordinatorMessage): void {
     switch (m.type) {
-      case "tasks": {
-        run.backlog = m.backlog;
-        const rejected: AttemptRef[] = [];
-        for (const task of m.tasks) {
-          if (run.credit <= 0 || !this.life.accepting) rejected.push(task);
-          else {
-            run.credit--;
-            this.running++;
-            void this.execute(run, task);
-          }
-        }
-        run.link.reject(rejected);
-        this.pool.report();
+      case "tasks":
+        this.allot({ type: "tasks", run: run.id, count: m.tasks.length, backlog: m.backlog }, m.tasks);
         break;
-      }
       case "cancel":
         for (const ref of m.tasks) {
           const r = run.running.get(attemptKey(ref));
@@ -293,6 +251,7 @@ export class Runner {
         break;
       case "finished":
         for (const r of run.running.values()) this.drop(r, "cancelled");
+        this.allot({ type: "finished", run: run.id });
         this.parts.log.info(`run ${run.id.slice(0, 8)}: ${m.status} (${this.done.get(run.id) ?? 0} task(s) ran here)`);
         break;
     }
@@ -310,7 +269,6 @@ export class Runner {
       signal: entry.abort.signal,
       ran: () => {
         run.running.delete(attemptKey(task));
-        this.running--;
         this.busySlots.delete(n);
         return entry.dropped;
       },
@@ -319,49 +277,18 @@ export class Runner {
       run.link.queue(result);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
-    if (this.running === 0) this.idle?.();
-    this.freeSlot(run);
+    this.allot({ type: "freed", run: run.id, reported: result !== undefined });
+    if (this.credit.running === 0) this.idle?.();
   }
 
-  /**
-   * Gives a freed slot (unless the runner shrank meanwhile) to the highest-priority run with a
-   * backlog: the run it came from among equals, then the largest backlog. With no backlog
-   * anywhere the run it came from keeps it for its next ready task.
-   */
-  private freeSlot(from: RunState): void {
-    if (!this.life.accepting || this.unassigned() <= 0) return;
-    const attached = this.runs.get(from.id) === from;
-    const [best] = [...this.runs.values()]
-      .filter((run) => run.backlog > 0)
-      .sort((a, b) => b.priority - a.priority || Number(b === from) - Number(a === from) || b.backlog - a.backlog);
-    // The run it came from gets the slot with its next results frame; any other is told now.
-    if (best === from || (!best && attached)) from.credit++;
-    else if (best) this.grant(best, 1);
-    this.pool.report();
-  }
-
-  /**
-   * Offers `slots` slots from now on. Growing hands the new ones to runs with a backlog (or
-   * to the pool as free); shrinking takes back unused credit, lowest priority first, and lets
-   * running tasks finish.
-   */
+  /** Offers `slots` slots from now on (`--slots auto`): running tasks finish whatever it shrinks to. */
   private resize(slots: number, freeMemory: number): void {
-    if (slots === this.capacity || !this.life.accepting) return;
-    const from = this.capacity;
-    this.capacity = slots;
+    const from = this.credit.slots;
+    if (slots === from || !this.life.accepting) return;
     this.parts.threads.resize(slots);
-    const { running } = this;
+    const { running } = this.credit;
     const fields = { event: "slots", from, to: slots, freeMemory, running };
     this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${running} running)`, fields);
-    const byPriority = [...this.runs.values()].sort((a, b) => a.priority - b.priority);
-    for (const run of byPriority) {
-      if (this.unassigned() >= 0) break;
-      this.revoke(run, -this.unassigned());
-    }
-    for (const run of byPriority.reverse()) {
-      if (this.unassigned() <= 0) break;
-      if (run.backlog > 0) this.grant(run, Math.min(this.unassigned(), run.backlog));
-    }
-    this.pool.report();
+    this.allot({ type: "resize", slots });
   }
 }

@@ -26,7 +26,8 @@ import {
   type RunnerInfo,
 } from "../../core/protocol/messages.js";
 import { FRESH, recordLosses, type CoolState, type DeviceLimits } from "./device-limits.js";
-import { meets, whyWaiting, type DemandClass } from "../../core/match.js";
+import { whyWaiting, type DemandClass } from "../../core/match.js";
+import { joinsFor, matchFor, type PoolDemand, type PoolRunner } from "./matchmaking.js";
 import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
 import {
@@ -54,17 +55,6 @@ CREATE TABLE IF NOT EXISTS cooldowns (device TEXT PRIMARY KEY, state TEXT NOT NU
 DROP TABLE IF EXISTS samples;
 `;
 
-interface RunnerRow {
-  id: string;
-  info: RunnerInfo;
-  free: number;
-  runs: string[];
-}
-
-interface Demand {
-  run: string;
-  classes: DemandClass[];
-}
 
 /** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */
 type HistoryColumns = { load: number | null; samples: string | null };
@@ -107,19 +97,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       JSON.stringify(classes),
       Date.now(),
     );
-    const demands = this.demands();
-    const cooled = this.cooled();
-    for (const runner of this.runnerRows()) {
-      if (runner.runs.includes(run) || cooled.has(deviceOfRunner(runner.id))) continue;
-      const priority = bestFor(classes, runner.info);
-      if (priority === null) continue;
-      // A busy runner hears of the run only when it outranks everything the runner works on.
-      const current = Math.max(
-        -Infinity,
-        ...demands.filter((d) => runner.runs.includes(d.run)).map((d) => bestFor(d.classes, runner.info) ?? -Infinity),
-      );
-      if (runner.free > 0 || priority > current) this.sendTo(runner.id, { type: "join", run, priority });
-    }
+    for (const join of joinsFor(run, classes, this.runnerRows(), this.demands(), new Set(this.cooled().keys())))
+      this.sendTo(join.runner, { type: "join", run, priority: join.priority });
   }
 
   /** Why each class of work has no connected runner to take it (null: some runner can). */
@@ -381,20 +360,14 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     if (runner) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
   }
 
-  /** Points an idle runner at the most important run it can serve and is not in (the oldest among equals). */
-  private match(runner: RunnerRow): void {
-    if (runner.free <= 0 || this.cooled().has(deviceOfRunner(runner.id))) return;
-    let best: { run: string; priority: number } | undefined;
-    for (const d of this.demands()) {
-      if (runner.runs.includes(d.run)) continue;
-      const priority = bestFor(d.classes, runner.info);
-      if (priority !== null && (!best || priority > best.priority)) best = { run: d.run, priority };
-    }
-    if (best) this.sendTo(runner.id, { type: "join", ...best });
+  /** Points an idle runner at the most important run it can serve and is not in. */
+  private match(runner: PoolRunner): void {
+    const join = matchFor(runner, this.demands(), new Set(this.cooled().keys()));
+    if (join) this.sendTo(runner.id, { type: "join", run: join.run, priority: join.priority });
   }
 
   /** Runs with unmet demand, oldest first. */
-  private demands(): Demand[] {
+  private demands(): PoolDemand[] {
     return this.sql
       .exec<{ run: string; classes: string }>(`SELECT run, classes FROM demands ORDER BY since`)
       .toArray()
@@ -402,7 +375,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   }
 
   /** Connected runners (or the one with `id`). */
-  private runnerRows(id?: string): RunnerRow[] {
+  private runnerRows(id?: string): PoolRunner[] {
     return this.sql
       .exec<{ id: string; info: string; free: number; runs: string }>(
         `SELECT id, info, free, runs FROM runners WHERE ?1 IS NULL OR id = ?1`,
@@ -420,11 +393,4 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private sendTo(runner: string, message: CoordinatorMessage): void {
     for (const ws of socketsOf(this.ctx, runner)) send(ws, message);
   }
-}
-
-/** The best priority among the classes `info` qualifies for, or null when it qualifies for none. */
-function bestFor(classes: DemandClass[], info: RunnerInfo): number | null {
-  let best: number | null = null;
-  for (const c of classes) if (meets(c.requires, info) && (best === null || c.priority > best)) best = c.priority;
-  return best;
 }

@@ -1,0 +1,75 @@
+/**
+ * The RunnerPool's matchmaking, pure: which connected runners hear of which run (`join`). A run
+ * with new demand is told to the runners that qualify: idle ones, and busy ones when it outranks
+ * every run they work on; a runner with idle slots is pointed at the most important run it can
+ * serve. The pool (runner-pool.ts) reads the rows and sends what this returns;
+ * test/unit/liveness.test.ts drives it beside the runner's allocator and the run state machine.
+ */
+import { meets, type DemandClass } from "../../core/match.js";
+import { deviceOfRunner, type RunnerInfo } from "../../core/protocol/messages.js";
+
+export interface PoolRunner {
+  id: string;
+  info: RunnerInfo;
+  /** Slots not running a task, as the runner last said. */
+  free: number;
+  /** The runs it is in, as it last said. */
+  runs: string[];
+}
+
+export interface PoolDemand {
+  run: string;
+  classes: DemandClass[];
+}
+
+export interface Join {
+  runner: string;
+  run: string;
+  priority: number;
+}
+
+/** The runners to tell of `run`'s demand, oldest demands first in `demands` (it among them). */
+export function joinsFor(
+  run: string,
+  classes: DemandClass[],
+  runners: readonly PoolRunner[],
+  demands: readonly PoolDemand[],
+  cooled: ReadonlySet<string>,
+): Join[] {
+  const joins: Join[] = [];
+  for (const runner of runners) {
+    if (runner.runs.includes(run) || cooled.has(deviceOfRunner(runner.id))) continue;
+    const priority = bestFor(classes, runner.info);
+    if (priority === null) continue;
+    // A busy runner hears of the run only when it outranks everything the runner works on.
+    const current = Math.max(
+      -Infinity,
+      ...demands.filter((d) => runner.runs.includes(d.run)).map((d) => bestFor(d.classes, runner.info) ?? -Infinity),
+    );
+    if (runner.free > 0 || priority > current) joins.push({ runner: runner.id, run, priority });
+  }
+  return joins;
+}
+
+/** The run to point an idle runner at: the most important it can serve and is not in (the oldest among equals). */
+export function matchFor(
+  runner: PoolRunner,
+  demands: readonly PoolDemand[],
+  cooled: ReadonlySet<string>,
+): Join | undefined {
+  if (runner.free <= 0 || cooled.has(deviceOfRunner(runner.id))) return undefined;
+  let best: Join | undefined;
+  for (const d of demands) {
+    if (runner.runs.includes(d.run)) continue;
+    const priority = bestFor(d.classes, runner.info);
+    if (priority !== null && (!best || priority > best.priority)) best = { runner: runner.id, run: d.run, priority };
+  }
+  return best;
+}
+
+/** The best priority among the classes `info` qualifies for, or null when it qualifies for none. */
+function bestFor(classes: DemandClass[], info: RunnerInfo): number | null {
+  let best: number | null = null;
+  for (const c of classes) if (meets(c.requires, info) && (best === null || c.priority > best)) best = c.priority;
+  return best;
+}
