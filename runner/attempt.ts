@@ -147,9 +147,12 @@ export function toResult(task: Assignment, outcome: AttemptOutcome, durationMs: 
   if (outcome.type === "unprepared") return { ...base, ok: false, failure: outcome.failure };
   if (outcome.type === "exit" && outcome.code === 0)
     return { ...base, ok: true, output: Buffer.from(outcome.stdout).toString("base64") };
-  // A failure with the memory within 1 MiB of its cap is the memory limit, whatever the module
-  // made of its failed `memory.grow` (a trap, an abort, an exit code).
-  if (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes) {
+  // A failure after a refused `memory.grow` is the memory limit, whatever the module made of it
+  // (a trap, an abort, an exit code). A module the runner could not watch (core/wasm/grow-watch.ts)
+  // is judged by its memory ending within 1 MiB of the cap.
+  const refused =
+    outcome.growRefused ?? (outcome.memoryBytes !== undefined && outcome.memoryBytes + MEMORY_SLACK > task.memoryBytes);
+  if (refused) {
     const how = outcome.type === "exit" ? `exited with code ${outcome.code}` : outcome.message;
     const message = `the task reached its memory limit of ${task.memoryBytes} bytes (${how})`;
     return { ...base, ok: false, failure: { kind: "memory", message, retryable: false } };

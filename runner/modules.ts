@@ -6,6 +6,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { watchGrows } from "../core/wasm/grow-watch.js";
 import { BadModule, checkTaskModule, limitMemory } from "../core/wasm/inspect.js";
 import type { Failure } from "../core/protocol/messages.js";
 import { sha256Hex as hash } from "./blobs.js";
@@ -81,7 +82,8 @@ export class ModuleCache {
     if (problems.length > 0)
       throw new ModuleError({ kind: "bad_module", message: problems.join("; "), retryable: false });
     try {
-      return await WebAssembly.compile(limitMemory(bytes, memoryBytes) as Uint8Array<ArrayBuffer>);
+      const limited = limitMemory(bytes, memoryBytes);
+      return await WebAssembly.compile((watchGrows(limited) ?? limited) as Uint8Array<ArrayBuffer>);
     } catch (e) {
       if (e instanceof BadModule) throw new ModuleError({ kind: "memory", message: e.message, retryable: false });
       throw new ModuleError({

@@ -6,7 +6,7 @@
  * idle (a busy one after its job).
  */
 import { Worker } from "node:worker_threads";
-import type { RunRequest, RunResponse } from "./thread-messages.js";
+import type { MemoryReport, RunRequest, RunResponse } from "./thread-messages.js";
 
 export interface Job {
   module: WebAssembly.Module;
@@ -17,16 +17,15 @@ export interface Job {
   timeoutMs: number;
 }
 
-/** How a job ended; `memoryBytes` is the size of the module's memory at the end, when known. */
+/** How a job ended, with what the thread knew of its memory (thread-messages.ts `MemoryReport`). */
 export type JobOutcome =
-  | { type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
-  | {
+  | ({ type: "exit"; code: number; stdout: Uint8Array; stderr: string } & MemoryReport)
+  | ({
       type: "error";
       kind: "trap" | "output" | "bad_module" | "timeout" | "memory" | "crash" | "cancelled";
       message: string;
       stderr: string;
-      memoryBytes?: number;
-    };
+    } & MemoryReport);
 
 interface Slot {
   worker: Worker;

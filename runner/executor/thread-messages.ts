@@ -12,14 +12,21 @@ export interface RunRequest {
   maxOutputBytes: number;
 }
 
-/** `memoryBytes`: the module's memory size when it ended (to recognise a memory limit). */
+/**
+ * `memoryBytes`: the module's memory size when it ended; `growRefused`: whether a `memory.grow`
+ * was refused at the cap (core/wasm/grow-watch.ts), undefined for a module it could not watch.
+ */
 export type RunResponse =
-  | { id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string; memoryBytes?: number }
-  | {
+  | ({ id: number; type: "exit"; code: number; stdout: Uint8Array; stderr: string } & MemoryReport)
+  | ({
       id: number;
       type: "error";
       kind: "trap" | "output" | "bad_module";
       message: string;
       stderr: string;
-      memoryBytes?: number;
-    };
+    } & MemoryReport);
+
+export interface MemoryReport {
+  memoryBytes?: number;
+  growRefused?: boolean;
+}

@@ -4,6 +4,7 @@
  * be stopped by terminating its thread.
  */
 import { parentPort } from "node:worker_threads";
+import { GROW_REFUSED } from "../../core/wasm/grow-watch.js";
 import type { RunRequest, RunResponse } from "./thread-messages.js";
 import { OutputLimit, Wasi } from "./wasi.js";
 
@@ -14,6 +15,12 @@ port.on("message", (req: RunRequest) => {
   const wasi = new Wasi({ args: req.args, env: req.env, stdin: req.stdin, maxOutputBytes: req.maxOutputBytes });
   let response: RunResponse;
   let memory: WebAssembly.Memory | undefined;
+  let refused: unknown;
+  /** The memory's size now, and whether a grow was refused (when the module is watched). */
+  const report = () => ({
+    memoryBytes: memory?.buffer.byteLength,
+    growRefused: refused instanceof WebAssembly.Global ? refused.value === 1 : undefined,
+  });
   try {
     let instance: WebAssembly.Instance;
     try {
@@ -30,6 +37,7 @@ port.on("message", (req: RunRequest) => {
       return;
     }
     memory = instance.exports.memory as WebAssembly.Memory | undefined;
+    refused = instance.exports[GROW_REFUSED];
     const code = wasi.start(instance);
     const stdout = wasi.output();
     response = {
@@ -38,7 +46,7 @@ port.on("message", (req: RunRequest) => {
       code,
       stdout,
       stderr: wasi.stderrTail(),
-      memoryBytes: memory?.buffer.byteLength,
+      ...report(),
     };
     port.postMessage(response, [stdout.buffer as ArrayBuffer]);
     return;
@@ -52,7 +60,7 @@ port.on("message", (req: RunRequest) => {
       kind,
       message,
       stderr: wasi.stderrTail(),
-      memoryBytes: memory?.buffer.byteLength,
+      ...report(),
     };
   }
   port.postMessage(response);

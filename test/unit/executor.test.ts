@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ThreadPool, type Job } from "../../runner/executor/pool";
 import { toResult } from "../../runner/attempt";
 import { BadModule, checkTaskModule, inspectModule, limitMemory } from "../../core/wasm/inspect";
+import { GROW_REFUSED, watchGrows } from "../../core/wasm/grow-watch";
 import { wasmModule } from "../helpers/wasm-builder";
 
 const build = new URL("../../wasm_tasks/build/", import.meta.url);
@@ -138,6 +139,68 @@ describe("memory limit", () => {
       retryable: false,
       message: expect.stringMatching(/memory limit of 8388608 bytes/),
     });
+  });
+
+  /** A module as the runner compiles it: capped at `limit`, its grows watched. */
+  const capped = (name: string, limit: number) => {
+    const limited = limitMemory(bytes(name), limit);
+    return WebAssembly.compile((watchGrows(limited) ?? limited) as Uint8Array<ArrayBuffer>);
+  };
+  const MiB64 = 64 << 20;
+
+  it("knows a refused grow: bombs in 100- and 103-page steps under 64 MiB are `memory`, far from the cap", async () => {
+    for (const [name, lastPages] of [
+      ["fixtures/grow-by-100.wasm", 1001],
+      ["fixtures/grow-by-103.wasm", 928],
+    ] as const) {
+      const outcome = await pool.run({ ...(await job("noop.wasm")), module: await capped(name, MiB64) });
+      // It trapped after the refused grow, 1.4 and 6 MiB short of the cap: too far for a guess by size.
+      expect(outcome, name).toMatchObject({
+        type: "error",
+        kind: "trap",
+        growRefused: true,
+        memoryBytes: lastPages * 65536,
+      });
+      expect(toResult({ ...assignment, memoryBytes: MiB64 }, outcome, 1).failure, name).toMatchObject({
+        kind: "memory",
+        retryable: false,
+        message: expect.stringMatching(/memory limit of 67108864 bytes \(trap: unreachable\)/),
+      });
+    }
+  });
+
+  it("keeps a plain trap well under the cap a `trap`, and an exit an `exit`, watched or not", async () => {
+    // trap.wasm has no memory.grow to watch: judged by size, 64 KiB is far from the cap.
+    const trap = await pool.run({ ...(await job("noop.wasm")), module: await capped("fixtures/trap.wasm", MiB64) });
+    expect(trap).toMatchObject({ type: "error", kind: "trap", growRefused: undefined });
+    expect(toResult({ ...assignment, memoryBytes: MiB64 }, trap, 1).failure).toMatchObject({
+      kind: "trap",
+      retryable: true,
+    });
+    expect(watchGrows(limitMemory(wasmModule(), 1 << 20))).toBeNull();
+    // fail.wasm (AssemblyScript) is watched, grew nothing refused, and exits 7.
+    const exit = await pool.run({
+      ...(await job("fail.wasm", { args: ["fail", "7"] })),
+      module: await capped("fail.wasm", MiB64),
+    });
+    expect(exit).toMatchObject({ type: "exit", code: 7, growRefused: false });
+    expect(toResult({ ...assignment, memoryBytes: MiB64 }, exit, 1).failure).toMatchObject({
+      kind: "exit",
+      exitCode: 7,
+    });
+  });
+
+  it("watches the grows of every example task, which still run as before", async () => {
+    const stdin = new TextEncoder().encode(`{"task":"e","params":{"x":1},"inputs":{}}`);
+    const watched = watchGrows(limitMemory(bytes("echo.wasm"), MiB64));
+    expect(watched).not.toBeNull();
+    expect(inspectModule(watched!).exports.map((e) => e.name)).toContain(GROW_REFUSED);
+    const outcome = await pool.run({ ...(await job("echo.wasm")), module: await capped("echo.wasm", MiB64), stdin });
+    expect(outcome).toMatchObject({ type: "exit", code: 0, growRefused: false });
+    for (const name of ["greet.wasm", "aggregate.wasm", "matmul_tile.wasm", "mandelbrot_png.wasm", "digest.wasm"])
+      expect(watchGrows(limitMemory(bytes(name), MiB64)), name).toSatisfy((b: Uint8Array | null) =>
+        WebAssembly.validate(b as Uint8Array<ArrayBuffer>),
+      );
   });
 
   it("leaves a module that fits alone, and refuses one that needs more than the limit to start", async () => {

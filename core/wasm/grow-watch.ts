@@ -1,0 +1,304 @@
+/**
+ * Makes a module say when a `memory.grow` was refused, so the runner knows a task failed at its
+ * memory cap rather than guessing it from how close to the cap the memory ended. Beside the
+ * memory-section rewrite that sets the cap (inspect.ts `limitMemory`), every `memory.grow` of
+ * memory 0 becomes a call to one added function that grows, and on a refusal (-1) sets an added
+ * exported global, `GROW_REFUSED`, to 1. The added function, type and global go at the end of
+ * their index spaces, so no index the module uses moves. A module this cannot read through (an
+ * instruction it does not know, 64-bit memory, imports other than functions) is left as it is;
+ * `watchGrows` says which. Used by the runner (modules.ts) before compiling.
+ */
+import { BadModule } from "./inspect.js";
+
+/** The exported global that is 1 once a `memory.grow` was refused. */
+export const GROW_REFUSED = "distro_grow_refused";
+
+/** Section ids in the order a module must have them (tag and data count sit between others). */
+const ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
+const rank = (id: number) => ORDER.indexOf(id);
+
+interface Section {
+  id: number;
+  body: Uint8Array;
+}
+
+/** The module with its grows watched, or null when it cannot be (it then runs as it is). */
+export function watchGrows(bytes: Uint8Array): Uint8Array | null {
+  try {
+    return rewrite(bytes);
+  } catch (e) {
+    if (e instanceof Unsupported || e instanceof BadModule) return null;
+    throw e;
+  }
+}
+
+class Unsupported extends Error {}
+
+function rewrite(bytes: Uint8Array): Uint8Array | null {
+  const sections = readSections(bytes);
+  const find = (id: number) => sections.find((s) => s.id === id);
+  const code = find(10);
+  if (!code) return null;
+  const memory = find(5);
+  if (memory) {
+    const r = new Cursor(memory.body);
+    for (let n = r.u32(); n > 0; n--) {
+      const flags = r.byte();
+      if (flags & 4) throw new Unsupported("64-bit memory");
+      r.u32();
+      if (flags & 1) r.u32();
+    }
+  }
+  let imported = 0;
+  const imports = find(2);
+  if (imports) {
+    const r = new Cursor(imports.body);
+    for (let n = r.u32(); n > 0; n--) {
+      r.skip(r.u32());
+      r.skip(r.u32());
+      if (r.byte() !== 0) throw new Unsupported("an import other than a function");
+      r.u32();
+      imported++;
+    }
+  }
+  const types = find(1);
+  const typeCount = types ? countTypes(types.body) : 0;
+  const funcs = find(3);
+  const defined = funcs ? new Cursor(funcs.body).u32() : 0;
+  const globals = find(6);
+  const globalCount = globals ? new Cursor(globals.body).u32() : 0;
+
+  if (exportsName(find(7)?.body, GROW_REFUSED)) throw new Unsupported(`the module exports ${GROW_REFUSED} itself`);
+  const hook = imported + defined;
+  const { body: newCode, grows } = rewriteCode(code.body, hook);
+  if (grows === 0) return null;
+  code.body = appendEntry(newCode, hookBody(globalCount));
+  put(sections, 1, appendEntry(types?.body, [0x60, 1, 0x7f, 1, 0x7f]));
+  put(sections, 3, appendEntry(funcs?.body, uleb(typeCount)));
+  put(sections, 6, appendEntry(globals?.body, [0x7f, 0x01, 0x41, 0x00, 0x0b]));
+  const name = new TextEncoder().encode(GROW_REFUSED);
+  put(sections, 7, appendEntry(find(7)?.body, [...uleb(name.length), ...name, 0x03, ...uleb(globalCount)]));
+  return writeModule(sections);
+}
+
+/** (param i32) (result i32) (local i32): grow memory 0; on -1 set the refusal global; return what grow gave. */
+function hookBody(global: number): number[] {
+  const g = uleb(global);
+  const code = [0x01, 0x01, 0x7f, 0x20, 0, 0x40, 0, 0x22, 1, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x41, 1, 0x24, ...g];
+  code.push(0x0b, 0x20, 1, 0x0b);
+  return [...uleb(code.length), ...code];
+}
+
+function countTypes(body: Uint8Array): number {
+  const r = new Cursor(body);
+  const n = r.u32();
+  // Only plain function types: with GC's recursive groups the count is not the index space.
+  for (let i = 0; i < n; i++) {
+    if (r.byte() !== 0x60) throw new Unsupported("a type other than a function type");
+    r.skipValTypes();
+    r.skipValTypes();
+  }
+  return n;
+}
+
+/** The code section with each `memory.grow 0` a `call hook`, and how many it changed. */
+function rewriteCode(body: Uint8Array, hook: number): { body: number[]; grows: number } {
+  const r = new Cursor(body);
+  const count = r.u32();
+  const out: number[] = [...uleb(count)];
+  const call = [0x10, ...uleb(hook)];
+  let grows = 0;
+  for (let f = 0; f < count; f++) {
+    const size = r.u32();
+    const end = r.pos + size;
+    const start = r.pos;
+    for (let n = r.u32(); n > 0; n--) {
+      r.u32();
+      r.skipValType();
+    }
+    const fn: number[] = [...body.subarray(start, r.pos)];
+    while (r.pos < end) {
+      const at = r.pos;
+      if (body[at] === 0x40 && body[at + 1] === 0x00) {
+        r.pos += 2;
+        fn.push(...call);
+        grows++;
+        continue;
+      }
+      r.skipInstruction();
+      fn.push(...body.subarray(at, r.pos));
+    }
+    if (r.pos !== end) throw new Unsupported("a function body that does not end where it says");
+    out.push(...uleb(fn.length), ...fn);
+  }
+  return { body: out, grows };
+}
+
+function exportsName(body: Uint8Array | undefined, name: string): boolean {
+  if (!body) return false;
+  const r = new Cursor(body);
+  for (let n = r.u32(); n > 0; n--) {
+    const len = r.u32();
+    const at = r.pos;
+    r.skip(len);
+    if (new TextDecoder().decode(body.subarray(at, at + len)) === name) return true;
+    r.byte();
+    r.u32();
+  }
+  return false;
+}
+
+/** A vector section's body with one more entry (a new section's when there was none). */
+function appendEntry(body: Uint8Array | number[] | undefined, entry: number[]): Uint8Array {
+  if (!body) return Uint8Array.from([1, ...entry]);
+  const r = new Cursor(Uint8Array.from(body));
+  const n = r.u32();
+  return Uint8Array.from([...uleb(n + 1), ...r.rest(), ...entry]);
+}
+
+/** Sets section `id`'s body, adding the section where the order puts it. */
+function put(sections: Section[], id: number, body: Uint8Array): void {
+  const known = sections.find((s) => s.id === id);
+  if (known) {
+    known.body = body;
+    return;
+  }
+  const at = sections.findIndex((s) => s.id !== 0 && rank(s.id) > rank(id));
+  sections.splice(at < 0 ? sections.length : at, 0, { id, body });
+}
+
+function readSections(bytes: Uint8Array): Section[] {
+  const r = new Cursor(bytes);
+  r.pos = 8;
+  const out: Section[] = [];
+  while (r.pos < bytes.length) {
+    const id = r.byte();
+    const size = r.u32();
+    if (r.pos + size > bytes.length) throw new BadModule(`section ${id} runs past the end of the module`);
+    out.push({ id, body: bytes.subarray(r.pos, r.pos + size) });
+    r.pos += size;
+  }
+  return out;
+}
+
+function writeModule(sections: Section[]): Uint8Array {
+  const parts: number[] = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+  for (const { id, body } of sections) parts.push(id, ...uleb(body.length), ...body);
+  return Uint8Array.from(parts);
+}
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/** Reads instructions only as far as skipping them takes: opcodes and the immediates they carry. */
+class Cursor {
+  pos = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+
+  byte(): number {
+    if (this.pos >= this.bytes.length) throw new BadModule("unexpected end of module");
+    return this.bytes[this.pos++]!;
+  }
+
+  skip(n: number): void {
+    if (this.pos + n > this.bytes.length) throw new BadModule("unexpected end of module");
+    this.pos += n;
+  }
+
+  rest(): Uint8Array {
+    return this.bytes.subarray(this.pos);
+  }
+
+  u32(): number {
+    let result = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      const b = this.byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+    }
+    throw new BadModule("malformed LEB128 number");
+  }
+
+  /** Skips a LEB128 number of any width, signed or not. */
+  leb(): void {
+    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
+    throw new BadModule("malformed LEB128 number");
+  }
+
+  skipValType(): void {
+    const t = this.byte();
+    if (t === 0x63 || t === 0x64) this.leb(); // (ref null? heaptype)
+  }
+
+  skipValTypes(): void {
+    for (let n = this.u32(); n > 0; n--) this.skipValType();
+  }
+
+  private blockType(): void {
+    const b = this.bytes[this.pos];
+    if (b === 0x40 || (b !== undefined && b >= 0x6f && b <= 0x7f)) this.pos++;
+    else if (b === 0x63 || b === 0x64) this.skipValType();
+    else this.leb(); // a type index, as a signed 33-bit number
+  }
+
+  private memarg(): void {
+    const align = this.u32();
+    if (align & 0x40) this.u32(); // a memory index (multi-memory)
+    this.leb();
+  }
+
+  skipInstruction(): void {
+    const op = this.byte();
+    if (op === 0x02 || op === 0x03 || op === 0x04 || op === 0x06) return this.blockType();
+    if ([0x07, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x12, 0x14, 0x15, 0x18, 0xd2, 0xd4, 0xd6].includes(op)) return this.leb();
+    if (op >= 0x20 && op <= 0x26) return this.leb();
+    if (op === 0x11 || op === 0x13) return (this.leb(), this.leb());
+    if (op === 0x0e) {
+      for (let n = this.u32(); n > 0; n--) this.leb();
+      return this.leb();
+    }
+    if (op === 0x1c) return this.skipValTypes();
+    if (op >= 0x28 && op <= 0x3e) return this.memarg();
+    if (op === 0x3f || op === 0x40 || op === 0x41 || op === 0x42 || op === 0xd0) return this.leb();
+    if (op === 0x43) return this.skip(4);
+    if (op === 0x44) return this.skip(8);
+    if (op <= 0x01 || op === 0x05 || op === 0x0b || op === 0x0f || op === 0x19 || op === 0x1a || op === 0x1b) return;
+    if ((op >= 0x45 && op <= 0xc4) || op === 0xd1 || op === 0xd3 || op === 0xd5) return;
+    if (op === 0xfc) return this.misc();
+    if (op === 0xfd) return this.simd();
+    if (op === 0xfe) return this.atomic();
+    throw new Unsupported(`opcode 0x${op.toString(16)}`);
+  }
+
+  private misc(): void {
+    const sub = this.u32();
+    if (sub <= 7) return;
+    const immediates: Record<number, number> = { 8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1 };
+    const n = immediates[sub];
+    if (n === undefined) throw new Unsupported(`opcode 0xfc ${sub}`);
+    for (let i = 0; i < n; i++) this.leb();
+  }
+
+  private simd(): void {
+    const sub = this.u32();
+    if (sub <= 11 || sub === 92 || sub === 93) return this.memarg();
+    if (sub === 12 || sub === 13) return this.skip(16);
+    if (sub >= 21 && sub <= 34) return this.skip(1);
+    if (sub >= 84 && sub <= 91) return (this.memarg(), this.skip(1));
+  }
+
+  private atomic(): void {
+    const sub = this.u32();
+    if (sub === 0x03) return this.skip(1);
+    if (sub <= 0x02 || (sub >= 0x10 && sub <= 0x4e)) return this.memarg();
+    throw new Unsupported(`opcode 0xfe ${sub}`);
+  }
+}
