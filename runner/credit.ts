@@ -88,17 +88,15 @@ export class CreditAllocator {
   }
 
   apply(event: CreditEvent): CreditEffect[] {
-    const out: CreditEffect[] = [];
+    const out = new Effects();
     switch (event.type) {
       case "join":
         this.join(event.run, event.priority, out);
         break;
-      case "opened": {
-        const run = this.runs.get(event.run);
-        if (run && this.accepting) run.credit += Math.max(0, this.unassigned());
-        out.push({ type: "report" });
+      case "opened":
+        this.rebalance(out);
+        out.report();
         break;
-      }
       case "tasks": {
         const run = this.runs.get(event.run);
         const count = run && this.accepting ? Math.min(event.count, run.credit) : 0;
@@ -107,20 +105,27 @@ export class CreditAllocator {
           run.credit -= count;
         }
         this.runningTotal += count;
-        out.push({ type: "take", run: event.run, count }, { type: "report" });
+        out.push({ type: "take", run: event.run, count });
+        this.rebalance(out);
+        out.report();
         break;
       }
-      case "freed": {
-        const run = this.runs.get(event.run);
+      case "freed":
         this.runningTotal--;
-        this.freeSlot(run, out);
+        this.freed(event.run, event.reported, out);
+        out.report();
+        break;
+      case "finished": {
+        const run = this.runs.get(event.run);
+        if (run) Object.assign(run, { credit: 0, backlog: 0 });
+        this.rebalance(out);
+        out.report();
         break;
       }
-      case "finished":
-        break;
       case "ended":
         this.runs.delete(event.run);
-        out.push({ type: "report" });
+        this.rebalance(out);
+        out.report();
         break;
       case "resize":
         this.resize(event.slots, out);
@@ -129,66 +134,89 @@ export class CreditAllocator {
         this.accepting = false;
         for (const [id, run] of this.runs) {
           run.credit = 0;
-          out.push({ type: "want", run: id });
+          out.want(id);
         }
         break;
     }
-    return out;
+    return out.list();
   }
 
   /**
-   * A run needs slots: attach to it (once) and move promised but unused credit to it from runs
-   * with nothing to do or a lower priority.
+   * The pool says `id` has ready work for us: attach to it (once), take back the credit of runs
+   * with nothing to do or a lower priority, and give it what is free. The run hears its credit
+   * again even when that did not change: a grant lost on the way costs one join, not the run.
    */
-  private join(id: string, priority: number, out: CreditEffect[]): void {
+  private join(id: string, priority: number, out: Effects): void {
     if (!this.accepting) return;
-    let moved = 0;
+    let run = this.runs.get(id);
+    if (!run) {
+      // How much it has ready is unknown until its first frame: as much as the runner can take.
+      // From then on the run says (it tells its runners when that becomes none or some).
+      run = { credit: 0, backlog: this.capacity, priority };
+      this.runs.set(id, run);
+      out.push({ type: "attach", run: id, priority });
+    }
+    run.priority = priority;
     for (const [otherId, other] of this.runs) {
-      if (otherId === id || (other.backlog > 0 && other.priority >= priority) || other.credit === 0) continue;
-      moved += other.credit;
+      if (otherId === id || other.credit === 0 || (other.backlog > 0 && other.priority >= priority)) continue;
       other.credit = 0;
-      out.push({ type: "want", run: otherId });
+      out.want(otherId);
     }
-    const run = this.runs.get(id);
-    if (run) {
-      run.backlog = Math.max(run.backlog, 1);
-      run.priority = priority;
-      if (moved > 0) {
-        run.credit += moved;
-        out.push({ type: "want", run: id });
+    this.rebalance(out);
+    out.want(id);
+  }
+
+  /**
+   * A slot came free. It goes where `rebalance` puts it; when no run has more ready than its
+   * credit, the run it came from keeps it for its next ready task (a chain's next hop), told
+   * with the result it sends (`reported`) or at once.
+   */
+  private freed(id: string, reported: boolean, out: Effects): void {
+    this.rebalance(out, id, reported);
+    const from = this.runs.get(id);
+    if (!from || !this.accepting || this.unassigned() <= 0) return;
+    from.credit++;
+    if (!reported) out.want(id);
+  }
+
+  /**
+   * Hands slots to the runs with more ready tasks than credit, highest priority first (then
+   * `from`, then the largest backlog): first the unassigned ones, then credit taken back from
+   * runs with nothing ready or a lower priority. Every run whose credit changed is told, but
+   * `from` when its result frame will tell it (`reported`).
+   */
+  private rebalance(out: Effects, from?: string, reported = false): void {
+    if (!this.accepting) return;
+    const changed = new Set<string>();
+    const order = [...this.runs]
+      .filter(([, run]) => run.backlog > run.credit)
+      .sort(
+        ([aId, a], [bId, b]) =>
+          b.priority - a.priority || Number(bId === from) - Number(aId === from) || b.backlog - a.backlog,
+      );
+    for (const [id, run] of order) {
+      let need = run.backlog - run.credit;
+      const free = Math.min(need, Math.max(0, this.unassigned()));
+      run.credit += free;
+      need -= free;
+      if (free > 0) changed.add(id);
+      const donors = [...this.runs]
+        .filter(([otherId, o]) => otherId !== id && o.credit > 0 && (o.backlog === 0 || o.priority < run.priority))
+        .sort(([, a], [, b]) => Number(a.backlog > 0) - Number(b.backlog > 0) || a.priority - b.priority);
+      for (const [otherId, other] of donors) {
+        if (need <= 0) break;
+        const taken = Math.min(need, other.credit);
+        other.credit -= taken;
+        run.credit += taken;
+        need -= taken;
+        changed.add(otherId).add(id);
       }
-      return;
     }
-    this.runs.set(id, { credit: moved, backlog: 1, priority });
-    out.push({ type: "attach", run: id, priority });
+    for (const id of changed) if (!(id === from && reported)) out.want(id);
   }
 
-  /**
-   * Gives a freed slot (unless the runner shrank meanwhile) to the highest-priority run with a
-   * backlog: the run it came from among equals, then the largest backlog. With no backlog
-   * anywhere the run it came from keeps it for its next ready task.
-   */
-  private freeSlot(from: RunCredit | undefined, out: CreditEffect[]): void {
-    if (!this.accepting || this.unassigned() <= 0) return;
-    const [best] = [...this.runs]
-      .filter(([, run]) => run.backlog > 0)
-      .sort(([, a], [, b]) => b.priority - a.priority || Number(b === from) - Number(a === from) || b.backlog - a.backlog);
-    if (best?.[1] === from || (!best && from)) {
-      // The run it came from gets the slot with its next results frame.
-      from!.credit++;
-    } else if (best) {
-      best[1].credit++;
-      out.push({ type: "want", run: best[0] });
-    }
-    out.push({ type: "report" });
-  }
-
-  /**
-   * Offers `slots` slots from now on. Growing hands the new ones to runs with a backlog (or
-   * to the pool as free); shrinking takes back unused credit, lowest priority first, and lets
-   * running tasks finish.
-   */
-  private resize(slots: number, out: CreditEffect[]): void {
+  /** Offers `slots` slots from now on: shrinking takes back credit, lowest priority first; running tasks finish. */
+  private resize(slots: number, out: Effects): void {
     if (slots === this.capacity || !this.accepting) return;
     this.capacity = slots;
     const byPriority = [...this.runs].sort(([, a], [, b]) => a.priority - b.priority);
@@ -198,16 +226,34 @@ export class CreditAllocator {
       const taken = Math.min(over, run.credit);
       if (taken <= 0) continue;
       run.credit -= taken;
-      out.push({ type: "want", run: id });
+      out.want(id);
     }
-    for (const [id, run] of byPriority.reverse()) {
-      const left = this.unassigned();
-      if (left <= 0) break;
-      if (run.backlog > 0) {
-        run.credit += Math.min(left, run.backlog);
-        out.push({ type: "want", run: id });
-      }
-    }
-    out.push({ type: "report" });
+    this.rebalance(out);
+    out.report();
+  }
+}
+
+/** The effects of one event, each `want` and the `report` once. */
+class Effects {
+  private readonly effects: CreditEffect[] = [];
+  private readonly wants = new Set<string>();
+  private reported = false;
+
+  push(effect: CreditEffect): void {
+    this.effects.push(effect);
+  }
+
+  want(run: string): void {
+    if (!this.wants.has(run)) this.effects.push({ type: "want", run });
+    this.wants.add(run);
+  }
+
+  report(): void {
+    if (!this.reported) this.effects.push({ type: "report" });
+    this.reported = true;
+  }
+
+  list(): CreditEffect[] {
+    return this.effects;
   }
 }

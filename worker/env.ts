@@ -43,6 +43,8 @@ export interface Env {
   COOLDOWN_WINDOW_MS?: string;
   /** The first cool-down, doubled at each next one up to an hour; default 60000. */
   COOLDOWN_MS?: string;
+  /** How long a runner with idle slots may sit beside a run with ready work before the pool re-points it; default 2000. */
+  STALL_REPAIR_MS?: string;
 }
 
 /** The device limits from the environment; a value that is not a positive whole number falls back to its default. */
@@ -61,6 +63,11 @@ export function deviceLimits(env: Env): DeviceLimits {
 }
 
 /** The heartbeat limit from the environment, validated. */
+/** How long an idle runner beside ready work counts as a stall (docs/reliability.md); at least 100 ms. */
+export function stallRepairMs(env: Env): number {
+  return setting(env, "STALL_REPAIR_MS", 2_000, (n) => n >= 100);
+}
+
 export function heartbeatMs(env: Env): number {
   const ms = Number(env.HEARTBEAT_TIMEOUT_MS ?? 15_000);
   return Number.isFinite(ms) && ms >= 500 ? ms : 15_000;
@@ -89,7 +96,10 @@ export function socketLimits(env: Env): Record<SocketKind, Limits> {
   };
 }
 
-type LimitVar = Extract<keyof Env, `${string}_PER_SEC` | `${string}_BURST` | "MAX_DEVICE_SLOTS" | `COOLDOWN_${string}`>;
+type LimitVar = Extract<
+  keyof Env,
+  `${string}_PER_SEC` | `${string}_BURST` | "MAX_DEVICE_SLOTS" | `COOLDOWN_${string}` | "STALL_REPAIR_MS"
+>;
 
 /**
  * One numeric var, or its default (with a warning naming the var) when it is not valid. A var may

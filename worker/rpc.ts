@@ -61,6 +61,8 @@ export interface PoolTotals {
   devicesCooled: number;
   /** Entries of runner frames that named attempts their runner did not hold. */
   strayFrames: number;
+  /** Runners the pool found idle beside ready work and pointed at it again. */
+  stallRepairs: number;
 }
 
 /** Presence and matchmaking (durable/runner-pool.ts); none of its calls can fail. */

@@ -240,6 +240,61 @@ describe("a coordinator that dies", () => {
   });
 });
 
+describe("no run stalls (issue 15)", () => {
+  /**
+   * Run A holds both slots of the only runner with long tasks, run B waits behind it; then
+   * `restart` happens, A is cancelled, and B must finish on the runner A held.
+   */
+  async function stallCase(name: string, restart: (runner: Proc) => Promise<void>): Promise<void> {
+    const runner = cluster.runner({ name });
+    await cluster.connected(name);
+    const a = await submit(spinDag(`${name}-a`, 4, 120_000));
+    await until(a.id, (r) => (r.counts.leased ?? 0) === 2);
+    const b = await submit(spinDag(`${name}-b`, 17, 10));
+    await sleep(500);
+    expect((await cluster.client.summary(b.id)).counts.ready).toBe(17);
+    await restart(runner);
+    await until(a.id, (r) => (r.counts.leased ?? 0) === 2, 60_000);
+    expect(await cluster.client.control(a.id, "cancel")).toEqual({ id: a.id, status: "cancelled" });
+    const done = await until(b.id, (r) => r.status === "succeeded", 60_000);
+    expect(done.counts.succeeded).toBe(17);
+  }
+
+  it("a chain and another run on one slot: the chain's next task runs once the other run ends", async () => {
+    // The shrunk counterexample of the liveness property on the allocator before the fix: the
+    // freed slot went to the run that ended, with the credit the chain needed.
+    cluster.runner({ name: "one-slot", slots: 1 });
+    await cluster.connected("one-slot");
+    const chain = await submit(
+      `name: chain\ntasks:\n  - { id: a, module: spin.wasm, params: { ms: 1500 } }\n` +
+        `  - { id: b, module: spin.wasm, params: { ms: 10 }, depends_on: [a] }\n`,
+    );
+    await until(chain.id, (r) => (r.counts.leased ?? 0) === 1);
+    const other = await submit(spinDag("beside", 1, 10));
+    await until(other.id, (r) => r.status === "succeeded", 30_000);
+    expect((await until(chain.id, (r) => r.status === "succeeded", 30_000)).counts.succeeded).toBe(2);
+  });
+
+  async function restartCoordinator(): Promise<void> {
+    const { port } = cluster.coordinator;
+    await cluster.coordinator.stop("SIGKILL");
+    cluster.coordinator = await startCoordinator({ port, persistTo: `${cluster.dir}/state`, vars: RECOVERY_VARS });
+  }
+
+  it("the coordinator restarted under a runner running A: cancel A, and B finishes", async () => {
+    await stallCase("stall-1", restartCoordinator);
+  });
+
+  it("the coordinator and the runner restarted: cancel A, and B finishes", async () => {
+    await stallCase("stall-2", async (runner) => {
+      await runner.stop("SIGKILL");
+      await restartCoordinator();
+      cluster.runner({ name: "stall-2" });
+      await cluster.connected("stall-2");
+    });
+  });
+});
+
 describe("control", () => {
   /** The CLI with its standard error in `out` too. */
   const distro = async (...args: string[]) => {

@@ -1,15 +1,15 @@
 // Performing a transition's effects (worker/run-host/effects.ts) through a fake host: frames to
 // the runners named, the demand told to the pool only when it changed and withdrawn at the end,
 // the index and the watchers on a status change, the cache's loops started without waiting for them; an effect
-// that fails is logged and skips none of the others, and a demand the pool did not hear is told
-// again.
+// that fails is logged and skips none of the others, and a demand the pool did not confirm is told
+// again, by the next event or by the alarm it arms.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DemandClass } from "../../core/match";
 import type { Assignment, CoordinatorMessage } from "../../core/protocol/messages";
 import type { RunStatus } from "../../core/status";
 import type { Effect } from "../../worker/run/machine";
 import type { Meta } from "../../worker/run-host/meta";
-import { perform, type EffectsHost } from "../../worker/run-host/effects";
+import { demandRetryAt, perform, retryDemand, type EffectsHost } from "../../worker/run-host/effects";
 
 function setup(failing: string[] = []) {
   const values = new Map<string, string>();
@@ -20,9 +20,11 @@ function setup(failing: string[] = []) {
     deleteMeta: (key) => void values.delete(key),
   };
   const calls: unknown[][] = [];
+  const alarms: number[] = [];
   const host: EffectsHost = {
     runId: "run",
     meta,
+    retryAt: (at) => (alarms.push(at), Promise.resolve()),
     send: (runner: string, message: CoordinatorMessage) => void calls.push(["send", runner, message.type]),
     demand: (classes: DemandClass[]) => {
       calls.push(["demand", classes]);
@@ -53,7 +55,7 @@ function setup(failing: string[] = []) {
       return fails("finish") ?? Promise.resolve();
     },
   };
-  return { host, calls, values };
+  return { host, calls, values, alarms };
 }
 
 const gpu: DemandClass = { requires: { labels: ["gpu"] }, priority: 1 };
@@ -143,5 +145,43 @@ describe("effects", () => {
       ["demand", [gpu]],
       ["demand", []],
     ]);
+  });
+
+  it("arms the alarm before each telling; the memo is written only once the pool confirmed the newest", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const failing = ["demand"];
+    const { host, calls, values, alarms } = setup(failing);
+    await perform(host, [{ type: "demand", classes: [gpu] }]);
+    // The call failed: nothing is confirmed, and the alarm is armed for the retry.
+    expect(values.get("demand")).toBeUndefined();
+    expect(alarms).toHaveLength(1);
+    expect(demandRetryAt(host.meta)).toBe(alarms[0]);
+    await retryDemand(host, [gpu]); // the alarm: the pool is still down
+    expect(demandRetryAt(host.meta)).not.toBeNull();
+    failing.pop();
+    await retryDemand(host, [gpu]);
+    expect(values.get("demand")).toBe(JSON.stringify([gpu]));
+    expect(demandRetryAt(host.meta)).toBeNull();
+    // With the newest telling confirmed, an alarm tells nothing.
+    await retryDemand(host, [gpu]);
+    expect(calls.filter((c) => c[0] === "demand")).toHaveLength(3);
+  });
+
+  it("keeps the newest demand when an older telling returns after it", async () => {
+    const { host, calls, values } = setup();
+    const answers: (() => void)[] = [];
+    host.demand = (classes) => {
+      calls.push(["demand", classes]);
+      return new Promise<void>((r) => answers.push(r));
+    };
+    const older = perform(host, [{ type: "demand", classes: [gpu] }]);
+    const newer = perform(host, [{ type: "demand", classes: [] }]);
+    await Promise.resolve();
+    answers[1]!();
+    await newer;
+    answers[0]!();
+    await older;
+    expect(values.get("demand")).toBe("[]");
+    expect(demandRetryAt(host.meta)).toBeNull();
   });
 });

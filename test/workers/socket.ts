@@ -83,10 +83,16 @@ class Socket<M extends { type: string }, Out = never> {
     this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
   }
 
+  /** Frames that `next` passes over whatever their type (still in `seen`). */
+  protected only(frame: M): boolean {
+    void frame;
+    return false;
+  }
+
   /** The next frame of `type` (or of any of `types`), skipping others. */
   async next<T extends M["type"]>(...types: T[]): Promise<Extract<M, { type: T }>> {
     for (;;) {
-      const i = this.frames.findIndex((f) => types.includes(f.type as T));
+      const i = this.frames.findIndex((f) => types.includes(f.type as T) && !this.only(f));
       if (i >= 0) return this.frames.splice(i, 1)[0] as Extract<M, { type: T }>;
       if (this.closed)
         throw new Error(
@@ -103,8 +109,12 @@ class Socket<M extends { type: string }, Out = never> {
   }
 }
 
-/** A scripted runner's socket. */
+/** A scripted runner's socket; `next("tasks")` passes over frames of no tasks, which only tell the backlog. */
 export class RunnerSocket extends Socket<CoordinatorMessage, RunnerMessageInput> {
+  protected override only(frame: CoordinatorMessage): boolean {
+    return frame.type === "tasks" && frame.tasks.length === 0;
+  }
+
   /** Opens a runner socket as device `device` (the device of runner ids `device` and `device.<k>`). */
   static async open(path: string, device: string): Promise<RunnerSocket> {
     const headers = { ...(await asDevice(device.split(".")[0]!)), Upgrade: "websocket" };

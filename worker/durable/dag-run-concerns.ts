@@ -108,6 +108,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     meta: store,
     send: (runner, message) => socketsOf(ctx, runner).forEach((ws) => send(ws, message)),
     demand: (classes) => pool(env).demand(ctx.id.toString(), classes),
+    retryAt: (at) => clock.arm(Date.now(), [at]),
     status: () => {
       watchers.statusChanged();
       return index.refresh();

@@ -16,9 +16,10 @@ import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
 import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
-import { IllegalTransition, transition, type RunEvent } from "../run/machine.js";
+import { demand, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
-import { perform } from "../run-host/effects.js";
+import { demandRetryAt, perform, retryDemand } from "../run-host/effects.js";
+import type { DemandClass } from "../../core/match.js";
 import { attachEvent, frameEvent } from "../run-host/run-frames.js";
 import { concerns, WATCH_TAG } from "./dag-run-concerns.js";
 import type { SocketKind } from "./meter.js";
@@ -109,12 +110,16 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     return closed;
   }
 
-  /** The one alarm: silent runners, due deadlines (leases, back-offs), due flushes to watchers and the index. */
+  /**
+   * The one alarm: a demand the pool did not confirm, silent runners, due deadlines (leases,
+   * back-offs), due flushes to watchers and the index.
+   */
   override async alarm(): Promise<void> {
-    const { clock, config, store, watchers, index } = this.run;
+    const { clock, config, store, watchers, index, effects } = this.run;
     clock.fired();
-    if (!this.live()) return;
     const now = Date.now();
+    if (isDue(demandRetryAt(store), now)) await retryDemand(effects, this.demandNow());
+    if (!this.live()) return;
     for (const { runner, ws } of silentSockets(this.ctx, now, config.leaseGraceMs)) {
       const last = runner !== null && lastSocketOf(this.ctx, ws) === runner;
       ws.close(CLOSE.silent, "no heartbeat");
@@ -154,7 +159,11 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       hello: async (ws, hello) => {
         const heartbeatMs = config.leaseGraceMs;
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs });
-        if (isFinal(store.status())) return finishSocket(ws, store.status());
+        if (isFinal(store.status())) {
+          // The runner came because the pool still has the run's demand: withdraw it again.
+          finishSocket(ws, store.status());
+          return retryDemand(this.run.effects, [], true);
+        }
         conduct.hello(hello.runner.id);
         const cooled = await pool(this.env)
           .cooledUntil(deviceOfRunner(hello.runner.id))
@@ -211,7 +220,13 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     const { store, clock, config, watchers, index } = this.run;
     if (isFinal(store.status())) return;
     const sweep = runnerSockets(this.ctx).length > 0 ? now + config.leaseGraceMs / 2 : null;
-    await clock.arm(now, [store.nextDeadline(), sweep, watchers.due(), index.due()]);
+    await clock.arm(now, [store.nextDeadline(), sweep, watchers.due(), index.due(), demandRetryAt(store)]);
+  }
+
+  /** The run's demand now, as the machine's `demand` effect would say it (none once paused or ended). */
+  private demandNow(): DemandClass[] {
+    const { store } = this.run;
+    return this.live() && store.status() !== "paused" ? demand(store, store.counts().ready) : [];
   }
 
   /** A run lives here and has not ended. */

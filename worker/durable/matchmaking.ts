@@ -28,8 +28,24 @@ export interface Join {
   priority: number;
 }
 
+/**
+ * The joins a change of `run`'s demand calls for, with `demands` already changed (oldest first).
+ * New demand goes to the runners that qualify; a withdrawn one points the idle runners at what
+ * else there is, since some of them may have been sent to `run` for nothing.
+ */
+export function joinsOnDemand(
+  run: string,
+  classes: DemandClass[],
+  runners: readonly PoolRunner[],
+  demands: readonly PoolDemand[],
+  cooled: ReadonlySet<string>,
+): Join[] {
+  if (classes.length > 0) return joinsFor(run, classes, runners, demands, cooled);
+  return runners.flatMap((runner) => matchFor(runner, demands, cooled) ?? []);
+}
+
 /** The runners to tell of `run`'s demand, oldest demands first in `demands` (it among them). */
-export function joinsFor(
+function joinsFor(
   run: string,
   classes: DemandClass[],
   runners: readonly PoolRunner[],
@@ -65,6 +81,31 @@ export function matchFor(
     if (priority !== null && (!best || priority > best.priority)) best = { runner: runner.id, run: d.run, priority };
   }
   return best;
+}
+
+/** A runner with idle slots since `idleSince`, or a demand since `since`: what `stalls` reads. */
+export type Since<T> = T & { since: number };
+
+/**
+ * Runners idle for `stallMs` beside a run with ready work they qualify for, waiting as long: a
+ * stall the joins and the runs' frames should have prevented. Each comes with the most important
+ * such run (the oldest among equals), which the pool points the runner at again, in it or not.
+ */
+export function stalls(
+  runners: readonly Since<PoolRunner>[],
+  demands: readonly Since<PoolDemand>[],
+  cooled: ReadonlySet<string>,
+  now: number,
+  stallMs: number,
+): Join[] {
+  const old = demands.filter((d) => d.since <= now - stallMs);
+  const out: Join[] = [];
+  for (const runner of runners) {
+    if (runner.free <= 0 || runner.since > now - stallMs || cooled.has(deviceOfRunner(runner.id))) continue;
+    const join = matchFor({ ...runner, runs: [] }, old, cooled);
+    if (join) out.push(join);
+  }
+  return out;
 }
 
 /** The best priority among the classes `info` qualifies for, or null when it qualifies for none. */

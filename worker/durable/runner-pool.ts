@@ -17,7 +17,7 @@
  */
 import type { RunnerView } from "../../core/api.js";
 import { DurableObject } from "cloudflare:workers";
-import { deviceLimits, heartbeatMs, socketLimits, type Env } from "../env.js";
+import { deviceLimits, heartbeatMs, socketLimits, stallRepairMs, type Env } from "../env.js";
 import {
   CLOSE,
   deviceOfRunner,
@@ -27,7 +27,7 @@ import {
 } from "../../core/protocol/messages.js";
 import { FRESH, recordLosses, type CoolState, type DeviceLimits } from "./device-limits.js";
 import { whyWaiting, type DemandClass } from "../../core/match.js";
-import { joinsFor, matchFor, type PoolDemand, type PoolRunner } from "./matchmaking.js";
+import { joinsOnDemand, matchFor, stalls, type PoolDemand, type PoolRunner } from "./matchmaking.js";
 import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
 import {
@@ -52,9 +52,9 @@ CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, fre
 CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (runner TEXT PRIMARY KEY, samples TEXT NOT NULL, last_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cooldowns (device TEXT PRIMARY KEY, state TEXT NOT NULL, until INTEGER);
+CREATE TABLE IF NOT EXISTS idle (runner TEXT PRIMARY KEY, since INTEGER NOT NULL);
 DROP TABLE IF EXISTS samples;
 `;
-
 
 /** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */
 type HistoryColumns = { load: number | null; samples: string | null };
@@ -68,6 +68,12 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private samplesDropped = 0;
   private cooldownsStarted = 0;
   private strayFrames = 0;
+  private stallRepairs = 0;
+  /** Stalls repaired and logged ("runner run"), until the runner is busy or the run's demand goes. */
+  private readonly repaired = new Set<string>();
+  private readonly stallMs: number;
+  /** The alarm this object last set (null: none, or not known since it started). */
+  private alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -75,30 +81,82 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     this.heartbeatMs = heartbeatMs(env);
     this.meters = new SocketMeters(socketLimits(env));
     this.limits = deviceLimits(env);
+    this.stallMs = stallRepairMs(env);
     this.sql.exec(SCHEMA);
     answerHeartbeats(ctx);
     // Rows of runners whose sockets did not survive a restart are stale.
     const live = new Set(runnerSockets(ctx).map(runnerOf));
     for (const { id } of this.sql.exec<{ id: string }>(`SELECT id FROM runners`).toArray()) {
-      if (!live.has(id)) this.sql.exec(`DELETE FROM runners WHERE id = ?`, id);
+      if (!live.has(id)) this.forget(id);
     }
   }
 
   /** A run reports the ready work no attached runner has taken, by class; none withdraws its demand. */
   demand(run: string, classes: DemandClass[]): void {
-    if (classes.length === 0) {
-      this.sql.exec(`DELETE FROM demands WHERE run = ?`, run);
-      return;
+    if (classes.length === 0) this.sql.exec(`DELETE FROM demands WHERE run = ?`, run);
+    else
+      this.sql.exec(
+        `INSERT INTO demands (run, classes, since) VALUES (?, ?, ?)
+         ON CONFLICT (run) DO UPDATE SET classes = excluded.classes`,
+        run,
+        JSON.stringify(classes),
+        Date.now(),
+      );
+    const cooled = new Set(this.cooled().keys());
+    for (const join of joinsOnDemand(run, classes, this.runnerRows(), this.demands(), cooled))
+      this.sendTo(join.runner, { type: "join", run: join.run, priority: join.priority });
+    if (classes.length > 0) this.watchStalls(Date.now());
+    else for (const key of this.repaired) if (key.endsWith(` ${run}`)) this.repaired.delete(key);
+  }
+
+  /**
+   * Self-repair, the second line behind the joins and the runs' frames: runners idle for
+   * STALL_REPAIR_MS beside a run with ready work they qualify for are pointed at it again (a lost
+   * grant costs a join), each stall logged once with both ids and counted for /metrics.
+   */
+  override alarm(): void {
+    this.alarmAt = null;
+    const now = Date.now();
+    const cooled = new Set(this.cooled(now).keys());
+    const idle = this.sql.exec<{ runner: string; since: number }>(`SELECT runner, since FROM idle`).toArray();
+    const since = new Map(idle.map((r) => [r.runner, r.since]));
+    const runners = this.runnerRows()
+      .filter((r) => since.has(r.id))
+      .map((r) => ({ ...r, since: since.get(r.id)! }));
+    const demands = this.sql
+      .exec<{ run: string; classes: string; since: number }>(`SELECT run, classes, since FROM demands ORDER BY since`)
+      .toArray()
+      .map((d) => ({ run: d.run, classes: JSON.parse(d.classes) as DemandClass[], since: d.since }));
+    for (const join of stalls(runners, demands, cooled, now, this.stallMs)) {
+      this.sendTo(join.runner, { type: "join", run: join.run, priority: join.priority });
+      const key = `${join.runner} ${join.run}`;
+      if (this.repaired.has(key)) continue;
+      this.repaired.add(key);
+      this.stallRepairs++;
+      const idleMs = now - since.get(join.runner)!;
+      console.warn(
+        `stall repaired: runner ${join.runner} idle ${idleMs} ms beside run ${join.run}; pointed at it again`,
+      );
     }
-    this.sql.exec(
-      `INSERT INTO demands (run, classes, since) VALUES (?, ?, ?)
-       ON CONFLICT (run) DO UPDATE SET classes = excluded.classes`,
-      run,
-      JSON.stringify(classes),
-      Date.now(),
+    this.watchStalls(now);
+  }
+
+  /** Arms the alarm while some idle runner qualifies for some run's demand (it may become a stall). */
+  private watchStalls(now: number): void {
+    const idle = new Set(
+      this.sql
+        .exec<{ runner: string }>(`SELECT runner FROM idle`)
+        .toArray()
+        .map((r) => r.runner),
     );
-    for (const join of joinsFor(run, classes, this.runnerRows(), this.demands(), new Set(this.cooled().keys())))
-      this.sendTo(join.runner, { type: "join", run, priority: join.priority });
+    if (idle.size === 0) return;
+    const demands = this.demands();
+    const cooled = new Set(this.cooled(now).keys());
+    const watched = this.runnerRows().some((r) => idle.has(r.id) && matchFor({ ...r, runs: [] }, demands, cooled));
+    const at = now + this.stallMs;
+    if (!watched || (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at)) return;
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   /** Why each class of work has no connected runner to take it (null: some runner can). */
@@ -173,6 +231,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       cooldowns: this.cooldownsStarted,
       devicesCooled: this.cooled(now).size,
       strayFrames: this.strayFrames,
+      stallRepairs: this.stallRepairs,
     };
   }
 
@@ -244,7 +303,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     const runs = new Set<string>();
     for (const runner of runners) {
       for (const row of this.runnerRows(runner)) row.runs.forEach((r) => runs.add(r));
-      this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+      this.forget(runner);
     }
     return { runs: [...runs], closed };
   }
@@ -287,6 +346,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
             now,
           );
           send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: this.heartbeatMs });
+          this.setIdle(runner.id, 0, now); // until its status says otherwise
           this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
         },
         frame: (ws, runner, msg) => {
@@ -311,7 +371,9 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
             );
           if (msg.device) this.sample(runner, msg.device);
           const row = this.runnerRows(runner)[0];
-          if (row) this.match(row);
+          if (!row) return;
+          this.match(row);
+          this.setIdle(runner, row.free, Date.now());
         },
       },
     );
@@ -357,7 +419,24 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
 
   private drop(ws: WebSocket): void {
     const runner = lastSocketOf(this.ctx, ws);
-    if (runner) this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+    if (runner) this.forget(runner);
+  }
+
+  /** A runner is gone: its row and its idle time. */
+  private forget(runner: string): void {
+    this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
+    this.setIdle(runner, 0, 0);
+  }
+
+  /** Notes since when `runner` has had idle slots (kept while it has), and watches for a stall. */
+  private setIdle(runner: string, free: number, now: number): void {
+    if (free <= 0) {
+      this.sql.exec(`DELETE FROM idle WHERE runner = ?`, runner);
+      for (const key of this.repaired) if (key.startsWith(`${runner} `)) this.repaired.delete(key);
+      return;
+    }
+    this.sql.exec(`INSERT INTO idle (runner, since) VALUES (?, ?) ON CONFLICT (runner) DO NOTHING`, runner, now);
+    this.watchStalls(now);
   }
 
   /** Points an idle runner at the most important run it can serve and is not in. */

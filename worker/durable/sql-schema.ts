@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, cr
 export const ADDED_COLUMNS: readonly { table: string; column: string; type: string }[] = [
   { table: "tasks", column: "losses", type: "INTEGER NOT NULL DEFAULT 0" },
   { table: "attached", column: "cooled_until", type: "INTEGER" },
+  { table: "attached", column: "backlog_told", type: "INTEGER NOT NULL DEFAULT -1" },
 ];
 
 /** The columns of a task row as `toTask` reads them. */

@@ -332,21 +332,24 @@ export class SqlStore implements RunStore {
         sent: number;
         caps: string | null;
         cooled_until: number | null;
-      }>(`SELECT id, name, credit, sent, caps, cooled_until FROM attached ${where}`, ...bindings)
+        backlog_told: number;
+      }>(`SELECT id, name, credit, sent, caps, cooled_until, backlog_told FROM attached ${where}`, ...bindings)
       .toArray()
-      .map(({ cooled_until, ...r }) => ({
+      .map(({ cooled_until, backlog_told, ...r }) => ({
         ...r,
         caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]),
         cooledUntil: cooled_until,
+        backlogTold: backlog_told,
       }));
   }
 
   putRunner(row: RunnerRow): void {
+    const caps = row.caps === null ? null : JSON.stringify(row.caps);
     this.sql.exec(
-      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
-         caps = excluded.caps, cooled_until = excluded.cooled_until`,
-      ...[row.id, row.name, row.credit, row.sent, row.caps === null ? null : JSON.stringify(row.caps), row.cooledUntil],
+         caps = excluded.caps, cooled_until = excluded.cooled_until, backlog_told = excluded.backlog_told`,
+      ...[row.id, row.name, row.credit, row.sent, caps, row.cooledUntil, row.backlogTold],
     );
   }
 

@@ -57,6 +57,12 @@ export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_
       "Entries of runner frames naming attempts their runner did not hold (ignored).",
       [[{}, runners.strayFrames]],
     )
+    .metric(
+      "distro_stall_repairs_total",
+      "counter",
+      "Runners found idle beside a run with ready work for STALL_REPAIR_MS and pointed at it again.",
+      [[{}, runners.stallRepairs]],
+    )
     .histogram("distro_task_duration_seconds", "How long attempts ran on their runners.", totals.metrics.duration)
     .histogram(
       "distro_dispatch_latency_seconds",

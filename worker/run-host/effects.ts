@@ -11,9 +11,19 @@ import type { RunStatus } from "../../core/status.js";
 import type { Effect } from "../run/machine.js";
 import type { Meta } from "./meta.js";
 
-/** The demand last told to the pool (JSON), or UNKNOWN when a telling failed. */
+/** The demand the pool last confirmed (JSON). */
 const DEMAND = "demand";
-const UNKNOWN = "?";
+/**
+ * While a telling is unconfirmed: when the alarm tells the demand again. It is written before
+ * the call, so a call that fails or dies with a restart leaves it, and the alarm (which survives
+ * a restart) repairs what the pool missed.
+ */
+const DEMAND_RETRY = "demand_retry";
+/** How long after an unconfirmed telling the alarm tells the demand again. */
+const DEMAND_RETRY_MS = 1_000;
+
+/** Each run object's newest telling (by its meta): what it asks, its number, whether it is still out. */
+const newest = new WeakMap<Meta, { wanted: string; seq: number; out: boolean }>();
 
 /** What the effects need of their run. */
 export interface EffectsHost {
@@ -24,6 +34,8 @@ export interface EffectsHost {
   send(runner: string, message: CoordinatorMessage): void;
   /** Tells the pool the run's ready work that waits for runners, by class (none withdraws it). */
   demand(classes: DemandClass[]): Promise<void>;
+  /** Arms the run's alarm for `at` at the latest (a telling to repeat then if unconfirmed). */
+  retryAt(at: number): Promise<void>;
   /** The run's status changed: its line in the index is refreshed now, and its watchers hear of it. */
   status(status: RunStatus): Promise<void>;
   /** Starts the result-cache lookup loop, if it is not running. Never rejects. */
@@ -81,19 +93,49 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
 }
 
 /**
- * Tells the pool the run's demand when it differs from what it was last told (`always`: in any
- * case). The memo is written before the call, because other events of the run may run while it
- * is on its way and must compare with the newest demand, not the one before; a call that fails
- * leaves the memo unknown, so the next demand is told whatever it is.
+ * Tells the pool the run's demand when it differs from the newest one asked or confirmed
+ * (`always`: in any case). The confirmed memo is written only when the newest call returns; a
+ * call that fails leaves the retry time set, and the alarm tells the demand again
+ * (`retryDemand`).
  */
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
   const wanted = JSON.stringify(classes);
-  if (!always && (host.meta.meta(DEMAND) ?? "[]") === wanted) return;
-  host.meta.setMeta(DEMAND, wanted);
+  const { meta } = host;
+  const last = newest.get(meta);
+  const known = last?.out ? last.wanted : meta.meta(DEMAND_RETRY) ? undefined : (meta.meta(DEMAND) ?? "[]");
+  if (!always && known === wanted) return;
+  const seq = (last?.seq ?? 0) + 1;
+  const telling = { wanted, seq, out: true };
+  newest.set(meta, telling);
+  const retry = Date.now() + DEMAND_RETRY_MS;
+  meta.setMeta(DEMAND_RETRY, String(retry));
   try {
+    await host.retryAt(retry);
     await host.demand(classes);
+  } finally {
+    telling.out = false;
+  }
+  // Only the newest telling settles the memo: an older one may return after it.
+  if (newest.get(meta) !== telling) return;
+  meta.setMeta(DEMAND, wanted);
+  meta.deleteMeta(DEMAND_RETRY);
+}
+
+/** When the alarm should tell the demand again (null: the pool confirmed the newest). */
+export function demandRetryAt(meta: Meta): number | null {
+  const at = meta.meta(DEMAND_RETRY);
+  return at === undefined ? null : Number(at);
+}
+
+/**
+ * Tells `classes` (the run's demand now) again if a telling went unconfirmed, or in any case
+ * (`always`: a runner came to an ended run, so the pool still has its demand). Never rejects.
+ */
+export async function retryDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
+  if (!always && demandRetryAt(host.meta) === null) return;
+  try {
+    await tellDemand(host, classes, true);
   } catch (e) {
-    host.meta.setMeta(DEMAND, UNKNOWN);
-    throw e;
+    console.error(`DagRun ${host.runId}: telling the pool the demand again failed`, e);
   }
 }

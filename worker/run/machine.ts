@@ -228,7 +228,7 @@ export function transition(
     // One read of the counts serves the backlog, the demand, the status and the cache lookups.
     const counts = store.counts();
     const paused = store.status() === "paused";
-    for (const effect of sent) effects.push({ ...effect, backlog: counts.ready });
+    tellBacklogs(ctx, sent, paused ? 0 : counts.ready);
     effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
@@ -310,6 +310,7 @@ function attach(
     sent: 0,
     caps: caps ?? null,
     cooledUntil: cooled,
+    backlogTold: -1,
   });
   if (cooled !== null) store.setDeadline("cool", runner, cooled);
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
@@ -494,6 +495,33 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
     sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   return sent;
+}
+
+/**
+ * Each attached runner hears how many ready tasks it could take: with the tasks it was sent, and
+ * in a frame of no tasks whenever that goes from none to some or back. Its slot allocator then
+ * neither keeps credit for a run with nothing ready (while another waits) nor withholds it from
+ * one whose work came back (a reject, a retry, a finished dependency): docs/reliability.md.
+ */
+function tellBacklogs(ctx: Ctx, sent: Extract<Effect, { type: "dispatch" }>[], ready: number): void {
+  const { store, now } = ctx;
+  const constrained = ready > 0 ? store.constrainedNodes() : [];
+  for (const runner of store.runners()) {
+    const frame = sent.find((e) => e.runner === runner.id);
+    const backlog = (runner.cooledUntil ?? 0) > now ? 0 : ready - readyExcluded(ctx, runner, constrained);
+    const changed = runner.backlogTold < 0 || runner.backlogTold > 0 !== backlog > 0;
+    if (frame) ctx.effects.push({ ...frame, backlog });
+    else if (changed) ctx.effects.push({ type: "dispatch", runner: runner.id, tasks: [], backlog });
+    if (changed) store.putRunner({ ...runner, backlogTold: backlog });
+  }
+}
+
+/** Ready tasks of the `constrained` nodes whose `requires:` `runner` does not meet. */
+function readyExcluded(ctx: Ctx, runner: RunnerRow, constrained: readonly string[]): number {
+  let n = 0;
+  for (const node of constrained)
+    if (!runner.caps || !meets(ctx.store.node(node).spec.requires, runner.caps)) n += ctx.store.readyIn(node);
+  return n;
 }
 
 /** Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it. */

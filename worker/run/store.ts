@@ -63,6 +63,8 @@ export interface RunnerRow {
   caps: Capabilities | null;
   /** Until when its device is cooled down (lost attempts): it is sent nothing new before then. */
   cooledUntil: number | null;
+  /** The backlog it was last told (-1: none since it attached); only whether it is 0 matters. */
+  backlogTold: number;
 }
 
 export interface RunStore {

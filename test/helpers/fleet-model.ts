@@ -1,0 +1,538 @@
+/**
+ * A whole Distro in one process, for the liveness property (test/unit/liveness.test.ts): the
+ * real run state machine (worker/run/machine.ts over the in-memory store), the real runner slot
+ * allocator (runner/credit.ts) and the pool's real matchmaking (worker/durable/matchmaking.ts),
+ * joined by in-order channels that a step delivers one frame of at a time. What the shells do
+ * around them is modelled here, as they do it: a runner's sockets (hello with its credit and the
+ * attempts it holds, results that carry the credit, the status it reports when it changed), the
+ * run host (frames to its runner's sockets, the demand told to the pool when it changed, the
+ * `finished` frame and close), the pool (its rows, demands and joins), and the faults: a socket
+ * that drops, a coordinator restart (every socket and frame in flight gone, the runs forget their
+ * runners, the pool its rows, the demands kept), a lease that expires, a runner that resizes.
+ */
+import type { DemandClass } from "../../core/match";
+import type { Assignment, RunnerInfo, TaskResult } from "../../core/protocol/messages";
+import { CreditAllocator, type CreditEffect, type CreditEvent } from "../../runner/credit";
+import { joinsOnDemand, matchFor, type PoolDemand, type PoolRunner } from "../../worker/durable/matchmaking";
+import { IllegalTransition, transition, type Effect, type RunEvent } from "../../worker/run/machine";
+import { MemoryStore } from "../unit/memory-store";
+import { ok, plan } from "./run-fixtures";
+
+interface RunShape {
+  /** `fan`: independent tasks; `chain`: each depends on the one before. */
+  kind: "fan" | "chain";
+  tasks: number;
+  priority: number;
+  /** Its tasks require label `x`. */
+  labelled: boolean;
+}
+
+export interface FleetShape {
+  /** Each runner's slots, and whether it has label `x`. */
+  runners: { slots: number; x: boolean }[];
+  runs: RunShape[];
+}
+
+type ToRun =
+  | { type: "hello"; want: number; holding: { task: string; attempt: number }[] }
+  | { type: "want"; want: number; received: number }
+  | { type: "results"; results: TaskResult[]; want: number; received: number }
+  | { type: "reject"; tasks: { task: string; attempt: number }[] };
+
+type ToRunner =
+  | { type: "tasks"; tasks: Assignment[]; backlog: number }
+  | { type: "cancel"; tasks: { task: string; attempt: number }[] }
+  | { type: "finished" }
+  | { type: "close" };
+
+type ToPool = { type: "hello"; slots: number } | { type: "status"; free: number; slots: number; runs: string[] };
+
+interface RunLinkModel {
+  run: string;
+  open: boolean;
+  toRun: ToRun[];
+  toRunner: ToRunner[];
+  received: number;
+  /** Results not yet sent (the socket was down). */
+  queued: TaskResult[];
+}
+
+interface AttemptModel {
+  run: string;
+  task: string;
+  attempt: number;
+  dropped: boolean;
+}
+
+interface RunnerModel {
+  id: string;
+  info: RunnerInfo;
+  alloc: CreditAllocator;
+  poolOpen: boolean;
+  toPool: ToPool[];
+  fromPool: { run: string; priority: number }[];
+  links: Map<string, RunLinkModel>;
+  attempts: AttemptModel[];
+  reportDue: boolean;
+  lastReport: string;
+  /** The most slots it has offered: running tasks finish when it shrinks. */
+  maxSlots: number;
+}
+
+interface RunModel {
+  id: string;
+  shape: RunShape;
+  store: MemoryStore;
+  started: boolean;
+  /** The demand the pool confirmed (JSON). */
+  told: string;
+  /** Demand calls on their way to the pool. */
+  telling: DemandClass[][];
+  /** A demand call was lost: the run's alarm is armed to tell it again. */
+  retryDue: boolean;
+}
+
+/** One step the fleet can take now, with a line for the trace. */
+interface Action {
+  name: string;
+  external: boolean;
+  run(): void;
+}
+
+export class Fleet {
+  readonly runners: RunnerModel[];
+  readonly runs: RunModel[];
+  private readonly pool = { rows: new Map<string, PoolRunner>(), demands: [] as PoolDemand[] };
+  private now = 0;
+  private seed = 1;
+  readonly trace: string[] = [];
+
+  constructor(shape: FleetShape) {
+    this.runners = shape.runners.map(({ slots, x }, i) => {
+      const id = `r${i}`;
+      const info: RunnerInfo = {
+        id,
+        name: id,
+        platform: "linux",
+        arch: "x64",
+        cores: slots,
+        memory: 1 << 30,
+        freeMemory: 1 << 30,
+        slots,
+        labels: x ? ["x"] : [],
+        version: "0",
+      };
+      return {
+        id,
+        info,
+        alloc: new CreditAllocator(slots),
+        poolOpen: false,
+        toPool: [],
+        fromPool: [],
+        links: new Map(),
+        attempts: [],
+        reportDue: false,
+        lastReport: "",
+        maxSlots: slots,
+      };
+    });
+    this.runs = shape.runs.map((s, i) => ({
+      id: `run${i}`,
+      shape: s,
+      store: new MemoryStore(),
+      started: false,
+      told: "[]",
+      telling: [],
+      retryDue: false,
+    }));
+  }
+
+  /** Steps that can happen now: frames to deliver and sockets to open (internal), and faults and finishes (external). */
+  actions(): Action[] {
+    const out: Action[] = [];
+    const internal = (name: string, run: () => void) => out.push({ name, external: false, run });
+    const external = (name: string, run: () => void) => out.push({ name, external: true, run });
+    for (const r of this.runners) {
+      if (!r.poolOpen) internal(`${r.id}: pool socket opens`, () => this.openPool(r));
+      if (r.poolOpen && r.reportDue) internal(`${r.id}: reports its status`, () => this.report(r));
+      if (r.toPool.length > 0) internal(`pool: gets ${r.id}'s ${r.toPool[0]!.type}`, () => this.poolFrame(r));
+      if (r.fromPool.length > 0) {
+        const join = r.fromPool[0]!;
+        internal(`${r.id}: gets join ${join.run} (priority ${join.priority})`, () => {
+          r.fromPool.shift();
+          this.allot(r, { type: "join", ...join });
+        });
+      }
+      for (const link of r.links.values()) {
+        if (!link.open) internal(`${r.id}: socket to ${link.run} opens`, () => this.openLink(r, link));
+        if (link.toRun.length > 0)
+          internal(`${link.run}: gets ${r.id}'s ${describe(link.toRun[0]!)}`, () => this.runFrame(r, link));
+        if (link.toRunner.length > 0)
+          internal(`${r.id}: gets ${link.run}'s ${describe(link.toRunner[0]!)}`, () => this.runnerFrame(r, link));
+      }
+      for (const a of r.attempts) {
+        if (a.dropped) internal(`${r.id}: stopped attempt ${a.task}#${a.attempt} ends`, () => this.end(r, a));
+        else external(`${r.id}: attempt ${a.task}#${a.attempt} of ${a.run} succeeds`, () => this.end(r, a));
+      }
+      external(`${r.id}: its sockets drop`, () => this.blip(r));
+      external(`${r.id}: resizes to 1 slot`, () => this.allot(r, { type: "resize", slots: 1 }));
+      external(`${r.id}: resizes to ${r.maxSlots} slot(s)`, () => this.allot(r, { type: "resize", slots: r.maxSlots }));
+    }
+    for (const run of this.runs) {
+      if (run.telling.length > 0) internal(`pool: gets ${run.id}'s demand`, () => this.poolDemand(run));
+      if (run.retryDue) internal(`${run.id}: alarm tells the demand again`, () => this.apply(run, { type: "tick" }));
+      if (!run.started) external(`${run.id}: submitted`, () => this.start(run));
+      else if (run.store.status() !== "succeeded" && run.store.status() !== "cancelled") {
+        external(`${run.id}: cancelled`, () => this.control(run, "cancel"));
+        external(`${run.id}: paused`, () => this.control(run, "pause"));
+        external(`${run.id}: resumed`, () => this.control(run, "resume"));
+      }
+    }
+    external("the coordinator restarts", () => this.restart());
+    external("an hour passes (leases expire)", () => {
+      this.now += 3_600_000;
+      for (const run of this.runs) if (run.started) this.apply(run, { type: "tick" });
+    });
+    return out;
+  }
+
+  /** Takes the action that `die` picks among those possible (internal ones only when `internalOnly`). */
+  step(die: number, internalOnly = false): boolean {
+    const possible = this.actions().filter((a) => !internalOnly || !a.external);
+    if (possible.length === 0) return false;
+    const action = possible[die % possible.length]!;
+    this.trace.push(action.name);
+    action.run();
+    this.checkSafety();
+    return true;
+  }
+
+  /**
+   * Delivers every frame in flight and opens every socket, in an order drawn from a fixed seed
+   * (so every channel gets its turn); false if that does not end within `limit` steps.
+   */
+  settle(limit = 20_000): boolean {
+    for (let i = 0; i < limit; i++) {
+      this.seed = (this.seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      if (!this.step(this.seed >> 8, true)) return true;
+    }
+    return false;
+  }
+
+  /** Runs with ready work beside a runner with an idle slot, once nothing is in flight: a stall. */
+  stalls(): string[] {
+    const out: string[] = [];
+    for (const run of this.runs) {
+      const status = run.store.status();
+      if (!run.started || (status !== "queued" && status !== "running")) continue;
+      const ready = run.store.counts().ready;
+      if (ready === 0) continue;
+      for (const r of this.runners)
+        if (r.alloc.free > 0 && (!run.shape.labelled || r.info.labels.includes("x")))
+          out.push(
+            `${run.id} has ${ready} ready task(s) and ${r.id} has ${r.alloc.free} idle slot(s) of ${r.alloc.slots}`,
+          );
+    }
+    return out;
+  }
+
+  /** Attempts running (not stopped) on some runner. */
+  running(): { runner: RunnerModel; attempt: AttemptModel }[] {
+    return this.runners.flatMap((runner) =>
+      runner.attempts.filter((a) => !a.dropped).map((attempt) => ({ runner, attempt })),
+    );
+  }
+
+  /** Finishes a running attempt (it succeeds). */
+  finish({ runner, attempt }: { runner: RunnerModel; attempt: AttemptModel }): void {
+    this.trace.push(`${runner.id}: attempt ${attempt.task}#${attempt.attempt} of ${attempt.run} succeeds`);
+    this.end(runner, attempt);
+    this.checkSafety();
+  }
+
+  /** Submits the runs not yet submitted and resumes the paused ones; false when there were none. */
+  wake(): boolean {
+    let woke = false;
+    for (const run of this.runs) {
+      if (!run.started) {
+        this.trace.push(`${run.id}: submitted`);
+        this.start(run);
+        woke = true;
+      } else if (run.store.status() === "paused") {
+        this.trace.push(`${run.id}: resumed`);
+        this.control(run, "resume");
+        woke = true;
+      }
+    }
+    return woke;
+  }
+
+  /** A runner's invariants: credit never negative, never more promised than slots, never more running than it offered. */
+  private checkSafety(): void {
+    for (const r of this.runners) {
+      const { alloc } = r;
+      const runs = alloc.runIds();
+      const credit = runs.reduce((sum, id) => sum + alloc.creditOf(id), 0);
+      for (const id of runs)
+        if (alloc.creditOf(id) < 0) throw new Error(`${r.id} has credit ${alloc.creditOf(id)} for ${id}`);
+      if (credit > 0 && alloc.running + credit > alloc.slots)
+        throw new Error(`${r.id} promised ${credit} with ${alloc.running} running on ${alloc.slots} slot(s)`);
+      if (alloc.running !== r.attempts.length)
+        throw new Error(`${r.id} counts ${alloc.running} running, holds ${r.attempts.length}`);
+      if (alloc.running > r.maxSlots) throw new Error(`${r.id} runs ${alloc.running} on at most ${r.maxSlots} slot(s)`);
+    }
+  }
+
+  // --- the runner's shell ---
+
+  private allot(r: RunnerModel, event: CreditEvent, tasks: Assignment[] = []): void {
+    if (event.type === "resize") r.maxSlots = Math.max(r.maxSlots, event.slots);
+    for (const effect of r.alloc.apply(event)) this.performRunner(r, effect, tasks);
+  }
+
+  private performRunner(r: RunnerModel, effect: CreditEffect, tasks: Assignment[]): void {
+    switch (effect.type) {
+      case "attach":
+        r.links.set(effect.run, { run: effect.run, open: false, toRun: [], toRunner: [], received: 0, queued: [] });
+        break;
+      case "want": {
+        const link = r.links.get(effect.run);
+        if (link?.open) link.toRun.push({ type: "want", want: r.alloc.creditOf(link.run), received: link.received });
+        break;
+      }
+      case "take": {
+        const link = r.links.get(effect.run)!;
+        for (const t of tasks.slice(0, effect.count))
+          r.attempts.push({ run: link.run, task: t.task, attempt: t.attempt, dropped: false });
+        const back = tasks.slice(effect.count).map(({ task, attempt }) => ({ task, attempt }));
+        if (back.length > 0 && link.open) link.toRun.push({ type: "reject", tasks: back });
+        break;
+      }
+      case "report":
+        r.reportDue = true;
+        break;
+    }
+  }
+
+  private openPool(r: RunnerModel): void {
+    r.poolOpen = true;
+    r.toPool.push({ type: "hello", slots: r.alloc.slots });
+    r.lastReport = "";
+    r.reportDue = true;
+  }
+
+  private report(r: RunnerModel): void {
+    r.reportDue = false;
+    const status = { type: "status" as const, free: r.alloc.free, slots: r.alloc.slots, runs: r.alloc.runIds() };
+    const key = JSON.stringify(status);
+    if (key === r.lastReport) return;
+    r.lastReport = key;
+    r.toPool.push(status);
+  }
+
+  private openLink(r: RunnerModel, link: RunLinkModel): void {
+    this.allot(r, { type: "opened", run: link.run });
+    link.open = true;
+    link.received = 0;
+    const holding = [...r.attempts.filter((a) => a.run === link.run && !a.dropped), ...link.queued].map(
+      ({ task, attempt }) => ({ task, attempt }),
+    );
+    link.toRun.push({ type: "hello", want: r.alloc.creditOf(link.run), holding });
+    if (link.queued.length > 0) {
+      const results = link.queued.splice(0);
+      link.toRun.push({ type: "results", results, want: r.alloc.creditOf(link.run), received: link.received });
+    }
+  }
+
+  private runnerFrame(r: RunnerModel, link: RunLinkModel): void {
+    const m = link.toRunner.shift()!;
+    switch (m.type) {
+      case "tasks":
+        link.received += m.tasks.length;
+        this.allot(r, { type: "tasks", run: link.run, count: m.tasks.length, backlog: m.backlog }, m.tasks);
+        break;
+      case "cancel":
+        for (const a of r.attempts)
+          if (a.run === link.run && m.tasks.some((t) => t.task === a.task && t.attempt === a.attempt)) a.dropped = true;
+        break;
+      case "finished":
+        for (const a of r.attempts) if (a.run === link.run) a.dropped = true;
+        this.allot(r, { type: "finished", run: link.run });
+        break;
+      case "close":
+        for (const a of r.attempts) if (a.run === link.run) a.dropped = true;
+        r.links.delete(link.run);
+        this.allot(r, { type: "ended", run: link.run });
+        break;
+    }
+  }
+
+  /** An attempt ends: a success is reported (now, or at the next hello), a stopped one is not. */
+  private end(r: RunnerModel, a: AttemptModel): void {
+    r.attempts.splice(r.attempts.indexOf(a), 1);
+    const link = r.links.get(a.run);
+    const reported = !a.dropped && link !== undefined;
+    this.allot(r, { type: "freed", run: a.run, reported });
+    if (!reported) return;
+    const result = ok(a, a.task);
+    if (!link.open) link.queued.push(result);
+    else
+      link.toRun.push({ type: "results", results: [result], want: r.alloc.creditOf(a.run), received: link.received });
+  }
+
+  /** A network blip: the runner's sockets close and reconnect; what was in flight on them is gone. */
+  private blip(r: RunnerModel): void {
+    this.closePool(r);
+    for (const link of r.links.values()) {
+      if (!link.open) continue;
+      this.closeLink(link);
+      const run = this.runs.find((x) => x.id === link.run)!;
+      if (run.store.runner(r.id)) this.apply(run, { type: "detach", runner: r.id });
+    }
+  }
+
+  private closePool(r: RunnerModel): void {
+    r.poolOpen = false;
+    r.toPool = [];
+    r.fromPool = [];
+    this.pool.rows.delete(r.id);
+  }
+
+  private closeLink(link: RunLinkModel): void {
+    link.open = false;
+    link.toRun = [];
+    link.toRunner = [];
+  }
+
+  // --- the pool ---
+
+  private poolFrame(r: RunnerModel): void {
+    const m = r.toPool.shift()!;
+    if (m.type === "hello") this.pool.rows.set(r.id, { id: r.id, info: r.info, free: m.slots, runs: [] });
+    else this.pool.rows.set(r.id, { id: r.id, info: { ...r.info, slots: m.slots }, free: m.free, runs: m.runs });
+    const row = this.pool.rows.get(r.id)!;
+    const join = matchFor(row, this.pool.demands, new Set());
+    if (join) r.fromPool.push({ run: join.run, priority: join.priority });
+  }
+
+  private poolDemand(run: RunModel): void {
+    const classes = run.telling.shift()!;
+    const { demands } = this.pool;
+    const at = demands.findIndex((d) => d.run === run.id);
+    if (classes.length === 0) {
+      if (at >= 0) demands.splice(at, 1);
+    } else if (at >= 0) demands[at] = { run: run.id, classes };
+    else demands.push({ run: run.id, classes });
+    for (const join of joinsOnDemand(run.id, classes, [...this.pool.rows.values()], demands, new Set()))
+      this.runners.find((r) => r.id === join.runner)!.fromPool.push({ run: join.run, priority: join.priority });
+    run.told = JSON.stringify(classes);
+  }
+
+  // --- the run host ---
+
+  private start(run: RunModel): void {
+    run.started = true;
+    const { kind, tasks, priority, labelled } = run.shape;
+    const requires = labelled ? ", requires: { labels: [x] }" : "";
+    const lines = Array.from({ length: tasks }, (_, i) => {
+      const deps = kind === "chain" && i > 0 ? `t${i - 1}` : "";
+      return `  - { id: t${i}, module: m, priority: ${priority}, lost_retries: 100, depends_on: [${deps}]${requires} }`;
+    });
+    this.apply(run, { type: "start", plan: plan(`tasks:\n${lines.join("\n")}\n`) });
+  }
+
+  private control(run: RunModel, action: "cancel" | "pause" | "resume"): void {
+    try {
+      this.apply(run, { type: "control", action });
+    } catch (e) {
+      if (!(e instanceof IllegalTransition)) throw e;
+    }
+  }
+
+  private runFrame(r: RunnerModel, link: RunLinkModel): void {
+    const run = this.runs.find((x) => x.id === link.run)!;
+    const m = link.toRun.shift()!;
+    const status = run.store.status();
+    if (status === "succeeded" || status === "cancelled" || status === "failed") {
+      // A finished run answers a hello with `finished` and closes the socket, and withdraws
+      // its demand again: the runner came because the pool still had it.
+      if (m.type === "hello") {
+        link.toRunner.push({ type: "finished" }, { type: "close" });
+        this.tellDemand(run, [], true);
+      }
+      return;
+    }
+    if (m.type === "hello") {
+      const { memory, cores, labels, arch, platform } = r.info;
+      const caps = { memory, cores, labels, arch, platform };
+      return this.apply(run, { type: "attach", runner: r.id, name: r.id, want: m.want, holding: m.holding, caps });
+    }
+    if (!run.store.runner(r.id)) return;
+    this.apply(run, { runner: r.id, ...m });
+  }
+
+  private apply(run: RunModel, event: RunEvent): void {
+    const effects = transition(run.store, event, this.now);
+    for (const effect of effects) this.performRun(run, effect);
+  }
+
+  private performRun(run: RunModel, effect: Effect): void {
+    const socket = (runner: string) => {
+      const link = this.runners.find((r) => r.id === runner)?.links.get(run.id);
+      return link?.open ? link : undefined;
+    };
+    switch (effect.type) {
+      case "dispatch":
+        socket(effect.runner)?.toRunner.push({ type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+        break;
+      case "cancel":
+        socket(effect.runner)?.toRunner.push({ type: "cancel", tasks: effect.tasks });
+        break;
+      case "demand":
+        this.tellDemand(run, effect.classes);
+        break;
+      case "finished":
+        for (const r of this.runners) socket(r.id)?.toRunner.push({ type: "finished" }, { type: "close" });
+        this.tellDemand(run, [], true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** As run-host/effects.ts does: the demand goes to the pool when it differs from what the pool has. */
+  private tellDemand(run: RunModel, classes: DemandClass[], always = false): void {
+    run.retryDue = false;
+    const wanted = JSON.stringify(classes);
+    const last = run.telling.at(-1);
+    if (!always && (last ? JSON.stringify(last) : run.told) === wanted) return;
+    run.telling.push(classes);
+  }
+
+  /** Every socket and frame in flight is gone; the runs forget their runners, the pool its rows. */
+  private restart(): void {
+    for (const r of this.runners) {
+      this.closePool(r);
+      for (const link of r.links.values()) this.closeLink(link);
+    }
+    for (const run of this.runs) {
+      const lost = run.telling.length > 0;
+      run.telling = [];
+      if (!run.started) continue;
+      const status = run.store.status();
+      if (status === "succeeded" || status === "cancelled" || status === "failed") continue;
+      // The demand call's failure (or the restart) leaves the run's alarm armed to tell it again.
+      run.retryDue ||= lost;
+      for (const { id } of run.store.runners()) this.apply(run, { type: "forget", runner: id });
+    }
+  }
+}
+
+function describe(m: ToRun | ToRunner): string {
+  if (m.type === "tasks")
+    return `tasks [${m.tasks.map((t) => `${t.task}#${t.attempt}`).join(", ")}] backlog ${m.backlog}`;
+  if (m.type === "want" || m.type === "hello") return `${m.type} ${m.want}`;
+  if (m.type === "results")
+    return `results [${m.results.map((t) => `${t.task}#${t.attempt}`).join(", ")}] want ${m.want}`;
+  return m.type;
+}
