@@ -91,6 +91,20 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
     return problems;
   }
 
+  dag.tasks.forEach((t, i) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(t)).length;
+    if (bytes <= DAG_LIMITS.maxTaskBytes) return;
+    const where = t.map && "items" in t.map ? ["tasks", i, "map", "items"] : ["tasks", i];
+    const what = where.length > 2 ? "its map.items make its definition" : "its definition is";
+    const limit = DAG_LIMITS.maxTaskBytes.toLocaleString("en-US");
+    problems.push(
+      problem(
+        where,
+        `task "${t.id}": ${what} ${bytes.toLocaleString("en-US")} bytes as JSON; at most ${limit} (split the list over several tasks)`,
+      ),
+    );
+  });
+
   let total = 0;
   dag.tasks.forEach((t) => (total += instanceCount(t.map) ?? 1));
   if (total > DAG_LIMITS.maxInstances) {

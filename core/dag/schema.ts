@@ -18,6 +18,11 @@ export const DAG_LIMITS = {
   maxTimeoutMs: 3_600_000,
   /** Largest memory a task may ask for (the wasm32 ceiling). */
   maxMemoryBytes: 4 * 1024 ** 3,
+  /**
+   * Largest definition of one task as JSON, its `map.items` and `params` included: a run keeps
+   * each in one SQLite value, which workerd caps at 2 MB.
+   */
+  maxTaskBytes: 1_000_000,
 } as const;
 
 export const TASK_DEFAULTS = {

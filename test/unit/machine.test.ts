@@ -201,6 +201,41 @@ tasks:
     expect(detached).toContainEqual({ type: "lost", runner: "r1", attempts: 1 });
   });
 
+  it("tells each attached runner its backlog when it goes from none to some or back, in a frame of no tasks", () => {
+    const store = started(
+      `tasks: [{ id: a, module: m }, { id: b, module: m }, { id: x, module: m, requires: { labels: [x] } }]`,
+    );
+    const told = (effects: Effect[], runner: string) =>
+      effects
+        .filter((e) => e.type === "dispatch" && e.runner === runner)
+        .map((e) => e.type === "dispatch" && e.backlog);
+    // Attached with no credit, the runner hears the 2 tasks it could take (not the one needing x).
+    expect(
+      told(transition(store, { type: "attach", runner: "idle", name: "idle", want: 0, holding: [] }, 1), "idle"),
+    ).toEqual([2]);
+    // Another runner takes both: the first hears its backlog is none, once.
+    const taken = transition(store, { type: "attach", runner: "busy", name: "busy", want: 2, holding: [] }, 2);
+    expect(dispatched(taken)).toHaveLength(2);
+    expect(taken).toContainEqual({ type: "dispatch", runner: "idle", tasks: [], backlog: 0 });
+    expect(told(transition(store, { type: "want", runner: "busy", want: 0, received: 2 }, 3), "idle")).toEqual([]);
+    // A task handed back is ready again: both hear of it.
+    const back = transition(store, { type: "reject", runner: "busy", tasks: [{ task: "b", attempt: 1 }] }, 4);
+    expect(told(back, "idle")).toEqual([1]);
+    expect(told(back, "busy")).toEqual([1]);
+    // Paused, there is nothing to take.
+    expect(told(transition(store, { type: "control", action: "pause" }, 5), "idle")).toEqual([0]);
+  });
+
+  it("is refused by the in-memory store where SQLite in the object refuses: a value over 2 MB", () => {
+    const planned = plan(`tasks: [{ id: t, module: m, map: { items: [1] } }]`);
+    const node = planned.nodes[0]!;
+    const big = {
+      ...planned,
+      nodes: [{ ...node, items: Array.from({ length: 30_000 }, (_, i) => "x".repeat(90) + i) }],
+    };
+    expect(() => transition(new MemoryStore(), { type: "start", plan: big }, 0)).toThrow(/SQLITE_TOOBIG/);
+  });
+
   it("never leaves a runner holding more than maxHeld attempts, however often it asks", () => {
     const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 20] } }]`);
     const config = { leaseGraceMs: 1000, maxHeld: 4 };

@@ -1,6 +1,9 @@
 /**
  * `RunStore` over Maps, so unit and property tests drive the run state machine without
- * workerd. Kept deliberately plain: scans instead of indexes.
+ * workerd. Kept deliberately plain: scans instead of indexes. It refuses what SQLite in a
+ * Durable Object refuses of the values the SqlStore binds (`bound`): more than 100 of them in a
+ * statement, or one over 2 MB; lists go as one JSON value, as the SqlStore binds them
+ * (`json_each`). Its statements are fixed text, so the 100 KB statement limit cannot be reached.
  */
 import {
   type AttemptRow,
@@ -12,6 +15,18 @@ import {
 } from "../../worker/run/store";
 import type { BlobRef } from "../../core/protocol/messages";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status";
+
+/** SQLite's limits as workerd sets them. */
+const SQLITE = { params: 100, valueBytes: 2_000_000 };
+
+/** Throws as workerd's SQLite does for the values of one statement. */
+function bound(...values: unknown[]): void {
+  if (values.length > SQLITE.params) throw new Error(`too many SQL variables (${values.length})`);
+  for (const v of values) {
+    const bytes = typeof v === "string" ? new TextEncoder().encode(v).length : v instanceof Uint8Array ? v.length : 0;
+    if (bytes > SQLITE.valueBytes) throw new Error("string or blob too big: SQLITE_TOOBIG");
+  }
+}
 
 export class MemoryStore implements RunStore {
   runStatus: RunStatus = "queued";
@@ -32,6 +47,7 @@ export class MemoryStore implements RunStore {
   insertPlan(nodes: readonly NodeRow[]) {
     let seq = 0;
     for (const row of nodes) {
+      bound(row.spec.id, 0, JSON.stringify(row.spec), row.pendingDeps, row.remaining);
       this.nodes.set(row.spec.id, { ...row });
       const state: TaskState = row.pendingDeps > 0 ? "blocked" : row.spec.cache ? "lookup" : "ready";
       const count = row.spec.instances ?? 1;
@@ -120,12 +136,14 @@ export class MemoryStore implements RunStore {
   }
   readonly cacheKeys = new Map<string, string>();
   setCacheKey(key: string, cacheKey: string) {
+    bound(cacheKey, key);
     this.cacheKeys.set(key, cacheKey);
   }
   cacheKey(key: string) {
     return this.cacheKeys.get(key) ?? null;
   }
   ready(limit: number, excluded: readonly string[] = []) {
+    bound(limit, JSON.stringify(excluded));
     return this.readyRows(excluded)
       .slice(0, limit)
       .map((t) => this.task(t.key)!);
@@ -142,6 +160,7 @@ export class MemoryStore implements RunStore {
     return [...this.tasks.values()].filter((t) => t.state === "ready" && t.node === node).length;
   }
   topReadyPriority(excluded: readonly string[]) {
+    bound(JSON.stringify(excluded));
     return this.readyRows(excluded)[0]?.priority ?? null;
   }
   heldBy(runner: string) {
@@ -164,9 +183,11 @@ export class MemoryStore implements RunStore {
       .map((t) => t.output ?? new Uint8Array(0));
   }
   setOutput(key: string, output: Uint8Array | BlobRef) {
+    bound(output instanceof Uint8Array ? output : output.sha256, key);
     this.tasks.get(key)!.output = output;
   }
   addAttempt(row: AttemptRow) {
+    bound(...Object.values(row).map((v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v)));
     this.attempts.push({ ...row });
   }
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">) {
@@ -209,6 +230,7 @@ export class MemoryStore implements RunStore {
     return [...this.runnerRows.values()].map((r) => ({ ...r }));
   }
   putRunner(row: RunnerRow) {
+    bound(row.id, row.name, row.credit, row.sent, JSON.stringify(row.caps), row.cooledUntil, row.backlogTold);
     this.runnerRows.set(row.id, { ...row });
   }
   removeRunner(id: string) {

@@ -1,6 +1,7 @@
 // Socket rate limits and bounded device reports in workerd: a pool socket, a run socket and a
 // watcher that send more than their burst are closed with 4429 and counted in /metrics; a
-// runner's device reports sooner than a half heartbeat apart are dropped (and counted), not kept.
+// runner's device reports sooner than a half heartbeat apart are dropped (and counted), not kept;
+// a task definition that SQLite in the object could not keep is refused with the DAG's line.
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../worker/durable/meter";
@@ -162,5 +163,35 @@ describe("socket rate limits", () => {
     for (let i = 0; i < sent; i++) watcher.ws.send("hello?");
     expectLimited(await watcher.ended(), DEFAULT_LIMITS.watch.frames.burst, sent);
     await eventually(async () => (await counter("distro_sockets_rate_limited_total", '{kind="watch"}')) === before + 1);
+  });
+});
+
+describe("SQLite's limits in the object", () => {
+  const dag = (items: number) =>
+    `name: big\ncache: false\ntasks:\n  - { id: t, module: big.wasm, map: { items: ${JSON.stringify(
+      Array.from({ length: items }, (_, i) => "x".repeat(90) + i),
+    )} } }\n`;
+
+  it("refuse a task whose map.items would pass 2 MB in one value, with its line; one under 1 MB runs", async () => {
+    await SELF.fetch(`${base}/api/modules/big.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    // 30,000 items of ~95 bytes: 2.9 MB, which the object's SQLite refused (SQLITE_TOOBIG, HTTP 500) before.
+    const refused = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: dag(30_000) });
+    expect(refused.status).toBe(400);
+    const { problems } = await refused.json<{ problems: { line: number; message: string }[] }>();
+    expect(problems).toEqual([
+      expect.objectContaining({
+        line: 4,
+        message: expect.stringMatching(
+          /^task "t": its map.items make its definition 2,9\d\d,\d{3} bytes as JSON; at most 1,000,000/,
+        ),
+      }),
+    ]);
+    const fits = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body: dag(9_000) });
+    expect(fits.status).toBe(201);
+    const { id } = await fits.json<{ id: string }>();
+    const run = await (
+      await SELF.fetch(`${base}/api/dags/${id}?limit=1`, { headers: API })
+    ).json<{ counts: { ready: number } }>();
+    expect(run.counts.ready).toBe(9_000);
   });
 });
