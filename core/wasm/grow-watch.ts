@@ -8,7 +8,7 @@
  * instruction it does not know, 64-bit memory, imports other than functions) is left as it is;
  * `watchGrows` says which. Used by the runner (modules.ts) before compiling.
  */
-import { BadModule } from "./inspect.js";
+import { BadModule, leb as uleb, Reader } from "./inspect.js";
 
 /** The exported global that is 1 once a `memory.grow` was refused. */
 export const GROW_REFUSED = "distro_grow_refused";
@@ -187,27 +187,8 @@ function writeModule(sections: Section[]): Uint8Array {
   return Uint8Array.from(parts);
 }
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
 /** Reads instructions only as far as skipping them takes: opcodes and the immediates they carry. */
-class Cursor {
-  pos = 0;
-  constructor(private readonly bytes: Uint8Array) {}
-
-  byte(): number {
-    if (this.pos >= this.bytes.length) throw new BadModule("unexpected end of module");
-    return this.bytes[this.pos++]!;
-  }
-
+class Cursor extends Reader {
   skip(n: number): void {
     if (this.pos + n > this.bytes.length) throw new BadModule("unexpected end of module");
     this.pos += n;
@@ -218,24 +199,18 @@ class Cursor {
   }
 
   u32(): number {
-    let result = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      const b = this.byte();
-      result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return result;
-    }
-    throw new BadModule("malformed LEB128 number");
+    return this.leb();
   }
 
   /** Skips a LEB128 number of any width, signed or not. */
-  leb(): void {
+  anyLeb(): void {
     for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return;
     throw new BadModule("malformed LEB128 number");
   }
 
   skipValType(): void {
     const t = this.byte();
-    if (t === 0x63 || t === 0x64) this.leb(); // (ref null? heaptype)
+    if (t === 0x63 || t === 0x64) this.anyLeb(); // (ref null? heaptype)
   }
 
   skipValTypes(): void {
@@ -246,28 +221,29 @@ class Cursor {
     const b = this.bytes[this.pos];
     if (b === 0x40 || (b !== undefined && b >= 0x6f && b <= 0x7f)) this.pos++;
     else if (b === 0x63 || b === 0x64) this.skipValType();
-    else this.leb(); // a type index, as a signed 33-bit number
+    else this.anyLeb(); // a type index, as a signed 33-bit number
   }
 
   private memarg(): void {
     const align = this.u32();
     if (align & 0x40) this.u32(); // a memory index (multi-memory)
-    this.leb();
+    this.anyLeb();
   }
 
   skipInstruction(): void {
     const op = this.byte();
     if (op === 0x02 || op === 0x03 || op === 0x04 || op === 0x06) return this.blockType();
-    if ([0x07, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x12, 0x14, 0x15, 0x18, 0xd2, 0xd4, 0xd6].includes(op)) return this.leb();
-    if (op >= 0x20 && op <= 0x26) return this.leb();
-    if (op === 0x11 || op === 0x13) return (this.leb(), this.leb());
+    if ([0x07, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x12, 0x14, 0x15, 0x18, 0xd2, 0xd4, 0xd6].includes(op))
+      return this.anyLeb();
+    if (op >= 0x20 && op <= 0x26) return this.anyLeb();
+    if (op === 0x11 || op === 0x13) return (this.anyLeb(), this.anyLeb());
     if (op === 0x0e) {
-      for (let n = this.u32(); n > 0; n--) this.leb();
-      return this.leb();
+      for (let n = this.u32(); n > 0; n--) this.anyLeb();
+      return this.anyLeb();
     }
     if (op === 0x1c) return this.skipValTypes();
     if (op >= 0x28 && op <= 0x3e) return this.memarg();
-    if (op === 0x3f || op === 0x40 || op === 0x41 || op === 0x42 || op === 0xd0) return this.leb();
+    if (op === 0x3f || op === 0x40 || op === 0x41 || op === 0x42 || op === 0xd0) return this.anyLeb();
     if (op === 0x43) return this.skip(4);
     if (op === 0x44) return this.skip(8);
     if (op <= 0x01 || op === 0x05 || op === 0x0b || op === 0x0f || op === 0x19 || op === 0x1a || op === 0x1b) return;
@@ -284,7 +260,7 @@ class Cursor {
     const immediates: Record<number, number> = { 8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1 };
     const n = immediates[sub];
     if (n === undefined) throw new Unsupported(`opcode 0xfc ${sub}`);
-    for (let i = 0; i < n; i++) this.leb();
+    for (let i = 0; i < n; i++) this.anyLeb();
   }
 
   private simd(): void {

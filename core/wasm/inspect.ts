@@ -125,7 +125,8 @@ export function checkTaskModule(bytes: Uint8Array): string[] {
 
 const PAGE = 65536;
 
-function leb(n: number): number[] {
+/** `n` as an unsigned LEB128 number. */
+export function leb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -177,9 +178,10 @@ export function limitMemory(bytes: Uint8Array, maxBytes: number): Uint8Array {
   return bytes;
 }
 
-class Reader {
+/** Reads a module's bytes: bytes, LEB128 numbers, names (grow-watch.ts reads code with it too). */
+export class Reader {
   pos = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  constructor(protected readonly bytes: Uint8Array) {}
   done(): boolean {
     return this.pos >= this.bytes.length;
   }

@@ -40,18 +40,7 @@ export function joinsOnDemand(
   demands: readonly PoolDemand[],
   cooled: ReadonlySet<string>,
 ): Join[] {
-  if (classes.length > 0) return joinsFor(run, classes, runners, demands, cooled);
-  return runners.flatMap((runner) => matchFor(runner, demands, cooled) ?? []);
-}
-
-/** The runners to tell of `run`'s demand, oldest demands first in `demands` (it among them). */
-function joinsFor(
-  run: string,
-  classes: DemandClass[],
-  runners: readonly PoolRunner[],
-  demands: readonly PoolDemand[],
-  cooled: ReadonlySet<string>,
-): Join[] {
+  if (classes.length === 0) return runners.flatMap((runner) => matchFor(runner, demands, cooled) ?? []);
   const joins: Join[] = [];
   for (const runner of runners) {
     if (runner.runs.includes(run) || cooled.has(deviceOfRunner(runner.id))) continue;
