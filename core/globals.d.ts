@@ -12,3 +12,7 @@ declare class TextEncoder {
 }
 declare function atob(data: string): string;
 declare function btoa(data: string): string;
+declare namespace WebAssembly {
+  /** Whether the bytes are a valid module (workerd, Node and browsers have it; compiling is another matter). */
+  function validate(bytes: ArrayBufferView | ArrayBuffer): boolean;
+}

@@ -2,11 +2,13 @@
  * Makes a module say when a `memory.grow` was refused, so the runner knows a task failed at its
  * memory cap rather than guessing it from how close to the cap the memory ended. Beside the
  * memory-section rewrite that sets the cap (inspect.ts `limitMemory`), every `memory.grow` of
- * memory 0 becomes a call to one added function that grows, and on a refusal (-1) sets an added
- * exported global, `GROW_REFUSED`, to 1. The added function, type and global go at the end of
- * their index spaces, so no index the module uses moves. A module this cannot read through (an
- * instruction it does not know, 64-bit memory, imports other than functions) is left as it is;
- * `watchGrows` says which. Used by the runner (modules.ts) before compiling.
+ * memory 0 becomes a call to one added function that grows and sets an added exported global,
+ * `GROW_REFUSED`, to whether that grow was refused (-1): 1 while the module's last grow is one
+ * that failed. The added function, type and global go at the end of their index spaces, so no
+ * index the module uses moves; the module is validated first, so it cannot reach them itself. A
+ * module this cannot read through (an instruction it does not know, 64-bit memory, imports other
+ * than functions) or that is not valid is left as it is: `watchGrows` answers null. Used by the
+ * runner (modules.ts) before compiling.
  */
 import { BadModule, leb as uleb, Reader } from "./inspect.js";
 
@@ -35,6 +37,8 @@ export function watchGrows(bytes: Uint8Array): Uint8Array | null {
 class Unsupported extends Error {}
 
 function rewrite(bytes: Uint8Array): Uint8Array | null {
+  // An index past the module's own is invalid before the rewrite and would not be after it.
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return null;
   const sections = readSections(bytes);
   const find = (id: number) => sections.find((s) => s.id === id);
   const code = find(10);
@@ -81,12 +85,24 @@ function rewrite(bytes: Uint8Array): Uint8Array | null {
   return writeModule(sections);
 }
 
-/** (param i32) (result i32) (local i32): grow memory 0; on -1 set the refusal global; return what grow gave. */
+/**
+ * (param i32) (result i32) (local i32): grow memory 0, set the global to whether that was
+ * refused (-1), and return what grow gave.
+ */
 function hookBody(global: number): number[] {
-  const g = uleb(global);
-  const code = [0x01, 0x01, 0x7f, 0x20, 0, 0x40, 0, 0x22, 1, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x41, 1, 0x24, ...g];
-  code.push(0x0b, 0x20, 1, 0x0b);
+  const code = [0x01, 0x01, 0x7f, 0x20, 0, 0x40, 0, 0x22, 1, 0x41, 0x7f, 0x46, 0x24, ...uleb(global), 0x20, 1, 0x0b];
   return [...uleb(code.length), ...code];
+}
+
+/** The bytes of `parts` in one array (no spreading: a module's sections run to megabytes). */
+function concat(parts: readonly (Uint8Array | number[])[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function countTypes(body: Uint8Array): number {
@@ -102,36 +118,35 @@ function countTypes(body: Uint8Array): number {
 }
 
 /** The code section with each `memory.grow 0` a `call hook`, and how many it changed. */
-function rewriteCode(body: Uint8Array, hook: number): { body: number[]; grows: number } {
+function rewriteCode(body: Uint8Array, hook: number): { body: Uint8Array; grows: number } {
   const r = new Cursor(body);
   const count = r.u32();
-  const out: number[] = [...uleb(count)];
+  const out: (Uint8Array | number[])[] = [uleb(count)];
   const call = [0x10, ...uleb(hook)];
   let grows = 0;
   for (let f = 0; f < count; f++) {
     const size = r.u32();
     const end = r.pos + size;
-    const start = r.pos;
+    const fn: (Uint8Array | number[])[] = [];
+    let copied = r.pos;
     for (let n = r.u32(); n > 0; n--) {
       r.u32();
       r.skipValType();
     }
-    const fn: number[] = [...body.subarray(start, r.pos)];
     while (r.pos < end) {
       const at = r.pos;
       if (body[at] === 0x40 && body[at + 1] === 0x00) {
-        r.pos += 2;
-        fn.push(...call);
+        fn.push(body.subarray(copied, at), call);
+        r.pos = copied = at + 2;
         grows++;
-        continue;
-      }
-      r.skipInstruction();
-      fn.push(...body.subarray(at, r.pos));
+      } else r.skipInstruction();
     }
     if (r.pos !== end) throw new Unsupported("a function body that does not end where it says");
-    out.push(...uleb(fn.length), ...fn);
+    fn.push(body.subarray(copied, end));
+    out.push(uleb(fn.reduce((n, p) => n + p.length, 0)));
+    for (const part of fn) out.push(part);
   }
-  return { body: out, grows };
+  return { body: concat(out), grows };
 }
 
 function exportsName(body: Uint8Array | undefined, name: string): boolean {
@@ -149,11 +164,11 @@ function exportsName(body: Uint8Array | undefined, name: string): boolean {
 }
 
 /** A vector section's body with one more entry (a new section's when there was none). */
-function appendEntry(body: Uint8Array | number[] | undefined, entry: number[]): Uint8Array {
+function appendEntry(body: Uint8Array | undefined, entry: number[]): Uint8Array {
   if (!body) return Uint8Array.from([1, ...entry]);
-  const r = new Cursor(Uint8Array.from(body));
+  const r = new Cursor(body);
   const n = r.u32();
-  return Uint8Array.from([...uleb(n + 1), ...r.rest(), ...entry]);
+  return concat([uleb(n + 1), r.rest(), entry]);
 }
 
 /** Sets section `id`'s body, adding the section where the order puts it. */
@@ -182,9 +197,9 @@ function readSections(bytes: Uint8Array): Section[] {
 }
 
 function writeModule(sections: Section[]): Uint8Array {
-  const parts: number[] = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-  for (const { id, body } of sections) parts.push(id, ...uleb(body.length), ...body);
-  return Uint8Array.from(parts);
+  const parts: (Uint8Array | number[])[] = [[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]];
+  for (const { id, body } of sections) parts.push([id, ...uleb(body.length)], body);
+  return concat(parts);
 }
 
 /** Reads instructions only as far as skipping them takes: opcodes and the immediates they carry. */

@@ -190,6 +190,49 @@ describe("memory limit", () => {
     });
   });
 
+  it("counts only the last grow: one refused, then one that succeeds, then a trap is a `trap`", async () => {
+    const outcome = await pool.run({
+      ...(await job("noop.wasm")),
+      module: await capped("fixtures/grow-recovers.wasm", MiB64),
+    });
+    expect(outcome).toMatchObject({ type: "error", kind: "trap", growRefused: false });
+    expect(toResult({ ...assignment, memoryBytes: MiB64 }, outcome, 1).failure).toMatchObject({ kind: "trap" });
+  });
+
+  it("watches a module of megabytes, and leaves an invalid one as it is (so it cannot reach what is added)", () => {
+    const uleb = (n: number) => {
+      const out: number[] = [];
+      do {
+        out.push((n & 0x7f) | (n >= 128 ? 0x80 : 0));
+        n = Math.floor(n / 128);
+      } while (n > 0);
+      return out;
+    };
+    const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+    /** `count` functions of () -> i32: `nops` nops, `memory.grow 1`, and with `readGlobal` a drop and `global.get 0`. */
+    const module = (count: number, nops: number, readGlobal = false) => {
+      const code: number[] = [...uleb(count)];
+      for (let i = 0; i < count; i++) {
+        const tail = [0x41, 1, 0x40, 0, ...(readGlobal ? [0x1a, 0x23, 0] : [])];
+        const body = [0, ...new Array<number>(nops).fill(0x01), ...tail, 0x0b];
+        code.push(...uleb(body.length), ...body);
+      }
+      const types = section(1, [1, 0x60, 0, 1, 0x7f]);
+      const funcs = section(3, [...uleb(count), ...new Array<number>(count).fill(0)]);
+      const head = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...types, ...funcs, ...section(5, [1, 0, 1])];
+      return Uint8Array.from([...head, 10, ...uleb(code.length), ...code]);
+    };
+    const big = module(2000, 600);
+    expect(big.length).toBeGreaterThan(1 << 20);
+    const watched = watchGrows(big);
+    expect(watched && WebAssembly.validate(watched as Uint8Array<ArrayBuffer>)).toBe(true);
+    // Reading global 0 of a module with no globals is invalid; once the refusal global is added
+    // it would not be, so such a module is left alone (and fails to compile as it is).
+    const reader = module(1, 0, true);
+    expect(WebAssembly.validate(reader)).toBe(false);
+    expect(watchGrows(reader)).toBeNull();
+  });
+
   it("watches the grows of every example task, which still run as before", async () => {
     const stdin = new TextEncoder().encode(`{"task":"e","params":{"x":1},"inputs":{}}`);
     const watched = watchGrows(limitMemory(bytes("echo.wasm"), MiB64));
