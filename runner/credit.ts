@@ -41,6 +41,8 @@ export type CreditEffect =
 interface RunCredit {
   /** Tasks the run may still send. */
   credit: number;
+  /** When it was last given a slot (a count of grants): the longest waiting first among equals. */
+  granted: number;
   /** Ready tasks the run had left when it last told us. */
   backlog: number;
   /** Priority of its most important ready task, as the pool last said. */
@@ -51,6 +53,8 @@ export class CreditAllocator {
   private readonly runs = new Map<string, RunCredit>();
   /** Attempts holding a slot, those of runs already left included. */
   private runningTotal = 0;
+  /** Grants made so far: stamps `granted`. */
+  private grants = 0;
   private accepting = true;
 
   constructor(private capacity: number) {}
@@ -152,7 +156,7 @@ export class CreditAllocator {
     if (!run) {
       // How much it has ready is unknown until its first frame: as much as the runner can take.
       // From then on the run says (it tells its runners when that becomes none or some).
-      run = { credit: 0, backlog: this.capacity, priority };
+      run = { credit: 0, granted: 0, backlog: this.capacity, priority };
       this.runs.set(id, run);
       out.push({ type: "attach", run: id, priority });
     }
@@ -181,7 +185,7 @@ export class CreditAllocator {
 
   /**
    * Hands slots to the runs with more ready tasks than credit, highest priority first (then
-   * `from`, then the largest backlog): first the unassigned ones, then credit taken back from
+   * `from`, then the one given a slot longest ago): first the unassigned ones, then credit taken back from
    * runs with nothing ready or a lower priority. Every run whose credit changed is told, but
    * `from` when its result frame will tell it (`reported`).
    */
@@ -192,7 +196,7 @@ export class CreditAllocator {
       .filter(([, run]) => run.backlog > run.credit)
       .sort(
         ([aId, a], [bId, b]) =>
-          b.priority - a.priority || Number(bId === from) - Number(aId === from) || b.backlog - a.backlog,
+          b.priority - a.priority || Number(bId === from) - Number(aId === from) || a.granted - b.granted,
       );
     for (const [id, run] of order) {
       let need = run.backlog - run.credit;
@@ -211,6 +215,7 @@ export class CreditAllocator {
         need -= taken;
         changed.add(otherId).add(id);
       }
+      if (changed.has(id)) run.granted = ++this.grants;
     }
     for (const id of changed) if (!(id === from && reported)) out.want(id);
   }

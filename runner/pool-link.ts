@@ -27,7 +27,8 @@ export interface PoolHost {
   /** The socket opened (after each reconnect too), the hello sent. */
   opened(): void;
   join(run: string, priority: number): void;
-  welcome(heartbeatMs: number): void;
+  /** The pool answered the hello: its heartbeat period, and the most slots it counts for the runner. */
+  welcome(heartbeatMs: number, maxSlots: number | undefined): void;
   /** The coordinator refused the runner for good; `reason` says why. */
   refused(reason: string): void;
 }
@@ -64,7 +65,7 @@ export class PoolLink {
       },
       onMessage: (m) => {
         if (m.type === "join") host.join(m.run, m.priority);
-        else if (m.type === "welcome") host.welcome(m.heartbeatMs);
+        else if (m.type === "welcome") host.welcome(m.heartbeatMs, m.slots);
         else if (m.type === "error") log.info(`pool: coordinator says: ${m.message}`);
       },
       onEnd: (reason, end) => {
@@ -98,9 +99,16 @@ export class PoolLink {
     return true;
   }
 
-  /** Sends no more status: the runner is draining or failed. */
+  /**
+   * Sends no more status: the runner is draining or failed. The last one goes now, with no idle
+   * slots, so the pool does not take the runner for idle beside work it will not take.
+   */
   quiet(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
+    const status = { type: "status" as const, ...this.host.status() };
+    const key = JSON.stringify(status);
+    if (key !== this.last && this.link.send(status)) this.last = key;
   }
 
   close(reason: string): void {

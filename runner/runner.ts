@@ -68,6 +68,8 @@ export class Runner {
   /** Resolves once the runner has stopped or failed and closed its sockets and threads. */
   readonly finished: Promise<RunnerEnd>;
   private idle: (() => void) | undefined;
+  /** The most slots the coordinator counts for this runner (its welcome says). */
+  private maxSlots = Infinity;
   /** Tasks finished by this process, by run. */
   private readonly done = new Map<string, number>();
 
@@ -80,7 +82,7 @@ export class Runner {
       { coordinator: config.coordinator, identity, info, log },
       {
         status: () => ({
-          free: this.credit.free,
+          free: this.life.accepting ? this.credit.free : 0,
           slots: this.credit.slots,
           runs: this.credit.runIds(),
         }),
@@ -89,7 +91,12 @@ export class Runner {
           if (this.state === "connecting") this.life.set("ready");
         },
         join: (run, priority) => this.allot({ type: "join", run, priority }),
-        welcome: (heartbeatMs) => this.sampler.start(heartbeatMs),
+        welcome: (heartbeatMs, maxSlots) => {
+          // More slots than the coordinator counts would be credit no run ever uses.
+          this.maxSlots = maxSlots ?? Infinity;
+          if (this.credit.slots > this.maxSlots) this.resize(this.credit.slots, this.parts.info.freeMemory);
+          this.sampler.start(heartbeatMs);
+        },
         refused: (reason) => this.fail(reason),
       },
     );
@@ -281,8 +288,9 @@ export class Runner {
     if (this.credit.running === 0) this.idle?.();
   }
 
-  /** Offers `slots` slots from now on (`--slots auto`): running tasks finish whatever it shrinks to. */
-  private resize(slots: number, freeMemory: number): void {
+  /** Offers `wanted` slots (`--slots auto`), at most the coordinator's cap, from now on: running tasks finish whatever it shrinks to. */
+  private resize(wanted: number, freeMemory: number): void {
+    const slots = Math.min(wanted, this.maxSlots);
     const from = this.credit.slots;
     if (slots === from || !this.life.accepting) return;
     this.parts.threads.resize(slots);

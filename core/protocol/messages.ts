@@ -172,12 +172,17 @@ export type RunnerMessageInput = z.input<typeof runnerMessage>;
 
 /** Frames the coordinator sends. */
 export const coordinatorMessage = z.discriminatedUnion("type", [
-  /** `heartbeatMs`: a runner silent for longer is presumed gone; ping well within it. */
+  /**
+   * `heartbeatMs`: a runner silent for longer is presumed gone; ping well within it. `slots`
+   * (pool socket): the most slots the coordinator counts for the runner (MAX_DEVICE_SLOTS), and
+   * the most attempts a run lets it hold: it offers no more.
+   */
   z.strictObject({
     type: z.literal("welcome"),
     protocol: z.number().int(),
     run: z.string().optional(),
     heartbeatMs: z.number().int().positive(),
+    slots: z.number().int().nonnegative().optional(),
   }),
   /**
    * Pool socket: a run has work this runner may be able to take; `priority` is that of its most

@@ -38,7 +38,7 @@ class Unsupported extends Error {}
 
 function rewrite(bytes: Uint8Array): Uint8Array | null {
   // An index past the module's own is invalid before the rewrite and would not be after it.
-  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return null;
+  if (!WebAssembly.validate(new Uint8Array(bytes))) return null;
   const sections = readSections(bytes);
   const find = (id: number) => sections.find((s) => s.id === id);
   const code = find(10);

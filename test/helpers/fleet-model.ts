@@ -86,7 +86,7 @@ interface RunModel {
   started: boolean;
   /** The demand the pool confirmed (JSON). */
   told: string;
-  /** Demand calls on their way to the pool. */
+  /** The demand call on its way to the pool, then the newest asked meanwhile (one at a time). */
   telling: DemandClass[][];
   /** A demand call was lost: the run's alarm is armed to tell it again. */
   retryDue: boolean;
@@ -506,7 +506,8 @@ export class Fleet {
     const wanted = JSON.stringify(classes);
     const last = run.telling.at(-1);
     if (!always && (last ? JSON.stringify(last) : run.told) === wanted) return;
-    run.telling.push(classes);
+    if (run.telling.length >= 2) run.telling[1] = classes;
+    else run.telling.push(classes);
   }
 
   /** Every socket and frame in flight is gone; the runs forget their runners, the pool its rows. */

@@ -167,21 +167,28 @@ describe("effects", () => {
     expect(calls.filter((c) => c[0] === "demand")).toHaveLength(3);
   });
 
-  it("keeps the newest demand when an older telling returns after it", async () => {
+  it("tells one demand at a time: those asked meanwhile wait, and only the newest of them goes", async () => {
     const { host, calls, values } = setup();
     const answers: (() => void)[] = [];
     host.demand = (classes) => {
       calls.push(["demand", classes]);
       return new Promise<void>((r) => answers.push(r));
     };
-    const older = perform(host, [{ type: "demand", classes: [gpu] }]);
-    const newer = perform(host, [{ type: "demand", classes: [] }]);
+    const first = perform(host, [{ type: "demand", classes: [gpu] }]);
+    await perform(host, [{ type: "demand", classes: [] }]);
+    await perform(host, [{ type: "demand", classes: [{ ...gpu, priority: 2 }] }]);
     await Promise.resolve();
-    answers[1]!();
-    await newer;
+    expect(calls).toEqual([["demand", [gpu]]]);
     answers[0]!();
-    await older;
-    expect(values.get("demand")).toBe("[]");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(calls).toEqual([
+      ["demand", [gpu]],
+      ["demand", [{ ...gpu, priority: 2 }]],
+    ]);
+    expect(demandRetryAt(host.meta)).not.toBeNull(); // the newest is not confirmed yet
+    answers[1]!();
+    await first;
+    expect(values.get("demand")).toBe(JSON.stringify([{ ...gpu, priority: 2 }]));
     expect(demandRetryAt(host.meta)).toBeNull();
   });
 });

@@ -31,20 +31,20 @@ afterEach(async () => {
 
 /** A coordinator on a free port; `refuse` turns every socket away (default: 401 with an {error}). */
 async function coordinator(
-  options: { refuse?: Answer | true } = {},
+  options: { refuse?: Answer | true; maxSlots?: number } = {},
 ): Promise<{ url: URL; frames: RunnerMessage[]; sockets: Map<string, WebSocket> }> {
   const frames: RunnerMessage[] = [];
   const refusal = options.refuse === true ? { status: 401, body: { error: "unknown credential" } } : options.refuse;
   const fake = await fakeCoordinator({
     upgrade: () => refusal,
-    onConnection: (ws, run) => hello(ws, run, frames),
+    onConnection: (ws, run) => hello(ws, run, frames, options.maxSlots),
   });
   cleanup.push(() => fake.close());
   return { url: fake.url, frames, sockets: fake.sockets };
 }
 
 /** Keeps the runner's frames; answers a hello with welcome, and on the pool with a join of RUN. */
-function hello(ws: WebSocket, run: string, frames: RunnerMessage[]): void {
+function hello(ws: WebSocket, run: string, frames: RunnerMessage[], maxSlots?: number): void {
   ws.on("message", (data) => {
     const text = (data as Buffer).toString();
     if (text === "ping") return;
@@ -52,7 +52,8 @@ function hello(ws: WebSocket, run: string, frames: RunnerMessage[]): void {
     if (!decoded.ok) throw new Error(decoded.error);
     frames.push(decoded.message);
     if (decoded.message.type !== "hello") return;
-    ws.send(encode({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 3000 }));
+    const slots = run === "pool" ? maxSlots : undefined;
+    ws.send(encode({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 3000, slots }));
     if (run === "pool") ws.send(encode({ type: "join", run: RUN, priority: 0 }));
   });
 }
@@ -144,6 +145,16 @@ describe("runner lifecycle", () => {
     expect(await threads.run(job)).toMatchObject({ kind: "crash", message: "the runner is shutting down" });
     await r.stop(0); // nothing left to stop: no change, no error
     expect(r.state).toBe("failed");
+  });
+
+  it("offers no more slots than the coordinator counts for it (its welcome's slots)", async () => {
+    const { frames, url } = await coordinator({ maxSlots: 1 });
+    const { runner: r, lines } = runner(url);
+    r.start();
+    await until(() => frames.some((f) => f.type === "status" && f.slots === 1));
+    await until(() => frames.some((f) => f.type === "hello" && f.runner.id === "dev-1" && f.want === 1));
+    expect(frames.some((f) => f.type === "hello" && f.want === 2)).toBe(false);
+    expect(lines).toContainEqual(expect.stringMatching(/^slots 2 -> 1 /));
   });
 
   it("takes a task from a join to its result, then stops: connecting, ready, draining, stopped", async () => {

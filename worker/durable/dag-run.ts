@@ -16,7 +16,7 @@ import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
 import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
-import { demand, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
+import { backlogs, demand, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
 import { demandRetryAt, perform, retryDemand } from "../run-host/effects.js";
 import type { DemandClass } from "../../core/match.js";
@@ -92,6 +92,21 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
 
   names(device: string, what: Fetchable): boolean {
     return this.run.views.names(device, what);
+  }
+
+  /**
+   * Whether `runner` gets nothing from this run while the run has work for it: live and not
+   * paused, with ready tasks it can take, and it holds none of the run's attempts and has no
+   * credit here (or is not attached). A runner holding an attempt hears its credit again with
+   * that attempt's result, so only this is a stall. The pool asks before it repairs one.
+   */
+  starved(runner: string): boolean {
+    const { store } = this.run;
+    if (!this.live() || store.status() === "paused") return false;
+    const ready = store.counts().ready;
+    const row = store.runner(runner);
+    if (!row) return ready > 0;
+    return row.credit === 0 && store.heldBy(runner) === 0 && backlogs(store, ready, Date.now())(row) > 0;
   }
 
   async cool(device: string, until: number): Promise<void> {

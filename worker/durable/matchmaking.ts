@@ -30,8 +30,9 @@ export interface Join {
 
 /**
  * The joins a change of `run`'s demand calls for, with `demands` already changed (oldest first).
- * New demand goes to the runners that qualify; a withdrawn one points the idle runners at what
- * else there is, since some of them may have been sent to `run` for nothing.
+ * New demand goes to the runners that qualify, those already in the run included (with its
+ * priority now); a withdrawn one points the idle runners at what else there is, since some of
+ * them may have been sent to `run` for nothing.
  */
 export function joinsOnDemand(
   run: string,
@@ -43,9 +44,14 @@ export function joinsOnDemand(
   if (classes.length === 0) return runners.flatMap((runner) => matchFor(runner, demands, cooled) ?? []);
   const joins: Join[] = [];
   for (const runner of runners) {
-    if (runner.runs.includes(run) || cooled.has(deviceOfRunner(runner.id))) continue;
+    if (cooled.has(deviceOfRunner(runner.id))) continue;
     const priority = bestFor(classes, runner.info);
     if (priority === null) continue;
+    // A runner in the run hears its priority now: its slot allocator ranks runs by it.
+    if (runner.runs.includes(run)) {
+      joins.push({ runner: runner.id, run, priority });
+      continue;
+    }
     // A busy runner hears of the run only when it outranks everything the runner works on.
     const current = Math.max(
       -Infinity,

@@ -110,11 +110,12 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   }
 
   /**
-   * Self-repair, the second line behind the joins and the runs' frames: runners idle for
-   * STALL_REPAIR_MS beside a run with ready work they qualify for are pointed at it again (a lost
-   * grant costs a join), each stall logged once with both ids and counted for /metrics.
+   * Self-repair, the second line behind the joins and the runs' frames: a runner idle for
+   * STALL_REPAIR_MS beside a run with ready work it qualifies for, which the run says it gets
+   * nothing from (no credit there, none of its attempts), is pointed at it again (a lost grant
+   * costs a join); each stall is logged once with both ids and counted for /metrics.
    */
-  override alarm(): void {
+  override async alarm(): Promise<void> {
     this.alarmAt = null;
     const now = Date.now();
     const cooled = new Set(this.cooled(now).keys());
@@ -128,6 +129,13 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
       .toArray()
       .map((d) => ({ run: d.run, classes: JSON.parse(d.classes) as DemandClass[], since: d.since }));
     for (const join of stalls(runners, demands, cooled, now, this.stallMs)) {
+      // Idle beside demand is not yet a stall: a busy run keeps its runners' slots in flight.
+      const run = this.env.DAG_RUN.get(this.env.DAG_RUN.idFromString(join.run));
+      const starved = await run.starved(join.runner).catch((e: unknown) => {
+        console.error(`asking run ${join.run} whether runner ${join.runner} is starved`, e);
+        return false;
+      });
+      if (!starved) continue;
       this.sendTo(join.runner, { type: "join", run: join.run, priority: join.priority });
       const key = `${join.runner} ${join.run}`;
       if (this.repaired.has(key)) continue;
@@ -143,6 +151,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
 
   /** Arms the alarm while some idle runner qualifies for some run's demand (it may become a stall). */
   private watchStalls(now: number): void {
+    // The alarm set looks at every runner when it fires, and sets itself again while it must.
+    if (this.alarmAt !== null && this.alarmAt > now) return;
     const idle = new Set(
       this.sql
         .exec<{ runner: string }>(`SELECT runner FROM idle`)
@@ -153,8 +163,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     const demands = this.demands();
     const cooled = new Set(this.cooled(now).keys());
     const watched = this.runnerRows().some((r) => idle.has(r.id) && matchFor({ ...r, runs: [] }, demands, cooled));
+    if (!watched) return;
     const at = now + this.stallMs;
-    if (!watched || (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at)) return;
     this.alarmAt = at;
     void this.ctx.storage.setAlarm(at);
   }
@@ -345,7 +355,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
             now,
             now,
           );
-          send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: this.heartbeatMs });
+          const { heartbeatMs, limits } = this;
+          send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs, slots: limits.maxSlots });
           this.setIdle(runner.id, 0, now); // until its status says otherwise
           this.match({ id: runner.id, info: runner, free: runner.slots, runs: [] });
         },

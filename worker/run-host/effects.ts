@@ -22,8 +22,11 @@ const DEMAND_RETRY = "demand_retry";
 /** How long after an unconfirmed telling the alarm tells the demand again. */
 const DEMAND_RETRY_MS = 1_000;
 
-/** Each run object's newest telling (by its meta): what it asks, its number, whether it is still out. */
-const newest = new WeakMap<Meta, { wanted: string; seq: number; out: boolean }>();
+/**
+ * Each run object's telling out (by its meta), and the newest demand asked while it is: one call
+ * at a time, so the pool applies them in the order they were asked.
+ */
+const outgoing = new WeakMap<Meta, { wanted: string; next?: DemandClass[] }>();
 
 /** What the effects need of their run. */
 export interface EffectsHost {
@@ -94,31 +97,36 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
 
 /**
  * Tells the pool the run's demand when it differs from the newest one asked or confirmed
- * (`always`: in any case). The confirmed memo is written only when the newest call returns; a
- * call that fails leaves the retry time set, and the alarm tells the demand again
- * (`retryDemand`).
+ * (`always`: in any case). One telling is out at a time: one asked meanwhile waits for it, the
+ * newest replacing any older. The confirmed memo is written only when a call returns; a call
+ * that fails leaves the retry time set, and the alarm tells the demand again (`retryDemand`).
  */
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
   const wanted = JSON.stringify(classes);
   const { meta } = host;
-  const last = newest.get(meta);
-  const known = last?.out ? last.wanted : meta.meta(DEMAND_RETRY) ? undefined : (meta.meta(DEMAND) ?? "[]");
-  if (!always && known === wanted) return;
-  const seq = (last?.seq ?? 0) + 1;
-  const telling = { wanted, seq, out: true };
-  newest.set(meta, telling);
-  const retry = Date.now() + DEMAND_RETRY_MS;
-  meta.setMeta(DEMAND_RETRY, String(retry));
-  try {
-    await host.retryAt(retry);
-    await host.demand(classes);
-  } finally {
-    telling.out = false;
+  const out = outgoing.get(meta);
+  if (out) {
+    const pending = out.next ? JSON.stringify(out.next) : out.wanted;
+    if (always || pending !== wanted) out.next = classes;
+    return;
   }
-  // Only the newest telling settles the memo: an older one may return after it.
-  if (newest.get(meta) !== telling) return;
-  meta.setMeta(DEMAND, wanted);
-  meta.deleteMeta(DEMAND_RETRY);
+  if (!always && !meta.meta(DEMAND_RETRY) && (meta.meta(DEMAND) ?? "[]") === wanted) return;
+  let next: DemandClass[] | undefined = classes;
+  while (next) {
+    const telling: { wanted: string; next?: DemandClass[] } = { wanted: JSON.stringify(next) };
+    outgoing.set(meta, telling);
+    const retry = Date.now() + DEMAND_RETRY_MS;
+    meta.setMeta(DEMAND_RETRY, String(retry));
+    try {
+      await host.retryAt(retry);
+      await host.demand(next);
+    } finally {
+      outgoing.delete(meta);
+    }
+    meta.setMeta(DEMAND, telling.wanted);
+    if (!telling.next) meta.deleteMeta(DEMAND_RETRY);
+    next = telling.next;
+  }
 }
 
 /** When the alarm should tell the demand again (null: the pool confirmed the newest). */

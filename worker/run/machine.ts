@@ -505,10 +505,10 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
  */
 function tellBacklogs(ctx: Ctx, sent: Extract<Effect, { type: "dispatch" }>[], ready: number): void {
   const { store, now } = ctx;
-  const constrained = ready > 0 ? store.constrainedNodes() : [];
+  const backlogOf = backlogs(store, ready, now);
   for (const runner of store.runners()) {
     const frame = sent.find((e) => e.runner === runner.id);
-    const backlog = (runner.cooledUntil ?? 0) > now ? 0 : ready - readyExcluded(ctx, runner, constrained);
+    const backlog = backlogOf(runner);
     const changed = runner.backlogTold < 0 || runner.backlogTold > 0 !== backlog > 0;
     if (frame) ctx.effects.push({ ...frame, backlog });
     else if (changed) ctx.effects.push({ type: "dispatch", runner: runner.id, tasks: [], backlog });
@@ -516,12 +516,23 @@ function tellBacklogs(ctx: Ctx, sent: Extract<Effect, { type: "dispatch" }>[], r
   }
 }
 
-/** Ready tasks of the `constrained` nodes whose `requires:` `runner` does not meet. */
-function readyExcluded(ctx: Ctx, runner: RunnerRow, constrained: readonly string[]): number {
-  let n = 0;
-  for (const node of constrained)
-    if (!runner.caps || !meets(ctx.store.node(node).spec.requires, runner.caps)) n += ctx.store.readyIn(node);
-  return n;
+/**
+ * The backlog of each attached runner when the run has `ready` tasks (none while it is paused):
+ * those it can take, none while its device is cooled down. Each constrained node is read once.
+ */
+export function backlogs(store: RunStore, ready: number, now: number): (runner: RunnerRow) => number {
+  const constrained =
+    ready > 0
+      ? store
+          .constrainedNodes()
+          .map((node) => ({ requires: store.node(node).spec.requires, ready: store.readyIn(node) }))
+      : [];
+  return (runner) => {
+    if (ready === 0 || (runner.cooledUntil ?? 0) > now) return 0;
+    let excluded = 0;
+    for (const node of constrained) if (!runner.caps || !meets(node.requires, runner.caps)) excluded += node.ready;
+    return ready - excluded;
+  };
 }
 
 /** Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it. */
