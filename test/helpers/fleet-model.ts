@@ -419,11 +419,12 @@ export class Fleet {
     const classes = run.telling.shift()!;
     const { demands } = this.pool;
     const at = demands.findIndex((d) => d.run === run.id);
+    const before = demands[at]?.classes;
     if (classes.length === 0) {
       if (at >= 0) demands.splice(at, 1);
     } else if (at >= 0) demands[at] = { run: run.id, classes };
     else demands.push({ run: run.id, classes });
-    for (const join of joinsOnDemand(run.id, classes, [...this.pool.rows.values()], demands, new Set()))
+    for (const join of joinsOnDemand(run.id, classes, [...this.pool.rows.values()], demands, new Set(), before))
       this.runners.find((r) => r.id === join.runner)!.fromPool.push({ run: join.run, priority: join.priority });
     run.told = JSON.stringify(classes);
   }

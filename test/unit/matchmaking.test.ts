@@ -37,6 +37,10 @@ describe("matchmaking", () => {
       { runner: "idle", run: "A", priority: 1 },
       { runner: "in", run: "A", priority: 1 },
     ]);
+    // A runner in the run that heard this priority already is not told again.
+    expect(joinsOnDemand("A", gpu(1), runners, demands, none, gpu(1))).toEqual([
+      { runner: "idle", run: "A", priority: 1 },
+    ]);
     // Cooled devices hear of nothing.
     expect(joinsOnDemand("A", gpu(1), runners, demands, new Set(["idle", "in"]))).toEqual([]);
     // B at 3 outranks nothing busy B works on; a new run at 5 outranks B on the busy runner.

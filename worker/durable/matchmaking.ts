@@ -30,8 +30,8 @@ export interface Join {
 
 /**
  * The joins a change of `run`'s demand calls for, with `demands` already changed (oldest first).
- * New demand goes to the runners that qualify, those already in the run included (with its
- * priority now); a withdrawn one points the idle runners at what else there is, since some of
+ * New demand goes to the runners that qualify, those already in the run included when its
+ * priority for them is not the one they heard with `before` (the demand it replaces); a withdrawn one points the idle runners at what else there is, since some of
  * them may have been sent to `run` for nothing.
  */
 export function joinsOnDemand(
@@ -40,6 +40,7 @@ export function joinsOnDemand(
   runners: readonly PoolRunner[],
   demands: readonly PoolDemand[],
   cooled: ReadonlySet<string>,
+  before: DemandClass[] = [],
 ): Join[] {
   if (classes.length === 0) return runners.flatMap((runner) => matchFor(runner, demands, cooled) ?? []);
   const joins: Join[] = [];
@@ -49,7 +50,7 @@ export function joinsOnDemand(
     if (priority === null) continue;
     // A runner in the run hears its priority now: its slot allocator ranks runs by it.
     if (runner.runs.includes(run)) {
-      joins.push({ runner: runner.id, run, priority });
+      if (bestFor(before, runner.info) !== priority) joins.push({ runner: runner.id, run, priority });
       continue;
     }
     // A busy runner hears of the run only when it outranks everything the runner works on.

@@ -93,6 +93,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
 
   /** A run reports the ready work no attached runner has taken, by class; none withdraws its demand. */
   demand(run: string, classes: DemandClass[]): void {
+    const before = this.demands().find((d) => d.run === run)?.classes;
     if (classes.length === 0) this.sql.exec(`DELETE FROM demands WHERE run = ?`, run);
     else
       this.sql.exec(
@@ -103,7 +104,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
         Date.now(),
       );
     const cooled = new Set(this.cooled().keys());
-    for (const join of joinsOnDemand(run, classes, this.runnerRows(), this.demands(), cooled))
+    for (const join of joinsOnDemand(run, classes, this.runnerRows(), this.demands(), cooled, before))
       this.sendTo(join.runner, { type: "join", run: join.run, priority: join.priority });
     if (classes.length > 0) this.watchStalls(Date.now());
     else for (const key of this.repaired) if (key.endsWith(` ${run}`)) this.repaired.delete(key);
