@@ -74,6 +74,10 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private readonly stallMs: number;
   /** The alarm this object last set (null: none, or not known since it started). */
   private alarmAt: number | null = null;
+  /** Whether some run has demand (undefined: not known since the last change). */
+  private anyDemand: boolean | undefined;
+  /** Whether each runner has a row in `idle`, as far as this object knows (after a restart, the table says). */
+  private readonly idleKnown = new Map<string, boolean>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -103,6 +107,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
         JSON.stringify(classes),
         Date.now(),
       );
+    this.anyDemand = undefined;
     const cooled = new Set(this.cooled().keys());
     for (const join of joinsOnDemand(run, classes, this.runnerRows(), this.demands(), cooled, before))
       this.sendTo(join.runner, { type: "join", run: join.run, priority: join.priority });
@@ -154,6 +159,9 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private watchStalls(now: number): void {
     // The alarm set looks at every runner when it fires, and sets itself again while it must.
     if (this.alarmAt !== null && this.alarmAt > now) return;
+    // Status frames come often; with no run waiting for runners there is nothing to watch.
+    this.anyDemand ??= this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM demands`).one().n > 0;
+    if (!this.anyDemand) return;
     const idle = new Set(
       this.sql
         .exec<{ runner: string }>(`SELECT runner FROM idle`)
@@ -438,16 +446,23 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private forget(runner: string): void {
     this.sql.exec(`DELETE FROM runners WHERE id = ?`, runner);
     this.setIdle(runner, 0, 0);
+    this.idleKnown.delete(runner);
   }
 
   /** Notes since when `runner` has had idle slots (kept while it has), and watches for a stall. */
   private setIdle(runner: string, free: number, now: number): void {
+    const known = this.idleKnown.get(runner);
     if (free <= 0) {
+      if (known === false) return;
       this.sql.exec(`DELETE FROM idle WHERE runner = ?`, runner);
+      this.idleKnown.set(runner, false);
       for (const key of this.repaired) if (key.startsWith(`${runner} `)) this.repaired.delete(key);
       return;
     }
-    this.sql.exec(`INSERT INTO idle (runner, since) VALUES (?, ?) ON CONFLICT (runner) DO NOTHING`, runner, now);
+    if (known !== true) {
+      this.sql.exec(`INSERT INTO idle (runner, since) VALUES (?, ?) ON CONFLICT (runner) DO NOTHING`, runner, now);
+      this.idleKnown.set(runner, true);
+    }
     this.watchStalls(now);
   }
 
