@@ -186,6 +186,10 @@ describe("effects", () => {
       ["demand", [{ ...gpu, priority: 2 }]],
     ]);
     expect(demandRetryAt(host.meta)).not.toBeNull(); // the newest is not confirmed yet
+    // An alarm while a call is out adds nothing to it and looks again a retry period later.
+    await retryDemand(host, [{ ...gpu, priority: 2 }]);
+    expect(calls).toHaveLength(2);
+    expect(demandRetryAt(host.meta)).toBeGreaterThan(Date.now());
     answers[1]!();
     await first;
     expect(values.get("demand")).toBe(JSON.stringify([{ ...gpu, priority: 2 }]));

@@ -97,8 +97,8 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
 
 /**
  * Tells the pool the run's demand when it differs from the newest one asked or confirmed
- * (`always`: in any case). One telling is out at a time: one asked meanwhile waits for it, the
- * newest replacing any older. The confirmed memo is written only when a call returns; a call
+ * (`always`: in any case, unless that very demand is on its way). One telling is out at a time:
+ * one asked meanwhile waits for it, the newest replacing any older. The confirmed memo is written only when a call returns; a call
  * that fails leaves the retry time set, and the alarm tells the demand again (`retryDemand`).
  */
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
@@ -107,7 +107,9 @@ async function tellDemand(host: EffectsHost, classes: DemandClass[], always = fa
   const out = outgoing.get(meta);
   if (out) {
     const pending = out.next ? JSON.stringify(out.next) : out.wanted;
-    if (always || pending !== wanted) out.next = classes;
+    if (pending !== wanted) out.next = classes;
+    // While the call is out the alarm has nothing to do: the next look is a retry period away.
+    meta.setMeta(DEMAND_RETRY, String(Date.now() + DEMAND_RETRY_MS));
     return;
   }
   if (!always && !meta.meta(DEMAND_RETRY) && (meta.meta(DEMAND) ?? "[]") === wanted) return;
