@@ -61,7 +61,9 @@ export class PoolLink {
         this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: 0, holding: [] });
         this.last = "";
         host.opened();
-        this.report();
+        // A draining runner that reconnects says at once it has no idle slots (the hello's count is all).
+        if (host.accepting()) this.report();
+        else this.quiet();
       },
       onMessage: (m) => {
         if (m.type === "join") host.join(m.run, m.priority);

@@ -70,12 +70,15 @@ export class Runner {
   private idle: (() => void) | undefined;
   /** The most slots the coordinator counts for this runner (its welcome says). */
   private maxSlots = Infinity;
+  /** The slots the runner would offer without that cap (`--slots`, or the sampler's last count). */
+  private wanted: number;
   /** Tasks finished by this process, by run. */
   private readonly done = new Map<string, number>();
 
   constructor(private readonly parts: RunnerParts) {
     const { config, info, identity, log } = parts;
     this.credit = new CreditAllocator(info.slots);
+    this.wanted = info.slots;
     this.life = new Lifecycle(log);
     this.finished = this.life.finished;
     this.pool = new PoolLink(
@@ -94,7 +97,7 @@ export class Runner {
         welcome: (heartbeatMs, maxSlots) => {
           // More slots than the coordinator counts would be credit no run ever uses.
           this.maxSlots = maxSlots ?? Infinity;
-          if (this.credit.slots > this.maxSlots) this.resize(this.credit.slots, this.parts.info.freeMemory);
+          this.resize(this.wanted, this.parts.info.freeMemory);
           this.sampler.start(heartbeatMs);
         },
         refused: (reason) => this.fail(reason),
@@ -290,6 +293,7 @@ export class Runner {
 
   /** Offers `wanted` slots (`--slots auto`), at most the coordinator's cap, from now on: running tasks finish whatever it shrinks to. */
   private resize(wanted: number, freeMemory: number): void {
+    this.wanted = wanted;
     const slots = Math.min(wanted, this.maxSlots);
     const from = this.credit.slots;
     if (slots === from || !this.life.accepting) return;

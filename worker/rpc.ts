@@ -40,8 +40,11 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
   output(key: string): Answer<Uint8Array | BlobRef>;
   /** Whether a lease a runner of `device` holds in this run names the module or input blob (any lease, for an output). */
   names(device: string, what: Fetchable): boolean;
-  /** Whether `runner` gets nothing from this run though the run has ready work it can take (the pool's stall check). */
-  starved(runner: string): boolean;
+  /**
+   * Whether `runner`, idle since `since`, gets nothing from this run though the run has ready
+   * work it can take (the pool's stall check).
+   */
+  starved(runner: string, since: number): boolean;
   /** Closes the sockets of `device`'s runners (CLOSE.revoked) and hands their leases back: how many closed. */
   revoke(device: string): Promise<number>;
   /** `device` is cooled down until `until`: its runners here are leased nothing new before then. */

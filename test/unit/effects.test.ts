@@ -186,13 +186,36 @@ describe("effects", () => {
       ["demand", [{ ...gpu, priority: 2 }]],
     ]);
     expect(demandRetryAt(host.meta)).not.toBeNull(); // the newest is not confirmed yet
-    // An alarm while a call is out adds nothing to it and looks again a retry period later.
+    // An alarm while a call is out adds nothing to it.
     await retryDemand(host, [{ ...gpu, priority: 2 }]);
     expect(calls).toHaveLength(2);
-    expect(demandRetryAt(host.meta)).toBeGreaterThan(Date.now());
     answers[1]!();
     await first;
+    await new Promise((r) => setTimeout(r, 0));
     expect(values.get("demand")).toBe(JSON.stringify([{ ...gpu, priority: 2 }]));
+    expect(demandRetryAt(host.meta)).toBeNull();
+  });
+
+  it("an ended run whose withdrawal waited behind a call that failed has its alarm armed to withdraw it", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { host, calls, alarms } = setup();
+    let fail!: (e: Error) => void;
+    host.demand = (classes) => {
+      calls.push(["demand", classes]);
+      return calls.filter((c) => c[0] === "demand").length === 1
+        ? new Promise<void>((_, r) => (fail = r))
+        : Promise.resolve();
+    };
+    const first = perform(host, [{ type: "demand", classes: [gpu] }]);
+    const before = alarms.length;
+    // The host clears an ended run's alarm, then the withdrawal waits behind the call out: it arms one.
+    await perform(host, [{ type: "finished", status: "succeeded" }]);
+    expect(alarms.length).toBe(before + 1);
+    fail(new Error("pool down"));
+    await first;
+    expect(demandRetryAt(host.meta)).toBe(alarms.at(-1));
+    await retryDemand(host, []); // the alarm
+    expect(calls.filter((c) => c[0] === "demand").at(-1)).toEqual(["demand", []]);
     expect(demandRetryAt(host.meta)).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 // The pool's matchmaking (worker/durable/matchmaking.ts): who hears of a run's demand, where a
 // withdrawn demand sends the idle runners, and which idle runners are stalls to repair.
 import { describe, expect, it } from "vitest";
-import { joinsOnDemand, stalls, type PoolRunner } from "../../worker/durable/matchmaking";
+import { joinsOnDemand, nextStallCheck, stalls, type PoolRunner } from "../../worker/durable/matchmaking";
 
 const runner = (id: string, free: number, runs: string[] = [], labels: string[] = []): PoolRunner => ({
   id,
@@ -73,5 +73,16 @@ describe("matchmaking", () => {
     expect(stalls(runners, demands, new Set(["cooled"]), now, 2_000)).toEqual([
       { runner: "stuck", run: "A", priority: 0 },
     ]);
+  });
+
+  it("looks again when the first idle runner will have waited the stall time beside demand it qualifies for", () => {
+    const demands = [{ run: "A", classes: gpu(0), since: 1_000 }];
+    const idle = (id: string, since: number, labels: string[]) => ({ ...runner(id, 1, [], labels), since });
+    // Idle since 3,000 beside demand since 1,000: due at 5,000.
+    expect(nextStallCheck([idle("g", 3_000, ["gpu"])], demands, none, 4_000, 2_000)).toBe(5_000);
+    // Already due and not a stall: a period from now.
+    expect(nextStallCheck([idle("g", 1_500, ["gpu"])], demands, none, 4_000, 2_000)).toBe(6_000);
+    // No idle runner qualifies: nothing to look for.
+    expect(nextStallCheck([idle("cpu", 0, [])], demands, none, 4_000, 2_000)).toBeNull();
   });
 });

@@ -230,7 +230,8 @@ export class MemoryStore implements RunStore {
     return [...this.runnerRows.values()].map((r) => ({ ...r }));
   }
   putRunner(row: RunnerRow) {
-    bound(row.id, row.name, row.credit, row.sent, JSON.stringify(row.caps), row.cooledUntil, row.backlogTold);
+    const { id, name, credit, sent, caps, cooledUntil, backlogTold, sentAt } = row;
+    bound(id, name, credit, sent, JSON.stringify(caps), cooledUntil, backlogTold, sentAt);
     this.runnerRows.set(row.id, { ...row });
   }
   removeRunner(id: string) {

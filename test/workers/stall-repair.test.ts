@@ -17,37 +17,47 @@ async function metric(name: string): Promise<number> {
   return Number(line.split(" ")[1]);
 }
 
+/** Submits a one-node DAG of `instances` tasks (a plain task when 0); its id. */
+async function submit(name: string, instances = 0): Promise<string> {
+  await SELF.fetch(`${base}/api/modules/stall.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+  const map = instances > 0 ? `, map: { range: [0, ${instances}] }` : "";
+  const body = `name: ${name}\ncache: false\ntasks:\n  - { id: t, module: stall.wasm${map} }\n`;
+  const res = await SELF.fetch(`${base}/api/dags`, { method: "POST", headers: API, body });
+  return (await res.json<{ id: string }>()).id;
+}
+
+/** A scripted runner of `slots` slots on the pool, idle, pointed at `run`; then its socket to the run says `want`. */
+async function joined(name: string, slots: number, run: string, want: number) {
+  const pool = await RunnerSocket.open("/api/runners/connect", name);
+  pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo(name, slots), want: 0 });
+  await pool.next("welcome");
+  pool.send({ type: "status", free: slots, slots, runs: [] });
+  expect(await pool.next("join")).toMatchObject({ run });
+  const socket = await RunnerSocket.open(`/api/runners/connect?run=${run}`, name);
+  socket.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo(name, slots), want });
+  await socket.next("welcome");
+  return { pool, run: socket };
+}
+
+/** How long until the pool sends `pool` a join for `run` after the joins it has sent so far; throws past 10 s. */
+async function repairedAfter(pool: RunnerSocket, run: string): Promise<number> {
+  const stuckAt = Date.now();
+  await new Promise((r) => setTimeout(r, 200));
+  const joins = () => pool.seen.filter((f) => f.type === "join");
+  const before = joins().length; // the joins for the run's first demand
+  while (joins().length === before && Date.now() - stuckAt < 10_000) await new Promise((r) => setTimeout(r, 20));
+  expect(joins()[before]).toMatchObject({ run });
+  return Date.now() - stuckAt;
+}
+
 describe("stall repair", () => {
   it("re-points a runner whose grant was lost within 5 s, and counts it", { timeout: 20_000 }, async () => {
-    await SELF.fetch(`${base}/api/modules/stall.wasm`, { method: "PUT", headers: API, body: wasmModule() });
-    const res = await SELF.fetch(`${base}/api/dags`, {
-      method: "POST",
-      headers: API,
-      body: "name: stall\ncache: false\ntasks:\n  - { id: t, module: stall.wasm }\n",
-    });
-    const { id } = await res.json<{ id: string }>();
+    const id = await submit("stall");
     const repairs = await metric("distro_stall_repairs_total");
-
-    const pool = await RunnerSocket.open("/api/runners/connect", "stuck");
-    pool.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo("stuck", 1), want: 0 });
-    await pool.next("welcome");
-    pool.send({ type: "status", free: 1, slots: 1, runs: [] });
-    expect(await pool.next("join")).toMatchObject({ run: id });
-
     // The fault: the runner gave the run its slot, but the run heard want 0.
-    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "stuck");
-    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: runnerInfo("stuck", 1), want: 0 });
-    await run.next("welcome");
+    const { pool, run } = await joined("stuck", 1, id, 0);
     pool.send({ type: "status", free: 1, slots: 1, runs: [id] });
-    const stuckAt = Date.now();
-    await new Promise((r) => setTimeout(r, 200));
-    const joins = () => pool.seen.filter((f) => f.type === "join");
-    const before = joins().length; // the joins for the run's first demand
-
-    while (joins().length === before && Date.now() - stuckAt < 10_000) await new Promise((r) => setTimeout(r, 20));
-    expect(joins()[before]).toMatchObject({ run: id });
-    const repairedIn = Date.now() - stuckAt;
-    expect(repairedIn).toBeLessThan(5_000);
+    expect(await repairedAfter(pool, id)).toBeLessThan(5_000);
     expect(await metric("distro_stall_repairs_total")).toBe(repairs + 1);
 
     // The runner answers a join for a run it is in with its credit again: the task goes out.
@@ -67,6 +77,21 @@ describe("stall repair", () => {
     }
     // Busy or gone, the runner is no stall: one repair, counted once.
     expect(await metric("distro_stall_repairs_total")).toBe(repairs + 1);
+    for (const s of [pool, run]) s.ws.close(1000, "done");
+  });
+
+  it("repairs a lost grant for a second slot while the first runs a long attempt", { timeout: 20_000 }, async () => {
+    const id = await submit("half", 2);
+    const repairs = await metric("distro_stall_repairs_total");
+    // The fault: the runner gave the run both slots; the run heard one.
+    const { pool, run } = await joined("half", 2, id, 1);
+    const [first] = (await run.next("tasks")).tasks;
+    pool.send({ type: "status", free: 1, slots: 2, runs: [id] }); // one slot runs, one waits
+    expect(await repairedAfter(pool, id)).toBeLessThan(5_000);
+    expect(await metric("distro_stall_repairs_total")).toBe(repairs + 1);
+    run.send({ type: "want", want: 1, received: 1 });
+    const [second] = (await run.next("tasks")).tasks;
+    expect([first!.task, second!.task].sort()).toEqual(["t[0]", "t[1]"]);
     for (const s of [pool, run]) s.ws.close(1000, "done");
   });
 });

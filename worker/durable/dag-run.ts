@@ -95,18 +95,19 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
   }
 
   /**
-   * Whether `runner` gets nothing from this run while the run has work for it: live and not
-   * paused, with ready tasks it can take, and it holds none of the run's attempts and has no
-   * credit here (or is not attached). A runner holding an attempt hears its credit again with
-   * that attempt's result, so only this is a stall. The pool asks before it repairs one.
+   * Whether `runner`, which has had idle slots since `since`, gets nothing from this run while
+   * the run has work for it: live and not paused, with ready tasks it can take, no credit here
+   * and nothing sent to it since then (or not attached). A busy run's runners often have idle
+   * slots only while tasks are on their way; that is not a stall. The pool asks before it
+   * repairs one.
    */
-  starved(runner: string): boolean {
+  starved(runner: string, since: number): boolean {
     const { store } = this.run;
     if (!this.live() || store.status() === "paused") return false;
     const ready = store.counts().ready;
     const row = store.runner(runner);
     if (!row) return ready > 0;
-    return row.credit === 0 && store.heldBy(runner) === 0 && backlogs(store, ready, Date.now())(row) > 0;
+    return row.credit === 0 && row.sentAt <= since && backlogs(store, ready, Date.now())(row) > 0;
   }
 
   async cool(device: string, until: number): Promise<void> {

@@ -104,6 +104,31 @@ export function stalls(
   return out;
 }
 
+/**
+ * When to look for stalls next: the first moment an idle runner will have waited `stallMs`
+ * beside demand it qualifies for (a period from now for one that has already, and was not a
+ * stall), or null when no idle runner qualifies for any demand.
+ */
+export function nextStallCheck(
+  runners: readonly Since<PoolRunner>[],
+  demands: readonly Since<PoolDemand>[],
+  cooled: ReadonlySet<string>,
+  now: number,
+  stallMs: number,
+): number | null {
+  let next: number | null = null;
+  for (const runner of runners) {
+    if (runner.free <= 0 || cooled.has(deviceOfRunner(runner.id))) continue;
+    for (const d of demands) {
+      if (bestFor(d.classes, runner.info) === null) continue;
+      const due = Math.max(runner.since, d.since) + stallMs;
+      const at = due > now ? due : now + stallMs;
+      next = next === null ? at : Math.min(next, at);
+    }
+  }
+  return next;
+}
+
 /** The best priority among the classes `info` qualifies for, or null when it qualifies for none. */
 function bestFor(classes: DemandClass[], info: RunnerInfo): number | null {
   let best: number | null = null;

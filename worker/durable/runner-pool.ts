@@ -27,7 +27,7 @@ import {
 } from "../../core/protocol/messages.js";
 import { FRESH, recordLosses, type CoolState, type DeviceLimits } from "./device-limits.js";
 import { whyWaiting, type DemandClass } from "../../core/match.js";
-import { joinsOnDemand, matchFor, stalls, type PoolDemand, type PoolRunner } from "./matchmaking.js";
+import { joinsOnDemand, matchFor, nextStallCheck, stalls, type PoolDemand, type PoolRunner } from "./matchmaking.js";
 import { appendSample, HISTORY_MS, keepsSample, recentSamples } from "./device-history.js";
 import { SocketMeters, type SocketKind } from "./meter.js";
 import {
@@ -52,8 +52,9 @@ CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, info TEXT NOT NULL, fre
 CREATE TABLE IF NOT EXISTS demands (run TEXT PRIMARY KEY, classes TEXT NOT NULL, since INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (runner TEXT PRIMARY KEY, samples TEXT NOT NULL, last_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cooldowns (device TEXT PRIMARY KEY, state TEXT NOT NULL, until INTEGER);
-CREATE TABLE IF NOT EXISTS idle (runner TEXT PRIMARY KEY, since INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS idle_slots (runner TEXT PRIMARY KEY, free INTEGER NOT NULL, since INTEGER NOT NULL);
 DROP TABLE IF EXISTS samples;
+DROP TABLE IF EXISTS idle;
 `;
 
 /** A runner's current load and its device's kept reports (JSON), as `list()` reads them. */
@@ -76,8 +77,8 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
   private alarmAt: number | null = null;
   /** Whether some run has demand (undefined: not known since the last change). */
   private anyDemand: boolean | undefined;
-  /** Whether each runner has a row in `idle`, as far as this object knows (after a restart, the table says). */
-  private readonly idleKnown = new Map<string, boolean>();
+  /** Each runner's idle slots as its row in `idle_slots` has them (0: no row), as far as this object knows. */
+  private readonly idleKnown = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -125,7 +126,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     this.alarmAt = null;
     const now = Date.now();
     const cooled = new Set(this.cooled(now).keys());
-    const idle = this.sql.exec<{ runner: string; since: number }>(`SELECT runner, since FROM idle`).toArray();
+    const idle = this.sql.exec<{ runner: string; since: number }>(`SELECT runner, since FROM idle_slots`).toArray();
     const since = new Map(idle.map((r) => [r.runner, r.since]));
     const runners = this.runnerRows()
       .filter((r) => since.has(r.id))
@@ -137,7 +138,7 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     for (const join of stalls(runners, demands, cooled, now, this.stallMs)) {
       // Idle beside demand is not yet a stall: a busy run keeps its runners' slots in flight.
       const run = this.env.DAG_RUN.get(this.env.DAG_RUN.idFromString(join.run));
-      const starved = await run.starved(join.runner).catch((e: unknown) => {
+      const starved = await run.starved(join.runner, since.get(join.runner)!).catch((e: unknown) => {
         console.error(`asking run ${join.run} whether runner ${join.runner} is starved`, e);
         return false;
       });
@@ -152,26 +153,36 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
         `stall repaired: runner ${join.runner} idle ${idleMs} ms beside run ${join.run}; pointed at it again`,
       );
     }
-    this.watchStalls(now);
+    const next = nextStallCheck(runners, demands, cooled, now, this.stallMs);
+    if (next !== null && (this.alarmAt === null || this.alarmAt <= now || next < this.alarmAt)) {
+      this.alarmAt = next;
+      await this.ctx.storage.setAlarm(next);
+    }
   }
 
-  /** Arms the alarm while some idle runner qualifies for some run's demand (it may become a stall). */
-  private watchStalls(now: number): void {
+  /**
+   * Arms the alarm while some idle runner (or the one, `only`, whose status just came) qualifies
+   * for some run's demand: it may become a stall.
+   */
+  private watchStalls(now: number, only?: string): void {
     // The alarm set looks at every runner when it fires, and sets itself again while it must.
     if (this.alarmAt !== null && this.alarmAt > now) return;
     // Status frames come often; with no run waiting for runners there is nothing to watch.
     this.anyDemand ??= this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM demands`).one().n > 0;
     if (!this.anyDemand) return;
     const idle = new Set(
-      this.sql
-        .exec<{ runner: string }>(`SELECT runner FROM idle`)
-        .toArray()
-        .map((r) => r.runner),
+      only !== undefined
+        ? [only]
+        : this.sql
+            .exec<{ runner: string }>(`SELECT runner FROM idle_slots`)
+            .toArray()
+            .map((r) => r.runner),
     );
     if (idle.size === 0) return;
     const demands = this.demands();
     const cooled = new Set(this.cooled(now).keys());
-    const watched = this.runnerRows().some((r) => idle.has(r.id) && matchFor({ ...r, runs: [] }, demands, cooled));
+    const rows = this.runnerRows(only);
+    const watched = rows.some((r) => idle.has(r.id) && matchFor({ ...r, runs: [] }, demands, cooled));
     if (!watched) return;
     const at = now + this.stallMs;
     this.alarmAt = at;
@@ -449,21 +460,30 @@ export class RunnerPool extends DurableObject<Env> implements RunnerPoolRpc {
     this.idleKnown.delete(runner);
   }
 
-  /** Notes since when `runner` has had idle slots (kept while it has), and watches for a stall. */
+  /**
+   * Notes since when `runner` has had `free` idle slots, the count unchanged (a task that starts
+   * or ends starts the count again), and watches for a stall.
+   */
   private setIdle(runner: string, free: number, now: number): void {
     const known = this.idleKnown.get(runner);
     if (free <= 0) {
-      if (known === false) return;
-      this.sql.exec(`DELETE FROM idle WHERE runner = ?`, runner);
-      this.idleKnown.set(runner, false);
+      if (known === 0) return;
+      this.sql.exec(`DELETE FROM idle_slots WHERE runner = ?`, runner);
+      this.idleKnown.set(runner, 0);
       for (const key of this.repaired) if (key.startsWith(`${runner} `)) this.repaired.delete(key);
       return;
     }
-    if (known !== true) {
-      this.sql.exec(`INSERT INTO idle (runner, since) VALUES (?, ?) ON CONFLICT (runner) DO NOTHING`, runner, now);
-      this.idleKnown.set(runner, true);
+    if (known !== free) {
+      this.sql.exec(
+        `INSERT INTO idle_slots (runner, free, since) VALUES (?, ?, ?) ON CONFLICT (runner) DO UPDATE SET
+           since = CASE WHEN free = excluded.free THEN since ELSE excluded.since END, free = excluded.free`,
+        runner,
+        free,
+        now,
+      );
+      this.idleKnown.set(runner, free);
     }
-    this.watchStalls(now);
+    this.watchStalls(now, runner);
   }
 
   /** Points an idle runner at the most important run it can serve and is not in. */

@@ -39,6 +39,7 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; type: stri
   { table: "tasks", column: "losses", type: "INTEGER NOT NULL DEFAULT 0" },
   { table: "attached", column: "cooled_until", type: "INTEGER" },
   { table: "attached", column: "backlog_told", type: "INTEGER NOT NULL DEFAULT -1" },
+  { table: "attached", column: "sent_at", type: "INTEGER NOT NULL DEFAULT 0" },
 ];
 
 /** The columns of a task row as `toTask` reads them. */

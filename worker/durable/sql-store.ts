@@ -333,23 +333,27 @@ export class SqlStore implements RunStore {
         caps: string | null;
         cooled_until: number | null;
         backlog_told: number;
-      }>(`SELECT id, name, credit, sent, caps, cooled_until, backlog_told FROM attached ${where}`, ...bindings)
+        sent_at: number;
+      }>(`SELECT id, name, credit, sent, caps, cooled_until, backlog_told, sent_at FROM attached ${where}`, ...bindings)
       .toArray()
-      .map(({ cooled_until, backlog_told, ...r }) => ({
+      .map(({ cooled_until, backlog_told, sent_at, ...r }) => ({
         ...r,
         caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]),
         cooledUntil: cooled_until,
         backlogTold: backlog_told,
+        sentAt: sent_at,
       }));
   }
 
   putRunner(row: RunnerRow): void {
     const caps = row.caps === null ? null : JSON.stringify(row.caps);
     this.sql.exec(
-      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told) VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told, sent_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
-         caps = excluded.caps, cooled_until = excluded.cooled_until, backlog_told = excluded.backlog_told`,
-      ...[row.id, row.name, row.credit, row.sent, caps, row.cooledUntil, row.backlogTold],
+         caps = excluded.caps, cooled_until = excluded.cooled_until, backlog_told = excluded.backlog_told,
+         sent_at = excluded.sent_at`,
+      ...[row.id, row.name, row.credit, row.sent, caps, row.cooledUntil, row.backlogTold, row.sentAt],
     );
   }
 

@@ -107,28 +107,42 @@ async function tellDemand(host: EffectsHost, classes: DemandClass[], always = fa
   const out = outgoing.get(meta);
   if (out) {
     const pending = out.next ? JSON.stringify(out.next) : out.wanted;
-    if (pending !== wanted) out.next = classes;
-    // While the call is out the alarm has nothing to do: the next look is a retry period away.
-    meta.setMeta(DEMAND_RETRY, String(Date.now() + DEMAND_RETRY_MS));
+    if (pending === wanted) return;
+    out.next = classes;
+    // Should the call out fail, the alarm tells the newest (an ended run's alarm was cleared).
+    await armRetry(host);
     return;
   }
   if (!always && !meta.meta(DEMAND_RETRY) && (meta.meta(DEMAND) ?? "[]") === wanted) return;
-  let next: DemandClass[] | undefined = classes;
-  while (next) {
-    const telling: { wanted: string; next?: DemandClass[] } = { wanted: JSON.stringify(next) };
-    outgoing.set(meta, telling);
-    const retry = Date.now() + DEMAND_RETRY_MS;
-    meta.setMeta(DEMAND_RETRY, String(retry));
-    try {
-      await host.retryAt(retry);
-      await host.demand(next);
-    } finally {
-      outgoing.delete(meta);
-    }
-    meta.setMeta(DEMAND, telling.wanted);
-    if (!telling.next) meta.deleteMeta(DEMAND_RETRY);
-    next = telling.next;
+  await send(host, classes);
+}
+
+/**
+ * One call to the pool. The demand asked while it was out goes next, detached: the event that
+ * made this call does not wait for the ones after it.
+ */
+async function send(host: EffectsHost, classes: DemandClass[]): Promise<void> {
+  const { meta } = host;
+  const telling: { wanted: string; next?: DemandClass[] } = { wanted: JSON.stringify(classes) };
+  outgoing.set(meta, telling);
+  try {
+    await armRetry(host);
+    await host.demand(classes);
+  } finally {
+    outgoing.delete(meta);
   }
+  meta.setMeta(DEMAND, telling.wanted);
+  if (!telling.next) return meta.deleteMeta(DEMAND_RETRY);
+  void send(host, telling.next).catch((e: unknown) =>
+    console.error(`DagRun ${host.runId}: telling the pool the demand failed`, e),
+  );
+}
+
+/** Sets the retry time a period from now and arms the alarm for it. */
+async function armRetry(host: EffectsHost): Promise<void> {
+  const at = Date.now() + DEMAND_RETRY_MS;
+  host.meta.setMeta(DEMAND_RETRY, String(at));
+  await host.retryAt(at);
 }
 
 /** When the alarm should tell the demand again (null: the pool confirmed the newest). */

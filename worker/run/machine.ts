@@ -311,6 +311,7 @@ function attach(
     caps: caps ?? null,
     cooledUntil: cooled,
     backlogTold: -1,
+    sentAt: 0,
   });
   if (cooled !== null) store.setDeadline("cool", runner, cooled);
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
@@ -491,7 +492,8 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
       continue;
     }
     const tasks = rows.map((row) => assign(ctx, row, runner, inputs));
-    store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length });
+    const count = runner.sent + tasks.length;
+    store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: count, sentAt: ctx.now });
     sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   return sent;

@@ -65,6 +65,8 @@ export interface RunnerRow {
   cooledUntil: number | null;
   /** The backlog it was last told (-1: none since it attached); only whether it is 0 matters. */
   backlogTold: number;
+  /** When the run last sent it tasks (0: not since it attached): the pool's stall check compares with it. */
+  sentAt: number;
 }
 
 export interface RunStore {
