@@ -28,6 +28,22 @@ const DEMAND_RETRY_MS = 1_000;
  */
 const outgoing = new WeakMap<Meta, { wanted: string; next?: DemandClass[] }>();
 
+/**
+ * The two meta values this module keeps, mirrored in memory by run object: only it writes them,
+ * and every event reads them (after a restart they are read once from storage).
+ */
+const mirrors = new WeakMap<Meta, { told: string; retry: number | null }>();
+
+function mirror(meta: Meta): { told: string; retry: number | null } {
+  let m = mirrors.get(meta);
+  if (!m) {
+    const retry = meta.meta(DEMAND_RETRY);
+    m = { told: meta.meta(DEMAND) ?? "[]", retry: retry === undefined ? null : Number(retry) };
+    mirrors.set(meta, m);
+  }
+  return m;
+}
+
 /** What the effects need of their run. */
 export interface EffectsHost {
   /** The run's id, for the log. */
@@ -113,7 +129,8 @@ async function tellDemand(host: EffectsHost, classes: DemandClass[], always = fa
     await armRetry(host);
     return;
   }
-  if (!always && !meta.meta(DEMAND_RETRY) && (meta.meta(DEMAND) ?? "[]") === wanted) return;
+  const known = mirror(meta);
+  if (!always && known.retry === null && known.told === wanted) return;
   await send(host, classes);
 }
 
@@ -131,8 +148,14 @@ async function send(host: EffectsHost, classes: DemandClass[]): Promise<void> {
   } finally {
     outgoing.delete(meta);
   }
+  const known = mirror(meta);
   meta.setMeta(DEMAND, telling.wanted);
-  if (!telling.next) return meta.deleteMeta(DEMAND_RETRY);
+  known.told = telling.wanted;
+  if (!telling.next) {
+    meta.deleteMeta(DEMAND_RETRY);
+    known.retry = null;
+    return;
+  }
   void send(host, telling.next).catch((e: unknown) =>
     console.error(`DagRun ${host.runId}: telling the pool the demand failed`, e),
   );
@@ -142,13 +165,13 @@ async function send(host: EffectsHost, classes: DemandClass[]): Promise<void> {
 async function armRetry(host: EffectsHost): Promise<void> {
   const at = Date.now() + DEMAND_RETRY_MS;
   host.meta.setMeta(DEMAND_RETRY, String(at));
+  mirror(host.meta).retry = at;
   await host.retryAt(at);
 }
 
 /** When the alarm should tell the demand again (null: the pool confirmed the newest). */
 export function demandRetryAt(meta: Meta): number | null {
-  const at = meta.meta(DEMAND_RETRY);
-  return at === undefined ? null : Number(at);
+  return mirror(meta).retry;
 }
 
 /**

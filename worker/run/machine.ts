@@ -224,11 +224,11 @@ export function transition(
   for (const [runner, attempts] of ctx.lost) effects.push({ type: "lost", runner, attempts });
   if (ctx.stray > 0 && "runner" in event) effects.push({ type: "stray", runner: event.runner, frames: ctx.stray });
   if (!isFinal(store.status())) {
-    const sent = dispatch(ctx);
+    const { sent, runners } = dispatch(ctx);
     // One read of the counts serves the backlog, the demand, the status and the cache lookups.
     const counts = store.counts();
     const paused = store.status() === "paused";
-    tellBacklogs(ctx, sent, paused ? 0 : counts.ready);
+    tellBacklogs(ctx, sent, paused ? 0 : counts.ready, runners);
     effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
@@ -475,15 +475,16 @@ function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): vo
 
 /**
  * Hands ready tasks to runners with credit (nothing while paused), each only tasks whose
- * `requires:` it meets; the caller adds the backlog.
+ * `requires:` it meets; the caller adds the backlog. Answers the runners' rows as they are now.
  */
-function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
+function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; runners: RunnerRow[] } {
   const { store } = ctx;
-  if (store.status() === "paused") return [];
-  const inputs: InputCache = new Map();
+  const runners = store.runners();
   const sent: Extract<Effect, { type: "dispatch" }>[] = [];
+  if (store.status() === "paused") return { sent, runners };
+  const inputs: InputCache = new Map();
   const constrained = store.constrainedNodes();
-  for (const runner of store.runners()) {
+  for (const [i, runner] of runners.entries()) {
     if (runner.credit <= 0 || (runner.cooledUntil ?? 0) > ctx.now) continue;
     const excluded = constrained.filter((node) => !runner.caps || !meets(store.node(node).spec.requires, runner.caps));
     const rows = store.ready(runner.credit, excluded);
@@ -492,11 +493,11 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
       continue;
     }
     const tasks = rows.map((row) => assign(ctx, row, runner, inputs));
-    const count = runner.sent + tasks.length;
-    store.putRunner({ ...runner, credit: runner.credit - tasks.length, sent: count, sentAt: ctx.now });
+    runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
+    store.putRunner(runners[i]);
     sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
-  return sent;
+  return { sent, runners };
 }
 
 /**
@@ -505,10 +506,15 @@ function dispatch(ctx: Ctx): Extract<Effect, { type: "dispatch" }>[] {
  * neither keeps credit for a run with nothing ready (while another waits) nor withholds it from
  * one whose work came back (a reject, a retry, a finished dependency): docs/reliability.md.
  */
-function tellBacklogs(ctx: Ctx, sent: Extract<Effect, { type: "dispatch" }>[], ready: number): void {
+function tellBacklogs(
+  ctx: Ctx,
+  sent: Extract<Effect, { type: "dispatch" }>[],
+  ready: number,
+  runners: readonly RunnerRow[],
+): void {
   const { store, now } = ctx;
   const backlogOf = backlogs(store, ready, now);
-  for (const runner of store.runners()) {
+  for (const runner of runners) {
     const frame = sent.find((e) => e.runner === runner.id);
     const backlog = backlogOf(runner);
     const changed = runner.backlogTold < 0 || runner.backlogTold > 0 !== backlog > 0;
