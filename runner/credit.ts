@@ -85,7 +85,7 @@ export class CreditAllocator {
   }
 
   /** Slots neither running a task nor promised to a run. */
-  unassigned(): number {
+  private unassigned(): number {
     let credit = 0;
     for (const run of this.runs.values()) credit += run.credit;
     return this.capacity - this.runningTotal - credit;

@@ -176,9 +176,10 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
         const heartbeatMs = config.leaseGraceMs;
         send(ws, { type: "welcome", protocol: PROTOCOL_VERSION, run: this.ctx.id.toString(), heartbeatMs });
         if (isFinal(store.status())) {
-          // The runner came because the pool still has the run's demand: withdraw it again.
+          // The runner may have come because the pool still has the run's demand: withdrawn
+          // unless the pool confirmed it was (so a device that keeps coming costs no pool call).
           finishSocket(ws, store.status());
-          return retryDemand(this.run.effects, [], true);
+          return perform(this.run.effects, [{ type: "demand", classes: [] }]);
         }
         conduct.hello(hello.runner.id);
         const cooled = await pool(this.env)

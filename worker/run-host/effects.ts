@@ -23,25 +23,26 @@ const DEMAND_RETRY = "demand_retry";
 const DEMAND_RETRY_MS = 1_000;
 
 /**
- * Each run object's telling out (by its meta), and the newest demand asked while it is: one call
- * at a time, so the pool applies them in the order they were asked.
+ * Each run object's demand state (by its meta), in memory: the two meta values above, mirrored
+ * (only this module writes them and every event reads them; after a restart they are read once
+ * from storage), and the telling out with the newest demand asked while it is (one call at a
+ * time, so the pool applies them in the order they were asked).
  */
-const outgoing = new WeakMap<Meta, { wanted: string; next?: DemandClass[] }>();
+interface DemandState {
+  told: string;
+  retry: number | null;
+  out?: { wanted: string; next?: DemandClass[] };
+}
+const states = new WeakMap<Meta, DemandState>();
 
-/**
- * The two meta values this module keeps, mirrored in memory by run object: only it writes them,
- * and every event reads them (after a restart they are read once from storage).
- */
-const mirrors = new WeakMap<Meta, { told: string; retry: number | null }>();
-
-function mirror(meta: Meta): { told: string; retry: number | null } {
-  let m = mirrors.get(meta);
-  if (!m) {
+function state(meta: Meta): DemandState {
+  let known = states.get(meta);
+  if (!known) {
     const retry = meta.meta(DEMAND_RETRY);
-    m = { told: meta.meta(DEMAND) ?? "[]", retry: retry === undefined ? null : Number(retry) };
-    mirrors.set(meta, m);
+    known = { told: meta.meta(DEMAND) ?? "[]", retry: retry === undefined ? null : Number(retry) };
+    states.set(meta, known);
   }
-  return m;
+  return known;
 }
 
 /** What the effects need of their run. */
@@ -114,13 +115,14 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
 /**
  * Tells the pool the run's demand when it differs from the newest one asked or confirmed
  * (`always`: in any case, unless that very demand is on its way). One telling is out at a time:
- * one asked meanwhile waits for it, the newest replacing any older. The confirmed memo is written only when a call returns; a call
- * that fails leaves the retry time set, and the alarm tells the demand again (`retryDemand`).
+ * one asked meanwhile waits for it, the newest replacing any older. The confirmed memo is
+ * written only when a call returns; a call that fails leaves the retry time set, and the alarm
+ * tells the demand again (`retryDemand`).
  */
 async function tellDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
   const wanted = JSON.stringify(classes);
-  const { meta } = host;
-  const out = outgoing.get(meta);
+  const known = state(host.meta);
+  const { out } = known;
   if (out) {
     const pending = out.next ? JSON.stringify(out.next) : out.wanted;
     if (pending === wanted) return;
@@ -129,7 +131,6 @@ async function tellDemand(host: EffectsHost, classes: DemandClass[], always = fa
     await armRetry(host);
     return;
   }
-  const known = mirror(meta);
   if (!always && known.retry === null && known.told === wanted) return;
   await send(host, classes);
 }
@@ -140,15 +141,15 @@ async function tellDemand(host: EffectsHost, classes: DemandClass[], always = fa
  */
 async function send(host: EffectsHost, classes: DemandClass[]): Promise<void> {
   const { meta } = host;
+  const known = state(meta);
   const telling: { wanted: string; next?: DemandClass[] } = { wanted: JSON.stringify(classes) };
-  outgoing.set(meta, telling);
+  known.out = telling;
   try {
     await armRetry(host);
     await host.demand(classes);
   } finally {
-    outgoing.delete(meta);
+    known.out = undefined;
   }
-  const known = mirror(meta);
   meta.setMeta(DEMAND, telling.wanted);
   known.told = telling.wanted;
   if (!telling.next) {
@@ -165,21 +166,18 @@ async function send(host: EffectsHost, classes: DemandClass[]): Promise<void> {
 async function armRetry(host: EffectsHost): Promise<void> {
   const at = Date.now() + DEMAND_RETRY_MS;
   host.meta.setMeta(DEMAND_RETRY, String(at));
-  mirror(host.meta).retry = at;
+  state(host.meta).retry = at;
   await host.retryAt(at);
 }
 
 /** When the alarm should tell the demand again (null: the pool confirmed the newest). */
 export function demandRetryAt(meta: Meta): number | null {
-  return mirror(meta).retry;
+  return state(meta).retry;
 }
 
-/**
- * Tells `classes` (the run's demand now) again if a telling went unconfirmed, or in any case
- * (`always`: a runner came to an ended run, so the pool still has its demand). Never rejects.
- */
-export async function retryDemand(host: EffectsHost, classes: DemandClass[], always = false): Promise<void> {
-  if (!always && demandRetryAt(host.meta) === null) return;
+/** The alarm's part: tells `classes` (the run's demand now) again if a telling went unconfirmed. Never rejects. */
+export async function retryDemand(host: EffectsHost, classes: DemandClass[]): Promise<void> {
+  if (demandRetryAt(host.meta) === null) return;
   try {
     await tellDemand(host, classes, true);
   } catch (e) {
