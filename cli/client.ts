@@ -17,6 +17,7 @@ import type {
   RunSummary,
   RunView,
   SubmitAnswer,
+  SubmitBody,
   TrustAnswer,
 } from "../core/api.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
@@ -78,8 +79,51 @@ export class Client {
     });
   }
 
-  submit(yaml: string): Promise<SubmitAnswer> {
-    return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
+  /** Submits a DAG; with params or inputs, as a JSON submission (`SubmitBody`). */
+  submit(yaml: string, extra: Omit<SubmitBody, "dag"> = {}): Promise<SubmitAnswer> {
+    if (Object.keys(extra.params ?? {}).length === 0 && Object.keys(extra.inputs ?? {}).length === 0)
+      return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
+    const body: SubmitBody = { dag: yaml, ...extra };
+    return this.json("/api/dags", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" },
+    });
+  }
+
+  /** Whether the coordinator has the blob `sha256`. */
+  async hasBlob(sha256: string): Promise<boolean> {
+    try {
+      await this.request(`/api/blobs/sha256:${sha256}`, { method: "HEAD" });
+      return true;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
+  /** Uploads a blob, streamed, telling `onSent` how many bytes have gone. */
+  async putBlob(sha256: string, bytes: Uint8Array, onSent: (bytes: number) => void = () => {}): Promise<void> {
+    const step = 256 * 1024;
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) {
+          controller.close();
+          return;
+        }
+        const piece = bytes.subarray(at, Math.min(at + step, bytes.length));
+        at += piece.length;
+        controller.enqueue(piece);
+        onSent(at);
+      },
+    });
+    await this.request(`/api/blobs/sha256:${sha256}`, {
+      method: "PUT",
+      body,
+      duplex: "half",
+      headers: { "Content-Type": "application/octet-stream", "Content-Length": String(bytes.length) },
+    } as RequestInit);
   }
 
   /** The run with its nodes and every task and attempt. */

@@ -7,11 +7,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { RunView } from "../core/api.js";
-import { formatSize } from "../core/units.js";
+import { formatSize, parseSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
 import { enrollmentRequest } from "./enrollment.js";
 import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines, trustLine } from "./format.js";
 import { parseParams, submit } from "./submit.js";
+import { parseInputs } from "./inputs.js";
 import { safe, safeText } from "./terminal.js";
 
 const json = { type: "boolean", help: "machine-readable output" } as const satisfies Flag;
@@ -46,7 +47,8 @@ const trust = (trusted: boolean, summary: string): Command =>
 
 export const COMMANDS: Record<string, Command> = {
   submit: command({
-    usage: "FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--modules DIR]...",
+    usage:
+      "FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--input NAME=PATH]... [--chunk SIZE] [--modules DIR]...",
     summary: "upload the modules FILE names and submit the DAG",
     options: {
       watch: {
@@ -64,7 +66,18 @@ export const COMMANDS: Record<string, Command> = {
         type: "string",
         multiple: true,
         value: "NAME=VALUE",
-        help: "set a DAG-level param before submitting (VALUE is JSON, else a string)",
+        help: "give a DAG-level param (VALUE is JSON, else a string; a string param takes it as written)",
+      },
+      input: {
+        type: "string",
+        multiple: true,
+        value: "NAME=PATH",
+        help: "give the input NAME the DAG declares: a file, or a folder (uploaded, only what is missing)",
+      },
+      chunk: {
+        type: "string",
+        value: "SIZE",
+        help: "cut each file --input on line boundaries into a folder of chunks of at most SIZE (e.g. 1MiB)",
       },
       modules: {
         type: "string",
@@ -84,7 +97,13 @@ export const COMMANDS: Record<string, Command> = {
       const out = values.out === undefined ? undefined : resolve(io.cwd, values.out);
       const follow = values.wait ? "wait" : values.watch ? "watch" : null;
       const params = parseParams(values.param ?? []);
-      const opts = { modules: values.modules ?? [], follow, json: values.json ?? false, out, params } as const;
+      const inputs = parseInputs(values.input ?? []);
+      const chunk = values.chunk === undefined ? undefined : parseSize(values.chunk);
+      if (values.chunk !== undefined && chunk === undefined)
+        throw new UsageError(`--chunk: expected a size such as 1MiB or 500KB, got "${values.chunk}"`);
+      if (chunk !== undefined && inputs.length === 0) throw new UsageError("--chunk cuts --input files: give one");
+      const json = values.json ?? false;
+      const opts = { modules: values.modules ?? [], follow, json, out, params, inputs, chunk } as const;
       return submit(client, resolve(io.cwd, file!), opts, io);
     },
   }),

@@ -4,7 +4,7 @@
  * for every change of status. Pure apart from the sink it writes to.
  */
 import { finished } from "../core/status.js";
-import { formatDuration } from "../core/units.js";
+import { formatDuration, formatSize } from "../core/units.js";
 import { safe } from "./terminal.js";
 
 /** What the display needs of a run (a summary, a watch update's `run`, a run listing). */
@@ -82,5 +82,57 @@ export class Progress {
   end(): void {
     if (this.drawn) this.sink.write("\n");
     this.drawn = false;
+  }
+}
+
+/**
+ * The upload of a submission's input files: on a terminal a bar redrawn in place, elsewhere a
+ * line at most every two seconds; nothing for less than 1 MiB in all, or when `quiet`.
+ */
+export class UploadProgress {
+  private done_ = 0;
+  private files = 0;
+  private last = 0;
+  private drawn = false;
+
+  constructor(
+    private readonly sink: ProgressSink & { quiet: boolean },
+    private readonly count: number,
+    private readonly total: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get shown(): boolean {
+    return !this.sink.quiet && this.total >= 1024 * 1024;
+  }
+
+  /** `bytes` of the current file have gone. */
+  sent(bytes: number): void {
+    if (!this.shown) return;
+    const at = this.done_ + bytes;
+    const text = `uploading ${formatSize(at)} of ${formatSize(this.total)} (${this.files}/${this.count} files)`;
+    if (this.sink.tty) {
+      this.sink.write(`\r\x1b[2K${bar(at, this.total)} ${text}`);
+      this.drawn = true;
+    } else if (this.now() - this.last >= 2000) {
+      this.sink.write(`${text}\n`);
+      this.last = this.now();
+    }
+  }
+
+  /** A file of `bytes` is uploaded. */
+  done(bytes: number): void {
+    this.done_ += bytes;
+    this.files++;
+    this.sent(0);
+  }
+
+  /** All are uploaded; `kept` files the coordinator had already. */
+  end(kept: number): void {
+    if (this.drawn) this.sink.write("\n");
+    if (this.sink.quiet) return;
+    const had = kept > 0 ? `, ${kept} already there` : "";
+    if (this.count > 0 || kept > 0)
+      this.sink.write(`uploaded ${this.count} input files (${formatSize(this.total)})${had}\n`);
   }
 }

@@ -5,16 +5,17 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { parseDocument } from "yaml";
 import { OUTPUT_EXTENSIONS } from "../core/abi.js";
 import type { RunSummary, RunView } from "../core/api.js";
-import { parseDag } from "../core/dag/parse.js";
+import { paramTypes, parseDag } from "../core/dag/parse.js";
+import { coerceParam } from "../core/dag/params.js";
 import type { Problem } from "../core/dag/plan.js";
 import { formatSize } from "../core/units.js";
 import type { Client } from "./client.js";
 import { UsageError, type Io } from "./command.js";
 import { failedLines } from "./format.js";
 import { Progress } from "./progress.js";
+import { uploadInputs } from "./inputs.js";
 import { safe, safeText } from "./terminal.js";
 
 interface SubmitOptions {
@@ -23,19 +24,20 @@ interface SubmitOptions {
   follow: "watch" | "wait" | null;
   json: boolean;
   out: string | undefined;
-  params: [string, unknown][];
+  /** `--param NAME=VALUE` as written: read as JSON unless the DAG declares the param a string. */
+  params: [string, string][];
+  /** `--input NAME=PATH`. */
+  inputs: [string, string][];
+  /** `--chunk SIZE`: cut file inputs on line boundaries into folders of chunks of at most this. */
+  chunk: number | undefined;
 }
 
-/** `--param a=1 --param name=x` → [["a", 1], ["name", "x"]]. */
-export function parseParams(list: string[]): [string, unknown][] {
+/** `--param a=1 --param name=x` → [["a", "1"], ["name", "x"]]. */
+export function parseParams(list: string[]): [string, string][] {
   return list.map((p) => {
     const m = /^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$/s.exec(p);
     if (!m) throw new UsageError(`--param: expected NAME=VALUE, got "${p}"`);
-    try {
-      return [m[1]!, JSON.parse(m[2]!)];
-    } catch {
-      return [m[1]!, m[2]!];
-    }
+    return [m[1]!, m[2]!];
   });
 }
 
@@ -47,12 +49,9 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  if (opts.params.length > 0) {
-    const doc = parseDocument(yaml);
-    for (const [name, value] of opts.params) doc.setIn(["params", name], value);
-    yaml = doc.toString();
-  }
-  const parsed = parseDag(yaml);
+  const types = paramTypes(yaml);
+  const params = Object.fromEntries(opts.params.map(([name, text]) => [name, coerceParam(text, types.get(name))]));
+  const parsed = parseDag(yaml, { params });
   if (!parsed.ok) {
     io.err(`distro: ${file} is not a valid DAG`);
     printProblems(parsed.problems, file, io);
@@ -69,7 +68,13 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     const info = await client.uploadModule(name, readFileSync(path));
     if (!opts.json) io.out(`uploaded ${name} (${formatSize(info.size)}, sha256 ${safe(info.sha256.slice(0, 12))}…)`);
   }
-  const run = await client.submit(yaml);
+  const sink = {
+    tty: io.tty !== undefined,
+    quiet: opts.json,
+    write: (text: string) => io.write(new TextEncoder().encode(text)),
+  };
+  const inputs = await uploadInputs(client, opts.inputs, opts.chunk, sink);
+  const run = await client.submit(yaml, { params, inputs });
   if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
   if (!opts.follow) {
     if (opts.json) io.out(JSON.stringify(run, null, 2));

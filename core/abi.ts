@@ -5,7 +5,7 @@
  * served as. The run's state machine builds assignments with it; the runner resolves inputs with
  * it; the Worker and the CLI type outputs with it. docs/tasks.md describes it for task authors.
  */
-import type { NodeSpec } from "./dag/plan.js";
+import type { FileRef, NodeSpec } from "./dag/plan.js";
 
 /** The map item of instance `index` (undefined for a plain task). */
 export function itemOf(node: NodeSpec, index: number | null): unknown {
@@ -64,19 +64,36 @@ export function outputValue(bytes: Uint8Array): unknown {
   }
 }
 
-/** The stdin document of one task instance (task ABI v1). */
+/**
+ * The stdin document of one task instance (task ABI v1); `item` is its map item (a map over data
+ * keeps its items in the run, not in the spec: `itemOf` gives the others).
+ */
 export function envelope(
   node: NodeSpec,
   index: number | null,
   inputs: Record<string, unknown>,
   attempt: number,
+  item: unknown = itemOf(node, index),
 ): string {
   const doc: Record<string, unknown> = { task: taskKey(node.id, index), attempt, params: node.params, inputs };
   if (index !== null) {
-    doc.item = itemOf(node, index);
+    doc.item = item;
     doc.index = index;
   }
   return JSON.stringify(doc);
+}
+
+/**
+ * How a file of a run's input stands in an envelope until the runner fetches it: {"$file":
+ * {name, size, sha256, parts?}}; the runner replaces it with {name, size, sha256, "$bytes"}.
+ */
+export function fileMarker(file: FileRef): { $file: FileRef } {
+  return { $file: file };
+}
+
+/** The blobs a file is stored as: itself, or its parts in order. */
+export function fileBlobs(file: FileRef): string[] {
+  return file.parts ? file.parts.map((p) => p.sha256) : [file.sha256];
 }
 
 /** Base64 without Buffer, so it runs in workerd and Node alike. */

@@ -2,11 +2,21 @@
  * The HTTP API's request and response bodies (docs/api.md), written once: the Worker's routes and
  * Durable Objects produce them, the CLI and the page read them.
  */
-import type { Requirements, Problem } from "./dag/plan.js";
+import type { Requirements, Problem, RunInput } from "./dag/plan.js";
 import type { FailureKind, RunnerInfo } from "./protocol/messages.js";
 import type { AttemptOutcome, RunStatus, TaskState, ViewState } from "./status.js";
 
-export type { Problem };
+export type { Problem, RunInput };
+
+/**
+ * `POST /api/dags` as JSON with a `dag` field: the DAG's text, values for its params, and its
+ * inputs (files and folders uploaded to `/api/blobs` first). A body without `dag` is the DAG.
+ */
+export interface SubmitBody {
+  dag: string;
+  params?: Record<string, unknown>;
+  inputs?: Record<string, RunInput>;
+}
 
 /** Every error: `{error}`, plus the located problems of a rejected DAG or module. */
 export interface ErrorBody {

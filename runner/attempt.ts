@@ -18,7 +18,11 @@ import { ModuleError } from "./modules.js";
  */
 export interface AttemptHost {
   modules: { get(sha256: string, memoryBytes: number): Promise<WebAssembly.Module> };
-  http: { blob(sha256: string): Promise<Uint8Array>; upload(bytes: Uint8Array): Promise<BlobRef> };
+  http: {
+    blob(sha256: string): Promise<Uint8Array>;
+    upload(bytes: Uint8Array): Promise<BlobRef>;
+    envelope(task: Assignment): Promise<string>;
+  };
   threads: Pick<ThreadPool, "run">;
   log: Logger;
 }

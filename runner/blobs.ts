@@ -6,7 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import type { Assignment, BlobRef } from "../core/protocol/messages.js";
-import { outputValue } from "../core/abi.js";
+import { fileBlobs, outputValue } from "../core/abi.js";
+import type { FileRef } from "../core/dag/plan.js";
 
 export const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -41,6 +42,15 @@ export class CoordinatorHttp {
     return bytes;
   }
 
+  /** The envelope of a task attempt too large for its frame, checked against its announced size. */
+  async envelope(task: Assignment, run: string): Promise<string> {
+    const query = new URLSearchParams({ run, task: task.task, attempt: String(task.attempt) });
+    const bytes = await this.get(`/api/runners/envelope?${query}`);
+    if (bytes.length !== task.stdinBytes)
+      throw new Error(`the envelope of ${task.task} arrived as ${bytes.length} bytes, not ${task.stdinBytes}`);
+    return new TextDecoder().decode(bytes);
+  }
+
   /** A module by hash for a task of `run` (the module cache checks the hash). */
   module(sha256: string, run: string): Promise<Uint8Array> {
     return this.get(`/api/modules/sha256:${sha256}?run=${encodeURIComponent(run)}`);
@@ -58,31 +68,39 @@ export class CoordinatorHttp {
 }
 
 /**
- * The task's stdin with every {"$ref": sha256} input replaced by that blob's value (task ABI);
- * `http` fetches for the task's run.
+ * The task's stdin with every {"$ref": sha256} input replaced by that blob's value and every
+ * {"$file": {name, size, sha256, parts?}} by the file, {name, size, sha256, "$bytes"} (task
+ * ABI); `http` fetches for the task's run. A file is checked against its own hash, whole.
  */
 export async function resolveInputs(
   task: Assignment,
-  http: { blob(sha256: string): Promise<Uint8Array> },
+  http: { blob(sha256: string): Promise<Uint8Array>; envelope(task: Assignment): Promise<string> },
 ): Promise<string> {
-  if (task.refs.length === 0) return task.stdin;
-  const values = new Map(
-    await Promise.all(task.refs.map(async (sha) => [sha, outputValue(await http.blob(sha))] as const)),
-  );
+  const stdin = task.stdinBytes === undefined ? task.stdin : await http.envelope(task);
+  if (task.refs.length === 0) return stdin;
+  const blobs = new Map(await Promise.all(task.refs.map(async (sha) => [sha, await http.blob(sha)] as const)));
+  const fetched = (sha: string) => {
+    const bytes = blobs.get(sha);
+    if (!bytes) throw new Error(`the assignment refers to blob sha256:${sha} without listing it`);
+    return bytes;
+  };
   const resolve = (v: unknown): unknown => {
-    if (
-      v &&
-      typeof v === "object" &&
-      !Array.isArray(v) &&
-      Object.keys(v).length === 1 &&
-      values.has((v as { $ref?: string }).$ref ?? "")
-    ) {
-      return values.get((v as { $ref: string }).$ref);
-    }
+    if (!v || typeof v !== "object" || Array.isArray(v) || Object.keys(v).length !== 1) return v;
+    if ("$ref" in v && typeof v.$ref === "string" && blobs.has(v.$ref)) return outputValue(blobs.get(v.$ref)!);
+    if ("$file" in v) return file(v.$file as FileRef, fetched);
     return v;
   };
-  const envelope = JSON.parse(task.stdin) as { inputs: Record<string, unknown> };
+  const envelope = JSON.parse(stdin) as { inputs: Record<string, unknown> };
   for (const [dep, value] of Object.entries(envelope.inputs))
     envelope.inputs[dep] = Array.isArray(value) ? value.map(resolve) : resolve(value);
   return JSON.stringify(envelope);
+}
+
+/** A file of a run's input as a task sees it, from its blob or its parts, checked whole. */
+function file(ref: FileRef, fetched: (sha: string) => Uint8Array): unknown {
+  const parts = fileBlobs(ref).map(fetched);
+  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (bytes.length !== ref.size || sha256Hex(bytes) !== ref.sha256)
+    throw new Error(`input file ${ref.name} arrived as ${bytes.length} bytes that do not hash to sha256:${ref.sha256}`);
+  return { name: ref.name, size: ref.size, sha256: ref.sha256, $bytes: Buffer.from(bytes).toString("base64") };
 }

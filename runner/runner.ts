@@ -46,7 +46,7 @@ export interface RunnerParts {
   /** The device's credential and this process's runner id (auth.ts, identity.ts). */
   identity: RunnerIdentity;
   modules: Pick<ModuleCache, "get">;
-  http: Pick<CoordinatorHttp, "blob" | "upload">;
+  http: Pick<CoordinatorHttp, "blob" | "upload" | "envelope">;
   log: Logger;
   threads: AttemptHost["threads"] & Pick<ThreadPool, "resize" | "close">;
   /** Free memory and CPU load now: for `--slots auto` and the device report. */
@@ -215,7 +215,11 @@ export class Runner {
       running: new Map(),
       host: {
         modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
-        http: { blob: (sha256) => http.blob(sha256, id), upload: (bytes) => http.upload(bytes, id) },
+        http: {
+          blob: (sha256) => http.blob(sha256, id),
+          upload: (bytes) => http.upload(bytes, id),
+          envelope: (task) => http.envelope(task, id),
+        },
         threads,
         log,
       },

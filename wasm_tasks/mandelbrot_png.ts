@@ -1,6 +1,7 @@
 // mandelbrot_png: assembles the tiles of `mandelbrot_tile` (inputs.tile, in index order) into
-// one 8-bit grayscale PNG and outputs it. The PNG uses stored (uncompressed) deflate blocks: no
-// compression library is needed and the bytes are the same on every machine.
+// one indexed-colour PNG (colour type 3, 8 bits: the tiles' bytes are palette indices) and
+// outputs it. The PNG uses stored (uncompressed) deflate blocks: no compression library is
+// needed and the bytes are the same on every machine.
 import { envelope } from "./lib/json";
 import { fromBase64 } from "./lib/bytes";
 
@@ -18,6 +19,23 @@ function crc32(buf: Uint8Array, start: i32, end: i32): u32 {
   for (let i = <usize>start; i < <usize>end; i++)
     c = load<u32>(table + (((c ^ (<u32>load<u8>(p + i))) & 0xff) << 2)) ^ (c >>> 8);
   return c ^ 0xffffffff;
+}
+
+// The palette: index 0 black (inside the set); 1..255 one cycle of the classic gradient dark
+// blue → blue → white → orange → near-black, linearly interpolated between five colours and
+// wrapping back to the first, so the cyclic index of mandelbrot_tile has no seam. STOPS are the
+// colours' positions in 0..255 (index − 1); the last closes the cycle.
+const STOPS: i32[] = [0, 41, 107, 164, 219, 255];
+const COLOURS: i32[] = [0, 7, 100, 32, 107, 203, 237, 255, 255, 255, 170, 0, 0, 2, 0, 0, 7, 100];
+const PALETTE = new Uint8Array(768);
+for (let i = 1, s = 0; i < 256; i++) {
+  const q = i - 1;
+  while (STOPS[s + 1] <= q) s++;
+  const span = STOPS[s + 1] - STOPS[s];
+  for (let ch = 0; ch < 3; ch++) {
+    const mix = COLOURS[s * 3 + ch] * (STOPS[s + 1] - q) + COLOURS[s * 3 + 3 + ch] * (q - STOPS[s]);
+    PALETTE[i * 3 + ch] = <u8>((2 * mix + span) / (2 * span)); // rounded, halves up
+  }
 }
 
 class Writer {
@@ -74,17 +92,21 @@ for (let t = 0; t < tiles.items.length; t++) {
 }
 
 const blocks = (raw.length + 65534) / 65535;
-const w = new Writer(8 + 25 + 12 + 2 + blocks * 5 + raw.length + 4 + 12);
+const w = new Writer(8 + 25 + 12 + PALETTE.length + 12 + 2 + blocks * 5 + raw.length + 4 + 12);
 const signature: u8[] = [137, 80, 78, 71, 13, 10, 26, 10];
 for (let i = 0; i < 8; i++) w.u8(signature[i]);
 let c = w.chunkStart("IHDR");
 w.u32be(width);
 w.u32be(height);
 w.u8(8); // bit depth
-w.u8(0); // grayscale
+w.u8(3); // indexed colour
 w.u8(0);
 w.u8(0);
 w.u8(0);
+w.chunkEnd(c);
+c = w.chunkStart("PLTE");
+w.buf.set(PALETTE, w.pos);
+w.pos += PALETTE.length;
 w.chunkEnd(c);
 c = w.chunkStart("IDAT");
 w.u8(0x78);

@@ -8,7 +8,7 @@
 import { HTTPException } from "hono/http-exception";
 
 /** Why a Durable Object refused a call. */
-export type ErrorCode = "not_found" | "conflict";
+export type ErrorCode = "not_found" | "conflict" | "forbidden";
 
 export interface Refusal {
   ok: false;
@@ -18,7 +18,7 @@ export interface Refusal {
 
 export type Answer<T> = { ok: true; value: T } | Refusal;
 
-const STATUS = { not_found: 404, conflict: 409 } as const satisfies Record<ErrorCode, number>;
+const STATUS = { not_found: 404, conflict: 409, forbidden: 403 } as const satisfies Record<ErrorCode, number>;
 
 /** A successful answer. */
 export function ok<T>(value: T): Answer<T> {

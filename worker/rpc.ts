@@ -38,6 +38,8 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
   control(action: ControlAction): Promise<Answer<{ status: RunStatus }>>;
   /** A task's accepted output (bytes, or where they are in blob storage); a conflict while it has none. */
   output(key: string): Answer<Uint8Array | BlobRef>;
+  /** The envelope of a task attempt leased to a runner of `device` (one too large for its frame); forbidden otherwise. */
+  envelope(device: string, task: string, attempt: number): Answer<string>;
   /** Whether a lease a runner of `device` holds in this run names the module or input blob (any lease, for an output). */
   names(device: string, what: Fetchable): boolean;
   /**

@@ -7,16 +7,37 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import type { z } from "zod";
 import { DAG_LIMITS, dagSchema, TASK_DEFAULTS, type DagDocument } from "./schema.js";
 import type { DagPlan, NodeSpec, Problem } from "./plan.js";
+import { declarations, type ParamDecl, resolveParams, substituteParams } from "./params.js";
 
 /** Where a field of a task stands in the source, for problems found after parsing. */
 type Locate = (taskId: string, field: string) => Omit<Problem, "message">;
 
-export type ParseResult = { ok: true; plan: DagPlan; locate: Locate } | { ok: false; problems: Problem[] };
+export type ParseResult =
+  | { ok: true; plan: DagPlan; locate: Locate; where: (path: PathPart[]) => Omit<Problem, "message"> }
+  | { ok: false; problems: Problem[] };
 
 type PathPart = string | number;
 
-/** Parses and validates a DAG document. Never throws on bad input. */
-export function parseDag(text: string): ParseResult {
+/** What a submission gives beside the document: values of the DAG's params. */
+export interface ParseOptions {
+  params?: Record<string, unknown>;
+}
+
+/** The fields of a task (and of `defaults:`) where `{{params.x}}` is substituted before validation. */
+const SHAPING_FIELDS = [
+  "map",
+  "requires",
+  "retries",
+  "lost_retries",
+  "retry_delay",
+  "retry_delay_max",
+  "timeout",
+  "memory",
+  "priority",
+];
+
+/** Parses and validates a DAG document, with the params given at submit. Never throws on bad input. */
+export function parseDag(text: string, options: ParseOptions = {}): ParseResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -38,7 +59,9 @@ export function parseDag(text: string): ParseResult {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, problems: [problem([], "a DAG is a mapping with a `tasks` list")] };
   }
-  const parsed = dagSchema.safeParse(raw);
+  const shaped = applyParams(raw as Record<string, unknown>, options.params ?? {}, problem);
+  if (!shaped.ok) return { ok: false, problems: shaped.problems };
+  const parsed = dagSchema.safeParse(shaped.doc);
   if (!parsed.success) {
     return { ok: false, problems: parsed.error.issues.map((issue) => schemaProblem(issue, problem)) };
   }
@@ -49,7 +72,49 @@ export function parseDag(text: string): ParseResult {
     ok: true,
     plan: toPlan(parsed.data),
     locate: (taskId, field) => locate(["tasks", order.get(taskId) ?? 0, field]),
+    where: locate,
   };
+}
+
+/**
+ * The document with its params resolved (declarations checked, given values checked against
+ * them, defaults filled) and substituted into the fields that shape the run.
+ */
+function applyParams(
+  raw: Record<string, unknown>,
+  given: Record<string, unknown>,
+  problem: (path: PathPart[], message: string) => Problem,
+): { ok: true; doc: Record<string, unknown> } | { ok: false; problems: Problem[] } {
+  const declared = raw.params;
+  if (declared !== undefined && (declared === null || typeof declared !== "object" || Array.isArray(declared)))
+    return {
+      ok: false,
+      problems: [problem(["params"], "`params`: a mapping of param names to values or declarations")],
+    };
+  const table = (declared ?? {}) as Record<string, unknown>;
+  const at = (name: string): PathPart[] => (Object.hasOwn(table, name) ? ["params", name] : declared ? ["params"] : []);
+  const { decls, problems: bad } = declarations(table);
+  const { values, problems: wrong } = resolveParams(decls, given);
+  const problems = [...bad, ...wrong].map((p) => problem(at(p.param), `\`params.${p.param}\`: ${p.message}`));
+  if (problems.length > 0) return { ok: false, problems };
+  const unknown = (path: PathPart[], name: string) =>
+    problems.push(problem(path, `\`{{params.${name}}}\` names no param of the DAG or the task`));
+  const shape = (target: unknown, path: PathPart[], params: Record<string, unknown>) => {
+    if (target === null || typeof target !== "object" || Array.isArray(target)) return target;
+    const out = { ...(target as Record<string, unknown>) };
+    for (const field of SHAPING_FIELDS)
+      if (field in out) out[field] = substituteParams(out[field], params, unknown, [...path, field]);
+    return out;
+  };
+  const doc: Record<string, unknown> = { ...raw, params: values };
+  if ("defaults" in raw) doc.defaults = shape(raw.defaults, ["defaults"], values);
+  if (Array.isArray(raw.tasks))
+    doc.tasks = raw.tasks.map((t: unknown, i) => {
+      const own = (t as { params?: unknown } | null)?.params;
+      const mine = own && typeof own === "object" && !Array.isArray(own) ? (own as Record<string, unknown>) : {};
+      return shape(t, ["tasks", i], { ...values, ...mine });
+    });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, doc };
 }
 
 function schemaProblem(issue: z.core.$ZodIssue, problem: (path: PathPart[], message: string) => Problem): Problem {
@@ -72,12 +137,37 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
       problems.push(problem(["tasks", i, "id"], `duplicate task id "${t.id}" (first defined at tasks[${first}])`));
     else index.set(t.id, i);
   });
+  const inputs = new Set(dag.inputs);
+  dag.inputs.forEach((name, i) => {
+    if (index.has(name)) problems.push(problem(["inputs", i], `input "${name}" has the name of a task`));
+  });
+  if (inputs.size < dag.inputs.length) problems.push(problem(["inputs"], "input names are listed once each"));
   dag.tasks.forEach((t, i) => {
     t.depends_on.forEach((dep, j) => {
       if (dep === t.id) problems.push(problem(["tasks", i, "depends_on", j], `task "${t.id}" depends on itself`));
-      else if (!index.has(dep))
-        problems.push(problem(["tasks", i, "depends_on", j], `unknown dependency "${dep}" of task "${t.id}"`));
+      else if (!index.has(dep) && !inputs.has(dep))
+        problems.push(
+          problem(
+            ["tasks", i, "depends_on", j],
+            `unknown dependency "${dep}" of task "${t.id}" (no task or input has that name)`,
+          ),
+        );
     });
+    if (t.map && "over" in t.map) {
+      const source = dag.tasks[index.get(t.map.over) ?? -1];
+      const where = ["tasks", i, "map", "over"];
+      if (t.map.over === t.id) problems.push(problem(where, `task "${t.id}" maps over its own output`));
+      else if (!source) problems.push(problem(where, `map.over names no task: "${t.map.over}"`));
+      else if (source.map)
+        problems.push(problem(where, `map.over names task "${source.id}", which is mapped; it must be a plain task`));
+    }
+    if (t.map && "files" in t.map && !inputs.has(t.map.files))
+      problems.push(
+        problem(
+          ["tasks", i, "map", "files"],
+          `map.files names no input: "${t.map.files}" (declare it under \`inputs:\`)`,
+        ),
+      );
   });
   if (problems.length > 0) return problems;
 
@@ -87,7 +177,8 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
     const to = cycle[1]!;
     const i = index.get(from)!;
     const j = dag.tasks[i]!.depends_on.indexOf(to);
-    problems.push(problem(["tasks", i, "depends_on", j], `dependency cycle: ${cycle.join(" → ")}`));
+    const where = j < 0 ? ["tasks", i, "map", "over"] : ["tasks", i, "depends_on", j];
+    problems.push(problem(where, `dependency cycle: ${cycle.join(" → ")}`));
     return problems;
   }
 
@@ -117,7 +208,9 @@ function checkGraph(dag: DagDocument, problem: (path: PathPart[], message: strin
 
 /** A cycle as a list of ids `[a, b, ..., a]` where each depends on the next, or null. */
 function findCycle(dag: DagDocument): string[] | null {
-  const deps = new Map(dag.tasks.map((t) => [t.id, t.depends_on]));
+  const deps = new Map(
+    dag.tasks.map((t) => [t.id, [...t.depends_on, ...(t.map && "over" in t.map ? [t.map.over] : [])]]),
+  );
   const state = new Map<string, "open" | "done">();
   const stack: string[] = [];
   const visit = (id: string): string[] | null => {
@@ -144,14 +237,18 @@ function findCycle(dag: DagDocument): string[] | null {
   return null;
 }
 
+/** How many instances a task has (null: a plain task; 0: a map over data, whose width comes later). */
 function instanceCount(map: DagDocument["tasks"][number]["map"]): number | null {
   if (!map) return null;
-  return "items" in map ? map.items.length : map.range[1] - map.range[0];
+  if ("items" in map) return map.items.length;
+  if ("range" in map) return map.range[1] - map.range[0];
+  return 0;
 }
 
 /** Normalises a valid document: defaults applied, nodes in dependency order. */
 function toPlan(dag: DagDocument): DagPlan {
   const d = dag.defaults;
+  const inputs = new Set(dag.inputs);
   const byId = new Map(dag.tasks.map((t) => [t.id, t]));
   const ordered: NodeSpec[] = [];
   const placed = new Set<string>();
@@ -159,11 +256,15 @@ function toPlan(dag: DagDocument): DagPlan {
     if (placed.has(id)) return;
     placed.add(id);
     const t = byId.get(id)!;
-    t.depends_on.forEach(place);
+    const over = t.map && "over" in t.map ? [t.map.over] : [];
+    const files = t.map && "files" in t.map ? [t.map.files] : [];
+    const deps = [...new Set([...t.depends_on.filter((dep) => !inputs.has(dep)), ...over])];
+    deps.forEach(place);
     const node: NodeSpec = {
       id: t.id,
       module: t.module,
-      deps: [...new Set(t.depends_on)],
+      deps,
+      inputs: [...new Set([...t.depends_on.filter((dep) => inputs.has(dep)), ...files])],
       instances: instanceCount(t.map),
       args: t.args,
       env: t.env,
@@ -179,11 +280,16 @@ function toPlan(dag: DagDocument): DagPlan {
     };
     if (t.map && "items" in t.map) node.items = t.map.items;
     if (t.map && "range" in t.map) node.range = t.map.range;
+    if (t.map && ("over" in t.map || "files" in t.map)) {
+      if ("over" in t.map) node.over = t.map.over;
+      else node.files = t.map.files;
+      node.maxInstances = t.map.max_instances ?? DAG_LIMITS.defaultMapInstances;
+    }
     if (t.requires) node.requires = t.requires;
     ordered.push(node);
   };
   dag.tasks.forEach((t) => place(t.id));
-  return { name: dag.name ?? "unnamed", nodes: ordered };
+  return { name: dag.name ?? "unnamed", nodes: ordered, inputs: dag.inputs };
 }
 
 /** The source offset of the deepest node on `path` that exists (a key where its value is empty). */
@@ -220,4 +326,18 @@ function formatPath(path: PathPart[]): string {
 
 function firstLine(message: string): string {
   return message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+}
+
+/** The param types a DAG document declares (a plain value's is its own), for reading `--param`s; empty when unreadable. */
+export function paramTypes(text: string): Map<string, ParamDecl["type"]> {
+  let raw: unknown;
+  try {
+    raw = parseDocument(text, { prettyErrors: false }).toJS({ maxAliasCount: 100 });
+  } catch {
+    return new Map();
+  }
+  const params = (raw as { params?: unknown } | null)?.params;
+  if (params === null || typeof params !== "object" || Array.isArray(params)) return new Map();
+  const { decls } = declarations(params as Record<string, unknown>);
+  return new Map([...decls].map(([name, decl]) => [name, decl.type]));
 }

@@ -28,10 +28,21 @@ export interface NodeSpec {
   /** The module as written: a registry name or `sha256:<hex>`. */
   module: string;
   deps: string[];
-  /** Number of instances for a mapped task; null for a plain task. */
+  /**
+   * Number of instances for a mapped task; null for a plain task. A map over data has 0 until
+   * its width is known: at submit for `files`, when the task it maps over succeeds for `over`.
+   */
   instances: number | null;
   items?: unknown[];
   range?: [number, number];
+  /** `map: { over }`: the (plain) task whose output, a JSON array, gives one instance per element. */
+  over?: string;
+  /** `map: { files }`: the folder input that gives one instance per file. */
+  files?: string;
+  /** The most instances a map over data may have; past it the run fails naming the cap. */
+  maxInstances?: number;
+  /** The run's inputs the task reads (those its `depends_on` names, and the input of `map.files`). */
+  inputs?: string[];
   args: string[];
   env: Record<string, string>;
   params: Record<string, unknown>;
@@ -54,7 +65,20 @@ export interface NodeSpec {
 export interface DagPlan {
   name: string;
   nodes: NodeSpec[];
+  /** The names of the inputs a submission must give (`inputs:`). */
+  inputs: string[];
 }
+
+/** A file of a run's input, in blob storage by sha256; over the blob limit, as parts in order. */
+export interface FileRef {
+  name: string;
+  size: number;
+  sha256: string;
+  parts?: { sha256: string; size: number }[];
+}
+
+/** One input as a submission gives it: an inline value, a file, or a folder of files. */
+export type RunInput = { value: unknown } | { file: FileRef } | { files: FileRef[] };
 
 /** A node whose module has been pinned to the bytes it will run. */
 export interface ResolvedNode extends NodeSpec {
@@ -64,4 +88,6 @@ export interface ResolvedNode extends NodeSpec {
 export interface ResolvedPlan {
   name: string;
   nodes: ResolvedNode[];
+  /** The submission's inputs, checked: each in blob storage, one per name the DAG declares. */
+  inputs: Record<string, RunInput>;
 }

@@ -23,6 +23,10 @@ export const DAG_LIMITS = {
    * each in one SQLite value, which workerd caps at 2 MB.
    */
   maxTaskBytes: 1_000_000,
+  /** The default `max_instances` of a map whose width comes from data (`over`, `files`). */
+  defaultMapInstances: 10_000,
+  /** Largest map item of a `map: { over }` instance, as JSON (each is kept in one SQLite value). */
+  maxItemBytes: 1_000_000,
 } as const;
 
 export const TASK_DEFAULTS = {
@@ -73,8 +77,14 @@ const retries = z.number().int().min(0).max(DAG_LIMITS.maxRetries);
 const lostRetries = z.number().int().min(0).max(DAG_LIMITS.maxLostRetries);
 const priority = z.number().int().min(-1000).max(1000);
 
+const maxInstances = z.number().int().min(1).max(DAG_LIMITS.maxInstances).optional();
+
 const map = z.union([
   z.strictObject({ items: z.array(z.unknown()).min(1, "map.items needs at least one item") }),
+  /** One instance per element of the JSON array a task outputs, created when that task succeeds. */
+  z.strictObject({ over: z.string().regex(ID, "map.over names a task"), max_instances: maxInstances }),
+  /** One instance per file of a folder input. */
+  z.strictObject({ files: z.string().regex(ID, "map.files names an input"), max_instances: maxInstances }),
   z.strictObject({
     range: z
       .tuple([z.number().int(), z.number().int()])
@@ -119,6 +129,10 @@ export const dagSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   defaults: z.strictObject(policy).default({}),
   params: z.record(z.string(), z.unknown()).default({}),
+  /** Named data the submission gives the run (files, folders, values), read by tasks that name them. */
+  inputs: z
+    .array(z.string().regex(ID, "input names start with a letter or _ and hold letters, digits, _ and -"))
+    .default([]),
   /** `cache: false` turns the result cache off for every task of the DAG. */
   cache: z.boolean().default(true),
   tasks: z

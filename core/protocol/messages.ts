@@ -16,6 +16,9 @@ export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts (the Durable Object limit for a received message is 32 MiB). */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 
+/** The largest envelope a tasks frame carries; a larger one is fetched by the runner (`stdinBytes`). */
+export const ENVELOPE_INLINE_BYTES = 8 * 1024 * 1024;
+
 export const HEARTBEAT = { ping: "ping", pong: "pong" } as const;
 
 /**
@@ -100,6 +103,11 @@ const assignment = z.strictObject({
    * runner fetches the blobs listed in `refs` and puts their values in place before running.
    */
   stdin: z.string(),
+  /**
+   * Set when the envelope is too large for a frame (over ENVELOPE_INLINE_BYTES): `stdin` is empty,
+   * and the runner fetches the envelope, this many bytes, from `GET /api/runners/envelope`.
+   */
+  stdinBytes: z.number().int().positive().optional(),
   refs: z.array(sha256).default([]),
   timeoutMs: z.number().int().positive(),
   memoryBytes: z.number().int().positive(),

@@ -1,11 +1,11 @@
 // Real compute through the real coordinator and runners: the Mandelbrot PNG pixel for pixel,
 // the matrix product's checksums, the password audit, and a 5 MiB output through R2.
 import { createHash, pbkdf2Sync } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_TOKENS, ROOT } from "../../dev/local";
-import { decodeGrayPng, mandelbrot, matmul } from "../helpers/references";
+import { decodeIndexedPng, mandelbrot, mandelbrotPalette, matmul } from "../helpers/references";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();
@@ -46,10 +46,8 @@ function xorshiftBytes(size: number, seed: number): Buffer {
 describe("mandelbrot", () => {
   it("distro submit --wait -o writes a PNG equal to the JS reference, and the API serves the same PNG", async () => {
     const dir = mkdtempSync(join(cluster.dir, "mandel-"));
-    // The example DAG at a small size: the same tasks, 16 tiles of 48×32.
-    const dag = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8").replace("range: [0, 64]", "range: [0, 16]");
-    const file = join(dir, "small.yaml");
-    writeFileSync(file, dag);
+    // The example DAG as it is, made small by its typed params: its map's width follows `tiles`.
+    const file = join(ROOT, "dags/mandelbrot.yaml");
     const { code, out, err } = await distro(
       "submit",
       file,
@@ -71,12 +69,18 @@ describe("mandelbrot", () => {
     expect(code).toBe(0);
     const written = /assemble: wrote (\d+) bytes \(image\/png\) to (.+\.png)/.exec(out)!;
     const png = readFileSync(written[2]!);
-    const image = decodeGrayPng(png);
+    const image = decodeIndexedPng(png);
     expect([image.width, image.height]).toEqual([192, 128]);
     const reference = mandelbrot({ width: 192, height: 128, iterations: 80, x0: -2.0, x1: 0.6, y0: -1.3, y1: 1.3 });
     expect(Buffer.from(image.pixels).equals(Buffer.from(reference))).toBe(true);
+    expect(new Set(reference).size).toBeGreaterThan(100);
+    expect(Buffer.from(image.palette).equals(Buffer.from(mandelbrotPalette()))).toBe(true);
+    expect([...image.palette.subarray(0, 3)]).toEqual([0, 0, 0]);
+    const colours = Array.from({ length: 256 }, (_, i) => [...image.palette.subarray(i * 3, i * 3 + 3)]);
+    expect(colours.some(([r, g, b]) => r !== g && g !== b && r !== b)).toBe(true);
 
     const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
+    expect((await cluster.client.run(id)).nodes.find((n) => n.id === "tile")!.instances).toBe(16);
     const res = await fetch(new URL(`/api/dags/${id}/tasks/assemble/output`, cluster.coordinator.url), {
       headers: { Authorization: `Bearer ${DEV_TOKENS.api}` },
     });
@@ -85,6 +89,17 @@ describe("mandelbrot", () => {
     const downloaded = await distro("output", id, "assemble", "-o", join(dir, "again.png"));
     expect(downloaded.code).toBe(0);
     expect(readFileSync(join(dir, "again.png")).equals(png)).toBe(true);
+  });
+
+  it("a param of the wrong type or out of its bounds is refused, naming it, before anything runs", async () => {
+    const wrong = await distro("submit", "dags/mandelbrot.yaml", "--param", "tiles=many");
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toContain('params.tiles`: param tiles is of type integer, got string "many"');
+    const low = await distro("submit", "dags/mandelbrot.yaml", "--param", "tiles=0");
+    expect(low.code).toBe(2);
+    expect(low.err).toContain("param tiles is at least 1, got 0");
+    const unknown = await distro("submit", "dags/mandelbrot.yaml", "--param", "tils=16");
+    expect(unknown.err).toContain("unknown param tils");
   });
 });
 

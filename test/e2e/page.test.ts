@@ -126,11 +126,11 @@ tasks:
 
   it("shows the mandelbrot run's rendered image", async () => {
     const dag = readFileSync(join(ROOT, "dags/mandelbrot.yaml"), "utf8")
-      .replace("range: [0, 64]", "range: [0, 16]")
-      .replace("width: 2048", "width: 192")
-      .replace("height: 2048", "height: 128")
-      .replace("tiles: 64", "tiles: 16")
-      .replace("iterations: 2000", "iterations: 80");
+      .replace("width: { type: integer, default: 2048", "width: { type: integer, default: 192")
+      .replace("height: { type: integer, default: 2048", "height: { type: integer, default: 128")
+      .replace("default: 64, min: 1", "default: 16, min: 1")
+      .replace("default: 2000, min: 1", "default: 80, min: 1");
+    expect(dag.match(/default: \d+/g)).toEqual(["default: 192", "default: 128", "default: 16", "default: 80"]);
     const { id } = await submit(dag);
     await page.goto(url(`#/runs/${id}`));
     const image = await page.waitForSelector('img[data-output="assemble"]', { timeout: 60_000 });
@@ -141,6 +141,25 @@ tasks:
     expect(
       await image.evaluate((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight]),
     ).toEqual([192, 128]);
+    // Chromium decodes the indexed PNG to the palette's colours: black inside the set, and
+    // mostly colour (not grey) outside it.
+    const [black, coloured] = await image.evaluate((img) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 192;
+      canvas.height = 128;
+      const ctx = canvas.getContext("2d")!;
+      ctx.drawImage(img as HTMLImageElement, 0, 0);
+      const rgba = ctx.getImageData(0, 0, 192, 128).data;
+      let black = 0;
+      let coloured = 0;
+      for (let i = 0; i < rgba.length; i += 4) {
+        if (rgba[i] === 0 && rgba[i + 1] === 0 && rgba[i + 2] === 0) black++;
+        else if (rgba[i] !== rgba[i + 1] || rgba[i + 1] !== rgba[i + 2]) coloured++;
+      }
+      return [black, coloured];
+    });
+    expect(black).toBeGreaterThan(0);
+    expect(coloured).toBeGreaterThan((192 * 128 - black) / 2);
     await page.screenshot({ path: join(ARTIFACTS, "status-mandelbrot.png"), fullPage: true });
   });
 

@@ -7,11 +7,23 @@ import { parseDag } from "../../core/dag/parse";
 import type { ResolvedPlan } from "../../core/dag/plan";
 import type { Assignment, TaskResult } from "../../core/protocol/messages";
 
-/** The plan of a DAG; the result cache is off unless the DAG mentions it. */
-export function plan(yaml: string): ResolvedPlan {
+/**
+ * The plan of a DAG, with `inputs` (a map over files given its width as the Worker gives it);
+ * the result cache is off unless the DAG mentions it.
+ */
+export function plan(yaml: string, inputs: ResolvedPlan["inputs"] = {}): ResolvedPlan {
   const parsed = parseDag(yaml.includes("cache:") ? yaml : `cache: false\n${yaml}`);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
-  return { name: parsed.plan.name, nodes: parsed.plan.nodes.map((n) => ({ ...n, sha256: "a".repeat(64) })) };
+  const width = (name: string) => {
+    const input = inputs[name];
+    return input && "files" in input ? input.files.length : 1;
+  };
+  const nodes = parsed.plan.nodes.map((n) => ({
+    ...n,
+    sha256: "a".repeat(64),
+    ...(n.files !== undefined ? { instances: width(n.files) } : {}),
+  }));
+  return { name: parsed.plan.name, nodes, inputs };
 }
 
 /** A successful result of the attempt in `a` with `output` as its bytes. */

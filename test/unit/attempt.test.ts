@@ -54,6 +54,9 @@ function fake(
         uploads.push(bytes);
         return upload(bytes);
       },
+      // The coordinator's copy of an envelope too large for its frame: this test's own.
+      envelope: (t) =>
+        Promise.resolve(JSON.stringify({ task: t.task, fetched: true, inputs: { one: { $ref: SHA("b") } } })),
     },
     threads,
     log: { info: (line) => lines.push(line), debug: () => {} },
@@ -95,6 +98,16 @@ describe("attempt pipeline", () => {
     });
     expect(f.uploads).toEqual([]);
     expect(f.lines).toEqual([`task t attempt 1: ok in 5 ms (${out.length} bytes out)`]);
+  });
+
+  it("fetches an envelope too large for its frame (stdinBytes), then resolves its refs in it", async () => {
+    const f = fake({ [SHA("a")]: "echo.wasm" }, { [SHA("b")]: utf8(`[1,2]`) });
+    const result = await attempt(f, task({ stdin: "", stdinBytes: 60, refs: [SHA("b")] }));
+    expect(JSON.parse(Buffer.from(result.output!, "base64").toString())).toEqual({
+      task: "t",
+      fetched: true,
+      inputs: { one: [1, 2] },
+    });
   });
 
   it("uploads an output over the inline limit and sends its reference instead", async () => {

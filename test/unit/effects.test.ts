@@ -9,7 +9,7 @@ import type { Assignment, CoordinatorMessage } from "../../core/protocol/message
 import type { RunStatus } from "../../core/status";
 import type { Effect } from "../../worker/run/machine";
 import type { Meta } from "../../worker/run-host/meta";
-import { demandRetryAt, perform, retryDemand, type EffectsHost } from "../../worker/run-host/effects";
+import { demandRetryAt, frames, perform, retryDemand, type EffectsHost } from "../../worker/run-host/effects";
 
 function setup(failing: string[] = []) {
   const values = new Map<string, string>();
@@ -69,7 +69,7 @@ describe("effects", () => {
     const { host, calls } = setup();
     const effects: Effect[] = [
       { type: "cache", entries: [{ key: "k", task: "a", runner: "r1" }] },
-      { type: "dispatch", runner: "r1", tasks: [{ task: "b" } as Assignment], backlog: 0 },
+      { type: "dispatch", runner: "r1", tasks: [{ task: "b", stdin: "{}" } as Assignment], backlog: 0 },
       { type: "cancel", runner: "r2", tasks: [{ task: "c", attempt: 1 }] },
       { type: "lookup" },
       { type: "status", status: "running" },
@@ -217,5 +217,16 @@ describe("effects", () => {
     await retryDemand(host, []); // the alarm
     expect(calls.filter((c) => c[0] === "demand").at(-1)).toEqual(["demand", []]);
     expect(demandRetryAt(host.meta)).toBeNull();
+  });
+});
+
+describe("tasks frames", () => {
+  it("keep a dispatch in one frame unless its envelopes would pass 16 MiB, and never send a task twice", () => {
+    const task = (name: string, chars: number) => ({ task: name, stdin: "x".repeat(chars) }) as Assignment;
+    expect(frames([]).map((f) => f.length)).toEqual([0]);
+    expect(frames([task("a", 10), task("b", 10)]).map((f) => f.map((t) => t.task))).toEqual([["a", "b"]]);
+    // Each 7 MiB envelope is counted at most at the inline limit (8 MiB): two to a frame.
+    const big = Array.from({ length: 5 }, (_, i) => task(`t${i}`, 7 * 1024 * 1024));
+    expect(frames(big).map((f) => f.map((t) => t.task))).toEqual([["t0", "t1"], ["t2", "t3"], ["t4"]]);
   });
 });

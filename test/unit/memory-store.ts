@@ -14,6 +14,7 @@ import {
   type TaskRow,
 } from "../../worker/run/store";
 import type { BlobRef } from "../../core/protocol/messages";
+import type { FileRef, RunInput } from "../../core/dag/plan";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status";
 
 /** SQLite's limits as workerd sets them. */
@@ -31,7 +32,11 @@ function bound(...values: unknown[]): void {
 export class MemoryStore implements RunStore {
   runStatus: RunStatus = "queued";
   readonly nodes = new Map<string, NodeRow>();
-  readonly tasks = new Map<string, TaskRow & { seq: number; priority: number; output?: Uint8Array | BlobRef }>();
+  readonly tasks = new Map<
+    string,
+    TaskRow & { seq: number; priority: number; output?: Uint8Array | BlobRef; item?: string }
+  >();
+  readonly inputs = new Map<string, RunInput>();
   readonly attempts: AttemptRow[] = [];
   readonly runnerRows = new Map<string, RunnerRow>();
   readonly deadlines = new Map<string, { kind: DeadlineKind; key: string; at: number }>();
@@ -71,6 +76,47 @@ export class MemoryStore implements RunStore {
   }
   node(id: string) {
     return this.nodes.get(id)!;
+  }
+  insertInputs(inputs: Readonly<Record<string, RunInput>>) {
+    for (const [name, input] of Object.entries(inputs)) {
+      bound(name, JSON.stringify("value" in input ? input.value : "file" in input ? input.file : input.files[0]));
+      this.inputs.set(name, input);
+    }
+  }
+  input(name: string) {
+    return this.inputs.get(name)!;
+  }
+  inputFile(name: string, index: number): FileRef {
+    const input = this.inputs.get(name)!;
+    if ("value" in input) throw new Error(`input ${name} is a value`);
+    return "file" in input ? input.file : input.files[index]!;
+  }
+  insertInstances(node: string, items: readonly unknown[], state: TaskState) {
+    const row = this.nodes.get(node)!;
+    let seq = Math.max(-1, ...[...this.tasks.values()].map((t) => t.seq));
+    items.forEach((item, i) => {
+      const key = `${node}[${i}]`;
+      const json = JSON.stringify(item) ?? "null";
+      bound(json);
+      this.tasks.set(key, {
+        key,
+        node,
+        index: i,
+        state,
+        attempt: 0,
+        failures: 0,
+        losses: 0,
+        runner: null,
+        seq: ++seq,
+        priority: row.spec.priority,
+        item: json,
+      });
+    });
+    this.nodes.set(node, { ...row, spec: { ...row.spec, instances: items.length }, remaining: items.length });
+  }
+  item(key: string) {
+    const item = this.tasks.get(key)?.item;
+    return item === undefined ? undefined : JSON.parse(item);
   }
   dependents(id: string) {
     return [...this.nodes.values()].filter((n) => n.spec.deps.includes(id)).map((n) => n.spec.id);

@@ -99,6 +99,7 @@ function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPoo
         return Promise.resolve(new TextEncoder().encode(`{"n":1}`));
       },
       upload: () => Promise.reject(new Error("no uploads here")),
+      envelope: () => Promise.reject(new Error("no large envelopes here")),
     },
     log: { info: (line) => lines.push(line), debug: () => {} },
     sample: () => Promise.resolve({ freeMemory: 1 << 29, load: 5 }),

@@ -4,7 +4,7 @@ import { createHash, pbkdf2Sync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { ThreadPool } from "../../runner/executor/pool";
-import { decodeGrayPng, mandelbrot, matmul } from "../helpers/references";
+import { decodeIndexedPng, mandelbrot, mandelbrotPalette, matmul } from "../helpers/references";
 
 const pool = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", import.meta.url));
 afterAll(() => pool.close());
@@ -49,11 +49,17 @@ describe("mandelbrot", () => {
       params,
       inputs: { tile: tiles.map((t) => ({ $bytes: Buffer.from(t).toString("base64") })) },
     });
-    const image = decodeGrayPng(png);
+    const image = decodeIndexedPng(png);
     expect([image.width, image.height]).toEqual([96, 64]);
     const reference = mandelbrot(params);
     expect(Buffer.from(image.pixels).equals(Buffer.from(reference))).toBe(true);
-    expect(new Set(reference).size).toBeGreaterThan(10);
+    // Smooth colouring: many indices in use, not only a few grey steps.
+    expect(new Set(reference).size).toBeGreaterThan(100);
+    expect(reference.includes(0)).toBe(true);
+    expect(Buffer.from(image.palette).equals(Buffer.from(mandelbrotPalette()))).toBe(true);
+    expect([...image.palette.subarray(0, 3)]).toEqual([0, 0, 0]);
+    const colours = range(256).map((i) => [...image.palette.subarray(i * 3, i * 3 + 3)]);
+    expect(colours.some(([r, g, b]) => r !== g && g !== b && r !== b)).toBe(true);
   });
 });
 

@@ -165,7 +165,7 @@ describe("status page", () => {
 });
 
 describe("/api/blobs", () => {
-  it("takes a blob only from a device with a lease in the run it names (devices.test.ts stores one)", async () => {
+  it("takes a blob from a device only with a lease in the run it names, and from the operator (devices.test.ts stores one)", async () => {
     const RUNNER = await asDevice("uploader");
     const bytes = new TextEncoder().encode("tile bytes".repeat(1000));
     const sha = await hex(bytes);
@@ -180,9 +180,21 @@ describe("/api/blobs", () => {
     expect(elsewhere.status).toBe(404); // no such run
     expect((await SELF.fetch(`${base}/api/blobs/sha256:${"0".repeat(64)}`, { headers: API })).status).toBe(404);
     expect((await SELF.fetch(`${base}/api/blobs/not-a-hash`, { headers: RUNNER })).status).toBe(400);
-    expect(
-      (await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes })).status,
-    ).toBe(401);
+    // The operator uploads the files of runs' inputs, asking with HEAD first which are there.
+    const head = () => SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "HEAD", headers: API });
+    expect((await head()).status).toBe(404);
+    const mine = await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "PUT", headers: API, body: bytes });
+    expect(await mine.json()).toEqual({ sha256: sha, size: bytes.length });
+    const there = await head();
+    expect([there.status, there.headers.get("Content-Length")]).toEqual([200, String(bytes.length)]);
+    const wrong = await SELF.fetch(`${base}/api/blobs/sha256:${"1".repeat(64)}`, {
+      method: "PUT",
+      headers: API,
+      body: bytes,
+    });
+    expect(wrong.status).toBe(400);
+    // A device may not ask what the coordinator holds outside its leases.
+    expect((await SELF.fetch(`${base}/api/blobs/sha256:${sha}`, { method: "HEAD", headers: RUNNER })).status).toBe(403);
   });
 });
 

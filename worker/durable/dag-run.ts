@@ -13,10 +13,12 @@ import type { RunSummary, RunView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
+import { outputValue, parseTaskKey } from "../../core/abi.js";
+import { outputKey } from "../blob-keys.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
 import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
-import { backlogs, demand, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
+import { backlogs, demand, envelopeOf, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
 import { demandRetryAt, perform, retryDemand } from "../run-host/effects.js";
 import type { DemandClass } from "../../core/match.js";
@@ -88,6 +90,15 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     if (!task) return refusal("not_found", `run ${this.ctx.id.toString()} has no task ${key}`);
     if (!task.output) return refusal("conflict", `task ${key} has no accepted output (it is ${task.state})`);
     return ok(task.output);
+  }
+
+  envelope(device: string, task: string, attempt: number): Answer<string> {
+    const { store } = this.run;
+    const row = store.task(task);
+    const mine = row?.runner === device || row?.runner?.startsWith(`${device}.`);
+    if (!row || row.state !== "leased" || !mine || row.attempt !== attempt)
+      return refusal("forbidden", `device ${device} holds no lease of ${task} attempt ${attempt} in this run`);
+    return ok(envelopeOf(store, row, attempt));
   }
 
   names(device: string, what: Fetchable): boolean {
@@ -217,8 +228,9 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
    * Runs one event through the state machine in one transaction (its histograms observed in it),
    * marks the watchers and the index behind, performs the effects, then arms the alarm.
    */
-  private async apply(event: RunEvent): Promise<void> {
+  private async apply(given: RunEvent): Promise<void> {
     const { store, config, histograms, watchers, index, effects } = this.run;
+    const event = await withArrays(given, () => store.overSources(), this.env.BLOBS);
     const now = Date.now();
     const out = this.ctx.storage.transactionSync(() => {
       const out = transition(store, event, now, config);
@@ -254,6 +266,35 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private noRun() {
     return refusal("not_found", `no run ${this.ctx.id.toString()}`);
   }
+}
+
+/**
+ * The event with the values of the output blobs in it that a `map: { over }` maps over, read
+ * from blob storage (the machine reads only its own storage); inline outputs it reads itself.
+ */
+async function withArrays(event: RunEvent, sourcesOf: () => Set<string>, blobs: R2Bucket): Promise<RunEvent> {
+  // Asked only once the run has its plan: the sources are read once and kept.
+  if (event.type !== "results" && event.type !== "looked_up") return event;
+  const sources = sourcesOf();
+  if (sources.size === 0) return event;
+  const refs =
+    event.type === "results"
+      ? event.results.flatMap((r) => (r.ok && r.outputRef ? [{ task: r.task, ref: r.outputRef }] : []))
+      : event.hits.flatMap((h) => (h.output instanceof Uint8Array ? [] : [{ task: h.task, ref: h.output }]));
+  const wanted = refs.filter((r) => sources.has(parseTaskKey(r.task).node));
+  if (wanted.length === 0) return event;
+  const arrays = new Map<string, unknown>();
+  await Promise.all(
+    wanted.map(async ({ ref }) => {
+      try {
+        const object = await blobs.get(outputKey(ref.sha256));
+        if (object) arrays.set(ref.sha256, outputValue(new Uint8Array(await object.arrayBuffer())));
+      } catch (e) {
+        console.error(`reading the output blob sha256:${ref.sha256} a map goes over`, e);
+      }
+    }),
+  );
+  return { ...event, arrays };
 }
 
 function found<T>(value: T | null, otherwise: Answer<T>): Answer<T> {

@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, attempt INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (kind, key));
 CREATE INDEX IF NOT EXISTS deadlines_at ON deadlines (at);
+CREATE TABLE IF NOT EXISTS inputs (name TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (name, idx));
+CREATE TABLE IF NOT EXISTS input_blobs (sha256 TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (sha256, name));
 CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL,
   sent INTEGER NOT NULL, caps TEXT, cooled_until INTEGER);
 `;
@@ -40,7 +43,33 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; type: stri
   { table: "attached", column: "cooled_until", type: "INTEGER" },
   { table: "attached", column: "backlog_told", type: "INTEGER NOT NULL DEFAULT -1" },
   { table: "attached", column: "sent_at", type: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "tasks", column: "item", type: "TEXT" },
 ];
+
+/** The most bytes one bound list takes (workerd refuses a value over 2 MB). */
+const LIST_BYTES = 1_500_000;
+
+/**
+ * `texts` as JSON arrays of at most LIST_BYTES each (one text per array at least), with the index
+ * of each array's first text: a long list goes into a table in a few `json_each` statements.
+ */
+export function jsonChunks(texts: readonly string[]): { json: string; offset: number }[] {
+  const encoder = new TextEncoder();
+  const out: { json: string; offset: number }[] = [];
+  let start = 0;
+  let bytes = 2;
+  for (let i = 0; i < texts.length; i++) {
+    const size = encoder.encode(JSON.stringify(texts[i])).length + 1;
+    if (i > start && bytes + size > LIST_BYTES) {
+      out.push({ json: JSON.stringify(texts.slice(start, i)), offset: start });
+      start = i;
+      bytes = 2;
+    }
+    bytes += size;
+  }
+  if (texts.length > start) out.push({ json: JSON.stringify(texts.slice(start)), offset: start });
+  return out;
+}
 
 /** The columns of a task row as `toTask` reads them. */
 export const TASK_COLUMNS = `key, node, idx, state, attempt, failures, losses, runner`;

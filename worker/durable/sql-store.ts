@@ -5,7 +5,8 @@
  * tells a change log of every task that changes state, for the watchers. The read-only views of
  * the run (summary, nodes, tasks, outputs) are in sql-views.ts.
  */
-import type { ResolvedNode } from "../../core/dag/plan.js";
+import type { FileRef, ResolvedNode, RunInput } from "../../core/dag/plan.js";
+import { fileBlobs } from "../../core/abi.js";
 import type { BlobRef } from "../../core/protocol/messages.js";
 import {
   type AttemptRow,
@@ -17,7 +18,16 @@ import {
 } from "../run/store.js";
 import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
 import type { ChangeLog } from "../run-host/watchers.js";
-import { ADDED_COLUMNS, notIn, type OutputRow, SCHEMA, TASK_COLUMNS, toOutput, toTask } from "./sql-schema.js";
+import {
+  ADDED_COLUMNS,
+  jsonChunks,
+  notIn,
+  type OutputRow,
+  SCHEMA,
+  TASK_COLUMNS,
+  toOutput,
+  toTask,
+} from "./sql-schema.js";
 
 type Deadline = { kind: DeadlineKind; key: string; at: number };
 
@@ -25,6 +35,7 @@ export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
   private constrained: string[] | undefined;
+  private sources: Set<string> | undefined;
   private readonly readyAt = new Map<string, number | null>();
   /** Told of every change of a task's state: the DagRun's watchers, who keep them while someone watches. */
   changes: ChangeLog | null = null;
@@ -68,6 +79,7 @@ export class SqlStore implements RunStore {
       for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
       const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
       const task = [spec.id, spec.id, seq, spec.priority, state];
+      if (spec.instances === 0) continue; // a map over data: instances come with its data
       if (spec.instances === null) {
         this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, ...task);
       } else {
@@ -96,6 +108,73 @@ export class SqlStore implements RunStore {
     let spec = this.specs.get(id);
     if (!spec) this.specs.set(id, (spec = JSON.parse(row.spec) as ResolvedNode));
     return { spec, pendingDeps: row.pending_deps, remaining: row.remaining };
+  }
+
+  insertInputs(inputs: Readonly<Record<string, RunInput>>): void {
+    const put = `INSERT INTO inputs (name, idx, kind, value) VALUES (?, 0, ?, ?)`;
+    for (const [name, input] of Object.entries(inputs)) {
+      const files = "files" in input ? input.files : "file" in input ? [input.file] : [];
+      if ("value" in input) this.sql.exec(put, name, "value", JSON.stringify(input.value));
+      else if ("file" in input) this.sql.exec(put, name, "file", JSON.stringify(input.file));
+      else
+        for (const { json, offset } of jsonChunks(input.files.map((f) => JSON.stringify(f))))
+          this.sql.exec(
+            `INSERT INTO inputs (name, idx, kind, value) SELECT ?, key + ?, 'folder', value FROM json_each(?)`,
+            name,
+            offset,
+            json,
+          );
+      for (const { json } of jsonChunks(files.flatMap(fileBlobs)))
+        this.sql.exec(`INSERT OR IGNORE INTO input_blobs (sha256, name) SELECT value, ? FROM json_each(?)`, name, json);
+    }
+  }
+
+  input(name: string): RunInput {
+    const rows = this.sql
+      .exec<{ kind: string; value: string }>(`SELECT kind, value FROM inputs WHERE name = ? ORDER BY idx`, name)
+      .toArray();
+    const kind = rows[0]?.kind;
+    if (kind === "value") return { value: JSON.parse(rows[0]!.value) };
+    if (kind === "file") return { file: JSON.parse(rows[0]!.value) as FileRef };
+    return { files: rows.map((r) => JSON.parse(r.value) as FileRef) };
+  }
+
+  inputFile(name: string, index: number): FileRef {
+    const query = `SELECT value FROM inputs WHERE name = ? AND idx = ?`;
+    return JSON.parse(this.sql.exec<{ value: string }>(query, name, index).one().value) as FileRef;
+  }
+
+  insertInstances(node: string, items: readonly unknown[], state: TaskState): void {
+    const { spec } = this.node(node);
+    const seq = this.sql.exec<{ s: number | null }>(`SELECT max(seq) AS s FROM tasks`).one().s ?? -1;
+    // A few statements however many items: each item's JSON is one text of a bound list.
+    for (const { json, offset } of jsonChunks(items.map((item) => JSON.stringify(item) ?? "null")))
+      this.sql.exec(
+        `INSERT INTO tasks (key, node, idx, seq, priority, state, item)
+         SELECT ? || '[' || (key + ?) || ']', ?, key + ?, ? + key, ?, ?, value FROM json_each(?)`,
+        ...[node, offset, node, offset, seq + 1 + offset, spec.priority, state, json],
+      );
+    this.addCount(state, items.length);
+    const update = `UPDATE nodes SET remaining = ?, spec = json_set(spec, '$.instances', ?) WHERE id = ?`;
+    this.sql.exec(update, items.length, items.length, node);
+    this.specs.delete(node);
+    if (items.length > 0) this.changes?.moved(node);
+  }
+
+  item(key: string): unknown {
+    const row = this.sql.exec<{ item: string | null }>(`SELECT item FROM tasks WHERE key = ?`, key).one();
+    return row.item === null ? undefined : JSON.parse(row.item);
+  }
+
+  /** The nodes some `map: { over }` maps over: the host reads their blob outputs for the machine. */
+  overSources(): Set<string> {
+    this.sources ??= new Set(
+      this.sql
+        .exec<{ over: string }>(`SELECT json_extract(spec, '$.over') AS over FROM nodes WHERE over IS NOT NULL`)
+        .toArray()
+        .map((r) => r.over),
+    );
+    return this.sources;
   }
 
   dependents(id: string): string[] {

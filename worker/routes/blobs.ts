@@ -21,7 +21,14 @@ function shaOf(ref: string): string {
 }
 
 export const blobs = new Hono<CallerEnv>()
-  .put("/:ref", requireDevice({ orApi: false }), async (c) => {
+  .on("HEAD", "/:ref", requireDevice({ orApi: true }), async (c) => {
+    const sha256 = shaOf(c.req.param("ref"));
+    await leaseNames(c, { kind: "blob", sha256 });
+    const object = await c.env.BLOBS.head(outputKey(sha256));
+    if (!object) return c.body(null, 404);
+    return c.body(null, 200, { "Content-Length": String(object.size), "Content-Type": "application/octet-stream" });
+  })
+  .put("/:ref", requireDevice({ orApi: true }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     await leaseNames(c, { kind: "output", sha256 });
     const length = Number(c.req.header("Content-Length") ?? NaN);

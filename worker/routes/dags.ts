@@ -15,18 +15,55 @@ import { moduleKey, outputKey } from "../blob-keys.js";
 import { TASK_STATES, type TaskState } from "../../core/status.js";
 import { valueOf } from "../errors.js";
 import { runStub } from "./run-stub.js";
+import { checkInputs, inputsSchema } from "../run-inputs.js";
+import { z } from "zod";
 import type { ControlAction } from "../rpc.js";
 
 /** Largest DAG document accepted. */
 const MAX_DAG_BYTES = 8 * 1024 * 1024;
+/** Largest submission (the DAG with its params and the list of its inputs' files). */
+const MAX_SUBMISSION_BYTES = 24 * 1024 * 1024;
+
+const submission = z.strictObject({
+  dag: z.string(),
+  params: z.record(z.string(), z.unknown()).default({}),
+  inputs: inputsSchema.default({}),
+});
+
+/** The body as a submission: a JSON object with `dag`, or the DAG document itself. */
+function readSubmission(text: string): z.output<typeof submission> {
+  let body: unknown;
+  try {
+    body = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (body === null || typeof body !== "object" || !("dag" in body)) {
+    if (text.length > MAX_DAG_BYTES)
+      throw new HTTPException(413, { message: `a DAG is at most ${MAX_DAG_BYTES} bytes` });
+    return { dag: text, params: {}, inputs: {} };
+  }
+  const parsed = submission.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length > 0 ? `\`${issue.path.join(".")}\`: ` : "";
+    throw new HTTPException(400, { message: `invalid submission: ${where}${issue.message}` });
+  }
+  if (parsed.data.dag.length > MAX_DAG_BYTES)
+    throw new HTTPException(413, { message: `a DAG is at most ${MAX_DAG_BYTES} bytes` });
+  return parsed.data;
+}
 
 export const dags = new Hono<{ Bindings: Env }>()
   .use(requireToken("API_TOKEN"))
   .post("/", async (c) => {
-    const text = await readText(c.req.raw, MAX_DAG_BYTES);
-    const parsed = parseDag(text);
+    const body = readSubmission(await readText(c.req.raw, MAX_SUBMISSION_BYTES));
+    const parsed = parseDag(body.dag, { params: body.params });
     if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems } satisfies ErrorBody, 400);
-    const { plan, locate } = parsed;
+    const checked = await checkInputs(parsed, body.inputs, async (key) => (await c.env.BLOBS.head(key))?.size ?? null);
+    if (!checked.ok) return c.json({ error: "invalid DAG", problems: checked.problems } satisfies ErrorBody, 400);
+    const { plan } = checked;
+    const { locate } = parsed;
     const problems: Problem[] = [];
     const nodes: ResolvedNode[] = [];
     const resolved = new Map<string, string | null>();
@@ -41,7 +78,7 @@ export const dags = new Hono<{ Bindings: Env }>()
       }
     }
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems } satisfies ErrorBody, 400);
-    const resolvedPlan: ResolvedPlan = { name: plan.name, nodes };
+    const resolvedPlan: ResolvedPlan = { name: plan.name, nodes, inputs: body.inputs };
     const id = c.env.DAG_RUN.newUniqueId();
     const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan));
     const url = new URL(c.req.url);

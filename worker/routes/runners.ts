@@ -25,6 +25,7 @@ import { pool, type Env } from "../env.js";
 import { readText } from "../http.js";
 import { DEVICE_HEADER } from "../rpc.js";
 import { runStub } from "./run-stub.js";
+import { valueOf } from "../errors.js";
 
 const enrollBody = z.strictObject({
   name: z.string().min(1).max(128),
@@ -87,6 +88,15 @@ export const runners = new Hono<CallerEnv>()
   // Trusting lets a device's outputs fill the result cache; untrusting purges what it filed.
   .put("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), true))
   .delete("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), false))
+  // The envelope of a leased attempt too large for its tasks frame (`stdinBytes`).
+  .get("/envelope", requireDevice({ orApi: false }), async (c) => {
+    const caller = c.get("caller");
+    const { run, task, attempt } = c.req.query();
+    if (caller.kind !== "device" || !run || !task || !/^\d{1,9}$/.test(attempt ?? ""))
+      throw new HTTPException(400, { message: "GET /api/runners/envelope takes ?run=<id>&task=<key>&attempt=<n>" });
+    const envelope = valueOf(await runStub(c.env, run).envelope(caller.device, task, Number(attempt)));
+    return c.body(envelope, 200, { "Content-Type": "application/json" });
+  })
   .get("/connect", requireDevice({ orApi: false }), async (c) => {
     if (c.req.header("Upgrade") !== "websocket")
       throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });

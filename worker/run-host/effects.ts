@@ -6,7 +6,7 @@
  * id and the rest still happen (the transition is committed by then, so there is nothing to undo).
  */
 import type { DemandClass } from "../../core/match.js";
-import type { CoordinatorMessage } from "../../core/protocol/messages.js";
+import { type Assignment, type CoordinatorMessage, ENVELOPE_INLINE_BYTES } from "../../core/protocol/messages.js";
 import type { RunStatus } from "../../core/status.js";
 import type { Effect } from "../run/machine.js";
 import type { Meta } from "./meta.js";
@@ -84,7 +84,9 @@ export async function perform(host: EffectsHost, effects: readonly Effect[]): Pr
 async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
   switch (effect.type) {
     case "dispatch":
-      return host.send(effect.runner, { type: "tasks", tasks: effect.tasks, backlog: effect.backlog });
+      for (const tasks of frames(effect.tasks))
+        host.send(effect.runner, { type: "tasks", tasks, backlog: effect.backlog });
+      return;
     case "cancel":
       return host.send(effect.runner, { type: "cancel", tasks: effect.tasks });
     case "demand":
@@ -183,4 +185,25 @@ export async function retryDemand(host: EffectsHost, classes: DemandClass[]): Pr
   } catch (e) {
     console.error(`DagRun ${host.runId}: telling the pool the demand again failed`, e);
   }
+}
+
+/** Most envelope bytes one tasks frame carries, well within the frame limit (MAX_FRAME_BYTES). */
+const FRAME_ENVELOPE_BYTES = 16 * 1024 * 1024;
+
+/** The tasks of one dispatch in frames of at most FRAME_ENVELOPE_BYTES of envelopes (one frame when none are big; one for no tasks). */
+export function frames(tasks: Assignment[]): Assignment[][] {
+  const out: Assignment[][] = [[]];
+  let bytes = 0;
+  for (const task of tasks) {
+    // A bound on its UTF-8 size without encoding it: at most 3 bytes a character, and an inline
+    // envelope is at most ENVELOPE_INLINE_BYTES; so a frame holds at most 24 MiB of envelopes.
+    const size = Math.min(task.stdin.length * 3, ENVELOPE_INLINE_BYTES);
+    if (out.at(-1)!.length > 0 && bytes + size > FRAME_ENVELOPE_BYTES) {
+      out.push([]);
+      bytes = 0;
+    }
+    out.at(-1)!.push(task);
+    bytes += size;
+  }
+  return out;
 }

@@ -5,9 +5,10 @@
  * ready work by what it requires. The state machine (machine.ts) makes every change and calls
  * these; the DagRun host calls `cacheMaterial` for its lookups and `demand` for waiting tasks.
  */
-import type { Assignment } from "../../core/protocol/messages.js";
+import { type Assignment, ENVELOPE_INLINE_BYTES } from "../../core/protocol/messages.js";
 import type { DemandClass } from "../../core/match.js";
-import { envelope, itemOf, outputValue, substitute } from "../../core/abi.js";
+import { envelope, fileBlobs, fileMarker, itemOf, outputValue, substitute } from "../../core/abi.js";
+import type { ResolvedNode } from "../../core/dag/plan.js";
 import type { RunStore, TaskRow } from "./store.js";
 
 /** Largest output a task may produce; past it the attempt fails with kind `output`. */
@@ -18,24 +19,40 @@ export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
  */
 export const INLINE_OUTPUT_BYTES = 256 * 1024;
 
-/** Dependencies' outputs as task inputs, by node, read once for all the tasks of one dispatch. */
+/**
+ * Dependencies' outputs as task inputs, by node, and the run's inputs (as `input:<name>`), read
+ * once for all the tasks of one dispatch.
+ */
 export type InputCache = Map<string, { value: unknown; refs: string[] }>;
 
-/** The frame that hands attempt `attempt` of the task in `row` to a runner. */
+/**
+ * The frame that hands attempt `attempt` of the task in `row` to a runner. An envelope over
+ * ENVELOPE_INLINE_BYTES (a reducer over thousands of instances) stays out of the frame: the
+ * runner fetches it (`envelope`), so no frame meets the frame limit.
+ */
 export function assignment(store: RunStore, row: TaskRow, attempt: number, inputs: InputCache): Assignment {
   const { spec } = store.node(row.node);
   const refs = new Set<string>();
+  const { args, env, stdin } = prepare(store, row, inputs, refs, attempt);
+  const bytes = stdin.length * 3 > ENVELOPE_INLINE_BYTES ? new TextEncoder().encode(stdin).length : 0;
   return {
     task: row.key,
     attempt,
     module: spec.sha256,
-    ...prepare(store, row, inputs, refs, attempt),
+    args,
+    env,
+    ...(bytes > ENVELOPE_INLINE_BYTES ? { stdin: "", stdinBytes: bytes } : { stdin }),
     refs: [...refs],
     timeoutMs: spec.timeoutMs,
     memoryBytes: spec.memoryBytes,
     maxOutputBytes: MAX_OUTPUT_BYTES,
     inlineOutputBytes: INLINE_OUTPUT_BYTES,
   };
+}
+
+/** The envelope of attempt `attempt` of the task in `row`, whatever its size (what `stdinBytes` says to fetch). */
+export function envelopeOf(store: RunStore, row: TaskRow, attempt: number): string {
+  return prepare(store, row, new Map(), new Set(), attempt).stdin;
 }
 
 /**
@@ -74,12 +91,44 @@ export function demand(store: RunStore, ready: number): DemandClass[] {
 /** A task instance's args, env and stdin envelope (task ABI), with the blobs its inputs refer to. */
 function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<string>, attempt: number) {
   const { spec } = store.node(row.node);
-  const item = itemOf(spec, row.index);
+  const file = spec.files !== undefined && row.index !== null ? store.inputFile(spec.files, row.index) : null;
+  const item = spec.over !== undefined ? store.item(row.key) : file ? file.name : itemOf(spec, row.index);
+  // An instance of a map over a task's output gets its element as its item, not the whole output.
+  const deps = spec.over === undefined ? spec.deps : spec.deps.filter((dep) => dep !== spec.over);
+  const given = inputsOf(store, deps, inputs, refs);
+  Object.assign(given, runInputs(store, spec, inputs, refs));
+  if (file) {
+    // The instance of a map over files reads its own file under the input's name.
+    given[spec.files!] = fileMarker(file);
+    for (const sha of fileBlobs(file)) refs.add(sha);
+  }
   return {
     args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
     env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
-    stdin: envelope(spec, row.index, inputsOf(store, spec.deps, inputs, refs), attempt),
+    stdin: envelope(spec, row.index, given, attempt, item),
   };
+}
+
+/**
+ * The run's inputs a task reads (task ABI): a value as it is, a file as a marker the runner
+ * fetches (its blobs added to `refs`), a folder as the list of its files (name, size, sha256).
+ */
+function runInputs(store: RunStore, spec: ResolvedNode, cache: InputCache, refs: Set<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of spec.inputs ?? []) {
+    if (name === spec.files) continue;
+    let entry = cache.get(`input:${name}`);
+    if (!entry) {
+      const input = store.input(name);
+      if ("value" in input) entry = { value: input.value, refs: [] };
+      else if ("file" in input) entry = { value: fileMarker(input.file), refs: fileBlobs(input.file) };
+      else entry = { value: input.files.map(({ name, size, sha256 }) => ({ name, size, sha256 })), refs: [] };
+      cache.set(`input:${name}`, entry);
+    }
+    out[name] = entry.value;
+    for (const sha of entry.refs) refs.add(sha);
+  }
+  return out;
 }
 
 /**

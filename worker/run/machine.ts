@@ -20,12 +20,13 @@ import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protoc
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
 import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
-import { fromBase64 } from "../../core/abi.js";
+import { fromBase64, outputValue } from "../../core/abi.js";
+import { DAG_LIMITS } from "../../core/dag/schema.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import { assignment, demand, INLINE_OUTPUT_BYTES, type InputCache, MAX_OUTPUT_BYTES } from "./dispatch.js";
 
 // The host and the blob route take the run's whole API from this module.
-export { cacheMaterial, demand, MAX_OUTPUT_BYTES } from "./dispatch.js";
+export { cacheMaterial, demand, envelopeOf, MAX_OUTPUT_BYTES } from "./dispatch.js";
 
 export interface MachineConfig {
   /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
@@ -60,7 +61,15 @@ export type RunEvent =
   /** The runner's device is cooled down until `until`: nothing new goes to it before then. */
   | { type: "cool"; runner: string; until: number }
   | { type: "want"; runner: string; want: number; received: number }
-  | { type: "results"; runner: string; results: TaskResult[]; want: number; received: number }
+  | {
+      type: "results";
+      runner: string;
+      results: TaskResult[];
+      want: number;
+      received: number;
+      /** The values of output blobs a `map: { over }` maps over, by sha256, as the host read them. */
+      arrays?: ReadonlyMap<string, unknown>;
+    }
   | { type: "reject"; runner: string; tasks: AttemptRef[] }
   /** The runner's socket closed (or went silent): its attempts are lost. */
   | { type: "detach"; runner: string }
@@ -74,6 +83,7 @@ export type RunEvent =
       type: "looked_up";
       hits: { task: string; output: Uint8Array | BlobRef }[];
       misses: { task: string; key: string }[];
+      arrays?: ReadonlyMap<string, unknown>;
     };
 
 export type Effect =
@@ -125,12 +135,14 @@ export function transition(
 ): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
-  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0 };
+  const arrays = "arrays" in event ? event.arrays : undefined;
+  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0, arrays: arrays ?? new Map() };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
         throw new IllegalTransition(status, event.type, "the run has its plan already");
       }
+      store.insertInputs(event.plan.inputs);
       store.insertPlan(
         event.plan.nodes.map((spec): NodeRow => ({
           spec,
@@ -247,6 +259,8 @@ interface Ctx {
   lost: Map<string, number>;
   /** Entries of this event's frame that named attempts its runner does not hold. */
   stray: number;
+  /** Blob outputs a map goes over, read by the host, by sha256. */
+  arrays: ReadonlyMap<string, unknown>;
 }
 
 /**
@@ -355,17 +369,80 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
   succeed(ctx, row, output);
 }
 
-/** Records an accepted output; the last instance of a node to succeed releases its dependents. */
+/**
+ * Records an accepted output; the last instance of a node to succeed releases its dependents. An
+ * output a `map: { over }` maps over first creates that map's instances; one that cannot (not
+ * an array, too long) fails the task instead, naming why.
+ */
 function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
   const { store } = ctx;
+  const failure = expand(ctx, row, output);
+  if (failure) {
+    fail(ctx, row, failure, "");
+    return;
+  }
   store.setOutput(row.key, output);
   store.updateTask(row.key, { state: "succeeded", runner: null, attempt: row.attempt });
   if (store.bumpNode(row.node, "remaining", -1) > 0) return;
-  for (const dependent of store.dependents(row.node)) {
+  release(ctx, row.node);
+}
+
+/** Every instance of `node` succeeded: dependents with nothing else to wait for become ready. */
+function release(ctx: Ctx, node: string): void {
+  const { store } = ctx;
+  for (const dependent of store.dependents(node)) {
     if (store.bumpNode(dependent, "pendingDeps", -1) > 0) continue;
-    store.moveNode(dependent, "blocked", store.node(dependent).spec.cache ? "lookup" : "ready");
+    const next = store.node(dependent);
+    store.moveNode(dependent, "blocked", next.spec.cache ? "lookup" : "ready");
     store.setNodeReady(dependent, ctx.now);
+    // A map over an empty array has no instances: it is done as soon as it may start.
+    if (next.remaining === 0) release(ctx, dependent);
   }
+}
+
+/**
+ * Creates the instances of each map over the output of `row` (a plain task), one per element
+ * of the JSON array; answers the failure of an output that cannot be mapped over, or null.
+ */
+function expand(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): Failure | null {
+  const { store } = ctx;
+  const maps: [string, unknown[]][] = [];
+  let total = Object.values(store.counts()).reduce((a, b) => a + b, 0);
+  for (const node of store.dependents(row.node)) {
+    const { spec } = store.node(node);
+    if (spec.over !== row.node) continue;
+    const value = output instanceof Uint8Array ? outputValue(output) : ctx.arrays.get(output.sha256);
+    const bad = (message: string, retryable = false): Failure => ({
+      kind: "output",
+      message: `task "${node}" maps over this output (map.over): ${message}`,
+      retryable,
+    });
+    if (value === undefined) return bad(`its blob sha256:${(output as BlobRef).sha256} could not be read`, true);
+    if (!Array.isArray(value)) return bad(`it must be a JSON array, and it is ${describe(value)}`);
+    const cap = spec.maxInstances ?? DAG_LIMITS.defaultMapInstances;
+    const n = value.length.toLocaleString("en-US");
+    if (value.length > cap)
+      return bad(
+        `its ${n} elements are more than max_instances, ${cap.toLocaleString("en-US")} (raise map.max_instances, at most ${DAG_LIMITS.maxInstances.toLocaleString("en-US")})`,
+      );
+    total += value.length;
+    if (total > DAG_LIMITS.maxInstances)
+      return bad(
+        `its ${n} elements would make the run ${total.toLocaleString("en-US")} task instances; at most ${DAG_LIMITS.maxInstances.toLocaleString("en-US")}`,
+      );
+    const big = value.findIndex((v) => (JSON.stringify(v)?.length ?? 0) > DAG_LIMITS.maxItemBytes);
+    if (big >= 0) return bad(`element ${big} is over ${DAG_LIMITS.maxItemBytes.toLocaleString("en-US")} bytes as JSON`);
+    maps.push([node, value]);
+  }
+  for (const [node, items] of maps) store.insertInstances(node, items, "blocked");
+  return null;
+}
+
+/** What a value is, for a message: "an object", "not JSON", "a number". */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return "$bytes" in value ? "not JSON" : "an object";
+  return `a ${typeof value}`;
 }
 
 function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Failure | null, stderr: string): void {

@@ -8,7 +8,7 @@
  * Durable Object is.
  */
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
-import type { ResolvedNode } from "../../core/dag/plan.js";
+import type { FileRef, ResolvedNode, RunInput } from "../../core/dag/plan.js";
 import type { Capabilities } from "../../core/match.js";
 import type { AttemptOutcome, RunStatus, TaskState } from "../../core/status.js";
 
@@ -77,6 +77,19 @@ export interface RunStore {
   /** Records the plan: nodes with their counters and one blocked or ready row per instance. */
   insertPlan(nodes: readonly NodeRow[]): void;
   node(id: string): NodeRow;
+  /** Keeps the run's inputs as the submission gave them (a folder as one entry per file). */
+  insertInputs(inputs: Readonly<Record<string, RunInput>>): void;
+  /** An input of the run, a folder with all its files. */
+  input(name: string): RunInput;
+  /** File `index` of a folder input (file 0 of a file input is the file). */
+  inputFile(name: string, index: number): FileRef;
+  /**
+   * Creates the instances of a map over data (`map: { over }`), one per item, in state `state`,
+   * after the node's other instances (it has none before); its instance count and remaining follow.
+   */
+  insertInstances(node: string, items: readonly unknown[], state: TaskState): void;
+  /** The map item of an instance of a `map: { over }` node. */
+  item(key: string): unknown;
   /** Nodes that list `id` in their `deps`. */
   dependents(id: string): string[];
   /** Notes when a node's instances became ready to run (its dependencies done), for the dispatch latency. */

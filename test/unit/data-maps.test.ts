@@ -1,0 +1,282 @@
+// Data in a run, as pure modules: typed params and their placeholders (core/dag/params.ts via
+// parseDag), inputs and maps over data in the plan, the machine creating a map's instances when
+// the task it maps over succeeds, the envelope of a map over files, and the runner resolving a
+// file stored as parts.
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { parseDag } from "../../core/dag/parse";
+import { envelopeOf, transition, type Effect, type RunEvent } from "../../worker/run/machine";
+import { resolveInputs } from "../../runner/blobs";
+import { splitLines } from "../../cli/inputs";
+import type { Assignment, TaskResult } from "../../core/protocol/messages";
+import { ok, plan } from "../helpers/run-fixtures";
+import { MemoryStore } from "./memory-store";
+
+const problems = (yaml: string, params?: Record<string, unknown>) => {
+  const parsed = parseDag(yaml, { params });
+  return parsed.ok ? [] : parsed.problems.map((p) => `${p.line}:${p.path}: ${p.message}`);
+};
+const planOf = (yaml: string, params?: Record<string, unknown>) => {
+  const parsed = parseDag(yaml, { params });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  return parsed.plan;
+};
+const dispatched = (effects: Effect[]) => effects.flatMap((e) => (e.type === "dispatch" ? e.tasks : []));
+
+const TILES = `params:
+  tiles: { type: integer, default: 64, min: 1 }
+  name: { type: string, default: "x" }
+  wait: 2s
+tasks:
+  - id: tile
+    module: m
+    map: { range: [0, "{{params.tiles}}"] }
+    timeout: "{{params.wait}}"
+    requires: { labels: ["{{params.name}}-gpu"] }
+`;
+
+describe("typed params", () => {
+  it("fill map.range, timeout and requires from their defaults or the values given at submit", () => {
+    const [tile] = planOf(TILES).nodes;
+    expect([tile!.instances, tile!.range, tile!.timeoutMs, tile!.requires]).toEqual([
+      64,
+      [0, 64],
+      2000,
+      { labels: ["x-gpu"] },
+    ]);
+    expect(tile!.params).toEqual({ tiles: 64, name: "x", wait: "2s" });
+    const [small] = planOf(TILES, { tiles: 16, name: "big", wait: "5s" }).nodes;
+    expect([small!.instances, small!.timeoutMs, small!.requires, small!.params.tiles]).toEqual([
+      16,
+      5000,
+      { labels: ["big-gpu"] },
+      16,
+    ]);
+  });
+
+  it("refuse a wrong type, a bound crossed, an unknown param and an unknown placeholder, each named", () => {
+    expect(problems(TILES, { tiles: "16" })).toEqual([
+      '2:params.tiles: `params.tiles`: param tiles is of type integer, got string "16"',
+    ]);
+    expect(problems(TILES, { tiles: 0 })).toEqual(["2:params.tiles: `params.tiles`: param tiles is at least 1, got 0"]);
+    expect(problems(TILES, { tiles: 2.5 })[0]).toContain("param tiles is of type integer, got number 2.5");
+    expect(problems(TILES, { wait: 3 })[0]).toContain("param wait is of type string, got integer 3");
+    expect(problems(TILES, { tile: 3 })[0]).toContain(
+      "unknown param tile: the DAG has no such param; it declares tiles, name, wait",
+    );
+    expect(problems(`params: { n: { type: integer } }\ntasks: [{ id: a, module: m }]`)[0]).toContain(
+      "param n (integer) has no default: give it at submit",
+    );
+    expect(problems(`params: { n: { type: integer, default: "1" } }\ntasks: [{ id: a, module: m }]`)[0]).toContain(
+      "its default",
+    );
+    expect(problems(`tasks:\n  - { id: a, module: m, map: { range: [0, "{{params.nope}}"] } }`)).toEqual([
+      "2:tasks[0].map.range[1]: `{{params.nope}}` names no param of the DAG or the task",
+    ]);
+    // A placeholder that resolves to a wrong type for the field is the schema's problem, located.
+    expect(problems(TILES, { name: "y", tiles: 4, wait: "soon" })[0]).toMatch(/^9:tasks\[0\]\.timeout: .*"soon"/);
+  });
+});
+
+describe("inputs and maps over data in the plan", () => {
+  it("splits depends_on into tasks and inputs, and gives maps over data no width yet", () => {
+    const p = planOf(`inputs: [text, photos]
+tasks:
+  - { id: split, module: m, depends_on: [text] }
+  - { id: each, module: m, map: { over: split, max_instances: 50 } }
+  - { id: pic, module: m, map: { files: photos } }
+  - { id: all, module: m, depends_on: [each, pic, text] }
+`);
+    const by = new Map(p.nodes.map((n) => [n.id, n]));
+    expect(p.inputs).toEqual(["text", "photos"]);
+    expect([by.get("split")!.deps, by.get("split")!.inputs]).toEqual([[], ["text"]]);
+    expect([
+      by.get("each")!.deps,
+      by.get("each")!.over,
+      by.get("each")!.maxInstances,
+      by.get("each")!.instances,
+    ]).toEqual([["split"], "split", 50, 0]);
+    expect([by.get("pic")!.files, by.get("pic")!.inputs, by.get("pic")!.maxInstances]).toEqual([
+      "photos",
+      ["photos"],
+      10_000,
+    ]);
+    expect([by.get("all")!.deps, by.get("all")!.inputs]).toEqual([["each", "pic"], ["text"]]);
+  });
+
+  it("refuses a map over a mapped task, over itself, over files of no input, and an input named like a task", () => {
+    const bad = problems(`inputs: [a, t]
+tasks:
+  - { id: a, module: m, map: { range: [0, 2] } }
+  - { id: b, module: m, map: { over: a } }
+  - { id: c, module: m, map: { over: c } }
+  - { id: d, module: m, map: { files: nope } }
+  - { id: e, module: m, depends_on: [x] }
+`);
+    expect(bad).toEqual([
+      '1:inputs[0]: input "a" has the name of a task',
+      '4:tasks[1].map.over: map.over names task "a", which is mapped; it must be a plain task',
+      '5:tasks[2].map.over: task "c" maps over its own output',
+      '6:tasks[3].map.files: map.files names no input: "nope" (declare it under `inputs:`)',
+      '7:tasks[4].depends_on[0]: unknown dependency "x" of task "e" (no task or input has that name)',
+    ]);
+    expect(
+      problems(
+        `tasks:\n  - { id: a, module: m }\n  - { id: b, module: m, map: { over: a, max_instances: 100001 } }`,
+      )[0],
+    ).toContain("map.max_instances");
+  });
+});
+
+describe("a map over a task's output", () => {
+  const DAG = (cap = "") => `tasks:
+  - { id: split, module: m }
+  - { id: each, module: m, map: { over: split${cap} }, args: ["{{item}}"] }
+  - { id: after, module: m, depends_on: [each] }
+`;
+  const run = (yaml: string, output: string) => {
+    const store = new MemoryStore();
+    transition(store, { type: "start", plan: plan(yaml) }, 0);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
+    const effects = transition(
+      store,
+      { type: "results", runner: "r", results: [ok(a!, output)], want: 100, received: 1 },
+      2,
+    );
+    return { store, effects };
+  };
+
+  it("creates one instance per element when the task succeeds, each with its item, dependents after them", () => {
+    const items = Array.from({ length: 5000 }, (_, i) => ({ n: i }));
+    const { store, effects } = run(DAG(), JSON.stringify(items));
+    expect(store.node("each").spec.instances).toBe(5000);
+    expect(store.node("each").remaining).toBe(5000);
+    const sent = dispatched(effects);
+    expect(sent.map((a) => a.task).slice(0, 3)).toEqual(["each[0]", "each[1]", "each[2]"]);
+    expect(sent[2]!.args).toEqual(['{"n":2}']);
+    expect(JSON.parse(sent[1]!.stdin)).toMatchObject({ item: { n: 1 }, index: 1, task: "each[1]" });
+    expect(store.tasks.get("after")!.state).toBe("blocked");
+  });
+
+  it("an empty array leaves the map with no instances and its dependents run at once", () => {
+    const { store, effects } = run(DAG(), "[]");
+    expect(store.node("each").spec.instances).toBe(0);
+    expect(dispatched(effects).map((a) => a.task)).toEqual(["after"]);
+    expect(JSON.parse(dispatched(effects)[0]!.stdin).inputs).toEqual({ each: [] });
+  });
+
+  it("an output that is no array, or longer than max_instances, fails the task, naming why", () => {
+    const object = run(DAG(), '{"a": 1}');
+    expect(object.store.tasks.get("split")!.state).toBe("failed");
+    expect(object.store.attempts.at(-1)!.failure!.message).toBe(
+      'task "each" maps over this output (map.over): it must be a JSON array, and it is an object',
+    );
+    expect(object.store.tasks.get("after")!.state).toBe("skipped");
+    expect(object.effects).toContainEqual({ type: "finished", status: "failed" });
+    const long = run(DAG(", max_instances: 3"), "[1, 2, 3, 4]");
+    expect(long.store.attempts.at(-1)!.failure).toMatchObject({ kind: "output", retryable: false });
+    expect(long.store.attempts.at(-1)!.failure!.message).toContain("its 4 elements are more than max_instances, 3");
+    expect(run(DAG(), "not json").store.attempts.at(-1)!.failure!.message).toContain("and it is not JSON");
+  });
+});
+
+describe("a map over files", () => {
+  const file = (i: number) => ({ name: `f${i}.txt`, size: i, sha256: String(i).repeat(64).slice(0, 64) });
+  const big = {
+    name: "big.bin",
+    size: 5,
+    sha256: "e".repeat(64),
+    parts: [
+      { sha256: "c".repeat(64), size: 3 },
+      { sha256: "d".repeat(64), size: 2 },
+    ],
+  };
+  const inputs = { photos: { files: [file(1), file(2), file(3)] }, one: { file: big }, n: { value: { k: 1 } } };
+  const DAG = `inputs: [photos, one, n]
+tasks:
+  - { id: each, module: m, map: { files: photos }, args: ["{{item}}"], depends_on: [n] }
+  - { id: all, module: m, depends_on: [each, photos, one] }
+`;
+
+  it("gives each instance its file by reference and its name as the item; a folder reader gets the listing", () => {
+    const store = new MemoryStore();
+    transition(store, { type: "start", plan: plan(DAG, inputs) }, 0);
+    const sent = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 9, holding: [] }, 1));
+    expect(sent.map((a) => [a.task, a.args[0], a.refs])).toEqual([
+      ["each[0]", "f1.txt", ["1".repeat(64)]],
+      ["each[1]", "f2.txt", ["2".repeat(64)]],
+      ["each[2]", "f3.txt", ["3".repeat(64)]],
+    ]);
+    expect(JSON.parse(sent[0]!.stdin).inputs).toEqual({ n: { k: 1 }, photos: { $file: file(1) } });
+    const done = sent.map((a) => ok(a, "1"));
+    const [all] = dispatched(
+      transition(store, { type: "results", runner: "r", results: done, want: 1, received: 3 }, 2),
+    );
+    expect(all!.refs).toEqual(["c".repeat(64), "d".repeat(64)]);
+    expect(JSON.parse(all!.stdin).inputs).toEqual({
+      each: [1, 1, 1],
+      photos: [file(1), file(2), file(3)],
+      one: { $file: big },
+    });
+  });
+
+  it("the runner joins a file's parts and checks the whole against its hash", async () => {
+    const bytes = new TextEncoder().encode("hello");
+    const whole = { ...big, sha256: createHash("sha256").update(bytes).digest("hex") };
+    const parts = new Map([
+      ["c".repeat(64), bytes.subarray(0, 3)],
+      ["d".repeat(64), bytes.subarray(3)],
+    ]);
+    const task = {
+      stdin: JSON.stringify({ inputs: { one: { $file: whole } } }),
+      refs: [...parts.keys()],
+    } as Assignment;
+    const http = {
+      blob: (sha: string) => Promise.resolve(parts.get(sha)!),
+      envelope: () => Promise.reject(new Error("none")),
+    };
+    expect(JSON.parse(await resolveInputs(task, http)).inputs.one).toEqual({
+      name: "big.bin",
+      size: 5,
+      sha256: whole.sha256,
+      $bytes: Buffer.from("hello").toString("base64"),
+    });
+    const lying = { ...task, stdin: JSON.stringify({ inputs: { one: { $file: big } } }) };
+    await expect(resolveInputs(lying, http)).rejects.toThrow("do not hash to sha256:eeee");
+  });
+
+  it("--chunk cuts on line boundaries, a line longer than a chunk whole", () => {
+    const text = new TextEncoder().encode("ab\ncd\nefghij\nk");
+    expect(splitLines(text, 6).map((b) => new TextDecoder().decode(b))).toEqual(["ab\ncd\n", "efghij\n", "k"]);
+    expect(splitLines(new Uint8Array(0), 4)).toEqual([]);
+  });
+});
+
+describe("an envelope too large for its frame", () => {
+  it("travels as its size, and the run builds it whole when the runner asks", () => {
+    const store = new MemoryStore();
+    const dag = `tasks:
+  - { id: split, module: m }
+  - { id: each, module: m, map: { over: split } }
+  - { id: all, module: m, depends_on: [each] }
+`;
+    transition(store, { type: "start", plan: plan(dag) }, 0);
+    const attach: RunEvent = { type: "attach", runner: "r", name: "r", want: 100, holding: [] };
+    const [a] = dispatched(transition(store, attach, 1));
+    const forty = JSON.stringify(Array.from({ length: 40 }, (_, i) => i));
+    const results = (list: TaskResult[], received: number) =>
+      dispatched(transition(store, { type: "results", runner: "r", results: list, want: 100, received }, 2));
+    // 40 outputs of 250 KB (each within the inline limit): a 10 MB envelope for `all`.
+    const big = "y".repeat(250_000);
+    const output = Buffer.from(JSON.stringify(big)).toString("base64");
+    const each = results([ok(a!, forty)], 1);
+    const [all] = results(
+      each.map((t) => ({ ...ok(t, "0"), output })),
+      41,
+    );
+    expect(all!.stdin).toBe("");
+    const whole = envelopeOf(store, store.task("all")!, all!.attempt);
+    expect(all!.stdinBytes).toBe(new TextEncoder().encode(whole).length);
+    expect(JSON.parse(whole).inputs.each).toEqual(Array.from({ length: 40 }, () => big));
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * The inputs of a submission (`POST /api/dags` with `inputs`), checked against the DAG before any
+ * run exists: one for each name its `inputs:` declares and no other, each of a known shape, every
+ * file's blobs present in storage at their sizes, and a `map: { files }` within its
+ * `max_instances`. Answers the located problems, or the inputs and the plan with each map over
+ * files given its width.
+ */
+import { z } from "zod";
+import type { DagPlan, FileRef, Problem, RunInput } from "../core/dag/plan.js";
+import type { ParseResult } from "../core/dag/parse.js";
+import { DAG_LIMITS } from "../core/dag/schema.js";
+import { outputKey } from "./blob-keys.js";
+import { MAX_OUTPUT_BYTES } from "./run/machine.js";
+
+/** Largest inline input value, as JSON (the run keeps it in one SQLite value). */
+export const MAX_INLINE_INPUT_BYTES = 1_000_000;
+
+const sha = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits");
+const size = z.number().int().min(0);
+const part = z.strictObject({ sha256: sha, size: size.max(MAX_OUTPUT_BYTES) });
+const file = z
+  .strictObject({ name: z.string().min(1).max(1024), size, sha256: sha, parts: z.array(part).min(1).optional() })
+  .refine((f) => (f.parts ? f.parts.reduce((n, p) => n + p.size, 0) === f.size : f.size <= MAX_OUTPUT_BYTES), {
+    message: `a file over ${MAX_OUTPUT_BYTES} bytes comes as parts (each at most that), whose sizes add up to its size`,
+  });
+const input = z.union([
+  z.strictObject({ value: z.unknown().refine((v) => v !== undefined, "an inline input needs a `value`") }),
+  z.strictObject({ file }),
+  z.strictObject({ files: z.array(file).min(1, "a folder input has at least one file").max(DAG_LIMITS.maxInstances) }),
+]);
+
+export const inputsSchema = z.record(z.string(), input);
+
+/** The parsed DAG's inputs checked (see the module's comment). `head` gives a blob's size in storage, or null. */
+export async function checkInputs(
+  parsed: Extract<ParseResult, { ok: true }>,
+  given: Record<string, RunInput>,
+  head: (key: string) => Promise<number | null>,
+): Promise<{ ok: true; plan: DagPlan } | { ok: false; problems: Problem[] }> {
+  const { plan, where, locate } = parsed;
+  const problems: Problem[] = [];
+  const at = (path: (string | number)[], message: string) => problems.push({ ...where(path), message });
+  plan.inputs.forEach((name, i) => {
+    if (!Object.hasOwn(given, name))
+      at(
+        ["inputs", i],
+        `input "${name}" is not given: submit it with \`--input ${name}=PATH\` (or \`inputs.${name}\` in the body)`,
+      );
+  });
+  for (const name of Object.keys(given))
+    if (!plan.inputs.includes(name))
+      at(["inputs"], `input "${name}" is given but the DAG does not declare it under \`inputs:\``);
+  for (const [name, value] of Object.entries(given)) {
+    if ("value" in value && (JSON.stringify(value.value)?.length ?? 0) > MAX_INLINE_INPUT_BYTES)
+      at(
+        ["inputs"],
+        `input "${name}": an inline value is at most ${MAX_INLINE_INPUT_BYTES} bytes as JSON; upload it as a file`,
+      );
+    if ("files" in value) {
+      const seen = new Set<string>();
+      for (const f of value.files) {
+        if (seen.has(f.name)) at(["inputs"], `input "${name}": the folder lists "${f.name}" twice`);
+        seen.add(f.name);
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems };
+
+  const files = Object.entries(given).flatMap(([name, v]): [string, FileRef][] =>
+    "file" in v ? [[name, v.file]] : "files" in v ? v.files.map((f): [string, FileRef] => [name, f]) : [],
+  );
+  const blobs = new Map<string, { input: string; size: number }>();
+  for (const [name, f] of files) {
+    if (f.parts) f.parts.forEach((p) => blobs.set(p.sha256, { input: name, size: p.size }));
+    else blobs.set(f.sha256, { input: name, size: f.size });
+  }
+  const list = [...blobs];
+  // A few at a time: a folder of thousands of files is thousands of lookups.
+  for (let i = 0; i < list.length; i += 50) {
+    await Promise.all(
+      list.slice(i, i + 50).map(async ([sha256, { input: name, size }]) => {
+        const stored = await head(outputKey(sha256));
+        if (stored === null)
+          at(
+            ["inputs"],
+            `input "${name}": blob sha256:${sha256} is not uploaded (PUT /api/blobs/sha256:${sha256} first)`,
+          );
+        else if (stored !== size)
+          at(["inputs"], `input "${name}": blob sha256:${sha256} holds ${stored} bytes, not ${size}`);
+      }),
+    );
+  }
+  if (problems.length > 0) return { ok: false, problems };
+
+  let total = 0;
+  const nodes = plan.nodes.map((node) => {
+    if (node.files === undefined) {
+      total += node.instances ?? 1;
+      return node;
+    }
+    const source = given[node.files]!;
+    const count = "files" in source ? source.files.length : "file" in source ? 1 : 0;
+    const cap = node.maxInstances ?? DAG_LIMITS.defaultMapInstances;
+    const here = (message: string) => problems.push({ ...locate(node.id, "map"), message });
+    if (count === 0) here(`task "${node.id}": map.files needs a file or folder input, and "${node.files}" is a value`);
+    else if (count > cap)
+      here(
+        `task "${node.id}": input "${node.files}" has ${count} files, more than max_instances, ${cap} (raise map.max_instances)`,
+      );
+    total += count;
+    return { ...node, instances: count };
+  });
+  if (total > DAG_LIMITS.maxInstances)
+    at(
+      ["tasks"],
+      `the DAG expands to ${total} task instances with its inputs; at most ${DAG_LIMITS.maxInstances} are allowed`,
+    );
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, plan: { ...plan, nodes } };
+}
