@@ -14,7 +14,7 @@ import { UsageError } from "./command.js";
 import { UploadProgress, type ProgressSink } from "./progress.js";
 
 /** The largest blob the coordinator keeps; a larger file goes as parts of this size. */
-export const BLOB_BYTES = 16 * 1024 * 1024;
+const BLOB_BYTES = 16 * 1024 * 1024;
 
 /** One blob to store: where its bytes are, and their hash. */
 interface Blob {

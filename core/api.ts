@@ -6,7 +6,7 @@ import type { Requirements, Problem, RunInput } from "./dag/plan.js";
 import type { FailureKind, RunnerInfo } from "./protocol/messages.js";
 import type { AttemptOutcome, RunStatus, TaskState, ViewState } from "./status.js";
 
-export type { Problem, RunInput };
+export type { Problem };
 
 /**
  * `POST /api/dags` as JSON with a `dag` field: the DAG's text, values for its params, and its

@@ -13,7 +13,7 @@ import { outputKey } from "./blob-keys.js";
 import { MAX_OUTPUT_BYTES } from "./run/machine.js";
 
 /** Largest inline input value, as JSON (the run keeps it in one SQLite value). */
-export const MAX_INLINE_INPUT_BYTES = 1_000_000;
+const MAX_INLINE_INPUT_BYTES = 1_000_000;
 
 const sha = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits");
 const size = z.number().int().min(0);

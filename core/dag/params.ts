@@ -6,7 +6,7 @@
  * the CLI calls `coerceParam` to read a `--param` value as its declared type.
  */
 
-export const PARAM_TYPES = ["string", "integer", "number", "boolean", "array", "object"] as const;
+const PARAM_TYPES = ["string", "integer", "number", "boolean", "array", "object"] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
 
 /** A param as the DAG declares it, a plain value turned into a declaration of its own type. */

@@ -1,6 +1,7 @@
 // Real compute through the real coordinator and runners: the Mandelbrot PNG pixel for pixel,
 // the matrix product's checksums, the password audit, and a 5 MiB output through R2.
 import { createHash, pbkdf2Sync } from "node:crypto";
+import bcrypt from "bcryptjs";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -140,6 +141,24 @@ describe("password audit", () => {
     const hash = (p: string) => pbkdf2Sync(p, "distro", 1000, 32, "sha256").toString("hex");
     expect(report.checked).toBe(10 * 101);
     expect(report.found).toEqual(["dragon42", "sunshine7"].map((password) => ({ password, hash: hash(password) })));
+  });
+
+  it("finds them under bcrypt too, with the command the DAG's comment gives, in 4 shards", async () => {
+    const salt = "distroDistroDistroDise";
+    const targets = ["dragon42", "sunshine7"].map((p) => bcrypt.hashSync(p, `$2b$05$${salt}`));
+    const { code, out, err } = await distro(
+      ...["submit", "dags/password_audit.yaml", "--wait", "--json", "--param", "algorithm=bcrypt", "--param", "cost=5"],
+      ...["--param", `salt=${salt}`, "--param", `targets=${JSON.stringify(targets)}`, "--param", "shards=4"],
+    );
+    expect([code, err]).toEqual([0, ""]);
+    const id = (JSON.parse(out) as { id: string }).id;
+    expect((await cluster.client.run(id)).nodes.find((n) => n.id === "shard")!.instances).toBe(4);
+    const report = JSON.parse(new TextDecoder().decode(await cluster.client.output(id, "report")));
+    expect(report.checked).toBe(10 * 101);
+    expect(report.found).toEqual([
+      { password: "dragon42", hash: targets[0] },
+      { password: "sunshine7", hash: targets[1] },
+    ]);
   });
 });
 

@@ -3,6 +3,7 @@
 // the task it maps over succeeds, the envelope of a map over files, and the runner resolving a
 // file stored as parts.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseDag } from "../../core/dag/parse";
 import { envelopeOf, transition, type Effect, type RunEvent } from "../../worker/run/machine";
@@ -278,5 +279,16 @@ describe("an envelope too large for its frame", () => {
     const whole = envelopeOf(store, store.task("all")!, all!.attempt);
     expect(all!.stdinBytes).toBe(new TextEncoder().encode(whole).length);
     expect(JSON.parse(whole).inputs.each).toEqual(Array.from({ length: 40 }, () => big));
+  });
+});
+
+describe("docs/dag-format.md", () => {
+  it("its example DAG parses, each commented map as well", () => {
+    const text = readFileSync(new URL("../../docs/dag-format.md", import.meta.url), "utf8");
+    const example = /```yaml\n([\s\S]*?)```/.exec(text)![1]!;
+    expect(problems(example)).toEqual([]);
+    const maps = [...example.matchAll(/# (map: \{.*\})\s+#/g)].map((m) => m[1]!);
+    expect(maps).toHaveLength(3);
+    for (const map of maps) expect(problems(example.replace(/map: \{ items: [^}]*\}/, map))).toEqual([]);
   });
 });
