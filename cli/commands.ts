@@ -77,7 +77,7 @@ export const COMMANDS: Record<string, Command> = {
       chunk: {
         type: "string",
         value: "SIZE",
-        help: "cut each file --input on line boundaries into a folder of chunks of at most SIZE (e.g. 1MiB)",
+        help: "cut a file --input that a map over files goes over, on line boundaries, into chunks of at most SIZE (1MiB)",
       },
       modules: {
         type: "string",

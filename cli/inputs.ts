@@ -1,7 +1,7 @@
 /**
  * `distro submit --input NAME=PATH [--chunk SIZE]`: a file or a folder made into a run's input.
  * Each file is stored as content-addressed blobs (a file over the blob limit as parts); `--chunk`
- * cuts a text file on line boundaries into a folder of chunks. Only blobs the coordinator does not
+ * cuts a text file that a `map: { files }` goes over on line boundaries into a folder of chunks. Only blobs the coordinator does not
  * have are uploaded (a `HEAD` first), each streamed with a progress display.
  */
 import { createHash } from "node:crypto";
@@ -15,6 +15,9 @@ import { UploadProgress, type ProgressSink } from "./progress.js";
 
 /** The largest blob the coordinator keeps; a larger file goes as parts of this size. */
 const BLOB_BYTES = 16 * 1024 * 1024;
+/** The largest file of an input (a task takes it whole); the largest file `--chunk` cuts. */
+const FILE_BYTES = 64 * 1024 * 1024;
+const CHUNKED_FILE_BYTES = 1024 * 1024 * 1024;
 
 /** One blob to store: where its bytes are, and their hash. */
 interface Blob {
@@ -86,37 +89,59 @@ export function splitLines(bytes: Uint8Array, limit: number): Uint8Array[] {
   return pieces;
 }
 
-/** Every regular file under `dir`, by its path relative to it (with `/`), sorted. */
-function walk(dir: string): { path: string; name: string }[] {
+/**
+ * Every regular file under `dir`, by its path relative to it (with `/`), sorted. A link to a
+ * folder is not followed (no loops); a broken link or anything but a file or folder is an error.
+ */
+function walk(name: string, dir: string): { path: string; name: string }[] {
   const out: { path: string; name: string }[] = [];
   const visit = (at: string) => {
     for (const entry of readdirSync(at, { withFileTypes: true })) {
       const path = join(at, entry.name);
       if (entry.isDirectory()) visit(path);
-      else if (statSync(path).isFile()) out.push({ path, name: relative(dir, path).split(sep).join("/") });
+      else if (!(entry.isSymbolicLink() && statOf(name, path).isDirectory())) {
+        if (!statOf(name, path).isFile()) throw new UsageError(`--input ${name}: ${path} is not a regular file`);
+        out.push({ path, name: relative(dir, path).split(sep).join("/") });
+      }
     }
   };
   visit(dir);
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** The input `path` gives: a folder, a file, or with `chunk` a file cut into a folder of chunks. */
-function readInput(name: string, path: string, chunk: number | undefined): { input: RunInput; blobs: Blob[] } {
-  let stat;
+function statOf(name: string, path: string) {
   try {
-    stat = statSync(path);
+    return statSync(path);
   } catch (e) {
     throw new UsageError(`--input ${name}: cannot read ${path}: ${(e as Error).message}`);
   }
+}
+
+/** The input `path` gives: a folder, a file, or with `chunk` a file cut into a folder of chunks. */
+function readInput(name: string, path: string, chunk: number | undefined): { input: RunInput; blobs: Blob[] } {
+  const stat = statOf(name, path);
+  const big = (size: number, limit: number) =>
+    new UsageError(`--input ${name}: ${path} is ${formatSize(size)}; a file input is at most ${formatSize(limit)}`);
   if (stat.isDirectory()) {
-    const files = walk(path).map((f) => fileParts(f.path, f.name));
-    if (files.length === 0) throw new UsageError(`--input ${name}: ${path} holds no files`);
+    const found = walk(name, path);
+    if (found.length === 0) throw new UsageError(`--input ${name}: ${path} holds no files`);
+    const files = found.map((f) => {
+      const size = statOf(name, f.path).size;
+      if (size > FILE_BYTES) throw big(size, FILE_BYTES);
+      return fileParts(f.path, f.name);
+    });
     return { input: { files: files.map((f) => f.ref) }, blobs: files.flatMap((f) => f.blobs) };
   }
+  if (!stat.isFile()) throw new UsageError(`--input ${name}: ${path} is not a regular file`);
   if (chunk === undefined) {
+    if (stat.size > FILE_BYTES)
+      throw new UsageError(
+        `--input ${name}: ${path} is ${formatSize(stat.size)}; a file input is at most ${formatSize(FILE_BYTES)} (a task takes it whole): cut it with --chunk, or give a folder`,
+      );
     const file = fileParts(path, basename(path));
     return { input: { file: file.ref }, blobs: file.blobs };
   }
+  if (stat.size > CHUNKED_FILE_BYTES) throw big(stat.size, CHUNKED_FILE_BYTES);
   const ext = extname(path);
   const stem = basename(path, ext);
   const pieces = splitLines(readFileSync(path), chunk);
@@ -143,14 +168,14 @@ function readInput(name: string, path: string, chunk: number | undefined): { inp
 export async function uploadInputs(
   client: Client,
   list: [string, string][],
-  chunk: number | undefined,
+  chunk: { bytes: number; inputs: ReadonlySet<string> } | undefined,
   sink: ProgressSink & { quiet: boolean },
 ): Promise<Record<string, RunInput>> {
   const inputs: Record<string, RunInput> = {};
   const blobs = new Map<string, Blob>();
   for (const [name, path] of list) {
     if (Object.hasOwn(inputs, name)) throw new UsageError(`--input ${name} is given twice`);
-    const read = readInput(name, path, chunk);
+    const read = readInput(name, path, chunk?.inputs.has(name) ? chunk.bytes : undefined);
     inputs[name] = read.input;
     for (const blob of read.blobs) blobs.set(blob.sha256, blob);
   }

@@ -92,7 +92,7 @@ export class Progress {
 export class UploadProgress {
   private done_ = 0;
   private files = 0;
-  private last = 0;
+  private last = -Infinity;
   private drawn = false;
 
   constructor(
@@ -110,7 +110,7 @@ export class UploadProgress {
   sent(bytes: number): void {
     if (!this.shown) return;
     const at = this.done_ + bytes;
-    const text = `uploading ${formatSize(at)} of ${formatSize(this.total)} (${this.files}/${this.count} files)`;
+    const text = `uploading inputs: ${formatSize(at)} of ${formatSize(this.total)} (${this.files}/${this.count} blobs)`;
     if (this.sink.tty) {
       this.sink.write(`\r\x1b[2K${bar(at, this.total)} ${text}`);
       this.drawn = true;
@@ -132,7 +132,8 @@ export class UploadProgress {
     if (this.drawn) this.sink.write("\n");
     if (this.sink.quiet) return;
     const had = kept > 0 ? `, ${kept} already there` : "";
+    const blobs = (n: number) => `${n} blob${n === 1 ? "" : "s"}`;
     if (this.count > 0 || kept > 0)
-      this.sink.write(`uploaded ${this.count} input files (${formatSize(this.total)})${had}\n`);
+      this.sink.write(`inputs: ${blobs(this.count)} uploaded (${formatSize(this.total)})${had}\n`);
   }
 }

@@ -9,7 +9,7 @@ import { OUTPUT_EXTENSIONS } from "../core/abi.js";
 import type { RunSummary, RunView } from "../core/api.js";
 import { paramTypes, parseDag } from "../core/dag/parse.js";
 import { coerceParam } from "../core/dag/params.js";
-import type { Problem } from "../core/dag/plan.js";
+import type { DagPlan, Problem } from "../core/dag/plan.js";
 import { formatSize } from "../core/units.js";
 import type { Client } from "./client.js";
 import { UsageError, type Io } from "./command.js";
@@ -57,6 +57,16 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     printProblems(parsed.problems, file, io);
     return 2;
   }
+  // The inputs are checked against the DAG before anything is read or uploaded.
+  const declared = parsed.plan.inputs;
+  for (const [name] of opts.inputs)
+    if (!declared.includes(name))
+      throw new UsageError(
+        `--input ${name}: ${file} declares no such input (${declared.length > 0 ? `it declares ${declared.join(", ")}` : "it declares none"})`,
+      );
+  const missing = declared.filter((name) => !opts.inputs.some(([given]) => given === name));
+  if (missing.length > 0)
+    throw new UsageError(`${file} needs ${missing.map((name) => `--input ${name}=PATH`).join(" ")}`);
   const dirs = [...opts.modules.map((d) => resolve(io.cwd, d)), dirname(file), join(io.cwd, "wasm_tasks", "build")];
   for (const name of new Set(parsed.plan.nodes.map((n) => n.module))) {
     if (name.startsWith("sha256:")) continue;
@@ -73,7 +83,7 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     quiet: opts.json,
     write: (text: string) => io.write(new TextEncoder().encode(text)),
   };
-  const inputs = await uploadInputs(client, opts.inputs, opts.chunk, sink);
+  const inputs = await uploadInputs(client, opts.inputs, chunking(parsed.plan, opts), sink);
   const run = await client.submit(yaml, { params, inputs });
   if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
   if (!opts.follow) {
@@ -141,4 +151,13 @@ async function printResult(
 export function printProblems(problems: Problem[], file: string, io: Io): void {
   for (const p of problems)
     io.err(`  ${file ? `${file}:` : ""}${p.line}:${p.column}: ${p.path ? `${safe(p.path)}: ` : ""}${safe(p.message)}`);
+}
+
+/** What `--chunk` cuts: the file inputs that a `map: { files }` goes over (an error when none is). */
+function chunking(plan: DagPlan, opts: SubmitOptions): { bytes: number; inputs: Set<string> } | undefined {
+  if (opts.chunk === undefined) return undefined;
+  const mapped = new Set(plan.nodes.flatMap((n) => (n.files === undefined ? [] : [n.files])));
+  if (!opts.inputs.some(([name]) => mapped.has(name)))
+    throw new UsageError("--chunk cuts a file input that a `map: { files }` goes over, and none of the --input is one");
+  return { bytes: opts.chunk, inputs: mapped };
 }

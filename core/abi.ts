@@ -55,10 +55,46 @@ function lookup(params: Record<string, unknown>, path: string): unknown {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
-/** A dependency's output as the task ABI shows it: JSON when it is JSON, else `{"$bytes": base64}`. */
+/**
+ * The deepest nesting of JSON a task's output may have to be taken as JSON: deeper, it is bytes
+ * (every side serialises envelopes with recursion, which a deep enough document would exhaust).
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/**
+ * The nesting depth of JSON text and how many values it holds (each array and object counts,
+ * and each element and member), in one pass without parsing; the text need not be valid JSON.
+ * Stops counting values at `maxValues` (returning more than that).
+ */
+export function jsonShape(text: string, maxValues = Infinity): { depth: number; values: number } {
+  let depth = 0;
+  let deepest = 0;
+  let values = text.trim() === "" ? 0 : 1;
+  for (let i = 0; i < text.length && values <= maxValues; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip a string, escapes and all.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x5b || c === 0x7b) {
+      deepest = Math.max(deepest, ++depth);
+      let j = i + 1;
+      while (j < text.length && " \t\n\r".includes(text[j]!)) j++;
+      if (text[j] !== "]" && text[j] !== "}") values++;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c) values++;
+  }
+  return { depth: deepest, values };
+}
+
+/**
+ * A dependency's output as the task ABI shows it: JSON when it is JSON (nested at most
+ * MAX_JSON_DEPTH deep), else `{"$bytes": base64}`.
+ */
 export function outputValue(bytes: Uint8Array): unknown {
   try {
-    return JSON.parse(utf8.decode(bytes));
+    const text = utf8.decode(bytes);
+    if (jsonShape(text).depth > MAX_JSON_DEPTH) return { $bytes: toBase64(bytes) };
+    return JSON.parse(text);
   } catch {
     return { $bytes: toBase64(bytes) };
   }

@@ -45,17 +45,30 @@ export function graph(nodes) {
       return `<path class="edge" d="M${x1},${y1} C${x1 + 25},${y1} ${x2 - 25},${y2} ${x2},${y2}"/>`;
     }),
   );
+  // A map over data with no instances is done once its dependencies are, and never before
+  // (nodes come in dependency order).
+  const states = new Map();
+  for (const n of nodes) {
+    const total = n.instances ?? 1;
+    const deps = n.deps.map((d) => states.get(d));
+    const empty = deps.some((s) => s === "failed" || s === "skipped")
+      ? "skipped"
+      : deps.every((s) => s === "succeeded")
+        ? "succeeded"
+        : "blocked";
+    states.set(n.id, total === 0 ? empty : nodeState(n.counts, total));
+  }
   const boxes = nodes.map((n) => {
     const { x, y } = pos.get(n.id);
     const total = n.instances ?? 1;
     const done = n.counts.succeeded ?? 0;
-    const state = nodeState(n.counts, total);
+    const state = states.get(n.id);
     const label = n.instances === null ? state : `${done}/${total} · ${state}`;
     return `<g class="node ${state}" data-node="${esc(n.id)}" data-state="${state}" transform="translate(${x},${y})">
       <rect width="${W}" height="${H}" rx="8"/><text x="10" y="22" class="name">${esc(n.id)}</text>
       <text x="10" y="40" class="sub">${esc(label)}</text>
       <rect class="track" x="10" y="48" width="${W - 20}" height="5" rx="2"/>
-      <rect class="fill" x="10" y="48" width="${((W - 20) * done) / total}" height="5" rx="2"/></g>`;
+      <rect class="fill" x="10" y="48" width="${total === 0 ? 0 : ((W - 20) * done) / total}" height="5" rx="2"/></g>`;
   });
   return `<svg class="graph" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img"
     aria-label="the DAG">${edges.join("")}${boxes.join("")}</svg>`;

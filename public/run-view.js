@@ -152,7 +152,7 @@ export async function runView(id) {
 
   const drawOutputs = async () => {
     const used = new Set(state.nodes.flatMap((n) => n.deps));
-    const sinks = state.nodes.filter((n) => !used.has(n.id)).slice(0, 4);
+    const sinks = state.nodes.filter((n) => !used.has(n.id) && n.instances !== 0).slice(0, 4);
     const box = document.getElementById("outputs");
     if (!box) return;
     document.getElementById("outputs-box").hidden = false;

@@ -6,7 +6,7 @@
  * queues; tests drive the two phases, `runAttempt` and `settleAttempt`, with fake hosts.
  */
 import type { Assignment, BlobRef, Failure, TaskResult } from "../core/protocol/messages.js";
-import { resolveInputs } from "./blobs.js";
+import { InputError, resolveInputs } from "./blobs.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import type { LogFields, Logger } from "./log.js";
 import { ModuleError } from "./modules.js";
@@ -88,7 +88,7 @@ export async function runAttempt(task: Assignment, host: AttemptHost, signal: Ab
     // The failure goes on as the cache classified it: a module that arrived corrupted is worth
     // another try, one that does not compile is not.
     const failure: Failure =
-      e instanceof ModuleError
+      e instanceof ModuleError || e instanceof InputError
         ? e.failure
         : { kind: "lost", message: `could not prepare the task: ${(e as Error).message}`, retryable: true };
     return { type: "unprepared", failure, stderr: "" };

@@ -5,7 +5,7 @@
  * coordinator serves a module or input only to a runner working on a run that uses it.
  */
 import { createHash } from "node:crypto";
-import type { Assignment, BlobRef } from "../core/protocol/messages.js";
+import type { Assignment, BlobRef, Failure } from "../core/protocol/messages.js";
 import { fileBlobs, outputValue } from "../core/abi.js";
 import type { FileRef } from "../core/dag/plan.js";
 
@@ -87,20 +87,36 @@ export async function resolveInputs(
   const resolve = (v: unknown): unknown => {
     if (!v || typeof v !== "object" || Array.isArray(v) || Object.keys(v).length !== 1) return v;
     if ("$ref" in v && typeof v.$ref === "string" && blobs.has(v.$ref)) return outputValue(blobs.get(v.$ref)!);
-    if ("$file" in v) return file(v.$file as FileRef, fetched);
     return v;
   };
+  // A file marker only where the coordinator put one (`files`): a task's output that looks like
+  // one is the output, as it is.
+  const files = new Set(task.files ?? []);
   const envelope = JSON.parse(stdin) as { inputs: Record<string, unknown> };
-  for (const [dep, value] of Object.entries(envelope.inputs))
-    envelope.inputs[dep] = Array.isArray(value) ? value.map(resolve) : resolve(value);
+  for (const [name, value] of Object.entries(envelope.inputs)) {
+    if (files.has(name)) envelope.inputs[name] = file((value as { $file: FileRef }).$file, fetched);
+    else envelope.inputs[name] = Array.isArray(value) ? value.map(resolve) : resolve(value);
+  }
   return JSON.stringify(envelope);
+}
+
+/** The task's inputs cannot be made from what the run was given: the submission's fault, not retried. */
+export class InputError extends Error {
+  readonly failure: Failure;
+  constructor(message: string) {
+    super(message);
+    this.failure = { kind: "input", message, retryable: false };
+  }
 }
 
 /** A file of a run's input as a task sees it, from its blob or its parts, checked whole. */
 function file(ref: FileRef, fetched: (sha: string) => Uint8Array): unknown {
   const parts = fileBlobs(ref).map(fetched);
   const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  // Each blob was checked against its own hash; the whole is as the submission declared it, or not.
   if (bytes.length !== ref.size || sha256Hex(bytes) !== ref.sha256)
-    throw new Error(`input file ${ref.name} arrived as ${bytes.length} bytes that do not hash to sha256:${ref.sha256}`);
+    throw new InputError(
+      `input file ${ref.name}: its parts make ${bytes.length} bytes that do not hash to the sha256:${ref.sha256} it was submitted with`,
+    );
   return { name: ref.name, size: ref.size, sha256: ref.sha256, $bytes: Buffer.from(bytes).toString("base64") };
 }

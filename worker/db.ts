@@ -1,7 +1,7 @@
 /**
  * The D1 database: the index of recent runs with their task counts and histograms (kept current
  * by each run's Durable Object, at most a second behind: run-host/run-index.ts), the module
- * registry (names pinned to sha256), the result cache (cache key → output, inline or in R2), and
+ * registry (names pinned to sha256), the blobs uploaded for runs' inputs, the result cache (cache key → output, inline or in R2), and
  * the enrolled devices and their enrollments (queried in devices.ts).
  * The schema is created on first use in each isolate, so `wrangler dev` and tests need no
  * migration step.
@@ -17,6 +17,8 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS run_index_created ON run_index (created_at DESC)`,
   `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
      uploaded_at INTEGER NOT NULL)`,
+  // Blobs the operator uploaded for runs' inputs, so that a submission checks thousands at once.
+  `CREATE TABLE IF NOT EXISTS input_blobs (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, uploaded_at INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
      created_at INTEGER NOT NULL, device TEXT)`,
   // devices.ts: enrollments and enrolled devices, by hashes of their tokens and credentials.
@@ -199,4 +201,29 @@ export async function registerModule(d1: D1Database, name: string, sha256: strin
     )
     .bind(name, sha256, size, Date.now())
     .run();
+}
+
+/** Notes a blob the operator uploaded for runs' inputs (R2 checked its hash). */
+export async function registerInputBlob(d1: D1Database, sha256: string, size: number): Promise<void> {
+  await (
+    await db(d1)
+  )
+    .prepare(`INSERT OR REPLACE INTO input_blobs (sha256, size, uploaded_at) VALUES (?, ?, ?)`)
+    .bind(sha256, size, Date.now())
+    .run();
+}
+
+/** The sizes of those of `shas` uploaded for inputs: a few queries however many (lists as JSON of at most 10,000). */
+export async function inputBlobSizes(d1: D1Database, shas: readonly string[]): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for (let i = 0; i < shas.length; i += 10_000) {
+    const { results } = await (
+      await db(d1)
+    )
+      .prepare(`SELECT sha256, size FROM input_blobs WHERE sha256 IN (SELECT value FROM json_each(?))`)
+      .bind(JSON.stringify(shas.slice(i, i + 10_000)))
+      .all<{ sha256: string; size: number }>();
+    for (const r of results) found.set(r.sha256, r.size);
+  }
+  return found;
 }

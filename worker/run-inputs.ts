@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { DagPlan, FileRef, Problem, RunInput } from "../core/dag/plan.js";
 import type { ParseResult } from "../core/dag/parse.js";
 import { DAG_LIMITS } from "../core/dag/schema.js";
-import { outputKey } from "./blob-keys.js";
+import { jsonShape, MAX_JSON_DEPTH } from "../core/abi.js";
 import { MAX_OUTPUT_BYTES } from "./run/machine.js";
 
 /** Largest inline input value, as JSON (the run keeps it in one SQLite value). */
@@ -18,24 +18,43 @@ const MAX_INLINE_INPUT_BYTES = 1_000_000;
 const sha = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits");
 const size = z.number().int().min(0);
 const part = z.strictObject({ sha256: sha, size: size.max(MAX_OUTPUT_BYTES) });
+/** The largest file of an input: a task takes it whole, as base64 in its envelope. */
+const MAX_FILE_BYTES = 64 * 1024 * 1024;
+
 const file = z
-  .strictObject({ name: z.string().min(1).max(1024), size, sha256: sha, parts: z.array(part).min(1).optional() })
+  .strictObject({
+    name: z.string().min(1).max(1024),
+    size: size.max(
+      MAX_FILE_BYTES,
+      `a file is at most ${MAX_FILE_BYTES} bytes (cut larger data into a folder: distro submit --chunk)`,
+    ),
+    sha256: sha,
+    parts: z.array(part).min(1).optional(),
+  })
   .refine((f) => (f.parts ? f.parts.reduce((n, p) => n + p.size, 0) === f.size : f.size <= MAX_OUTPUT_BYTES), {
     message: `a file over ${MAX_OUTPUT_BYTES} bytes comes as parts (each at most that), whose sizes add up to its size`,
   });
-const input = z.union([
-  z.strictObject({ value: z.unknown().refine((v) => v !== undefined, "an inline input needs a `value`") }),
-  z.strictObject({ file }),
-  z.strictObject({ files: z.array(file).min(1, "a folder input has at least one file").max(DAG_LIMITS.maxInstances) }),
-]);
+// One object with exactly one of the three keys, rather than a union, so that a problem in a file
+// is reported at its field (a union would only say that no branch fits).
+const input = z
+  .strictObject({
+    value: z.unknown().optional(),
+    file: file.optional(),
+    files: z.array(file).min(1, "a folder input has at least one file").max(DAG_LIMITS.maxInstances).optional(),
+  })
+  .refine((v) => Object.keys(v).length === 1, "an input is one of {value}, {file} or {files}")
+  .transform((v) => v as RunInput);
 
 export const inputsSchema = z.record(z.string(), input);
 
-/** The parsed DAG's inputs checked (see the module's comment). `head` gives a blob's size in storage, or null. */
+/**
+ * The parsed DAG's inputs checked (see the module's comment). `sizes` gives the sizes of those of
+ * the blobs the operator uploaded for inputs.
+ */
 export async function checkInputs(
   parsed: Extract<ParseResult, { ok: true }>,
   given: Record<string, RunInput>,
-  head: (key: string) => Promise<number | null>,
+  sizes: (shas: string[]) => Promise<Map<string, number>>,
 ): Promise<{ ok: true; plan: DagPlan } | { ok: false; problems: Problem[] }> {
   const { plan, where, locate } = parsed;
   const problems: Problem[] = [];
@@ -51,11 +70,10 @@ export async function checkInputs(
     if (!plan.inputs.includes(name))
       at(["inputs"], `input "${name}" is given but the DAG does not declare it under \`inputs:\``);
   for (const [name, value] of Object.entries(given)) {
-    if ("value" in value && (JSON.stringify(value.value)?.length ?? 0) > MAX_INLINE_INPUT_BYTES)
-      at(
-        ["inputs"],
-        `input "${name}": an inline value is at most ${MAX_INLINE_INPUT_BYTES} bytes as JSON; upload it as a file`,
-      );
+    if ("value" in value) {
+      const problem = jsonProblem(value.value, MAX_INLINE_INPUT_BYTES);
+      if (problem) at(["inputs"], `input "${name}": an inline value ${problem}; upload it as a file`);
+    }
     if ("files" in value) {
       const seen = new Set<string>();
       for (const f of value.files) {
@@ -69,26 +87,25 @@ export async function checkInputs(
   const files = Object.entries(given).flatMap(([name, v]): [string, FileRef][] =>
     "file" in v ? [[name, v.file]] : "files" in v ? v.files.map((f): [string, FileRef] => [name, f]) : [],
   );
+  // Every blob a file is stored as, with the size each file that names it says it has.
   const blobs = new Map<string, { input: string; size: number }>();
   for (const [name, f] of files) {
-    if (f.parts) f.parts.forEach((p) => blobs.set(p.sha256, { input: name, size: p.size }));
-    else blobs.set(f.sha256, { input: name, size: f.size });
+    for (const blob of f.parts ?? [{ sha256: f.sha256, size: f.size }]) {
+      const seen = blobs.get(blob.sha256);
+      if (seen && seen.size !== blob.size)
+        at(
+          ["inputs"],
+          `input "${name}": blob sha256:${blob.sha256} is given as ${blob.size} bytes and as ${seen.size}`,
+        );
+      blobs.set(blob.sha256, { input: name, size: blob.size });
+    }
   }
-  const list = [...blobs];
-  // A few at a time: a folder of thousands of files is thousands of lookups.
-  for (let i = 0; i < list.length; i += 50) {
-    await Promise.all(
-      list.slice(i, i + 50).map(async ([sha256, { input: name, size }]) => {
-        const stored = await head(outputKey(sha256));
-        if (stored === null)
-          at(
-            ["inputs"],
-            `input "${name}": blob sha256:${sha256} is not uploaded (PUT /api/blobs/sha256:${sha256} first)`,
-          );
-        else if (stored !== size)
-          at(["inputs"], `input "${name}": blob sha256:${sha256} holds ${stored} bytes, not ${size}`);
-      }),
-    );
+  const stored = await sizes([...blobs.keys()]);
+  for (const [sha256, { input: name, size }] of blobs) {
+    const has = stored.get(sha256);
+    if (has === undefined)
+      at(["inputs"], `input "${name}": blob sha256:${sha256} is not uploaded (PUT /api/blobs/sha256:${sha256} first)`);
+    else if (has !== size) at(["inputs"], `input "${name}": blob sha256:${sha256} holds ${has} bytes, not ${size}`);
   }
   if (problems.length > 0) return { ok: false, problems };
 
@@ -117,4 +134,17 @@ export async function checkInputs(
     );
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, plan: { ...plan, nodes } };
+}
+
+/** What keeps `value` from going into a run as JSON (over `maxBytes`, nested too deep), or null. */
+function jsonProblem(value: unknown, maxBytes: number): string | null {
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
+  }
+  if (jsonShape(json).depth > MAX_JSON_DEPTH) return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
+  const bytes = new TextEncoder().encode(json).length;
+  return bytes > maxBytes ? `is ${bytes} bytes as JSON, more than ${maxBytes}` : null;
 }

@@ -158,14 +158,19 @@ export function substituteParams(
   value: unknown,
   params: Record<string, unknown>,
   unknown: (path: (string | number)[], param: string) => void,
+  budget: { left: number },
   path: (string | number)[] = [],
 ): unknown {
+  // Each value put in is paid for from `budget` (characters): past it, nothing more is put in.
+  const pay = (found: unknown) =>
+    (budget.left -= typeof found === "string" ? found.length : JSON.stringify(found).length);
   if (typeof value === "string") {
     const whole = WHOLE.exec(value);
     if (whole) {
       const found = lookup(params, whole[1]!);
       if (found === undefined) unknown(path, whole[1]!);
-      return found ?? value;
+      if (found === undefined || pay(found) < 0) return value;
+      return found;
     }
     return value.replace(PLACEHOLDER, (all, name: string) => {
       const found = lookup(params, name);
@@ -173,13 +178,14 @@ export function substituteParams(
         unknown(path, name);
         return all;
       }
+      if (pay(found) < 0) return all;
       return typeof found === "string" ? found : JSON.stringify(found);
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteParams(v, params, unknown, [...path, i]));
+  if (Array.isArray(value)) return value.map((v, i) => substituteParams(v, params, unknown, budget, [...path, i]));
   if (isObject(value))
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, substituteParams(v, params, unknown, [...path, k])]),
+      Object.entries(value).map(([k, v]) => [k, substituteParams(v, params, unknown, budget, [...path, k])]),
     );
   return value;
 }

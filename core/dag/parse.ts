@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { DAG_LIMITS, dagSchema, TASK_DEFAULTS, type DagDocument } from "./schema.js";
 import type { DagPlan, NodeSpec, Problem } from "./plan.js";
 import { declarations, type ParamDecl, resolveParams, substituteParams } from "./params.js";
+import { jsonShape, MAX_JSON_DEPTH } from "../abi.js";
 
 /** Where a field of a task stands in the source, for problems found after parsing. */
 type Locate = (taskId: string, field: string) => Omit<Problem, "message">;
@@ -97,13 +98,17 @@ function applyParams(
   const { values, problems: wrong } = resolveParams(decls, given);
   const problems = [...bad, ...wrong].map((p) => problem(at(p.param), `\`params.${p.param}\`: ${p.message}`));
   if (problems.length > 0) return { ok: false, problems };
+  // Every task keeps the DAG's params in its definition, and every envelope carries them.
+  const tooBig = paramsProblem(values);
+  if (tooBig) return { ok: false, problems: [problem(declared ? ["params"] : [], tooBig)] };
+  const budget = { left: SUBSTITUTION_CHARS };
   const unknown = (path: PathPart[], name: string) =>
     problems.push(problem(path, `\`{{params.${name}}}\` names no param of the DAG or the task`));
   const shape = (target: unknown, path: PathPart[], params: Record<string, unknown>) => {
     if (target === null || typeof target !== "object" || Array.isArray(target)) return target;
     const out = { ...(target as Record<string, unknown>) };
     for (const field of SHAPING_FIELDS)
-      if (field in out) out[field] = substituteParams(out[field], params, unknown, [...path, field]);
+      if (field in out) out[field] = substituteParams(out[field], params, unknown, budget, [...path, field]);
     return out;
   };
   const doc: Record<string, unknown> = { ...raw, params: values };
@@ -114,8 +119,18 @@ function applyParams(
       const mine = own && typeof own === "object" && !Array.isArray(own) ? (own as Record<string, unknown>) : {};
       return shape(t, ["tasks", i], { ...values, ...mine });
     });
+  if (budget.left < 0)
+    problems.push(
+      problem(
+        [],
+        `placeholders would put more than ${SUBSTITUTION_CHARS.toLocaleString("en-US")} characters of params into the DAG`,
+      ),
+    );
   return problems.length > 0 ? { ok: false, problems } : { ok: true, doc };
 }
+
+/** The most characters `{{params.x}}` placeholders may put into a DAG's fields, all together. */
+const SUBSTITUTION_CHARS = 4_000_000;
 
 function schemaProblem(issue: z.core.$ZodIssue, problem: (path: PathPart[], message: string) => Problem): Problem {
   const path = issue.path.filter((p): p is PathPart => typeof p !== "symbol");
@@ -340,4 +355,20 @@ export function paramTypes(text: string): Map<string, ParamDecl["type"]> {
   if (params === null || typeof params !== "object" || Array.isArray(params)) return new Map();
   const { decls } = declarations(params as Record<string, unknown>);
   return new Map([...decls].map(([name, decl]) => [name, decl.type]));
+}
+
+/** What keeps the DAG's params from every task's definition (too large, nested too deep), or null. */
+function paramsProblem(values: Record<string, unknown>): string | null {
+  let json: string;
+  try {
+    json = JSON.stringify(values);
+  } catch {
+    json = "";
+  }
+  if (json === "" || jsonShape(json).depth > MAX_JSON_DEPTH + 1)
+    return `the DAG's params are nested deeper than ${MAX_JSON_DEPTH} levels`;
+  const bytes = new TextEncoder().encode(json).length;
+  if (bytes <= DAG_LIMITS.maxParamsBytes) return null;
+  const limit = DAG_LIMITS.maxParamsBytes.toLocaleString("en-US");
+  return `the DAG's params come to ${bytes.toLocaleString("en-US")} bytes as JSON (with those given at submit); at most ${limit}: give large data as an input`;
 }

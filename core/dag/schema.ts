@@ -27,6 +27,10 @@ export const DAG_LIMITS = {
   defaultMapInstances: 10_000,
   /** Largest map item of a `map: { over }` instance, as JSON (each is kept in one SQLite value). */
   maxItemBytes: 1_000_000,
+  /** Most JSON values (elements and members, nested ones too) in an output a map goes over. */
+  maxMapValues: 1_000_000,
+  /** Largest JSON of the DAG-level params (those given at submit included), copied into every task. */
+  maxParamsBytes: 100_000,
 } as const;
 
 export const TASK_DEFAULTS = {
@@ -39,7 +43,7 @@ export const TASK_DEFAULTS = {
   priority: 0,
 } as const;
 
-const ID = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
+const ID = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const ms = parseDuration(value);
@@ -112,7 +116,9 @@ const policy = {
 };
 
 const task = z.strictObject({
-  id: z.string().regex(ID, "task ids start with a letter or _ and hold letters, digits, _ and - (at most 128)"),
+  id: z
+    .string()
+    .regex(ID, "task ids start with a letter or _ and hold letters, digits, _ and - (at most 128; not __proto__)"),
   module: z.string().min(1),
   depends_on: z.array(z.string()).default([]),
   map: map.optional(),
@@ -131,7 +137,9 @@ export const dagSchema = z.strictObject({
   params: z.record(z.string(), z.unknown()).default({}),
   /** Named data the submission gives the run (files, folders, values), read by tasks that name them. */
   inputs: z
-    .array(z.string().regex(ID, "input names start with a letter or _ and hold letters, digits, _ and -"))
+    .array(
+      z.string().regex(ID, "input names start with a letter or _ and hold letters, digits, _ and - (not __proto__)"),
+    )
     .default([]),
   /** `cache: false` turns the result cache off for every task of the DAG. */
   cache: z.boolean().default(true),

@@ -70,7 +70,8 @@ export function deviceOfRunner(runner: string): string {
   return dot < 0 ? runner : runner.slice(0, dot);
 }
 
-const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "lost"] as const;
+/** `input`: the task's inputs cannot be made (a file that does not hash to its sha256, an envelope too large): not retried. */
+const FAILURE_KINDS = ["exit", "trap", "timeout", "memory", "bad_module", "output", "input", "lost"] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 const failure = z.strictObject({
@@ -108,6 +109,8 @@ const assignment = z.strictObject({
    * and the runner fetches the envelope, this many bytes, from `GET /api/runners/envelope`.
    */
   stdinBytes: z.number().int().positive().optional(),
+  /** The inputs of the envelope that are files of the run's inputs ({"$file": …}); the runner resolves those only. */
+  files: z.array(z.string()).optional(),
   refs: z.array(sha256).default([]),
   timeoutMs: z.number().int().positive(),
   memoryBytes: z.number().int().positive(),

@@ -2,6 +2,7 @@
 // counted by a map over its files (the CLI, as the README shows it), maps over a task's output
 // whose width is known only when that task succeeds (5,000 elements in order, an array over one
 // SQLite value, one past `max_instances`), and a map over a folder of 200 files.
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,7 +31,7 @@ beforeAll(async () => {
   cluster.runner({ name: "data-a", slots: 2 });
   cluster.runner({ name: "data-b", slots: 2 });
   await cluster.connected("data-a", "data-b");
-  await cluster.upload("sequence.wasm", "echo.wasm", "noop.wasm", "blob.wasm", "tally.wasm");
+  await cluster.upload("sequence.wasm", "echo.wasm", "noop.wasm", "blob.wasm", "tally.wasm", "digest.wasm");
 });
 afterAll(() => cluster.stop());
 
@@ -43,7 +44,7 @@ describe("inputs and maps over data", () => {
     const { code, out, err } = await cluster.distro(...args);
     expect(err).toBe("");
     expect(code).toBe(0);
-    expect(out).toMatch(/uploaded 20 input files \(19\.\d MiB\)/);
+    expect(out).toMatch(/inputs: 20 blobs uploaded \(19\.\d MiB\)/);
     const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
     const expected = topWords(countWords(text), 10);
     const printed = JSON.parse(/^top: (.*)$/m.exec(out)![1]!) as unknown;
@@ -54,7 +55,7 @@ describe("inputs and maps over data", () => {
     // Submitted again, nothing is uploaded twice: the coordinator has every chunk.
     const again = await cluster.distro(...args.slice(0, -1));
     expect(again.code).toBe(0);
-    expect(again.out).toContain("uploaded 0 input files (0 B), 20 already there");
+    expect(again.out).toContain("inputs: 0 blobs uploaded (0 B), 20 already there");
   });
 
   it("map over a task's output: 5,000 instances created when it succeeds, seen in index order", async () => {
@@ -149,6 +150,55 @@ tasks:
     // A task that names the folder reads its listing, not its bytes.
     expect(all.photos).toHaveLength(200);
     expect(Object.keys(all.photos[0]!).sort()).toEqual(["name", "sha256", "size"]);
+  });
+
+  it("a file over the blob limit goes as parts, and the task gets it whole", async () => {
+    const bytes = Buffer.alloc(17 * 1024 * 1024 + 5);
+    for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32BE(i, i);
+    const file = join(cluster.dir, "big.bin");
+    writeFileSync(file, bytes);
+    const dag = join(cluster.dir, "big.yaml");
+    writeFileSync(
+      dag,
+      "name: parts\ncache: false\ninputs: [big]\ntasks:\n  - { id: sum, module: digest.wasm, depends_on: [big] }\n",
+    );
+    const { code, out, err } = await cluster.distro("submit", dag, "--input", `big=${file}`, "--wait");
+    expect([code, err]).toEqual([0, ""]);
+    expect(out).toContain("inputs: 2 blobs uploaded (17 MiB)");
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    expect(JSON.parse(/^sum: (.*)$/m.exec(out)![1]!)).toEqual({ input: "big", size: bytes.length, sha256 });
+  });
+
+  it("distro submit refuses an --input the DAG does not declare, a missing one and a --chunk with nothing to cut, before uploading", async () => {
+    const file = join(cluster.dir, "small.txt");
+    writeFileSync(file, "a b c\n");
+    const extra = await cluster.distro(
+      "submit",
+      "dags/wordcount.yaml",
+      "--input",
+      `text=${file}`,
+      "--input",
+      `other=${file}`,
+    );
+    expect([extra.code, extra.err.trim()]).toEqual([2, expect.stringContaining("--input other: ") as unknown]);
+    expect(extra.err).toContain("declares no such input (it declares text)");
+    expect(extra.out).not.toContain("inputs:");
+    const missing = await cluster.distro("submit", "dags/wordcount.yaml");
+    expect([missing.code, missing.err]).toEqual([2, expect.stringContaining("needs --input text=PATH") as unknown]);
+    const dag = join(cluster.dir, "whole.yaml");
+    writeFileSync(dag, "name: whole\ninputs: [text]\ntasks:\n  - { id: a, module: echo.wasm, depends_on: [text] }\n");
+    const chunk = await cluster.distro("submit", dag, "--input", `text=${file}`, "--chunk", "1KiB");
+    expect([chunk.code, chunk.err]).toEqual([
+      2,
+      expect.stringContaining("--chunk cuts a file input that a `map: { files }` goes over") as unknown,
+    ]);
+    const gone = await cluster.distro(
+      "submit",
+      "dags/wordcount.yaml",
+      "--input",
+      `text=${join(cluster.dir, "nope.txt")}`,
+    );
+    expect([gone.code, gone.err]).toEqual([2, expect.stringContaining("--input text: cannot read") as unknown]);
   });
 
   it("a submission missing a declared input, or with a blob never uploaded, is a 400 naming it", async () => {

@@ -9,6 +9,7 @@ import { parseDag } from "../../core/dag/parse";
 import { envelopeOf, transition, type Effect, type RunEvent } from "../../worker/run/machine";
 import { resolveInputs } from "../../runner/blobs";
 import { splitLines } from "../../cli/inputs";
+import { checkInputs, inputsSchema } from "../../worker/run-inputs";
 import type { Assignment, TaskResult } from "../../core/protocol/messages";
 import { ok, plan } from "../helpers/run-fixtures";
 import { MemoryStore } from "./memory-store";
@@ -231,6 +232,7 @@ tasks:
     const task = {
       stdin: JSON.stringify({ inputs: { one: { $file: whole } } }),
       refs: [...parts.keys()],
+      files: ["one"],
     } as Assignment;
     const http = {
       blob: (sha: string) => Promise.resolve(parts.get(sha)!),
@@ -242,8 +244,14 @@ tasks:
       sha256: whole.sha256,
       $bytes: Buffer.from("hello").toString("base64"),
     });
+    // Parts that do not make the file the submission named are its fault: kind input, not retried.
     const lying = { ...task, stdin: JSON.stringify({ inputs: { one: { $file: big } } }) };
-    await expect(resolveInputs(lying, http)).rejects.toThrow("do not hash to sha256:eeee");
+    await expect(resolveInputs(lying, http)).rejects.toMatchObject({
+      failure: { kind: "input", retryable: false, message: expect.stringContaining("do not hash to the sha256:eeee") },
+    });
+    // A marker the coordinator did not put there (a task's output that looks like one) stays as it is.
+    const output = { ...task, stdin: JSON.stringify({ inputs: { dep: { $file: 0 } } }), files: [] };
+    expect(JSON.parse(await resolveInputs(output, http)).inputs.dep).toEqual({ $file: 0 });
   });
 
   it("--chunk cuts on line boundaries, a line longer than a chunk whole", () => {
@@ -290,5 +298,128 @@ describe("docs/dag-format.md", () => {
     const maps = [...example.matchAll(/# (map: \{.*\})\s+#/g)].map((m) => m[1]!);
     expect(maps).toHaveLength(3);
     for (const map of maps) expect(problems(example.replace(/map: \{ items: [^}]*\}/, map))).toEqual([]);
+  });
+});
+
+describe("hostile outputs and submissions", () => {
+  const DAG = `tasks:
+  - { id: split, module: m }
+  - { id: each, module: m, map: { over: split } }
+  - { id: after, module: m, depends_on: [split] }
+`;
+  const run = (output: string) => {
+    const store = new MemoryStore();
+    transition(store, { type: "start", plan: plan(DAG) }, 0);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
+    // Up to 200 KB inline; larger in blob storage, its bytes read by the host as DagRun does.
+    const bytes = Buffer.from(output);
+    const ref = { sha256: "b".repeat(64), size: bytes.length };
+    const inline = bytes.length <= 200_000;
+    const result = inline
+      ? { ...ok(a!, "0"), output: bytes.toString("base64") }
+      : { ...ok(a!, "0"), output: undefined, outputRef: ref };
+    const blobs = new Map(inline ? [] : [[ref.sha256, new Uint8Array(bytes)]]);
+    const effects = transition(
+      store,
+      { type: "results", runner: "r", results: [result], want: 5, received: 1, blobs },
+      2,
+    );
+    return { store, effects, failure: store.attempts.find((x) => x.task === "split")!.failure };
+  };
+
+  it("an output nested too deep, holding too many values or elements too large is refused by the map, not parsed into the run", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    expect(run(deep).failure!.message).toContain("it is nested deeper than 100 levels");
+    expect(run(`[${"0,".repeat(1_000_001)}0]`).failure!.message).toContain("its JSON holds more than 1,000,000 values");
+    // Characters are not bytes: 400,000 CJK characters are 1.2 MB of UTF-8.
+    expect(run(JSON.stringify(["漢".repeat(400_000)])).failure!.message).toContain("element 0 is over 1,000,000 bytes");
+    expect(run(JSON.stringify(["a".repeat(100)])).failure).toBeNull();
+  });
+
+  it("a deep output a dependent reads is bytes to it, so no envelope is too deep to build", () => {
+    const store = new MemoryStore();
+    const dag = "tasks:\n  - { id: a, module: m }\n  - { id: b, module: m, depends_on: [a] }\n";
+    transition(store, { type: "start", plan: plan(dag) }, 0);
+    const [a] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
+    const deep = "[".repeat(50_000) + "]".repeat(50_000);
+    const result = { ...ok(a!, "0"), output: Buffer.from(deep).toString("base64") };
+    const done = transition(store, { type: "results", runner: "r", results: [result], want: 1, received: 1 }, 2);
+    expect(JSON.parse(dispatched(done)[0]!.stdin).inputs.a).toEqual({ $bytes: Buffer.from(deep).toString("base64") });
+  });
+
+  it("a task whose envelope would pass 24 MiB fails at dispatch, kind input, saying what to do", () => {
+    const store = new MemoryStore();
+    const dag =
+      "tasks:\n  - { id: a, module: m, map: { range: [0, 100] } }\n  - { id: b, module: m, depends_on: [a] }\n";
+    transition(store, { type: "start", plan: plan(dag) }, 0);
+    const sent = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 100, holding: [] }, 1));
+    const output = Buffer.from(JSON.stringify("z".repeat(255_000))).toString("base64");
+    const results = sent.map((t) => ({ ...ok(t, "0"), output }));
+    const effects = transition(store, { type: "results", runner: "r", results, want: 1, received: 100 }, 2);
+    expect(dispatched(effects)).toEqual([]);
+    expect(store.tasks.get("b")!.state).toBe("failed");
+    const failure = store.attempts.find((x) => x.task === "b")!.failure!;
+    expect(failure).toMatchObject({ kind: "input", retryable: false });
+    expect(failure.message).toMatch(/^its envelope would be more than 24\.0 MiB .*reduce in stages/);
+    expect(effects).toContainEqual({ type: "finished", status: "failed" });
+  });
+
+  it("params too large for every task, placeholders that multiply them, and __proto__ as a name are refused", () => {
+    const decl = "params: { p: { type: string, default: x } }\n";
+    expect(problems(`${decl}tasks: [{ id: a, module: m }]`, { p: "y".repeat(100_001) })[0]).toContain(
+      "the DAG's params come to 100,009 bytes as JSON (with those given at submit); at most 100,000",
+    );
+    const labels = Array.from({ length: 50 }, () => '"{{params.p}}"').join(", ");
+    const many = `${decl}tasks: [{ id: a, module: m, requires: { labels: [${labels}] } }]`;
+    expect(problems(many, { p: "y".repeat(99_000) }).join()).toContain(
+      "placeholders would put more than 4,000,000 characters of params into the DAG",
+    );
+    expect(problems("inputs: [__proto__]\ntasks: [{ id: a, module: m }]")[0]).toContain("not __proto__");
+    expect(problems("tasks: [{ id: __proto__, module: m }]")[0]).toContain("not __proto__");
+  });
+});
+
+describe("a submission's inputs", () => {
+  const DAG = "inputs: [text, n]\ntasks:\n  - { id: a, module: m, depends_on: [text, n] }\n";
+  const check = async (inputs: Record<string, unknown>, stored: Record<string, number> = {}) => {
+    const parsed = parseDag(DAG);
+    if (!parsed.ok) throw new Error("bad test DAG");
+    const given = inputsSchema.safeParse(inputs);
+    if (!given.success) return [given.error.issues[0]!.message];
+    const answer = await checkInputs(parsed, given.data, (shas) =>
+      Promise.resolve(new Map(shas.flatMap((s) => (s in stored ? [[s, stored[s]!] as const] : [])))),
+    );
+    return answer.ok ? [] : answer.problems.map((p) => p.message);
+  };
+  const sha = (c: string) => c.repeat(64);
+
+  it("are each declared, given, uploaded at their sizes, and within their limits", async () => {
+    const file = { name: "t", size: 3, sha256: sha("a") };
+    expect(await check({ text: { file }, n: { value: 1 } }, { [sha("a")]: 3 })).toEqual([]);
+    expect(await check({ text: { file } }, { [sha("a")]: 3 })).toEqual([
+      'input "n" is not given: submit it with `--input n=PATH` (or `inputs.n` in the body)',
+    ]);
+    expect(await check({ text: { file }, n: { value: 1 }, extra: { value: 2 } }, { [sha("a")]: 3 })).toEqual([
+      'input "extra" is given but the DAG does not declare it under `inputs:`',
+    ]);
+    expect(await check({ text: { file }, n: { value: 1 } })).toEqual([
+      `input "text": blob sha256:${sha("a")} is not uploaded (PUT /api/blobs/sha256:${sha("a")} first)`,
+    ]);
+    // One blob named with two sizes is refused, whichever is checked against storage.
+    const twice = { files: [file, { ...file, name: "u", size: 999 }] };
+    expect((await check({ text: twice, n: { value: 1 } }, { [sha("a")]: 3 }))[0]).toContain(
+      "is given as 999 bytes and as 3",
+    );
+    // Bytes, not characters: 400,000 CJK characters are 1.2 MB.
+    expect((await check({ text: { file }, n: { value: "漢".repeat(400_000) } }, { [sha("a")]: 3 }))[0]).toContain(
+      "an inline value is 1200002 bytes as JSON, more than 1000000",
+    );
+    const deep = JSON.parse("[".repeat(200) + "]".repeat(200)) as unknown;
+    expect((await check({ text: { file }, n: { value: deep } }, { [sha("a")]: 3 }))[0]).toContain(
+      "nested deeper than 100",
+    );
+    expect((await check({ text: { file: { ...file, size: 65 * 1024 * 1024 } }, n: { value: 1 } }))[0]).toContain(
+      "a file is at most 67108864 bytes",
+    );
   });
 });

@@ -228,6 +228,11 @@ export class MemoryStore implements RunStore {
       .sort((a, b) => (a.index ?? 0) - (b.index ?? 0))
       .map((t) => t.output ?? new Uint8Array(0));
   }
+  inlineOutputBytes(node: string) {
+    let n = 0;
+    for (const t of this.tasks.values()) if (t.node === node && t.output instanceof Uint8Array) n += t.output.length;
+    return n;
+  }
   setOutput(key: string, output: Uint8Array | BlobRef) {
     bound(output instanceof Uint8Array ? output : output.sha256, key);
     this.tasks.get(key)!.output = output;

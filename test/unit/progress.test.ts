@@ -1,7 +1,7 @@
 // The CLI's progress display: the bar and counts redrawn in place on a terminal, plain lines
 // (one a second at most, and on every status change) elsewhere; rate and ETA from a fake clock.
 import { describe, expect, it } from "vitest";
-import { bar, Progress, progressText } from "../../cli/progress";
+import { bar, Progress, progressText, UploadProgress } from "../../cli/progress";
 import { formatDuration } from "../../core/units";
 
 const run = (status: string, counts: Record<string, number>, total = 100) => ({ status, counts, tasks_total: total });
@@ -54,5 +54,56 @@ describe("progress", () => {
       "[1s] running 30% 30/100 done · 70 ready · 25 tasks/s · ETA 3s\n",
       "[2s] succeeded 100% 100/100 done · 50 tasks/s\n",
     ]);
+  });
+});
+
+describe("upload progress", () => {
+  const MiB = 1024 * 1024;
+  it("redraws a bar on a terminal, prints a line at most every 2 s elsewhere, and sums up", () => {
+    let screen = "";
+    const tty = new UploadProgress({ tty: true, quiet: false, write: (t) => (screen += t) }, 2, 4 * MiB);
+    tty.sent(MiB);
+    tty.done(2 * MiB);
+    tty.sent(MiB);
+    tty.done(2 * MiB);
+    tty.end(3);
+    expect(screen.split("\r\x1b[2K").filter(Boolean)).toEqual([
+      "[#####---------------] uploading inputs: 1 MiB of 4 MiB (0/2 blobs)",
+      "[##########----------] uploading inputs: 2 MiB of 4 MiB (1/2 blobs)",
+      "[###############-----] uploading inputs: 3 MiB of 4 MiB (1/2 blobs)",
+      "[####################] uploading inputs: 4 MiB of 4 MiB (2/2 blobs)\ninputs: 2 blobs uploaded (4 MiB), 3 already there\n",
+    ]);
+    let clock = 0;
+    const lines: string[] = [];
+    const plain = new UploadProgress(
+      { tty: false, quiet: false, write: (t) => lines.push(t) },
+      1,
+      2 * MiB,
+      () => clock,
+    );
+    plain.sent(MiB);
+    clock = 1000;
+    plain.sent(1.5 * MiB);
+    clock = 2500;
+    plain.done(2 * MiB);
+    plain.end(0);
+    expect(lines).toEqual([
+      "uploading inputs: 1 MiB of 2 MiB (0/1 blobs)\n",
+      "uploading inputs: 2 MiB of 2 MiB (1/1 blobs)\n",
+      "inputs: 1 blob uploaded (2 MiB)\n",
+    ]);
+  });
+
+  it("shows nothing for less than 1 MiB but the sum, and nothing at all when quiet (--json)", () => {
+    const lines: string[] = [];
+    const small = new UploadProgress({ tty: false, quiet: false, write: (t) => lines.push(t) }, 1, 100);
+    small.sent(100);
+    small.done(100);
+    small.end(0);
+    expect(lines).toEqual(["inputs: 1 blob uploaded (100 B)\n"]);
+    const quiet = new UploadProgress({ tty: true, quiet: true, write: (t) => lines.push(t) }, 1, 8 * MiB);
+    quiet.sent(MiB);
+    quiet.end(0);
+    expect(lines).toHaveLength(1);
   });
 });

@@ -255,6 +255,51 @@ tasks:
   });
 });
 
+describe("a device sees only its work: inputs and envelopes", () => {
+  it("an input's file and an attempt's envelope are 403 to a device unless it holds that lease", async () => {
+    const wasm = wasmModule();
+    await SELF.fetch(`${base}/api/modules/inputs.wasm`, { method: "PUT", headers: API, body: wasm });
+    const files = ["one", "two"].map((text) => new TextEncoder().encode(text));
+    const refs: { name: string; size: number; sha256: string }[] = [];
+    for (const [i, bytes] of files.entries()) {
+      const sha256 = await hex(bytes);
+      const put = await SELF.fetch(`${base}/api/blobs/sha256:${sha256}`, { method: "PUT", headers: API, body: bytes });
+      expect(put.status).toBe(200);
+      refs.push({ name: `f${i}`, size: bytes.length, sha256 });
+    }
+    const dag =
+      "name: ins\ncache: false\ninputs: [photos]\ntasks:\n  - { id: each, module: inputs.wasm, map: { files: photos } }\n";
+    const res = await SELF.fetch(`${base}/api/dags`, {
+      method: "POST",
+      headers: { ...API, ...json },
+      body: JSON.stringify({ dag, inputs: { photos: { files: refs } } }),
+    });
+    expect(res.status).toBe(201);
+    const { id, tasks_total } = await res.json<{ id: string; tasks_total: number }>();
+    expect(tasks_total).toBe(2);
+    const worker = await runSocket(id, "reader");
+    const [first] = (await worker.next("tasks")).tasks;
+    expect([first!.task, first!.refs]).toEqual(["each[0]", [refs[0]!.sha256]]);
+    expect(JSON.parse(first!.stdin)).toMatchObject({ item: "f0", inputs: { photos: { $file: refs[0] } } });
+    const blob = (i: number) => `/api/blobs/sha256:${refs[i]!.sha256}?run=${id}`;
+    expect((await fetchAs("reader", blob(0))).status).toBe(200);
+    expect((await fetchAs("bystander", blob(0))).status).toBe(403);
+    // An instance of a map over files reads its own file, not its neighbours'.
+    expect((await fetchAs("reader", blob(1))).status).toBe(403);
+    // The envelope of its own attempt, as the run builds it; no other attempt's, nobody else's.
+    const envelope = (attempt: number, task = "each[0]") =>
+      `/api/runners/envelope?run=${id}&task=${encodeURIComponent(task)}&attempt=${attempt}`;
+    const mine = await fetchAs("reader", envelope(1));
+    expect([mine.status, await mine.text()]).toEqual([200, first!.stdin]);
+    expect((await fetchAs("reader", envelope(2))).status).toBe(403);
+    expect((await fetchAs("reader", envelope(1, "each[1]"))).status).toBe(403);
+    expect((await fetchAs("bystander", envelope(1))).status).toBe(403);
+    expect((await fetchAs("reader", `/api/runners/envelope?run=${id}`)).status).toBe(400);
+    expect((await SELF.fetch(`${base}${envelope(1)}`, { headers: API })).status).toBe(401);
+    worker.ws.close(1000, "done");
+  });
+});
+
 describe("revocation", () => {
   it("closes the device's sockets with 4403, hands its leases back uncharged, and refuses its credential", async () => {
     await SELF.fetch(`${base}/api/modules/revoked.wasm`, { method: "PUT", headers: API, body: wasmModule() });

@@ -13,7 +13,8 @@ import type { RunSummary, RunView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
-import { outputValue, parseTaskKey } from "../../core/abi.js";
+import { parseTaskKey } from "../../core/abi.js";
+import type { SqlStore } from "./sql-store.js";
 import { outputKey } from "../blob-keys.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
@@ -35,8 +36,13 @@ import {
 } from "./sockets.js";
 import { receiveFrame, runnerOf, runnerSockets, send, silentSockets } from "./sockets.js";
 
+/** How many times the envelope of one attempt may be fetched (a retry or two of a failed download). */
+const ENVELOPE_FETCHES = 3;
+
 export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private readonly run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
+  /** Fetches of each attempt's envelope, `task#attempt` → count, since the object started. */
+  private readonly envelopesAsked = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -61,7 +67,13 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       store.setMeta("name", plan.name);
       store.setMeta("created_at", String(Date.now()));
     });
-    await this.apply({ type: "start", plan });
+    try {
+      await this.apply({ type: "start", plan });
+    } catch (e) {
+      // A plan the object cannot keep leaves no run behind: the id goes with it.
+      this.ctx.storage.transactionSync(() => store.deleteMeta("id"));
+      throw e;
+    }
     await index.refresh();
     return ok(views.summary()!);
   }
@@ -98,6 +110,16 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     const mine = row?.runner === device || row?.runner?.startsWith(`${device}.`);
     if (!row || row.state !== "leased" || !mine || row.attempt !== attempt)
       return refusal("forbidden", `device ${device} holds no lease of ${task} attempt ${attempt} in this run`);
+    // Building one costs the run as much as the envelope is large: a few times per attempt at most.
+    const key = `${task}#${attempt}`;
+    const asked = (this.envelopesAsked.get(key) ?? 0) + 1;
+    if (asked > ENVELOPE_FETCHES)
+      return refusal(
+        "forbidden",
+        `the envelope of ${task} attempt ${attempt} was fetched ${ENVELOPE_FETCHES} times already`,
+      );
+    if (this.envelopesAsked.size > 10_000) this.envelopesAsked.clear();
+    this.envelopesAsked.set(key, asked);
     return ok(envelopeOf(store, row, attempt));
   }
 
@@ -230,7 +252,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
    */
   private async apply(given: RunEvent): Promise<void> {
     const { store, config, histograms, watchers, index, effects } = this.run;
-    const event = await withArrays(given, () => store.overSources(), this.env.BLOBS);
+    const event = await withBlobs(given, store, this.env.BLOBS);
     const now = Date.now();
     const out = this.ctx.storage.transactionSync(() => {
       const out = transition(store, event, now, config);
@@ -269,32 +291,43 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
 }
 
 /**
- * The event with the values of the output blobs in it that a `map: { over }` maps over, read
- * from blob storage (the machine reads only its own storage); inline outputs it reads itself.
+ * The event with the bytes of the output blobs in it that a `map: { over }` maps over, read from
+ * blob storage (the machine reads only its own storage; inline outputs it has). Only a result of
+ * an attempt leased to the runner that sends it, or a cache hit of a task in lookup, is read, each
+ * blob once: a frame of stray results costs no reads.
  */
-async function withArrays(event: RunEvent, sourcesOf: () => Set<string>, blobs: R2Bucket): Promise<RunEvent> {
-  // Asked only once the run has its plan: the sources are read once and kept.
+async function withBlobs(event: RunEvent, store: SqlStore, blobs: R2Bucket): Promise<RunEvent> {
   if (event.type !== "results" && event.type !== "looked_up") return event;
-  const sources = sourcesOf();
+  // Asked only once the run has its plan: the sources are read once and kept.
+  const sources = store.overSources();
   if (sources.size === 0) return event;
-  const refs =
-    event.type === "results"
-      ? event.results.flatMap((r) => (r.ok && r.outputRef ? [{ task: r.task, ref: r.outputRef }] : []))
-      : event.hits.flatMap((h) => (h.output instanceof Uint8Array ? [] : [{ task: h.task, ref: h.output }]));
-  const wanted = refs.filter((r) => sources.has(parseTaskKey(r.task).node));
-  if (wanted.length === 0) return event;
-  const arrays = new Map<string, unknown>();
+  const wanted = new Set<string>();
+  const source = (task: string) => sources.has(parseTaskKey(task).node);
+  if (event.type === "results") {
+    for (const r of event.results) {
+      if (!r.ok || !r.outputRef || !source(r.task)) continue;
+      const row = store.task(r.task);
+      if (row?.state === "leased" && row.runner === event.runner && row.attempt === r.attempt)
+        wanted.add(r.outputRef.sha256);
+    }
+  } else {
+    for (const h of event.hits)
+      if (!(h.output instanceof Uint8Array) && source(h.task) && store.task(h.task)?.state === "lookup")
+        wanted.add(h.output.sha256);
+  }
+  if (wanted.size === 0) return event;
+  const read = new Map<string, Uint8Array>();
   await Promise.all(
-    wanted.map(async ({ ref }) => {
+    [...wanted].map(async (sha256) => {
       try {
-        const object = await blobs.get(outputKey(ref.sha256));
-        if (object) arrays.set(ref.sha256, outputValue(new Uint8Array(await object.arrayBuffer())));
+        const object = await blobs.get(outputKey(sha256));
+        if (object) read.set(sha256, new Uint8Array(await object.arrayBuffer()));
       } catch (e) {
-        console.error(`reading the output blob sha256:${ref.sha256} a map goes over`, e);
+        console.error(`reading the output blob sha256:${sha256} a map goes over`, e);
       }
     }),
   );
-  return { ...event, arrays };
+  return { ...event, blobs: read };
 }
 
 function found<T>(value: T | null, otherwise: Answer<T>): Answer<T> {

@@ -124,8 +124,15 @@ export class SqlStore implements RunStore {
             offset,
             json,
           );
-      for (const { json } of jsonChunks(files.flatMap(fileBlobs)))
-        this.sql.exec(`INSERT OR IGNORE INTO input_blobs (sha256, name) SELECT value, ? FROM json_each(?)`, name, json);
+      // Each blob with the index of its file: an instance of a map over the files reads only its own.
+      const blobs = files.flatMap((f, idx) => fileBlobs(f).map((sha) => JSON.stringify([sha, idx])));
+      for (const { json } of jsonChunks(blobs))
+        this.sql.exec(
+          `INSERT OR IGNORE INTO input_blobs (sha256, name, idx)
+           SELECT json_extract(value, '$[0]'), ?, json_extract(value, '$[1]') FROM json_each(?)`,
+          name,
+          json,
+        );
     }
   }
 
@@ -335,6 +342,11 @@ export class SqlStore implements RunStore {
       .exec<OutputRow>(`SELECT output, output_sha, output_size FROM tasks WHERE node = ? ORDER BY idx`, node)
       .toArray()
       .map((r) => toOutput(r) ?? new Uint8Array(0));
+  }
+
+  inlineOutputBytes(node: string): number {
+    const query = `SELECT coalesce(sum(output_size), 0) AS n FROM tasks WHERE node = ? AND output_sha IS NULL`;
+    return this.sql.exec<{ n: number }>(query, node).one().n;
   }
 
   setOutput(key: string, output: Uint8Array | BlobRef): void {

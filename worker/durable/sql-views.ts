@@ -48,11 +48,15 @@ export class RunViews {
     const query = {
       module: `SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node
         WHERE ${mine} AND json_extract(n.spec, '$.sha256') = ?2 LIMIT 1`,
-      // A dependency's output in blob storage, or a file of an input the task's node reads.
-      blob: `SELECT 1 FROM tasks t JOIN edges e ON e.node = t.node JOIN tasks d ON d.node = e.dep
-        WHERE ${mine} AND d.output_sha = ?2
+      // A dependency's output in blob storage (not the output a map goes over: its instances get
+      // their elements), or a file of an input the task reads (of a map over files, its own file).
+      blob: `SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node JOIN edges e ON e.node = t.node
+          JOIN tasks d ON d.node = e.dep
+        WHERE ${mine} AND d.output_sha = ?2 AND e.dep IS NOT json_extract(n.spec, '$.over')
         UNION ALL SELECT 1 FROM tasks t JOIN nodes n ON n.id = t.node, json_each(n.spec, '$.inputs') u
-          JOIN input_blobs b ON b.name = u.value WHERE ${mine} AND b.sha256 = ?2 LIMIT 1`,
+          JOIN input_blobs b ON b.name = u.value
+        WHERE ${mine} AND b.sha256 = ?2 AND (u.value IS NOT json_extract(n.spec, '$.files') OR b.idx = t.idx)
+        LIMIT 1`,
       output: `SELECT 1 FROM tasks t WHERE ${mine} AND ?2 IS NOT NULL LIMIT 1`,
     }[what.kind];
     return this.sql.exec(query, device, what.sha256).toArray().length > 0;

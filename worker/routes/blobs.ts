@@ -13,6 +13,7 @@ import { MAX_OUTPUT_BYTES } from "../run/machine.js";
 import { readBytes } from "../http.js";
 import { outputKey } from "../blob-keys.js";
 import { leaseNames } from "./run-stub.js";
+import { inputBlobSizes, registerInputBlob } from "../db.js";
 
 function shaOf(ref: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
@@ -21,12 +22,16 @@ function shaOf(ref: string): string {
 }
 
 export const blobs = new Hono<CallerEnv>()
+  // The operator asks which input blobs it uploaded already; a device, of a blob it may fetch.
   .on("HEAD", "/:ref", requireDevice({ orApi: true }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     await leaseNames(c, { kind: "blob", sha256 });
-    const object = await c.env.BLOBS.head(outputKey(sha256));
-    if (!object) return c.body(null, 404);
-    return c.body(null, 200, { "Content-Length": String(object.size), "Content-Type": "application/octet-stream" });
+    const size =
+      c.get("caller").kind === "api"
+        ? (await inputBlobSizes(c.env.DB, [sha256])).get(sha256)
+        : (await c.env.BLOBS.head(outputKey(sha256)))?.size;
+    if (size === undefined) return c.body(null, 404);
+    return c.body(null, 200, { "Content-Length": String(size), "Content-Type": "application/octet-stream" });
   })
   .put("/:ref", requireDevice({ orApi: true }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
@@ -43,7 +48,9 @@ export const blobs = new Hono<CallerEnv>()
     } catch (e) {
       throw new HTTPException(400, { message: `the body does not match sha256:${sha256}: ${(e as Error).message}` });
     }
-    return c.json({ sha256, size: object?.size ?? 0 });
+    const size = object?.size ?? 0;
+    if (c.get("caller").kind === "api") await registerInputBlob(c.env.DB, sha256, size);
+    return c.json({ sha256, size });
   })
   .get("/:ref", requireDevice({ orApi: true }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));

@@ -8,7 +8,7 @@ import { parseDag } from "../../core/dag/parse.js";
 import type { ControlAnswer, ErrorBody, RunListing, SubmitAnswer } from "../../core/api.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { requireToken } from "../auth.js";
-import { moduleByName, recentRuns } from "../db.js";
+import { inputBlobSizes, moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
 import { moduleKey, outputKey } from "../blob-keys.js";
@@ -60,7 +60,7 @@ export const dags = new Hono<{ Bindings: Env }>()
     const body = readSubmission(await readText(c.req.raw, MAX_SUBMISSION_BYTES));
     const parsed = parseDag(body.dag, { params: body.params });
     if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems } satisfies ErrorBody, 400);
-    const checked = await checkInputs(parsed, body.inputs, async (key) => (await c.env.BLOBS.head(key))?.size ?? null);
+    const checked = await checkInputs(parsed, body.inputs, (shas) => inputBlobSizes(c.env.DB, shas));
     if (!checked.ok) return c.json({ error: "invalid DAG", problems: checked.problems } satisfies ErrorBody, 400);
     const { plan } = checked;
     const { locate } = parsed;

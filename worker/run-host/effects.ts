@@ -187,7 +187,7 @@ export async function retryDemand(host: EffectsHost, classes: DemandClass[]): Pr
   }
 }
 
-/** Most envelope bytes one tasks frame carries, well within the frame limit (MAX_FRAME_BYTES). */
+/** Most envelope, args and env bytes one tasks frame carries, well within the frame limit (MAX_FRAME_BYTES). */
 const FRAME_ENVELOPE_BYTES = 16 * 1024 * 1024;
 
 /** The tasks of one dispatch in frames of at most FRAME_ENVELOPE_BYTES of envelopes (one frame when none are big; one for no tasks). */
@@ -195,9 +195,13 @@ export function frames(tasks: Assignment[]): Assignment[][] {
   const out: Assignment[][] = [[]];
   let bytes = 0;
   for (const task of tasks) {
-    // A bound on its UTF-8 size without encoding it: at most 3 bytes a character, and an inline
-    // envelope is at most ENVELOPE_INLINE_BYTES; so a frame holds at most 24 MiB of envelopes.
-    const size = Math.min(task.stdin.length * 3, ENVELOPE_INLINE_BYTES);
+    // A bound on its UTF-8 size without encoding it: at most 3 bytes a character, an inline
+    // envelope at most ENVELOPE_INLINE_BYTES and args and env at most 4 MiB (dispatch.ts
+    // `oversize`); so a frame holds at most 28 MiB of them.
+    let chars = 0;
+    for (const a of task.args ?? []) chars += a.length;
+    for (const [k, v] of Object.entries(task.env ?? {})) chars += k.length + v.length;
+    const size = Math.min(task.stdin.length * 3, ENVELOPE_INLINE_BYTES) + Math.min(chars * 3, 4 * 1024 * 1024);
     if (out.at(-1)!.length > 0 && bytes + size > FRAME_ENVELOPE_BYTES) {
       out.push([]);
       bytes = 0;

@@ -33,7 +33,7 @@ export type InputCache = Map<string, { value: unknown; refs: string[] }>;
 export function assignment(store: RunStore, row: TaskRow, attempt: number, inputs: InputCache): Assignment {
   const { spec } = store.node(row.node);
   const refs = new Set<string>();
-  const { args, env, stdin } = prepare(store, row, inputs, refs, attempt);
+  const { args, env, stdin, files } = prepare(store, row, inputs, refs, attempt);
   const bytes = stdin.length * 3 > ENVELOPE_INLINE_BYTES ? new TextEncoder().encode(stdin).length : 0;
   return {
     task: row.key,
@@ -42,6 +42,7 @@ export function assignment(store: RunStore, row: TaskRow, attempt: number, input
     args,
     env,
     ...(bytes > ENVELOPE_INLINE_BYTES ? { stdin: "", stdinBytes: bytes } : { stdin }),
+    files,
     refs: [...refs],
     timeoutMs: spec.timeoutMs,
     memoryBytes: spec.memoryBytes,
@@ -61,9 +62,18 @@ export function envelopeOf(store: RunStore, row: TaskRow, attempt: number): stri
  */
 export function cacheMaterial(store: RunStore, row: TaskRow, inputs: InputCache = new Map()): string {
   const { spec } = store.node(row.node);
-  const prepared = prepare(store, row, inputs, new Set(), 0);
-  return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
+  try {
+    const prepared = prepare(store, row, inputs, new Set(), 0);
+    return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
+  } catch (e) {
+    // A task whose inputs are too large to send is never a hit: its dispatch fails it, saying why.
+    if (e instanceof TooLarge) return JSON.stringify([spec.sha256, row.key, "too large"]);
+    throw e;
+  }
 }
+
+/** Thrown while an envelope is built when its dependencies' outputs alone pass MAX_ENVELOPE_BYTES. */
+export class TooLarge extends Error {}
 
 /**
  * The run's ready work by what it requires: one class for the tasks any runner can take, one
@@ -96,16 +106,19 @@ function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<st
   // An instance of a map over a task's output gets its element as its item, not the whole output.
   const deps = spec.over === undefined ? spec.deps : spec.deps.filter((dep) => dep !== spec.over);
   const given = inputsOf(store, deps, inputs, refs);
-  Object.assign(given, runInputs(store, spec, inputs, refs));
+  const files: string[] = [];
+  Object.assign(given, runInputs(store, spec, inputs, refs, files));
   if (file) {
     // The instance of a map over files reads its own file under the input's name.
     given[spec.files!] = fileMarker(file);
+    files.push(spec.files!);
     for (const sha of fileBlobs(file)) refs.add(sha);
   }
   return {
     args: spec.args.map((a) => substitute(a, row.index, item, spec.params)),
     env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, substitute(v, row.index, item, spec.params)])),
     stdin: envelope(spec, row.index, given, attempt, item),
+    files,
   };
 }
 
@@ -113,7 +126,13 @@ function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<st
  * The run's inputs a task reads (task ABI): a value as it is, a file as a marker the runner
  * fetches (its blobs added to `refs`), a folder as the list of its files (name, size, sha256).
  */
-function runInputs(store: RunStore, spec: ResolvedNode, cache: InputCache, refs: Set<string>): Record<string, unknown> {
+function runInputs(
+  store: RunStore,
+  spec: ResolvedNode,
+  cache: InputCache,
+  refs: Set<string>,
+  files: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const name of spec.inputs ?? []) {
     if (name === spec.files) continue;
@@ -126,6 +145,7 @@ function runInputs(store: RunStore, spec: ResolvedNode, cache: InputCache, refs:
       cache.set(`input:${name}`, entry);
     }
     out[name] = entry.value;
+    if (entry.refs.length > 0) files.push(name);
     for (const sha of entry.refs) refs.add(sha);
   }
   return out;
@@ -140,6 +160,10 @@ function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<
   for (const dep of deps) {
     let entry = cache.get(dep);
     if (!entry) {
+      // Measured before they are read: a reducer over 100,000 large outputs is refused, not built.
+      const bytes = store.inlineOutputBytes(dep);
+      if (bytes > MAX_ENVELOPE_BYTES)
+        throw new TooLarge(`the outputs of ${dep} alone are ${(bytes / 1024 / 1024).toFixed(1)} MiB`);
       const outputs = store.outputs(dep);
       const values = outputs.map((o) => (o instanceof Uint8Array ? outputValue(o) : { $ref: o.sha256 }));
       const blobs = outputs.flatMap((o) => (o instanceof Uint8Array ? [] : [o.sha256]));
@@ -150,4 +174,27 @@ function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<
     for (const sha of entry.refs) refs.add(sha);
   }
   return inputs;
+}
+
+/** The largest envelope a task may have (one fetched by its runner is answered over RPC, capped at 32 MiB). */
+const MAX_ENVELOPE_BYTES = 24 * 1024 * 1024;
+/** The most bytes of args and env values a task may have once placeholders are filled. */
+const MAX_ARGS_BYTES = 4 * 1024 * 1024;
+
+/** Why `task` cannot be sent (its envelope, or its args and env, too large), or null. */
+export function oversize(task: Assignment | TooLarge): string | null {
+  if (task instanceof TooLarge)
+    return `its envelope would be more than ${(MAX_ENVELOPE_BYTES / 1024 / 1024).toFixed(1)} MiB (${task.message}): reduce in stages (e.g. a map over groups of the instances, then a task over their results)`;
+  const size = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  if ((task.stdinBytes ?? 0) > MAX_ENVELOPE_BYTES)
+    return `its envelope would be ${size(task.stdinBytes!)}, more than ${size(MAX_ENVELOPE_BYTES)}: reduce in stages (e.g. a map over groups of the instances, then a task over their results)`;
+  let chars = 0;
+  for (const a of task.args) chars += a.length;
+  for (const [k, v] of Object.entries(task.env)) chars += k.length + v.length;
+  if (chars * 3 <= MAX_ARGS_BYTES) return null;
+  const encoder = new TextEncoder();
+  let bytes = 0;
+  for (const a of task.args) bytes += encoder.encode(a).length;
+  for (const [k, v] of Object.entries(task.env)) bytes += encoder.encode(k + v).length;
+  return bytes > MAX_ARGS_BYTES ? `its args and env come to ${size(bytes)}, more than ${size(MAX_ARGS_BYTES)}` : null;
 }

@@ -20,10 +20,18 @@ import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protoc
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
 import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
-import { fromBase64, outputValue } from "../../core/abi.js";
+import { fromBase64, jsonShape, MAX_JSON_DEPTH } from "../../core/abi.js";
 import { DAG_LIMITS } from "../../core/dag/schema.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
-import { assignment, demand, INLINE_OUTPUT_BYTES, type InputCache, MAX_OUTPUT_BYTES } from "./dispatch.js";
+import {
+  assignment,
+  demand,
+  INLINE_OUTPUT_BYTES,
+  type InputCache,
+  MAX_OUTPUT_BYTES,
+  oversize,
+  TooLarge,
+} from "./dispatch.js";
 
 // The host and the blob route take the run's whole API from this module.
 export { cacheMaterial, demand, envelopeOf, MAX_OUTPUT_BYTES } from "./dispatch.js";
@@ -67,8 +75,8 @@ export type RunEvent =
       results: TaskResult[];
       want: number;
       received: number;
-      /** The values of output blobs a `map: { over }` maps over, by sha256, as the host read them. */
-      arrays?: ReadonlyMap<string, unknown>;
+      /** The bytes of output blobs a `map: { over }` maps over, by sha256, as the host read them. */
+      blobs?: ReadonlyMap<string, Uint8Array>;
     }
   | { type: "reject"; runner: string; tasks: AttemptRef[] }
   /** The runner's socket closed (or went silent): its attempts are lost. */
@@ -83,7 +91,7 @@ export type RunEvent =
       type: "looked_up";
       hits: { task: string; output: Uint8Array | BlobRef }[];
       misses: { task: string; key: string }[];
-      arrays?: ReadonlyMap<string, unknown>;
+      blobs?: ReadonlyMap<string, Uint8Array>;
     };
 
 export type Effect =
@@ -135,8 +143,8 @@ export function transition(
 ): Effect[] {
   const effects: Effect[] = [];
   const status = store.status();
-  const arrays = "arrays" in event ? event.arrays : undefined;
-  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0, arrays: arrays ?? new Map() };
+  const blobs = "blobs" in event ? event.blobs : undefined;
+  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0, blobs: blobs ?? new Map() };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
@@ -260,7 +268,7 @@ interface Ctx {
   /** Entries of this event's frame that named attempts its runner does not hold. */
   stray: number;
   /** Blob outputs a map goes over, read by the host, by sha256. */
-  arrays: ReadonlyMap<string, unknown>;
+  blobs: ReadonlyMap<string, Uint8Array>;
 }
 
 /**
@@ -411,38 +419,67 @@ function expand(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): Failure |
   for (const node of store.dependents(row.node)) {
     const { spec } = store.node(node);
     if (spec.over !== row.node) continue;
-    const value = output instanceof Uint8Array ? outputValue(output) : ctx.arrays.get(output.sha256);
     const bad = (message: string, retryable = false): Failure => ({
       kind: "output",
       message: `task "${node}" maps over this output (map.over): ${message}`,
       retryable,
     });
-    if (value === undefined) return bad(`its blob sha256:${(output as BlobRef).sha256} could not be read`, true);
-    if (!Array.isArray(value)) return bad(`it must be a JSON array, and it is ${describe(value)}`);
+    const bytes = output instanceof Uint8Array ? output : ctx.blobs.get(output.sha256);
+    if (bytes === undefined) return bad(`its blob sha256:${(output as BlobRef).sha256} could not be read`, true);
     const cap = spec.maxInstances ?? DAG_LIMITS.defaultMapInstances;
-    const n = value.length.toLocaleString("en-US");
-    if (value.length > cap)
-      return bad(
-        `its ${n} elements are more than max_instances, ${cap.toLocaleString("en-US")} (raise map.max_instances, at most ${DAG_LIMITS.maxInstances.toLocaleString("en-US")})`,
-      );
-    total += value.length;
+    const items = mapItems(bytes, cap);
+    if (typeof items === "string") return bad(items);
+    total += items.length;
     if (total > DAG_LIMITS.maxInstances)
       return bad(
-        `its ${n} elements would make the run ${total.toLocaleString("en-US")} task instances; at most ${DAG_LIMITS.maxInstances.toLocaleString("en-US")}`,
+        `its ${count(items.length)} elements would make the run ${count(total)} task instances; at most ${count(DAG_LIMITS.maxInstances)}`,
       );
-    const big = value.findIndex((v) => (JSON.stringify(v)?.length ?? 0) > DAG_LIMITS.maxItemBytes);
-    if (big >= 0) return bad(`element ${big} is over ${DAG_LIMITS.maxItemBytes.toLocaleString("en-US")} bytes as JSON`);
-    maps.push([node, value]);
+    maps.push([node, items]);
   }
   for (const [node, items] of maps) store.insertInstances(node, items, "blocked");
   return null;
 }
 
-/** What a value is, for a message: "an object", "not JSON", "a number". */
+const count = (n: number) => n.toLocaleString("en-US");
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const encoder = new TextEncoder();
+
+/**
+ * The elements of an output a map goes over, or what keeps it from being mapped over. Its shape
+ * is checked before it is parsed, so that no output costs the run more than its limits allow.
+ */
+function mapItems(bytes: Uint8Array, cap: number): unknown[] | string {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return "it must be a JSON array, and it is not JSON";
+  }
+  const { depth, values } = jsonShape(text, DAG_LIMITS.maxMapValues);
+  if (values > DAG_LIMITS.maxMapValues) return `its JSON holds more than ${count(DAG_LIMITS.maxMapValues)} values`;
+  if (depth > MAX_JSON_DEPTH) return `it is nested deeper than ${MAX_JSON_DEPTH} levels`;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "it must be a JSON array, and it is not JSON";
+  }
+  if (!Array.isArray(value)) return `it must be a JSON array, and it is ${describe(value)}`;
+  if (value.length > cap)
+    return `its ${count(value.length)} elements are more than max_instances, ${count(cap)} (raise map.max_instances, at most ${count(DAG_LIMITS.maxInstances)})`;
+  const items: unknown[] = value;
+  for (const [i, item] of items.entries()) {
+    const json = JSON.stringify(item) ?? "null";
+    const size = json.length * 3 > DAG_LIMITS.maxItemBytes ? encoder.encode(json).length : json.length;
+    if (size > DAG_LIMITS.maxItemBytes) return `element ${i} is over ${count(DAG_LIMITS.maxItemBytes)} bytes as JSON`;
+  }
+  return items;
+}
+
+/** What a value is, for a message: "an object", "a number". */
 function describe(value: unknown): string {
   if (value === null) return "null";
-  if (typeof value === "object") return "$bytes" in value ? "not JSON" : "an object";
-  return `a ${typeof value}`;
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Failure | null, stderr: string): void {
@@ -569,10 +606,10 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
       if (excluded.length === 0) break;
       continue;
     }
-    const tasks = rows.map((row) => assign(ctx, row, runner, inputs));
+    const tasks = rows.flatMap((row) => assign(ctx, row, runner, inputs) ?? []);
     runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
     store.putRunner(runners[i]);
-    sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
+    if (tasks.length > 0) sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   return { sent, runners };
 }
@@ -620,10 +657,20 @@ export function backlogs(store: RunStore, ready: number, now: number): (runner: 
   };
 }
 
-/** Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it. */
-function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): Assignment {
+/**
+ * Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it; one
+ * whose inputs are too large to send fails at once (kind `input`, not retried) and is not sent.
+ */
+function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): Assignment | null {
   const { store, now } = ctx;
   const attempt = row.attempt + 1;
+  let frame: Assignment | TooLarge;
+  try {
+    frame = assignment(store, row, attempt, inputs);
+  } catch (e) {
+    if (!(e instanceof TooLarge)) throw e;
+    frame = e;
+  }
   store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
   store.addAttempt({
     task: row.key,
@@ -638,7 +685,11 @@ function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): 
     note: null,
   });
   store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + ctx.config.leaseGraceMs);
-  return assignment(store, row, attempt, inputs);
+  const problem = oversize(frame);
+  if (!problem && !(frame instanceof TooLarge)) return frame;
+  const message = problem ?? "its inputs are too large to send";
+  fail(ctx, { ...row, state: "leased", attempt, runner: runner.id }, { kind: "input", message, retryable: false }, "");
+  return null;
 }
 
 /** Moves the run's status along with its tasks: running once work went out, final once all is done. */

@@ -134,6 +134,8 @@ export interface RunStore {
    */
   outputs(node: string): (Uint8Array | BlobRef)[];
   setOutput(key: string, output: Uint8Array | BlobRef): void;
+  /** The bytes of a node's accepted outputs kept inline (what reading them all would cost). */
+  inlineOutputBytes(node: string): number;
 
   addAttempt(row: AttemptRow): void;
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;
