@@ -6,20 +6,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
+import { taskThreads } from "../helpers/task-threads";
 import { afterAll, describe, expect, it } from "vitest";
-import { ThreadPool, type JobOutcome } from "../../runner/executor/pool";
+import type { JobOutcome } from "../../runner/executor/pool";
 
-const pool = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", import.meta.url));
+const { pool, compile } = taskThreads(2);
 afterAll(() => pool.close());
-const compiled = new Map<string, Promise<WebAssembly.Module>>();
-const compile = (name: string) => {
-  if (!compiled.has(name))
-    compiled.set(
-      name,
-      WebAssembly.compile(readFileSync(new URL(`../../wasm_tasks/build/${name}.wasm`, import.meta.url))),
-    );
-  return compiled.get(name)!;
-};
 
 /** Runs a task with the envelope the coordinator would build; returns how it ended. */
 async function outcome(name: string, envelope: Record<string, unknown>): Promise<JobOutcome> {

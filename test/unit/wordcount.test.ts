@@ -1,22 +1,13 @@
 // The word-count tasks (wordcount_count per chunk, wordcount_top to merge) against the
 // JavaScript reference in test/helpers/wordcount.ts, run in real task threads.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { taskThreads } from "../helpers/task-threads";
 import { afterAll, describe, expect, it } from "vitest";
-import { ThreadPool, type JobOutcome } from "../../runner/executor/pool";
+import type { JobOutcome } from "../../runner/executor/pool";
 import { countWords, splitLines, topWords, wordText } from "../helpers/wordcount";
 
-const pool = new ThreadPool(4, new URL("../../dist/runner/executor/thread.js", import.meta.url));
+const { pool, compile } = taskThreads(4);
 afterAll(() => pool.close());
-const modules = new Map<string, Promise<WebAssembly.Module>>();
-const compile = (name: string) => {
-  if (!modules.has(name))
-    modules.set(
-      name,
-      WebAssembly.compile(readFileSync(new URL(`../../wasm_tasks/build/${name}.wasm`, import.meta.url))),
-    );
-  return modules.get(name)!;
-};
 
 /** Runs a task on raw stdin; resolves with how it ended. */
 async function exec(name: string, stdin: string): Promise<JobOutcome> {

@@ -1,22 +1,12 @@
 // The compute workloads' WASM tasks against JavaScript references: Mandelbrot pixels and PNG,
 // matrix product and checksums, and password hashes (node:crypto).
 import { createHash, pbkdf2Sync } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { taskThreads } from "../helpers/task-threads";
 import { afterAll, describe, expect, it } from "vitest";
-import { ThreadPool } from "../../runner/executor/pool";
 import { decodeIndexedPng, mandelbrot, mandelbrotPalette, matmul } from "../helpers/references";
 
-const pool = new ThreadPool(2, new URL("../../dist/runner/executor/thread.js", import.meta.url));
+const { pool, compile } = taskThreads(2);
 afterAll(() => pool.close());
-const modules = new Map<string, Promise<WebAssembly.Module>>();
-const compile = (name: string) => {
-  if (!modules.has(name))
-    modules.set(
-      name,
-      WebAssembly.compile(readFileSync(new URL(`../../wasm_tasks/build/${name}.wasm`, import.meta.url))),
-    );
-  return modules.get(name)!;
-};
 
 /** Runs a task with the envelope the coordinator would build; returns its stdout. */
 async function run(name: string, envelope: Record<string, unknown>): Promise<Uint8Array> {

@@ -190,8 +190,8 @@ export function quote(s: string): string {
   return out + '"';
 }
 
-/** All of stdin as a UTF-8 string. */
-export function readStdin(): string {
+/** All of stdin as bytes. */
+export function stdinBytes(): Uint8Array {
   const chunks: ArrayBuffer[] = [];
   let total = 0;
   while (true) {
@@ -207,7 +207,12 @@ export function readStdin(): string {
     all.set(Uint8Array.wrap(chunks[i]), at);
     at += chunks[i].byteLength;
   }
-  return String.UTF8.decode(all.buffer);
+  return all;
+}
+
+/** All of stdin as a UTF-8 string. */
+export function readStdin(): string {
+  return String.UTF8.decode(stdinBytes().buffer);
 }
 
 /** The task envelope from stdin (task ABI v1). */
