@@ -67,6 +67,7 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
   const missing = declared.filter((name) => !opts.inputs.some(([given]) => given === name));
   if (missing.length > 0)
     throw new UsageError(`${file} needs ${missing.map((name) => `--input ${name}=PATH`).join(" ")}`);
+  const chunk = chunking(parsed.plan, opts);
   const dirs = [...opts.modules.map((d) => resolve(io.cwd, d)), dirname(file), join(io.cwd, "wasm_tasks", "build")];
   for (const name of new Set(parsed.plan.nodes.map((n) => n.module))) {
     if (name.startsWith("sha256:")) continue;
@@ -83,7 +84,7 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     quiet: opts.json,
     write: (text: string) => io.write(new TextEncoder().encode(text)),
   };
-  const inputs = await uploadInputs(client, opts.inputs, chunking(parsed.plan, opts), sink);
+  const inputs = await uploadInputs(client, opts.inputs, chunk, sink);
   const run = await client.submit(yaml, { params, inputs });
   if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
   if (!opts.follow) {

@@ -34,7 +34,7 @@ const GOLDEN_COORDINATOR = [
 ];
 
 describe("wire format", () => {
-  it("is version 1", () => expect(PROTOCOL_VERSION).toBe(1));
+  it("is version 2 (tasks carry `stdinBytes` and `files`)", () => expect(PROTOCOL_VERSION).toBe(2));
 
   it("decodes and re-encodes the golden runner frames unchanged", () => {
     for (const frame of GOLDEN_RUNNER) {

@@ -414,11 +414,15 @@ function release(ctx: Ctx, node: string): void {
  */
 function expand(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): Failure | null {
   const { store } = ctx;
+  // Only a plain task is mapped over: an instance of a map costs nothing here.
+  if (row.index !== null) return null;
   const maps: [string, unknown[]][] = [];
-  let total = Object.values(store.counts()).reduce((a, b) => a + b, 0);
+  // The run's size is read only for an output some map goes over (most succeed without it).
+  let total: number | undefined;
   for (const node of store.dependents(row.node)) {
     const { spec } = store.node(node);
     if (spec.over !== row.node) continue;
+    total ??= Object.values(store.counts()).reduce((a, b) => a + b, 0);
     const bad = (message: string, retryable = false): Failure => ({
       kind: "output",
       message: `task "${node}" maps over this output (map.over): ${message}`,
