@@ -10,6 +10,7 @@ import type {
   EnrollmentRequest,
   ModuleInfo,
   ErrorBody,
+  RetryAnswer,
   Problem,
   RevokeAnswer,
   RunListing,
@@ -21,7 +22,32 @@ import type {
   TrustAnswer,
 } from "../core/api.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
+import { HEARTBEAT } from "../core/protocol/messages.js";
 import { isFinal } from "../core/status.js";
+
+/** How `follow` reconnects: the first delay, doubled after each failure up to `max`. */
+const RECONNECT_MS = { first: 250, max: 5000 } as const;
+/** `follow` gives up after this long without a connection to the coordinator. */
+const FOLLOW_GIVE_UP_MS = 10 * 60_000;
+/** How often a watch socket is pinged; one ping unanswered this long drops it. */
+const PING_MS = 15_000;
+/** How often `wait` (and `follow` without a socket) asks for the run's summary. */
+const POLL_MS = 250;
+
+/** What `follow` tells of its connection: lost (once per outage, saying why), then back. */
+export type LinkEvent = { type: "lost"; reason: string } | { type: "reconnected"; afterMs: number };
+
+export interface FollowOptions {
+  /** Hears of each outage once, and of its end. */
+  onLink?: (event: LinkEvent) => void;
+  /** How long without a connection before giving up (default FOLLOW_GIVE_UP_MS). */
+  giveUpMs?: number;
+}
+
+/** How one watch socket (or one stretch of polling) ended. */
+type WatchSession = { type: "ended"; run: RunSummary } | { type: "dropped"; reason: string } | { type: "unsupported" };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ApiError extends Error {
   constructor(
@@ -31,6 +57,17 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A piece of an attempt's stderr (`GET /api/dags/:id/tasks/:task/logs`) and what its headers say. */
+export interface LogPage {
+  bytes: Uint8Array;
+  attempt: number;
+  running: boolean;
+  /** The offset to ask for next. */
+  next: number;
+  /** Bytes of the attempt's stderr that were cut (past 1 MiB, or never sent), null when none. */
+  cut: number | null;
 }
 
 export class Client {
@@ -128,16 +165,28 @@ export class Client {
 
   /** The run with its nodes and every task and attempt. */
   run(id: string): Promise<RunView> {
-    return this.json(`/api/dags/${id}`);
+    return this.json(`/api/dags/${encodeURIComponent(id)}`);
   }
 
   /** The run's status and counts only: cheap to poll, whatever the run's size. */
   summary(id: string): Promise<RunSummary> {
-    return this.json(`/api/dags/${id}?summary`);
+    return this.json(`/api/dags/${encodeURIComponent(id)}?summary`);
+  }
+
+  /**
+   * New attempts for a run's failed, skipped and cancelled tasks (or `tasks` and their skipped
+   * dependents); with `from`, a new linked run that re-runs that task and what depends on it.
+   */
+  retry(id: string, how: { tasks?: string[]; from?: string } = {}): Promise<RetryAnswer> {
+    return this.json(`/api/dags/${id}/retry`, {
+      method: "POST",
+      body: JSON.stringify(how),
+      headers: { "Content-Type": "application/json" },
+    });
   }
 
   control(id: string, action: "cancel" | "pause" | "resume"): Promise<ControlAnswer> {
-    return this.json(`/api/dags/${id}/${action}`, { method: "POST" });
+    return this.json(`/api/dags/${encodeURIComponent(id)}/${action}`, { method: "POST" });
   }
 
   async output(id: string, task: string): Promise<Uint8Array> {
@@ -145,49 +194,174 @@ export class Client {
   }
 
   async outputWithType(id: string, task: string): Promise<{ bytes: Uint8Array; type: string }> {
-    const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/output`);
+    const res = await this.request(`/api/dags/${encodeURIComponent(id)}/tasks/${encodeURIComponent(task)}/output`);
     return {
       bytes: new Uint8Array(await res.arrayBuffer()),
       type: res.headers.get("Content-Type") ?? "application/octet-stream",
     };
   }
 
+  /** The stderr of `task`'s attempt (the latest unless `attempt`) from byte `offset`. */
+  async logs(
+    id: string,
+    task: string,
+    { attempt, offset = 0 }: { attempt?: number; offset?: number } = {},
+  ): Promise<LogPage> {
+    const query = new URLSearchParams({ offset: String(offset) });
+    if (attempt !== undefined) query.set("attempt", String(attempt));
+    const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/logs?${query}`);
+    const cut = res.headers.get("X-Log-Cut");
+    return {
+      bytes: new Uint8Array(await res.arrayBuffer()),
+      attempt: Number(res.headers.get("X-Log-Attempt")),
+      running: res.headers.get("X-Log-Running") === "true",
+      next: Number(res.headers.get("X-Log-Next") ?? offset),
+      cut: cut === null ? null : Number(cut),
+    };
+  }
+
   /**
    * Follows a run to its end over its watch socket, calling `onRun` with every snapshot and
-   * update; polls instead when the socket cannot be used or breaks.
+   * update. A socket that drops, or a coordinator that restarts, is reconnected with back-off
+   * (RECONNECT_MS), each time with a fresh snapshot, until the run is final; `onLink` hears of
+   * each outage once, and of its end. Gives up (an ApiError of status 0) only after `giveUpMs`
+   * without a connection. Polls, with the same patience, only where the socket cannot work at all
+   * (a 426, or an answer that is not an upgrade). A refusal (404, 401…) is an ApiError at once.
    */
-  async follow(id: string, onRun: (run: RunSummary) => void = () => {}): Promise<RunSummary> {
-    try {
-      return await this.watch(id, onRun);
-    } catch {
-      return this.wait(id, onRun);
+  async follow(
+    id: string,
+    onRun: (run: RunSummary) => void = () => {},
+    { onLink = () => {}, giveUpMs = FOLLOW_GIVE_UP_MS }: FollowOptions = {},
+  ): Promise<RunSummary> {
+    let polling = false;
+    let delay: number = RECONNECT_MS.first;
+    let connectedAt = Date.now();
+    let outage: { since: number; reason: string } | undefined;
+    const connected = () => {
+      connectedAt = Date.now();
+      delay = RECONNECT_MS.first;
+      if (outage) onLink({ type: "reconnected", afterMs: connectedAt - outage.since });
+      outage = undefined;
+    };
+    for (;;) {
+      const session = polling ? await this.poll(id, onRun, connected) : await this.watchOnce(id, onRun, connected);
+      if (session.type === "ended") return session.run;
+      if (session.type === "unsupported") {
+        polling = true;
+        continue;
+      }
+      if (!outage) {
+        outage = { since: Date.now(), reason: session.reason };
+        onLink({ type: "lost", reason: session.reason });
+      }
+      if (Date.now() - connectedAt >= giveUpMs)
+        throw new ApiError(
+          0,
+          `lost the coordinator at ${this.coordinator.origin} for ${Math.round((Date.now() - connectedAt) / 60_000)} min ` +
+            `(${session.reason}); stopped following run ${id}`,
+        );
+      await sleep(delay);
+      delay = Math.min(delay * 2, RECONNECT_MS.max);
     }
   }
 
-  /** The watch socket: resolves with the run as soon as an update says it ended. */
-  watch(id: string, onRun: (run: RunSummary) => void): Promise<RunSummary> {
+  /** One watch socket: resolves with the run as soon as an update says it ended; rejects if the socket breaks first. */
+  async watch(id: string, onRun: (run: RunSummary) => void): Promise<RunSummary> {
+    const session = await this.watchOnce(id, onRun);
+    if (session.type === "ended") return session.run;
+    throw new Error(session.type === "dropped" ? session.reason : "the coordinator did not upgrade the watch socket");
+  }
+
+  /**
+   * One watch socket, until the run ends (`ended`), the socket breaks (`dropped`, to reconnect) or
+   * the coordinator answers with something that is not an upgrade (`unsupported`); `onOpen` once
+   * it is open. A "ping" every PING_MS that gets no answer (the coordinator answers "pong" without
+   * waking the run) means a connection gone quiet, dropped too. A 4xx refusal rejects.
+   */
+  private watchOnce(
+    id: string,
+    onRun: (run: RunSummary) => void,
+    onOpen: () => void = () => {},
+  ): Promise<WatchSession> {
     return new Promise((resolve, reject) => {
-      const url = new URL(`/api/dags/${id}/watch`, this.coordinator);
+      const url = new URL(`/api/dags/${encodeURIComponent(id)}/watch`, this.coordinator);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-      const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.token}` }, perMessageDeflate: false });
+      const ws = new WebSocket(url, {
+        headers: { Authorization: `Bearer ${this.token}` },
+        perMessageDeflate: false,
+        handshakeTimeout: 30_000,
+      });
       let last: RunSummary | undefined;
+      let heard = true;
+      let pinger: NodeJS.Timeout | undefined;
+      let settled = false;
+      const settle = (session: WatchSession | ApiError) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(pinger);
+        ws.terminate();
+        if (session instanceof ApiError) reject(session);
+        else resolve(session);
+      };
+      ws.on("open", () => {
+        onOpen();
+        pinger = setInterval(() => {
+          if (!heard)
+            return settle({ type: "dropped", reason: `no answer from the watch socket in ${PING_MS / 1000} s` });
+          heard = false;
+          ws.send(HEARTBEAT.ping);
+        }, PING_MS);
+      });
       ws.on("message", (data) => {
+        heard = true;
         const text = (
           Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
         ).toString();
-        const message = JSON.parse(text) as WatchMessage;
+        if (text === HEARTBEAT.pong) return;
+        let message: WatchMessage;
+        try {
+          message = JSON.parse(text) as WatchMessage;
+        } catch {
+          return; // not a frame of ours: the next snapshot or update says what the run is
+        }
         last = message.run;
         onRun(last);
-        if (isFinal(last.status)) {
-          resolve(last);
-          ws.terminate(); // the run is over; no need to wait out the closing handshake
-        }
+        if (isFinal(last.status)) settle({ type: "ended", run: last });
       });
-      ws.on("close", (code) =>
-        code === 4000 && last ? resolve(last) : reject(new Error(`the watch socket closed with code ${code}`)),
-      );
-      ws.on("error", reject);
+      ws.on("unexpected-response", (_request, response) => {
+        const status = response.statusCode ?? 0;
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (body = (body + chunk).slice(0, 10_000)));
+        response.on("error", () => settle({ type: "dropped", reason: `HTTP ${status}` }));
+        response.on("end", () => {
+          if (status === 426 || (status >= 200 && status < 400)) return settle({ type: "unsupported" });
+          if (status === 429 || status >= 500) return settle({ type: "dropped", reason: `HTTP ${status}` });
+          let said: string | undefined;
+          try {
+            said = (JSON.parse(body) as Partial<ErrorBody>).error;
+          } catch {
+            said = undefined;
+          }
+          settle(
+            new ApiError(status, typeof said === "string" && said !== "" ? said : `HTTP ${status} for ${url.pathname}`),
+          );
+        });
+      });
+      ws.on("close", (code) => settle({ type: "dropped", reason: `the watch socket closed with code ${code}` }));
+      ws.on("error", (e) => settle({ type: "dropped", reason: (e as Error & { code?: string }).code ?? e.message }));
     });
+  }
+
+  /** `follow` by polling: `ended`, or `dropped` when the coordinator cannot be reached; a refusal rejects. */
+  private async poll(id: string, onRun: (run: RunSummary) => void, onRead: () => void): Promise<WatchSession> {
+    try {
+      return { type: "ended", run: await this.wait(id, onRun, POLL_MS, onRead) };
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 0 || e.status === 429 || e.status >= 500))
+        return { type: "dropped", reason: e.message };
+      throw e;
+    }
   }
 
   runs(limit = 20): Promise<{ runs: RunListing[] }> {
@@ -221,18 +395,24 @@ export class Client {
     return this.json(`/api/runners/${encodeURIComponent(device)}/trust`, { method: trusted ? "PUT" : "DELETE" });
   }
 
-  /** Polls a run until it ends, calling `onChange` whenever its counts move. */
-  async wait(id: string, onChange: (run: RunSummary) => void = () => {}, intervalMs = 250): Promise<RunSummary> {
+  /** Polls a run until it ends, calling `onChange` whenever its counts move (and `onRead` at every answer). */
+  async wait(
+    id: string,
+    onChange: (run: RunSummary) => void = () => {},
+    intervalMs = POLL_MS,
+    onRead: () => void = () => {},
+  ): Promise<RunSummary> {
     let last = "";
     for (;;) {
       const run = await this.summary(id);
+      onRead();
       const key = `${run.status} ${JSON.stringify(run.counts)}`;
       if (key !== last) {
         last = key;
         onChange(run);
       }
       if (isFinal(run.status)) return run;
-      await new Promise((r) => setTimeout(r, intervalMs));
+      await sleep(intervalMs);
     }
   }
 }

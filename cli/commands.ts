@@ -11,6 +11,7 @@ import { formatSize, parseSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
 import { enrollmentRequest } from "./enrollment.js";
 import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines, trustLine } from "./format.js";
+import { followRun } from "./follow.js";
 import { parseParams, submit } from "./submit.js";
 import { parseInputs } from "./inputs.js";
 import { safe, safeText } from "./terminal.js";
@@ -134,6 +135,17 @@ export const COMMANDS: Record<string, Command> = {
       return 0;
     },
   }),
+  watch: command({
+    usage: "ID",
+    summary: "follow a run with a live progress display, through coordinator restarts; exit 0 if it succeeds",
+    options: { json: { type: "boolean", help: "print only the final summary, as JSON" } },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one run ID");
+      // Read once first: a bad, unknown or ambiguous id exits 2 here, and a prefix becomes the full id.
+      const { id: full } = await client.summary(id!);
+      return followRun(client, full, { mode: "watch", json: values.json ?? false }, io);
+    },
+  }),
   runners: command({
     usage: "",
     summary: "connected runners (platform, slots, busy slots, CPU, memory, cooled down) and enrolled devices",
@@ -209,9 +221,65 @@ export const COMMANDS: Record<string, Command> = {
       return 0;
     },
   }),
+  logs: command({
+    usage: "ID TASK [--attempt N] [--follow]",
+    summary: "print the whole stderr of a task's latest attempt (or of --attempt N)",
+    options: {
+      attempt: { type: "string", value: "N", help: "that attempt (1, 2, …) instead of the latest" },
+      follow: { type: "boolean", help: "while the attempt runs, print what it writes as it comes, until it ends" },
+    },
+    async run({ client, values, io, args }) {
+      const [id, task] = args(2, "a run ID and a TASK (id or id[index])");
+      let attempt = values.attempt === undefined ? undefined : Number(values.attempt);
+      if (attempt !== undefined && !(Number.isInteger(attempt) && attempt >= 1))
+        throw new UsageError(`--attempt: expected a whole number from 1, got "${values.attempt}"`);
+      const decoder = new TextDecoder();
+      for (let offset = 0; ;) {
+        const page = await client.logs(id!, task!, { attempt, offset });
+        attempt = page.attempt; // a retry meanwhile is another attempt, with a log of its own
+        // On a terminal the text is shown, never obeyed; a pipe or a file gets the bytes unchanged.
+        if (io.tty) io.write(new TextEncoder().encode(safeText(decoder.decode(page.bytes, { stream: true }))));
+        else if (page.bytes.length > 0) io.write(page.bytes);
+        offset = page.next;
+        if (!values.follow || !page.running) {
+          if (page.cut !== null && !page.running)
+            io.err(`distro: the log of ${safe(task)} attempt ${attempt} was cut: ${page.cut} byte(s) not kept`);
+          return 0;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    },
+  }),
   cancel: control("cancel", "cancel a run: running attempts are stopped, the rest never runs"),
   pause: control("pause", "let running attempts finish, start nothing new"),
   resume: control("resume", "resume a paused run"),
+  retry: command({
+    usage: "ID [TASK...] | ID --from TASK",
+    summary: "run a failed or cancelled run's unfinished tasks again, in the same run (what succeeded stays)",
+    options: {
+      from: {
+        type: "string",
+        value: "TASK",
+        help: "instead: a new run, linked, that re-runs TASK and what depends on it and reuses the rest",
+      },
+      json,
+    },
+    async run({ client, values, io, rest }) {
+      const [id, ...tasks] = rest;
+      if (id === undefined) throw new UsageError("usage: distro retry ID [TASK...] | ID --from TASK");
+      if (values.from !== undefined && tasks.length > 0)
+        throw new UsageError("--from TASK goes without TASK arguments");
+      const answer =
+        values.from === undefined
+          ? await client.retry(id, { tasks: tasks.length > 0 ? tasks : undefined })
+          : await client.retry(id, { from: values.from });
+      const what = answer.retry_of
+        ? `run ${safe(answer.id)} retries ${safe(answer.retry_of)} from ${safe(values.from ?? "")}: ${answer.retried} task(s) run`
+        : `run ${safe(answer.id)} is ${safe(answer.status)}: ${answer.retried} task(s) run again`;
+      io.out(values.json ? JSON.stringify(answer) : what);
+      return 0;
+    },
+  }),
   modules: command({
     usage: "push FILE...",
     summary: "upload .wasm modules under their file names (noop.wasm, as DAGs name them)",

@@ -1,22 +1,19 @@
 /**
  * `distro submit`: reads the DAG (with any --param set), uploads the modules it names from local
- * folders, submits it, and with --watch or --wait follows the run over the watch socket with a
- * live progress display, then says what failed, or prints (or writes) the final tasks' outputs.
+ * folders, submits it, and with --watch or --wait follows the run (follow.ts) with a live progress
+ * display, then says what failed, or prints (or writes) the final tasks' outputs.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { OUTPUT_EXTENSIONS } from "../core/abi.js";
-import type { RunSummary, RunView } from "../core/api.js";
 import { paramTypes, parseDag } from "../core/dag/parse.js";
 import { coerceParam } from "../core/dag/params.js";
 import type { DagPlan, Problem } from "../core/dag/plan.js";
 import { formatSize } from "../core/units.js";
 import type { Client } from "./client.js";
 import { UsageError, type Io } from "./command.js";
-import { failedLines } from "./format.js";
-import { Progress } from "./progress.js";
+import { followRun } from "./follow.js";
 import { uploadInputs } from "./inputs.js";
-import { safe, safeText } from "./terminal.js";
+import { safe } from "./terminal.js";
 
 interface SubmitOptions {
   modules: string[];
@@ -91,61 +88,7 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     if (opts.json) io.out(JSON.stringify(run, null, 2));
     return 0;
   }
-  const progress = new Progress({
-    tty: io.tty !== undefined,
-    columns: io.tty?.columns,
-    write: (text) => io.write(new TextEncoder().encode(text)),
-  });
-  const final = await client.follow(run.id, (r) => {
-    if (!opts.json) progress.update(r);
-  });
-  progress.end();
-  if (opts.json) io.out(JSON.stringify(final, null, 2));
-  else if (opts.follow === "wait" || final.status !== "succeeded")
-    await printResult(client, final, opts.follow === "wait", opts.out, io);
-  else io.out(`run ${safe(final.id)} succeeded`);
-  return final.status === "succeeded" ? 0 : 1;
-}
-
-/** Prints what failed and why; with `outputs`, prints (or writes into `out`) the outputs of the run's final tasks. */
-async function printResult(
-  client: Client,
-  run: RunSummary,
-  outputs: boolean,
-  out: string | undefined,
-  io: Io,
-): Promise<void> {
-  if (run.status !== "succeeded") {
-    failedLines(await client.json<RunView>(`/api/dags/${run.id}?state=failed&limit=10`)).forEach((line) =>
-      io.err(line),
-    );
-    io.out(`run ${safe(run.id)} ${safe(run.status)}`);
-    return;
-  }
-  if (!outputs) return;
-  const view = await client.run(run.id);
-  const used = new Set((view.nodes ?? []).flatMap((n) => n.deps));
-  const sinks = new Set((view.nodes ?? []).filter((n) => !used.has(n.id)).map((n) => n.id));
-  if (out) mkdirSync(out, { recursive: true });
-  const finals = (view.tasks ?? []).filter((t) => sinks.has(t.node));
-  for (const t of out ? finals : finals.slice(0, 10)) {
-    const { bytes, type } = await client.outputWithType(run.id, t.id);
-    if (out) {
-      const extension = OUTPUT_EXTENSIONS[type as keyof typeof OUTPUT_EXTENSIONS] ?? ".bin";
-      const file = join(out, `${t.id.replace(/[^A-Za-z0-9_.-]/g, "_")}${extension}`);
-      writeFileSync(file, bytes);
-      io.out(`${safe(t.id)}: wrote ${bytes.length} bytes (${safe(type)}) to ${safe(file)}`);
-    } else if (type === "application/json") {
-      const text = new TextDecoder().decode(bytes);
-      io.out(
-        `${safe(t.id)}: ${safeText(text.length > 2000 ? `${text.slice(0, 2000)}… (${bytes.length} bytes)` : text)}`,
-      );
-    } else {
-      const save = `distro output ${safe(run.id)} ${safe(t.id)} -o FILE`;
-      io.out(`${safe(t.id)}: ${bytes.length} bytes of ${safe(type)} (save it: ${save})`);
-    }
-  }
-  io.out(`run ${safe(run.id)} succeeded`);
+  return followRun(client, run.id, { mode: opts.follow, json: opts.json, out: opts.out }, io);
 }
 
 /** A rejected DAG's problems, one line each: `file:line:column: path: message`. */

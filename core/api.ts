@@ -35,6 +35,8 @@ export interface RunSummary {
   finished_at: number | null;
   counts: Record<ViewState, number>;
   tasks_total: number;
+  /** The run this one retries from a task on (`distro retry ID --from TASK`), reusing its outputs upstream; null for a submitted run. */
+  retry_of: string | null;
 }
 
 /** `POST /api/dags` (201): the new run, and where the status page shows it. */
@@ -98,6 +100,16 @@ export interface RunListing {
   created_at: number;
   updated_at: number;
   finished_at: number | null;
+}
+
+/** `POST /api/dags/:id/retry`: the run again, and how many of its tasks run again. */
+export interface RetryAnswer {
+  id: string;
+  status: RunStatus;
+  /** Tasks given new attempts (waiting for their dependencies or ready); for a linked run, those it runs. */
+  retried: number;
+  /** With `from`: the run retried, whose accepted outputs upstream of the task the new run (`id`) reuses. */
+  retry_of?: string;
 }
 
 /** `POST /api/dags/:id/cancel|pause|resume`. */

@@ -10,6 +10,7 @@ import { InputError, resolveInputs } from "./blobs.js";
 import type { JobOutcome, ThreadPool } from "./executor/pool.js";
 import type { LogFields, Logger } from "./log.js";
 import { ModuleError } from "./modules.js";
+import type { StderrStream } from "./stderr-stream.js";
 
 /**
  * What an attempt needs from the runner: the module cache, coordinator HTTP, threads and the
@@ -25,6 +26,8 @@ export interface AttemptHost {
   };
   threads: Pick<ThreadPool, "run">;
   log: Logger;
+  /** Where an attempt's stderr goes while it runs (stderr-stream.ts); absent: only the result's tail. */
+  stderr?(task: Assignment): Pick<StderrStream, "push" | "end" | "discard">;
 }
 
 /** How an attempt ended: as the thread pool saw it, or with the failure that kept it from running. */
@@ -50,8 +53,12 @@ export interface AttemptSlot {
  */
 export async function attempt(task: Assignment, host: AttemptHost, at: AttemptSlot): Promise<TaskResult | undefined> {
   const started = performance.now();
-  const outcome = await runAttempt(task, host, at.signal);
+  const stderr = host.stderr?.(task);
+  const outcome = await runAttempt(task, host, at.signal, stderr && ((bytes) => stderr.push(bytes)));
   const dropped = at.ran();
+  // The log's last frames go before the result (queued after this), and none of a dropped attempt.
+  if (dropped) stderr?.discard();
+  else stderr?.end(outcome.type === "unprepared" ? 0 : outcome.stderrDropped);
   const ms = Math.round(performance.now() - started);
   const fields = { event: "task", run: at.run, task: task.task, attempt: task.attempt, slot: at.slot, ms };
   if (!dropped) return settleAttempt(task, outcome, ms, host, fields);
@@ -63,11 +70,17 @@ export async function attempt(task: Assignment, host: AttemptHost, at: AttemptSl
 }
 
 /**
- * Prepares the task (module and inputs) and runs it; never rejects. A task that cannot be
+ * Prepares the task (module and inputs) and runs it, its stderr given to `onStderr` as it comes;
+ * never rejects. A task that cannot be
  * prepared ends `unprepared`: a module that cannot run is the task's fault, an input blob that
  * cannot be fetched is not.
  */
-export async function runAttempt(task: Assignment, host: AttemptHost, signal: AbortSignal): Promise<AttemptOutcome> {
+export async function runAttempt(
+  task: Assignment,
+  host: AttemptHost,
+  signal: AbortSignal,
+  onStderr?: (bytes: Uint8Array) => void,
+): Promise<AttemptOutcome> {
   try {
     const [module, stdin] = await Promise.all([
       host.modules.get(task.module, task.memoryBytes),
@@ -81,6 +94,7 @@ export async function runAttempt(task: Assignment, host: AttemptHost, signal: Ab
         stdin: new TextEncoder().encode(stdin),
         maxOutputBytes: task.maxOutputBytes,
         timeoutMs: task.timeoutMs,
+        onStderr,
       },
       signal,
     );

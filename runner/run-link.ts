@@ -16,6 +16,7 @@ import {
 import type { RunnerIdentity } from "./identity.js";
 import { Link } from "./link.js";
 import type { Logger } from "./log.js";
+import type { LogFrame } from "./stderr-stream.js";
 
 export interface AttemptRef {
   task: string;
@@ -106,6 +107,11 @@ export class RunLink {
   reject(tasks: AttemptRef[]): void {
     if (tasks.length > 0)
       this.link.send({ type: "reject", tasks: tasks.map(({ task, attempt }) => ({ task, attempt })) });
+  }
+
+  /** Sends a log frame now (stderr-stream.ts); false when the socket cannot take it. */
+  log(frame: LogFrame): boolean {
+    return this.link.send(frame);
   }
 
   /** Queues a result; the results queued in one turn of the event loop go out together. */

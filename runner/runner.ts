@@ -22,6 +22,7 @@ import type { ModuleCache } from "./modules.js";
 import { PoolLink } from "./pool-link.js";
 import { RunLink, type AttemptRef } from "./run-link.js";
 import { DeviceSampler } from "./sampler.js";
+import { LogBudget, StderrStream } from "./stderr-stream.js";
 
 interface Running {
   task: Assignment;
@@ -210,6 +211,8 @@ export class Runner {
   /** Opens a socket to run `id`, whose attempts fetch with its name. */
   private attach(id: string, priority: number): void {
     const { config, info, identity, log, modules, http, threads } = this.parts;
+    /** What the run's log frames may take of its socket. */
+    const budget = new LogBudget();
     const state: RunState = {
       id,
       running: new Map(),
@@ -222,6 +225,7 @@ export class Runner {
         },
         threads,
         log,
+        stderr: (task) => new StderrStream(task, (frame) => state.link.log(frame), budget),
       },
       link: new RunLink(
         { coordinator: config.coordinator, identity, run: id, info, log },

@@ -151,6 +151,21 @@ export async function recentRuns(d1: D1Database, limit: number): Promise<RunList
   return results.map((r) => ({ ...r, counts: JSON.parse(r.counts) as RunListing["counts"] }));
 }
 
+/**
+ * Up to `limit` ids of the index that start with `prefix` (lower-case hex), in order: a range over
+ * the primary key, since every id with the prefix lies in [prefix, prefix + "g") ("g" sorts after
+ * every hex digit), where LIKE would scan the table.
+ */
+export async function runsWithPrefix(d1: D1Database, prefix: string, limit: number): Promise<string[]> {
+  const { results } = await (
+    await db(d1)
+  )
+    .prepare(`SELECT id FROM run_index WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`)
+    .bind(prefix, `${prefix}g`, limit)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}
+
 /** Runs by status, tasks by state, histograms and cache hits, summed over every run in the index. */
 export async function runTotals(
   d1: D1Database,

@@ -9,6 +9,7 @@ import { API_CSP, PAGE_CSP, secured } from "./headers.js";
 import { blobs } from "./routes/blobs.js";
 import { dags } from "./routes/dags.js";
 import { enrollments } from "./routes/enrollments.js";
+import { logs } from "./routes/logs.js";
 import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
 import { runnerPackage } from "./routes/runner-package.js";
@@ -27,6 +28,7 @@ app.use(async (c, next) => {
 });
 
 app.route("/api/dags", dags);
+app.route("/api/dags", logs);
 app.route("/api/enrollments", enrollments);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);

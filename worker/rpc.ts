@@ -3,15 +3,22 @@
  * interfaces, and `Env` types its namespaces with them rather than with the classes, so the
  * bindings (env.ts) never import a Durable Object module that imports them back.
  */
-import type { RunnerView, RunSummary, RunView } from "../core/api.js";
+import type { RetryAnswer, RunnerView, RunSummary, RunView } from "../core/api.js";
 import type { ResolvedPlan } from "../core/dag/plan.js";
 import type { DemandClass } from "../core/match.js";
 import type { BlobRef } from "../core/protocol/messages.js";
 import type { RunStatus, TaskState } from "../core/status.js";
 import type { SocketKind } from "./durable/meter.js";
+import type { LogRead } from "./durable/run-logs.js";
 import type { Answer } from "./errors.js";
 
 export type ControlAction = "cancel" | "pause" | "resume";
+
+/** A run retried from a task: the run it retries, and the outputs it reuses from there. */
+export interface RunLink {
+  from: string;
+  seeds: { task: string; output: Uint8Array | BlobRef }[];
+}
 
 /**
  * The header on a runner's socket upgrade that names the device the Worker authenticated. The
@@ -28,16 +35,35 @@ export type Fetchable = { kind: "module" | "blob" | "output"; sha256: string };
 
 /** One run (durable/dag-run.ts). Its sockets come in through `fetch`. */
 export interface DagRunRpc extends Rpc.DurableObjectBranded {
-  /** Records the plan and starts scheduling; a conflict when the run has its plan already. */
-  start(id: string, plan: ResolvedPlan): Promise<Answer<RunSummary>>;
+  /**
+   * Records the plan and starts scheduling; a conflict when the run has its plan already. With
+   * `link`, the run retries run `link.from` and takes its accepted outputs in `link.seeds`.
+   */
+  start(id: string, plan: ResolvedPlan, link?: RunLink): Promise<Answer<RunSummary>>;
+  /**
+   * What a linked retry from `task` needs of this run (ended): its plan as submitted, and the
+   * accepted outputs of every task that is neither `task` nor downstream of it, in plan order.
+   */
+  retryFrom(task: string): Answer<{ plan: ResolvedPlan } & RunLink>;
   /** The run's status and counts without its tasks. */
   status(): Promise<Answer<RunSummary>>;
   /** The run with its tasks and attempts (all, or `limit` from `offset`; only those in `state` when given). */
   view(offset?: number, limit?: number, state?: TaskState): Promise<Answer<RunView>>;
+  /**
+   * New attempts for the failed, skipped and cancelled tasks of a run that ended (or for the
+   * named ones and their skipped dependents): its status and how many tasks run again, or a
+   * conflict naming why it cannot.
+   */
+  retry(tasks?: string[]): Promise<Answer<RetryAnswer>>;
   /** Cancels, pauses or resumes the run: its new status, or a conflict naming why it cannot. */
   control(action: ControlAction): Promise<Answer<{ status: RunStatus }>>;
   /** A task's accepted output (bytes, or where they are in blob storage); a conflict while it has none. */
   output(key: string): Answer<Uint8Array | BlobRef>;
+  /**
+   * The stderr of `task`'s attempt (its latest when not given) from byte `offset`: its bytes, or
+   * its key in R2 (durable/run-logs.ts); not found for a task or attempt the run does not have.
+   */
+  logs(task: string, attempt: number | undefined, offset: number): Answer<LogRead>;
   /** The envelope of a task attempt leased to a runner of `device` (one too large for its frame); forbidden otherwise. */
   envelope(device: string, task: string, attempt: number): Answer<string>;
   /** Whether a lease a runner of `device` holds in this run names the module or input blob (any lease, for an output). */

@@ -136,6 +136,13 @@ const result = z.strictObject({
 });
 export type TaskResult = z.infer<typeof result>;
 
+/**
+ * An attempt's stderr, streamed while it runs (`log` frames): kept whole up to `attemptBytes`
+ * (the rest is cut, and counted), sent in chunks of at most `chunkBytes` of stderr each.
+ * Offsets count bytes of the log's UTF-8 text.
+ */
+export const LOG_LIMITS = { attemptBytes: 1024 * 1024, chunkBytes: 64 * 1024 } as const;
+
 const want = z.number().int().min(0).max(4096);
 const attemptRef = z.strictObject({ task: taskKey, attempt: z.number().int().positive() });
 const attemptRefs = z.array(attemptRef).max(4096);
@@ -176,6 +183,19 @@ export const runnerMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want, received }),
   /** Run socket: tasks received beyond the runner's credit, handed back untouched. */
   z.strictObject({ type: z.literal("reject"), tasks: attemptRefs.min(1) }),
+  /**
+   * Run socket: stderr of a running attempt, from byte `offset` of its log (LOG_LIMITS). The
+   * attempt's last one may carry `dropped`: bytes from `offset + chunk` on the runner did not
+   * send (past the cut, over its budget, or while its socket was down).
+   */
+  z.strictObject({
+    type: z.literal("log"),
+    task: taskKey,
+    attempt: z.number().int().positive(),
+    offset: z.number().int().nonnegative().max(LOG_LIMITS.attemptBytes),
+    chunk: z.string().max(LOG_LIMITS.chunkBytes),
+    dropped: z.number().int().nonnegative().optional(),
+  }),
 ]);
 export type RunnerMessage = z.infer<typeof runnerMessage>;
 /** A runner frame as a sender may write it (fields with defaults may be left out). */

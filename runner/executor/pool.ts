@@ -3,10 +3,12 @@
  * resolves with how it ended; a timeout terminates the thread (the only way to stop a WASM
  * loop) and a crashed thread fails only its own task. Either way a fresh thread takes its place.
  * `resize` follows the runner's slot count: new threads start at once, surplus ones stop when
- * idle (a busy one after its job).
+ * idle (a busy one after its job). A job's stderr reaches its `onStderr` in batches while it runs,
+ * all of it before the job ends.
  */
 import { Worker } from "node:worker_threads";
-import type { MemoryReport, RunRequest, RunResponse } from "./thread-messages.js";
+import { LOG_LIMITS } from "../../core/protocol/messages.js";
+import type { MemoryReport, RunRequest, ThreadMessage } from "./thread-messages.js";
 
 export interface Job {
   module: WebAssembly.Module;
@@ -15,6 +17,8 @@ export interface Job {
   stdin: Uint8Array;
   maxOutputBytes: number;
   timeoutMs: number;
+  /** Given the task's stderr while it runs, in batches (the first LOG_LIMITS.attemptBytes of it). */
+  onStderr?: (bytes: Uint8Array) => void;
 }
 
 /** How a job ended, with what the thread knew of its memory (thread-messages.ts `MemoryReport`). */
@@ -29,7 +33,7 @@ export type JobOutcome =
 
 interface Slot {
   worker: Worker;
-  job?: { id: number; resolve: (o: JobOutcome) => void; timer: NodeJS.Timeout };
+  job?: { id: number; resolve: (o: JobOutcome) => void; timer: NodeJS.Timeout; onStderr?: Job["onStderr"] };
   /** Removed by `resize`: its thread's end is not a crash. */
   retired?: boolean;
 }
@@ -122,7 +126,7 @@ export class ThreadPool {
       const { job, resolve } = this.queue.shift()!;
       const id = this.nextId++;
       const timer = setTimeout(() => this.timeout(slot, job.timeoutMs), job.timeoutMs);
-      slot.job = { id, resolve, timer };
+      slot.job = { id, resolve, timer, onStderr: job.onStderr };
       const req: RunRequest = {
         id,
         module: job.module,
@@ -130,6 +134,7 @@ export class ThreadPool {
         env: job.env,
         stdin: job.stdin,
         maxOutputBytes: job.maxOutputBytes,
+        stderrKeepBytes: LOG_LIMITS.attemptBytes,
       };
       slot.worker.postMessage(req);
     }
@@ -145,8 +150,16 @@ export class ThreadPool {
   private startThread(slot: Slot): void {
     const worker = new Worker(this.threadUrl);
     slot.worker = worker;
-    worker.on("message", (res: RunResponse) => {
+    worker.on("message", (res: ThreadMessage) => {
       if (slot.worker !== worker || slot.job?.id !== res.id) return;
+      if (res.type === "stderr") {
+        try {
+          slot.job.onStderr?.(res.bytes);
+        } catch (e) {
+          console.error("stderr of a task", e);
+        }
+        return;
+      }
       const { id: _id, ...outcome } = res;
       this.finish(slot, outcome);
       this.retire(slot);

@@ -5,22 +5,43 @@
  */
 import { parentPort } from "node:worker_threads";
 import { GROW_REFUSED } from "../../core/wasm/grow-watch.js";
-import type { RunRequest, RunResponse } from "./thread-messages.js";
+import { StderrBatches } from "./stderr-batches.js";
+import type { RunRequest, RunResponse, StderrMessage } from "./thread-messages.js";
 import { OutputLimit, Wasi } from "./wasi.js";
 
 if (!parentPort) throw new Error("thread.ts runs as a worker thread");
 const port = parentPort;
 
+/** Stderr goes to the runner at most every 200 ms, or in 64 KiB pieces. */
+const STDERR_BATCH = { everyMs: 200, maxBytes: 64 * 1024 };
+
 port.on("message", (req: RunRequest) => {
-  const wasi = new Wasi({ args: req.args, env: req.env, stdin: req.stdin, maxOutputBytes: req.maxOutputBytes });
+  const stderr = new StderrBatches((bytes) => {
+    const message: StderrMessage = { id: req.id, type: "stderr", bytes };
+    port.postMessage(message, [bytes.buffer as ArrayBuffer]);
+  }, STDERR_BATCH);
+  const wasi = new Wasi({
+    args: req.args,
+    env: req.env,
+    stdin: req.stdin,
+    maxOutputBytes: req.maxOutputBytes,
+    stderrKeepBytes: req.stderrKeepBytes,
+    onStderr: (bytes) => stderr.add(bytes),
+    onClock: () => stderr.poll(),
+  });
   let response: RunResponse;
   let memory: WebAssembly.Memory | undefined;
   let refused: unknown;
-  /** The memory's size now, and whether a grow was refused (when the module is watched). */
-  const report = () => ({
-    memoryBytes: memory?.buffer.byteLength,
-    growRefused: refused instanceof WebAssembly.Global ? refused.value === 1 : undefined,
-  });
+  /** The memory's size now, whether a grow was refused (when the module is watched), stderr cut. */
+  const report = () => {
+    // Every batch of stderr goes before the response, so the runner has it all when the task ends.
+    stderr.flush();
+    return {
+      memoryBytes: memory?.buffer.byteLength,
+      growRefused: refused instanceof WebAssembly.Global ? refused.value === 1 : undefined,
+      stderrDropped: wasi.stderrDropped || undefined,
+    };
+  };
   try {
     let instance: WebAssembly.Instance;
     try {

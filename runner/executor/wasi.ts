@@ -28,6 +28,15 @@ export interface WasiOptions {
   maxOutputBytes: number;
   /** How much stderr to keep (the tail). */
   stderrTailBytes?: number;
+  /**
+   * Given every byte of stderr as it is written, up to `stderrKeepBytes` (the rest is only
+   * counted: `stderrDropped`). The bytes are a view of the module's memory: copy to keep them.
+   */
+  onStderr?: (bytes: Uint8Array) => void;
+  /** Stderr handed to `onStderr` at most (default none). */
+  stderrKeepBytes?: number;
+  /** Called on every clock read: a task that computes between writes still reads the time now and then. */
+  onClock?: () => void;
 }
 
 export class Wasi {
@@ -36,6 +45,7 @@ export class Wasi {
   private readonly stdout: Uint8Array[] = [];
   private stdoutBytes = 0;
   private stderr: Uint8Array = new Uint8Array(0);
+  private stderrBytes = 0;
   private readonly argBytes: Uint8Array[];
   private readonly envBytes: Uint8Array[];
 
@@ -76,6 +86,11 @@ export class Wasi {
     return new TextDecoder().decode(this.stderr);
   }
 
+  /** Bytes of stderr past `stderrKeepBytes`, never handed to `onStderr`. */
+  get stderrDropped(): number {
+    return Math.max(0, this.stderrBytes - (this.options.stderrKeepBytes ?? 0));
+  }
+
   /** The import object: every preview1 function, the unsupported ones answering an errno. */
   imports(): WebAssembly.Imports {
     const implemented: Record<string, (...args: never[]) => number> = {
@@ -88,6 +103,7 @@ export class Wasi {
         return ERRNO.success;
       },
       clock_time_get: (id: number, _precision: bigint, out: number) => {
+        this.options.onClock?.();
         const ns = id === 0 ? BigInt(Date.now()) * 1_000_000n : process.hrtime.bigint();
         this.view().setBigUint64(out, ns, true);
         return ERRNO.success;
@@ -187,6 +203,9 @@ export class Wasi {
   }
 
   private appendStderr(chunk: Uint8Array): void {
+    const room = (this.options.stderrKeepBytes ?? 0) - this.stderrBytes;
+    this.stderrBytes += chunk.length;
+    if (room > 0 && chunk.length > 0) this.options.onStderr?.(chunk.subarray(0, room));
     const keep = this.options.stderrTailBytes ?? 4096;
     const joined = new Uint8Array(this.stderr.length + chunk.length);
     joined.set(this.stderr);

@@ -47,7 +47,12 @@ export class MemoryStore implements RunStore {
   finishedAt: number | null = null;
   setStatus(status: RunStatus, at: number) {
     this.runStatus = status;
-    if (["succeeded", "failed", "cancelled"].includes(status)) this.finishedAt = at;
+    this.finishedAt = ["succeeded", "failed", "cancelled"].includes(status) ? at : null;
+  }
+  tasksIn(states: readonly TaskState[], node?: string) {
+    return [...this.tasks.values()]
+      .filter((t) => states.includes(t.state) && (node === undefined || t.node === node))
+      .sort((a, b) => a.seq - b.seq);
   }
   insertPlan(nodes: readonly NodeRow[]) {
     let seq = 0;

@@ -27,6 +27,7 @@ const summary: RunSummary = {
     cancelled: 0,
   },
   tasks_total: 10,
+  retry_of: null,
 };
 
 function setup(meta = metaMap(), { planned = true } = {}) {

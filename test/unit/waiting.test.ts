@@ -37,6 +37,7 @@ function setup(reasons: (c: DemandClass) => string | null = () => "no runner con
     finished_at: null,
     counts,
     tasks_total: 4,
+    retry_of: null,
   };
   return { store, host, summary, asked };
 }

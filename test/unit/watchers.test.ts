@@ -42,6 +42,7 @@ const summary = (status: RunStatus = "running"): RunSummary => ({
     cancelled: 0,
   },
   tasks_total: 2,
+  retry_of: null,
 });
 
 /** A run of nodes a and b, whose counts the test sets; `clock.now` is the time. */

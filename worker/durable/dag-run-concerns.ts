@@ -22,6 +22,7 @@ import { sha256Hex } from "../sha256.js";
 import { SocketMeters } from "./meter.js";
 import { CLOSE } from "../../core/protocol/messages.js";
 import { closeSocket, finishSocket, runnerSockets, send, socketsOf } from "./sockets.js";
+import { RunLogs } from "./run-logs.js";
 import { SqlStore } from "./sql-store.js";
 import { RunViews } from "./sql-views.js";
 
@@ -123,6 +124,14 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
       await watchers.flush(true);
     },
   };
+  /** The attempts' whole stderr (run-logs.ts): frames of attempts a runner does not hold are stray. */
+  const logs = new RunLogs({
+    sql,
+    store,
+    blobs: env.BLOBS,
+    run: ctx.id.toString(),
+    stray: (runner, frames) => conduct.strayFrames(runner, frames),
+  });
   /** The size of an output blob in R2, or null when it is not there. */
   const blobSize = async (sha256: string) => (await env.BLOBS.head(outputKey(sha256)))?.size ?? null;
   return {
@@ -137,6 +146,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     cache,
     conduct,
     effects,
+    logs,
     read,
     summary,
     blobSize,

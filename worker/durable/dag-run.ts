@@ -9,16 +9,17 @@
  * and a woken one finds its state in SQLite. Calls that can fail answer an `Answer` (errors.ts).
  */
 import { DurableObject } from "cloudflare:workers";
-import type { RunSummary, RunView } from "../../core/api.js";
+import type { RetryAnswer, RunSummary, RunView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import { parseTaskKey } from "../../core/abi.js";
 import type { SqlStore } from "./sql-store.js";
+import type { LogRead } from "./run-logs.js";
 import { outputKey } from "../blob-keys.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
-import type { ControlAction, DagRunRpc, Fetchable } from "../rpc.js";
+import type { ControlAction, DagRunRpc, Fetchable, RunLink } from "../rpc.js";
 import { backlogs, demand, envelopeOf, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
 import { demandRetryAt, perform, retryDemand } from "../run-host/effects.js";
@@ -35,6 +36,9 @@ import {
   lastSocketOf,
 } from "./sockets.js";
 import { receiveFrame, runnerOf, runnerSockets, send, silentSockets } from "./sockets.js";
+
+/** The most bytes of inline outputs a linked retry takes from the run it retries (they travel over RPC). */
+const MAX_SEED_BYTES = 16 * 1024 * 1024;
 
 /** How many times the envelope of one attempt may be fetched (a retry or two of a failed download). */
 const ENVELOPE_FETCHES = 3;
@@ -59,16 +63,17 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     });
   }
 
-  async start(id: string, plan: ResolvedPlan): Promise<Answer<RunSummary>> {
+  async start(id: string, plan: ResolvedPlan, link?: RunLink): Promise<Answer<RunSummary>> {
     const { store, index, views } = this.run;
     if (store.meta("id")) return refusal("conflict", `run ${id} has its plan already`);
     this.ctx.storage.transactionSync(() => {
       store.setMeta("id", id);
       store.setMeta("name", plan.name);
       store.setMeta("created_at", String(Date.now()));
+      if (link) store.setMeta("retry_of", link.from);
     });
     try {
-      await this.apply({ type: "start", plan });
+      await this.apply({ type: "start", plan, ...(link ?? {}) });
     } catch (e) {
       // A plan the object cannot keep leaves no run behind: the id goes with it.
       this.ctx.storage.transactionSync(() => store.deleteMeta("id"));
@@ -97,11 +102,42 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     return ok({ status: this.run.store.status() });
   }
 
+  async retry(tasks?: string[]): Promise<Answer<RetryAnswer>> {
+    const { store, index } = this.run;
+    if (!store.meta("id")) return refusal("not_found", "no such run");
+    try {
+      await this.apply({ type: "retry", tasks });
+    } catch (e) {
+      if (e instanceof IllegalTransition) return refusal("conflict", e.message);
+      throw e;
+    }
+    await index.refresh();
+    const counts = store.counts();
+    const retried = counts.blocked + counts.lookup + counts.ready + counts.leased + counts.backoff;
+    return ok({ id: store.meta("id")!, status: store.status(), retried });
+  }
+
+  retryFrom(task: string): Answer<{ plan: ResolvedPlan } & RunLink> {
+    const { store } = this.run;
+    const id = store.meta("id");
+    if (!id) return refusal("not_found", "no such run");
+    if (!isFinal(store.status()))
+      return refusal("conflict", `run ${id} is ${store.status()}: retry from a task once it ended`);
+    const link = store.linkFrom(task, MAX_SEED_BYTES);
+    if (typeof link === "string") return refusal("conflict", link);
+    return ok({ plan: { name: store.meta("name") ?? "unnamed", ...link.plan }, from: id, seeds: link.seeds });
+  }
+
   output(key: string): Answer<Uint8Array | BlobRef> {
     const task = this.run.views.output(key);
     if (!task) return refusal("not_found", `run ${this.ctx.id.toString()} has no task ${key}`);
     if (!task.output) return refusal("conflict", `task ${key} has no accepted output (it is ${task.state})`);
     return ok(task.output);
+  }
+
+  logs(task: string, attempt: number | undefined, offset: number): Answer<LogRead> {
+    if (!this.run.store.meta("id")) return this.noRun();
+    return this.run.logs.read(task, attempt, offset);
   }
 
   envelope(device: string, task: string, attempt: number): Answer<string> {
@@ -221,6 +257,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
         await this.apply(attachEvent(hello, cooled));
       },
       frame: async (ws, runner, msg) => {
+        if (msg.type === "log") return this.run.logs.append(runner, msg);
         const next = await frameEvent(runner, msg, blobSize);
         if ("reply" in next) send(ws, next.reply);
         else await this.apply(next.event);
@@ -264,6 +301,8 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       index.changed();
     }
     await perform(effects, out);
+    // The logs of attempts this event ended leave the run's SQLite (run-logs.ts says why here).
+    await this.run.logs.settle();
     await this.arm(now);
   }
 
@@ -297,13 +336,17 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
  * blob once: a frame of stray results costs no reads.
  */
 async function withBlobs(event: RunEvent, store: SqlStore, blobs: R2Bucket): Promise<RunEvent> {
-  if (event.type !== "results" && event.type !== "looked_up") return event;
-  // Asked only once the run has its plan: the sources are read once and kept.
-  const sources = store.overSources();
+  if (event.type !== "results" && event.type !== "looked_up" && event.type !== "start") return event;
+  // Asked only once the run has its plan: the sources are read once and kept (a start has its plan).
+  const sources =
+    event.type === "start" ? new Set(event.plan.nodes.flatMap((n) => (n.over ? [n.over] : []))) : store.overSources();
   if (sources.size === 0) return event;
   const wanted = new Set<string>();
   const source = (task: string) => sources.has(parseTaskKey(task).node);
-  if (event.type === "results") {
+  if (event.type === "start") {
+    for (const s of event.seeds ?? [])
+      if (!(s.output instanceof Uint8Array) && source(s.task)) wanted.add(s.output.sha256);
+  } else if (event.type === "results") {
     for (const r of event.results) {
       if (!r.ok || !r.outputRef || !source(r.task)) continue;
       const row = store.task(r.task);

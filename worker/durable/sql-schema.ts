@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS input_blobs (sha256 TEXT NOT NULL, name TEXT NOT NULL
   PRIMARY KEY (sha256, name, idx));
 CREATE TABLE IF NOT EXISTS attached (id TEXT PRIMARY KEY, name TEXT NOT NULL, credit INTEGER NOT NULL,
   sent INTEGER NOT NULL, caps TEXT, cooled_until INTEGER);
+CREATE TABLE IF NOT EXISTS logs (task TEXT NOT NULL, attempt INTEGER NOT NULL, offset INTEGER NOT NULL,
+  size INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (task, attempt, offset));
+CREATE TABLE IF NOT EXISTS log_heads (task TEXT NOT NULL, attempt INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  stored INTEGER NOT NULL, claimed INTEGER NOT NULL, place TEXT NOT NULL, PRIMARY KEY (task, attempt));
+CREATE INDEX IF NOT EXISTS log_heads_open ON log_heads (place) WHERE place = 'open';
 `;
 
 /**

@@ -69,6 +69,7 @@ export class SqlStore implements RunStore {
     this.setMeta("status", status);
     if (status === "succeeded" || status === "failed" || status === "cancelled")
       this.setMeta("finished_at", String(at));
+    else this.deleteMeta("finished_at"); // a retried run runs again
   }
 
   insertPlan(nodes: readonly NodeRow[]): void {
@@ -173,6 +174,59 @@ export class SqlStore implements RunStore {
     return row.item === null ? undefined : JSON.parse(row.item);
   }
 
+  /**
+   * For a linked retry from node `task`: the plan as submitted (a map over an output back to no
+   * instances) with the run's inputs, and the accepted outputs of every task that is neither of
+   * `task` nor downstream of it, in plan order; or why not (an unknown task, over `maxBytes`).
+   */
+  linkFrom(
+    task: string,
+    maxBytes: number,
+  ):
+    | {
+        plan: { nodes: ResolvedNode[]; inputs: Record<string, RunInput> };
+        seeds: { task: string; output: Uint8Array | BlobRef }[];
+      }
+    | string {
+    const ids = this.sql
+      .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
+      .toArray()
+      .map((r) => r.id);
+    const node = ids.includes(task) ? task : task.replace(/\[\d+\]$/, "");
+    if (!ids.includes(node)) return `the run has no task ${task}`;
+    const again = new Set<string>();
+    const pending = [node];
+    while (pending.length > 0) {
+      const id = pending.pop()!;
+      if (again.has(id)) continue;
+      again.add(id);
+      pending.push(...this.dependents(id));
+    }
+    const nodes = ids.map((id) => {
+      const { spec } = this.node(id);
+      return spec.over === undefined ? spec : { ...spec, instances: 0 };
+    });
+    const names = this.sql.exec<{ name: string }>(`SELECT DISTINCT name FROM inputs`).toArray();
+    const inputs = Object.fromEntries(names.map(({ name }) => [name, this.input(name)]));
+    const rows = this.sql
+      .exec<OutputRow & { key: string }>(
+        `SELECT t.key, t.output, t.output_sha, t.output_size FROM tasks t JOIN nodes n ON n.id = t.node
+         WHERE t.state = 'succeeded' AND t.node NOT IN (SELECT value FROM json_each(?)) ORDER BY n.ord, t.idx`,
+        JSON.stringify([...again]),
+      )
+      .toArray();
+    let bytes = 0;
+    const seeds: { task: string; output: Uint8Array | BlobRef }[] = [];
+    for (const row of rows) {
+      const output = toOutput(row) ?? new Uint8Array(0);
+      if (output instanceof Uint8Array) bytes += output.length;
+      if (bytes > maxBytes)
+        return `the outputs to reuse are over ${maxBytes} bytes: retry in place (distro retry ID) instead`;
+      seeds.push({ task: row.key, output });
+    }
+    return { plan: { nodes, inputs }, seeds };
+  }
+
   /** The nodes some `map: { over }` maps over: the host reads their blob outputs for the machine. */
   overSources(): Set<string> {
     this.sources ??= new Set(
@@ -263,6 +317,11 @@ export class SqlStore implements RunStore {
       this.addCount(to, moved);
     }
     return moved;
+  }
+
+  tasksIn(states: readonly TaskState[], node?: string): TaskRow[] {
+    const where = `WHERE state IN (SELECT value FROM json_each(?))${node === undefined ? "" : " AND node = ?"} ORDER BY seq`;
+    return this.tasks(where, JSON.stringify(states), ...(node === undefined ? [] : [node]));
   }
 
   leased(): TaskRow[] {

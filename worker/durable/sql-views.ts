@@ -35,6 +35,7 @@ export class RunViews {
       finished_at: finished ? Number(finished) : null,
       counts: { ...counts, waiting: 0 },
       tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
+      retry_of: store.meta("retry_of") ?? null,
     };
   }
 

@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../../core/dag/parse.js";
-import type { ControlAnswer, ErrorBody, RunListing, SubmitAnswer } from "../../core/api.js";
+import type { ControlAnswer, ErrorBody, RetryAnswer, RunListing, SubmitAnswer } from "../../core/api.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { requireToken } from "../auth.js";
 import { inputBlobSizes, moduleByName, recentRuns } from "../db.js";
@@ -14,10 +14,11 @@ import { outputResponse, readText } from "../http.js";
 import { moduleKey, outputKey } from "../blob-keys.js";
 import { TASK_STATES, type TaskState } from "../../core/status.js";
 import { valueOf } from "../errors.js";
-import { runStub } from "./run-stub.js";
+import { exactRunStub, runId, runStub } from "./run-stub.js";
 import { checkInputs, inputsSchema } from "../run-inputs.js";
 import { z } from "zod";
-import type { ControlAction } from "../rpc.js";
+import type { ControlAction, RunLink } from "../rpc.js";
+import type { Answer } from "../errors.js";
 
 /** Largest DAG document accepted. */
 const MAX_DAG_BYTES = 8 * 1024 * 1024;
@@ -89,7 +90,7 @@ export const dags = new Hono<{ Bindings: Env }>()
     return c.json({ runs: await recentRuns(c.env.DB, limit) } satisfies { runs: RunListing[] });
   })
   .get("/:id", async (c) => {
-    const stub = runStub(c.env, c.req.param("id"));
+    const stub = await runStub(c.env, c.req.param("id"));
     const page = (name: string, fallback: number) => {
       const value = c.req.query(name);
       if (value === undefined) return fallback;
@@ -110,16 +111,36 @@ export const dags = new Hono<{ Bindings: Env }>()
   .get("/:id/watch", async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
       throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });
-    return runStub(c.env, c.req.param("id")).fetch(c.req.raw);
+    return (await runStub(c.env, c.req.param("id"))).fetch(c.req.raw);
   })
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
     const action = c.req.param("action") as ControlAction;
-    const { status } = valueOf(await runStub(c.env, c.req.param("id")).control(action));
-    return c.json({ id: c.req.param("id"), status } satisfies ControlAnswer);
+    // The answer names the run by its full id, whatever prefix the URL gave.
+    const id = await runId(c.env, c.req.param("id"));
+    const { status } = valueOf(await exactRunStub(c.env, id).control(action));
+    return c.json({ id, status } satisfies ControlAnswer);
+  })
+  .post("/:id/retry", async (c) => {
+    const body = await readRetry(c.req.raw);
+    const stub = await runStub(c.env, c.req.param("id"));
+    if (body.from === undefined) return c.json(valueOf(await stub.retry(body.tasks)) satisfies RetryAnswer);
+    // A new run, linked: it re-runs `from` and what is downstream, and reuses the rest.
+    // The plan holds `unknown` values (params, items), which the RPC types cannot follow.
+    const link = (await stub.retryFrom(body.from)) as Answer<{ plan: ResolvedPlan } & RunLink>;
+    const { plan, from, seeds } = valueOf(link);
+    const id = c.env.DAG_RUN.newUniqueId();
+    const run = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), plan, { from, seeds }));
+    const answer: RetryAnswer = {
+      id: run.id,
+      status: run.status,
+      retried: run.tasks_total - run.counts.succeeded,
+      retry_of: from,
+    };
+    return c.json(answer, 201);
   })
   .get("/:id/tasks/:task/output", async (c) => {
     const task = c.req.param("task");
-    const output = valueOf(await runStub(c.env, c.req.param("id")).output(task));
+    const output = valueOf(await (await runStub(c.env, c.req.param("id"))).output(task));
     if (output instanceof Uint8Array) return outputResponse(output, task);
     // A blob is read whole (at most MAX_OUTPUT_BYTES): its type comes from its bytes too.
     const object = await c.env.BLOBS.get(outputKey(output.sha256));
@@ -137,4 +158,33 @@ async function resolveModule(env: Env, ref: string): Promise<string | null> {
     return /^[0-9a-f]{64}$/.test(hex) && (await env.BLOBS.head(moduleKey(hex))) ? hex : null;
   }
   return (await moduleByName(env.DB, ref))?.sha256 ?? null;
+}
+
+const retryBody = z
+  .strictObject({
+    tasks: z.array(z.string().min(1).max(160)).min(1).max(1000).optional(),
+    from: z.string().min(1).max(160).optional(),
+  })
+  .refine((b) => b.tasks === undefined || b.from === undefined, "give `tasks` or `from`, not both");
+
+/** The body of `POST /api/dags/:id/retry`: none, or `{tasks: [...]}` (node ids or task keys). */
+async function readRetry(request: Request): Promise<z.output<typeof retryBody>> {
+  const text = await readText(request, 256 * 1024);
+  if (text.trim() === "") return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, {
+      message: 'the body of a retry is JSON: {}, {"tasks": ["<task id>", …]} or {"from": "<task id>"}',
+    });
+  }
+  const parsed = retryBody.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HTTPException(400, {
+      message: `invalid retry: ${issue.path.length > 0 ? `\`${issue.path.join(".")}\`: ` : ""}${issue.message}`,
+    });
+  }
+  return parsed.data;
 }

@@ -24,7 +24,7 @@ import {
 import { pool, type Env } from "../env.js";
 import { readText } from "../http.js";
 import { DEVICE_HEADER } from "../rpc.js";
-import { runStub } from "./run-stub.js";
+import { exactRunStub } from "./run-stub.js";
 import { valueOf } from "../errors.js";
 
 const enrollBody = z.strictObject({
@@ -73,7 +73,7 @@ export const runners = new Hono<CallerEnv>()
     const runs = new Set([...fromPool.runs, ...(await liveRuns(c.env.DB))]);
     const closed = await Promise.all(
       [...runs].map((run) =>
-        runStub(c.env, run)
+        exactRunStub(c.env, run)
           .revoke(id)
           .catch(() => 0),
       ),
@@ -94,7 +94,7 @@ export const runners = new Hono<CallerEnv>()
     const { run, task, attempt } = c.req.query();
     if (caller.kind !== "device" || !run || !task || !/^\d{1,9}$/.test(attempt ?? ""))
       throw new HTTPException(400, { message: "GET /api/runners/envelope takes ?run=<id>&task=<key>&attempt=<n>" });
-    const envelope = valueOf(await runStub(c.env, run).envelope(caller.device, task, Number(attempt)));
+    const envelope = valueOf(await exactRunStub(c.env, run).envelope(caller.device, task, Number(attempt)));
     return c.body(envelope, 200, { "Content-Type": "application/json" });
   })
   .get("/connect", requireDevice({ orApi: false }), async (c) => {
@@ -110,7 +110,8 @@ export const runners = new Hono<CallerEnv>()
       c.executionCtx.waitUntil(touchDevice(c.env.DB, caller.device));
       return pool(c.env).fetch(forwarded);
     }
-    return runStub(c.env, run).fetch(forwarded);
+    // A runner names its run by the full id its assignments carry: no prefix is looked up.
+    return exactRunStub(c.env, run).fetch(forwarded);
   });
 
 async function trust(env: Env, id: string, trusted: boolean): Promise<Response> {

@@ -9,6 +9,8 @@ import type { CoordinatorMessage, RunnerMessage, TaskResult } from "../../core/p
 import type { RunEvent } from "../run/machine.js";
 
 type Hello = Extract<RunnerMessage, { type: "hello" }>;
+/** `log` frames are no event of the machine: the DagRun hands them to its logs (durable/run-logs.ts). */
+type Log = Extract<RunnerMessage, { type: "log" }>;
 
 /**
  * The event of a runner's hello on a run socket, with until when its device is cooled down (null:
@@ -26,7 +28,7 @@ export function attachEvent({ runner, want, holding }: Hello, cooledUntil: numbe
  */
 export async function frameEvent(
   runner: string,
-  frame: Exclude<RunnerMessage, Hello>,
+  frame: Exclude<RunnerMessage, Hello | Log>,
   blobSize: (sha256: string) => Promise<number | null>,
 ): Promise<{ event: RunEvent } | { reply: CoordinatorMessage }> {
   switch (frame.type) {

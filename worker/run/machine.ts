@@ -20,7 +20,7 @@ import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protoc
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
 import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
-import { fromBase64, jsonShape, MAX_JSON_DEPTH } from "../../core/abi.js";
+import { fromBase64, jsonShape, MAX_JSON_DEPTH, parseTaskKey } from "../../core/abi.js";
 import { DAG_LIMITS } from "../../core/dag/schema.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import {
@@ -51,7 +51,17 @@ interface AttemptRef {
 }
 
 export type RunEvent =
-  | { type: "start"; plan: ResolvedPlan }
+  /**
+   * The run's plan; `seeds` are accepted outputs of run `from` that this run reuses (`retry
+   * --from`), in plan order, each standing for its task as if the result cache had answered.
+   */
+  | {
+      type: "start";
+      plan: ResolvedPlan;
+      from?: string;
+      seeds?: { task: string; output: Uint8Array | BlobRef }[];
+      blobs?: ReadonlyMap<string, Uint8Array>;
+    }
   /**
    * A runner's socket said hello; `holding` are the attempts it still runs or has results for.
    * `caps` is what it offers for tasks with `requires:` (without them it takes none of those).
@@ -86,6 +96,12 @@ export type RunEvent =
   /** Deadlines may be due. */
   | { type: "tick" }
   | { type: "control"; action: "cancel" | "pause" | "resume" }
+  /**
+   * New attempts, in this run, for its failed, skipped and cancelled tasks (or for the `tasks`
+   * named, node ids or task keys, and their skipped and cancelled dependents): the run ended
+   * failed or cancelled and runs again; what succeeded keeps its output.
+   */
+  | { type: "retry"; tasks?: string[] }
   /** The result cache's answers for tasks in `lookup`: hits succeed at once, misses become ready. */
   | {
       type: "looked_up";
@@ -119,8 +135,9 @@ const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
   running: ["paused", "succeeded", "failed", "cancelled"],
   paused: ["running", "succeeded", "failed", "cancelled"],
   succeeded: [],
-  failed: [],
-  cancelled: [],
+  // Only by `retry`: a run that failed or was cancelled runs its unfinished tasks again.
+  failed: ["running"],
+  cancelled: ["running"],
 };
 
 /** Thrown on an event the run cannot take in its current status; names both. */
@@ -159,6 +176,7 @@ export function transition(
         })),
       );
       for (const spec of event.plan.nodes) if (spec.deps.length === 0) store.setNodeReady(spec.id, now);
+      for (const { task, output } of event.seeds ?? []) reuse(ctx, task, output, event.from ?? "");
       break;
     case "attach":
       if (!isFinal(status)) attach(ctx, event, event.holding);
@@ -213,6 +231,9 @@ export function transition(
       break;
     case "control":
       control(ctx, status, event.action);
+      break;
+    case "retry":
+      retry(ctx, status, event.tasks);
       break;
     case "looked_up":
       for (const { task, output } of event.hits) {
@@ -393,6 +414,27 @@ function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
   store.updateTask(row.key, { state: "succeeded", runner: null, attempt: row.attempt });
   if (store.bumpNode(row.node, "remaining", -1) > 0) return;
   release(ctx, row.node);
+}
+
+/** A task takes an output accepted in run `from` (a linked retry), as a cache hit would. */
+function reuse(ctx: Ctx, task: string, output: Uint8Array | BlobRef, from: string): void {
+  const { store, now } = ctx;
+  const row = store.task(task);
+  if (!row || row.state === "succeeded") return;
+  const attempt = row.attempt + 1;
+  store.addAttempt({
+    task,
+    attempt,
+    runner: `run:${from}`,
+    runnerName: `run ${from.slice(0, 12)}`,
+    startedAt: now,
+    endedAt: now,
+    outcome: "cached",
+    failure: null,
+    stderr: "",
+    note: `the output accepted in run ${from}, reused`,
+  });
+  succeed(ctx, { ...row, attempt }, output);
 }
 
 /** Every instance of `node` succeeded: dependents with nothing else to wait for become ready. */
@@ -583,6 +625,70 @@ function control(ctx: Ctx, status: RunStatus, action: "cancel" | "pause" | "resu
     moveStatus(ctx, status, "cancelled", action);
     ctx.effects.push({ type: "finished", status: "cancelled" });
   }
+}
+
+/** The states a retry takes a task out of. */
+const RETRIED: readonly TaskState[] = ["failed", "skipped", "cancelled"];
+
+/**
+ * Gives the run's failed, skipped and cancelled tasks (or the named ones and their skipped and
+ * cancelled dependents) fresh budgets and sends them back to wait for their dependencies; a task
+ * that still depends on a failure not retried is skipped again. The node counters need no change:
+ * only a success moves them, and a retried task has none.
+ */
+function retry(ctx: Ctx, status: RunStatus, names: string[] | undefined): void {
+  const { store, now } = ctx;
+  if (status !== "failed" && status !== "cancelled") {
+    const why = status === "succeeded" ? "every task succeeded" : "only a run that ended failed or cancelled retries";
+    throw new IllegalTransition(status, "retry", why);
+  }
+  const rows = names === undefined ? store.tasksIn(RETRIED) : named(store, names);
+  if (rows.length === 0) throw new IllegalTransition(status, "retry", "no task to retry");
+  const ready = new Set<string>();
+  for (const row of rows) {
+    const { spec, pendingDeps } = store.node(row.node);
+    const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
+    if (state !== "blocked") ready.add(row.node);
+    store.updateTask(row.key, { state, failures: 0, losses: 0, runner: null });
+  }
+  for (const node of ready) store.setNodeReady(node, now);
+  for (const { node } of store.tasksIn(["failed"])) skipDependents(store, node);
+  // The runners of the first round left with its end (their sockets closed): they come back
+  // when the pool points them here again, and nothing goes to them before.
+  for (const runner of store.runners()) store.removeRunner(runner.id);
+  moveStatus(ctx, status, "running", "retry");
+}
+
+/** The tasks `names` (node ids or task keys) stand for, with their skipped and cancelled dependents. */
+function named(store: RunStore, names: string[]): TaskRow[] {
+  const rows = new Map<string, TaskRow>();
+  const downstream: string[] = [];
+  for (const name of names) {
+    const { node, index } = parseTaskKey(name);
+    let spec;
+    try {
+      spec = store.node(node).spec;
+    } catch {
+      throw new IllegalTransition(store.status(), "retry", `the run has no task ${name}`);
+    }
+    const own = store.tasksIn(RETRIED, spec.id).filter((r) => index === null || r.index === index);
+    if (own.length === 0) {
+      const task = index === null ? undefined : store.task(name);
+      if (index !== null && !task) throw new IllegalTransition(store.status(), "retry", `the run has no task ${name}`);
+      throw new IllegalTransition(store.status(), "retry", `${name} succeeded: its output stays (nothing to retry)`);
+    }
+    for (const r of own) rows.set(r.key, r);
+    downstream.push(...store.dependents(spec.id));
+  }
+  const seen = new Set<string>();
+  while (downstream.length > 0) {
+    const node = downstream.pop()!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    for (const r of store.tasksIn(["skipped", "cancelled"], node)) rows.set(r.key, r);
+    downstream.push(...store.dependents(node));
+  }
+  return [...rows.values()];
 }
 
 function moveStatus(ctx: Ctx, from: RunStatus, to: RunStatus, event: string): void {

@@ -106,6 +106,8 @@ export interface RunStore {
   ): void;
   /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
   moveNode(node: string, from: TaskState, to: TaskState): number;
+  /** The tasks in one of `states` (of `node` only, when given), in submission order. */
+  tasksIn(states: readonly TaskState[], node?: string): TaskRow[];
   /** Moves every task in state `from`, whatever its node, to `to`. */
   moveAll(from: TaskState, to: TaskState): number;
   /** Up to `limit` ready tasks, highest priority first, then in submission order, none of the `excluded` nodes. */
