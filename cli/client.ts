@@ -303,8 +303,8 @@ export class Client {
         if (session instanceof ApiError) reject(session);
         else resolve(session);
       };
+      let opened = false;
       ws.on("open", () => {
-        onOpen();
         pinger = setInterval(() => {
           if (!heard)
             return settle({ type: "dropped", reason: `no answer from the watch socket in ${PING_MS / 1000} s` });
@@ -323,6 +323,12 @@ export class Client {
           message = JSON.parse(text) as WatchMessage;
         } catch {
           return; // not a frame of ours: the next snapshot or update says what the run is
+        }
+        // Connected once the run itself answers, not when a socket merely opens (a proxy that
+        // upgrades and closes at once must not reset the back-off).
+        if (!opened) {
+          opened = true;
+          onOpen();
         }
         last = message.run;
         onRun(last);

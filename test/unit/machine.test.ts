@@ -346,8 +346,10 @@ tasks:
     // The coordinator restarted: r's socket is gone, its leases wait for it.
     transition(store, { type: "forget", runner: "r" }, 10);
     expect(store.task("a")).toMatchObject({ state: "leased", runner: "r" });
-    // r closed normally on another path for b: b was re-queued and not handed out yet.
+    // b's attempt was lost meanwhile (its lease ran out): re-queued, not handed out yet.
     store.updateTask("b", { state: "ready", runner: null, failures: 1 });
+    const lost = { kind: "lost", message: "presumed lost", retryable: true } as const;
+    store.endAttempt("b", 1, { endedAt: 15, outcome: "lost", failure: lost, stderr: "" });
     // r comes back holding a (still its own), b (re-queued), and an old attempt of c.
     const effects = transition(
       store,

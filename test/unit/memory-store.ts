@@ -252,6 +252,9 @@ export class MemoryStore implements RunStore {
       end,
     );
   }
+  attemptOutcome(task: string, attempt: number) {
+    return this.attempts.find((a) => a.task === task && a.attempt === attempt)?.outcome ?? null;
+  }
   noteAttempt(task: string, attempt: number, runner: string, note: string) {
     const a = this.attempts.find((x) => x.task === task && x.attempt === attempt && x.runner === runner);
     if (a) a.note = note;

@@ -112,6 +112,29 @@ describe("retry", () => {
     expect(store.status()).toBe("failed");
   });
 
+  it("a retried task's ended attempt cannot be taken back by its runner: only a lost one resumes", () => {
+    const store = ended();
+    transition(store, { type: "retry" }, 10);
+    const back: RunEvent = {
+      type: "attach",
+      runner: "r",
+      name: "r",
+      want: 0,
+      holding: [{ task: "flaky", attempt: 1 }],
+    };
+    const effects = transition(store, back, 11);
+    expect(effects).toContainEqual({ type: "cancel", runner: "r", tasks: [{ task: "flaky", attempt: 1 }] });
+    expect(store.tasks.get("flaky")!.state).toBe("ready");
+    expect(store.attempts.find((a) => a.task === "flaky" && a.attempt === 1)!.outcome).toBe("failed");
+  });
+
+  it("refuses a named retry that would run nothing, every task named still behind a failure", () => {
+    const store = ended(true);
+    expect(() => transition(store, { type: "retry", tasks: ["after"] }, 10)).toThrow(
+      "every task named still waits for a failure not retried: name it too",
+    );
+  });
+
   it("brings back the tasks a cancel ended", () => {
     const store = new MemoryStore();
     transition(store, { type: "start", plan: plan(DAG) }, 0);

@@ -144,6 +144,31 @@ describe("log frames", () => {
   });
 });
 
+describe("hostile log frames", () => {
+  it("a chunk over one kept is refused; rows past a gap that never closed go when the attempt ends", async () => {
+    const id = await submit();
+    const lessee = await runner(id, "gaps");
+    const [task] = (await lessee.next("tasks")).tasks;
+    lessee.send({ type: "log", task: "only", attempt: 1, offset: 0, chunk: "abcd" });
+    lessee.send({ type: "log", task: "only", attempt: 1, offset: 2, chunk: "zzzz" });
+    for (let i = 0; i < 4; i++)
+      lessee.send({ type: "log", task: "only", attempt: 1, offset: 100 + i * 1000, chunk: "x".repeat(900) });
+    await eventually(async () => (await read(id)).cut !== null);
+    expect(await read(id)).toMatchObject({ text: "abcd", next: "4" });
+    lessee.send(done(task!));
+    expect((await lessee.next("finished")).status).toBe("succeeded");
+    const rows = () =>
+      runInDurableObject(env.DAG_RUN.get(env.DAG_RUN.idFromString(id)), (_run, state) =>
+        state.storage.sql
+          .exec<{ n: number; bytes: number }>(`SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM logs`)
+          .one(),
+      );
+    await eventually(async () => (await rows()).n === 1);
+    expect(await rows()).toEqual({ n: 1, bytes: 4 });
+    lessee.ws.close(1000, "done");
+  });
+});
+
 describe("GET /api/dags/:id/tasks/:task/logs", () => {
   it("serves the result's stderr for an attempt that sent no log, and 404s an unknown task or attempt", async () => {
     const id = await submit(

@@ -77,11 +77,14 @@ export class RunLogs {
     }
     const size = encoder.encode(chunk).length;
     const room = LOG_LIMITS.attemptBytes - Math.max(head.stored, offset);
-    if (size > 0 && offset >= head.bytes && room > 0) {
-      // An attempt resumed after its socket came back may have had its log settled meanwhile.
-      if (head.place === "blob") await this.reopen(task, attempt, head.bytes);
-      const text = utf8Prefix(chunk, room);
-      const kept = encoder.encode(text).length;
+    // A chunk is kept past the log's end (frames of one socket may be handled out of order), never
+    // over a chunk kept already, and not once the log left for R2 (an attempt resumed after that:
+    // its log is cut there). So an open log's rows hold at most 1 MiB, and rows past a gap that
+    // never closed go when its attempt ends (`settle`).
+    const near = offset >= head.bytes;
+    const text = utf8Prefix(chunk, room);
+    const kept = encoder.encode(text).length;
+    if (size > 0 && near && room > 0 && head.place !== "blob" && !this.overlaps(task, attempt, offset, kept)) {
       // A chunk that continues the log joins its last row while that stays small.
       const last =
         offset === head.bytes
@@ -128,6 +131,12 @@ export class RunLogs {
     );
   }
 
+  /** Whether bytes [offset, offset + size) of the log are kept already, in part or whole. */
+  private overlaps(task: string, attempt: number, offset: number, size: number): boolean {
+    const query = `SELECT 1 FROM logs WHERE task = ? AND attempt = ? AND offset < ? AND offset + size > ? LIMIT 1`;
+    return this.host.sql.exec(query, task, attempt, offset + size, offset).toArray().length > 0;
+  }
+
   /** Where the log's contiguous start ends, from `from` on: past every row that begins where the last ends. */
   private contiguous(task: string, attempt: number, from: number): number {
     let end = from;
@@ -158,6 +167,9 @@ export class RunLogs {
     for (const { task, attempt, bytes } of ended) {
       const key = `${task}#${attempt}`;
       if (this.saving.has(key)) continue;
+      // What lies past a gap that never closed is no part of the log: it goes.
+      sql.exec(`DELETE FROM logs WHERE task = ? AND attempt = ? AND offset >= ?`, task, attempt, bytes);
+      sql.exec(`UPDATE log_heads SET stored = bytes WHERE task = ? AND attempt = ?`, task, attempt);
       if (bytes <= KEEP_BYTES) {
         sql.exec(`UPDATE log_heads SET place = 'rows' WHERE task = ? AND attempt = ?`, task, attempt);
         continue;
@@ -245,17 +257,6 @@ export class RunLogs {
       .toArray()
       .map((r) => r.text)
       .join("");
-  }
-
-  /** Brings a log back from R2 into one row, to take more. */
-  private async reopen(task: string, attempt: number, bytes: number): Promise<void> {
-    const object = await this.host.blobs.get(logKey(this.host.run, task, attempt));
-    const text = object ? await object.text() : "";
-    const { sql } = this.host;
-    sql.exec(`DELETE FROM logs WHERE task = ? AND attempt = ?`, task, attempt);
-    const size = encoder.encode(text).length;
-    sql.exec(`INSERT INTO logs (task, attempt, offset, size, text) VALUES (?, ?, 0, ?, ?)`, task, attempt, size, text);
-    sql.exec(`UPDATE log_heads SET stored = ? WHERE task = ? AND attempt = ?`, Math.min(size, bytes), task, attempt);
   }
 }
 

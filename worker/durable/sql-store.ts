@@ -16,7 +16,7 @@ import {
   type RunStore,
   type TaskRow,
 } from "../run/store.js";
-import { type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
+import { type AttemptOutcome, type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
 import type { ChangeLog } from "../run-host/watchers.js";
 import {
   ADDED_COLUMNS,
@@ -435,6 +435,11 @@ export class SqlStore implements RunStore {
   noteAttempt(task: string, attempt: number, runner: string, note: string): void {
     const update = `UPDATE attempts SET note = ? WHERE task = ? AND attempt = ? AND runner = ?`;
     this.sql.exec(update, note, task, attempt, runner);
+  }
+
+  attemptOutcome(task: string, attempt: number): AttemptOutcome | null {
+    const query = `SELECT outcome FROM attempts WHERE task = ? AND attempt = ?`;
+    return this.sql.exec<{ outcome: AttemptOutcome }>(query, task, attempt).toArray()[0]?.outcome ?? null;
   }
 
   attemptRunner(task: string, attempt: number): string | null {

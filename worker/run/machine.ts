@@ -330,7 +330,9 @@ function attach(
     const own = row !== undefined && store.attemptRunner(row.key, ref.attempt) === runner;
     const spec = row && store.node(row.node).spec;
     const may = spec !== undefined && (!spec.requires || (caps !== undefined && meets(spec.requires, caps)));
-    if (row && own && may && row.state === "ready" && row.attempt === ref.attempt) {
+    // Only an attempt that was lost: one that ended with a result (a retried run's) stays ended.
+    const lost = row !== undefined && store.attemptOutcome(row.key, ref.attempt) === "lost";
+    if (row && own && may && lost && row.state === "ready" && row.attempt === ref.attempt) {
       store.updateTask(row.key, { state: "leased", runner });
       store.endAttempt(row.key, row.attempt, { endedAt: null, outcome: "running", failure: null, stderr: "" });
       store.noteAttempt(row.key, row.attempt, runner, "resumed: the runner reconnected still running it");
@@ -653,6 +655,9 @@ function retry(ctx: Ctx, status: RunStatus, names: string[] | undefined): void {
   }
   for (const node of ready) store.setNodeReady(node, now);
   for (const { node } of store.tasksIn(["failed"])) skipDependents(store, node);
+  // (The host applies an event in one transaction: a refusal here leaves the run as it was.)
+  if (rows.every((row) => store.task(row.key)?.state === "skipped"))
+    throw new IllegalTransition(status, "retry", "every task named still waits for a failure not retried: name it too");
   // The runners of the first round left with its end (their sockets closed): they come back
   // when the pool points them here again, and nothing goes to them before.
   for (const runner of store.runners()) store.removeRunner(runner.id);

@@ -143,6 +143,8 @@ export interface RunStore {
   endAttempt(task: string, attempt: number, end: Pick<AttemptRow, "endedAt" | "outcome" | "failure" | "stderr">): void;
   /** Adds a note to `runner`'s attempt; no-op when there is no such attempt of that runner. */
   noteAttempt(task: string, attempt: number, runner: string, note: string): void;
+  /** How an attempt ended (`running` while it runs), or null when there is no such attempt. */
+  attemptOutcome(task: string, attempt: number): AttemptOutcome | null;
   /** The runner an attempt was leased to, or null when there is no such attempt. */
   attemptRunner(task: string, attempt: number): string | null;
 
