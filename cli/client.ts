@@ -178,7 +178,7 @@ export class Client {
    * dependents); with `from`, a new linked run that re-runs that task and what depends on it.
    */
   retry(id: string, how: { tasks?: string[]; from?: string } = {}): Promise<RetryAnswer> {
-    return this.json(`/api/dags/${id}/retry`, {
+    return this.json(`/api/dags/${encodeURIComponent(id)}/retry`, {
       method: "POST",
       body: JSON.stringify(how),
       headers: { "Content-Type": "application/json" },
@@ -209,7 +209,9 @@ export class Client {
   ): Promise<LogPage> {
     const query = new URLSearchParams({ offset: String(offset) });
     if (attempt !== undefined) query.set("attempt", String(attempt));
-    const res = await this.request(`/api/dags/${id}/tasks/${encodeURIComponent(task)}/logs?${query}`);
+    const res = await this.request(
+      `/api/dags/${encodeURIComponent(id)}/tasks/${encodeURIComponent(task)}/logs?${query}`,
+    );
     const cut = res.headers.get("X-Log-Cut");
     return {
       bytes: new Uint8Array(await res.arrayBuffer()),

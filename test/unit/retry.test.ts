@@ -135,6 +135,21 @@ describe("retry", () => {
     );
   });
 
+  it("names the source of a map over an output that never had instances", () => {
+    const store = new MemoryStore();
+    const dag =
+      "defaults: { retries: 0 }\ntasks:\n  - { id: s, module: m }\n  - { id: each, module: m, map: { over: s } }\n";
+    transition(store, { type: "start", plan: plan(dag) }, 0);
+    const [s] = dispatched(transition(store, { type: "attach", runner: "r", name: "r", want: 1, holding: [] }, 1));
+    transition(store, { type: "results", runner: "r", results: [failed(s!, false)], want: 1, received: 1 }, 2);
+    expect(store.status()).toBe("failed");
+    expect(() => transition(store, { type: "retry", tasks: ["each"] }, 3)).toThrow(
+      "each has no instances yet: it maps over s, which did not succeed; retry s",
+    );
+    transition(store, { type: "retry", tasks: ["s"] }, 4);
+    expect(store.tasks.get("s")!.state).toBe("ready");
+  });
+
   it("brings back the tasks a cancel ended", () => {
     const store = new MemoryStore();
     transition(store, { type: "start", plan: plan(DAG) }, 0);

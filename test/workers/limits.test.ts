@@ -191,7 +191,8 @@ describe("SQLite's limits in the object", () => {
     const { id } = await fits.json<{ id: string }>();
     const run = await (
       await SELF.fetch(`${base}/api/dags/${id}?limit=1`, { headers: API })
-    ).json<{ counts: { ready: number } }>();
-    expect(run.counts.ready).toBe(9_000);
+    ).json<{ counts: { ready: number; waiting: number } }>();
+    // Ready, or waiting when no runner is in the pool at that moment (other tests' come and go).
+    expect(run.counts.ready + run.counts.waiting).toBe(9_000);
   });
 });

@@ -192,8 +192,9 @@ export class SqlStore implements RunStore {
       .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
       .toArray()
       .map((r) => r.id);
+    // A node, or an instance of one: the whole node runs again either way (its instances are one step).
     const node = ids.includes(task) ? task : task.replace(/\[\d+\]$/, "");
-    if (!ids.includes(node)) return `the run has no task ${task}`;
+    if (!ids.includes(node) || (node !== task && !this.task(task))) return `the run has no task ${task}`;
     const again = new Set<string>();
     const pending = [node];
     while (pending.length > 0) {

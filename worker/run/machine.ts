@@ -677,6 +677,10 @@ function named(store: RunStore, names: string[]): TaskRow[] {
       throw new IllegalTransition(store.status(), "retry", `the run has no task ${name}`);
     }
     const own = store.tasksIn(RETRIED, spec.id).filter((r) => index === null || r.index === index);
+    if (own.length === 0 && spec.over !== undefined && spec.instances === 0) {
+      const why = `${name} has no instances yet: it maps over ${spec.over}, which did not succeed; retry ${spec.over}`;
+      throw new IllegalTransition(store.status(), "retry", why);
+    }
     if (own.length === 0) {
       const task = index === null ? undefined : store.task(name);
       if (index !== null && !task) throw new IllegalTransition(store.status(), "retry", `the run has no task ${name}`);
