@@ -52,6 +52,12 @@ const encoder = new TextEncoder();
 export class RunLogs {
   /** Logs being uploaded now, `task#attempt`: a second settle meanwhile leaves them. */
   private readonly saving = new Set<string>();
+  /**
+   * Whether any log may be open: false once a settle found none, true again when a frame opens
+   * one (unknown, so asked, after the object starts). Most runs stream no log, and then an event
+   * costs no query here.
+   */
+  private mayBeOpen = true;
 
   constructor(private readonly host: LogsHost) {}
 
@@ -75,6 +81,7 @@ export class RunLogs {
         attempt,
       );
     }
+    this.mayBeOpen = true;
     const size = encoder.encode(chunk).length;
     const room = LOG_LIMITS.attemptBytes - Math.max(head.stored, offset);
     // A chunk is kept past the log's end (frames of one socket may be handled out of order), never
@@ -157,14 +164,16 @@ export class RunLogs {
   /** Moves the open logs of ended attempts where they stay: small ones in their rows, the rest to R2. */
   async settle(): Promise<void> {
     const { sql, blobs, run } = this.host;
-    const ended = sql
-      .exec<{ task: string; attempt: number; bytes: number }>(
-        `SELECT h.task, h.attempt, h.bytes FROM log_heads h
+    if (!this.mayBeOpen) return;
+    const open = sql
+      .exec<{ task: string; attempt: number; bytes: number; ended: number }>(
+        `SELECT h.task, h.attempt, h.bytes, a.ended_at IS NOT NULL AS ended FROM log_heads h
          JOIN attempts a ON a.task = h.task AND a.attempt = h.attempt
-         WHERE h.place = 'open' AND a.ended_at IS NOT NULL`,
+         WHERE h.place = 'open'`,
       )
       .toArray();
-    for (const { task, attempt, bytes } of ended) {
+    if (open.length === 0) this.mayBeOpen = false;
+    for (const { task, attempt, bytes } of open.filter((log) => log.ended)) {
       const key = `${task}#${attempt}`;
       if (this.saving.has(key)) continue;
       // What lies past a gap that never closed is no part of the log: it goes.
