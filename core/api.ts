@@ -37,6 +37,19 @@ export interface RunSummary {
   tasks_total: number;
   /** The run this one retries from a task on (`distro retry ID --from TASK`), reusing its outputs upstream; null for a submitted run. */
   retry_of: string | null;
+  /**
+   * Only when the coordinator profiles runs (`PROFILE_RUNS=1`, set by `npm run bench`): the
+   * incoming runner WebSocket messages and the SQL statements of the run's Durable Object, until
+   * the run ended.
+   */
+  profile?: RunProfile;
+}
+
+export interface RunProfile {
+  messages: number;
+  statements: number;
+  /** The messages by frame type (`hello`, `results`, …). */
+  frames: Record<string, number>;
 }
 
 /** `POST /api/dags` (201): the new run, and where the status page shows it. */

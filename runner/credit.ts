@@ -19,6 +19,11 @@ export type CreditEvent =
    * that frame carries the run's credit.
    */
   | { type: "freed"; run: string; reported: boolean }
+  /**
+   * `count` held attempts of `run` went back unstarted (a steal, a drain): their room goes to runs
+   * with more ready than credit, not back to `run`, which has just given work away.
+   */
+  | { type: "returned"; run: string; count: number }
   /** The run said it finished: it sends no more tasks. */
   | { type: "finished"; run: string }
   /** The run's socket ended for good; its attempts still running will each be `freed`. */
@@ -51,7 +56,7 @@ interface RunCredit {
 
 export class CreditAllocator {
   private readonly runs = new Map<string, RunCredit>();
-  /** Attempts holding a slot, those of runs already left included. */
+  /** Attempts held (running or waiting to start), those of runs already left included. */
   private runningTotal = 0;
   /** Grants made so far: stamps `granted`. */
   private grants = 0;
@@ -59,17 +64,17 @@ export class CreditAllocator {
 
   constructor(private capacity: number) {}
 
-  /** Slots offered now. */
+  /** Attempts the runner holds at most: its slots and its prefetch (runner/prefetch.ts). */
   get slots(): number {
     return this.capacity;
   }
 
-  /** Attempts running now. */
+  /** Attempts held now, running or waiting to start. */
   get running(): number {
     return this.runningTotal;
   }
 
-  /** Slots not running a task (what the pool hears as free). */
+  /** Room for attempts not held. */
   get free(): number {
     return Math.max(0, this.capacity - this.runningTotal);
   }
@@ -117,6 +122,11 @@ export class CreditAllocator {
       case "freed":
         this.runningTotal--;
         this.freed(event.run, event.reported, out);
+        out.report();
+        break;
+      case "returned":
+        this.runningTotal -= event.count;
+        this.rebalance(out);
         out.report();
         break;
       case "finished": {

@@ -16,7 +16,7 @@ import {
   HEARTBEAT,
   MAX_FRAME_BYTES,
   type CoordinatorMessage,
-  type RunnerMessage,
+  type RunnerMessageInput,
 } from "../core/protocol/messages.js";
 import { errorText } from "./answers.js";
 import { retryDelay, seconds, type Backoff } from "./backoff.js";
@@ -88,7 +88,7 @@ export class Link {
   }
 
   /** Sends a frame if the socket is open; false when it is not (the frame is dropped). */
-  send(message: RunnerMessage): boolean {
+  send(message: RunnerMessageInput): boolean {
     if (!this.open) return false;
     this.ws!.send(encode(message));
     return true;

@@ -48,6 +48,8 @@ export interface RunLinkOptions {
 
 /** Results per frame, so a frame stays well under the size limit. */
 const RESULTS_PER_FRAME = 1024;
+/** The longest a result waits for others to share its frame. */
+const RESULT_WAIT_MS = 20;
 
 export class RunLink {
   private readonly link: Link;
@@ -55,6 +57,20 @@ export class RunLink {
   private received = 0;
   private readonly results: TaskResult[] = [];
   private flushing = false;
+  /** A flush is set for later (results waiting for company). */
+  private later: ReturnType<typeof setTimeout> | undefined;
+  /** Attempts started and not yet said to have (the next results or want frame carries them). */
+  private marks: AttemptRef[] = [];
+  /** When a `started` frame of their own may go (at most one a half heartbeat), and its timer. */
+  private startedFrameAt = 0;
+  private startedTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Half the heartbeat period the run's welcome announced. */
+  private halfHeartbeatMs = 7_500;
+  /**
+   * A frame asked for tasks and no tasks frame came since: results that come meanwhile wait for
+   * it (or RESULT_WAIT_MS), and go out together with the credit they free.
+   */
+  refilling = false;
 
   constructor(
     options: RunLinkOptions,
@@ -72,13 +88,19 @@ export class RunLink {
       onOpen: () => {
         host.opened();
         this.received = 0;
+        // A reconnect's hello lists what is held; the run resumes those as started.
+        this.marks = [];
         const holding = [...host.running(), ...this.results].map(({ task, attempt }) => ({ task, attempt }));
         const runner = { ...info, id: identity.runnerId() };
         this.link.send({ type: "hello", protocol: PROTOCOL_VERSION, runner, want: host.credit(), holding });
         this.flush();
       },
       onMessage: (m) => {
-        if (m.type === "tasks") this.received += m.tasks.length;
+        if (m.type === "tasks") {
+          this.received += m.tasks.length;
+          this.refilling = false;
+        }
+        if (m.type === "welcome") this.halfHeartbeatMs = m.heartbeatMs / 2;
         if (m.type === "error") log.info(`${label}: coordinator says: ${m.message}`);
         else host.message(m);
       },
@@ -95,12 +117,44 @@ export class RunLink {
   }
 
   close(reason: string): void {
+    clearTimeout(this.later);
+    clearTimeout(this.startedTimer);
     this.link.close(reason);
   }
 
   /** Tells the run how many more tasks it may send (absolute, so a frame in flight never over-grants). */
   want(): void {
-    this.link.send({ type: "want", want: this.host.credit(), received: this.received });
+    const started = this.takeStarted();
+    const want = this.host.credit();
+    if (!this.link.send({ type: "want", want, received: this.received, started })) this.marks.unshift(...started);
+    else if (want > 0) this.refilling = true;
+  }
+
+  /**
+   * An attempt it holds started: the run hears it with the next results or want frame, or, when
+   * none goes within a half heartbeat, in a `started` frame of its own.
+   */
+  started(task: AttemptRef): void {
+    this.marks.push({ task: task.task, attempt: task.attempt });
+    if (this.startedTimer) return;
+    const wait = Math.max(RESULT_WAIT_MS, this.startedFrameAt - Date.now());
+    this.startedTimer = setTimeout(() => {
+      this.startedTimer = undefined;
+      const tasks = this.takeStarted();
+      if (tasks.length === 0) return;
+      if (this.link.send({ type: "started", tasks })) this.startedFrameAt = Date.now() + this.halfHeartbeatMs;
+      else this.marks.unshift(...tasks);
+    }, wait);
+    this.startedTimer.unref?.();
+  }
+
+  /** The started marks to send now (at most a frame's worth); those of attempts with a result queued are left out. */
+  private takeStarted(): AttemptRef[] {
+    if (this.marks.length === 0) return [];
+    const done = new Set(this.results.map((r) => `${r.task}#${r.attempt}`));
+    const marks = this.marks.filter((a) => !done.has(`${a.task}#${a.attempt}`));
+    this.marks = marks.splice(4096);
+    return marks;
   }
 
   /** Hands tasks back unrun: the coordinator re-queues them without counting a failure. */
@@ -114,10 +168,17 @@ export class RunLink {
     return this.link.send(frame);
   }
 
-  /** Queues a result; the results queued in one turn of the event loop go out together. */
-  queue(result: TaskResult): void {
+  /**
+   * Queues a result. `now`: it goes out with the others queued in this turn of the event loop;
+   * otherwise it waits for company, at most RESULT_WAIT_MS (or until a result that may not wait).
+   */
+  queue(result: TaskResult, now = true): void {
     this.results.push(result);
     if (this.flushing) return;
+    if (!now) {
+      this.later ??= setTimeout(() => this.flush(), RESULT_WAIT_MS);
+      return;
+    }
     this.flushing = true;
     setImmediate(() => this.flush());
   }
@@ -125,9 +186,17 @@ export class RunLink {
   /** Sends queued results; those the socket cannot take now wait for the reconnect. */
   flush(): void {
     this.flushing = false;
+    clearTimeout(this.later);
+    this.later = undefined;
     while (this.results.length > 0 && this.link.open) {
       const results = this.results.slice(0, RESULTS_PER_FRAME);
-      if (!this.link.send({ type: "results", results, want: this.host.credit(), received: this.received })) break;
+      const started = this.takeStarted();
+      const frame = { type: "results" as const, results, want: this.host.credit(), received: this.received, started };
+      if (!this.link.send(frame)) {
+        this.marks.unshift(...started);
+        break;
+      }
+      if (frame.want > 0) this.refilling = true;
       this.results.splice(0, results.length);
     }
   }

@@ -23,6 +23,7 @@ import { PoolLink } from "./pool-link.js";
 import { RunLink, type AttemptRef } from "./run-link.js";
 import { DeviceSampler } from "./sampler.js";
 import { LogBudget, StderrStream } from "./stderr-stream.js";
+import { Prefetch } from "./prefetch.js";
 
 interface Running {
   task: Assignment;
@@ -35,6 +36,8 @@ interface RunState {
   id: string;
   link: RunLink;
   running: Map<string, Running>;
+  /** Attempts held and not yet started (prefetched), in the order they came. */
+  queued: Assignment[];
   /** What its attempts use: fetches that name this run. */
   host: AttemptHost;
 }
@@ -75,19 +78,27 @@ export class Runner {
   private wanted: number;
   /** Tasks finished by this process, by run. */
   private readonly done = new Map<string, number>();
+  /** The slots it runs tasks in (the allocator's capacity adds the prefetch). */
+  private slots: number;
+  /** Attempts running in the thread pool now. */
+  private executing = 0;
+  /** Held attempts waiting for a slot, of every run, in the order they came. */
+  private readonly waiting: { run: RunState; task: Assignment }[] = [];
+  private readonly prefetch = new Prefetch();
 
   constructor(private readonly parts: RunnerParts) {
     const { config, info, identity, log } = parts;
     this.credit = new CreditAllocator(info.slots);
     this.wanted = info.slots;
+    this.slots = info.slots;
     this.life = new Lifecycle(log);
     this.finished = this.life.finished;
     this.pool = new PoolLink(
       { coordinator: config.coordinator, identity, info, log },
       {
         status: () => ({
-          free: this.life.accepting ? this.credit.free : 0,
-          slots: this.credit.slots,
+          free: this.life.accepting ? Math.max(0, this.slots - this.executing) : 0,
+          slots: this.slots,
           runs: this.credit.runIds(),
         }),
         accepting: () => this.life.accepting,
@@ -156,6 +167,8 @@ export class Runner {
     this.pool.quiet();
     this.sampler.stop();
     this.allot({ type: "drain" });
+    // What waits for a slot goes back at once: it has not started.
+    for (const run of this.runs.values()) this.handBack(run, run.queued.length);
     const { running } = this.credit;
     if (running > 0) {
       this.parts.log.info(`draining: waiting up to ${graceMs} ms for ${running} running task(s)`);
@@ -197,8 +210,9 @@ export class Runner {
           break;
         case "take": {
           const run = this.runs.get(effect.run);
-          for (const task of tasks.slice(0, effect.count)) if (run) void this.execute(run, task);
+          for (const task of tasks.slice(0, effect.count)) if (run) this.hold(run, task);
           this.runs.get(effect.run)?.link.reject(tasks.slice(effect.count));
+          this.startWaiting();
           break;
         }
         case "report":
@@ -216,6 +230,7 @@ export class Runner {
     const state: RunState = {
       id,
       running: new Map(),
+      queued: [],
       host: {
         modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
         http: {
@@ -232,14 +247,16 @@ export class Runner {
         {
           opened: () => this.allot({ type: "opened", run: id }),
           credit: () => this.credit.creditOf(id),
-          running: () => [...state.running.values()].map((r) => r.task),
+          running: () => [...[...state.running.values()].map((r) => r.task), ...state.queued],
           message: (m) => this.onRunMessage(state, m),
           ended: () => {
             for (const r of state.running.values()) this.drop(r, "cancelled");
+            const queued = this.unqueue(state, state.queued.length);
             if (this.runs.get(id) === state) {
               this.runs.delete(id);
               this.allot({ type: "ended", run: id });
             }
+            if (queued.length > 0) this.allot({ type: "returned", run: id, count: queued.length });
           },
           refused: (reason) => this.fail(reason),
         },
@@ -261,24 +278,83 @@ export class Runner {
       case "tasks":
         this.allot({ type: "tasks", run: run.id, count: m.tasks.length, backlog: m.backlog }, m.tasks);
         break;
-      case "cancel":
+      case "cancel": {
+        const stop = new Set(m.tasks.map(attemptKey));
         for (const ref of m.tasks) {
           const r = run.running.get(attemptKey(ref));
           if (r) this.drop(r, "cancelled");
         }
+        const before = run.queued.length;
+        run.queued = run.queued.filter((t) => !stop.has(attemptKey(t)));
+        this.forgetWaiting(run);
+        if (run.queued.length < before)
+          this.allot({ type: "returned", run: run.id, count: before - run.queued.length });
+        break;
+      }
+      case "steal":
+        // Answered always: with what it hands back, or else a want that says what it started.
+        if (!this.handBack(run, m.count)) run.link.want();
         break;
       case "finished":
         for (const r of run.running.values()) this.drop(r, "cancelled");
+        {
+          const queued = this.unqueue(run, run.queued.length);
+          if (queued.length > 0) this.allot({ type: "returned", run: run.id, count: queued.length });
+        }
         this.allot({ type: "finished", run: run.id });
         this.parts.log.info(`run ${run.id.slice(0, 8)}: ${m.status} (${this.done.get(run.id) ?? 0} task(s) ran here)`);
         break;
     }
   }
 
+  /** Holds a task the allocator took: it starts when a slot is free. */
+  private hold(run: RunState, task: Assignment): void {
+    run.queued.push(task);
+    this.waiting.push({ run, task });
+  }
+
+  /** Starts held attempts while slots are free, in the order they came. */
+  private startWaiting(): void {
+    while (this.executing < this.slots && this.waiting.length > 0) {
+      const { run, task } = this.waiting.shift()!;
+      const at = run.queued.indexOf(task);
+      if (at < 0) continue;
+      run.queued.splice(at, 1);
+      void this.execute(run, task);
+    }
+  }
+
+  /** Removes up to `count` of the run's held attempts not started, the latest first; answers them. */
+  private unqueue(run: RunState, count: number): Assignment[] {
+    const taken = run.queued.splice(Math.max(0, run.queued.length - count), count);
+    this.forgetWaiting(run);
+    return taken;
+  }
+
+  /** Drops from the waiting line what is no longer among the run's queued attempts. */
+  private forgetWaiting(run: RunState): void {
+    const keep = new Set(run.queued);
+    for (let i = this.waiting.length - 1; i >= 0; i--)
+      if (this.waiting[i]!.run === run && !keep.has(this.waiting[i]!.task)) this.waiting.splice(i, 1);
+  }
+
+  /** Hands back up to `count` held attempts of the run that have not started (a steal, a drain); false when none. */
+  private handBack(run: RunState, count: number): boolean {
+    const back = this.unqueue(run, count);
+    if (back.length === 0) return false;
+    run.link.reject(back);
+    this.parts.log.debug(`run ${run.id.slice(0, 8)}: handed back ${back.length} held task(s) not started`);
+    this.allot({ type: "returned", run: run.id, count: back.length });
+    return true;
+  }
+
   private async execute(run: RunState, task: Assignment): Promise<void> {
     let n = 1;
     while (this.busySlots.has(n)) n++;
     this.busySlots.add(n);
+    this.executing++;
+    run.link.started(task);
+    const began = performance.now();
     const entry: Running = { task, abort: new AbortController() };
     run.running.set(attemptKey(task), entry);
     const result = await attempt(task, run.host, {
@@ -291,24 +367,50 @@ export class Runner {
         return entry.dropped;
       },
     });
+    this.executing--;
+    this.prefetch.note(performance.now() - began);
     if (result) {
-      run.link.queue(result);
+      // Results wait while the run still has enough held here to keep the slots busy: one frame
+      // then carries many (and the credit they free), not one each.
+      run.link.queue(result, run.queued.length <= Math.floor(this.depth() / 2) && !run.link.refilling);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
     this.allot({ type: "freed", run: run.id, reported: result !== undefined });
+    this.refit();
+    this.startWaiting();
     if (this.credit.running === 0) this.idle?.();
+  }
+
+  /** The prefetch for the slots now. */
+  private depth(): number {
+    return this.prefetch.depth(this.slots);
+  }
+
+  /**
+   * Holds slots + prefetch from now on, if that changed (a new median, a resize). The prefetch
+   * shrinks only by a quarter or more at a time: credit taken back while tasks are on their way
+   * sends them back, and a median that wobbles should not.
+   */
+  private refit(): void {
+    const depth = this.depth();
+    const current = this.credit.slots - this.slots;
+    if (depth < current && depth > (current * 3) / 4) return;
+    const capacity = this.slots + depth;
+    if (capacity !== this.credit.slots && this.life.accepting) this.allot({ type: "resize", slots: capacity });
   }
 
   /** Offers `wanted` slots (`--slots auto`), at most the coordinator's cap, from now on: running tasks finish whatever it shrinks to. */
   private resize(wanted: number, freeMemory: number): void {
     this.wanted = wanted;
     const slots = Math.min(wanted, this.maxSlots);
-    const from = this.credit.slots;
+    const from = this.slots;
     if (slots === from || !this.life.accepting) return;
     this.parts.threads.resize(slots);
-    const { running } = this.credit;
+    this.slots = slots;
+    const running = this.executing;
     const fields = { event: "slots", from, to: slots, freeMemory, running };
     this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${running} running)`, fields);
-    this.allot({ type: "resize", slots });
+    this.refit();
+    this.startWaiting();
   }
 }

@@ -12,6 +12,8 @@ import { DEFAULT_DEVICE_LIMITS, type DeviceLimits } from "./durable/device-limit
 export interface Env {
   DAG_RUN: DurableObjectNamespace<DagRunRpc>;
   RUNNER_POOL: DurableObjectNamespace<RunnerPoolRpc>;
+  /** The bench's echo object (durable/bench-echo.ts): a socket, no RPC. */
+  BENCH_ECHO_OBJECT: DurableObjectNamespace;
   DB: D1Database;
   /** Task modules under modules/<sha256>, large outputs under outputs/<sha256>. */
   BLOBS: R2Bucket;
@@ -20,6 +22,8 @@ export interface Env {
   RUNNER_TOKEN?: string;
   /** A runner silent this long (ms) loses its leases; default 15000. */
   HEARTBEAT_TIMEOUT_MS?: string;
+  /** "1": each run counts its incoming runner messages and SQL statements (`profile` of its summary; `npm run bench` sets it). */
+  PROFILE_RUNS?: string;
   // Socket rate limits (docs/limits.md): frames a second and the burst a socket may send at once,
   // by socket kind, and bytes for every kind. A socket over a limit is closed with code 4429.
   /** Runner sockets of a run; default 2000 frames/s, burst 4000. */
@@ -45,6 +49,8 @@ export interface Env {
   COOLDOWN_MS?: string;
   /** How long a runner with idle slots may sit beside a run with ready work before the pool re-points it; default 2000. */
   STALL_REPAIR_MS?: string;
+  /** "1": `GET /api/bench/echo` reaches the bench's echo object (docs/benchmarks.md); otherwise that route is a 404. */
+  BENCH_ECHO?: string;
 }
 
 /** The device limits from the environment; a value that is not a positive whole number falls back to its default. */

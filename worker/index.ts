@@ -1,6 +1,7 @@
 /**
  * The coordinator Worker: a Hono app for the HTTP API, and the two Durable Object classes it
- * fronts. The status page is served from `public/` as static assets.
+ * fronts (and the bench's echo object, routed to only when BENCH_ECHO is "1"). The status page is
+ * served from `public/` as static assets.
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -14,9 +15,11 @@ import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
 import { runnerPackage } from "./routes/runner-package.js";
 import { runners } from "./routes/runners.js";
+import { requireToken } from "./auth.js";
 
 export { DagRun } from "./durable/dag-run.js";
 export { RunnerPool } from "./durable/runner-pool.js";
+export { BenchEcho } from "./durable/bench-echo.js";
 
 export const app = new Hono<{ Bindings: Env }>();
 
@@ -35,6 +38,18 @@ app.route("/api/runners", runners);
 app.route("/api/blobs", blobs);
 app.route("/metrics", metrics);
 app.route("/", runnerPackage);
+// The bench's echo round trip (docs/benchmarks.md): no route at all unless BENCH_ECHO is "1".
+app.get(
+  "/api/bench/echo",
+  async (c, next) => (c.env.BENCH_ECHO === "1" ? next() : c.notFound()),
+  requireToken("API_TOKEN"),
+  (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
+      throw new HTTPException(426, { message: "GET /api/bench/echo is a WebSocket: send `Upgrade: websocket`" });
+    const echo = c.env.BENCH_ECHO_OBJECT;
+    return echo.get(echo.idFromName("echo")).fetch(c.req.raw);
+  },
+);
 
 // Static assets are matched before the Worker in production; this serves them wherever a request
 // reaches the app first (tests, `run_worker_first` routes).

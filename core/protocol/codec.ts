@@ -8,6 +8,7 @@ import {
   runnerMessage,
   type CoordinatorMessage,
   type RunnerMessage,
+  type RunnerMessageInput,
 } from "./messages.js";
 
 export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string };
@@ -48,6 +49,6 @@ export function decodeCoordinatorMessage(raw: string | ArrayBuffer | Uint8Array)
 }
 
 /** Encodes a frame; the type parameter keeps each side to its own messages. */
-export function encode(message: RunnerMessage | CoordinatorMessage): string {
+export function encode(message: RunnerMessageInput | CoordinatorMessage): string {
   return JSON.stringify(message);
 }

@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Largest frame either side accepts (the Durable Object limit for a received message is 32 MiB). */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
@@ -176,11 +176,23 @@ export const runnerMessage = z.discriminatedUnion("type", [
   }),
   /**
    * Run socket: this runner takes `want` more tasks beyond the `received` it has had on this
-   * socket. Absolute, so a frame crossing a dispatch in flight never over-grants.
+   * socket. Absolute, so a frame crossing a dispatch in flight never over-grants. `started`:
+   * attempts it holds that it started since it last said (an attempt's lease runs from then).
    */
-  z.strictObject({ type: z.literal("want"), want, received }),
+  z.strictObject({ type: z.literal("want"), want, received, started: attemptRefs.default([]) }),
   /** Run socket: finished attempts, and the new `want` (as in the "want" frame). */
-  z.strictObject({ type: z.literal("results"), results: z.array(result).min(1).max(1024), want, received }),
+  z.strictObject({
+    type: z.literal("results"),
+    results: z.array(result).min(1).max(1024),
+    want,
+    received,
+    started: attemptRefs.default([]),
+  }),
+  /**
+   * Run socket: attempts it started, when no results or want frame is due to say it: at most one
+   * such frame a half heartbeat.
+   */
+  z.strictObject({ type: z.literal("started"), tasks: attemptRefs.min(1) }),
   /** Run socket: tasks received beyond the runner's credit, handed back untouched. */
   z.strictObject({ type: z.literal("reject"), tasks: attemptRefs.min(1) }),
   /**
@@ -224,6 +236,11 @@ export const coordinatorMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("tasks"), tasks: z.array(assignment), backlog: z.number().int().nonnegative() }),
   /** Run socket: stop these attempts; their results are no longer wanted. */
   z.strictObject({ type: z.literal("cancel"), tasks: attemptRefs.min(1) }),
+  /**
+   * Run socket: another runner is idle; hand back (`reject`) up to `count` attempts of this run
+   * held and not started. Started ones are not handed back: a steal never runs a task twice.
+   */
+  z.strictObject({ type: z.literal("steal"), count: z.number().int().positive().max(4096) }),
   /** Run socket: the run ended; the socket closes after this frame. */
   z.strictObject({ type: z.literal("finished"), status: z.string() }),
   /** A frame could not be accepted; the socket stays open unless the error is fatal. */

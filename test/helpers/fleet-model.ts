@@ -28,20 +28,24 @@ interface RunShape {
 }
 
 export interface FleetShape {
-  /** Each runner's slots, and whether it has label `x`. */
-  runners: { slots: number; x: boolean }[];
+  /** Each runner's slots, its prefetch (held beyond its slots, at most 8 × slots), and whether it has label `x`. */
+  runners: { slots: number; prefetch?: number; x: boolean }[];
   runs: RunShape[];
 }
 
+type Ref = { task: string; attempt: number };
+
 type ToRun =
-  | { type: "hello"; want: number; holding: { task: string; attempt: number }[] }
-  | { type: "want"; want: number; received: number }
-  | { type: "results"; results: TaskResult[]; want: number; received: number }
-  | { type: "reject"; tasks: { task: string; attempt: number }[] };
+  | { type: "hello"; want: number; holding: Ref[] }
+  | { type: "want"; want: number; received: number; started: Ref[] }
+  | { type: "results"; results: TaskResult[]; want: number; received: number; started: Ref[] }
+  | { type: "started"; tasks: Ref[] }
+  | { type: "reject"; tasks: Ref[] };
 
 type ToRunner =
   | { type: "tasks"; tasks: Assignment[]; backlog: number }
   | { type: "cancel"; tasks: { task: string; attempt: number }[] }
+  | { type: "steal"; count: number }
   | { type: "finished" }
   | { type: "close" };
 
@@ -55,6 +59,8 @@ interface RunLinkModel {
   received: number;
   /** Results not yet sent (the socket was down). */
   queued: TaskResult[];
+  /** Attempts started and not yet said to have. */
+  marks: Ref[];
 }
 
 interface AttemptModel {
@@ -62,6 +68,8 @@ interface AttemptModel {
   task: string;
   attempt: number;
   dropped: boolean;
+  /** Running in a slot (else held, waiting for one). */
+  started: boolean;
 }
 
 interface RunnerModel {
@@ -77,6 +85,9 @@ interface RunnerModel {
   lastReport: string;
   /** The most slots it has offered: running tasks finish when it shrinks. */
   maxSlots: number;
+  /** Slots it runs attempts in now; the allocator's capacity adds the prefetch. */
+  slots: number;
+  prefetch: number;
 }
 
 interface RunModel {
@@ -108,7 +119,7 @@ export class Fleet {
   readonly trace: string[] = [];
 
   constructor(shape: FleetShape) {
-    this.runners = shape.runners.map(({ slots, x }, i) => {
+    this.runners = shape.runners.map(({ slots, prefetch = 0, x }, i) => {
       const id = `r${i}`;
       const info: RunnerInfo = {
         id,
@@ -125,7 +136,7 @@ export class Fleet {
       return {
         id,
         info,
-        alloc: new CreditAllocator(slots),
+        alloc: new CreditAllocator(slots + prefetch),
         poolOpen: false,
         toPool: [],
         fromPool: [],
@@ -134,6 +145,8 @@ export class Fleet {
         reportDue: false,
         lastReport: "",
         maxSlots: slots,
+        slots,
+        prefetch,
       };
     });
     this.runs = shape.runs.map((s, i) => ({
@@ -165,18 +178,23 @@ export class Fleet {
       }
       for (const link of r.links.values()) {
         if (!link.open) internal(`${r.id}: socket to ${link.run} opens`, () => this.openLink(r, link));
+        if (link.open && link.marks.length > 0)
+          internal(`${r.id}: tells ${link.run} what started`, () => {
+            link.toRun.push({ type: "started", tasks: link.marks.splice(0) });
+          });
         if (link.toRun.length > 0)
           internal(`${link.run}: gets ${r.id}'s ${describe(link.toRun[0]!)}`, () => this.runFrame(r, link));
         if (link.toRunner.length > 0)
           internal(`${r.id}: gets ${link.run}'s ${describe(link.toRunner[0]!)}`, () => this.runnerFrame(r, link));
       }
       for (const a of r.attempts) {
+        if (!a.started) continue;
         if (a.dropped) internal(`${r.id}: stopped attempt ${a.task}#${a.attempt} ends`, () => this.end(r, a));
         else external(`${r.id}: attempt ${a.task}#${a.attempt} of ${a.run} succeeds`, () => this.end(r, a));
       }
       external(`${r.id}: its sockets drop`, () => this.blip(r));
-      external(`${r.id}: resizes to 1 slot`, () => this.allot(r, { type: "resize", slots: 1 }));
-      external(`${r.id}: resizes to ${r.maxSlots} slot(s)`, () => this.allot(r, { type: "resize", slots: r.maxSlots }));
+      external(`${r.id}: resizes to 1 slot`, () => this.resize(r, 1));
+      external(`${r.id}: resizes to ${r.maxSlots} slot(s)`, () => this.resize(r, r.maxSlots));
     }
     for (const run of this.runs) {
       if (run.telling.length > 0) internal(`pool: gets ${run.id}'s demand`, () => this.poolDemand(run));
@@ -226,20 +244,31 @@ export class Fleet {
       const status = run.store.status();
       if (!run.started || (status !== "queued" && status !== "running")) continue;
       const ready = run.store.counts().ready;
-      if (ready === 0) continue;
       for (const r of this.runners)
-        if (r.alloc.free > 0 && (!run.shape.labelled || r.info.labels.includes("x")))
+        if (ready > 0 && r.alloc.free > 0 && (!run.shape.labelled || r.info.labels.includes("x")))
           out.push(
             `${run.id} has ${ready} ready task(s) and ${r.id} has ${r.alloc.free} idle slot(s) of ${r.alloc.slots}`,
           );
+      // Work stealing: no runner the run counts as asking for work, holding none of it waiting
+      // to start, beside another that holds two or more of it waiting.
+      const waitingAt = (r: RunnerModel) => r.attempts.filter((a) => a.run === run.id && !a.started).length;
+      for (const thief of this.runners) {
+        if ((run.store.runner(thief.id)?.credit ?? 0) === 0 || waitingAt(thief) > 0) continue;
+        if (run.shape.labelled && !thief.info.labels.includes("x")) continue;
+        for (const victim of this.runners)
+          if (victim !== thief && waitingAt(victim) >= 2)
+            out.push(
+              `${thief.id} asks ${run.id} for work while ${victim.id} holds ${waitingAt(victim)} of it not started`,
+            );
+      }
     }
     return out;
   }
 
-  /** Attempts running (not stopped) on some runner. */
+  /** Attempts running (started, not stopped) on some runner. */
   running(): { runner: RunnerModel; attempt: AttemptModel }[] {
     return this.runners.flatMap((runner) =>
-      runner.attempts.filter((a) => !a.dropped).map((attempt) => ({ runner, attempt })),
+      runner.attempts.filter((a) => a.started && !a.dropped).map((attempt) => ({ runner, attempt })),
     );
   }
 
@@ -267,7 +296,11 @@ export class Fleet {
     return woke;
   }
 
-  /** A runner's invariants: credit never negative, never more promised than slots, never more running than it offered. */
+  /**
+   * The invariants: a runner's credit never negative, never more promised than it may hold,
+   * never more running than its slots, never more held than slots + Q (its allocator's count
+   * of them right), never more held than the run allows (9 × slots); and no task accepted twice.
+   */
   private checkSafety(): void {
     for (const r of this.runners) {
       const { alloc } = r;
@@ -276,36 +309,89 @@ export class Fleet {
       for (const id of runs)
         if (alloc.creditOf(id) < 0) throw new Error(`${r.id} has credit ${alloc.creditOf(id)} for ${id}`);
       if (credit > 0 && alloc.running + credit > alloc.slots)
-        throw new Error(`${r.id} promised ${credit} with ${alloc.running} running on ${alloc.slots} slot(s)`);
+        throw new Error(`${r.id} promised ${credit} with ${alloc.running} held, to hold ${alloc.slots}`);
       if (alloc.running !== r.attempts.length)
-        throw new Error(`${r.id} counts ${alloc.running} running, holds ${r.attempts.length}`);
-      if (alloc.running > r.maxSlots) throw new Error(`${r.id} runs ${alloc.running} on at most ${r.maxSlots} slot(s)`);
+        throw new Error(`${r.id} counts ${alloc.running} held, holds ${r.attempts.length}`);
+      const running = r.attempts.filter((a) => a.started).length;
+      if (running > r.maxSlots) throw new Error(`${r.id} runs ${running} on at most ${r.maxSlots} slot(s)`);
+      if (r.attempts.length > r.maxSlots + r.prefetch)
+        throw new Error(`${r.id} holds ${r.attempts.length}, more than ${r.maxSlots} slot(s) + ${r.prefetch}`);
+      for (const run of this.runs)
+        if (run.store.leasedTo(r.id).length > 9 * r.maxSlots)
+          throw new Error(`${run.id} leases ${run.store.leasedTo(r.id).length} to ${r.id} of ${r.maxSlots} slot(s)`);
+    }
+    for (const run of this.runs) {
+      const accepted = new Set<string>();
+      for (const a of run.store.attempts)
+        if (a.outcome === "succeeded") {
+          if (accepted.has(a.task)) throw new Error(`${run.id} accepted ${a.task} twice`);
+          accepted.add(a.task);
+        }
     }
   }
 
   // --- the runner's shell ---
 
   private allot(r: RunnerModel, event: CreditEvent, tasks: Assignment[] = []): void {
-    if (event.type === "resize") r.maxSlots = Math.max(r.maxSlots, event.slots);
     for (const effect of r.alloc.apply(event)) this.performRunner(r, effect, tasks);
+  }
+
+  /** The runner runs `slots` at once from now on and holds as many more as its prefetch. */
+  private resize(r: RunnerModel, slots: number): void {
+    r.slots = slots;
+    r.maxSlots = Math.max(r.maxSlots, slots);
+    this.allot(r, { type: "resize", slots: slots + r.prefetch });
+    this.startWaiting(r);
+  }
+
+  /** Starts held attempts while slots are free, the oldest first: each start is marked for its run. */
+  private startWaiting(r: RunnerModel): void {
+    for (const a of r.attempts) {
+      if (r.attempts.filter((x) => x.started).length >= r.slots) return;
+      if (a.started) continue;
+      a.started = true;
+      const link = r.links.get(a.run);
+      if (link?.open) link.marks.push({ task: a.task, attempt: a.attempt });
+    }
+  }
+
+  /** Removes held attempts not started: of `run` that `pick` names (all when absent), the latest first, at most `count`. */
+  private unqueue(r: RunnerModel, run: string, count = Infinity, pick: (a: AttemptModel) => boolean = () => true) {
+    const taken: AttemptModel[] = [];
+    for (let i = r.attempts.length - 1; i >= 0 && taken.length < count; i--) {
+      const a = r.attempts[i]!;
+      if (a.run !== run || a.started || !pick(a)) continue;
+      r.attempts.splice(i, 1);
+      taken.unshift(a);
+    }
+    return taken;
   }
 
   private performRunner(r: RunnerModel, effect: CreditEffect, tasks: Assignment[]): void {
     switch (effect.type) {
       case "attach":
-        r.links.set(effect.run, { run: effect.run, open: false, toRun: [], toRunner: [], received: 0, queued: [] });
+        r.links.set(effect.run, {
+          run: effect.run,
+          open: false,
+          toRun: [],
+          toRunner: [],
+          received: 0,
+          queued: [],
+          marks: [],
+        });
         break;
       case "want": {
         const link = r.links.get(effect.run);
-        if (link?.open) link.toRun.push({ type: "want", want: r.alloc.creditOf(link.run), received: link.received });
+        if (link?.open) this.sendWant(r, link);
         break;
       }
       case "take": {
         const link = r.links.get(effect.run)!;
         for (const t of tasks.slice(0, effect.count))
-          r.attempts.push({ run: link.run, task: t.task, attempt: t.attempt, dropped: false });
+          r.attempts.push({ run: link.run, task: t.task, attempt: t.attempt, dropped: false, started: false });
         const back = tasks.slice(effect.count).map(({ task, attempt }) => ({ task, attempt }));
         if (back.length > 0 && link.open) link.toRun.push({ type: "reject", tasks: back });
+        this.startWaiting(r);
         break;
       }
       case "report":
@@ -330,17 +416,29 @@ export class Fleet {
     r.toPool.push(status);
   }
 
+  private sendWant(r: RunnerModel, link: RunLinkModel): void {
+    const started = link.marks.splice(0);
+    link.toRun.push({ type: "want", want: r.alloc.creditOf(link.run), received: link.received, started });
+  }
+
   private openLink(r: RunnerModel, link: RunLinkModel): void {
     this.allot(r, { type: "opened", run: link.run });
     link.open = true;
     link.received = 0;
+    link.marks = [];
     const holding = [...r.attempts.filter((a) => a.run === link.run && !a.dropped), ...link.queued].map(
       ({ task, attempt }) => ({ task, attempt }),
     );
     link.toRun.push({ type: "hello", want: r.alloc.creditOf(link.run), holding });
     if (link.queued.length > 0) {
       const results = link.queued.splice(0);
-      link.toRun.push({ type: "results", results, want: r.alloc.creditOf(link.run), received: link.received });
+      link.toRun.push({
+        type: "results",
+        results,
+        want: r.alloc.creditOf(link.run),
+        received: link.received,
+        started: [],
+      });
     }
   }
 
@@ -351,19 +449,36 @@ export class Fleet {
         link.received += m.tasks.length;
         this.allot(r, { type: "tasks", run: link.run, count: m.tasks.length, backlog: m.backlog }, m.tasks);
         break;
-      case "cancel":
-        for (const a of r.attempts)
-          if (a.run === link.run && m.tasks.some((t) => t.task === a.task && t.attempt === a.attempt)) a.dropped = true;
+      case "cancel": {
+        const named = (a: AttemptModel) => m.tasks.some((t) => t.task === a.task && t.attempt === a.attempt);
+        for (const a of r.attempts) if (a.run === link.run && named(a)) a.dropped = true;
+        const back = this.unqueue(r, link.run, Infinity, named);
+        if (back.length > 0) this.allot(r, { type: "returned", run: link.run, count: back.length });
         break;
-      case "finished":
+      }
+      case "steal": {
+        const back = this.unqueue(r, link.run, m.count);
+        if (back.length > 0) {
+          link.toRun.push({ type: "reject", tasks: back.map(({ task, attempt }) => ({ task, attempt })) });
+          this.allot(r, { type: "returned", run: link.run, count: back.length });
+        } else this.sendWant(r, link);
+        break;
+      }
+      case "finished": {
         for (const a of r.attempts) if (a.run === link.run) a.dropped = true;
+        const back = this.unqueue(r, link.run);
+        if (back.length > 0) this.allot(r, { type: "returned", run: link.run, count: back.length });
         this.allot(r, { type: "finished", run: link.run });
         break;
-      case "close":
+      }
+      case "close": {
         for (const a of r.attempts) if (a.run === link.run) a.dropped = true;
+        const back = this.unqueue(r, link.run);
         r.links.delete(link.run);
         this.allot(r, { type: "ended", run: link.run });
+        if (back.length > 0) this.allot(r, { type: "returned", run: link.run, count: back.length });
         break;
+      }
     }
   }
 
@@ -373,11 +488,17 @@ export class Fleet {
     const link = r.links.get(a.run);
     const reported = !a.dropped && link !== undefined;
     this.allot(r, { type: "freed", run: a.run, reported });
+    this.startWaiting(r);
     if (!reported) return;
     const result = ok(a, a.task);
     if (!link.open) link.queued.push(result);
-    else
-      link.toRun.push({ type: "results", results: [result], want: r.alloc.creditOf(a.run), received: link.received });
+    else {
+      const done = (m: Ref) => m.task === a.task && m.attempt === a.attempt;
+      const started = link.marks.filter((m) => !done(m));
+      link.marks = [];
+      const want = r.alloc.creditOf(a.run);
+      link.toRun.push({ type: "results", results: [result], want, received: link.received, started });
+    }
   }
 
   /** A network blip: the runner's sockets close and reconnect; what was in flight on them is gone. */
@@ -466,7 +587,8 @@ export class Fleet {
     if (m.type === "hello") {
       const { memory, cores, labels, arch, platform } = r.info;
       const caps = { memory, cores, labels, arch, platform };
-      return this.apply(run, { type: "attach", runner: r.id, name: r.id, want: m.want, holding: m.holding, caps });
+      const { want, holding } = m;
+      return this.apply(run, { type: "attach", runner: r.id, name: r.id, want, holding, caps, slots: r.maxSlots });
     }
     if (!run.store.runner(r.id)) return;
     this.apply(run, { runner: r.id, ...m });
@@ -488,6 +610,9 @@ export class Fleet {
         break;
       case "cancel":
         socket(effect.runner)?.toRunner.push({ type: "cancel", tasks: effect.tasks });
+        break;
+      case "steal":
+        socket(effect.runner)?.toRunner.push({ type: "steal", count: effect.count });
         break;
       case "demand":
         this.tellDemand(run, effect.classes);

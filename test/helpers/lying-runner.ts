@@ -29,7 +29,7 @@ import {
   type Assignment,
   type CoordinatorMessage,
   type RunnerInfo,
-  type RunnerMessage,
+  type RunnerMessageInput,
 } from "../../core/protocol/messages";
 import { enrollDevice } from "../../dev/local";
 
@@ -378,7 +378,7 @@ class Channel {
     this.ping = setInterval(() => this.open && this.ws.send(HEARTBEAT.ping), Math.max(100, heartbeatMs / 4));
   }
 
-  send(message: RunnerMessage): void {
+  send(message: RunnerMessageInput): void {
     if (this.open) this.ws.send(encode(message));
   }
 

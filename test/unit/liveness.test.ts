@@ -1,8 +1,11 @@
 /**
  * No run ever stalls (invariant 9): whatever happened before (joins, finishes, cancels, pauses,
  * resumes, sockets that drop, coordinator restarts, leases that expire, runners that resize),
- * once every frame in flight has arrived, no run has ready work while a runner has an idle
- * slot, and every run that is not cancelled ends `succeeded`. The fleet (test/helpers/fleet-model.ts)
+ * once every frame in flight has arrived, no run has ready work while a runner has room for it,
+ * no runner asks a run for work while another holds two or more of its attempts not started
+ * (work stealing), and every run that is not cancelled ends `succeeded`. Runners prefetch (hold
+ * up to Q attempts beyond their slots); every step checks that none runs more than its slots,
+ * holds more than slots + Q, or has a task accepted twice. The fleet (test/helpers/fleet-model.ts)
  * is the real run state machine, the runner's real slot allocator and the pool's real
  * matchmaking; fast-check picks the fleet and the sequence and shrinks a failure to a short one.
  */
@@ -11,14 +14,17 @@ import { describe, expect, it } from "vitest";
 import { Fleet, type FleetShape } from "../helpers/fleet-model";
 
 const shapeArb: fc.Arbitrary<FleetShape> = fc.record({
-  runners: fc.array(fc.record({ slots: fc.integer({ min: 1, max: 3 }), x: fc.boolean() }), {
-    minLength: 1,
-    maxLength: 3,
-  }),
+  runners: fc.array(
+    fc.record({ slots: fc.integer({ min: 1, max: 3 }), prefetch: fc.integer({ min: 0, max: 4 }), x: fc.boolean() }),
+    {
+      minLength: 1,
+      maxLength: 3,
+    },
+  ),
   runs: fc.array(
     fc.record({
       kind: fc.constantFrom("fan" as const, "chain" as const),
-      tasks: fc.integer({ min: 1, max: 5 }),
+      tasks: fc.integer({ min: 1, max: 12 }),
       priority: fc.integer({ min: 0, max: 2 }),
       labelled: fc.boolean(),
     }),

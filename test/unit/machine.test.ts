@@ -236,14 +236,20 @@ tasks:
     expect(() => transition(new MemoryStore(), { type: "start", plan: big }, 0)).toThrow(/SQLITE_TOOBIG/);
   });
 
-  it("never leaves a runner holding more than maxHeld attempts, however often it asks", () => {
-    const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 20] } }]`);
-    const config = { leaseGraceMs: 1000, maxHeld: 4 };
-    transition(store, { type: "attach", runner: "greedy", name: "g", want: 100, holding: [] }, 1, config);
-    expect(store.leasedTo("greedy")).toHaveLength(4);
+  it("never leaves a runner holding more than 9 × its slots (at most maxHeld), however often it asks", () => {
+    const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 100] } }]`);
+    const config = { leaseGraceMs: 1000, maxHeld: 36 };
+    const hello = { type: "attach" as const, name: "g", want: 100, holding: [] };
+    transition(store, { ...hello, runner: "greedy", slots: 2 }, 1, config);
+    expect(store.leasedTo("greedy")).toHaveLength(18);
     for (let i = 0; i < 3; i++)
       transition(store, { type: "want", runner: "greedy", want: 100, received: sent(store, "greedy") }, 2 + i, config);
-    expect(store.leasedTo("greedy")).toHaveLength(4);
+    expect(store.leasedTo("greedy")).toHaveLength(18);
+    // However many slots it claims, it holds at most its device's cap; one that says none, as one slot.
+    transition(store, { ...hello, runner: "liar", slots: 1000 }, 5, config);
+    expect(store.leasedTo("liar")).toHaveLength(36);
+    transition(store, { ...hello, runner: "none", slots: 0 }, 6, config);
+    expect(store.leasedTo("none")).toHaveLength(9);
   });
 
   it("lets no runner resume an attempt that was not its own, nor one whose requires it does not meet", () => {
@@ -314,14 +320,23 @@ tasks:
     expect(after.map((x) => x.task)).toEqual(["b", "c"]);
   });
 
-  it("expires a lease at timeout plus grace and hands the task to another runner", () => {
+  it("expires a lease at timeout plus grace from the start the runner said, and hands the task to another runner", () => {
     const store = started(`tasks: [{ id: a, module: m, timeout: 10s }]`);
-    transition(store, { type: "attach", runner: "frozen", name: "f", want: 1, holding: [] }, 0);
+    transition(store, { type: "attach", runner: "frozen", name: "f", want: 1, holding: [] }, 1);
     expect(store.task("a")).toMatchObject({ runner: "frozen", attempt: 1 });
-    expect(store.nextDeadline()).toBe(10_000 + 15_000);
-    transition(store, { type: "attach", runner: "other", name: "o", want: 1, holding: [] }, 24_999);
-    expect(dispatched(transition(store, { type: "tick" }, 24_999))).toEqual([]);
-    const effects = transition(store, { type: "tick" }, 25_000);
+    // Held and not started, its lease runs from the dispatch.
+    expect(store.nextDeadline()).toBe(1 + 10_000 + 15_000);
+    transition(store, { type: "started", runner: "frozen", tasks: [{ task: "a", attempt: 1 }] }, 1_000);
+    // A second mark of the same start moves nothing.
+    transition(
+      store,
+      { type: "want", runner: "frozen", want: 0, received: 1, started: [{ task: "a", attempt: 1 }] },
+      9_000,
+    );
+    expect(store.nextDeadline()).toBe(1_000 + 10_000 + 15_000);
+    transition(store, { type: "attach", runner: "other", name: "o", want: 1, holding: [] }, 25_999);
+    expect(dispatched(transition(store, { type: "tick" }, 25_999))).toEqual([]);
+    const effects = transition(store, { type: "tick" }, 26_000);
     expect(dispatched(effects)).toEqual([expect.objectContaining({ task: "a", attempt: 2 })]);
     expect(store.attempts[0]).toMatchObject({ runner: "frozen", outcome: "lost", failure: { kind: "lost" } });
     // The frozen runner's late result is ignored, and the history says so.
@@ -334,7 +349,7 @@ tasks:
         want: 1,
         received: 1,
       },
-      26_000,
+      27_000,
     );
     expect(store.task("a")).toMatchObject({ state: "leased", attempt: 2, runner: "other" });
     expect(store.attempts[0]!.note).toMatch(/arrived after the attempt had ended; ignored/);

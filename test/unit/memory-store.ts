@@ -6,7 +6,10 @@
  * (`json_each`). Its statements are fixed text, so the 100 KB statement limit cannot be reached.
  */
 import {
+  type AttemptRef,
   type AttemptRow,
+  type LeasedRow,
+  type Succeeded,
   type DeadlineKind,
   type NodeRow,
   type RunnerRow,
@@ -34,7 +37,7 @@ export class MemoryStore implements RunStore {
   readonly nodes = new Map<string, NodeRow>();
   readonly tasks = new Map<
     string,
-    TaskRow & { seq: number; priority: number; output?: Uint8Array | BlobRef; item?: string }
+    TaskRow & { seq: number; priority: number; output?: Uint8Array | BlobRef; item?: string; started?: boolean }
   >();
   readonly inputs = new Map<string, RunInput>();
   readonly attempts: AttemptRow[] = [];
@@ -81,6 +84,69 @@ export class MemoryStore implements RunStore {
   }
   node(id: string) {
     return this.nodes.get(id)!;
+  }
+  spec(id: string) {
+    return this.nodes.get(id)!.spec;
+  }
+  leasedOf(runner: string, refs: readonly AttemptRef[]): LeasedRow[] {
+    if (refs.length > 0) bound(JSON.stringify(refs.map((r) => [r.task, r.attempt])), runner);
+    const out = new Map<string, LeasedRow>();
+    for (const ref of refs) {
+      const t = this.tasks.get(ref.task);
+      if (!t || t.state !== "leased" || t.runner !== runner || t.attempt !== ref.attempt) continue;
+      out.set(t.key, { ...this.task(t.key)!, started: t.started === true, cacheKey: this.cacheKey(t.key) });
+    }
+    return [...out.values()];
+  }
+  leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number) {
+    const rows = this.ready(limit, excluded);
+    bound(JSON.stringify(rows.map((r) => [r.key, r.attempt + 1])), runner.id, runner.name, now);
+    return rows.map((row) => {
+      const attempt = row.attempt + 1;
+      Object.assign(this.tasks.get(row.key)!, { state: "leased", attempt, runner: runner.id, started: false });
+      this.addAttempt({
+        task: row.key,
+        attempt,
+        runner: runner.id,
+        runnerName: runner.name,
+        startedAt: now,
+        endedAt: null,
+        outcome: "running",
+        failure: null,
+        stderr: "",
+        note: null,
+      });
+      return this.task(row.key)!;
+    });
+  }
+  succeedAll(done: readonly Succeeded[], now: number) {
+    for (const { row, output, stderr } of done) {
+      this.setOutput(row.key, output);
+      Object.assign(this.tasks.get(row.key)!, { state: "succeeded", runner: null });
+      this.endAttempt(row.key, row.attempt, { endedAt: now, outcome: "succeeded", failure: null, stderr });
+      this.clearDeadline("lease", row.key);
+    }
+  }
+  markStarted(runner: string, refs: readonly AttemptRef[]) {
+    return this.leasedOf(runner, refs)
+      .filter((r) => !r.started)
+      .map(({ started: _s, cacheKey: _k, ...row }) => {
+        this.tasks.get(row.key)!.started = true;
+        return row;
+      });
+  }
+  unstarted() {
+    const out = new Map<string, Map<string, number>>();
+    for (const t of this.tasks.values()) {
+      if (t.state !== "leased" || t.started || !t.runner) continue;
+      const nodes = out.get(t.runner) ?? new Map<string, number>();
+      out.set(t.runner, nodes.set(t.node, (nodes.get(t.node) ?? 0) + 1));
+    }
+    return out;
+  }
+  flush() {}
+  setDeadlines(kind: DeadlineKind, entries: readonly { key: string; at: number }[]) {
+    for (const { key, at } of entries) this.setDeadline(kind, key, at);
   }
   insertInputs(inputs: Readonly<Record<string, RunInput>>) {
     for (const [name, input] of Object.entries(inputs)) {
@@ -289,8 +355,8 @@ export class MemoryStore implements RunStore {
     return [...this.runnerRows.values()].map((r) => ({ ...r }));
   }
   putRunner(row: RunnerRow) {
-    const { id, name, credit, sent, caps, cooledUntil, backlogTold, sentAt } = row;
-    bound(id, name, credit, sent, JSON.stringify(caps), cooledUntil, backlogTold, sentAt);
+    const { id, name, credit, sent, caps, cooledUntil, backlogTold, sentAt, slots, stealing } = row;
+    bound(id, name, credit, sent, JSON.stringify(caps), cooledUntil, backlogTold, sentAt, slots, stealing);
     this.runnerRows.set(row.id, { ...row });
   }
   removeRunner(id: string) {

@@ -11,20 +11,23 @@ const GOLDEN_RUNNER = [
   `{"type":"status","free":2,"runs":["${"a".repeat(64)}"]}`,
   `{"type":"status","free":0,"runs":[],"device":{"freeMemory":4294967296,"load":37.5}}`,
   `{"type":"status","free":1,"slots":3,"runs":[]}`,
-  `{"type":"want","want":3,"received":12}`,
+  `{"type":"want","want":3,"received":12,"started":[]}`,
+  `{"type":"want","want":0,"received":14,"started":[{"task":"greet[3]","attempt":1}]}`,
+  `{"type":"started","tasks":[{"task":"greet[4]","attempt":1}]}`,
   `{"type":"results","results":[{"task":"greet[2]","attempt":1,"ok":true,"output":"eyJhIjoxfQ==","stderr":"",` +
-    `"durationMs":12.5}],"want":1,"received":5}`,
+    `"durationMs":12.5}],"want":1,"received":5,"started":[]}`,
   `{"type":"results","results":[{"task":"big","attempt":1,"ok":true,` +
-    `"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6}`,
+    `"outputRef":{"sha256":"${"d".repeat(64)}","size":5242880},"stderr":"","durationMs":40}],"want":1,"received":6,"started":[]}`,
   `{"type":"results","results":[{"task":"x","attempt":2,"ok":false,"stderr":"boom",` +
     `"failure":{"kind":"exit","message":"exited with code 3","retryable":true,"exitCode":3},"durationMs":3}],` +
-    `"want":0,"received":9}`,
+    `"want":0,"received":9,"started":[{"task":"y","attempt":1}]}`,
   `{"type":"reject","tasks":[{"task":"x","attempt":2}]}`,
 ];
 
 const GOLDEN_COORDINATOR = [
   `{"type":"welcome","protocol":1,"run":"${"b".repeat(64)}","heartbeatMs":15000}`,
   `{"type":"cancel","tasks":[{"task":"greet[0]","attempt":1}]}`,
+  `{"type":"steal","count":4}`,
   `{"type":"join","run":"${"b".repeat(64)}","priority":5}`,
   `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],` +
     `"env":{},"stdin":"{}","refs":[],"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,` +
@@ -34,7 +37,8 @@ const GOLDEN_COORDINATOR = [
 ];
 
 describe("wire format", () => {
-  it("is version 2 (tasks carry `stdinBytes` and `files`)", () => expect(PROTOCOL_VERSION).toBe(2));
+  it("is version 3 (held attempts are marked `started`; the run may ask for a `steal`)", () =>
+    expect(PROTOCOL_VERSION).toBe(3));
 
   it("decodes and re-encodes the golden runner frames unchanged", () => {
     for (const frame of GOLDEN_RUNNER) {

@@ -32,6 +32,7 @@ describe("run frames", () => {
       holding: [{ task: "a", attempt: 1 }],
       caps: { memory: 2 ** 30, cores: 4, labels: ["gpu"], arch: "x64", platform: "linux" },
       cooledUntil: null,
+      slots: runner.slots,
     };
     expect(attachEvent(hello as Extract<RunnerMessage, { type: "hello" }>, null)).toEqual(attach);
     const greedy = { ...hello, want: 4096 } as Extract<RunnerMessage, { type: "hello" }>;
@@ -40,11 +41,15 @@ describe("run frames", () => {
   });
 
   it("turns want and reject into events, and answers a status frame with an error", async () => {
-    expect(await frameEvent("r1", { type: "want", want: 3, received: 1 }, noBlobs)).toEqual({
-      event: { type: "want", runner: "r1", want: 3, received: 1 },
+    const started = [{ task: "b", attempt: 1 }];
+    expect(await frameEvent("r1", { type: "want", want: 3, received: 1, started: [] }, noBlobs)).toEqual({
+      event: { type: "want", runner: "r1", want: 3, received: 1, started: [] },
     });
-    expect(await frameEvent("r1", { type: "want", want: 4096, received: 1 }, noBlobs)).toEqual({
-      event: { type: "want", runner: "r1", want: 4096, received: 1 },
+    expect(await frameEvent("r1", { type: "want", want: 4096, received: 1, started }, noBlobs)).toEqual({
+      event: { type: "want", runner: "r1", want: 4096, received: 1, started },
+    });
+    expect(await frameEvent("r1", { type: "started", tasks: started }, noBlobs)).toEqual({
+      event: { type: "started", runner: "r1", tasks: started },
     });
     expect(await frameEvent("r1", { type: "reject", tasks: [{ task: "a", attempt: 2 }] }, noBlobs)).toEqual({
       event: { type: "reject", runner: "r1", tasks: [{ task: "a", attempt: 2 }] },
@@ -69,7 +74,7 @@ describe("run frames", () => {
       withRef("gone", sha("c")),
       ok({ task: "inline", attempt: 1 }, "x"),
     ];
-    const next = await frameEvent("r1", { type: "results", results, want: 1, received: 4 }, blobSize);
+    const next = await frameEvent("r1", { type: "results", results, want: 1, received: 4, started: [] }, blobSize);
     if (!("event" in next) || next.event.type !== "results") throw new Error("expected a results event");
     const [kept, short, gone, inline] = next.event.results;
     expect(kept).toEqual(results[0]);

@@ -76,6 +76,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       await this.apply({ type: "start", plan, ...(link ?? {}) });
     } catch (e) {
       // A plan the object cannot keep leaves no run behind: the id goes with it.
+      store.forget();
       this.ctx.storage.transactionSync(() => store.deleteMeta("id"));
       throw e;
     }
@@ -236,6 +237,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       admitFrame({ meters: this.run.meters, kind: "watch", limited: () => count("watch") }, ws, raw);
       return;
     }
+    this.run.profile?.message(raw);
     // A runner closed for its rate is detached at once, not when its close handshake ends.
     const limited = (ws: WebSocket) => Promise.all([count("run"), this.dropSocket(ws)]);
     const { store, config, blobSize, meters, conduct } = this.run;
@@ -291,11 +293,17 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     const { store, config, histograms, watchers, index, effects } = this.run;
     const event = await withBlobs(given, store, this.env.BLOBS);
     const now = Date.now();
-    const out = this.ctx.storage.transactionSync(() => {
-      const out = transition(store, event, now, config);
-      histograms.observe(event, out, now);
-      return out;
-    });
+    let out;
+    try {
+      out = this.ctx.storage.transactionSync(() => {
+        const out = transition(store, event, now, config);
+        histograms.observe(event, out, now);
+        return out;
+      });
+    } catch (e) {
+      store.forget(); // what it kept in memory of the writes SQLite just rolled back
+      throw e;
+    }
     if (!isFinal(store.status())) {
       watchers.changed();
       index.changed();

@@ -180,8 +180,9 @@ export function admitFrame(gate: FrameGate, ws: WebSocket, raw: string | ArrayBu
 
 /** Attempts a decoded frame lists: each costs the run a lookup, so each is metered as one more frame. */
 function entriesOf(msg: RunnerMessage): number {
-  if (msg.type === "results") return msg.results.length;
-  if (msg.type === "reject") return msg.tasks.length;
+  if (msg.type === "results") return msg.results.length + msg.started.length;
+  if (msg.type === "want") return msg.started.length;
+  if (msg.type === "reject" || msg.type === "started") return msg.tasks.length;
   if (msg.type === "hello") return msg.holding.length;
   return 0;
 }

@@ -50,6 +50,10 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; type: stri
   { table: "attached", column: "backlog_told", type: "INTEGER NOT NULL DEFAULT -1" },
   { table: "attached", column: "sent_at", type: "INTEGER NOT NULL DEFAULT 0" },
   { table: "tasks", column: "item", type: "TEXT" },
+  // 1 once the runner holding the attempt said it started it (its lease runs from then).
+  { table: "tasks", column: "started", type: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "attached", column: "slots", type: "INTEGER NOT NULL DEFAULT 1" },
+  { table: "attached", column: "stealing", type: "INTEGER NOT NULL DEFAULT 0" },
 ];
 
 /** The most bytes one bound list takes (workerd refuses a value over 2 MB). */

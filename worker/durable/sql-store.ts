@@ -9,11 +9,14 @@ import type { FileRef, ResolvedNode, RunInput } from "../../core/dag/plan.js";
 import { fileBlobs } from "../../core/abi.js";
 import type { BlobRef } from "../../core/protocol/messages.js";
 import {
+  type AttemptRef,
   type AttemptRow,
   type DeadlineKind,
+  type LeasedRow,
   type NodeRow,
   type RunnerRow,
   type RunStore,
+  type Succeeded,
   type TaskRow,
 } from "../run/store.js";
 import { type AttemptOutcome, type RunStatus, TASK_STATES, type TaskState } from "../../core/status.js";
@@ -37,6 +40,12 @@ export class SqlStore implements RunStore {
   private constrained: string[] | undefined;
   private sources: Set<string> | undefined;
   private readonly readyAt = new Map<string, number | null>();
+  /** The meta table, read once (only this object writes it). */
+  private metas: Map<string, string> | undefined;
+  /** The counts table, read once; changes are written by `flush`, once a transition. */
+  private countCache: Record<TaskState, number> | undefined;
+  private readonly dirty = new Set<TaskState>();
+  private attachedRows: Map<string, RunnerRow> | undefined;
   /** Told of every change of a task's state: the DagRun's watchers, who keep them while someone watches. */
   changes: ChangeLog | null = null;
 
@@ -49,16 +58,42 @@ export class SqlStore implements RunStore {
   }
 
   meta(key: string): string | undefined {
-    return this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0]?.value;
+    this.metas ??= new Map(
+      this.sql
+        .exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)
+        .toArray()
+        .map((r) => [r.key, r.value]),
+    );
+    return this.metas.get(key);
   }
 
   setMeta(key: string, value: string): void {
+    if (this.meta(key) === value) return;
     const upsert = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
     this.sql.exec(upsert, key, value);
+    this.metas!.set(key, value);
   }
 
   deleteMeta(key: string): void {
+    if (this.meta(key) === undefined) return;
     this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+    this.metas!.delete(key);
+  }
+
+  /**
+   * Drops what the store keeps in memory (meta values, counts, specs), to be read again: after a
+   * transaction that threw, whose writes SQLite rolled back.
+   */
+  forget(): void {
+    this.metas = undefined;
+    this.countCache = undefined;
+    this.dirty.clear();
+    this.specs.clear();
+    this.deps = undefined;
+    this.constrained = undefined;
+    this.sources = undefined;
+    this.readyAt.clear();
+    this.attachedRows = undefined;
   }
 
   status(): RunStatus {
@@ -111,6 +146,16 @@ export class SqlStore implements RunStore {
     return { spec, pendingDeps: row.pending_deps, remaining: row.remaining };
   }
 
+  spec(id: string): ResolvedNode {
+    const known = this.specs.get(id);
+    if (known) return known;
+    const row = this.sql.exec<{ spec: string }>(`SELECT spec FROM nodes WHERE id = ?`, id).toArray()[0];
+    if (!row) throw new Error(`the run has no node ${id}`);
+    const spec = JSON.parse(row.spec) as ResolvedNode;
+    this.specs.set(id, spec);
+    return spec;
+  }
+
   insertInputs(inputs: Readonly<Record<string, RunInput>>): void {
     const put = `INSERT INTO inputs (name, idx, kind, value) VALUES (?, 0, ?, ?)`;
     for (const [name, input] of Object.entries(inputs)) {
@@ -153,7 +198,7 @@ export class SqlStore implements RunStore {
   }
 
   insertInstances(node: string, items: readonly unknown[], state: TaskState): void {
-    const { spec } = this.node(node);
+    const spec = this.spec(node);
     const seq = this.sql.exec<{ s: number | null }>(`SELECT max(seq) AS s FROM tasks`).one().s ?? -1;
     // A few statements however many items: each item's JSON is one text of a bound list.
     for (const { json, offset } of jsonChunks(items.map((item) => JSON.stringify(item) ?? "null")))
@@ -368,6 +413,120 @@ export class SqlStore implements RunStore {
     return this.sql.exec<{ p: number }>(top, ...not.bindings).toArray()[0]?.p ?? null;
   }
 
+  leasedOf(runner: string, refs: readonly AttemptRef[]): LeasedRow[] {
+    if (refs.length === 0) return [];
+    const wanted = new Set(refs.map((r) => `${r.task}#${r.attempt}`));
+    const list = JSON.stringify(refs.map((r) => [r.task, r.attempt]));
+    return this.sql
+      .exec(
+        `SELECT ${TASK_COLUMNS}, started, cache_key FROM tasks
+         WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND state = 'leased' AND runner = ?2`,
+        list,
+        runner,
+      )
+      .toArray()
+      .flatMap((r) => {
+        const row = toTask(r);
+        if (!wanted.has(`${row.key}#${row.attempt}`)) return [];
+        return [{ ...row, started: r.started === 1, cacheKey: r.cache_key as string | null }];
+      });
+  }
+
+  leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[] {
+    if (limit <= 0) return [];
+    const not = notIn(excluded);
+    const rows = this.sql
+      .exec(
+        `UPDATE tasks SET state = 'leased', attempt = attempt + 1, runner = ?, started = 0
+         WHERE key IN (SELECT key FROM tasks WHERE state = 'ready'${not.sql} ORDER BY priority DESC, seq LIMIT ?)
+         RETURNING ${TASK_COLUMNS}, priority, seq`,
+        runner.id,
+        ...not.bindings,
+        limit,
+      )
+      .toArray()
+      .sort((a, b) => (b.priority as number) - (a.priority as number) || (a.seq as number) - (b.seq as number))
+      .map(toTask);
+    if (rows.length === 0) return rows;
+    for (const { json } of jsonChunks(rows.map((r) => JSON.stringify([r.key, r.attempt]))))
+      this.sql.exec(
+        `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, outcome)
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?, ?, 'running'
+         FROM json_each(?)`,
+        runner.id,
+        runner.name,
+        now,
+        json,
+      );
+    this.addCount("ready", -rows.length);
+    this.addCount("leased", rows.length);
+    for (const row of rows) this.changes?.task(row.node, row.key, "leased");
+    return rows;
+  }
+
+  succeedAll(done: readonly Succeeded[], now: number): void {
+    if (done.length === 0) return;
+    const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const tasks = done.map(({ row, output }) => JSON.stringify([row.key, hex(output), output.length]));
+    for (const { json } of jsonChunks(tasks))
+      this.sql.exec(
+        `UPDATE tasks SET state = 'succeeded', runner = NULL, output = unhex(json_extract(j.value, '$[1]')),
+           output_size = json_extract(j.value, '$[2]')
+         FROM json_each(?) AS j WHERE tasks.key = json_extract(j.value, '$[0]')`,
+        json,
+      );
+    const attempts = done.map(({ row, stderr }) => JSON.stringify([row.key, row.attempt, stderr]));
+    for (const { json } of jsonChunks(attempts))
+      this.sql.exec(
+        `UPDATE attempts SET ended_at = ?, outcome = 'succeeded', failure = NULL, stderr = json_extract(j.value, '$[2]')
+         FROM json_each(?) AS j
+         WHERE attempts.task = json_extract(j.value, '$[0]') AND attempts.attempt = json_extract(j.value, '$[1]')`,
+        now,
+        json,
+      );
+    for (const { json } of jsonChunks(done.map((d) => d.row.key)))
+      this.sql.exec(`DELETE FROM deadlines WHERE kind = 'lease' AND key IN (SELECT value FROM json_each(?))`, json);
+    this.addCount("leased", -done.length);
+    this.addCount("succeeded", done.length);
+    for (const { row } of done) this.changes?.task(row.node, row.key, "succeeded");
+  }
+
+  markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[] {
+    if (refs.length === 0) return [];
+    return this.sql
+      .exec(
+        `UPDATE tasks SET started = 1
+         WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))
+           AND key || '#' || attempt IN (SELECT json_extract(value, '$[0]') || '#' || json_extract(value, '$[1]') FROM json_each(?1))
+           AND state = 'leased' AND runner = ?2 AND started = 0
+         RETURNING ${TASK_COLUMNS}`,
+        JSON.stringify(refs.map((r) => [r.task, r.attempt])),
+        runner,
+      )
+      .toArray()
+      .map(toTask);
+  }
+
+  unstarted(): Map<string, Map<string, number>> {
+    const query = `SELECT runner, node, count(*) AS n FROM tasks WHERE state = 'leased' AND started = 0
+      GROUP BY runner, node`;
+    const out = new Map<string, Map<string, number>>();
+    for (const { runner, node, n } of this.sql.exec<{ runner: string; node: string; n: number }>(query))
+      out.set(runner, (out.get(runner) ?? new Map<string, number>()).set(node, n));
+    return out;
+  }
+
+  setDeadlines(kind: DeadlineKind, entries: readonly { key: string; at: number }[]): void {
+    for (const { json } of jsonChunks(entries.map((e) => JSON.stringify([e.key, e.at]))))
+      this.sql.exec(
+        `INSERT INTO deadlines (kind, key, at)
+         SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
+         WHERE true ON CONFLICT (kind, key) DO UPDATE SET at = excluded.at`,
+        kind,
+        json,
+      );
+  }
+
   leasedTo(runner: string): TaskRow[] {
     return this.tasks(`WHERE runner = ? AND state = 'leased'`, runner);
   }
@@ -386,15 +545,31 @@ export class SqlStore implements RunStore {
   }
 
   counts(): Record<TaskState, number> {
-    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    for (const { state, n } of this.sql.exec<{ state: TaskState; n: number }>(`SELECT state, n FROM counts`))
-      counts[state] = n;
-    return counts;
+    if (!this.countCache) {
+      const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+      for (const { state, n } of this.sql.exec<{ state: TaskState; n: number }>(`SELECT state, n FROM counts`))
+        counts[state] = n;
+      this.countCache = counts;
+    }
+    return { ...this.countCache };
   }
 
   private addCount(state: TaskState, delta: number): void {
-    const add = `INSERT INTO counts (state, n) VALUES (?, ?) ON CONFLICT (state) DO UPDATE SET n = n + excluded.n`;
-    this.sql.exec(add, state, delta);
+    if (delta === 0) return;
+    this.counts();
+    this.countCache![state] += delta;
+    this.dirty.add(state);
+  }
+
+  flush(): void {
+    if (this.dirty.size === 0) return;
+    const rows = [...this.dirty].map((state) => [state, this.countCache![state]]);
+    this.dirty.clear();
+    this.sql.exec(
+      `INSERT INTO counts (state, n) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
+       WHERE true ON CONFLICT (state) DO UPDATE SET n = excluded.n`,
+      JSON.stringify(rows),
+    );
   }
 
   outputs(node: string): (Uint8Array | BlobRef)[] {
@@ -472,48 +647,65 @@ export class SqlStore implements RunStore {
   }
 
   runner(id: string): RunnerRow | undefined {
-    return this.runnerRows(`WHERE id = ?`, id)[0];
+    const row = this.attached().get(id);
+    return row && { ...row };
   }
 
   runners(): RunnerRow[] {
-    return this.runnerRows(`ORDER BY id`);
+    return [...this.attached().values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((r) => ({ ...r }));
   }
 
-  private runnerRows(where: string, ...bindings: SqlStorageValue[]): RunnerRow[] {
-    return this.sql
-      .exec<{
-        id: string;
-        name: string;
-        credit: number;
-        sent: number;
-        caps: string | null;
-        cooled_until: number | null;
-        backlog_told: number;
-        sent_at: number;
-      }>(`SELECT id, name, credit, sent, caps, cooled_until, backlog_told, sent_at FROM attached ${where}`, ...bindings)
-      .toArray()
-      .map(({ cooled_until, backlog_told, sent_at, ...r }) => ({
-        ...r,
-        caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]),
-        cooledUntil: cooled_until,
-        backlogTold: backlog_told,
-        sentAt: sent_at,
-      }));
+  /** The attached table, read once (only this object writes it). */
+  private attached(): Map<string, RunnerRow> {
+    this.attachedRows ??= new Map(
+      this.sql
+        .exec<{
+          id: string;
+          name: string;
+          credit: number;
+          sent: number;
+          caps: string | null;
+          cooled_until: number | null;
+          backlog_told: number;
+          sent_at: number;
+          slots: number;
+          stealing: number;
+        }>(`SELECT id, name, credit, sent, caps, cooled_until, backlog_told, sent_at, slots, stealing FROM attached`)
+        .toArray()
+        .map(({ cooled_until, backlog_told, sent_at, stealing, ...r }) => [
+          r.id,
+          {
+            ...r,
+            caps: r.caps === null ? null : (JSON.parse(r.caps) as RunnerRow["caps"]),
+            cooledUntil: cooled_until,
+            backlogTold: backlog_told,
+            sentAt: sent_at,
+            stealing: stealing === 1,
+          },
+        ]),
+    );
+    return this.attachedRows;
   }
 
   putRunner(row: RunnerRow): void {
+    const known = this.attached().get(row.id);
+    if (known && JSON.stringify(known) === JSON.stringify(row)) return;
     const caps = row.caps === null ? null : JSON.stringify(row.caps);
     this.sql.exec(
-      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told, sent_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told, sent_at, slots, stealing)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
          caps = excluded.caps, cooled_until = excluded.cooled_until, backlog_told = excluded.backlog_told,
-         sent_at = excluded.sent_at`,
+         sent_at = excluded.sent_at, slots = excluded.slots, stealing = excluded.stealing`,
       ...[row.id, row.name, row.credit, row.sent, caps, row.cooledUntil, row.backlogTold, row.sentAt],
+      ...[row.slots, row.stealing ? 1 : 0],
     );
+    this.attached().set(row.id, { ...row });
   }
 
   removeRunner(id: string): void {
+    if (!this.attached().has(id)) return;
     this.sql.exec(`DELETE FROM attached WHERE id = ?`, id);
+    this.attached().delete(id);
   }
 }

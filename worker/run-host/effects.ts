@@ -89,6 +89,8 @@ async function performOne(host: EffectsHost, effect: Effect): Promise<void> {
       return;
     case "cancel":
       return host.send(effect.runner, { type: "cancel", tasks: effect.tasks });
+    case "steal":
+      return host.send(effect.runner, { type: "steal", count: effect.count });
     case "demand":
       return tellDemand(host, effect.classes);
     case "status":

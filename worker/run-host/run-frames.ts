@@ -17,9 +17,9 @@ type Log = Extract<RunnerMessage, { type: "log" }>;
  * it is not). Its want is taken as said: the machine bounds what it holds (`maxHeld`).
  */
 export function attachEvent({ runner, want, holding }: Hello, cooledUntil: number | null): RunEvent {
-  const { id, name, memory, cores, labels, arch, platform } = runner;
+  const { id, name, memory, cores, labels, arch, platform, slots } = runner;
   const caps = { memory, cores, labels, arch, platform };
-  return { type: "attach", runner: id, name, want, holding, caps, cooledUntil };
+  return { type: "attach", runner: id, name, want, holding, caps, cooledUntil, slots };
 }
 
 /**
@@ -33,10 +33,13 @@ export async function frameEvent(
 ): Promise<{ event: RunEvent } | { reply: CoordinatorMessage }> {
   switch (frame.type) {
     case "want":
-      return { event: { type: "want", runner, want: frame.want, received: frame.received } };
+      return { event: { type: "want", runner, want: frame.want, received: frame.received, started: frame.started } };
+    case "started":
+      return { event: { type: "started", runner, tasks: frame.tasks } };
     case "results": {
+      const { want, received, started } = frame;
       const results = await Promise.all(frame.results.map((r) => checkBlob(r, blobSize)));
-      return { event: { type: "results", runner, results, want: frame.want, received: frame.received } };
+      return { event: { type: "results", runner, results, want, received, started } };
     }
     case "reject":
       return { event: { type: "reject", runner, tasks: frame.tasks } };

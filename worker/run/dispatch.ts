@@ -31,7 +31,7 @@ export type InputCache = Map<string, { value: unknown; refs: string[] }>;
  * runner fetches it (`envelope`), so no frame meets the frame limit.
  */
 export function assignment(store: RunStore, row: TaskRow, attempt: number, inputs: InputCache): Assignment {
-  const { spec } = store.node(row.node);
+  const spec = store.spec(row.node);
   const refs = new Set<string>();
   const { args, env, stdin, files } = prepare(store, row, inputs, refs, attempt);
   const bytes = stdin.length * 3 > ENVELOPE_INLINE_BYTES ? new TextEncoder().encode(stdin).length : 0;
@@ -61,7 +61,7 @@ export function envelopeOf(store: RunStore, row: TaskRow, attempt: number): stri
  * env, and the envelope without the attempt number). The host hashes it into the cache key.
  */
 export function cacheMaterial(store: RunStore, row: TaskRow, inputs: InputCache = new Map()): string {
-  const { spec } = store.node(row.node);
+  const spec = store.spec(row.node);
   try {
     const prepared = prepare(store, row, inputs, new Set(), 0);
     return JSON.stringify([spec.sha256, prepared.args, prepared.env, prepared.stdin]);
@@ -88,7 +88,7 @@ export function demand(store: RunStore, ready: number): DemandClass[] {
     const n = store.readyIn(node);
     if (n === 0) continue;
     constrainedReady += n;
-    const { requires, priority } = store.node(node).spec;
+    const { requires, priority } = store.spec(node);
     const key = JSON.stringify(requires);
     const known = classes.get(key);
     if (!known || known.priority < priority) classes.set(key, { requires: requires!, priority });
@@ -100,7 +100,7 @@ export function demand(store: RunStore, ready: number): DemandClass[] {
 
 /** A task instance's args, env and stdin envelope (task ABI), with the blobs its inputs refer to. */
 function prepare(store: RunStore, row: TaskRow, inputs: InputCache, refs: Set<string>, attempt: number) {
-  const { spec } = store.node(row.node);
+  const spec = store.spec(row.node);
   const file = spec.files !== undefined && row.index !== null ? store.inputFile(spec.files, row.index) : null;
   const item = spec.over !== undefined ? store.item(row.key) : file ? file.name : itemOf(spec, row.index);
   // An instance of a map over a task's output gets its element as its item, not the whole output.
@@ -167,7 +167,7 @@ function inputsOf(store: RunStore, deps: string[], cache: InputCache, refs: Set<
       const outputs = store.outputs(dep);
       const values = outputs.map((o) => (o instanceof Uint8Array ? outputValue(o) : { $ref: o.sha256 }));
       const blobs = outputs.flatMap((o) => (o instanceof Uint8Array ? [] : [o.sha256]));
-      entry = { value: store.node(dep).spec.instances === null ? values[0] : values, refs: blobs };
+      entry = { value: store.spec(dep).instances === null ? values[0] : values, refs: blobs };
       cache.set(dep, entry);
     }
     inputs[dep] = entry.value;

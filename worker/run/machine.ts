@@ -19,7 +19,7 @@
 import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protocol/messages.js";
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
-import type { NodeRow, RunnerRow, RunStore, TaskRow } from "./store.js";
+import type { AttemptRef, LeasedRow, NodeRow, RunnerRow, RunStore, Succeeded, TaskRow } from "./store.js";
 import { fromBase64, jsonShape, MAX_JSON_DEPTH, parseTaskKey } from "../../core/abi.js";
 import { DAG_LIMITS } from "../../core/dag/schema.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
@@ -39,16 +39,17 @@ export { cacheMaterial, demand, envelopeOf, MAX_OUTPUT_BYTES } from "./dispatch.
 export interface MachineConfig {
   /** How long past its timeout a lease lasts, and how long a runner may stay silent. */
   leaseGraceMs: number;
-  /** The most attempts one runner holds at once, whatever it asks for (its device's slot cap). */
+  /** The most slots one runner counts for, whatever it says (its device's slot cap). */
   maxHeld: number;
 }
 
 const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000, maxHeld: 256 };
 
-interface AttemptRef {
-  task: string;
-  attempt: number;
-}
+/**
+ * A runner holds at most this many times its slots (and at most its device's cap): its slots
+ * running, and up to 8 × slots prefetched (runner/prefetch.ts sizes what it asks for within that).
+ */
+export const PREFETCH_FACTOR = 9;
 
 export type RunEvent =
   /**
@@ -75,16 +76,21 @@ export type RunEvent =
       caps?: Capabilities;
       /** Until when the runner's device is cooled down (the pool says), if it is. */
       cooledUntil?: number | null;
+      /** The slots it has (it holds at most PREFETCH_FACTOR times as many); default the device's cap. */
+      slots?: number;
     }
   /** The runner's device is cooled down until `until`: nothing new goes to it before then. */
   | { type: "cool"; runner: string; until: number }
-  | { type: "want"; runner: string; want: number; received: number }
+  /** `started`: held attempts the runner started since it last said (their leases run from now). */
+  | { type: "want"; runner: string; want: number; received: number; started?: AttemptRef[] }
+  | { type: "started"; runner: string; tasks: AttemptRef[] }
   | {
       type: "results";
       runner: string;
       results: TaskResult[];
       want: number;
       received: number;
+      started?: AttemptRef[];
       /** The bytes of output blobs a `map: { over }` maps over, by sha256, as the host read them. */
       blobs?: ReadonlyMap<string, Uint8Array>;
     }
@@ -114,6 +120,8 @@ export type Effect =
   | { type: "dispatch"; runner: string; tasks: Assignment[]; backlog: number }
   /** Attempts the runner should stop: the run no longer wants their results. */
   | { type: "cancel"; runner: string; tasks: AttemptRef[] }
+  /** The runner should hand back up to `count` attempts it holds and has not started (another runner is idle). */
+  | { type: "steal"; runner: string; count: number }
   /**
    * Ready tasks no attached runner has credit for, by what they require (none while paused);
    * the host tells the pool, which points runners that qualify at the run.
@@ -184,16 +192,26 @@ export function transition(
     case "want": {
       const runner = store.runner(event.runner);
       if (!runner) throw new IllegalTransition(status, event.type, `runner ${event.runner} is not attached`);
-      store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received) });
+      started(ctx, event.runner, event.started ?? []);
+      store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received), stealing: false });
+      break;
+    }
+    case "started": {
+      started(ctx, event.runner, event.tasks);
+      const runner = store.runner(event.runner);
+      if (runner?.stealing) store.putRunner({ ...runner, stealing: false });
       break;
     }
     case "results": {
-      for (const result of event.results) accept(ctx, event.runner, result);
+      started(ctx, event.runner, event.started ?? []);
+      acceptAll(ctx, event.runner, event.results);
       const runner = store.runner(event.runner);
-      if (runner) store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received) });
+      if (runner)
+        store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received), stealing: false });
       break;
     }
     case "reject":
+      if (store.runner(event.runner)?.stealing) store.putRunner({ ...store.runner(event.runner)!, stealing: false });
       for (const ref of event.tasks) {
         const row = leased(store, event.runner, ref);
         if (!row) {
@@ -270,10 +288,12 @@ export function transition(
     const counts = store.counts();
     const paused = store.status() === "paused";
     tellBacklogs(ctx, sent, paused ? 0 : counts.ready, runners);
+    if (!paused && counts.ready === 0 && counts.leased >= 2) steal(ctx, runners);
     effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
   }
+  store.flush();
   return effects;
 }
 
@@ -298,8 +318,66 @@ interface Ctx {
  * if it held nothing is not believed).
  */
 function credit(ctx: Ctx, runner: RunnerRow, want: number, received: number): number {
-  const room = ctx.config.maxHeld - ctx.store.heldBy(runner.id);
+  const room = holdCap(ctx.config, runner.slots) - ctx.store.heldBy(runner.id);
   return Math.max(0, Math.min(room, want - Math.max(0, runner.sent - received)));
+}
+
+/**
+ * The most attempts a runner of `slots` slots holds: its slots and what it may prefetch, and never
+ * more than its device counts for (so no device hoards more than its cap, prefetch or not).
+ */
+function holdCap(config: MachineConfig, slots: number): number {
+  return Math.min(config.maxHeld, PREFETCH_FACTOR * Math.max(1, slots));
+}
+
+/**
+ * Held attempts `runner` says it started: their leases (timeout plus grace) run from now. Until
+ * then a held attempt's lease runs from its dispatch.
+ */
+function started(ctx: Ctx, runner: string, refs: readonly AttemptRef[]): void {
+  const { store, now, config } = ctx;
+  const rows = store.markStarted(runner, refs);
+  const at = (row: TaskRow) => now + store.spec(row.node).timeoutMs + config.leaseGraceMs;
+  if (rows.length > 0)
+    store.setDeadlines(
+      "lease",
+      rows.map((row) => ({ key: row.key, at: at(row) })),
+    );
+}
+
+/**
+ * Work stealing: a runner with credit and nothing of its own waiting to start, while the run has
+ * nothing ready for it, gets half of what the runner holding the most unstarted attempts holds.
+ * The holder is asked (`steal`) and hands back only attempts it has not started (`reject`), so a
+ * steal never makes a task run twice; one steal is asked of a runner at a time.
+ */
+function steal(ctx: Ctx, runners: RunnerRow[]): void {
+  const { store, now } = ctx;
+  const idle = runners.filter((r) => r.credit > 0 && (r.cooledUntil ?? 0) <= now);
+  if (idle.length === 0) return;
+  const byNode = store.unstarted();
+  const unstarted = new Map([...byNode].map(([id, nodes]) => [id, [...nodes.values()].reduce((a, b) => a + b, 0)]));
+  const constrained = new Set(store.constrainedNodes());
+  // A thief takes whatever the holder hands back: it must qualify for every node of it.
+  const qualifies = (thief: RunnerRow, holder: string) =>
+    [...(byNode.get(holder)?.keys() ?? [])].every(
+      (node) => !constrained.has(node) || (thief.caps !== null && meets(store.spec(node).requires, thief.caps)),
+    );
+  for (const thief of idle) {
+    if ((unstarted.get(thief.id) ?? 0) > 0) continue;
+    let victim: RunnerRow | undefined;
+    for (const r of runners) {
+      if (r.id === thief.id || r.stealing || (unstarted.get(r.id) ?? 0) < 2 || !qualifies(thief, r.id)) continue;
+      if (!victim || unstarted.get(r.id)! > unstarted.get(victim.id)!) victim = r;
+    }
+    if (!victim) continue;
+    const count = Math.min(thief.credit, Math.floor(unstarted.get(victim.id)! / 2));
+    unstarted.set(victim.id, unstarted.get(victim.id)! - count);
+    const row = { ...victim, stealing: true };
+    runners[runners.indexOf(victim)] = row;
+    store.putRunner(row);
+    ctx.effects.push({ type: "steal", runner: victim.id, count });
+  }
 }
 
 /** The task row of `ref` if that very attempt is leased to `runner`. */
@@ -315,7 +393,7 @@ function leased(store: RunStore, runner: string, ref: AttemptRef): TaskRow | und
  */
 function attach(
   ctx: Ctx,
-  { runner, name, want, caps, cooledUntil }: Extract<RunEvent, { type: "attach" }>,
+  { runner, name, want, caps, cooledUntil, slots }: Extract<RunEvent, { type: "attach" }>,
   holding: AttemptRef[],
 ): void {
   const { store, now, config } = ctx;
@@ -328,7 +406,7 @@ function attach(
     // `requires:`. The loss it cost stays charged, so a runner that keeps dropping and resuming
     // a task cannot hold it forever.
     const own = row !== undefined && store.attemptRunner(row.key, ref.attempt) === runner;
-    const spec = row && store.node(row.node).spec;
+    const spec = row && store.spec(row.node);
     const may = spec !== undefined && (!spec.requires || (caps !== undefined && meets(spec.requires, caps)));
     // Only an attempt that was lost: one that ended with a result (a retried run's) stays ended.
     const lost = row !== undefined && store.attemptOutcome(row.key, ref.attempt) === "lost";
@@ -336,7 +414,9 @@ function attach(
       store.updateTask(row.key, { state: "leased", runner });
       store.endAttempt(row.key, row.attempt, { endedAt: null, outcome: "running", failure: null, stderr: "" });
       store.noteAttempt(row.key, row.attempt, runner, "resumed: the runner reconnected still running it");
-      store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + config.leaseGraceMs);
+      // It may have run before it was lost: its lease runs from now, as if it started now.
+      store.markStarted(runner, [ref]);
+      store.setDeadline("lease", row.key, now + store.spec(row.node).timeoutMs + config.leaseGraceMs);
       continue;
     }
     stale.push(ref);
@@ -347,7 +427,8 @@ function attach(
     }
   }
   const cooled = cooledUntil !== undefined && cooledUntil !== null && cooledUntil > now ? cooledUntil : null;
-  const room = config.maxHeld - store.heldBy(runner);
+  const counted = slots ?? config.maxHeld;
+  const room = holdCap(config, counted) - store.heldBy(runner);
   store.putRunner({
     id: runner,
     name,
@@ -357,25 +438,61 @@ function attach(
     cooledUntil: cooled,
     backlogTold: -1,
     sentAt: 0,
+    slots: counted,
+    stealing: false,
   });
   if (cooled !== null) store.setDeadline("cool", runner, cooled);
   if (stale.length > 0) ctx.effects.push({ type: "cancel", runner, tasks: stale });
 }
 
-/** Takes one result: accepted only from the runner holding that very attempt; anything else is noted and ignored. */
-function accept(ctx: Ctx, runner: string, result: TaskResult): void {
+/**
+ * Takes a frame's results: each accepted only from the runner holding that very attempt, once;
+ * anything else is noted and ignored. The rows are read in one query, and the plain successes
+ * (an inline output, of a node no map goes over) are recorded together (`succeedAll`): a frame of
+ * results costs a few statements, not a few per result.
+ */
+function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): void {
   const { store } = ctx;
-  const row = leased(store, runner, result);
-  if (!row) {
-    ctx.stray++;
-    store.noteAttempt(
-      result.task,
-      result.attempt,
-      runner,
-      `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`,
-    );
-    return;
+  const rows = new Map(store.leasedOf(runner, results).map((row) => [`${row.key}#${row.attempt}`, row]));
+  const plain: Succeeded[] = [];
+  for (const result of results) {
+    const ref = `${result.task}#${result.attempt}`;
+    const row = rows.get(ref);
+    rows.delete(ref); // a result named twice in a frame counts once
+    if (!row) {
+      ctx.stray++;
+      store.noteAttempt(
+        result.task,
+        result.attempt,
+        runner,
+        `a ${result.ok ? "successful" : "failed"} result arrived after the attempt had ended; ignored`,
+      );
+      continue;
+    }
+    const output = result.ok && result.output !== undefined ? fromBase64(result.output) : undefined;
+    if (output && output.length <= INLINE_OUTPUT_BYTES && !mappedOver(store, row)) {
+      plain.push({ row, output, stderr: result.stderr });
+      continue;
+    }
+    accept(ctx, runner, row, result);
   }
+  if (plain.length === 0) return;
+  store.succeedAll(plain, ctx.now);
+  const done = new Map<string, number>();
+  for (const { row } of plain) {
+    done.set(row.node, (done.get(row.node) ?? 0) + 1);
+    if (row.cacheKey) ctx.cache.push({ key: row.cacheKey, task: row.key, runner });
+  }
+  for (const [node, n] of done) if (store.bumpNode(node, "remaining", -n) === 0) release(ctx, node);
+}
+
+/** Whether a map goes over the output of `row` (a plain task some `map: { over }` names). */
+function mappedOver(store: RunStore, row: TaskRow): boolean {
+  return row.index === null && store.dependents(row.node).some((node) => store.spec(node).over === row.node);
+}
+
+/** Takes one result of an attempt leased to `runner` that is not a plain success. */
+function accept(ctx: Ctx, runner: string, row: LeasedRow, result: TaskResult): void {
   if (!result.ok || (result.output === undefined && result.outputRef === undefined)) {
     fail(
       ctx,
@@ -395,8 +512,7 @@ function accept(ctx: Ctx, runner: string, result: TaskResult): void {
     return;
   }
   endAttempt(ctx, row, "succeeded", null, result.stderr);
-  const key = store.cacheKey(row.key);
-  if (key) ctx.cache.push({ key, task: row.key, runner });
+  if (row.cacheKey) ctx.cache.push({ key: row.cacheKey, task: row.key, runner });
   succeed(ctx, row, output);
 }
 
@@ -464,7 +580,7 @@ function expand(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): Failure |
   // The run's size is read only for an output some map goes over (most succeed without it).
   let total: number | undefined;
   for (const node of store.dependents(row.node)) {
-    const { spec } = store.node(node);
+    const spec = store.spec(node);
     if (spec.over !== row.node) continue;
     total ??= Object.values(store.counts()).reduce((a, b) => a + b, 0);
     const bad = (message: string, retryable = false): Failure => ({
@@ -545,7 +661,7 @@ function fail(ctx: Ctx, row: TaskRow, failure: Failure, stderr: string): void {
   const { store, now } = ctx;
   const lost = failure.kind === "lost";
   endAttempt(ctx, row, lost ? "lost" : "failed", failure, stderr);
-  const { spec } = store.node(row.node);
+  const spec = store.spec(row.node);
   if (lost) {
     if (row.runner) ctx.lost.set(row.runner, (ctx.lost.get(row.runner) ?? 0) + 1);
     const losses = row.losses + 1;
@@ -717,14 +833,25 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
   if (store.status() === "paused") return { sent, runners };
   const inputs: InputCache = new Map();
   const constrained = store.constrainedNodes();
-  for (const [i, runner] of runners.entries()) {
+  // The one asking for the most first: what a steal handed back goes to the runner that was idle.
+  const order = [...runners.keys()].sort((a, b) => runners[b]!.credit - runners[a]!.credit);
+  for (const i of order) {
+    const runner = runners[i]!;
+    if (store.counts().ready === 0) break;
     if (runner.credit <= 0 || (runner.cooledUntil ?? 0) > ctx.now) continue;
-    const excluded = constrained.filter((node) => !runner.caps || !meets(store.node(node).spec.requires, runner.caps));
-    const rows = store.ready(runner.credit, excluded);
+    const excluded = constrained.filter((node) => !runner.caps || !meets(store.spec(node).requires, runner.caps));
+    const rows = store.leaseReady(runner, runner.credit, excluded, ctx.now);
     if (rows.length === 0) {
       if (excluded.length === 0) break;
       continue;
     }
+    // Until the runner says it started one, a held attempt's lease runs from now: a runner that
+    // holds attempts and never starts them loses them as one that went silent would.
+    const lease = (row: TaskRow) => ctx.now + store.spec(row.node).timeoutMs + ctx.config.leaseGraceMs;
+    store.setDeadlines(
+      "lease",
+      rows.map((row) => ({ key: row.key, at: lease(row) })),
+    );
     const tasks = rows.flatMap((row) => assign(ctx, row, runner, inputs) ?? []);
     runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
     store.putRunner(runners[i]);
@@ -764,9 +891,7 @@ function tellBacklogs(
 export function backlogs(store: RunStore, ready: number, now: number): (runner: RunnerRow) => number {
   const constrained =
     ready > 0
-      ? store
-          .constrainedNodes()
-          .map((node) => ({ requires: store.node(node).spec.requires, ready: store.readyIn(node) }))
+      ? store.constrainedNodes().map((node) => ({ requires: store.spec(node).requires, ready: store.readyIn(node) }))
       : [];
   return (runner) => {
     if (ready === 0 || (runner.cooledUntil ?? 0) > now) return 0;
@@ -777,37 +902,21 @@ export function backlogs(store: RunStore, ready: number, now: number): (runner: 
 }
 
 /**
- * Leases the task in `row` to `runner` as a new attempt and builds the frame that sends it; one
+ * Builds the frame that sends the attempt in `row`, just leased to `runner` (`leaseReady`); one
  * whose inputs are too large to send fails at once (kind `input`, not retried) and is not sent.
  */
 function assign(ctx: Ctx, row: TaskRow, runner: RunnerRow, inputs: InputCache): Assignment | null {
-  const { store, now } = ctx;
-  const attempt = row.attempt + 1;
   let frame: Assignment | TooLarge;
   try {
-    frame = assignment(store, row, attempt, inputs);
+    frame = assignment(ctx.store, row, row.attempt, inputs);
   } catch (e) {
     if (!(e instanceof TooLarge)) throw e;
     frame = e;
   }
-  store.updateTask(row.key, { state: "leased", attempt, runner: runner.id });
-  store.addAttempt({
-    task: row.key,
-    attempt,
-    runner: runner.id,
-    runnerName: runner.name,
-    startedAt: now,
-    endedAt: null,
-    outcome: "running",
-    failure: null,
-    stderr: "",
-    note: null,
-  });
-  store.setDeadline("lease", row.key, now + store.node(row.node).spec.timeoutMs + ctx.config.leaseGraceMs);
   const problem = oversize(frame);
   if (!problem && !(frame instanceof TooLarge)) return frame;
   const message = problem ?? "its inputs are too large to send";
-  fail(ctx, { ...row, state: "leased", attempt, runner: runner.id }, { kind: "input", message, retryable: false }, "");
+  fail(ctx, { ...row, runner: runner.id }, { kind: "input", message, retryable: false }, "");
   return null;
 }
 

@@ -35,6 +35,25 @@ export interface TaskRow {
   runner: string | null;
 }
 
+/** An attempt of a task, as frames name it. */
+export interface AttemptRef {
+  task: string;
+  attempt: number;
+}
+
+/** A leased task as a runner's frame finds it: whether its runner said it started, and its result-cache key. */
+export interface LeasedRow extends TaskRow {
+  started: boolean;
+  cacheKey: string | null;
+}
+
+/** An attempt that succeeded with an inline output. */
+export interface Succeeded {
+  row: LeasedRow;
+  output: Uint8Array;
+  stderr: string;
+}
+
 export interface AttemptRow {
   task: string;
   attempt: number;
@@ -67,6 +86,10 @@ export interface RunnerRow {
   backlogTold: number;
   /** When the run last sent it tasks (0: not since it attached): the pool's stall check compares with it. */
   sentAt: number;
+  /** The slots it said it has: it holds at most PREFETCH_FACTOR times as many attempts. */
+  slots: number;
+  /** A steal was asked of it and it has sent no frame since (one steal at a time). */
+  stealing: boolean;
 }
 
 export interface RunStore {
@@ -77,6 +100,8 @@ export interface RunStore {
   /** Records the plan: nodes with their counters and one blocked or ready row per instance. */
   insertPlan(nodes: readonly NodeRow[]): void;
   node(id: string): NodeRow;
+  /** A node's spec (kept in memory, unlike its counters). */
+  spec(id: string): ResolvedNode;
   /** Keeps the run's inputs as the submission gave them (a folder as one entry per file). */
   insertInputs(inputs: Readonly<Record<string, RunInput>>): void;
   /** An input of the run, a folder with all its files. */
@@ -123,6 +148,21 @@ export interface RunStore {
   /** The result-cache key a task's accepted output should be filed under. */
   setCacheKey(key: string, cacheKey: string): void;
   cacheKey(key: string): string | null;
+  /** Of `refs`, the tasks whose very attempt is leased to `runner`: one read for a whole frame. */
+  leasedOf(runner: string, refs: readonly AttemptRef[]): LeasedRow[];
+  /**
+   * Leases up to `limit` ready tasks (as `ready` picks them) to `runner`, each as a new attempt
+   * not yet started, with its attempt row; answers them in that order. A few statements for all.
+   */
+  leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[];
+  /** Ends these attempts as succeeded with their inline outputs, their leases cleared: a few statements for all. */
+  succeedAll(done: readonly Succeeded[], now: number): void;
+  /** Marks the attempts of `refs` leased to `runner` and not yet started as started; answers those. */
+  markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[];
+  /** Leased attempts their runners have not said they started, by runner and node. */
+  unstarted(): Map<string, Map<string, number>>;
+  /** Writes what the store keeps in memory between statements (its counts); once at the end of each transition. */
+  flush(): void;
   leasedTo(runner: string): TaskRow[];
   /** How many tasks are leased to `runner` (what `leasedTo` would list, counted). */
   heldBy(runner: string): number;
@@ -150,6 +190,8 @@ export interface RunStore {
 
   /** One deadline per (kind, task); setting it again moves it. */
   setDeadline(kind: DeadlineKind, task: string, at: number): void;
+  /** Sets many deadlines of one kind. */
+  setDeadlines(kind: DeadlineKind, entries: readonly { key: string; at: number }[]): void;
   clearDeadline(kind: DeadlineKind, task: string): void;
   clearDeadlines(): void;
   /** Up to `limit` deadlines at or before `now`, earliest first. */
