@@ -1,12 +1,14 @@
 /**
  * How many tasks a runner holds beyond its slots (its prefetch, Q): about `horizonMs` of work
- * queued behind the running ones, judged from the median duration of its last `window`
- * attempts, at most `perSlot` × slots, and none while that median is `longMs` or more (a long
- * task gains nothing from waiting here, and another runner could have taken it). Before any
- * attempt has ended it prefetches nothing. A pure module: the Runner notes durations and reads
- * the depth.
+ * queued behind the running ones, judged from the mean duration of its last `window` attempts,
+ * at most `perSlot` × slots, and none while that mean is `longMs` or more (a long task gains
+ * nothing from waiting here, and another runner could have taken it). The mean, not the median:
+ * held work is the sum of what is held, and tasks of one run can differ a hundredfold (the
+ * median of a Mandelbrot's tiles is a light one, and a runner holding four heavy ones behind it
+ * holds a second of work, not 100 ms). Before any attempt has ended it prefetches nothing. A
+ * pure module: the Runner notes durations and reads the depth.
  */
-export const PREFETCH = { horizonMs: 100, perSlot: 8, longMs: 1000, window: 32 } as const;
+export const PREFETCH = { horizonMs: 100, perSlot: 8, longMs: 1000, window: 16 } as const;
 
 export class Prefetch {
   private readonly durations: number[] = [];
@@ -19,18 +21,17 @@ export class Prefetch {
     this.next = (this.next + 1) % PREFETCH.window;
   }
 
-  /** The median duration noted, or null before any. */
-  median(): number | null {
+  /** The mean duration noted, or null before any. */
+  mean(): number | null {
     if (this.durations.length === 0) return null;
-    const sorted = [...this.durations].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)]!;
+    return this.durations.reduce((a, b) => a + b, 0) / this.durations.length;
   }
 
-  /** Q for a runner of `slots` slots: `slots` tasks run at once, so Q of them last Q × median / slots. */
+  /** Q for a runner of `slots` slots: `slots` tasks run at once, so Q of them last Q × mean / slots. */
   depth(slots: number): number {
-    const median = this.median();
-    if (median === null || median >= PREFETCH.longMs || slots <= 0) return 0;
-    const q = Math.ceil((PREFETCH.horizonMs * slots) / Math.max(median, 0.05));
+    const mean = this.mean();
+    if (mean === null || mean >= PREFETCH.longMs || slots <= 0) return 0;
+    const q = Math.round((PREFETCH.horizonMs * slots) / Math.max(mean, 0.05));
     return Math.min(PREFETCH.perSlot * slots, q);
   }
 }

@@ -59,8 +59,8 @@ export class RunLink {
   private flushing = false;
   /** A flush is set for later (results waiting for company). */
   private later: ReturnType<typeof setTimeout> | undefined;
-  /** Attempts started and not yet said to have (the next results or want frame carries them). */
-  private marks: AttemptRef[] = [];
+  /** Attempts started (and when) and not yet said to have (the next results or want frame carries them). */
+  private marks: (AttemptRef & { at: number })[] = [];
   /** When a `started` frame of their own may go (at most one a half heartbeat), and its timer. */
   private startedFrameAt = 0;
   private startedTimer: ReturnType<typeof setTimeout> | undefined;
@@ -122,39 +122,63 @@ export class RunLink {
     this.link.close(reason);
   }
 
-  /** Tells the run how many more tasks it may send (absolute, so a frame in flight never over-grants). */
-  want(): void {
-    const started = this.takeStarted();
+  /**
+   * Tells the run how many more tasks it may send (absolute, so a frame in flight never
+   * over-grants); `allStarted`: with every start not yet said, however recent (a steal's answer
+   * when nothing waits to start).
+   */
+  want(allStarted = false): void {
+    const started = this.takeStarted(allStarted);
     const want = this.host.credit();
-    if (!this.link.send({ type: "want", want, received: this.received, started })) this.marks.unshift(...started);
+    if (!this.link.send({ type: "want", want, received: this.received, started }))
+      this.marks.unshift(...started.map((m) => ({ ...m, at: 0 })));
     else if (want > 0) this.refilling = true;
   }
 
   /**
-   * An attempt it holds started: the run hears it with the next results or want frame, or, when
-   * none goes within a half heartbeat, in a `started` frame of its own.
+   * An attempt it holds started: the run hears it with the next results or want frame once it
+   * has run RESULT_WAIT_MS (most tasks end before, and their result says all), or, when no such
+   * frame goes within a half heartbeat, in a `started` frame of its own. Meanwhile its lease
+   * runs from its dispatch.
    */
   started(task: AttemptRef): void {
-    this.marks.push({ task: task.task, attempt: task.attempt });
-    if (this.startedTimer) return;
+    this.marks.push({ task: task.task, attempt: task.attempt, at: Date.now() });
+    this.armStarted();
+  }
+
+  /** Sets the timer of a `started` frame while marks wait (one at a time, at most one frame a half heartbeat). */
+  private armStarted(): void {
+    if (this.startedTimer || this.marks.length === 0) return;
     const wait = Math.max(RESULT_WAIT_MS, this.startedFrameAt - Date.now());
     this.startedTimer = setTimeout(() => {
       this.startedTimer = undefined;
       const tasks = this.takeStarted();
-      if (tasks.length === 0) return;
-      if (this.link.send({ type: "started", tasks })) this.startedFrameAt = Date.now() + this.halfHeartbeatMs;
-      else this.marks.unshift(...tasks);
+      if (tasks.length > 0) {
+        if (this.link.send({ type: "started", tasks })) this.startedFrameAt = Date.now() + this.halfHeartbeatMs;
+        else this.marks.unshift(...tasks.map((m) => ({ ...m, at: 0 })));
+      }
+      this.armStarted();
     }, wait);
     this.startedTimer.unref?.();
   }
 
-  /** The started marks to send now (at most a frame's worth); those of attempts with a result queued are left out. */
-  private takeStarted(): AttemptRef[] {
+  /**
+   * The started marks to send now: of attempts that have run RESULT_WAIT_MS (`all`: every one),
+   * at most a frame's worth. Those of attempts with a result queued go: the result says more.
+   */
+  private takeStarted(all = false): AttemptRef[] {
     if (this.marks.length === 0) return [];
     const done = new Set(this.results.map((r) => `${r.task}#${r.attempt}`));
-    const marks = this.marks.filter((a) => !done.has(`${a.task}#${a.attempt}`));
-    this.marks = marks.splice(4096);
-    return marks;
+    const old = Date.now() - RESULT_WAIT_MS;
+    const due: AttemptRef[] = [];
+    const kept: (AttemptRef & { at: number })[] = [];
+    for (const m of this.marks) {
+      if (done.has(`${m.task}#${m.attempt}`)) continue;
+      if ((all || m.at <= old) && due.length < 4096) due.push({ task: m.task, attempt: m.attempt });
+      else kept.push(m);
+    }
+    this.marks = kept;
+    return due;
   }
 
   /** Hands tasks back unrun: the coordinator re-queues them without counting a failure. */
@@ -193,7 +217,7 @@ export class RunLink {
       const started = this.takeStarted();
       const frame = { type: "results" as const, results, want: this.host.credit(), received: this.received, started };
       if (!this.link.send(frame)) {
-        this.marks.unshift(...started);
+        this.marks.unshift(...started.map((m) => ({ ...m, at: 0 })));
         break;
       }
       if (frame.want > 0) this.refilling = true;

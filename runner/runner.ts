@@ -293,7 +293,7 @@ export class Runner {
       }
       case "steal":
         // Answered always: with what it hands back, or else a want that says what it started.
-        if (!this.handBack(run, m.count)) run.link.want();
+        if (!this.handBack(run, m.count)) run.link.want(true);
         break;
       case "finished":
         for (const r of run.running.values()) this.drop(r, "cancelled");

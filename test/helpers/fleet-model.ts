@@ -250,13 +250,19 @@ export class Fleet {
             `${run.id} has ${ready} ready task(s) and ${r.id} has ${r.alloc.free} idle slot(s) of ${r.alloc.slots}`,
           );
       // Work stealing: no runner the run counts as asking for work, holding none of it waiting
-      // to start, beside another that holds two or more of it waiting.
-      const waitingAt = (r: RunnerModel) => r.attempts.filter((a) => a.run === run.id && !a.started).length;
+      // to start, beside another that holds two or more of it waiting beyond its slots (what
+      // the run can know waits: a runner's slots may be busy with another run's tasks).
+      const waitingAt = (r: RunnerModel) => {
+        const held = r.attempts.filter((a) => a.run === run.id);
+        return Math.min(held.filter((a) => !a.started).length, Math.max(0, held.length - r.maxSlots));
+      };
       for (const thief of this.runners) {
         if ((run.store.runner(thief.id)?.credit ?? 0) === 0 || waitingAt(thief) > 0) continue;
         if (run.shape.labelled && !thief.info.labels.includes("x")) continue;
+        // One that holds nothing of the run takes even a last one.
+        const least = thief.attempts.some((a) => a.run === run.id) ? 2 : 1;
         for (const victim of this.runners)
-          if (victim !== thief && waitingAt(victim) >= 2)
+          if (victim !== thief && waitingAt(victim) >= least)
             out.push(
               `${thief.id} asks ${run.id} for work while ${victim.id} holds ${waitingAt(victim)} of it not started`,
             );

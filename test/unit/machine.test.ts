@@ -3,8 +3,9 @@
 // random DAGs with random runners and failures (test/helpers/machine-property.ts; the workers
 // project runs it over SqlStore too).
 import { describe, expect, it } from "vitest";
-import { cacheMaterial, IllegalTransition, transition, type Effect } from "../../worker/run/machine";
+import { cacheMaterial, IllegalTransition, transition, type Effect, type RunEvent } from "../../worker/run/machine";
 import { checkMachineProperty } from "../helpers/machine-property";
+import { halfStaleBatch, stealRacingStart } from "../helpers/prefetch-scenarios";
 import { failed, ok, plan } from "../helpers/run-fixtures";
 import { MemoryStore } from "./memory-store";
 
@@ -464,5 +465,17 @@ tasks:
 describe("property: random DAGs, runners and failures", () => {
   it("runs every task to one accepted result, each after all it depends on, with its inputs", () => {
     checkMachineProperty({ fresh: () => new MemoryStore(), transaction: (apply) => apply() });
+  });
+});
+
+describe("prefetch and work stealing", () => {
+  const over = (store: MemoryStore) => (event: RunEvent, now: number) => transition(store, event, now);
+  it("takes the valid half of a results frame that is half stale, and only that", () => {
+    const store = new MemoryStore();
+    halfStaleBatch(store, over(store));
+  });
+  it("hands an idle runner only attempts the holder had not started when a steal races a start", () => {
+    const store = new MemoryStore();
+    stealRacingStart(store, over(store));
   });
 });

@@ -135,12 +135,14 @@ export class MemoryStore implements RunStore {
         return row;
       });
   }
-  unstarted() {
-    const out = new Map<string, Map<string, number>>();
+  holdings() {
+    const out = new Map<string, { held: number; unstarted: Map<string, number> }>();
     for (const t of this.tasks.values()) {
-      if (t.state !== "leased" || t.started || !t.runner) continue;
-      const nodes = out.get(t.runner) ?? new Map<string, number>();
-      out.set(t.runner, nodes.set(t.node, (nodes.get(t.node) ?? 0) + 1));
+      if (t.state !== "leased" || !t.runner) continue;
+      const known = out.get(t.runner) ?? { held: 0, unstarted: new Map<string, number>() };
+      known.held++;
+      if (!t.started) known.unstarted.set(t.node, (known.unstarted.get(t.node) ?? 0) + 1);
+      out.set(t.runner, known);
     }
     return out;
   }

@@ -56,6 +56,8 @@ export const ADDED_COLUMNS: readonly { table: string; column: string; type: stri
   { table: "attached", column: "stealing", type: "INTEGER NOT NULL DEFAULT 0" },
 ];
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** The most bytes one bound list takes (workerd refuses a value over 2 MB). */
 const LIST_BYTES = 1_500_000;
 
@@ -69,7 +71,9 @@ export function jsonChunks(texts: readonly string[]): { json: string; offset: nu
   let start = 0;
   let bytes = 2;
   for (let i = 0; i < texts.length; i++) {
-    const size = encoder.encode(JSON.stringify(texts[i])).length + 1;
+    // Its UTF-8 size: its length when it is ASCII (most are), else encoded.
+    const json = JSON.stringify(texts[i]);
+    const size = (ASCII.test(json) ? json.length : encoder.encode(json).length) + 1;
     if (i > start && bytes + size > LIST_BYTES) {
       out.push({ json: JSON.stringify(texts.slice(start, i)), offset: start });
       start = i;

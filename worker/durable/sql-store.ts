@@ -34,6 +34,15 @@ import {
 
 type Deadline = { kind: DeadlineKind; key: string; at: number };
 
+/** Outputs up to this size travel in a batch's bound list as hex; larger ones are bound as bytes. */
+const HEX_OUTPUT_BYTES = 1024;
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+const hex = (bytes: Uint8Array) => {
+  let out = "";
+  for (const b of bytes) out += HEX[b]!;
+  return out;
+};
+
 export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
@@ -466,8 +475,11 @@ export class SqlStore implements RunStore {
 
   succeedAll(done: readonly Succeeded[], now: number): void {
     if (done.length === 0) return;
-    const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    const tasks = done.map(({ row, output }) => JSON.stringify([row.key, hex(output), output.length]));
+    // Small outputs go in the list as hex; a larger one is bound as it is, in a statement of its own.
+    const small = (output: Uint8Array) => output.length <= HEX_OUTPUT_BYTES;
+    const tasks = done.map(({ row, output }) =>
+      JSON.stringify([row.key, small(output) ? hex(output) : "", output.length]),
+    );
     for (const { json } of jsonChunks(tasks))
       this.sql.exec(
         `UPDATE tasks SET state = 'succeeded', runner = NULL, output = unhex(json_extract(j.value, '$[1]')),
@@ -475,6 +487,8 @@ export class SqlStore implements RunStore {
          FROM json_each(?) AS j WHERE tasks.key = json_extract(j.value, '$[0]')`,
         json,
       );
+    for (const { row, output } of done)
+      if (!small(output)) this.sql.exec(`UPDATE tasks SET output = ? WHERE key = ?`, output, row.key);
     const attempts = done.map(({ row, stderr }) => JSON.stringify([row.key, row.attempt, stderr]));
     for (const { json } of jsonChunks(attempts))
       this.sql.exec(
@@ -507,12 +521,16 @@ export class SqlStore implements RunStore {
       .map(toTask);
   }
 
-  unstarted(): Map<string, Map<string, number>> {
-    const query = `SELECT runner, node, count(*) AS n FROM tasks WHERE state = 'leased' AND started = 0
+  holdings(): Map<string, { held: number; unstarted: Map<string, number> }> {
+    const query = `SELECT runner, node, count(*) AS n, sum(started = 0) AS u FROM tasks WHERE state = 'leased'
       GROUP BY runner, node`;
-    const out = new Map<string, Map<string, number>>();
-    for (const { runner, node, n } of this.sql.exec<{ runner: string; node: string; n: number }>(query))
-      out.set(runner, (out.get(runner) ?? new Map<string, number>()).set(node, n));
+    const out = new Map<string, { held: number; unstarted: Map<string, number> }>();
+    for (const { runner, node, n, u } of this.sql.exec<{ runner: string; node: string; n: number; u: number }>(query)) {
+      const known = out.get(runner) ?? { held: 0, unstarted: new Map<string, number>() };
+      known.held += n;
+      if (u > 0) known.unstarted.set(node, u);
+      out.set(runner, known);
+    }
     return out;
   }
 

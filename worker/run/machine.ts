@@ -211,6 +211,7 @@ export function transition(
       break;
     }
     case "reject":
+      ctx.returning = event.runner;
       if (store.runner(event.runner)?.stealing) store.putRunner({ ...store.runner(event.runner)!, stealing: false });
       for (const ref of event.tasks) {
         const row = leased(store, event.runner, ref);
@@ -288,7 +289,7 @@ export function transition(
     const counts = store.counts();
     const paused = store.status() === "paused";
     tellBacklogs(ctx, sent, paused ? 0 : counts.ready, runners);
-    if (!paused && counts.ready === 0 && counts.leased >= 2) steal(ctx, runners);
+    if (!paused && counts.ready === 0 && counts.leased >= 1) steal(ctx, runners);
     effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
@@ -310,6 +311,8 @@ interface Ctx {
   stray: number;
   /** Blob outputs a map goes over, read by the host, by sha256. */
   blobs: ReadonlyMap<string, Uint8Array>;
+  /** The runner whose `reject` this event is: what it handed back goes to others first. */
+  returning?: string;
 }
 
 /**
@@ -347,7 +350,8 @@ function started(ctx: Ctx, runner: string, refs: readonly AttemptRef[]): void {
 
 /**
  * Work stealing: a runner with credit and nothing of its own waiting to start, while the run has
- * nothing ready for it, gets half of what the runner holding the most unstarted attempts holds.
+ * nothing ready for it, gets half of what the runner holding the most unstarted attempts holds
+ * (at least one, when it holds nothing of the run).
  * The holder is asked (`steal`) and hands back only attempts it has not started (`reject`), so a
  * steal never makes a task run twice; one steal is asked of a runner at a time.
  */
@@ -355,24 +359,35 @@ function steal(ctx: Ctx, runners: RunnerRow[]): void {
   const { store, now } = ctx;
   const idle = runners.filter((r) => r.credit > 0 && (r.cooledUntil ?? 0) <= now);
   if (idle.length === 0) return;
-  const byNode = store.unstarted();
-  const unstarted = new Map([...byNode].map(([id, nodes]) => [id, [...nodes.values()].reduce((a, b) => a + b, 0)]));
+  const holdings = store.holdings();
+  // What surely waits to start: not said to be started, and beyond the slots it runs at once (a
+  // task of a second that has run 20 ms has no mark yet, and is no more to be stolen than a started one).
+  const waiting = new Map(
+    runners.map((r) => {
+      const h = holdings.get(r.id);
+      const unstarted = h ? [...h.unstarted.values()].reduce((a, b) => a + b, 0) : 0;
+      return [r.id, Math.min(unstarted, Math.max(0, (h?.held ?? 0) - Math.max(1, r.slots)))];
+    }),
+  );
   const constrained = new Set(store.constrainedNodes());
   // A thief takes whatever the holder hands back: it must qualify for every node of it.
   const qualifies = (thief: RunnerRow, holder: string) =>
-    [...(byNode.get(holder)?.keys() ?? [])].every(
+    [...(holdings.get(holder)?.unstarted.keys() ?? [])].every(
       (node) => !constrained.has(node) || (thief.caps !== null && meets(store.spec(node).requires, thief.caps)),
     );
   for (const thief of idle) {
-    if ((unstarted.get(thief.id) ?? 0) > 0) continue;
+    if (waiting.get(thief.id)! > 0) continue;
+    // A runner with nothing at all of the run takes even a last one; else two or more must wait
+    // (half goes), so that short tasks do not go back and forth.
+    const least = (holdings.get(thief.id)?.held ?? 0) === 0 ? 1 : 2;
     let victim: RunnerRow | undefined;
     for (const r of runners) {
-      if (r.id === thief.id || r.stealing || (unstarted.get(r.id) ?? 0) < 2 || !qualifies(thief, r.id)) continue;
-      if (!victim || unstarted.get(r.id)! > unstarted.get(victim.id)!) victim = r;
+      if (r.id === thief.id || r.stealing || waiting.get(r.id)! < least || !qualifies(thief, r.id)) continue;
+      if (!victim || waiting.get(r.id)! > waiting.get(victim.id)!) victim = r;
     }
     if (!victim) continue;
-    const count = Math.min(thief.credit, Math.floor(unstarted.get(victim.id)! / 2));
-    unstarted.set(victim.id, unstarted.get(victim.id)! - count);
+    const count = Math.min(thief.credit, Math.max(1, Math.floor(waiting.get(victim.id)! / 2)));
+    waiting.set(victim.id, waiting.get(victim.id)! - count);
     const row = { ...victim, stealing: true };
     runners[runners.indexOf(victim)] = row;
     store.putRunner(row);
@@ -833,14 +848,22 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
   if (store.status() === "paused") return { sent, runners };
   const inputs: InputCache = new Map();
   const constrained = store.constrainedNodes();
+  // Who may take: not a runner that has just handed tasks back (it said it has no room for them).
+  const takers = runners.filter((r) => r.credit > 0 && (r.cooledUntil ?? 0) <= ctx.now && r.id !== ctx.returning);
+  // When the runners ask for more than is ready (a run's last tasks), each gets its share by
+  // slots, not whoever asks first all of it: prefetch then does not keep work from an idle runner.
+  const ready = store.counts().ready;
+  const asked = takers.reduce((n, r) => n + r.credit, 0);
+  const slots = takers.reduce((n, r) => n + Math.max(1, r.slots), 0);
+  const share = (r: RunnerRow) => (asked <= ready ? r.credit : Math.ceil((ready * Math.max(1, r.slots)) / slots));
   // The one asking for the most first: what a steal handed back goes to the runner that was idle.
   const order = [...runners.keys()].sort((a, b) => runners[b]!.credit - runners[a]!.credit);
   for (const i of order) {
     const runner = runners[i]!;
     if (store.counts().ready === 0) break;
-    if (runner.credit <= 0 || (runner.cooledUntil ?? 0) > ctx.now) continue;
+    if (!takers.includes(runner)) continue;
     const excluded = constrained.filter((node) => !runner.caps || !meets(store.spec(node).requires, runner.caps));
-    const rows = store.leaseReady(runner, runner.credit, excluded, ctx.now);
+    const rows = store.leaseReady(runner, Math.min(runner.credit, share(runner)), excluded, ctx.now);
     if (rows.length === 0) {
       if (excluded.length === 0) break;
       continue;

@@ -159,8 +159,8 @@ export interface RunStore {
   succeedAll(done: readonly Succeeded[], now: number): void;
   /** Marks the attempts of `refs` leased to `runner` and not yet started as started; answers those. */
   markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[];
-  /** Leased attempts their runners have not said they started, by runner and node. */
-  unstarted(): Map<string, Map<string, number>>;
+  /** By runner: the attempts leased to it, and of those the ones it has not said it started, by node. */
+  holdings(): Map<string, { held: number; unstarted: Map<string, number> }>;
   /** Writes what the store keeps in memory between statements (its counts); once at the end of each transition. */
   flush(): void;
   leasedTo(runner: string): TaskRow[];
