@@ -334,7 +334,7 @@ tasks:
       { type: "want", runner: "frozen", want: 0, received: 1, started: [{ task: "a", attempt: 1 }] },
       9_000,
     );
-    expect(store.nextDeadline()).toBe(1_000 + 10_000 + 15_000);
+    expect(store.deadlines.get("lease:a")?.at).toBe(1_000 + 10_000 + 15_000);
     transition(store, { type: "attach", runner: "other", name: "o", want: 1, holding: [] }, 25_999);
     expect(dispatched(transition(store, { type: "tick" }, 25_999))).toEqual([]);
     const effects = transition(store, { type: "tick" }, 26_000);
@@ -477,5 +477,24 @@ describe("prefetch and work stealing", () => {
   it("hands an idle runner only attempts the holder had not started when a steal races a start", () => {
     const store = new MemoryStore();
     stealRacingStart(store, over(store));
+  });
+});
+
+describe("held attempts", () => {
+  it("are lost at timeout plus grace from their dispatch unless started; a started one's lease runs from its start", () => {
+    const store = started(`tasks: [{ id: w, module: m, timeout: 10s, map: { range: [0, 3] } }]`);
+    transition(store, { type: "attach", runner: "hoarder", name: "h", want: 3, holding: [], slots: 1 }, 1);
+    expect(store.leasedTo("hoarder")).toHaveLength(3);
+    // One row for all three: the earliest end of their leases.
+    expect([...store.deadlines.values()]).toEqual([{ kind: "hold", key: "hoarder", at: 25_001 }]);
+    transition(store, { type: "started", runner: "hoarder", tasks: [{ task: "w[0]", attempt: 1 }] }, 5_000);
+    transition(store, { type: "tick" }, 25_001);
+    expect(store.leasedTo("hoarder").map((r) => r.key)).toEqual(["w[0]"]);
+    expect(store.task("w[1]")).toMatchObject({ state: "ready", losses: 1 });
+    expect(store.attempts.find((a) => a.task === "w[2]")).toMatchObject({ outcome: "lost" });
+    transition(store, { type: "tick" }, 29_999);
+    expect(store.task("w[0]")).toMatchObject({ state: "leased", runner: "hoarder" });
+    transition(store, { type: "tick" }, 30_000);
+    expect(store.task("w[0]")).toMatchObject({ state: "ready", losses: 1 });
   });
 });

@@ -330,6 +330,18 @@ export class MemoryStore implements RunStore {
   attemptRunner(task: string, attempt: number) {
     return this.attempts.find((x) => x.task === task && x.attempt === attempt)?.runner ?? null;
   }
+  setDeadlineBy(kind: DeadlineKind, key: string, at: number) {
+    const known = this.deadlines.get(`${kind}:${key}`);
+    this.setDeadline(kind, key, known ? Math.min(known.at, at) : at);
+  }
+  unstartedOf(runner: string) {
+    return [...this.tasks.values()]
+      .filter((t) => t.state === "leased" && t.runner === runner && !t.started)
+      .map((t) => ({
+        row: this.task(t.key)!,
+        sentAt: this.attempts.find((a) => a.task === t.key && a.attempt === t.attempt)!.startedAt,
+      }));
+  }
   setDeadline(kind: DeadlineKind, key: string, at: number) {
     this.deadlines.set(`${kind}:${key}`, { kind, key, at });
   }

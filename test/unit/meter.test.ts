@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_LIMITS,
+  entryTokens,
   frameBytes,
   freshMeter,
   meter,
@@ -30,6 +31,20 @@ function frames(n: number, { bytes = 100, at = () => 0 }: { bytes?: number; at?:
 }
 
 describe("socket meter", () => {
+  it("charges a frame's attempts a token per 8: a runner sending 5,000 results a second in frames of 16 stays within a run socket's limit", () => {
+    expect([0, 1, 8, 9, 1024].map(entryTokens)).toEqual([0, 1, 1, 2, 128]);
+    const run = DEFAULT_LIMITS.run;
+    let state = freshMeter(run, 0);
+    // 10 s of it: 312 frames a second, each a frame token and 2 for its entries.
+    for (let i = 0; i < 3125; i++) {
+      const at = i * 3.2;
+      for (const cost of [1, entryTokens(16)]) {
+        const step = meter(state, 2000, run, at, cost);
+        expect(step.verdict.type).toBe("pass");
+        state = step.state;
+      }
+    }
+  });
   it("passes the burst at once and closes on the next frame, naming the count and the limit", () => {
     const { verdicts, state } = frames(202);
     expect(verdicts.slice(0, 200).every((v) => v.type === "pass")).toBe(true);

@@ -14,7 +14,7 @@ import {
 } from "../../core/protocol/messages.js";
 import type { RunStatus } from "../../core/status.js";
 import { DEVICE_HEADER } from "../rpc.js";
-import { frameBytes, type SocketKind, type SocketMeters, type Verdict } from "./meter.js";
+import { entryTokens, frameBytes, type SocketKind, type SocketMeters, type Verdict } from "./meter.js";
 
 interface Attachment {
   /** The device whose credential opened the socket. */
@@ -178,7 +178,7 @@ export function admitFrame(gate: FrameGate, ws: WebSocket, raw: string | ArrayBu
   return judged(gate, ws, gate.meters.check(ws, gate.kind, frameBytes(raw)));
 }
 
-/** Attempts a decoded frame lists: each costs the run a lookup, so each is metered as one more frame. */
+/** Attempts a decoded frame lists: each costs the run work, metered as a share of a frame (meter.ts `entryTokens`). */
 function entriesOf(msg: RunnerMessage): number {
   if (msg.type === "results") return msg.results.length + msg.started.length;
   if (msg.type === "want") return msg.started.length;
@@ -224,7 +224,7 @@ export async function receiveFrame(
     if (!decoded.ok) return send(ws, { type: "error", message: decoded.error, fatal: false });
     const msg = decoded.message;
     const entries = entriesOf(msg);
-    if (entries > 0 && !judged(gate, ws, gate.meters.check(ws, gate.kind, 0, entries))) return;
+    if (entries > 0 && !judged(gate, ws, gate.meters.check(ws, gate.kind, 0, entryTokens(entries)))) return;
     if (msg.type === "hello") {
       // One identity per socket: a second hello would leave the first runner's rows and leases behind.
       if (runnerOf(ws)) return refuse(ws, "a socket says hello once; open a new socket to connect again");

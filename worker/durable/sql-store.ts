@@ -55,6 +55,10 @@ export class SqlStore implements RunStore {
   private countCache: Record<TaskState, number> | undefined;
   private readonly dirty = new Set<TaskState>();
   private attachedRows: Map<string, RunnerRow> | undefined;
+  /** Runner rows changed in this transition, written by `flush`. */
+  private readonly dirtyRunners = new Set<string>();
+  /** The rowids of the rows `leasedOf` read in this transition, by key. */
+  private readonly rowids = new Map<string, number>();
   /** Told of every change of a task's state: the DagRun's watchers, who keep them while someone watches. */
   changes: ChangeLog | null = null;
 
@@ -103,6 +107,8 @@ export class SqlStore implements RunStore {
     this.sources = undefined;
     this.readyAt.clear();
     this.attachedRows = undefined;
+    this.dirtyRunners.clear();
+    this.rowids.clear();
   }
 
   status(): RunStatus {
@@ -428,7 +434,7 @@ export class SqlStore implements RunStore {
     const list = JSON.stringify(refs.map((r) => [r.task, r.attempt]));
     return this.sql
       .exec(
-        `SELECT ${TASK_COLUMNS}, started, cache_key FROM tasks
+        `SELECT ${TASK_COLUMNS}, started, cache_key, rowid AS id FROM tasks
          WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND state = 'leased' AND runner = ?2`,
         list,
         runner,
@@ -437,6 +443,7 @@ export class SqlStore implements RunStore {
       .flatMap((r) => {
         const row = toTask(r);
         if (!wanted.has(`${row.key}#${row.attempt}`)) return [];
+        this.rowids.set(row.key, r.id as number);
         return [{ ...row, started: r.started === 1, cacheKey: r.cache_key as string | null }];
       });
   }
@@ -444,19 +451,27 @@ export class SqlStore implements RunStore {
   leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[] {
     if (limit <= 0) return [];
     const not = notIn(excluded);
-    const rows = this.sql
+    // Read, then updated by rowid: cheaper in workerd than one UPDATE … RETURNING (measured).
+    const picked = this.sql
       .exec(
-        `UPDATE tasks SET state = 'leased', attempt = attempt + 1, runner = ?, started = 0
-         WHERE key IN (SELECT key FROM tasks WHERE state = 'ready'${not.sql} ORDER BY priority DESC, seq LIMIT ?)
-         RETURNING ${TASK_COLUMNS}, priority, seq`,
-        runner.id,
+        `SELECT ${TASK_COLUMNS}, rowid AS id FROM tasks WHERE state = 'ready'${not.sql} ORDER BY priority DESC, seq LIMIT ?`,
         ...not.bindings,
         limit,
       )
-      .toArray()
-      .sort((a, b) => (b.priority as number) - (a.priority as number) || (a.seq as number) - (b.seq as number))
-      .map(toTask);
-    if (rows.length === 0) return rows;
+      .toArray();
+    if (picked.length === 0) return [];
+    this.sql.exec(
+      `UPDATE tasks SET state = 'leased', attempt = attempt + 1, runner = ?, started = 0
+       WHERE rowid IN (SELECT value FROM json_each(?))`,
+      runner.id,
+      JSON.stringify(picked.map((r) => r.id)),
+    );
+    const rows = picked.map((r) => ({
+      ...toTask(r),
+      state: "leased" as const,
+      attempt: (r.attempt as number) + 1,
+      runner: runner.id,
+    }));
     for (const { json } of jsonChunks(rows.map((r) => JSON.stringify([r.key, r.attempt]))))
       this.sql.exec(
         `INSERT INTO attempts (task, attempt, runner, runner_name, started_at, outcome)
@@ -477,14 +492,18 @@ export class SqlStore implements RunStore {
     if (done.length === 0) return;
     // Small outputs go in the list as hex; a larger one is bound as it is, in a statement of its own.
     const small = (output: Uint8Array) => output.length <= HEX_OUTPUT_BYTES;
+    // By rowid (leasedOf read them in this transition): no search of the key index per row.
+    const id = (key: string) =>
+      this.rowids.get(key) ??
+      this.sql.exec<{ id: number }>(`SELECT rowid AS id FROM tasks WHERE key = ?`, key).one().id;
     const tasks = done.map(({ row, output }) =>
-      JSON.stringify([row.key, small(output) ? hex(output) : "", output.length]),
+      JSON.stringify([id(row.key), small(output) ? hex(output) : "", output.length]),
     );
     for (const { json } of jsonChunks(tasks))
       this.sql.exec(
         `UPDATE tasks SET state = 'succeeded', runner = NULL, output = unhex(json_extract(j.value, '$[1]')),
            output_size = json_extract(j.value, '$[2]')
-         FROM json_each(?) AS j WHERE tasks.key = json_extract(j.value, '$[0]')`,
+         FROM json_each(?) AS j WHERE tasks.rowid = json_extract(j.value, '$[0]')`,
         json,
       );
     for (const { row, output } of done)
@@ -498,7 +517,8 @@ export class SqlStore implements RunStore {
         now,
         json,
       );
-    for (const { json } of jsonChunks(done.map((d) => d.row.key)))
+    // Only a started attempt has a lease of its own (the others share their runner's `hold`).
+    for (const { json } of jsonChunks(done.filter((d) => d.row.started).map((d) => d.row.key)))
       this.sql.exec(`DELETE FROM deadlines WHERE kind = 'lease' AND key IN (SELECT value FROM json_each(?))`, json);
     this.addCount("leased", -done.length);
     this.addCount("succeeded", done.length);
@@ -580,6 +600,8 @@ export class SqlStore implements RunStore {
   }
 
   flush(): void {
+    this.rowids.clear();
+    this.flushRunners();
     if (this.dirty.size === 0) return;
     const rows = [...this.dirty].map((state) => [state, this.countCache![state]]);
     this.dirty.clear();
@@ -639,6 +661,26 @@ export class SqlStore implements RunStore {
   attemptRunner(task: string, attempt: number): string | null {
     const query = `SELECT runner FROM attempts WHERE task = ? AND attempt = ?`;
     return this.sql.exec<{ runner: string }>(query, task, attempt).toArray()[0]?.runner ?? null;
+  }
+
+  setDeadlineBy(kind: DeadlineKind, key: string, at: number): void {
+    const upsert = `INSERT INTO deadlines (kind, key, at) VALUES (?, ?, ?)
+      ON CONFLICT (kind, key) DO UPDATE SET at = min(at, excluded.at)`;
+    this.sql.exec(upsert, kind, key, at);
+  }
+
+  unstartedOf(runner: string): { row: TaskRow; sentAt: number }[] {
+    return this.sql
+      .exec(
+        `SELECT ${TASK_COLUMNS.split(", ")
+          .map((c) => `t.${c}`)
+          .join(", ")}, a.started_at AS sent_at
+         FROM tasks t JOIN attempts a ON a.task = t.key AND a.attempt = t.attempt
+         WHERE t.runner = ? AND t.state = 'leased' AND t.started = 0`,
+        runner,
+      )
+      .toArray()
+      .map((r) => ({ row: toTask(r), sentAt: r.sent_at as number }));
   }
 
   setDeadline(kind: DeadlineKind, key: string, at: number): void {
@@ -706,24 +748,45 @@ export class SqlStore implements RunStore {
   }
 
   putRunner(row: RunnerRow): void {
-    const known = this.attached().get(row.id);
-    if (known && JSON.stringify(known) === JSON.stringify(row)) return;
-    const caps = row.caps === null ? null : JSON.stringify(row.caps);
+    this.attached().set(row.id, { ...row });
+    this.dirtyRunners.add(row.id);
+  }
+
+  /** Writes the runner rows changed since the last flush, in one statement. */
+  private flushRunners(): void {
+    if (this.dirtyRunners.size === 0) return;
+    const rows = [...this.dirtyRunners].map((id) => {
+      const r = this.attached().get(id)!;
+      const caps = r.caps === null ? null : JSON.stringify(r.caps);
+      return [
+        r.id,
+        r.name,
+        r.credit,
+        r.sent,
+        caps,
+        r.cooledUntil,
+        r.backlogTold,
+        r.sentAt,
+        r.slots,
+        r.stealing ? 1 : 0,
+      ];
+    });
+    this.dirtyRunners.clear();
+    const fields = Array.from({ length: 10 }, (_, i) => `json_extract(value, '$[${i}]')`).join(", ");
     this.sql.exec(
       `INSERT INTO attached (id, name, credit, sent, caps, cooled_until, backlog_told, sent_at, slots, stealing)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       SELECT ${fields} FROM json_each(?) WHERE true
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, credit = excluded.credit, sent = excluded.sent,
          caps = excluded.caps, cooled_until = excluded.cooled_until, backlog_told = excluded.backlog_told,
          sent_at = excluded.sent_at, slots = excluded.slots, stealing = excluded.stealing`,
-      ...[row.id, row.name, row.credit, row.sent, caps, row.cooledUntil, row.backlogTold, row.sentAt],
-      ...[row.slots, row.stealing ? 1 : 0],
+      JSON.stringify(rows),
     );
-    this.attached().set(row.id, { ...row });
   }
 
   removeRunner(id: string): void {
     if (!this.attached().has(id)) return;
     this.sql.exec(`DELETE FROM attached WHERE id = ?`, id);
     this.attached().delete(id);
+    this.dirtyRunners.delete(id);
   }
 }

@@ -724,6 +724,10 @@ function tick(ctx: Ctx): void {
       store.clearDeadline(d.kind, d.key);
       // A cool-down's end needs nothing but the dispatch every transition ends with.
       if (d.kind === "cool") continue;
+      if (d.kind === "hold") {
+        expireHeld(ctx, d.key);
+        continue;
+      }
       const row = store.task(d.key);
       if (!row) continue;
       if (d.kind === "retry" && row.state === "backoff") store.updateTask(row.key, { state: "ready" });
@@ -735,6 +739,26 @@ function tick(ctx: Ctx): void {
     }
     if (due.length < 500) return;
   }
+}
+
+/**
+ * The `hold` deadline of `runner` is due: each attempt it holds and has not said it started
+ * whose lease (timeout plus grace from its dispatch) has ended is lost; the deadline moves to
+ * the earliest end of the others.
+ */
+function expireHeld(ctx: Ctx, runner: string): void {
+  const { store, now, config } = ctx;
+  let next = Infinity;
+  for (const { row, sentAt } of store.unstartedOf(runner)) {
+    const end = sentAt + store.spec(row.node).timeoutMs + config.leaseGraceMs;
+    if (end > now) {
+      next = Math.min(next, end);
+      continue;
+    }
+    const message = `not started within the task's timeout plus ${config.leaseGraceMs} ms of its dispatch; the attempt is presumed lost`;
+    fail(ctx, row, { kind: "lost", message, retryable: true }, "");
+  }
+  if (next < Infinity) store.setDeadline("hold", runner, next);
 }
 
 function control(ctx: Ctx, status: RunStatus, action: "cancel" | "pause" | "resume"): void {
@@ -869,12 +893,10 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
       continue;
     }
     // Until the runner says it started one, a held attempt's lease runs from now: a runner that
-    // holds attempts and never starts them loses them as one that went silent would.
-    const lease = (row: TaskRow) => ctx.now + store.spec(row.node).timeoutMs + ctx.config.leaseGraceMs;
-    store.setDeadlines(
-      "lease",
-      rows.map((row) => ({ key: row.key, at: lease(row) })),
-    );
+    // holds attempts and never starts them loses them as one that went silent would. One row
+    // (`hold`) keeps the earliest end of them all for the runner.
+    const ends = rows.map((row) => ctx.now + store.spec(row.node).timeoutMs + ctx.config.leaseGraceMs);
+    store.setDeadlineBy("hold", runner.id, Math.min(...ends));
     const tasks = rows.flatMap((row) => assign(ctx, row, runner, inputs) ?? []);
     runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
     store.putRunner(runners[i]);

@@ -68,8 +68,12 @@ export interface AttemptRow {
   note: string | null;
 }
 
-/** A lease's end, a retry's back-off, a cooled-down runner's return (keyed by the runner's id). */
-export type DeadlineKind = "lease" | "retry" | "cool";
+/**
+ * A started attempt's lease, a retry's back-off, a cooled-down runner's return (keyed by the
+ * runner's id), and the earliest end of the leases of the attempts a runner holds and has not
+ * started (`hold`, keyed by the runner's id: one row for all it holds).
+ */
+export type DeadlineKind = "lease" | "retry" | "cool" | "hold";
 
 export interface RunnerRow {
   id: string;
@@ -161,7 +165,7 @@ export interface RunStore {
   markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[];
   /** By runner: the attempts leased to it, and of those the ones it has not said it started, by node. */
   holdings(): Map<string, { held: number; unstarted: Map<string, number> }>;
-  /** Writes what the store keeps in memory between statements (its counts); once at the end of each transition. */
+  /** Writes what the store keeps in memory between statements (counts, runner rows); once at the end of each transition. */
   flush(): void;
   leasedTo(runner: string): TaskRow[];
   /** How many tasks are leased to `runner` (what `leasedTo` would list, counted). */
@@ -192,6 +196,10 @@ export interface RunStore {
   setDeadline(kind: DeadlineKind, task: string, at: number): void;
   /** Sets many deadlines of one kind. */
   setDeadlines(kind: DeadlineKind, entries: readonly { key: string; at: number }[]): void;
+  /** Sets a deadline to `at` unless it is set sooner already. */
+  setDeadlineBy(kind: DeadlineKind, key: string, at: number): void;
+  /** The attempts leased to `runner` that it has not said it started, with when each was sent. */
+  unstartedOf(runner: string): { row: TaskRow; sentAt: number }[];
   clearDeadline(kind: DeadlineKind, task: string): void;
   clearDeadlines(): void;
   /** Up to `limit` deadlines at or before `now`, earliest first. */
