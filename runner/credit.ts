@@ -1,6 +1,8 @@
 /**
  * The runner's slot allocator: which run may send how many tasks (its credit), as a pure module
- * (events in, effects out, like worker/run/machine.ts). The Runner (runner.ts) feeds it what
+ * (events in, effects out, like worker/run/machine.ts). Its capacity is the attempts the runner
+ * holds at most: its slots and its prefetch (runner/prefetch.ts); which held attempt runs when is
+ * the Runner's (never more at once than its slots). The Runner (runner.ts) feeds it what
  * happens on its sockets and thread pool and performs what comes back: attach to a run, tell a
  * run its credit (`want`, absolute), run the first `count` tasks of a frame and hand back the
  * rest, tell the pool the runner's status. test/unit/liveness.test.ts drives it beside the real

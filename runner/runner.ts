@@ -2,7 +2,8 @@
  * The runner: one socket to the RunnerPool (pool-link.ts), one per run it works on (run-link.ts),
  * and a thread pool that runs the tasks (attempt.ts). Which run may send how many tasks is the
  * slot allocator's (credit.ts, a pure module): this class feeds it what happens and performs what
- * it answers. Under `--slots auto` the device sampler (sampler.ts) resizes the runner. The lifecycle (lifecycle.ts)
+ * it answers. It holds up to its slots plus its prefetch (prefetch.ts) and starts held attempts,
+ * oldest first, as slots free; a steal takes back the latest not started. Under `--slots auto` the device sampler (sampler.ts) resizes the runner. The lifecycle (lifecycle.ts)
  * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good (a
  * revoked device, a credential it does not know and that could not be renewed, the protocol).
  * Each run gets its own attempt host, whose module and blob fetches name that run.
@@ -372,7 +373,7 @@ export class Runner {
     if (result) {
       // Results wait while the run still has enough held here to keep the slots busy: one frame
       // then carries many (and the credit they free), not one each.
-      run.link.queue(result, run.queued.length <= Math.floor(this.depth() / 2) && !run.link.refilling);
+      run.link.queue(result, run.queued.length <= Math.floor((this.depth() * 3) / 8) && !run.link.refilling);
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
     this.allot({ type: "freed", run: run.id, reported: result !== undefined });

@@ -4,7 +4,9 @@
  * allocator (runner/credit.ts) and the pool's real matchmaking (worker/durable/matchmaking.ts),
  * joined by in-order channels that a step delivers one frame of at a time. What the shells do
  * around them is modelled here, as they do it: a runner's sockets (hello with its credit and the
- * attempts it holds, results that carry the credit, the status it reports when it changed), the
+ * attempts it holds, results that carry the credit and the starts, the status it reports when it
+ * changed), its queue (it holds up to its prefetch beyond its slots and starts the oldest as a
+ * slot frees; a steal hands back the latest not started, or answers with a want), the
  * run host (frames to its runner's sockets, the demand told to the pool when it changed, the
  * `finished` frame and close), the pool (its rows, demands and joins), and the faults: a socket
  * that drops, a coordinator restart (every socket and frame in flight gone, the runs forget their

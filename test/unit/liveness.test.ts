@@ -2,8 +2,9 @@
  * No run ever stalls (invariant 9): whatever happened before (joins, finishes, cancels, pauses,
  * resumes, sockets that drop, coordinator restarts, leases that expire, runners that resize),
  * once every frame in flight has arrived, no run has ready work while a runner has room for it,
- * no runner asks a run for work while another holds two or more of its attempts not started
- * (work stealing), and every run that is not cancelled ends `succeeded`. Runners prefetch (hold
+ * no runner asks a run for work while another holds two or more of its attempts that surely wait
+ * (not started, beyond its slots; one, when the asking runner holds nothing of the run: work
+ * stealing), and every run that is not cancelled ends `succeeded`. Runners prefetch (hold
  * up to Q attempts beyond their slots); every step checks that none runs more than its slots,
  * holds more than slots + Q, or has a task accepted twice. The fleet (test/helpers/fleet-model.ts)
  * is the real run state machine, the runner's real slot allocator and the pool's real

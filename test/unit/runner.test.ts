@@ -21,6 +21,7 @@ import { Runner } from "../../runner/runner";
 import { answerFor, fakeCoordinator, type Answer } from "./fake-coordinator";
 
 const echo = WebAssembly.compile(readFileSync(new URL("../../wasm_tasks/build/echo.wasm", import.meta.url)));
+const spin = WebAssembly.compile(readFileSync(new URL("../../wasm_tasks/build/spin.wasm", import.meta.url)));
 const RUN = "3fa9c0de".repeat(8); // a run id: 64 hex digits
 let cleanup: (() => Promise<unknown>)[] = [];
 
@@ -66,7 +67,7 @@ const identity: RunnerIdentity = {
   revoked: (detail) => `device dev-1 was revoked (${detail})`,
 };
 
-function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPool; fetched: string[] } {
+function runner(url: URL, module = echo): { runner: Runner; lines: string[]; threads: ThreadPool; fetched: string[] } {
   const fetched: string[] = [];
   const config = resolveConfig(["--coordinator", url.toString(), "--token", "t", "--slots", "2"], {}) as RunnerConfig;
   const lines: string[] = [];
@@ -90,7 +91,7 @@ function runner(url: URL): { runner: Runner; lines: string[]; threads: ThreadPoo
     modules: {
       get: (sha256, _memory, run) => {
         fetched.push(`module ${sha256.slice(0, 4)} for ${run?.slice(0, 8)}`);
-        return echo;
+        return module;
       },
     },
     http: {
@@ -389,5 +390,55 @@ describe("lifecycle table", () => {
     life.set("stopped");
     expect(() => life.set("failed")).toThrow("runner: cannot go from stopped to failed");
     expect(life.state).toBe("stopped");
+  });
+});
+
+describe("prefetch and stealing", () => {
+  const spinning = (n: number, ms: number): Assignment => ({
+    ...task(n),
+    task: `spin[${n}]`,
+    stdin: JSON.stringify({ task: `spin[${n}]`, params: { ms }, inputs: {} }),
+  });
+  /** Attempts handed back, or said to have started (in `started`, `want` and `results` frames). */
+  const refs = (frames: RunnerMessage[], type: "reject" | "started") =>
+    frames.flatMap((f) => {
+      if (f.type === type) return f.tasks.map((t) => t.task);
+      if (type === "started" && (f.type === "want" || f.type === "results")) return f.started.map((t) => t.task);
+      return [];
+    });
+  const done = (frames: RunnerMessage[]) =>
+    frames.flatMap((f) => (f.type === "results" ? f.results.map((r) => r.task) : []));
+
+  it("holds tasks beyond its slots once it knows them short, runs at most its slots, and a steal takes back only ones not started", async () => {
+    const { frames, url, sockets } = await coordinator();
+    const { runner: r } = runner(url, spin);
+    r.start();
+    await until(() => frames.some((f) => f.type === "hello" && f.holding.length === 0 && f.want === 2));
+    // Two of 50 ms: a mean of about 50 ms over 2 slots asks for 4 more (about 100 ms of work).
+    const run = sockets.get(RUN)!;
+    run.send(encode({ type: "tasks", tasks: [spinning(0, 50), spinning(1, 50)], backlog: 10 }));
+    await until(() => done(frames).length === 2);
+    const wants = () => frames.flatMap((f) => (f.type === "want" || f.type === "results" ? [f.want] : []));
+    await until(() => Math.max(...wants()) >= 5);
+    const want = Math.max(...wants());
+    // As many of 300 ms as it asks for: two run, the rest wait.
+    run.send(
+      encode({ type: "tasks", tasks: Array.from({ length: want }, (_, i) => spinning(2 + i, 300)), backlog: 0 }),
+    );
+    // While the first two of them run, a steal takes back the two it holds last.
+    await new Promise((r) => setTimeout(r, 100));
+    run.send(encode({ type: "steal", count: 2 }));
+    await until(() => refs(frames, "reject").length === 2);
+    const last = [`spin[${want}]`, `spin[${want + 1}]`];
+    expect(refs(frames, "reject").sort()).toEqual(last.sort());
+    await until(() => done(frames).length === want, 10_000);
+    // Neither ran: no result of them, nor a start.
+    expect(done(frames).filter((t) => last.includes(t))).toEqual([]);
+    expect(refs(frames, "started").filter((t) => last.includes(t))).toEqual([]);
+    // A steal with nothing left to hand back is answered with a want that says what started.
+    run.send(encode({ type: "steal", count: 1 }));
+    const before = frames.length;
+    await until(() => frames.slice(before).some((f) => f.type === "want"));
+    expect(frames.slice(before).some((f) => f.type === "reject")).toBe(false);
   });
 });

@@ -64,7 +64,7 @@ export type Verdict = { type: "pass" } | { type: "close"; reason: string } | { t
  * charged one token per frame each, a runner of short tasks would pass its limit at 2,000
  * results a second however well it batches them.
  */
-export const ENTRIES_PER_TOKEN = 8;
+const ENTRIES_PER_TOKEN = 8;
 
 /** The frame tokens `entries` attempts listed in one frame cost beyond the frame's own. */
 export function entryTokens(entries: number): number {

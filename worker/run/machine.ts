@@ -49,7 +49,7 @@ const DEFAULT_CONFIG: MachineConfig = { leaseGraceMs: 15_000, maxHeld: 256 };
  * A runner holds at most this many times its slots (and at most its device's cap): its slots
  * running, and up to 8 × slots prefetched (runner/prefetch.ts sizes what it asks for within that).
  */
-export const PREFETCH_FACTOR = 9;
+const PREFETCH_FACTOR = 9;
 
 export type RunEvent =
   /**
@@ -289,7 +289,10 @@ export function transition(
     const counts = store.counts();
     const paused = store.status() === "paused";
     tellBacklogs(ctx, sent, paused ? 0 : counts.ready, runners);
-    if (!paused && counts.ready === 0 && counts.leased >= 1) steal(ctx, runners);
+    // Only a runner holding more than its slots can have work that surely waits (a chain's one
+    // leased task never does: no query for it).
+    const fewest = Math.min(...runners.map((r) => Math.max(1, r.slots)));
+    if (!paused && counts.ready === 0 && counts.leased > fewest) steal(ctx, runners);
     effects.push({ type: "demand", classes: paused ? [] : demand(store, counts.ready) });
     settle(ctx, counts);
     if (counts.lookup > 0) effects.push({ type: "lookup" });
