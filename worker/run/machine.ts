@@ -445,7 +445,7 @@ function attach(
     }
   }
   const cooled = cooledUntil !== undefined && cooledUntil !== null && cooledUntil > now ? cooledUntil : null;
-  const counted = slots ?? config.maxHeld;
+  const counted = Math.min(slots ?? config.maxHeld, config.maxHeld);
   const room = holdCap(config, counted) - store.heldBy(runner);
   store.putRunner({
     id: runner,

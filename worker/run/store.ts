@@ -90,7 +90,7 @@ export interface RunnerRow {
   backlogTold: number;
   /** When the run last sent it tasks (0: not since it attached): the pool's stall check compares with it. */
   sentAt: number;
-  /** The slots it said it has: it holds at most PREFETCH_FACTOR times as many attempts. */
+  /** The slots it said it has, counted as at most its device's cap: it holds at most PREFETCH_FACTOR times as many attempts. */
   slots: number;
   /** A steal was asked of it and it has sent no frame since (one steal at a time). */
   stealing: boolean;
