@@ -3,7 +3,8 @@
  * and a thread pool that runs the tasks (attempt.ts). Which run may send how many tasks is the
  * slot allocator's (credit.ts, a pure module): this class feeds it what happens and performs what
  * it answers. It holds up to its slots plus its prefetch (prefetch.ts) and starts held attempts,
- * oldest first, as slots free; a steal takes back the latest not started. Under `--slots auto` the device sampler (sampler.ts) resizes the runner. The lifecycle (lifecycle.ts)
+ * oldest first, as slots free; a steal takes back the latest not started. Under `--slots auto`
+ * the device sampler (sampler.ts) resizes the runner. The lifecycle (lifecycle.ts)
  * ends `stopped` after stop(), or `failed` when the coordinator refuses the runner for good (a
  * revoked device, a credential it does not know and that could not be renewed, the protocol).
  * Each run gets its own attempt host, whose module and blob fetches name that run.
@@ -388,14 +389,14 @@ export class Runner {
   }
 
   /**
-   * Holds slots + prefetch from now on, if that changed (a new median, a resize). The prefetch
-   * shrinks only by a quarter or more at a time: credit taken back while tasks are on their way
-   * sends them back, and a median that wobbles should not.
+   * Holds slots + prefetch from now on, if that changed (a new mean, a resize). For a new mean
+   * the prefetch shrinks only by a quarter or more at a time: credit taken back while tasks are
+   * on their way sends them back, and a mean that wobbles should not. A resize refits at once.
    */
-  private refit(): void {
+  private refit(resized = false): void {
     const depth = this.depth();
     const current = this.credit.slots - this.slots;
-    if (depth < current && depth > (current * 3) / 4) return;
+    if (!resized && depth < current && depth > (current * 3) / 4) return;
     const capacity = this.slots + depth;
     if (capacity !== this.credit.slots && this.life.accepting) this.allot({ type: "resize", slots: capacity });
   }
@@ -411,7 +412,7 @@ export class Runner {
     const running = this.executing;
     const fields = { event: "slots", from, to: slots, freeMemory, running };
     this.parts.log.info(`slots ${from} -> ${slots} (free RAM ${formatSize(freeMemory)}, ${running} running)`, fields);
-    this.refit();
+    this.refit(true);
     this.startWaiting();
   }
 }
