@@ -498,3 +498,24 @@ describe("held attempts", () => {
     expect(store.task("w[0]")).toMatchObject({ state: "ready", losses: 1 });
   });
 });
+
+describe("a run's last tasks", () => {
+  it("go out by slots when the runners ask for more, and what one's small credit leaves goes to the others", () => {
+    const store = started(
+      `tasks: [{ id: a, module: m }, { id: w, module: m, depends_on: [a], map: { range: [0, 10] } }]`,
+    );
+    transition(store, { type: "attach", runner: "small", name: "s", want: 1, holding: [], slots: 2 }, 1);
+    transition(store, { type: "attach", runner: "big", name: "b", want: 18, holding: [], slots: 2 }, 2);
+    // small's result makes all ten ready while both ask for more than that.
+    const result = {
+      type: "results",
+      runner: "small",
+      results: [ok({ task: "a", attempt: 1 }, "0")],
+      want: 1,
+      received: 1,
+    } as const;
+    transition(store, result, 3);
+    expect(store.counts().ready).toBe(0);
+    expect([store.leasedTo("small").length, store.leasedTo("big").length]).toEqual([1, 9]);
+  });
+});

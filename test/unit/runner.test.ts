@@ -414,16 +414,16 @@ describe("prefetch and stealing", () => {
     const { runner: r } = runner(url, spin);
     r.start();
     await until(() => frames.some((f) => f.type === "hello" && f.holding.length === 0 && f.want === 2));
-    // Two of 50 ms: a mean of about 50 ms over 2 slots asks for 4 more (about 100 ms of work).
+    // Two short ones: a mean of a few ms over 2 slots asks for many more (about 100 ms of work, at most 16).
     const run = sockets.get(RUN)!;
-    run.send(encode({ type: "tasks", tasks: [spinning(0, 50), spinning(1, 50)], backlog: 10 }));
+    run.send(encode({ type: "tasks", tasks: [spinning(0, 1), spinning(1, 1)], backlog: 10 }));
     await until(() => done(frames).length === 2);
     const wants = () => frames.flatMap((f) => (f.type === "want" || f.type === "results" ? [f.want] : []));
     await until(() => Math.max(...wants()) >= 5);
     const want = Math.max(...wants());
-    // As many of 300 ms as it asks for: two run, the rest wait.
+    // As many of 150 ms as it asks for: two run, the rest wait.
     run.send(
-      encode({ type: "tasks", tasks: Array.from({ length: want }, (_, i) => spinning(2 + i, 300)), backlog: 0 }),
+      encode({ type: "tasks", tasks: Array.from({ length: want }, (_, i) => spinning(2 + i, 150)), backlog: 0 }),
     );
     // While the first two of them run, a steal takes back the two it holds last.
     await new Promise((r) => setTimeout(r, 100));

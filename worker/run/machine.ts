@@ -884,13 +884,15 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
   const slots = takers.reduce((n, r) => n + Math.max(1, r.slots), 0);
   const share = (r: RunnerRow) => (asked <= ready ? r.credit : Math.ceil((ready * Math.max(1, r.slots)) / slots));
   // The one asking for the most first: what a steal handed back goes to the runner that was idle.
+  // Shares first; what a runner with less credit than its share left goes to the others after.
   const order = [...runners.keys()].sort((a, b) => runners[b]!.credit - runners[a]!.credit);
-  for (const i of order) {
+  for (const [pass, i] of [...order.map((i) => [0, i]), ...order.map((i) => [1, i])] as [number, number][]) {
     const runner = runners[i]!;
     if (store.counts().ready === 0) break;
-    if (!takers.includes(runner)) continue;
+    if (runner.credit <= 0 || !takers.some((t) => t.id === runner.id)) continue;
     const excluded = constrained.filter((node) => !runner.caps || !meets(store.spec(node).requires, runner.caps));
-    const rows = store.leaseReady(runner, Math.min(runner.credit, share(runner)), excluded, ctx.now);
+    const limit = pass === 0 ? Math.min(runner.credit, share(runner)) : runner.credit;
+    const rows = store.leaseReady(runner, limit, excluded, ctx.now);
     if (rows.length === 0) {
       if (excluded.length === 0) break;
       continue;
