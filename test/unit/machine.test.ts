@@ -507,13 +507,13 @@ describe("a run's last tasks", () => {
     transition(store, { type: "attach", runner: "small", name: "s", want: 1, holding: [], slots: 2 }, 1);
     transition(store, { type: "attach", runner: "big", name: "b", want: 18, holding: [], slots: 2 }, 2);
     // small's result makes all ten ready while both ask for more than that.
-    const result = {
+    const result: RunEvent = {
       type: "results",
       runner: "small",
       results: [ok({ task: "a", attempt: 1 }, "0")],
       want: 1,
       received: 1,
-    } as const;
+    };
     transition(store, result, 3);
     expect(store.counts().ready).toBe(0);
     expect([store.leasedTo("small").length, store.leasedTo("big").length]).toEqual([1, 9]);
