@@ -193,15 +193,14 @@ export function transition(
       const runner = store.runner(event.runner);
       if (!runner) throw new IllegalTransition(status, event.type, `runner ${event.runner} is not attached`);
       started(ctx, event.runner, event.started ?? []);
-      store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received), stealing: false });
+      // A want does not end a steal: it is how a runner with nothing to hand back answers one, and
+      // what it holds has not changed. Its next results or reject does (no steal storm).
+      store.putRunner({ ...runner, credit: credit(ctx, runner, event.want, event.received) });
       break;
     }
-    case "started": {
+    case "started":
       started(ctx, event.runner, event.tasks);
-      const runner = store.runner(event.runner);
-      if (runner?.stealing) store.putRunner({ ...runner, stealing: false });
       break;
-    }
     case "results": {
       started(ctx, event.runner, event.started ?? []);
       acceptAll(ctx, event.runner, event.results);
@@ -905,7 +904,10 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
     const tasks = rows.flatMap((row) => assign(ctx, row, runner, inputs) ?? []);
     runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
     store.putRunner(runners[i]);
-    if (tasks.length > 0) sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
+    // One frame a runner: the second pass adds to the first's.
+    const frame = sent.find((e) => e.runner === runner.id);
+    if (frame) frame.tasks.push(...tasks);
+    else if (tasks.length > 0) sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
   }
   return { sent, runners };
 }
