@@ -94,7 +94,11 @@ export class MemoryStore implements RunStore {
     for (const ref of refs) {
       const t = this.tasks.get(ref.task);
       if (!t || t.state !== "leased" || t.runner !== runner || t.attempt !== ref.attempt) continue;
-      out.set(t.key, { ...this.task(t.key)!, started: t.started === true, cacheKey: this.cacheKey(t.key) });
+      out.set(t.key, {
+        ...this.task(t.key)!,
+        started: t.started === true,
+        cacheKey: this.cacheKeys.get(t.key) ?? null,
+      });
     }
     return [...out.values()];
   }
@@ -258,10 +262,7 @@ export class MemoryStore implements RunStore {
     bound(cacheKey, key);
     this.cacheKeys.set(key, cacheKey);
   }
-  cacheKey(key: string) {
-    return this.cacheKeys.get(key) ?? null;
-  }
-  ready(limit: number, excluded: readonly string[] = []) {
+  private ready(limit: number, excluded: readonly string[]) {
     bound(limit, JSON.stringify(excluded));
     return this.readyRows(excluded)
       .slice(0, limit)

@@ -18,7 +18,8 @@ export function chattyBytes(n: number): string {
   return out.slice(0, n);
 }
 
-async function runChatty(params: Record<string, number>) {
+/** Runs chatty with `params`; each stderr batch is kept, and `onStderr` hears it as it comes. */
+async function runChatty(params: Record<string, number>, onStderr: (bytes: Uint8Array) => void = () => {}) {
   const batches: Uint8Array[] = [];
   const stdin = new TextEncoder().encode(JSON.stringify({ task: "c", params, inputs: {} }));
   const outcome = await pool.run({
@@ -28,7 +29,10 @@ async function runChatty(params: Record<string, number>) {
     stdin,
     maxOutputBytes: 1 << 20,
     timeoutMs: 20_000,
-    onStderr: (bytes) => batches.push(bytes),
+    onStderr: (bytes) => {
+      batches.push(bytes);
+      onStderr(bytes);
+    },
   });
   return { outcome, batches, text: Buffer.concat(batches).toString("utf8") };
 }
@@ -55,17 +59,7 @@ describe("stderr through the thread pool", () => {
   it("posts a line written before a long computation while the task still runs", async () => {
     const started = Date.now();
     const seen: number[] = [];
-    const stdin = new TextEncoder().encode(JSON.stringify({ params: { lines: 2, pause_ms: 1000 } }));
-    const run = pool.run({
-      module: await compile("chatty"),
-      args: ["c"],
-      env: {},
-      stdin,
-      maxOutputBytes: 1 << 20,
-      timeoutMs: 20_000,
-      onStderr: () => seen.push(Date.now() - started),
-    });
-    await run;
+    await runChatty({ lines: 2, pause_ms: 1000 }, () => seen.push(Date.now() - started));
     const ended = Date.now() - started;
     expect(seen.length).toBe(2);
     expect(seen[0]!).toBeLessThan(ended - 800);

@@ -397,16 +397,6 @@ export class SqlStore implements RunStore {
     this.sql.exec(`UPDATE tasks SET cache_key = ? WHERE key = ?`, cacheKey, key);
   }
 
-  cacheKey(key: string): string | null {
-    const row = this.sql.exec<{ k: string | null }>(`SELECT cache_key AS k FROM tasks WHERE key = ?`, key).toArray()[0];
-    return row?.k ?? null;
-  }
-
-  ready(limit: number, excluded: readonly string[] = []): TaskRow[] {
-    const not = notIn(excluded);
-    return this.tasks(`WHERE state = 'ready'${not.sql} ORDER BY priority DESC, seq LIMIT ?`, ...not.bindings, limit);
-  }
-
   constrainedNodes(): string[] {
     this.constrained ??= this.sql
       .exec<{ id: string }>(`SELECT id FROM nodes WHERE json_extract(spec, '$.requires') IS NOT NULL ORDER BY ord`)

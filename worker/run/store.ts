@@ -139,8 +139,6 @@ export interface RunStore {
   tasksIn(states: readonly TaskState[], node?: string): TaskRow[];
   /** Moves every task in state `from`, whatever its node, to `to`. */
   moveAll(from: TaskState, to: TaskState): number;
-  /** Up to `limit` ready tasks, highest priority first, then in submission order, none of the `excluded` nodes. */
-  ready(limit: number, excluded?: readonly string[]): TaskRow[];
   /** Nodes whose spec has `requires:` (usually none). */
   constrainedNodes(): string[];
   /** How many of a node's instances are ready. */
@@ -151,11 +149,11 @@ export interface RunStore {
   lookups(limit: number): TaskRow[];
   /** The result-cache key a task's accepted output should be filed under. */
   setCacheKey(key: string, cacheKey: string): void;
-  cacheKey(key: string): string | null;
   /** Of `refs`, the tasks whose very attempt is leased to `runner`: one read for a whole frame. */
   leasedOf(runner: string, refs: readonly AttemptRef[]): LeasedRow[];
   /**
-   * Leases up to `limit` ready tasks (as `ready` picks them) to `runner`, each as a new attempt
+   * Leases up to `limit` ready tasks (highest priority first, then in submission order, none of
+   * the `excluded` nodes) to `runner`, each as a new attempt
    * not yet started, with its attempt row; answers them in that order. A few statements for all.
    */
   leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[];
