@@ -11,7 +11,6 @@ declare class TextEncoder {
   encode(input?: string): Uint8Array;
 }
 declare function atob(data: string): string;
-declare function btoa(data: string): string;
 declare namespace WebAssembly {
   /** Whether the bytes are a valid module (workerd, Node and browsers have it; compiling is another matter). */
   function validate(bytes: ArrayBufferView | ArrayBuffer): boolean;

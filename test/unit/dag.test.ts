@@ -1,9 +1,10 @@
 // The DAG parser and its helpers: normalisation and defaults, units, located problems, and the
 // per-instance substitution and envelope of the task ABI.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseDag } from "../../core/dag/parse";
 import { parseDuration, parseSize } from "../../core/units";
-import { envelope, outputValue, substitute } from "../../core/abi";
+import { envelope, outputValue, substitute, toBase64 } from "../../core/abi";
 
 describe("parseDag", () => {
   it("normalises a valid DAG: defaults, params, dependency order", () => {
@@ -102,6 +103,22 @@ describe("task ABI helpers", () => {
   it("shows JSON outputs as JSON and other bytes as base64", () => {
     expect(outputValue(new TextEncoder().encode(`{"a":1}`))).toEqual({ a: 1 });
     expect(outputValue(new Uint8Array([0xff, 0x00]))).toEqual({ $bytes: "/wA=" });
+    // Text that cannot start JSON is bytes without being parsed; JSON after whitespace and a BOM is JSON.
+    expect(outputValue(new TextEncoder().encode("hello"))).toEqual({ $bytes: "aGVsbG8=" });
+    expect(outputValue(new Uint8Array([0xef, 0xbb, 0xbf, 0x20, 0x0a, 0x5b, 0x31, 0x5d]))).toEqual([1]);
+    expect(outputValue(new TextEncoder().encode(" \t\r\n"))).toEqual({ $bytes: "IAkNCg==" });
+    expect(outputValue(new Uint8Array())).toEqual({ $bytes: "" });
+  });
+
+  it("encodes base64 as Node does, for every length and byte", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        expect(toBase64(bytes)).toBe(Buffer.from(bytes).toString("base64"));
+      }),
+      { numRuns: 500 },
+    );
+    const all = Uint8Array.from({ length: 256 * 3 }, (_, i) => i % 256);
+    expect(toBase64(all)).toBe(Buffer.from(all).toString("base64"));
   });
 
   it("builds the envelope with item and index only for mapped instances", () => {
