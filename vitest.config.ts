@@ -14,7 +14,15 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { API_TOKEN: "test-api-token", RUNNER_TOKEN: "test-runner-token" } },
+            // A heartbeat of two minutes: a test that times device reports against the half
+            // heartbeat (limits.test.ts) must not see one pass while a loaded machine runs it.
+            miniflare: {
+              bindings: {
+                API_TOKEN: "test-api-token",
+                RUNNER_TOKEN: "test-runner-token",
+                HEARTBEAT_TIMEOUT_MS: "120000",
+              },
+            },
           }),
         ],
         test: { name: "workers", include: ["test/workers/**/*.test.ts"] },
