@@ -1,4 +1,4 @@
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
 // Three vitest projects, all in `npm test`: pure modules and the runner's executor in Node
@@ -12,20 +12,24 @@ export default defineConfig({
       },
       {
         plugins: [
-          cloudflareTest({
+          cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             // A heartbeat of two minutes: a test that times device reports against the half
             // heartbeat (limits.test.ts) must not see one pass while a loaded machine runs it.
             miniflare: {
+              // A second database that no migration touches: test/workers/migrations.test.ts.
+              d1Databases: { EMPTY_DB: "empty-db" },
               bindings: {
                 API_TOKEN: "test-api-token",
                 RUNNER_TOKEN: "test-runner-token",
                 HEARTBEAT_TIMEOUT_MS: "120000",
+                // The D1 schema, applied by test/workers/migrate.ts before each file's tests.
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
               },
             },
-          }),
+          })),
         ],
-        test: { name: "workers", include: ["test/workers/**/*.test.ts"] },
+        test: { name: "workers", include: ["test/workers/**/*.test.ts"], setupFiles: ["test/workers/migrate.ts"] },
       },
       {
         test: {

@@ -138,17 +138,47 @@ export interface Coordinator {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `wrangler dev` and resolves once the Worker answers HTTP. */
+const WRANGLER = fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`));
+
+/** wrangler's environment here: no account, no network, no prompts, no colour. */
+const WRANGLER_ENV = {
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_METRICS: "false",
+  NO_COLOR: "1",
+  CI: "1",
+};
+
+/**
+ * Applies the D1 migrations (migrations/) to the local database in `persistTo` (default
+ * .wrangler/state), as `wrangler d1 migrations apply distro --local` does; those applied already
+ * are skipped. Throws with wrangler's output when it fails.
+ */
+export async function migrateLocal(persistTo?: string): Promise<void> {
+  const args = [WRANGLER, "d1", "migrations", "apply", "distro", "--local"];
+  if (persistTo) args.push("--persist-to", persistTo);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...WRANGLER_ENV },
+  });
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  if (code !== 0) throw new Error(`wrangler d1 migrations apply failed (exit ${code}):\n${output.trim()}`);
+}
+
+/**
+ * Applies the D1 migrations to the local state, then starts `wrangler dev` and resolves once the
+ * Worker answers HTTP.
+ */
 export async function startCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
   const port = options.port ?? (await freePort());
-  const args = [
-    fileURLToPath(new URL("node_modules/wrangler/bin/wrangler.js", `file://${ROOT}`)),
-    "dev",
-    "--ip",
-    options.ip ?? "127.0.0.1",
-    "--port",
-    String(port),
-  ];
+  await migrateLocal(options.persistTo);
+  const args = [WRANGLER, "dev", "--ip", options.ip ?? "127.0.0.1", "--port", String(port)];
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
   if (!options.noSecrets) {
     args.push("--env-file", ".dev.vars.example");
@@ -162,13 +192,7 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      WRANGLER_SEND_METRICS: "false",
-      NO_COLOR: "1",
-      CI: "1",
-    },
+    env: { ...process.env, ...WRANGLER_ENV },
   });
   const proc = new Proc(child, options.echo);
   const url = new URL(`http://127.0.0.1:${port}`);

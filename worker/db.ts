@@ -3,32 +3,12 @@
  * by each run's Durable Object, at most a second behind: run-host/run-index.ts), the module
  * registry (names pinned to sha256), the blobs uploaded for runs' inputs, the result cache (cache key → output, inline or in R2), and
  * the enrolled devices and their enrollments (queried in devices.ts).
- * The schema is created on first use in each isolate, so `wrangler dev` and tests need no
- * migration step.
+ * The schema is in migrations/ (applied with `wrangler d1 migrations apply`: docs/deploy.md); nothing
+ * here creates a table.
  */
 import type { RunListing } from "../core/api.js";
 import { deviceOfRunner } from "../core/protocol/messages.js";
 import { emptyMetrics, merge, type RunMetrics } from "./metrics.js";
-
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS run_index (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
-     tasks INTEGER NOT NULL, counts TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-     finished_at INTEGER, metrics TEXT)`,
-  `CREATE INDEX IF NOT EXISTS run_index_created ON run_index (created_at DESC)`,
-  `CREATE TABLE IF NOT EXISTS modules (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-     uploaded_at INTEGER NOT NULL)`,
-  // Blobs the operator uploaded for runs' inputs, so that a submission checks thousands at once.
-  `CREATE TABLE IF NOT EXISTS input_blobs (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, uploaded_at INTEGER NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, output BLOB, output_sha TEXT, size INTEGER NOT NULL,
-     created_at INTEGER NOT NULL, device TEXT)`,
-  // devices.ts: enrollments and enrolled devices, by hashes of their tokens and credentials.
-  `CREATE TABLE IF NOT EXISTS enrollments (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
-     labels TEXT NOT NULL, trusted INTEGER NOT NULL, uses INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
-     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER)`,
-  `CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
-     labels TEXT NOT NULL, trusted INTEGER NOT NULL, enrollment TEXT, enrolled_at INTEGER NOT NULL,
-     last_seen INTEGER, revoked_at INTEGER)`,
-];
 
 /** A cached output: inline bytes, or a blob in R2. */
 export type CachedOutput = Uint8Array | { sha256: string; size: number };
@@ -37,9 +17,7 @@ export type CachedOutput = Uint8Array | { sha256: string; size: number };
 export async function cachedOutputs(d1: D1Database, keys: string[]): Promise<Map<string, CachedOutput>> {
   const found = new Map<string, CachedOutput>();
   if (keys.length === 0) return found;
-  const { results } = await (
-    await db(d1)
-  )
+  const { results } = await d1
     // An entry of no device (filed before entries named theirs) is not served: nothing vouches for it.
     .prepare(
       `SELECT key, output, output_sha, size FROM cache
@@ -64,10 +42,9 @@ export async function fileOutputs(
   entries: { key: string; output: CachedOutput; runner: string }[],
 ): Promise<void> {
   const now = Date.now();
-  const database = await db(d1);
-  await database.batch(
+  await d1.batch(
     entries.map(({ key, output, runner }) =>
-      database
+      d1
         .prepare(
           `INSERT OR IGNORE INTO cache (key, output, output_sha, size, created_at, device)
            SELECT ?, ?, ?, ?, ?, id FROM devices WHERE id = ? AND trusted = 1 AND revoked_at IS NULL`,
@@ -86,37 +63,13 @@ export async function fileOutputs(
 
 /** Removes every cache entry a device produced: how many. */
 export async function purgeOutputsOf(d1: D1Database, device: string): Promise<number> {
-  const { meta } = await (await db(d1)).prepare(`DELETE FROM cache WHERE device = ?`).bind(device).run();
+  const { meta } = await d1.prepare(`DELETE FROM cache WHERE device = ?`).bind(device).run();
   return meta.changes;
-}
-
-let ready: Promise<unknown> | undefined;
-
-/** Columns added since a table was first made: a database made by an older version gets them. */
-const ADDED_COLUMNS = [{ table: "cache", column: "device", type: "TEXT" }];
-
-/** The database, with its schema in place. */
-export async function db(d1: D1Database): Promise<D1Database> {
-  ready ??= (async () => {
-    await d1.batch(SCHEMA.map((s) => d1.prepare(s)));
-    for (const { table, column, type } of ADDED_COLUMNS) {
-      const { results } = await d1.prepare(`SELECT name FROM pragma_table_info(?)`).bind(table).all<{ name: string }>();
-      if (!results.some((c) => c.name === column))
-        await d1.prepare(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`).run();
-    }
-  })().catch((e: unknown) => {
-    ready = undefined;
-    throw e;
-  });
-  await ready;
-  return d1;
 }
 
 /** Inserts or refreshes one run's line in the index, with its histograms and cache hits for /metrics. */
 export async function indexRun(d1: D1Database, row: RunListing, metrics: RunMetrics): Promise<void> {
-  await (
-    await db(d1)
-  )
+  await d1
     .prepare(
       `INSERT INTO run_index (id, name, status, tasks, counts, created_at, updated_at, finished_at, metrics)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -139,9 +92,7 @@ export async function indexRun(d1: D1Database, row: RunListing, metrics: RunMetr
 
 /** The most recent `limit` runs of the index, newest first. */
 export async function recentRuns(d1: D1Database, limit: number): Promise<RunListing[]> {
-  const { results } = await (
-    await db(d1)
-  )
+  const { results } = await d1
     .prepare(
       `SELECT id, name, status, tasks, counts, created_at, updated_at, finished_at FROM run_index
        ORDER BY created_at DESC LIMIT ?`,
@@ -157,9 +108,7 @@ export async function recentRuns(d1: D1Database, limit: number): Promise<RunList
  * every hex digit), where LIKE would scan the table.
  */
 export async function runsWithPrefix(d1: D1Database, prefix: string, limit: number): Promise<string[]> {
-  const { results } = await (
-    await db(d1)
-  )
+  const { results } = await d1
     .prepare(`SELECT id FROM run_index WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`)
     .bind(prefix, `${prefix}g`, limit)
     .all<{ id: string }>();
@@ -170,16 +119,13 @@ export async function runsWithPrefix(d1: D1Database, prefix: string, limit: numb
 export async function runTotals(
   d1: D1Database,
 ): Promise<{ runs: Record<string, number>; tasks: Record<string, number>; metrics: RunMetrics }> {
-  const database = await db(d1);
-  const [byStatus, byState] = await database.batch<{ k: string; n: number }>([
-    database.prepare(`SELECT status AS k, count(*) AS n FROM run_index GROUP BY status`),
-    database.prepare(
-      `SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`,
-    ),
+  const [byStatus, byState] = await d1.batch<{ k: string; n: number }>([
+    d1.prepare(`SELECT status AS k, count(*) AS n FROM run_index GROUP BY status`),
+    d1.prepare(`SELECT j.key AS k, sum(j.value) AS n FROM run_index, json_each(run_index.counts) AS j GROUP BY j.key`),
   ]);
   const record = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
   const metrics = emptyMetrics();
-  const { results } = await database
+  const { results } = await d1
     .prepare(`SELECT metrics FROM run_index WHERE metrics IS NOT NULL`)
     .all<{ metrics: string }>();
   for (const row of results) {
@@ -193,22 +139,18 @@ export async function runTotals(
 
 /** Runs of the index that have not ended (whose runners may hold leases). */
 export async function liveRuns(d1: D1Database): Promise<string[]> {
-  const { results } = await (
-    await db(d1)
-  )
+  const { results } = await d1
     .prepare(`SELECT id FROM run_index WHERE status NOT IN ('succeeded', 'failed', 'cancelled')`)
     .all<{ id: string }>();
   return results.map((r) => r.id);
 }
 
 export async function moduleByName(d1: D1Database, name: string): Promise<{ sha256: string; size: number } | null> {
-  return (await db(d1)).prepare(`SELECT sha256, size FROM modules WHERE name = ?`).bind(name).first();
+  return d1.prepare(`SELECT sha256, size FROM modules WHERE name = ?`).bind(name).first();
 }
 
 export async function registerModule(d1: D1Database, name: string, sha256: string, size: number): Promise<void> {
-  await (
-    await db(d1)
-  )
+  await d1
     .prepare(
       `INSERT INTO modules (name, sha256, size, uploaded_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
@@ -220,9 +162,7 @@ export async function registerModule(d1: D1Database, name: string, sha256: strin
 
 /** Notes a blob the operator uploaded for runs' inputs (R2 checked its hash). */
 export async function registerInputBlob(d1: D1Database, sha256: string, size: number): Promise<void> {
-  await (
-    await db(d1)
-  )
+  await d1
     .prepare(`INSERT OR REPLACE INTO input_blobs (sha256, size, uploaded_at) VALUES (?, ?, ?)`)
     .bind(sha256, size, Date.now())
     .run();
@@ -232,9 +172,7 @@ export async function registerInputBlob(d1: D1Database, sha256: string, size: nu
 export async function inputBlobSizes(d1: D1Database, shas: readonly string[]): Promise<Map<string, number>> {
   const found = new Map<string, number>();
   for (let i = 0; i < shas.length; i += 10_000) {
-    const { results } = await (
-      await db(d1)
-    )
+    const { results } = await d1
       .prepare(`SELECT sha256, size FROM input_blobs WHERE sha256 IN (SELECT value FROM json_each(?))`)
       .bind(JSON.stringify(shas.slice(i, i + 10_000)))
       .all<{ sha256: string; size: number }>();

@@ -11,7 +11,6 @@
  * another device. A trusted device's outputs may fill the result cache (db.ts fileOutputs).
  */
 import type { DeviceView, EnrollAnswer, EnrollmentView } from "../core/api.js";
-import { db } from "./db.js";
 
 /** A device id: what runner ids start with (`<device>` and `<device>.<k>`). */
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -58,9 +57,7 @@ export async function createEnrollment(
 ): Promise<{ view: EnrollmentView; token: string }> {
   const id = hex(8);
   const token = `dse_${random(32)}`;
-  await (
-    await db(d1)
-  )
+  await d1
     .prepare(
       `INSERT INTO enrollments (id, token_hash, labels, trusted, uses, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     )
@@ -72,15 +69,14 @@ export async function createEnrollment(
 
 /** Every enrollment (or the one with `id`), newest first, with the devices that joined with it. */
 export async function enrollments(d1: D1Database, id?: string): Promise<EnrollmentView[]> {
-  const database = await db(d1);
-  const [rows, joined] = await database.batch<EnrollmentRow & { id: string; enrollment: string }>([
-    database
+  const [rows, joined] = await d1.batch<EnrollmentRow & { id: string; enrollment: string }>([
+    d1
       .prepare(
         `SELECT id, labels, trusted, uses, used, created_at, expires_at, revoked_at FROM enrollments
          WHERE ?1 IS NULL OR id = ?1 ORDER BY created_at DESC, id LIMIT 500`,
       )
       .bind(id ?? null),
-    database
+    d1
       .prepare(
         `SELECT id, enrollment FROM devices WHERE enrollment IS NOT NULL AND (?1 IS NULL OR enrollment = ?1)
          ORDER BY enrolled_at`,
@@ -104,12 +100,7 @@ export async function enrollments(d1: D1Database, id?: string): Promise<Enrollme
 
 /** Revokes an enrollment (devices that joined with it keep their credentials); null when unknown. */
 export async function revokeEnrollment(d1: D1Database, id: string, now = Date.now()): Promise<EnrollmentView | null> {
-  await (
-    await db(d1)
-  )
-    .prepare(`UPDATE enrollments SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`)
-    .bind(now, id)
-    .run();
+  await d1.prepare(`UPDATE enrollments SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`).bind(now, id).run();
   return (await enrollments(d1, id))[0] ?? null;
 }
 
@@ -124,9 +115,8 @@ export async function enrollWithToken(
   name: string,
   now = Date.now(),
 ): Promise<EnrollAnswer | Refused> {
-  const database = await db(d1);
   const hash = await sha256(token);
-  const taken = await database
+  const taken = await d1
     .prepare(
       `UPDATE enrollments SET used = used + 1
        WHERE token_hash = ? AND used < uses AND revoked_at IS NULL AND expires_at > ?
@@ -135,7 +125,7 @@ export async function enrollWithToken(
     .bind(hash, now)
     .first<{ id: string; labels: string; trusted: number }>();
   if (!taken) {
-    const row = await database
+    const row = await d1
       .prepare(`SELECT id, uses, used, expires_at, revoked_at FROM enrollments WHERE token_hash = ?`)
       .bind(hash)
       .first<EnrollmentRow>();
@@ -178,12 +168,11 @@ async function addDevice(
   now: number,
 ): Promise<EnrollAnswer | null> {
   const slug = device.name.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48) || "device";
-  const database = await db(d1);
   // A made-up id that happens to be held (32 random bits) is made again.
   for (let tries = 0; tries < 4; tries++) {
     const id = device.id ?? `${slug}-${hex(4)}`;
     const credential = `${id}.${random(32)}`;
-    const { meta } = await database
+    const { meta } = await d1
       .prepare(
         `INSERT OR IGNORE INTO devices (id, name, secret_hash, labels, trusted, enrollment, enrolled_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -209,9 +198,7 @@ async function addDevice(
 export async function deviceOf(d1: D1Database, credential: string): Promise<{ device: string } | Refused> {
   const id = credential.slice(0, credential.indexOf("."));
   if (!DEVICE_ID.test(id)) return { refused: 401, message: "invalid credential" };
-  const row = await (
-    await db(d1)
-  )
+  const row = await d1
     .prepare(`SELECT secret_hash, revoked_at FROM devices WHERE id = ?`)
     .bind(id)
     .first<{ secret_hash: string; revoked_at: number | null }>();
@@ -228,7 +215,7 @@ export async function deviceOf(d1: D1Database, credential: string): Promise<{ de
 
 /** Notes that a device opened a socket now. */
 export async function touchDevice(d1: D1Database, id: string, now = Date.now()): Promise<void> {
-  await (await db(d1)).prepare(`UPDATE devices SET last_seen = ? WHERE id = ?`).bind(now, id).run();
+  await d1.prepare(`UPDATE devices SET last_seen = ? WHERE id = ?`).bind(now, id).run();
 }
 
 /**
@@ -241,9 +228,7 @@ export async function devices(
   cooled: Map<string, number>,
   id?: string,
 ): Promise<DeviceView[]> {
-  const { results } = await (
-    await db(d1)
-  )
+  const { results } = await d1
     .prepare(
       `SELECT id, name, labels, trusted, enrollment, enrolled_at, last_seen, revoked_at FROM devices
        WHERE ?1 IS NULL OR id = ?1 ORDER BY enrolled_at DESC, id LIMIT 1000`,
@@ -261,9 +246,7 @@ export async function devices(
 
 /** Trusts or untrusts a device; false when there is no such device. */
 export async function setTrust(d1: D1Database, id: string, trusted: boolean): Promise<boolean> {
-  const { meta } = await (
-    await db(d1)
-  )
+  const { meta } = await d1
     .prepare(`UPDATE devices SET trusted = ? WHERE id = ?`)
     .bind(trusted ? 1 : 0, id)
     .run();
@@ -272,9 +255,7 @@ export async function setTrust(d1: D1Database, id: string, trusted: boolean): Pr
 
 /** Marks a device revoked (its credential is refused from now on); false when there is no such device. */
 export async function revokeDevice(d1: D1Database, id: string, now = Date.now()): Promise<boolean> {
-  const { meta } = await (
-    await db(d1)
-  )
+  const { meta } = await d1
     .prepare(`UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`)
     .bind(now, id)
     .run();

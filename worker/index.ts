@@ -65,6 +65,11 @@ app.onError((err, c) => {
     if (err.res) return err.res;
     return c.json({ error: err.message }, err.status);
   }
+  // D1 without its tables: the deploy skipped the migrations (docs/deploy.md).
+  if (/no such table/i.test(err.message)) {
+    const fix = "apply the migrations: `npx wrangler d1 migrations apply distro --remote` (docs/deploy.md)";
+    return c.json({ error: `the coordinator's D1 database has no schema (${err.message}); ${fix}` }, 503);
+  }
   console.error("unhandled", err);
   return c.json({ error: `internal error: ${err.message}` }, 500);
 });

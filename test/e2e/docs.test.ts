@@ -60,6 +60,7 @@ const NOT_RUN: SkipRule[] = [
   { prefix: "npx wrangler r2 bucket create", reason: "needs a Cloudflare account" },
   { prefix: "npx wrangler secret put", reason: "needs a Cloudflare account (and prompts for the secret)" },
   { prefix: "npx wrangler deploy", reason: "needs a Cloudflare account" },
+  { prefix: "npx wrangler d1 migrations apply distro --remote", reason: "needs a Cloudflare account" },
 ];
 
 /** Why the check runs no PowerShell block (their join command's form is checked below). */
@@ -107,9 +108,10 @@ const BACKGROUND: BackgroundRule[] = [
     prefix: "npx wrangler dev",
     ready: "the Worker answers GET /api/runners on the port it was given",
     async rewrite(text: string) {
+      // Its state is the working copy's own .wrangler/state, where the block's
+      // `wrangler d1 migrations apply distro --local` put the schema.
       wranglerPort = await freePort();
-      const state = "--persist-to .wrangler-docs --show-interactive-dev-session=false";
-      return `${text} --ip 127.0.0.1 --port ${wranglerPort} ${state}`;
+      return `${text} --ip 127.0.0.1 --port ${wranglerPort} --show-interactive-dev-session=false`;
     },
     async waitReady(proc: Proc, ctx: RunContext) {
       const deadline = Date.now() + (ctx.timeoutMs ?? 90_000);

@@ -1,9 +1,14 @@
-// The bindings `env` from cloudflare:test carries: the Worker's own (wrangler.toml and the test vars).
+// The bindings `env` from cloudflare:test carries: the Worker's own (wrangler.toml and the test
+// vars), the D1 migrations that test/workers/migrate.ts applies, and a database without them.
+import type { D1Migration } from "cloudflare:test";
 import type { Env as WorkerEnv } from "../../worker/env";
 
 declare global {
   namespace Cloudflare {
-    // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- declaration merging, not a new type
-    interface Env extends WorkerEnv {}
+    interface Env extends WorkerEnv {
+      TEST_MIGRATIONS: D1Migration[];
+      /** A D1 database without the schema. */
+      EMPTY_DB: D1Database;
+    }
   }
 }

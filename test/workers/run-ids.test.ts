@@ -3,7 +3,6 @@
 // or not hex is a 400, no match a 404, several a 409 listing them. In workerd.
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { db } from "../../worker/db";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base, WatchSocket } from "./socket";
 
@@ -19,7 +18,7 @@ const error = async (res: Response) => (await res.json<{ error: string }>()).err
 
 /** Lines in the run index for runs that do not exist, with these ids. */
 async function fakeRuns(...ids: string[]): Promise<void> {
-  const d1 = await db(env.DB);
+  const d1 = env.DB;
   await d1.batch(
     ids.map((id) =>
       d1
