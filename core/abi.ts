@@ -134,7 +134,7 @@ export function fileBlobs(file: FileRef): string[] {
 }
 
 /** The bytes JSON text may start with after its whitespace (and a byte order mark): `{["-0-9tfn`. */
-const JSON_START = new Set([..."{[\"-0123456789tfn"].map((c) => c.charCodeAt(0)));
+const JSON_START = new Set([...'{["-0123456789tfn'].map((c) => c.charCodeAt(0)));
 
 /** Whether `bytes` could be JSON text, judged by its first byte that is not whitespace. */
 function mayBeJson(bytes: Uint8Array): boolean {

@@ -5,6 +5,7 @@
 import type { Requirements, Problem, RunInput } from "./dag/plan.js";
 import type { FailureKind, RunnerInfo } from "./protocol/messages.js";
 import type { AttemptOutcome, RunStatus, TaskState, ViewState } from "./status.js";
+import type { TokenScope } from "./tokens.js";
 
 export type { Problem };
 
@@ -37,6 +38,11 @@ export interface RunSummary {
   tasks_total: number;
   /** The run this one retries from a task on (`distro retry ID --from TASK`), reusing its outputs upstream; null for a submitted run. */
   retry_of: string | null;
+  /**
+   * The token that submitted it: a scoped token's id and name, or `API_TOKEN` for both; null for
+   * a run submitted before tokens were recorded.
+   */
+  submitted_by: Submitter | null;
   /**
    * Only when the coordinator profiles runs (`PROFILE_RUNS=1`, set by `npm run bench`): the
    * incoming runner WebSocket messages and the SQL statements of the run's Durable Object, until
@@ -205,6 +211,34 @@ export interface EnrollmentView {
   revoked_at: number | null;
   /** Devices that joined with it, oldest first. */
   devices: string[];
+}
+
+/** Who submitted a run: the token's id and name (`API_TOKEN` for the bootstrap token). */
+export interface Submitter {
+  token: string;
+  name: string;
+}
+
+/** A scoped API token as `GET /api/tokens` lists it (never the token itself). */
+export interface TokenView {
+  id: string;
+  name: string;
+  scope: TokenScope;
+  created_at: number;
+  /** null: it does not expire. */
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+/** `POST /api/tokens` (201): the token, shown in this answer only. */
+export interface TokenCreated extends TokenView {
+  token: string;
+}
+
+/** `GET /api/tokens/self`: the scope of the token that asks, and which token it is (null: `API_TOKEN`). */
+export interface TokenSelf {
+  scope: TokenScope;
+  token: Pick<TokenView, "id" | "name" | "expires_at"> | null;
 }
 
 /** The one-line install-and-join command, per platform. */

@@ -2,15 +2,15 @@
  * Devices and enrollments, kept in D1 (every Worker isolate authenticates against them). An
  * operator mints an enrollment (a token good for `uses` devices until it expires); a runner
  * trades it once for its own credential, `<device>.<secret>`, where the coordinator picked the
- * device id and the 256-bit secret. Only SHA-256 hashes of tokens and credentials are stored:
- * they are random enough that a fast hash cannot be reversed, and a lookup by hash leaks nothing
- * a timing side channel could use.
+ * device id and the 256-bit secret. Only SHA-256 hashes of tokens and credentials are stored
+ * (secrets.ts).
  *
  * The development secret (RUNNER_TOKEN) is an enrollment that never runs out, of trusted devices:
  * each runner still gets a credential of its own, so knowing the secret never lets anyone act as
  * another device. A trusted device's outputs may fill the result cache (db.ts fileOutputs).
  */
 import type { DeviceView, EnrollAnswer, EnrollmentView } from "../core/api.js";
+import { hex, random, sha256 } from "./secrets.js";
 
 /** A device id: what runner ids start with (`<device>` and `<device>.<k>`). */
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -19,22 +19,6 @@ export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export type Refused = { refused: 401 | 403; message: string };
 
 const encoder = new TextEncoder();
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function random(bytes: number): string {
-  const buf = crypto.getRandomValues(new Uint8Array(bytes));
-  return btoa(String.fromCharCode(...buf))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-const hex = (bytes: number) =>
-  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -15,7 +15,8 @@ import { metrics } from "./routes/metrics.js";
 import { modules } from "./routes/modules.js";
 import { runnerPackage } from "./routes/runner-package.js";
 import { runners } from "./routes/runners.js";
-import { requireToken } from "./auth.js";
+import { requireScope } from "./auth.js";
+import { tokens } from "./routes/tokens.js";
 
 export { DagRun } from "./durable/dag-run.js";
 export { RunnerPool } from "./durable/runner-pool.js";
@@ -36,13 +37,14 @@ app.route("/api/enrollments", enrollments);
 app.route("/api/modules", modules);
 app.route("/api/runners", runners);
 app.route("/api/blobs", blobs);
+app.route("/api/tokens", tokens);
 app.route("/metrics", metrics);
 app.route("/", runnerPackage);
 // The bench's echo round trip (docs/benchmarks.md): no route at all unless BENCH_ECHO is "1".
 app.get(
   "/api/bench/echo",
   async (c, next) => (c.env.BENCH_ECHO === "1" ? next() : c.notFound()),
-  requireToken("API_TOKEN"),
+  requireScope("admin"),
   (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
       throw new HTTPException(426, { message: "GET /api/bench/echo is a WebSocket: send `Upgrade: websocket`" });

@@ -3,7 +3,7 @@
  * interfaces, and `Env` types its namespaces with them rather than with the classes, so the
  * bindings (env.ts) never import a Durable Object module that imports them back.
  */
-import type { RetryAnswer, RunnerView, RunSummary, RunView } from "../core/api.js";
+import type { RetryAnswer, RunnerView, RunSummary, RunView, Submitter } from "../core/api.js";
 import type { ResolvedPlan } from "../core/dag/plan.js";
 import type { DemandClass } from "../core/match.js";
 import type { BlobRef } from "../core/protocol/messages.js";
@@ -39,7 +39,7 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
    * Records the plan and starts scheduling; a conflict when the run has its plan already. With
    * `link`, the run retries run `link.from` and takes its accepted outputs in `link.seeds`.
    */
-  start(id: string, plan: ResolvedPlan, link?: RunLink): Promise<Answer<RunSummary>>;
+  start(id: string, plan: ResolvedPlan, by: Submitter, link?: RunLink): Promise<Answer<RunSummary>>;
   /**
    * What a linked retry from `task` needs of this run (ended): its plan as submitted, and the
    * accepted outputs of every task that is neither `task` nor downstream of it, in plan order.

@@ -28,6 +28,7 @@ const summary: RunSummary = {
   },
   tasks_total: 10,
   retry_of: null,
+  submitted_by: null,
 };
 
 function setup(meta = metaMap(), { planned = true } = {}) {

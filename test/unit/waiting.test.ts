@@ -38,6 +38,7 @@ function setup(reasons: (c: DemandClass) => string | null = () => "no runner con
     counts,
     tasks_total: 4,
     retry_of: null,
+    submitted_by: null,
   };
   return { store, host, summary, asked };
 }

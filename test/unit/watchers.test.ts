@@ -43,6 +43,7 @@ const summary = (status: RunStatus = "running"): RunSummary => ({
   },
   tasks_total: 2,
   retry_of: null,
+  submitted_by: null,
 });
 
 /** A run of nodes a and b, whose counts the test sets; `clock.now` is the time. */

@@ -19,7 +19,16 @@ const tables = async (d1: D1Database) =>
 
 describe("the D1 schema", () => {
   it("is what the migrations make, recorded as applied, and applying them again changes nothing", async () => {
-    const made = ["cache", "d1_migrations", "devices", "enrollments", "input_blobs", "modules", "run_index"];
+    const made = [
+      "api_tokens",
+      "cache",
+      "d1_migrations",
+      "devices",
+      "enrollments",
+      "input_blobs",
+      "modules",
+      "run_index",
+    ];
     expect(await tables(env.DB)).toEqual(made);
     const applied = async () =>
       (await env.DB.prepare(`SELECT name FROM d1_migrations ORDER BY id`).all<{ name: string }>()).results.map(

@@ -9,7 +9,7 @@
  * and a woken one finds its state in SQLite. Calls that can fail answer an `Answer` (errors.ts).
  */
 import { DurableObject } from "cloudflare:workers";
-import type { RetryAnswer, RunSummary, RunView } from "../../core/api.js";
+import type { RetryAnswer, RunSummary, RunView, Submitter } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
@@ -63,7 +63,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     });
   }
 
-  async start(id: string, plan: ResolvedPlan, link?: RunLink): Promise<Answer<RunSummary>> {
+  async start(id: string, plan: ResolvedPlan, by: Submitter, link?: RunLink): Promise<Answer<RunSummary>> {
     const { store, index, views } = this.run;
     if (store.meta("id")) return refusal("conflict", `run ${id} has its plan already`);
     this.ctx.storage.transactionSync(() => {
@@ -71,6 +71,7 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
       store.setMeta("name", plan.name);
       store.setMeta("created_at", String(Date.now()));
       if (link) store.setMeta("retry_of", link.from);
+      store.setMeta("submitted_by", JSON.stringify(by));
     });
     try {
       await this.apply({ type: "start", plan, ...(link ?? {}) });

@@ -3,12 +3,19 @@
  * nodes with their instances counted by state, the tasks with their attempts (a page of them),
  * and one task's output. They read the tables of sql-schema.ts and never write.
  */
-import type { AttemptView, NodeView, RunSummary, TaskView } from "../../core/api.js";
+import type { AttemptView, NodeView, RunSummary, Submitter, TaskView } from "../../core/api.js";
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
 import type { AttemptOutcome, TaskState } from "../../core/status.js";
 import type { Fetchable } from "../rpc.js";
 import type { SqlStore } from "./sql-store.js";
 import { type OutputRow, toOutput } from "./sql-schema.js";
+
+/** The submitter a run's meta keeps (JSON), or null for a run from before it was kept. */
+function submitter(meta: string | undefined): Submitter | null {
+  if (!meta) return null;
+  const { token, name } = JSON.parse(meta) as Submitter;
+  return { token, name };
+}
 
 /** Instances of each node by state. */
 export type NodeCounts = Map<string, Partial<Record<TaskState, number>>>;
@@ -36,6 +43,7 @@ export class RunViews {
       counts: { ...counts, waiting: 0 },
       tasks_total: Object.values(counts).reduce((a, b) => a + b, 0),
       retry_of: store.meta("retry_of") ?? null,
+      submitted_by: submitter(store.meta("submitted_by")),
     };
   }
 

@@ -23,7 +23,7 @@ function shaOf(ref: string): string {
 
 export const blobs = new Hono<CallerEnv>()
   // The operator asks which input blobs it uploaded already; a device, of a blob it may fetch.
-  .on("HEAD", "/:ref", requireDevice({ orApi: true }), async (c) => {
+  .on("HEAD", "/:ref", requireDevice({ orScope: "read" }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     await leaseNames(c, { kind: "blob", sha256 });
     const size =
@@ -33,7 +33,7 @@ export const blobs = new Hono<CallerEnv>()
     if (size === undefined) return c.body(null, 404);
     return c.body(null, 200, { "Content-Length": String(size), "Content-Type": "application/octet-stream" });
   })
-  .put("/:ref", requireDevice({ orApi: true }), async (c) => {
+  .put("/:ref", requireDevice({ orScope: "submit" }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     await leaseNames(c, { kind: "output", sha256 });
     const length = Number(c.req.header("Content-Length") ?? NaN);
@@ -52,7 +52,7 @@ export const blobs = new Hono<CallerEnv>()
     if (c.get("caller").kind === "api") await registerInputBlob(c.env.DB, sha256, size);
     return c.json({ sha256, size });
   })
-  .get("/:ref", requireDevice({ orApi: true }), async (c) => {
+  .get("/:ref", requireDevice({ orScope: "read" }), async (c) => {
     const sha256 = shaOf(c.req.param("ref"));
     await leaseNames(c, { kind: "blob", sha256 });
     const object = await c.env.BLOBS.get(outputKey(sha256));

@@ -2,12 +2,12 @@
  * `/api/dags`: submit a DAG (YAML or JSON), list runs, read one run and its task outputs.
  * Submission validates everything (syntax, schema, graph, modules) before any run exists.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../../core/dag/parse.js";
-import type { ControlAnswer, ErrorBody, RetryAnswer, RunListing, SubmitAnswer } from "../../core/api.js";
+import type { ControlAnswer, ErrorBody, RetryAnswer, RunListing, Submitter, SubmitAnswer } from "../../core/api.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
-import { requireToken } from "../auth.js";
+import { readOrSubmit, requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
 import { inputBlobSizes, moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
@@ -55,8 +55,29 @@ function readSubmission(text: string): z.output<typeof submission> {
   return parsed.data;
 }
 
-export const dags = new Hono<{ Bindings: Env }>()
-  .use(requireToken("API_TOKEN"))
+/** The token of the request, as a run records who submitted it. */
+function submitter(caller: ApiCaller): Submitter {
+  return { token: caller.token, name: caller.name };
+}
+
+/**
+ * 403 unless the request's token may control run `stub`: an admin token any run, a submit token
+ * only the runs it submitted.
+ */
+async function mayControl(caller: ApiCaller, stub: ReturnType<typeof exactRunStub>): Promise<void> {
+  if (caller.scope === "admin") return;
+  const run = valueOf(await stub.status());
+  if (run.submitted_by?.token === caller.token) return;
+  const by = run.submitted_by ? `token ${run.submitted_by.token} (${run.submitted_by.name})` : "an older coordinator";
+  throw new HTTPException(403, {
+    message: `token ${caller.token} (${caller.name}) has scope ${caller.scope}: it controls only the runs it submitted, and run ${run.id.slice(0, 12)} was submitted by ${by}`,
+  });
+}
+
+const apiCaller = (c: Context<CallerEnv>) => c.get("caller") as ApiCaller;
+
+export const dags = new Hono<CallerEnv>()
+  .use(requireScope(readOrSubmit))
   .post("/", async (c) => {
     const body = readSubmission(await readText(c.req.raw, MAX_SUBMISSION_BYTES));
     const parsed = parseDag(body.dag, { params: body.params });
@@ -81,7 +102,7 @@ export const dags = new Hono<{ Bindings: Env }>()
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems } satisfies ErrorBody, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes, inputs: body.inputs };
     const id = c.env.DAG_RUN.newUniqueId();
-    const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan));
+    const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan, submitter(apiCaller(c))));
     const url = new URL(c.req.url);
     return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` } satisfies SubmitAnswer, 201);
   })
@@ -117,19 +138,24 @@ export const dags = new Hono<{ Bindings: Env }>()
     const action = c.req.param("action") as ControlAction;
     // The answer names the run by its full id, whatever prefix the URL gave.
     const id = await runId(c.env, c.req.param("id"));
-    const { status } = valueOf(await exactRunStub(c.env, id).control(action));
+    const stub = exactRunStub(c.env, id);
+    await mayControl(apiCaller(c), stub);
+    const { status } = valueOf(await stub.control(action));
     return c.json({ id, status } satisfies ControlAnswer);
   })
   .post("/:id/retry", async (c) => {
     const body = await readRetry(c.req.raw);
     const stub = await runStub(c.env, c.req.param("id"));
+    await mayControl(apiCaller(c), stub);
     if (body.from === undefined) return c.json(valueOf(await stub.retry(body.tasks)) satisfies RetryAnswer);
     // A new run, linked: it re-runs `from` and what is downstream, and reuses the rest.
     // The plan holds `unknown` values (params, items), which the RPC types cannot follow.
     const link = (await stub.retryFrom(body.from)) as Answer<{ plan: ResolvedPlan } & RunLink>;
     const { plan, from, seeds } = valueOf(link);
     const id = c.env.DAG_RUN.newUniqueId();
-    const run = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), plan, { from, seeds }));
+    const run = valueOf(
+      await c.env.DAG_RUN.get(id).start(id.toString(), plan, submitter(apiCaller(c)), { from, seeds }),
+    );
     const answer: RetryAnswer = {
       id: run.id,
       status: run.status,

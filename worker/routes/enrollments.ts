@@ -8,9 +8,8 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import type { EnrollmentCreated, EnrollmentView, JoinCommands } from "../../core/api.js";
 import { ENROLLMENT_LIMITS, LABEL, ttlMs } from "../../core/enrollment.js";
-import { requireToken } from "../auth.js";
+import { requireScope, type CallerEnv } from "../auth.js";
 import { createEnrollment, enrollments as listEnrollments, revokeEnrollment } from "../devices.js";
-import type { Env } from "../env.js";
 import { readText } from "../http.js";
 import { runnerBuild } from "./runner-package.js";
 
@@ -37,8 +36,8 @@ function joinCommands(origin: string, token: string, build: string | null): Join
   };
 }
 
-export const enrollments = new Hono<{ Bindings: Env }>()
-  .use(requireToken("API_TOKEN"))
+export const enrollments = new Hono<CallerEnv>()
+  .use(requireScope("admin"))
   .post("/", async (c) => {
     const text = await readText(c.req.raw, 16 * 1024);
     let body: unknown;

@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { requireToken } from "../auth.js";
+import { requireScope } from "../auth.js";
 import type { Env } from "../env.js";
 import { valueOf } from "../errors.js";
 import { runStub } from "./run-stub.js";
@@ -18,35 +18,33 @@ function whole(value: string | undefined, name: string): number | undefined {
   return Number(value);
 }
 
-export const logs = new Hono<{ Bindings: Env }>()
-  .use(requireToken("API_TOKEN"))
-  .get("/:id/tasks/:task/logs", async (c) => {
-    const attempt = whole(c.req.query("attempt"), "attempt");
-    const offset = whole(c.req.query("offset"), "offset") ?? 0;
-    const task = c.req.param("task");
-    const stub = await runStub(c.env, c.req.param("id"));
-    const log = valueOf(await stub.logs(task, attempt, offset));
-    let body: Uint8Array | ReadableStream | null;
-    let next: number;
-    if ("bytes" in log) {
-      body = log.bytes;
-      next = offset + log.bytes.length;
-    } else if (offset >= log.total) {
-      body = null;
-      next = offset;
-    } else {
-      const object = await c.env.BLOBS.get(log.blob, { range: { offset } });
-      if (!object)
-        throw new HTTPException(500, { message: `the log of ${task} attempt ${log.attempt} is missing from R2` });
-      body = object.body;
-      next = log.total;
-    }
-    const headers: Record<string, string> = {
-      "Content-Type": "text/plain; charset=utf-8",
-      "X-Log-Attempt": String(log.attempt),
-      "X-Log-Running": String(log.running),
-      "X-Log-Next": String(next),
-    };
-    if (log.cut !== null) headers["X-Log-Cut"] = String(log.cut);
-    return new Response(body, { headers });
-  });
+export const logs = new Hono<{ Bindings: Env }>().use(requireScope("read")).get("/:id/tasks/:task/logs", async (c) => {
+  const attempt = whole(c.req.query("attempt"), "attempt");
+  const offset = whole(c.req.query("offset"), "offset") ?? 0;
+  const task = c.req.param("task");
+  const stub = await runStub(c.env, c.req.param("id"));
+  const log = valueOf(await stub.logs(task, attempt, offset));
+  let body: Uint8Array | ReadableStream | null;
+  let next: number;
+  if ("bytes" in log) {
+    body = log.bytes;
+    next = offset + log.bytes.length;
+  } else if (offset >= log.total) {
+    body = null;
+    next = offset;
+  } else {
+    const object = await c.env.BLOBS.get(log.blob, { range: { offset } });
+    if (!object)
+      throw new HTTPException(500, { message: `the log of ${task} attempt ${log.attempt} is missing from R2` });
+    body = object.body;
+    next = log.total;
+  }
+  const headers: Record<string, string> = {
+    "Content-Type": "text/plain; charset=utf-8",
+    "X-Log-Attempt": String(log.attempt),
+    "X-Log-Running": String(log.running),
+    "X-Log-Next": String(next),
+  };
+  if (log.cut !== null) headers["X-Log-Cut"] = String(log.cut);
+  return new Response(body, { headers });
+});

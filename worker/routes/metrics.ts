@@ -6,14 +6,14 @@
  * start again from zero when the pool object restarts, as a process's counters do).
  */
 import { Hono } from "hono";
-import { requireToken } from "../auth.js";
+import { requireScope, type CallerEnv } from "../auth.js";
 import { runTotals } from "../db.js";
-import { pool, type Env } from "../env.js";
+import { pool } from "../env.js";
 import { SOCKET_KINDS } from "../durable/meter.js";
 import { Exposition } from "../metrics.js";
 import { RUN_STATUSES, TASK_STATES } from "../../core/status.js";
 
-export const metrics = new Hono<{ Bindings: Env }>().get("/", requireToken("API_TOKEN"), async (c) => {
+export const metrics = new Hono<CallerEnv>().get("/", requireScope("read"), async (c) => {
   // The pool's totals are a few counts: a scrape never reads runners' histories.
   const [totals, runners] = await Promise.all([runTotals(c.env.DB), pool(c.env).totals()]);
   const text = new Exposition()

@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import type { ModuleInfo } from "../../core/api.js";
 import { HTTPException } from "hono/http-exception";
-import { requireDevice, requireToken, type CallerEnv } from "../auth.js";
+import { requireDevice, requireScope, type CallerEnv } from "../auth.js";
 import { moduleByName, registerModule } from "../db.js";
 import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../../core/wasm/inspect.js";
@@ -20,7 +20,7 @@ const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export const modules = new Hono<CallerEnv>()
-  .put("/:name", requireToken("API_TOKEN"), async (c) => {
+  .put("/:name", requireScope("submit"), async (c) => {
     const name = c.req.param("name");
     if (!NAME.test(name)) {
       throw new HTTPException(400, {
@@ -43,7 +43,7 @@ export const modules = new Hono<CallerEnv>()
     await registerModule(c.env.DB, name, sha256, bytes.length);
     return c.json({ name, sha256, size: bytes.length } satisfies ModuleInfo);
   })
-  .get("/:ref", requireDevice({ orApi: true }), async (c) => {
+  .get("/:ref", requireDevice({ orScope: "read" }), async (c) => {
     const ref = c.req.param("ref");
     if (c.get("caller").kind === "device") {
       if (!/^sha256:[0-9a-f]{64}$/.test(ref))

@@ -10,7 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import type { EnrollAnswer, RevokeAnswer, RunnerListing, TrustAnswer } from "../../core/api.js";
 import { deviceOfRunner } from "../../core/protocol/messages.js";
-import { bears, requireDevice, requireToken, unauthorized, type CallerEnv } from "../auth.js";
+import { bears, requireDevice, requireScope, unauthorized, type CallerEnv } from "../auth.js";
 import { liveRuns, purgeOutputsOf } from "../db.js";
 import {
   DEVICE_ID,
@@ -34,7 +34,7 @@ const enrollBody = z.strictObject({
 });
 
 export const runners = new Hono<CallerEnv>()
-  .get("/", requireToken("API_TOKEN"), async (c) => {
+  .get("/", requireScope("read"), async (c) => {
     const stub = pool(c.env);
     const [list, connected, cooled] = await Promise.all([stub.list(), stub.connectedDevices(), stub.cooled()]);
     const all = await devices(c.env.DB, new Set(connected), cooled);
@@ -65,7 +65,7 @@ export const runners = new Hono<CallerEnv>()
     }
     return c.json(answer satisfies EnrollAnswer);
   })
-  .delete("/:id", requireToken("API_TOKEN"), async (c) => {
+  .delete("/:id", requireScope("admin"), async (c) => {
     const id = c.req.param("id");
     if (!DEVICE_ID.test(id) || !(await revokeDevice(c.env.DB, id))) throw noDevice(id);
     const fromPool = await pool(c.env).revoke(id);
@@ -86,10 +86,10 @@ export const runners = new Hono<CallerEnv>()
     } satisfies RevokeAnswer);
   })
   // Trusting lets a device's outputs fill the result cache; untrusting purges what it filed.
-  .put("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), true))
-  .delete("/:id/trust", requireToken("API_TOKEN"), (c) => trust(c.env, c.req.param("id"), false))
+  .put("/:id/trust", requireScope("admin"), (c) => trust(c.env, c.req.param("id"), true))
+  .delete("/:id/trust", requireScope("admin"), (c) => trust(c.env, c.req.param("id"), false))
   // The envelope of a leased attempt too large for its tasks frame (`stdinBytes`).
-  .get("/envelope", requireDevice({ orApi: false }), async (c) => {
+  .get("/envelope", requireDevice({ orScope: null }), async (c) => {
     const caller = c.get("caller");
     const { run, task, attempt } = c.req.query();
     if (caller.kind !== "device" || !run || !task || !/^\d{1,9}$/.test(attempt ?? ""))
@@ -97,7 +97,7 @@ export const runners = new Hono<CallerEnv>()
     const envelope = valueOf(await exactRunStub(c.env, run).envelope(caller.device, task, Number(attempt)));
     return c.body(envelope, 200, { "Content-Type": "application/json" });
   })
-  .get("/connect", requireDevice({ orApi: false }), async (c) => {
+  .get("/connect", requireDevice({ orScope: null }), async (c) => {
     if (c.req.header("Upgrade") !== "websocket")
       throw new HTTPException(426, { message: "this route takes a WebSocket upgrade" });
     const caller = c.get("caller");
