@@ -19,8 +19,11 @@ import type {
   RunView,
   SubmitAnswer,
   SubmitBody,
+  TokenCreated,
+  TokenView,
   TrustAnswer,
 } from "../core/api.js";
+import type { TokenScope } from "../core/tokens.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
 import { HEARTBEAT } from "../core/protocol/messages.js";
 import { isFinal } from "../core/status.js";
@@ -388,6 +391,25 @@ export class Client {
       body: JSON.stringify(request),
       headers: { "Content-Type": "application/json" },
     });
+  }
+
+  /** A new scoped API token (shown in this answer only). */
+  createToken(request: { name: string; scope: TokenScope; ttl?: string }): Promise<TokenCreated> {
+    return this.json("/api/tokens", {
+      method: "POST",
+      body: JSON.stringify(request),
+      headers: { "Content-Type": "application/json" },
+    });
+  }
+
+  /** Every scoped API token, newest first (never the tokens themselves). */
+  async tokens(): Promise<TokenView[]> {
+    return (await this.json<{ tokens: TokenView[] }>("/api/tokens")).tokens;
+  }
+
+  /** Revokes a scoped API token: every later request with it gets 401. */
+  revokeToken(id: string): Promise<TokenView> {
+    return this.json(`/api/tokens/${encodeURIComponent(id)}`, { method: "DELETE" });
   }
 
   /** Revokes a device: its credential stops working and its sockets close. */

@@ -10,7 +10,17 @@ import type { RunView } from "../core/api.js";
 import { formatSize, parseSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
 import { enrollmentRequest } from "./enrollment.js";
-import { deviceLines, enrollmentLines, runLines, runnerLines, statusLines, trustLine } from "./format.js";
+import {
+  deviceLines,
+  enrollmentLines,
+  runLines,
+  runnerLines,
+  statusLines,
+  tokenCreatedLines,
+  tokenLines,
+  trustLine,
+} from "./format.js";
+import { SCOPES, type TokenScope } from "../core/tokens.js";
 import { followRun } from "./follow.js";
 import { parseParams, submit } from "./submit.js";
 import { parseInputs } from "./inputs.js";
@@ -200,6 +210,65 @@ export const COMMANDS: Record<string, Command> = {
     false,
     "untrust a device: its outputs serve only their own run, and its result cache entries are purged",
   ),
+  tokens: command({
+    usage: "",
+    summary: "the scoped API tokens: name, scope, state (never the tokens themselves)",
+    options: { json },
+    async run({ client, values, io, args }) {
+      args(0, "no arguments (its subcommands: tokens create and revoke)");
+      const tokens = await client.tokens();
+      if (values.json) io.out(JSON.stringify(tokens, null, 2));
+      else tokenLines(tokens).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  "tokens create": command({
+    usage: "--name NAME --scope read|submit|admin [--ttl 90d]",
+    summary: "mint a scoped API token, for the page, the CLI or a script that should do no more than it needs",
+    options: {
+      name: { type: "string", value: "NAME", help: 'what it is for, e.g. "wall display" (1 to 64 characters)' },
+      scope: {
+        type: "string",
+        value: "SCOPE",
+        help: [
+          "read: the page, runs, outputs, logs, /metrics",
+          "submit: also submit runs, upload modules and inputs, control its own runs",
+          "admin: everything, devices, enrollments and tokens too",
+        ],
+      },
+      ttl: {
+        type: "string",
+        value: "DURATION",
+        help: 'how long it stays good: "30m", "12h", "90d" or seconds (at most 400d; default: no expiry)',
+      },
+      json,
+    },
+    async run({ client, values, io, args }) {
+      args(0, "no arguments (options only)");
+      if (!values.name) throw new UsageError("--name NAME is required");
+      if (!(SCOPES as readonly string[]).includes(values.scope ?? ""))
+        throw new UsageError(`--scope takes ${SCOPES.join(", ")}${values.scope ? `, not "${values.scope}"` : ""}`);
+      const created = await client.createToken({
+        name: values.name,
+        scope: values.scope as TokenScope,
+        ...(values.ttl ? { ttl: values.ttl } : {}),
+      });
+      if (values.json) io.out(JSON.stringify(created, null, 2));
+      else tokenCreatedLines(created).forEach((line) => io.out(line));
+      return 0;
+    },
+  }),
+  "tokens revoke": command({
+    usage: "ID",
+    summary: "revoke a scoped API token: every request with it gets 401 from now on",
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one token ID (as distro tokens lists it)");
+      const token = await client.revokeToken(id!);
+      io.out(values.json ? JSON.stringify(token, null, 2) : `revoked token ${safe(token.id)} (${safe(token.name)})`);
+      return 0;
+    },
+  }),
   output: command({
     usage: "ID TASK [-o FILE]",
     summary: "print a task's output, or write it to FILE",

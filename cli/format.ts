@@ -3,7 +3,16 @@
  * the coordinator's answers, with every field from it made terminal-safe (`terminal.ts`).
  */
 import { formatDuration, formatSize } from "../core/units.js";
-import type { DeviceView, EnrollmentCreated, RunListing, RunnerView, RunView, TrustAnswer } from "../core/api.js";
+import type {
+  DeviceView,
+  EnrollmentCreated,
+  RunListing,
+  RunnerView,
+  RunView,
+  TokenCreated,
+  TokenView,
+  TrustAnswer,
+} from "../core/api.js";
 import { finished } from "../core/status.js";
 import { progressText } from "./progress.js";
 import { safe, safeText } from "./terminal.js";
@@ -130,6 +139,37 @@ export function trustLine(answer: TrustAnswer, trusted: boolean): string {
   if (trusted) return `trusted device ${id}: the outputs it produces are filed in the result cache`;
   const entries = answer.purged === 1 ? "entry" : "entries";
   return `untrusted device ${id}: ${answer.purged} result cache ${entries} purged`;
+}
+
+/** `distro tokens`: each token, its scope and its state (good until, expired, revoked). */
+export function tokenLines(tokens: TokenView[], now = Date.now()): string[] {
+  if (tokens.length === 0) return ["no tokens (distro tokens create --name NAME --scope read|submit|admin)"];
+  const state = (t: TokenView) =>
+    t.revoked_at !== null
+      ? `revoked ${utc(t.revoked_at)}`
+      : t.expires_at === null
+        ? "good, no expiry"
+        : t.expires_at <= now
+          ? `expired ${utc(t.expires_at)}`
+          : `good until ${utc(t.expires_at)}`;
+  const rows = tokens.map((t) => [safe(t.id), safe(t.name), t.scope, utc(t.created_at), state(t)]);
+  return table(["TOKEN", "NAME", "SCOPE", "CREATED (UTC)", "STATE"], rows);
+}
+
+/** `distro tokens create`: the token, once, and what it may do. */
+export function tokenCreatedLines(t: TokenCreated, now = Date.now()): string[] {
+  const until =
+    t.expires_at === null
+      ? "it does not expire"
+      : `good until ${utc(t.expires_at)} UTC (in ${span(t.expires_at - now)})`;
+  return [
+    `token ${safe(t.id)} (${safe(t.name)}), scope ${t.scope}: ${until}`,
+    "",
+    `  ${safe(t.token)}`,
+    "",
+    "It is shown only this once: the coordinator keeps its hash, not the token.",
+    "Use it as DISTRO_TOKEN, --token, or on the status page; distro tokens revoke ID ends it.",
+  ];
 }
 
 /** `distro runners add`: the enrollment, the command that joins a device with it per platform, and that its token is shown once. */

@@ -197,10 +197,45 @@ describe("distro", () => {
     expect(noId.err).toMatch(/pause takes exactly one run ID/);
   });
 
+  it("tokens create, list and revoke a scoped token (text and --json); what it may do follows its scope; bad flags exit 2", async () => {
+    const made = await distro("tokens", "create", "--name", "wall display", "--scope", "read", "--ttl", "30d");
+    expect(made.code).toBe(0);
+    expect(made.out).toMatch(/^token ([0-9a-f]{16}) \(wall display\), scope read: good until .* UTC \(in 30d/);
+    const token = /^ {2}(dat_[A-Za-z0-9_-]{43})$/m.exec(made.out)![1]!;
+    const id = /^token ([0-9a-f]{16})/.exec(made.out)![1]!;
+    expect(made.out).toContain("It is shown only this once");
+    // Read: runs yes; an enrollment (admin) and a submission (submit) no, each saying why.
+    expect((await distro("runs", "--token", token)).code).toBe(0);
+    const add = await distro("runners", "add", "--token", token);
+    expect(add.code).toBe(2);
+    expect(add.err).toContain(`token ${id} (wall display) has scope read; POST /api/enrollments needs admin`);
+    const submit = await distro("submit", "dags/hello_fanout.yaml", "--token", token);
+    expect(submit.err).toMatch(/has scope read; (PUT \/api\/modules\/\S+|POST \/api\/dags) needs submit/);
+    // Listed without the token, then revoked: 401 from then on.
+    const listed = await distro("tokens");
+    expect(listed.out).toMatch(new RegExp(`${id}\\s+wall display\\s+read\\s+\\S+ \\S+\\s+good until`));
+    expect(listed.out).not.toContain(token);
+    const json = JSON.parse((await distro("tokens", "--json")).out) as { id: string; scope: string }[];
+    expect(json.find((t) => t.id === id)!.scope).toBe("read");
+    expect((await distro("tokens", "revoke", id)).out).toBe(`revoked token ${id} (wall display)\n`);
+    const after = await distro("runs", "--token", token);
+    expect(after.code).toBe(2);
+    expect(after.err).toMatch(new RegExp(`token ${id} \\(wall display\\) was revoked at `));
+    // Bad flags.
+    expect((await distro("tokens", "create", "--scope", "read")).err).toMatch(/--name NAME is required/);
+    expect((await distro("tokens", "create", "--name", "x", "--scope", "root")).err).toMatch(
+      /--scope takes read, submit, admin, not "root"/,
+    );
+    const ttl = await distro("tokens", "create", "--name", "x", "--scope", "read", "--ttl", "forever");
+    expect(ttl.code).toBe(2);
+    expect(ttl.err).toMatch(/ttl: expected a duration from 1s to 400d/);
+    expect((await distro("tokens", "revoke", "nope")).code).toBe(2);
+  });
+
   it("--help for every command, and exit 2 for an unknown one", async () => {
     for (const command of [
       ...["submit", "runs", "status", "runners", "runners add", "runners revoke", "runners trust", "runners untrust"],
-      ...["output", "cancel", "pause", "resume", "modules"],
+      ...["output", "cancel", "pause", "resume", "modules", "tokens", "tokens create", "tokens revoke"],
     ]) {
       const { code, out } = await distro(...command.split(" "), "--help");
       expect(code, command).toBe(0);
