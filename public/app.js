@@ -6,7 +6,7 @@
 // index.html loads, holds the routing, the login form and sign-out; lib.js what the views share,
 // lists.js the runs and runners lists (add-device.js its "Add a device" panel), run-view.js (with
 // run-charts.js) one run.
-import { app, esc, fail, forgetToken, saveToken, stop, token, whenUnauthorized } from "./lib.js";
+import { app, esc, fail, forgetToken, saveToken, stop, token, whenUnauthorized, whoami } from "./lib.js";
 import { runnersView, runsView } from "./lists.js";
 import { runView } from "./run-view.js";
 
@@ -38,6 +38,10 @@ async function route() {
       a.getAttribute("href") === (location.hash.startsWith("#/runners") ? "#/runners" : "#/"),
     );
   try {
+    const self = await whoami();
+    const who = document.getElementById("who");
+    who.textContent = self.id === "API_TOKEN" ? "API_TOKEN" : `${self.name} (${self.scope})`;
+    who.title = `signed in with a token of scope ${self.scope}`;
     if (run) await runView(run[1]);
     else if (location.hash === "#/runners") await runnersView();
     else await runsView();

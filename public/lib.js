@@ -9,8 +9,31 @@ export { cooledDown, duration, time } from "./format.js";
 export const app = document.getElementById("app");
 const tokenKey = "distro.token";
 export const token = () => localStorage.getItem(tokenKey) ?? "";
-export const saveToken = (value) => localStorage.setItem(tokenKey, value);
-export const forgetToken = () => localStorage.removeItem(tokenKey);
+export const saveToken = (value) => {
+  localStorage.setItem(tokenKey, value);
+  signedIn = null;
+};
+export const forgetToken = () => {
+  localStorage.removeItem(tokenKey);
+  signedIn = null;
+};
+
+// What the token may do (GET /api/tokens/self: its scope, and which token it is), asked once per
+// token, so that the views show only the controls it may use (the coordinator checks them anyway).
+const SCOPES = ["read", "submit", "admin"];
+let signedIn = null;
+/** The token's scope and id (`API_TOKEN` for the bootstrap token), asked of the coordinator once. */
+export async function whoami() {
+  if (!signedIn) {
+    const self = await api("/api/tokens/self");
+    signedIn = { scope: self.scope, id: self.token?.id ?? "API_TOKEN", name: self.token?.name ?? "API_TOKEN" };
+  }
+  return signedIn;
+}
+/** Whether the signed-in token has at least `scope` (call after `whoami`). */
+export const may = (scope) => signedIn !== null && SCOPES.indexOf(signedIn.scope) >= SCOPES.indexOf(scope);
+/** Whether it may pause, resume and cancel `run`: an admin token any run, a submit token those it submitted. */
+export const mayControl = (run) => may("admin") || (may("submit") && run.submitted_by?.token === signedIn.id);
 
 /**
  * A `tag` element built with the DOM, never parsed from HTML: `attrs` become attributes (skipped

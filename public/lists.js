@@ -16,6 +16,7 @@ import {
   esc,
   every,
   headerRow,
+  may,
   progress,
   tableRow,
   time,
@@ -137,14 +138,16 @@ function devicesTable(devices) {
 }
 
 const NO_RUNNER = "No runner connected. <strong>Add a device</strong> to get the command that joins one.";
+const NO_RUNNER_READ = "No runner connected. An admin token adds devices here.";
 
 /** The connected runner processes, the enrolled devices and the "Add a device" panel, refreshed every 2 s. */
 export function runnersView() {
-  const panel = addDevicePanel();
+  // Enrolling devices is an admin's: other tokens see the pool without the panel.
+  const panel = may("admin") ? addDevicePanel() : null;
   app.replaceChildren(
     el("h2", {}, "Runners"),
     el("p", { id: "error", class: "error" }),
-    panel.node,
+    panel?.node ?? "",
     el("section", {}, el("h3", {}, "Connected"), el("div", { id: "runners" }, "Loading…")),
     el("section", { id: "devices-box", hidden: true }, el("h3", {}, "Devices"), el("div", { id: "devices" })),
   );
@@ -156,11 +159,11 @@ export function runnersView() {
     const rows = listing.runners.map((r) => runnerRow(r, now)).join("");
     runners.innerHTML =
       listing.runners.length === 0
-        ? `<p>${NO_RUNNER}</p>`
+        ? `<p>${panel ? NO_RUNNER : NO_RUNNER_READ}</p>`
         : `<table class="runners">${headerRow(RUNNER_COLUMNS)}${rows}</table>`;
     const devices = Array.isArray(listing.devices) ? listing.devices : null;
     document.getElementById("devices-box").hidden = devices === null;
     document.getElementById("devices").replaceChildren(devicesTable(devices ?? []));
-    panel.update(listing);
+    panel?.update(listing);
   });
 }

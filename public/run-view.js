@@ -11,6 +11,7 @@ import {
   every,
   fail,
   headerRow,
+  mayControl,
   onLeave,
   progress,
   request,
@@ -129,12 +130,16 @@ export async function runView(id) {
     const live = !FINAL.has(run.status);
     const bar = progress(run.counts.succeeded ?? 0, run.tasks_total);
     const took = duration((run.finished_at ?? Date.now()) - run.created_at);
-    document.getElementById("head").innerHTML = `<h2>${esc(run.name)} ${badge(run.status)}</h2>
-      <p>${bar} succeeded · ${took} · <code>${esc(run.id.slice(0, 16))}</code></p>
-      <p class="counts">${counts}</p>
-      <p class="controls">${control("pause", "Pause", run.status === "running" || run.status === "queued")}
+    const by = run.submitted_by ? ` · submitted by <span id="submitter">${esc(run.submitted_by.name)}</span>` : "";
+    // Only the controls this token may use (lib.js mayControl); the coordinator checks them too.
+    const controls = mayControl(run)
+      ? `<p class="controls">${control("pause", "Pause", run.status === "running" || run.status === "queued")}
       ${control("resume", "Resume", run.status === "paused")}
-      ${control("cancel", "Cancel", live, "danger")}</p>`;
+      ${control("cancel", "Cancel", live, "danger")}</p>`
+      : "";
+    document.getElementById("head").innerHTML = `<h2>${esc(run.name)} ${badge(run.status)}</h2>
+      <p>${bar} succeeded · ${took} · <code>${esc(run.id.slice(0, 16))}</code>${by}</p>
+      <p class="counts">${counts}</p>${controls}`;
     document.getElementById("graph").innerHTML = graph(state.nodes);
     document.getElementById("throughput").innerHTML = throughputChart(state.points);
   };

@@ -1,11 +1,12 @@
 // The status page in real headless Chromium (Debian's, driven by playwright-core) against the
 // real local coordinator and two real runners: the token prompt, a run appearing in the list,
-// its graph turning all-succeeded live, the controls, the runners, the mandelbrot image, and a
+// its graph turning all-succeeded live, the controls (and what a read and a submit token see), the
 // phone-sized screen. Screenshots go to test-artifacts/.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "../../cli/client";
 import { DEV_TOKENS, ROOT } from "../../dev/local";
 import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
@@ -122,6 +123,56 @@ tasks:
     await page.click('#head button[data-action="cancel"]');
     await page.waitForSelector("#head .state.cancelled");
     expect((await cluster.client.summary(id)).status).toBe("cancelled");
+  });
+
+  it("with a read token shows runs and runners but no control; a submit token controls only its own runs", async () => {
+    const slow = `tasks:\n  - { id: slow, module: spin.wasm, map: { range: [0, 20] }, params: { ms: 2000 } }\n`;
+    const { id: theirs } = await submit(`name: theirs\n${slow}`);
+    const read = await cluster.client.createToken({ name: "wall display", scope: "read" });
+    const writer = await cluster.client.createToken({ name: "ci job", scope: "submit" });
+    const mine = await new Client(cluster.coordinator.url, writer.token).submit(`name: mine\ncache: false\n${slow}`);
+    // A context of its own: its localStorage holds these tokens, not the API token of the tests above.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    violations.push(...cspViolations(context));
+    const other = await context.newPage();
+    other.on("dialog", (d) => void d.accept()); // the confirm before a cancel
+    const signIn = async (token: string) => {
+      await other.goto(url());
+      await other.evaluate(() => localStorage.clear());
+      await other.goto(url());
+      await other.fill("#token", token);
+      await other.click("#login button");
+      await other.waitForSelector("#runs");
+    };
+    try {
+      await signIn(read.token);
+      expect(await other.textContent("#who")).toBe("wall display (read)");
+      await other.waitForSelector(`tr[data-run="${theirs}"]`);
+      await other.goto(url(`#/runs/${theirs}`));
+      await other.waitForSelector("#head .state");
+      expect(await other.textContent("#submitter")).toBe("API_TOKEN");
+      expect(await other.$$("#head button[data-action]")).toHaveLength(0);
+      await other.goto(url("#/runners"));
+      await other.waitForSelector("#runners table");
+      expect(await other.$("#add-device-open")).toBeNull();
+      await signIn(writer.token);
+      expect(await other.textContent("#who")).toBe("ci job (submit)");
+      await other.goto(url(`#/runs/${mine.id}`));
+      await other.waitForSelector('#head button[data-action="cancel"]:not([disabled])');
+      expect(await other.textContent("#submitter")).toBe("ci job");
+      await other.click('#head button[data-action="cancel"]');
+      await other.waitForSelector("#head .state.cancelled");
+      await other.goto(url(`#/runs/${theirs}`));
+      await other.waitForSelector("#head .state");
+      expect(await other.$$("#head button[data-action]")).toHaveLength(0);
+      await other.goto(url("#/runners"));
+      await other.waitForSelector("#runners table");
+      expect(await other.$("#add-device-open")).toBeNull();
+    } finally {
+      await context.close();
+      // Cleanup: it may have ended by now.
+      await cluster.client.control(theirs, "cancel").catch(() => undefined);
+    }
   });
 
   it("shows the mandelbrot run's rendered image", async () => {
