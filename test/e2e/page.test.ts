@@ -1,7 +1,7 @@
 // The status page in real headless Chromium (Debian's, driven by playwright-core) against the
 // real local coordinator and two real runners: the token prompt, a run appearing in the list,
 // its graph turning all-succeeded live, the controls (and what a read and a submit token see), the
-// phone-sized screen. Screenshots go to test-artifacts/.
+// runners, the mandelbrot image, and a phone-sized screen. Screenshots go to test-artifacts/.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
