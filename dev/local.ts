@@ -153,7 +153,7 @@ const WRANGLER_ENV = {
  * .wrangler/state), as `wrangler d1 migrations apply distro --local` does; those applied already
  * are skipped. Throws with wrangler's output when it fails.
  */
-export async function migrateLocal(persistTo?: string): Promise<void> {
+async function migrateLocal(persistTo?: string): Promise<void> {
   const args = [WRANGLER, "d1", "migrations", "apply", "distro", "--local"];
   if (persistTo) args.push("--persist-to", persistTo);
   const child = spawn(process.execPath, args, {
