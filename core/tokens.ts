@@ -21,5 +21,8 @@ export const TOKEN_NAME = /^[A-Za-z0-9_.: -]{1,64}$/;
 /** The longest lifetime a token may be given (a token without one does not expire). */
 export const TOKEN_MAX_TTL_MS = 400 * 86_400_000;
 
-/** What every scoped token starts with (device credentials and enrollment tokens never do). */
+/**
+ * What every scoped token starts with; the rest is base64url, so it holds no dot, where a device
+ * credential (`<device>.<secret>`) always does, whatever its device is called.
+ */
 export const TOKEN_PREFIX = "dat_";

@@ -14,7 +14,7 @@ import type { Env } from "./env.js";
 import { tokenOf } from "./tokens.js";
 
 /** An operator's token: `API_TOKEN` (id and name `API_TOKEN`, scope admin) or a scoped one. */
-export type ApiCaller = { kind: "api"; scope: TokenScope; token: string; name: string };
+export type ApiCaller = { kind: "api"; scope: TokenScope; token: string; name: string; expires_at: number | null };
 
 /** Who made a request: an operator's token, or an enrolled device. */
 type Caller = ApiCaller | { kind: "device"; device: string };
@@ -35,6 +35,12 @@ export async function bears(env: Env, request: Request, kind: "API_TOKEN" | "RUN
   return Boolean(secret) && (await sameSecret(bearer(request), secret!));
 }
 
+/**
+ * Whether `given` has a scoped token's form: `dat_` and no dot. A device credential is
+ * `<device>.<secret>`, whatever its device id starts with (a device may be called `dat_box`).
+ */
+const isScopedToken = (given: string) => given.startsWith(TOKEN_PREFIX) && !given.includes(".");
+
 /** 503 when the coordinator has no API_TOKEN: nothing an operator sends is taken then. */
 function needApiToken(env: Env): void {
   if (env.API_TOKEN) return;
@@ -49,10 +55,10 @@ function needApiToken(env: Env): void {
  */
 async function apiCaller(env: Env, given: string): Promise<ApiCaller> {
   if (await sameSecret(given, env.API_TOKEN!))
-    return { kind: "api", scope: "admin", token: "API_TOKEN", name: "API_TOKEN" };
+    return { kind: "api", scope: "admin", token: "API_TOKEN", name: "API_TOKEN", expires_at: null };
   const token = await tokenOf(env.DB, given);
   if ("refused" in token) throw unauthorized(token.message);
-  return { kind: "api", scope: token.scope, token: token.id, name: token.name };
+  return { kind: "api", scope: token.scope, token: token.id, name: token.name, expires_at: token.expires_at };
 }
 
 /** 403 unless `caller` has `scope`, naming what it has and what the request needs. */
@@ -92,7 +98,7 @@ export function requireDevice(options: { orScope: TokenScope | null }) {
     const operator =
       options.orScope !== null &&
       Boolean(c.env.API_TOKEN) &&
-      (given.startsWith(TOKEN_PREFIX) || (await sameSecret(given, c.env.API_TOKEN!)));
+      (isScopedToken(given) || (await sameSecret(given, c.env.API_TOKEN!)));
     if (operator) {
       const caller = await apiCaller(c.env, given);
       checkScope(caller, options.orScope!, c.req.raw);

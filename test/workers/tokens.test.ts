@@ -8,7 +8,7 @@ import type { RunSummary, TokenCreated, TokenSelf, TokenView } from "../../core/
 import type { TokenScope } from "../../core/tokens";
 import { app } from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
-import { API, base } from "./socket";
+import { API, base, RUNNER, WatchSocket } from "./socket";
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -190,6 +190,52 @@ describe("scoped API tokens", () => {
     expect(self).toEqual({ scope: "read", token: { id: made.id, name: "a read token", expires_at: made.expires_at } });
     const bootstrap = await (await SELF.fetch(`${base}/api/tokens/self`, { headers: API })).json<TokenSelf>();
     expect(bootstrap).toEqual({ scope: "admin", token: null });
+  });
+
+  it("never let an operator's socket act as a device: a watch path written encoded, with a device header, is a watcher", async () => {
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const { id: run } = await submitAs("test-api-token");
+    const read = await mint("read");
+    for (const path of [`/api/dags/${run}/watc%68`, `/api/dags/${run}/%77atch`, `/api/dags/${run}/watch`]) {
+      const res = await SELF.fetch(`${base}${path}`, {
+        headers: { ...bearer(read.token), Upgrade: "websocket", "X-Distro-Device": "trusty" },
+      });
+      expect(res.status, path).toBe(101);
+      const socket = new WatchSocket(res.webSocket!);
+      expect((await socket.next("snapshot")).run.id, path).toBe(run);
+      // A runner's hello on it is read as a watcher's frame: ignored, never answered.
+      socket.send(JSON.stringify({ type: "hello", protocol: 3, runner: { id: "trusty" }, want: 4 }));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(
+        socket.seen.map((f) => f.type).filter((t) => t !== "snapshot" && t !== "update"),
+        path,
+      ).toEqual([]);
+      socket.ws.close();
+    }
+  });
+
+  it("take a device whose id starts like a token as a device; answer /self on a socket upgrade's ?token=", async () => {
+    const res = await SELF.fetch(`${base}/api/runners/enroll`, {
+      method: "POST",
+      headers: RUNNER,
+      body: JSON.stringify({ name: "dat_box", device: "dat_box" }),
+    });
+    const { credential } = await res.json<{ credential: string }>();
+    expect(credential).toMatch(/^dat_box\./);
+    const fetched = await SELF.fetch(`${base}/api/modules/sha256:${ZERO}?run=${ZERO}`, { headers: bearer(credential) });
+    // Past the credential check (to the run, which does not exist), not refused as a bad token.
+    expect(fetched.status).toBe(404);
+    expect((await fetched.json<{ error: string }>()).error).not.toMatch(/invalid token/);
+    // An operator route refuses it, as any device credential.
+    expect((await SELF.fetch(`${base}/api/dags`, { headers: bearer(credential) })).status).toBe(401);
+
+    const made = await mint("read", { ttl: "1h" });
+    const self = await SELF.fetch(`${base}/api/tokens/self?token=${made.token}`, { headers: { Upgrade: "websocket" } });
+    expect(self.status).toBe(200);
+    expect(await self.json<TokenSelf>()).toEqual({
+      scope: "read",
+      token: { id: made.id, name: "a read token", expires_at: made.expires_at },
+    });
   });
 
   it("refuse a bad request to mint one with 400 naming the field", async () => {

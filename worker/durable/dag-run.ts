@@ -19,7 +19,7 @@ import type { LogRead } from "./run-logs.js";
 import { outputKey } from "../blob-keys.js";
 import { pool, type Env } from "../env.js";
 import { httpStatus, ok, refusal, type Answer } from "../errors.js";
-import type { ControlAction, DagRunRpc, Fetchable, RunLink } from "../rpc.js";
+import { DEVICE_HEADER, type ControlAction, type DagRunRpc, type Fetchable, type RunLink } from "../rpc.js";
 import { backlogs, demand, envelopeOf, IllegalTransition, transition, type RunEvent } from "../run/machine.js";
 import { isDue } from "../run-host/alarm.js";
 import { demandRetryAt, perform, retryDemand } from "../run-host/effects.js";
@@ -219,10 +219,14 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     await this.arm(now);
   }
 
-  /** Runner sockets (`GET /api/runners/connect?run=<id>`) and watchers (`GET /api/dags/:id/watch`), authenticated. */
+  /**
+   * Runner sockets (`GET /api/runners/connect?run=<id>`, which sets DEVICE_HEADER to the device it
+   * proved) and watchers (`GET /api/dags/:id/watch`, which removes any such header), authenticated
+   * by the Worker. The header decides which, never the URL a client wrote.
+   */
   override async fetch(request: Request): Promise<Response> {
     if (!this.run.store.meta("id")) return Response.json({ error: "no such run" }, { status: httpStatus("not_found") });
-    if (!new URL(request.url).pathname.endsWith("/watch")) return acceptRunnerSocket(this.ctx, request);
+    if (request.headers.has(DEVICE_HEADER)) return acceptRunnerSocket(this.ctx, request);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     const { 0: client, 1: server } = new WebSocketPair();

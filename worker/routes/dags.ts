@@ -17,7 +17,7 @@ import { valueOf } from "../errors.js";
 import { exactRunStub, runId, runStub } from "./run-stub.js";
 import { checkInputs, inputsSchema } from "../run-inputs.js";
 import { z } from "zod";
-import type { ControlAction, RunLink } from "../rpc.js";
+import { DEVICE_HEADER, type ControlAction, type RunLink } from "../rpc.js";
 import type { Answer } from "../errors.js";
 
 /** Largest DAG document accepted. */
@@ -132,7 +132,11 @@ export const dags = new Hono<CallerEnv>()
   .get("/:id/watch", async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
       throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });
-    return (await runStub(c.env, c.req.param("id"))).fetch(c.req.raw);
+    // The run's object takes a socket with DEVICE_HEADER for a runner's (only /api/runners/connect
+    // sets it, for the device it proved): a watcher's request must not carry one a client chose.
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete(DEVICE_HEADER);
+    return (await runStub(c.env, c.req.param("id"))).fetch(new Request(c.req.raw, { headers }));
   })
   .post("/:id/:action{cancel|pause|resume}", async (c) => {
     const action = c.req.param("action") as ControlAction;

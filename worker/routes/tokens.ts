@@ -11,7 +11,7 @@ import { ttlMs } from "../../core/enrollment.js";
 import { SCOPES, TOKEN_MAX_TTL_MS, TOKEN_NAME } from "../../core/tokens.js";
 import { requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
 import { readText } from "../http.js";
-import { createToken, revokeToken, tokenOf, tokens as listTokens } from "../tokens.js";
+import { createToken, revokeToken, tokens as listTokens } from "../tokens.js";
 
 const request = z.strictObject({
   name: z.string().regex(TOKEN_NAME, "a name is 1 to 64 of letters, digits, space and _ . : -"),
@@ -21,14 +21,9 @@ const request = z.strictObject({
 
 export const tokens = new Hono<CallerEnv>()
   .get("/self", requireScope("read"), async (c) => {
-    const caller = c.get("caller") as ApiCaller;
-    if (caller.token === "API_TOKEN") return c.json({ scope: caller.scope, token: null } satisfies TokenSelf);
-    const token = await tokenOf(c.env.DB, c.req.header("Authorization")!.replace(/^Bearer\s+/i, ""));
-    const expires = "refused" in token ? null : token.expires_at;
-    return c.json({
-      scope: caller.scope,
-      token: { id: caller.token, name: caller.name, expires_at: expires },
-    } satisfies TokenSelf);
+    const { scope, token: id, name, expires_at } = c.get("caller") as ApiCaller;
+    const token = id === "API_TOKEN" ? null : { id, name, expires_at };
+    return c.json({ scope, token } satisfies TokenSelf);
   })
   .use(requireScope("admin"))
   .post("/", async (c) => {
