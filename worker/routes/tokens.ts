@@ -20,7 +20,7 @@ const request = z.strictObject({
 });
 
 export const tokens = new Hono<CallerEnv>()
-  .get("/self", requireScope("read"), async (c) => {
+  .get("/self", requireScope("read"), (c) => {
     const { scope, token: id, name, expires_at } = c.get("caller") as ApiCaller;
     const token = id === "API_TOKEN" ? null : { id, name, expires_at };
     return c.json({ scope, token } satisfies TokenSelf);
