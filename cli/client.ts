@@ -6,6 +6,7 @@
 import WebSocket from "ws";
 import type {
   ControlAnswer,
+  DeleteAnswer,
   EnrollmentCreated,
   EnrollmentRequest,
   ModuleInfo,
@@ -391,6 +392,11 @@ export class Client {
       body: JSON.stringify(request),
       headers: { "Content-Type": "application/json" },
     });
+  }
+
+  /** Deletes a finished run: its storage, logs and index line (blobs only it held go at the next sweep). */
+  deleteRun(id: string): Promise<DeleteAnswer> {
+    return this.json(`/api/dags/${encodeURIComponent(id)}`, { method: "DELETE" });
   }
 
   /** A new scoped API token (shown in this answer only). */

@@ -210,6 +210,17 @@ export const COMMANDS: Record<string, Command> = {
     false,
     "untrust a device: its outputs serve only their own run, and its result cache entries are purged",
   ),
+  rm: command({
+    usage: "ID",
+    summary: "delete a finished run: its tasks, outputs, logs and listing (a running one: cancel it first)",
+    options: { json },
+    async run({ client, values, io, args }) {
+      const [id] = args(1, "exactly one run ID");
+      const answer = await client.deleteRun(id!);
+      io.out(values.json ? JSON.stringify(answer) : `deleted run ${safe(answer.id)}`);
+      return 0;
+    },
+  }),
   tokens: command({
     usage: "",
     summary: "the scoped API tokens: name, scope, state (never the tokens themselves)",

@@ -58,6 +58,12 @@ export interface RunProfile {
   frames: Record<string, number>;
 }
 
+/** `DELETE /api/dags/:id`: the run, deleted. */
+export interface DeleteAnswer {
+  id: string;
+  deleted: true;
+}
+
 /** `POST /api/dags` (201): the new run, and where the status page shows it. */
 export interface SubmitAnswer extends RunSummary {
   url: string;

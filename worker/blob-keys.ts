@@ -7,4 +7,7 @@ export const moduleKey = (sha256: string) => `modules/${sha256}`;
 
 export const outputKey = (sha256: string) => `outputs/${sha256}`;
 
-export const logKey = (run: string, task: string, attempt: number) => `logs/${run}/${task}/${attempt}`;
+export const logKey = (run: string, task: string, attempt: number) => `${logPrefix(run)}${task}/${attempt}`;
+
+/** Every log of run `run` is under this prefix. */
+export const logPrefix = (run: string) => `logs/${run}/`;

@@ -49,6 +49,15 @@ export interface Env {
   COOLDOWN_MS?: string;
   /** How long a runner with idle slots may sit beside a run with ready work before the pool re-points it; default 2000. */
   STALL_REPAIR_MS?: string;
+  // Retention (worker/retention.ts, docs/reliability.md): durations ("30d", "12h") and a size ("1GiB").
+  /** How long a finished run is kept; default "30d". */
+  RUN_RETENTION?: string;
+  /** How long an uploaded blob no run, cache entry or module holds is kept; default "1d". */
+  BLOB_GRACE?: string;
+  /** The result cache's age bound; default "30d". */
+  CACHE_MAX_AGE?: string;
+  /** The result cache's size bound (its entries' outputs together, the oldest go first); default "1GiB". */
+  CACHE_MAX_BYTES?: string;
   /** "1": `GET /api/bench/echo` reaches the bench's echo object (docs/benchmarks.md); otherwise that route is a 404. */
   BENCH_ECHO?: string;
 }

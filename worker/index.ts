@@ -16,6 +16,7 @@ import { modules } from "./routes/modules.js";
 import { runnerPackage } from "./routes/runner-package.js";
 import { runners } from "./routes/runners.js";
 import { requireScope } from "./auth.js";
+import { sweep } from "./retention.js";
 import { tokens } from "./routes/tokens.js";
 
 export { DagRun } from "./durable/dag-run.js";
@@ -76,4 +77,13 @@ app.onError((err, c) => {
   return c.json({ error: `internal error: ${err.message}` }, 500);
 });
 
-export default app;
+/** The scheduled sweep (wrangler.toml `[triggers]`): retention.ts. */
+async function scheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
+  const swept = await sweep(env, controller.scheduledTime);
+  if (swept.runs + swept.blobs + swept.cacheEntries > 0)
+    console.log(
+      `retention: deleted ${swept.runs} run(s), ${swept.blobs} blob(s), ${swept.cacheEntries} cache entr(ies)`,
+    );
+}
+
+export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Env>;

@@ -40,6 +40,8 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
    * `link`, the run retries run `link.from` and takes its accepted outputs in `link.seeds`.
    */
   start(id: string, plan: ResolvedPlan, by: Submitter, link?: RunLink): Promise<Answer<RunSummary>>;
+  /** Deletes a finished run's storage (retention.ts); 409 while it is open. */
+  purge(): Promise<Answer<{ id: string }>>;
   /**
    * What a linked retry from `task` needs of this run (ended): its plan as submitted, and the
    * accepted outputs of every task that is neither `task` nor downstream of it, in plan order.

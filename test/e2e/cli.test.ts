@@ -197,6 +197,21 @@ describe("distro", () => {
     expect(noId.err).toMatch(/pause takes exactly one run ID/);
   });
 
+  it("rm deletes a finished run (text and --json); an open run and an unknown one exit 2", async () => {
+    const { out } = await distro("submit", "test/e2e/fixtures/slow.yaml", "--modules", "wasm_tasks/build");
+    const id = /submitted run ([0-9a-f]{64})/.exec(out)![1]!;
+    const open = await distro("rm", id);
+    expect(open.code).toBe(2);
+    expect(open.err).toMatch(/is (queued|running): cancel it first, or wait for its end/);
+    await distro("cancel", id);
+    expect((await distro("rm", id.slice(0, 12))).out).toBe(`deleted run ${id}\n`);
+    expect((await distro("status", id)).code).toBe(2);
+    expect((await distro("rm", id)).code).toBe(2);
+    const { out: second } = await distro("submit", "dags/hello_fanout.yaml", "--wait");
+    const done = /submitted run ([0-9a-f]{64})/.exec(second)![1]!;
+    expect(JSON.parse((await distro("rm", done, "--json")).out)).toEqual({ id: done, deleted: true });
+  });
+
   it("tokens create, list and revoke a scoped token (text and --json); what it may do follows its scope; bad flags exit 2", async () => {
     const made = await distro("tokens", "create", "--name", "wall display", "--scope", "read", "--ttl", "30d");
     expect(made.code).toBe(0);
@@ -235,7 +250,7 @@ describe("distro", () => {
   it("--help for every command, and exit 2 for an unknown one", async () => {
     for (const command of [
       ...["submit", "runs", "status", "runners", "runners add", "runners revoke", "runners trust", "runners untrust"],
-      ...["output", "cancel", "pause", "resume", "modules", "tokens", "tokens create", "tokens revoke"],
+      ...["output", "cancel", "pause", "resume", "modules", "rm", "tokens", "tokens create", "tokens revoke"],
     ]) {
       const { code, out } = await distro(...command.split(" "), "--help");
       expect(code, command).toBe(0);

@@ -3,7 +3,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { API_CSP, PAGE_CSP } from "../../worker/headers";
-import app from "../../worker/index";
+import { app } from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, asDevice, base, RUNNER } from "./socket";
 

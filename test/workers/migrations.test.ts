@@ -21,6 +21,8 @@ describe("the D1 schema", () => {
   it("is what the migrations make, recorded as applied, and applying them again changes nothing", async () => {
     const made = [
       "api_tokens",
+      "blob_refs",
+      "blobs",
       "cache",
       "d1_migrations",
       "devices",

@@ -66,7 +66,11 @@ const ROUTES: [route: string, path: string, needs: TokenScope, body?: string][] 
 ];
 
 /** The routes of a run's controls (submit, for the runs the token submitted: tested below). */
-const CONTROL_ROUTES = ["POST /api/dags/:id/:action{cancel|pause|resume}", "POST /api/dags/:id/retry"];
+const CONTROL_ROUTES = [
+  "POST /api/dags/:id/:action{cancel|pause|resume}",
+  "POST /api/dags/:id/retry",
+  "DELETE /api/dags/:id",
+];
 
 /** Routes no operator token is for: a device's, the enrollment exchange, the runner package, the bench's echo (admin, with BENCH_ECHO only). */
 const NOT_OPERATOR = [
@@ -120,6 +124,7 @@ describe("scoped API tokens", () => {
       const res = await call("POST", `/api/dags/${run}/${action}`, tokens.read.token);
       expect(res.status, action).toBe(403);
     }
+    expect((await call("DELETE", `/api/dags/${run}`, tokens.read.token)).status).toBe(403);
   });
 
   it("let a submit token control only the runs it submitted, and record who submitted each", async () => {

@@ -13,7 +13,8 @@ import type { RetryAnswer, RunSummary, RunView, Submitter } from "../../core/api
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
-import { parseTaskKey } from "../../core/abi.js";
+import { fileBlobs, parseTaskKey } from "../../core/abi.js";
+import { recordRefs } from "../retention.js";
 import type { SqlStore } from "./sql-store.js";
 import type { LogRead } from "./run-logs.js";
 import { outputKey } from "../blob-keys.js";
@@ -44,7 +45,8 @@ const MAX_SEED_BYTES = 16 * 1024 * 1024;
 const ENVELOPE_FETCHES = 3;
 
 export class DagRun extends DurableObject<Env> implements DagRunRpc {
-  private readonly run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
+  /** The run's parts over its storage; made again, empty, when the run is deleted (`purge`). */
+  private run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
   /** Fetches of each attempt's envelope, `task#attempt` → count, since the object started. */
   private readonly envelopesAsked = new Map<string, number>();
 
@@ -83,6 +85,22 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     }
     await index.refresh();
     return ok(views.summary()!);
+  }
+
+  /**
+   * Deletes the run's storage, alarm and all (retention.ts `deleteRun`); 409 while it is open.
+   * The object answers "no such run" from then on.
+   */
+  async purge(): Promise<Answer<{ id: string }>> {
+    const id = this.run.store.meta("id");
+    if (!id) return refusal("not_found", "no such run");
+    const status = this.run.store.status();
+    if (!isFinal(status)) return refusal("conflict", `run ${id} is ${status}: cancel it first, or wait for its end`);
+    for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE.finished, "run deleted");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
+    return ok({ id });
   }
 
   async status(): Promise<Answer<RunSummary>> {
@@ -296,6 +314,9 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
    */
   private async apply(given: RunEvent): Promise<void> {
     const { store, config, histograms, watchers, index, effects } = this.run;
+    // Blobs this event may make the run hold are noted first, so that no sweep takes one it holds.
+    const held = heldBlobs(given, store);
+    if (held.length > 0) await recordRefs(this.env.DB, this.ctx.id.toString(), held);
     const event = await withBlobs(given, store, this.env.BLOBS);
     const now = Date.now();
     let out;
@@ -348,6 +369,30 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
  * an attempt leased to the runner that sends it, or a cache hit of a task in lookup, is read, each
  * blob once: a frame of stray results costs no reads.
  */
+/**
+ * The blobs `event` may make the run hold: the files of its inputs and the outputs it reuses at
+ * its start, the outputs of results of attempts leased to their runner, the cache's hits.
+ */
+function heldBlobs(event: RunEvent, store: SqlStore): string[] {
+  if (event.type === "start") {
+    const files = Object.values(event.plan.inputs).flatMap((input) =>
+      "file" in input ? fileBlobs(input.file) : "files" in input ? input.files.flatMap(fileBlobs) : [],
+    );
+    const seeds = (event.seeds ?? []).flatMap((s) => (s.output instanceof Uint8Array ? [] : [s.output.sha256]));
+    return [...files, ...seeds];
+  }
+  if (event.type === "results")
+    return event.results.flatMap((r) => {
+      if (!r.ok || !r.outputRef) return [];
+      const row = store.task(r.task);
+      const leased = row?.state === "leased" && row.runner === event.runner && row.attempt === r.attempt;
+      return leased ? [r.outputRef.sha256] : [];
+    });
+  if (event.type === "looked_up")
+    return event.hits.flatMap((h) => (h.output instanceof Uint8Array ? [] : [h.output.sha256]));
+  return [];
+}
+
 async function withBlobs(event: RunEvent, store: SqlStore, blobs: R2Bucket): Promise<RunEvent> {
   if (event.type !== "results" && event.type !== "looked_up" && event.type !== "start") return event;
   // Asked only once the run has its plan: the sources are read once and kept (a start has its plan).

@@ -14,6 +14,7 @@ import { readBytes } from "../http.js";
 import { outputKey } from "../blob-keys.js";
 import { leaseNames } from "./run-stub.js";
 import { inputBlobSizes, registerInputBlob } from "../db.js";
+import { recordBlob } from "../retention.js";
 
 function shaOf(ref: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
@@ -49,6 +50,8 @@ export const blobs = new Hono<CallerEnv>()
       throw new HTTPException(400, { message: `the body does not match sha256:${sha256}: ${(e as Error).message}` });
     }
     const size = object?.size ?? 0;
+    // Kept while a run, a cache entry or a module holds it, and for BLOB_GRACE after this (retention.ts).
+    await recordBlob(c.env.DB, sha256, size);
     if (c.get("caller").kind === "api") await registerInputBlob(c.env.DB, sha256, size);
     return c.json({ sha256, size });
   })

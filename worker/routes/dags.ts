@@ -5,7 +5,16 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../../core/dag/parse.js";
-import type { ControlAnswer, ErrorBody, RetryAnswer, RunListing, Submitter, SubmitAnswer } from "../../core/api.js";
+import type {
+  ControlAnswer,
+  DeleteAnswer,
+  ErrorBody,
+  RetryAnswer,
+  RunListing,
+  Submitter,
+  SubmitAnswer,
+} from "../../core/api.js";
+import { deleteRun } from "../retention.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { readOrSubmit, requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
 import { inputBlobSizes, moduleByName, recentRuns } from "../db.js";
@@ -146,6 +155,13 @@ export const dags = new Hono<CallerEnv>()
     await mayControl(apiCaller(c), stub);
     const { status } = valueOf(await stub.control(action));
     return c.json({ id, status } satisfies ControlAnswer);
+  })
+  .delete("/:id", async (c) => {
+    // Its storage, logs, index line and blob references now; blobs only it held at the next sweep.
+    const id = await runId(c.env, c.req.param("id"));
+    await mayControl(apiCaller(c), exactRunStub(c.env, id));
+    await deleteRun(c.env, id);
+    return c.json({ id, deleted: true } satisfies DeleteAnswer);
   })
   .post("/:id/retry", async (c) => {
     const body = await readRetry(c.req.raw);

@@ -1,0 +1,17 @@
+-- What the retention sweep reads (worker/retention.ts), so that it needs to visit no run:
+-- every blob uploaded to R2's outputs/ (task outputs, the files of runs' inputs), with when it
+-- last arrived, and which runs hold which of them (outputs they accepted, files of their inputs,
+-- outputs they reused from the cache or from the run they retry).
+CREATE TABLE blobs (
+  sha256 TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  uploaded_at INTEGER NOT NULL
+);
+CREATE TABLE blob_refs (
+  sha256 TEXT NOT NULL,
+  run TEXT NOT NULL,
+  PRIMARY KEY (sha256, run)
+);
+CREATE INDEX blob_refs_run ON blob_refs (run);
+CREATE INDEX cache_output_sha ON cache (output_sha);
+CREATE INDEX cache_created ON cache (created_at);
