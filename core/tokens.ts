@@ -5,7 +5,7 @@
  *
  * - `read`: the page, runs and their outputs and logs, the runner pool, modules and blobs by
  *   name or hash, `/metrics`.
- * - `submit`: also runs (submit, and cancel, pause, resume and retry those it submitted),
+ * - `submit`: also runs (submit, and cancel, pause, resume, retry and delete those it submitted),
  *   modules and input blobs (upload).
  * - `admin`: everything, devices, enrollments and tokens included. `API_TOKEN` is an admin token.
  */
