@@ -28,6 +28,20 @@ import { safe, safeText } from "./terminal.js";
 
 const json = { type: "boolean", help: "machine-readable output" } as const satisfies Flag;
 
+/** `tokens` and `tokens list`: the scoped API tokens. */
+const tokensList = command({
+  usage: "",
+  summary: "the scoped API tokens: name, scope, state (never the tokens themselves)",
+  options: { json },
+  async run({ client, values, io, args }) {
+    args(0, "no arguments (its subcommands: tokens list, create and revoke)");
+    const tokens = await client.tokens();
+    if (values.json) io.out(JSON.stringify(tokens, null, 2));
+    else tokenLines(tokens).forEach((line) => io.out(line));
+    return 0;
+  },
+});
+
 /** `cancel`, `pause` and `resume`: one run ID, the run's new status. */
 const control = (verb: "cancel" | "pause" | "resume", summary: string): Command =>
   command({
@@ -221,18 +235,8 @@ export const COMMANDS: Record<string, Command> = {
       return 0;
     },
   }),
-  tokens: command({
-    usage: "",
-    summary: "the scoped API tokens: name, scope, state (never the tokens themselves)",
-    options: { json },
-    async run({ client, values, io, args }) {
-      args(0, "no arguments (its subcommands: tokens create and revoke)");
-      const tokens = await client.tokens();
-      if (values.json) io.out(JSON.stringify(tokens, null, 2));
-      else tokenLines(tokens).forEach((line) => io.out(line));
-      return 0;
-    },
-  }),
+  tokens: tokensList,
+  "tokens list": tokensList,
   "tokens create": command({
     usage: "--name NAME --scope read|submit|admin [--ttl 90d]",
     summary: "mint a scoped API token, for the page, the CLI or a script that should do no more than it needs",

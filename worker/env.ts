@@ -15,7 +15,7 @@ export interface Env {
   /** The bench's echo object (durable/bench-echo.ts): a socket, no RPC. */
   BENCH_ECHO_OBJECT: DurableObjectNamespace;
   DB: D1Database;
-  /** Task modules under modules/<sha256>, large outputs under outputs/<sha256>. */
+  /** Task modules under modules/<sha256>, large outputs and input files under outputs/<sha256>, long logs under logs/<run>/. */
   BLOBS: R2Bucket;
   ASSETS: Fetcher;
   API_TOKEN?: string;

@@ -227,7 +227,7 @@ describe("distro", () => {
     const submit = await distro("submit", "dags/hello_fanout.yaml", "--token", token);
     expect(submit.err).toMatch(/has scope read; (PUT \/api\/modules\/\S+|POST \/api\/dags) needs submit/);
     // Listed without the token, then revoked: 401 from then on.
-    const listed = await distro("tokens");
+    const listed = await distro("tokens", "list");
     expect(listed.out).toMatch(new RegExp(`${id}\\s+wall display\\s+read\\s+\\S+ \\S+\\s+good until`));
     expect(listed.out).not.toContain(token);
     const json = JSON.parse((await distro("tokens", "--json")).out) as { id: string; scope: string }[];
@@ -250,7 +250,18 @@ describe("distro", () => {
   it("--help for every command, and exit 2 for an unknown one", async () => {
     for (const command of [
       ...["submit", "runs", "status", "runners", "runners add", "runners revoke", "runners trust", "runners untrust"],
-      ...["output", "cancel", "pause", "resume", "modules", "rm", "tokens", "tokens create", "tokens revoke"],
+      ...[
+        "output",
+        "cancel",
+        "pause",
+        "resume",
+        "modules",
+        "rm",
+        "tokens",
+        "tokens list",
+        "tokens create",
+        "tokens revoke",
+      ],
     ]) {
       const { code, out } = await distro(...command.split(" "), "--help");
       expect(code, command).toBe(0);
