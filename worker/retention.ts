@@ -20,7 +20,7 @@ import { valueOf } from "./errors.js";
 const DAY = 86_400_000;
 
 /** The retention settings from the environment; a value that does not parse falls back to its default. */
-export function retention(env: Env) {
+function retention(env: Env) {
   const duration = (v: string | undefined, fallback: number) => (v && parseDuration(v)) || fallback;
   return {
     runMs: duration(env.RUN_RETENTION, 30 * DAY),
