@@ -4,7 +4,29 @@
  * the runner that produced them claimed.
  */
 import { HTTPException } from "hono/http-exception";
+import type { z } from "zod";
 import { outputType } from "../core/abi.js";
+
+/**
+ * A small JSON body (at most 16 KiB; an empty one is `{}`) checked against `schema`: 400 for one
+ * that is not JSON, or `bad <what> request: <field>: <why>` for one the schema refuses.
+ */
+export async function readJson<S extends z.ZodType>(request: Request, schema: S, what: string): Promise<z.output<S>> {
+  const text = await readText(request, 16 * 1024);
+  let body: unknown;
+  try {
+    body = text.trim() === "" ? {} : JSON.parse(text);
+  } catch (e) {
+    throw new HTTPException(400, { message: `the body is not JSON: ${(e as Error).message}` });
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
+    throw new HTTPException(400, { message: `bad ${what} request: ${where}${issue.message}` });
+  }
+  return parsed.data;
+}
 
 /** Reads a text body, refusing one larger than `limit` bytes with 413. */
 export async function readText(request: Request, limit: number): Promise<string> {

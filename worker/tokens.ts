@@ -9,24 +9,7 @@ import { TOKEN_PREFIX, type TokenScope } from "../core/tokens.js";
 import type { Refused } from "./devices.js";
 import { hex, random, sha256 } from "./secrets.js";
 
-interface TokenRow {
-  id: string;
-  name: string;
-  scope: TokenScope;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-const view = (r: TokenRow): TokenView => ({
-  id: r.id,
-  name: r.name,
-  scope: r.scope,
-  created_at: r.created_at,
-  expires_at: r.expires_at,
-  revoked_at: r.revoked_at,
-});
-
+/** The columns of `api_tokens` but the hash: a row of them is a TokenView. */
 const COLUMNS = "id, name, scope, created_at, expires_at, revoked_at";
 
 /** Mints a token; it is in the answer and nowhere else. `ttlMs` null: it does not expire. */
@@ -42,27 +25,31 @@ export async function createToken(
     .prepare(`INSERT INTO api_tokens (id, name, scope, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`)
     .bind(id, spec.name, spec.scope, await sha256(token), now, expires)
     .run();
-  return {
-    view: view({ id, name: spec.name, scope: spec.scope, created_at: now, expires_at: expires, revoked_at: null }),
-    token,
+  const view: TokenView = {
+    id,
+    name: spec.name,
+    scope: spec.scope,
+    created_at: now,
+    expires_at: expires,
+    revoked_at: null,
   };
+  return { view, token };
 }
 
 /** Every token, newest first. */
 export async function tokens(d1: D1Database): Promise<TokenView[]> {
   const { results } = await d1
     .prepare(`SELECT ${COLUMNS} FROM api_tokens ORDER BY created_at DESC, id`)
-    .all<TokenRow>();
-  return results.map(view);
+    .all<TokenView>();
+  return results;
 }
 
 /** Revokes a token at once (every later request with it gets 401); null for an unknown id. */
 export async function revokeToken(d1: D1Database, id: string, now = Date.now()): Promise<TokenView | null> {
-  const row = await d1
+  return d1
     .prepare(`UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`)
     .bind(now, id)
-    .first<TokenRow>();
-  return row ? view(row) : null;
+    .first<TokenView>();
 }
 
 /** The token `given` is, while it is good: its id, name and scope; else why it is refused (401). */
@@ -75,7 +62,7 @@ export async function tokenOf(
     ? await d1
         .prepare(`SELECT ${COLUMNS} FROM api_tokens WHERE token_hash = ?`)
         .bind(await sha256(given))
-        .first<TokenRow>()
+        .first<TokenView>()
     : null;
   if (!row) return { refused: 401, message: "invalid token" };
   if (row.revoked_at !== null)

@@ -10,7 +10,7 @@ import type { EnrollmentCreated, EnrollmentView, JoinCommands } from "../../core
 import { ENROLLMENT_LIMITS, LABEL, ttlMs } from "../../core/enrollment.js";
 import { requireScope, type CallerEnv } from "../auth.js";
 import { createEnrollment, enrollments as listEnrollments, revokeEnrollment } from "../devices.js";
-import { readText } from "../http.js";
+import { readJson } from "../http.js";
 import { runnerBuild } from "./runner-package.js";
 
 const request = z.strictObject({
@@ -39,20 +39,7 @@ function joinCommands(origin: string, token: string, build: string | null): Join
 export const enrollments = new Hono<CallerEnv>()
   .use(requireScope("admin"))
   .post("/", async (c) => {
-    const text = await readText(c.req.raw, 16 * 1024);
-    let body: unknown;
-    try {
-      body = text.trim() === "" ? {} : JSON.parse(text);
-    } catch (e) {
-      throw new HTTPException(400, { message: `the body is not JSON: ${(e as Error).message}` });
-    }
-    const parsed = request.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
-      throw new HTTPException(400, { message: `bad enrollment request: ${where}${issue.message}` });
-    }
-    const { labels, uses, ttl, trusted } = parsed.data;
+    const { labels, uses, ttl, trusted } = await readJson(c.req.raw, request, "enrollment");
     const lifetime = ttlMs(ttl);
     if (lifetime === undefined)
       throw new HTTPException(400, {

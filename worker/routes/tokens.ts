@@ -10,7 +10,7 @@ import type { TokenCreated, TokenSelf, TokenView } from "../../core/api.js";
 import { ttlMs } from "../../core/enrollment.js";
 import { SCOPES, TOKEN_MAX_TTL_MS, TOKEN_NAME } from "../../core/tokens.js";
 import { requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
-import { readText } from "../http.js";
+import { readJson } from "../http.js";
 import { createToken, revokeToken, tokens as listTokens } from "../tokens.js";
 
 const request = z.strictObject({
@@ -27,20 +27,7 @@ export const tokens = new Hono<CallerEnv>()
   })
   .use(requireScope("admin"))
   .post("/", async (c) => {
-    const text = await readText(c.req.raw, 16 * 1024);
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (e) {
-      throw new HTTPException(400, { message: `the body is not JSON: ${(e as Error).message}` });
-    }
-    const parsed = request.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
-      throw new HTTPException(400, { message: `bad token request: ${where}${issue.message}` });
-    }
-    const { name, scope, ttl } = parsed.data;
+    const { name, scope, ttl } = await readJson(c.req.raw, request, "token");
     const lifetime = ttl === undefined ? null : ttlMs(ttl, TOKEN_MAX_TTL_MS);
     if (lifetime === undefined)
       throw new HTTPException(400, {
