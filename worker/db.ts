@@ -138,6 +138,11 @@ export async function runTotals(
 }
 
 /** Runs of the index that have not ended (whose runners may hold leases). */
+/** Whether the run index has a line for run `id`. */
+export async function indexed(d1: D1Database, id: string): Promise<boolean> {
+  return (await d1.prepare(`SELECT 1 AS n FROM run_index WHERE id = ?`).bind(id).first()) !== null;
+}
+
 export async function liveRuns(d1: D1Database): Promise<string[]> {
   const { results } = await d1
     .prepare(`SELECT id FROM run_index WHERE status NOT IN ('succeeded', 'failed', 'cancelled')`)

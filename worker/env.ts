@@ -56,7 +56,7 @@ export interface Env {
   BLOB_GRACE?: string;
   /** The result cache's age bound; default "30d". */
   CACHE_MAX_AGE?: string;
-  /** The result cache's size bound (its entries' outputs together, the oldest go first); default "1GiB". */
+  /** The result cache's size bound (its entries' outputs together, the oldest go first); default "256MiB". */
   CACHE_MAX_BYTES?: string;
   /** "1": `GET /api/bench/echo` reaches the bench's echo object (docs/benchmarks.md); otherwise that route is a 404. */
   BENCH_ECHO?: string;

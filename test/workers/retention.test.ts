@@ -132,14 +132,52 @@ describe("retention", () => {
     const fresh = bytesOf(`"fresh ${run}"`);
     const freshSha = await hex(fresh);
     await SELF.fetch(`${base}/api/blobs/sha256:${freshSha}`, { method: "PUT", headers: API, body: fresh });
-    await scheduledSweep({ BLOB_GRACE: "1s" });
+    // A blob in R2 from before retention (no row): an upload of it now leaves it unnoted, never swept.
+    const legacy = bytesOf(`"legacy ${run}"`);
+    const legacySha = await hex(legacy);
+    await env.BLOBS.put(`outputs/${legacySha}`, legacy);
+    await SELF.fetch(`${base}/api/blobs/sha256:${legacySha}`, { method: "PUT", headers: API, body: legacy });
+    // The first sweep marks what nothing holds; it deletes nothing yet.
+    const t0 = Date.now();
+    await scheduledSweep({ BLOB_GRACE: "1s" }, t0);
+    expect(await inR2(`outputs/${shas.only}`), "marked, not yet deleted").toBe(true);
+    const marked = async (sha: string) =>
+      env.DB.prepare(`SELECT doomed_at FROM blobs WHERE sha256 = ?`).bind(sha).first<number | null>("doomed_at");
+    expect(await marked(shas.only!)).toBe(t0);
+    expect(await marked(shas.shared!), "held by B").toBeNull();
+    // The sweep an hour later deletes it, and only it.
+    await scheduledSweep({ BLOB_GRACE: "1s" }, t0 + 3_600_000);
     expect(await inR2(`outputs/${shas.only}`), "held by A alone").toBe(false);
     expect(await inR2(`outputs/${shas.shared}`), "held by B").toBe(true);
     expect(await inR2(`outputs/${cachedSha}`), "held by the cache").toBe(true);
     expect(await inR2(`modules/${moduleSha}`), "a module").toBe(true);
-    expect(await inR2(`outputs/${freshSha}`), "inside its grace").toBe(true);
+    expect(await inR2(`outputs/${freshSha}`), "inside its grace at the first sweep").toBe(true);
+    expect(await inR2(`outputs/${legacySha}`), "from before retention").toBe(true);
     expect(await env.DB.prepare(`SELECT count(*) AS n FROM blobs WHERE sha256 = ?`).bind(shas.only).first("n")).toBe(0);
+    // The fresh one was marked by that sweep; uploaded again, it is not deleted by the next.
+    expect(await marked(freshSha)).toBe(t0 + 3_600_000);
+    await SELF.fetch(`${base}/api/blobs/sha256:${freshSha}`, { method: "PUT", headers: API, body: fresh });
+    expect(await marked(freshSha)).toBeNull();
+    await scheduledSweep({ BLOB_GRACE: "1s" }, Date.now() + 2 * 3_600_000);
+    expect(await inR2(`outputs/${freshSha}`), "uploaded again").toBe(true);
     await SELF.fetch(`${base}/api/dags/${open}/cancel`, { method: "POST", headers: API });
+  });
+
+  it("finishes a delete that was cut short after the run's storage went", async () => {
+    const put = await SELF.fetch(`${base}/api/modules/keep.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    expect(put.status).toBe(200);
+    const id = await submit("name: cut\ncache: false\ntasks:\n  - { id: t, module: keep.wasm }\n");
+    await SELF.fetch(`${base}/api/dags/${id}/cancel`, { method: "POST", headers: API });
+    // The object's storage goes, then the delete stops (say R2 failed): the index line stays.
+    await runInDurableObject(env.DAG_RUN.get(env.DAG_RUN.idFromString(id)), (object) => object.purge());
+    expect(await env.DB.prepare(`SELECT count(*) AS n FROM run_index WHERE id = ?`).bind(id).first("n")).toBe(1);
+    const again = await SELF.fetch(`${base}/api/dags/${id}`, { method: "DELETE", headers: API });
+    expect(await again.json<DeleteAnswer>()).toEqual({ id, deleted: true });
+    expect(await env.DB.prepare(`SELECT count(*) AS n FROM run_index WHERE id = ?`).bind(id).first("n")).toBe(0);
+    // A run there never was is a 404.
+    expect((await SELF.fetch(`${base}/api/dags/${"a".repeat(64)}`, { method: "DELETE", headers: API })).status).toBe(
+      404,
+    );
   });
 
   it("deletes runs past RUN_RETENTION at the sweep, and keeps the result cache to its age and size bounds", async () => {

@@ -78,9 +78,13 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     try {
       await this.apply({ type: "start", plan, ...(link ?? {}) });
     } catch (e) {
-      // A plan the object cannot keep leaves no run behind: the id goes with it.
+      // A plan the object cannot keep leaves no run behind: the id goes with it, and its claims.
       store.forget();
       this.ctx.storage.transactionSync(() => store.deleteMeta("id"));
+      await this.env.DB.prepare(`DELETE FROM blob_refs WHERE run = ?`)
+        .bind(id)
+        .run()
+        .catch((e: unknown) => console.error(`run ${id}: removing the blob claims of a start that failed`, e));
       throw e;
     }
     await index.refresh();

@@ -43,6 +43,7 @@ export const blobs = new Hono<CallerEnv>()
     if (length > MAX_OUTPUT_BYTES)
       throw new HTTPException(413, { message: `a blob is at most ${MAX_OUTPUT_BYTES} bytes` });
     const body = streamed ? c.req.raw.body! : await readBytes(c.req.raw, MAX_OUTPUT_BYTES);
+    const fresh = (await c.env.BLOBS.head(outputKey(sha256))) === null;
     let object: R2Object | null;
     try {
       object = await c.env.BLOBS.put(outputKey(sha256), body, { sha256 });
@@ -51,7 +52,7 @@ export const blobs = new Hono<CallerEnv>()
     }
     const size = object?.size ?? 0;
     // Kept while a run, a cache entry or a module holds it, and for BLOB_GRACE after this (retention.ts).
-    await recordBlob(c.env.DB, sha256, size);
+    await recordBlob(c.env.DB, sha256, size, fresh);
     if (c.get("caller").kind === "api") await registerInputBlob(c.env.DB, sha256, size);
     return c.json({ sha256, size });
   })

@@ -17,7 +17,7 @@ import type {
 import { deleteRun } from "../retention.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { readOrSubmit, requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
-import { inputBlobSizes, moduleByName, recentRuns } from "../db.js";
+import { indexed, inputBlobSizes, moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
 import { moduleKey, outputKey } from "../blob-keys.js";
@@ -159,7 +159,12 @@ export const dags = new Hono<CallerEnv>()
   .delete("/:id", async (c) => {
     // Its storage, logs, index line and blob references now; blobs only it held at the next sweep.
     const id = await runId(c.env, c.req.param("id"));
-    await mayControl(apiCaller(c), exactRunStub(c.env, id));
+    const stub = exactRunStub(c.env, id);
+    const caller = apiCaller(c);
+    const known = await stub.status();
+    if (known.ok) await mayControl(caller, stub);
+    // A delete cut short left the index line of a run whose object is empty: an admin finishes it.
+    else if (caller.scope !== "admin" || !(await indexed(c.env.DB, id))) valueOf(known);
     await deleteRun(c.env, id);
     return c.json({ id, deleted: true } satisfies DeleteAnswer);
   })
