@@ -1,6 +1,7 @@
 // The result cache as a run uses it (worker/run-host/result-cache.ts) through a fake host: tasks
 // in `lookup` asked for LOOKUP_BATCH at a time until none is left, hits and misses by key, one
-// loop at a time, a cache that cannot answer taken as a miss, a loop that never rejects, and
+// loop at a time, a cache that cannot answer taken as a miss, a hit in blob storage that cannot
+// be claimed taken as a miss, a loop that never rejects, and
 // filing only what has an output.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { BlobRef } from "../../core/protocol/messages";
@@ -25,7 +26,7 @@ function setup(tasks: string[], cached: Record<string, Uint8Array | BlobRef> = {
   const waiting = [...tasks];
   const applied: LookedUp[] = [];
   const filed: { key: string; output: Uint8Array | BlobRef }[][] = [];
-  const state = { ended: false, findFails: false, applyFails: false, queries: 0 };
+  const state = { ended: false, findFails: false, applyFails: false, applyFailsWithBlobs: false, queries: 0 };
   const outputs: Record<string, Uint8Array | BlobRef> = {};
   const cache = new ResultCache({
     lookups: (limit) => waiting.slice(0, limit).map(row),
@@ -43,6 +44,8 @@ function setup(tasks: string[], cached: Record<string, Uint8Array | BlobRef> = {
     output: (task) => outputs[task] ?? null,
     apply: (event) => {
       if (state.applyFails) return Promise.reject(new Error("the machine refused"));
+      if (state.applyFailsWithBlobs && event.hits.some((h) => !(h.output instanceof Uint8Array)))
+        return Promise.reject(new Error("D1 is down: the claim was not written"));
       applied.push(event);
       for (const { task } of [...event.hits, ...event.misses]) waiting.splice(waiting.indexOf(task), 1);
       return Promise.resolve();
@@ -105,6 +108,21 @@ describe("result cache", () => {
     stuck.state.applyFails = false;
     await stuck.cache.lookup();
     expect(stuck.waiting).toEqual([]);
+  });
+
+  it("takes hits in blob storage as misses when the answer with them cannot be applied", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const inline = new Uint8Array([1]);
+    const blob = { sha256: "c".repeat(64), size: 3 };
+    const { cache, applied, state, waiting } = setup(["a", "b"], { "key:a": inline, "key:b": blob });
+    // Only the answer that carries a blob fails (its claim cannot be written).
+    state.applyFailsWithBlobs = true;
+    await cache.lookup();
+    expect(applied).toEqual([
+      { type: "looked_up", hits: [{ task: "a", output: inline }], misses: [{ task: "b", key: "key:b" }] },
+    ]);
+    expect(waiting).toEqual([]);
+    expect(error).toHaveBeenCalledWith("DagRun cache lookup: hits in blob storage taken as misses", expect.any(Error));
   });
 
   it("files only the tasks that have an output, and logs a filing that fails", async () => {
