@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RunListing, RunSummary } from "../../core/api";
 import { emptyMetrics, type RunMetrics } from "../../worker/metrics";
-import { INDEX_MS, RunIndex } from "../../worker/run-host/run-index";
+import { INDEX_MS, RETRY_MS, RunIndex } from "../../worker/run-host/run-index";
 import { metaMap } from "../helpers/meta-map";
 
 const summary: RunSummary = {
@@ -92,14 +92,23 @@ describe("run index", () => {
     ]);
   });
 
-  it("logs a write that fails and carries on; writes nothing before the run has its plan", async () => {
+  it("logs a write that fails and has it due again RETRY_MS later; writes nothing before the run has its plan", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
-    const { index, fail, written } = setup();
+    const { index, fail, written, clock } = setup();
     fail.next = true;
     index.changed();
     await expect(index.refresh()).resolves.toBeUndefined();
-    expect(error).toHaveBeenCalledWith("DagRun run: the run index refresh failed", expect.any(Error));
+    expect(error).toHaveBeenCalledWith(
+      "DagRun run: the run index refresh failed; trying again in 10 s",
+      expect.any(Error),
+    );
+    expect(index.due()).toBe(clock.now + RETRY_MS);
+    fail.next = false;
+    clock.now += RETRY_MS;
+    await index.refresh();
     expect(index.due()).toBeNull();
+    expect(written).toHaveLength(1);
+    written.length = 0;
     const empty = setup(metaMap(), { planned: false });
     await empty.index.refresh();
     expect(empty.written).toEqual([]);

@@ -228,7 +228,11 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
     clock.fired();
     const now = Date.now();
     if (isDue(demandRetryAt(store), now)) await retryDemand(effects, this.demandNow());
-    if (!this.live()) return;
+    if (!this.live()) {
+      // A run that ended has an alarm only while its index line failed to be written.
+      if (store.meta("id") && isDue(index.due(), now)) await index.refresh();
+      return this.arm(now);
+    }
     for (const { runner, ws } of silentSockets(this.ctx, now, config.leaseGraceMs)) {
       const last = runner !== null && lastSocketOf(this.ctx, ws) === runner;
       ws.close(CLOSE.silent, "no heartbeat");
@@ -346,7 +350,8 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
 
   private async arm(now: number): Promise<void> {
     const { store, clock, config, watchers, index } = this.run;
-    if (isFinal(store.status())) return;
+    if (!store.meta("id")) return;
+    if (isFinal(store.status())) return clock.arm(now, [index.due()]);
     const sweep = runnerSockets(this.ctx).length > 0 ? now + config.leaseGraceMs / 2 : null;
     await clock.arm(now, [store.nextDeadline(), sweep, watchers.due(), index.due(), demandRetryAt(store)]);
   }

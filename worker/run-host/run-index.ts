@@ -3,8 +3,8 @@
  * at most every INDEX_MS while the run changes, at once when its status changes (the DagRun's
  * `status` effect), and so at its end. Whether the line is behind, and when it is due, are kept
  * in meta (`index_due`, `indexed_at`), so the DagRun's alarm refreshes it even after an eviction.
- * Best effort: the index is a convenience for listings; a write that fails is logged, and the run
- * itself lives on in its object.
+ * A write that fails is logged and due again RETRY_MS later, also after the run ended (the DagRun's
+ * alarm waits for it): the retention sweep finds finished runs by their line.
  */
 import type { RunListing, RunSummary } from "../../core/api.js";
 import type { RunMetrics } from "../metrics.js";
@@ -12,6 +12,8 @@ import { timeOf, type Meta } from "./meta.js";
 
 /** The index follows the run at most this often. */
 export const INDEX_MS = 1000;
+/** A failed write is tried again this much later. */
+export const RETRY_MS = 10_000;
 const DUE = "index_due";
 const INDEXED = "indexed_at";
 
@@ -58,7 +60,8 @@ export class RunIndex {
       const line = { id, name, status, tasks: summary.tasks_total, counts, created_at, updated_at, finished_at };
       await this.host.write(line, this.host.metrics());
     } catch (e) {
-      console.error(`DagRun ${id}: the run index refresh failed`, e);
+      console.error(`DagRun ${id}: the run index refresh failed; trying again in ${RETRY_MS / 1000} s`, e);
+      this.setDue(this.host.now() + RETRY_MS);
     }
   }
 
