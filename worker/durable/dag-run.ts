@@ -373,12 +373,6 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
 }
 
 /**
- * The event with the bytes of the output blobs in it that a `map: { over }` maps over, read from
- * blob storage (the machine reads only its own storage; inline outputs it has). Only a result of
- * an attempt leased to the runner that sends it, or a cache hit of a task in lookup, is read, each
- * blob once: a frame of stray results costs no reads.
- */
-/**
  * The blobs `event` may make the run hold: the files of its inputs and the outputs it reuses at
  * its start, the outputs of results of attempts leased to their runner, the cache's hits.
  */
@@ -402,6 +396,12 @@ function heldBlobs(event: RunEvent, store: SqlStore): string[] {
   return [];
 }
 
+/**
+ * The event with the bytes of the output blobs in it that a `map: { over }` maps over, read from
+ * blob storage (the machine reads only its own storage; inline outputs it has). Only a result of
+ * an attempt leased to the runner that sends it, or a cache hit of a task in lookup, is read, each
+ * blob once: a frame of stray results costs no reads.
+ */
 async function withBlobs(event: RunEvent, store: SqlStore, blobs: R2Bucket): Promise<RunEvent> {
   if (event.type !== "results" && event.type !== "looked_up" && event.type !== "start") return event;
   // Asked only once the run has its plan: the sources are read once and kept (a start has its plan).
