@@ -150,6 +150,9 @@ describe("hostile log frames", () => {
     const lessee = await runner(id, "gaps");
     const [task] = (await lessee.next("tasks")).tasks;
     lessee.send({ type: "log", task: "only", attempt: 1, offset: 0, chunk: "abcd" });
+    // The object may handle one socket's frames out of order (run-logs.ts): the overlapping chunk
+    // goes once the first is kept, so that it is the one refused.
+    await eventually(async () => (await read(id)).text === "abcd");
     lessee.send({ type: "log", task: "only", attempt: 1, offset: 2, chunk: "zzzz" });
     for (let i = 0; i < 4; i++)
       lessee.send({ type: "log", task: "only", attempt: 1, offset: 100 + i * 1000, chunk: "x".repeat(900) });
