@@ -149,7 +149,8 @@ tasks:
       expect(await other.textContent("#who")).toBe("wall display (read)");
       await other.waitForSelector(`tr[data-run="${theirs}"]`);
       await other.goto(url(`#/runs/${theirs}`));
-      await other.waitForSelector("#head .state");
+      // The view, not the one before it: its head names the run.
+      await other.waitForSelector("#head h2:has-text('theirs')");
       expect(await other.textContent("#submitter")).toBe("API_TOKEN");
       expect(await other.$$("#head button[data-action]")).toHaveLength(0);
       await other.goto(url("#/runners"));
@@ -163,7 +164,8 @@ tasks:
       await other.click('#head button[data-action="cancel"]');
       await other.waitForSelector("#head .state.cancelled");
       await other.goto(url(`#/runs/${theirs}`));
-      await other.waitForSelector("#head .state");
+      // The view, not the one before it: its head names the run.
+      await other.waitForSelector("#head h2:has-text('theirs')");
       expect(await other.$$("#head button[data-action]")).toHaveLength(0);
       await other.goto(url("#/runners"));
       await other.waitForSelector("#runners table");
