@@ -37,7 +37,7 @@ function retention(env: Env) {
 
 /**
  * Notes a blob that arrived in `outputs/` now: its grace starts over and a sweep's mark is
- * cleared. `new`: it was not in R2 before this upload; one that was, and has no row, is from
+ * cleared. `fresh`: it was not in R2 before this upload; one that was, and has no row, is from
  * before retention and stays unnoted (never swept).
  */
 export async function recordBlob(d1: D1Database, sha256: string, size: number, fresh: boolean, now = Date.now()) {

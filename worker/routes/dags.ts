@@ -11,6 +11,7 @@ import type {
   ErrorBody,
   RetryAnswer,
   RunListing,
+  RunSummary,
   Submitter,
   SubmitAnswer,
 } from "../../core/api.js";
@@ -74,9 +75,12 @@ function submitter(caller: ApiCaller): Submitter {
  * only the runs it submitted.
  */
 async function mayControl(caller: ApiCaller, stub: ReturnType<typeof exactRunStub>): Promise<void> {
-  if (caller.scope === "admin") return;
-  const run = valueOf(await stub.status());
-  if (run.submitted_by?.token === caller.token) return;
+  if (caller.scope !== "admin") mayControlRun(caller, valueOf(await stub.status()));
+}
+
+/** 403 unless `caller`, a token below admin, submitted `run`. */
+function mayControlRun(caller: ApiCaller, run: RunSummary): void {
+  if (caller.scope === "admin" || run.submitted_by?.token === caller.token) return;
   const by = run.submitted_by ? `token ${run.submitted_by.token} (${run.submitted_by.name})` : "an older coordinator";
   throw new HTTPException(403, {
     message: `token ${caller.token} (${caller.name}) has scope ${caller.scope}: it controls only the runs it submitted, and run ${run.id.slice(0, 12)} was submitted by ${by}`,
@@ -162,7 +166,7 @@ export const dags = new Hono<CallerEnv>()
     const stub = exactRunStub(c.env, id);
     const caller = apiCaller(c);
     const known = await stub.status();
-    if (known.ok) await mayControl(caller, stub);
+    if (known.ok) mayControlRun(caller, known.value);
     // A delete cut short left the index line of a run whose object is empty: an admin finishes it.
     else if (caller.scope !== "admin" || !(await indexed(c.env.DB, id))) valueOf(known);
     await deleteRun(c.env, id);
