@@ -478,6 +478,21 @@ describe("prefetch and work stealing", () => {
     const store = new MemoryStore();
     stealRacingStart(store, over(store));
   });
+  it("tells the victim of a steal when the work it handed back is ready again (a steal in one event with its backlog)", () => {
+    const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 6] } }]`);
+    transition(store, { type: "attach", runner: "holder", name: "h", want: 4, holding: [], slots: 1 }, 1);
+    // The thief takes the last two and asks for one more: in that one event the holder hears it
+    // has no backlog, and is asked to give one back.
+    const both = transition(store, { type: "attach", runner: "thief", name: "t", want: 3, holding: [], slots: 2 }, 2);
+    expect(both).toContainEqual({ type: "dispatch", runner: "holder", tasks: [], backlog: 0 });
+    expect(both).toContainEqual({ type: "steal", runner: "holder", count: 1 });
+    // It hands back three: the thief takes one, and the holder must hear that two are ready
+    // (its slot allocator keeps no room for a run it was told has none: the run would stall).
+    const handed = [1, 2, 3].map((i) => ({ task: `w[${i}]`, attempt: 1 }));
+    const back = transition(store, { type: "reject", runner: "holder", tasks: handed }, 3);
+    expect(dispatched(back).map((t) => t.task)).toHaveLength(1);
+    expect(back).toContainEqual({ type: "dispatch", runner: "holder", tasks: [], backlog: 2 });
+  });
 });
 
 describe("held attempts", () => {

@@ -922,17 +922,18 @@ function tellBacklogs(
   ctx: Ctx,
   sent: Extract<Effect, { type: "dispatch" }>[],
   ready: number,
-  runners: readonly RunnerRow[],
+  runners: RunnerRow[],
 ): void {
   const { store, now } = ctx;
   const backlogOf = backlogs(store, ready, now);
-  for (const runner of runners) {
+  for (const [i, runner] of runners.entries()) {
     const frame = sent.find((e) => e.runner === runner.id);
     const backlog = backlogOf(runner);
     const changed = runner.backlogTold < 0 || runner.backlogTold > 0 !== backlog > 0;
     if (frame) ctx.effects.push({ ...frame, backlog });
     else if (changed) ctx.effects.push({ type: "dispatch", runner: runner.id, tasks: [], backlog });
-    if (changed) store.putRunner({ ...runner, backlogTold: backlog });
+    // Kept in `runners` too: a steal after this writes these rows back whole.
+    if (changed) store.putRunner((runners[i] = { ...runner, backlogTold: backlog }));
   }
 }
 
