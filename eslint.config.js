@@ -40,8 +40,13 @@ export default tseslint.config(
             boundary("./runner", "./dev", "the runner package holds runner/ and core/ only; dev/ is the local harness"),
             boundary(
               "./core",
-              ["./worker", "./runner", "./cli", "./dev", "./bench", "./test", "./scripts"],
+              ["./worker", "./runner", "./cli", "./dev", "./bench", "./test", "./scripts", "./page"],
               "core/ imports only zod, yaml and itself",
+            ),
+            boundary(
+              "./page",
+              ["./worker", "./runner", "./cli", "./dev", "./bench", "./test", "./scripts"],
+              "the status page imports only core/ (the API types, formats and the DAG parser) and itself",
             ),
           ],
         },
@@ -58,6 +63,19 @@ export default tseslint.config(
           patterns: [
             { regex: "^(?!zod$|yaml$|\\.{1,2}/)", message: "core/ imports only zod, yaml and its own modules" },
           ],
+        },
+      ],
+    },
+  },
+  {
+    // The status page runs in the browser: what it shares with the coordinator comes from core/;
+    // zod only to set its CSP-safe mode (page/zod-csp.ts).
+    files: ["page/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [{ regex: "^(?!zod$|\\.{1,2}/)", message: "the page imports only core/, zod and its own modules" }],
         },
       ],
     },

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { paramTypes, parseDag } from "../core/dag/parse.js";
+import { declaredFields, parseDag } from "../core/dag/parse.js";
 import { coerceParam } from "../core/dag/params.js";
 import type { DagPlan, Problem } from "../core/dag/plan.js";
 import { formatSize } from "../core/units.js";
@@ -46,8 +46,10 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
   } catch (e) {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const types = paramTypes(yaml);
-  const params = Object.fromEntries(opts.params.map(([name, text]) => [name, coerceParam(text, types.get(name))]));
+  const decls = declaredFields(yaml).params;
+  const params = Object.fromEntries(
+    opts.params.map(([name, text]) => [name, coerceParam(text, decls.get(name)?.type)]),
+  );
   const parsed = parseDag(yaml, { params });
   if (!parsed.ok) {
     io.err(`distro: ${file} is not a valid DAG`);

@@ -294,3 +294,37 @@ export interface ModuleInfo {
   sha256: string;
   size: number;
 }
+
+/** `GET /api/modules`: the names modules were uploaded under, newest first. */
+export interface ModuleListing {
+  modules: (ModuleInfo & { uploaded_at: number })[];
+}
+
+/** One attempt as the run's timeline draws it: which device ran which task, from when to when. */
+interface TimelineAttempt {
+  task: string;
+  attempt: number;
+  runner_name: string;
+  started_at: number;
+  /** null while it runs. */
+  ended_at: number | null;
+  outcome: AttemptOutcome;
+}
+
+/**
+ * `GET /api/dags/:id/timeline`: every attempt of the run (the first TIMELINE_MAX by start when it
+ * has more: `cut`), and the tasks finished over the whole run, `finished[i]` those whose last
+ * attempt ended in the i-th `bucket_ms` after `created_at` (a second, or more for a long run: at
+ * most 600 buckets).
+ */
+export interface TimelineView {
+  created_at: number;
+  finished_at: number | null;
+  attempts: TimelineAttempt[];
+  cut: boolean;
+  bucket_ms: number;
+  finished: number[];
+}
+
+/** Most attempts `GET /api/dags/:id/timeline` lists. */
+export const TIMELINE_MAX = 20_000;

@@ -6,8 +6,8 @@
 // and their tarballs, dist/packages/distro-runner.tgz and dist/packages/distro.tgz. Each bundle's
 // metafile is checked: an input from outside the package's own folders fails the build. The
 // coordinator serves the runner's tarball itself, so a device installs it from the coordinator it
-// joins (same commit, same version, no registry): it is copied to public/runner.tgz, with its
-// sha256 in public/runner.tgz.sha256 (both ignored by git, rebuilt by every build).
+// joins (same commit, same version, no registry): it is copied to dist/site/runner.tgz, beside the
+// status page (build-page.js), with its sha256 in dist/site/runner.tgz.sha256 (rebuilt by every build).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -97,7 +97,8 @@ for (const pkg of PACKAGES) {
   );
 }
 
-const served = join(ROOT, "public", "runner.tgz");
+mkdirSync(join(ROOT, "dist", "site"), { recursive: true });
+const served = join(ROOT, "dist", "site", "runner.tgz");
 copyFileSync(join(OUT, "distro-runner.tgz"), served);
 const sha256 = createHash("sha256").update(readFileSync(served)).digest("hex");
 writeFileSync(`${served}.sha256`, `${sha256}  runner.tgz\n`);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run check:deploy` (run by .ci/run): bundles the Worker as `wrangler deploy` would, without
+// `npm run check:deploy` (run by .ci/run): builds the status page (scripts/build-page.js), then
+// bundles the Worker as `wrangler deploy` would, without
 // an account or the network (`wrangler deploy --dry-run`), and reports its size against the
 // Workers limit on a script's compressed size (3 MiB on the Free plan, 10 MiB on Paid). Fails
 // when the bundle does not build or passes the Free plan's limit.
@@ -12,6 +13,10 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FREE_LIMIT_KIB = 3 * 1024;
 const PAID_LIMIT_KIB = 10 * 1024;
+
+// `[assets]` names dist/site, which must exist: the page is built first (it takes a second).
+const page = spawnSync(process.execPath, [join(ROOT, "scripts/build-page.js")], { cwd: ROOT, stdio: "inherit" });
+if (page.status !== 0) process.exit(1);
 
 const outdir = mkdtempSync(join(tmpdir(), "distro-deploy-"));
 try {

@@ -6,7 +6,7 @@
  * The schema is in migrations/ (applied with `wrangler d1 migrations apply`: docs/deploy.md); nothing
  * here creates a table.
  */
-import type { RunListing } from "../core/api.js";
+import type { ModuleListing, RunListing } from "../core/api.js";
 import { deviceOfRunner } from "../core/protocol/messages.js";
 import { emptyMetrics, merge, type RunMetrics } from "./metrics.js";
 
@@ -152,6 +152,14 @@ export async function liveRuns(d1: D1Database): Promise<string[]> {
 
 export async function moduleByName(d1: D1Database, name: string): Promise<{ sha256: string; size: number } | null> {
   return d1.prepare(`SELECT sha256, size FROM modules WHERE name = ?`).bind(name).first();
+}
+
+/** The names modules were uploaded under, newest first (`GET /api/modules`). */
+export async function listModules(d1: D1Database): Promise<ModuleListing["modules"]> {
+  const { results } = await d1
+    .prepare(`SELECT name, sha256, size, uploaded_at FROM modules ORDER BY uploaded_at DESC, name LIMIT 1000`)
+    .all<ModuleListing["modules"][number]>();
+  return results;
 }
 
 export async function registerModule(d1: D1Database, name: string, sha256: string, size: number): Promise<void> {

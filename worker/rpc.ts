@@ -3,7 +3,7 @@
  * interfaces, and `Env` types its namespaces with them rather than with the classes, so the
  * bindings (env.ts) never import a Durable Object module that imports them back.
  */
-import type { RetryAnswer, RunnerView, RunSummary, RunView, Submitter } from "../core/api.js";
+import type { RetryAnswer, RunnerView, RunSummary, RunView, Submitter, TimelineView } from "../core/api.js";
 import type { ResolvedPlan } from "../core/dag/plan.js";
 import type { DemandClass } from "../core/match.js";
 import type { BlobRef } from "../core/protocol/messages.js";
@@ -51,6 +51,8 @@ export interface DagRunRpc extends Rpc.DurableObjectBranded {
   status(): Promise<Answer<RunSummary>>;
   /** The run with its tasks and attempts (all, or `limit` from `offset`; only those in `state` when given). */
   view(offset?: number, limit?: number, state?: TaskState): Promise<Answer<RunView>>;
+  /** Every attempt (the first TIMELINE_MAX), and the tasks finished per bucket over the whole run. */
+  timeline(): Answer<TimelineView>;
   /**
    * New attempts for the failed, skipped and cancelled tasks of a run that ended (or for the
    * named ones and their skipped dependents): its status and how many tasks run again, or a

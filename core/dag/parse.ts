@@ -343,18 +343,23 @@ function firstLine(message: string): string {
   return message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
 }
 
-/** The param types a DAG document declares (a plain value's is its own), for reading `--param`s; empty when unreadable. */
-export function paramTypes(text: string): Map<string, ParamDecl["type"]> {
+/**
+ * What a submission of a DAG document may give, read even when the document has other problems:
+ * the params it declares (a plain value's type is its own) and the inputs it names; empty when
+ * the document is unreadable. The CLI reads `--param`s by these types; the page builds its form.
+ */
+export function declaredFields(text: string): { params: Map<string, ParamDecl>; inputs: string[] } {
   let raw: unknown;
   try {
     raw = parseDocument(text, { prettyErrors: false }).toJS({ maxAliasCount: 100 });
   } catch {
-    return new Map();
+    return { params: new Map(), inputs: [] };
   }
-  const params = (raw as { params?: unknown } | null)?.params;
-  if (params === null || typeof params !== "object" || Array.isArray(params)) return new Map();
-  const { decls } = declarations(params as Record<string, unknown>);
-  return new Map([...decls].map(([name, decl]) => [name, decl.type]));
+  const doc = (raw ?? {}) as { params?: unknown; inputs?: unknown };
+  const inputs = Array.isArray(doc.inputs) ? doc.inputs.filter((n): n is string => typeof n === "string") : [];
+  const params = doc.params;
+  if (params === null || typeof params !== "object" || Array.isArray(params)) return { params: new Map(), inputs };
+  return { params: declarations(params as Record<string, unknown>).decls, inputs };
 }
 
 /** What keeps the DAG's params from every task's definition (too large, nested too deep), or null. */

@@ -185,7 +185,7 @@ describe("adding a device from the status page", () => {
     } finally {
       await liar.stop();
     }
-    expect(await page.title()).toBe("Distro");
+    expect(await page.title()).toBe("Distro: runners");
   });
 
   it("reported no Content-Security-Policy violation", () => {

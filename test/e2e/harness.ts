@@ -98,7 +98,7 @@ export class Cluster {
 
   /** The URL the join commands install the runner from: this build's, `/runner-<12 hex>.tgz`. */
   get runnerUrl(): string {
-    const build = readFileSync(join(ROOT, "public", "runner.tgz.sha256"), "utf8").slice(0, 12);
+    const build = readFileSync(join(ROOT, "dist", "site", "runner.tgz.sha256"), "utf8").slice(0, 12);
     return `${this.coordinator.url.origin}/runner-${build}.tgz`;
   }
 

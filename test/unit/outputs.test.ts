@@ -1,5 +1,5 @@
 // How outputs are served is decided from their bytes alone, and the page's policy exists once
-// for the Worker and once for the assets layer (public/_headers): the two must agree.
+// for the Worker and once for the assets layer (page/_headers): the two must agree.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -34,8 +34,8 @@ describe("outputType", () => {
 });
 
 describe("the page's Content-Security-Policy", () => {
-  it("public/_headers gives the assets the same policy the Worker gives the pages it serves", () => {
-    const headers = readFileSync(join(ROOT, "public", "_headers"), "utf8");
+  it("page/_headers gives the assets the same policy the Worker gives the pages it serves", () => {
+    const headers = readFileSync(join(ROOT, "page", "_headers"), "utf8");
     const line = headers.split("\n").find((l) => l.trim().startsWith("Content-Security-Policy:"));
     expect(line?.trim().slice("Content-Security-Policy:".length).trim()).toBe(PAGE_CSP);
     expect(headers).toMatch(/^\s+X-Content-Type-Options: nosniff$/m);

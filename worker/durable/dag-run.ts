@@ -9,7 +9,7 @@
  * and a woken one finds its state in SQLite. Calls that can fail answer an `Answer` (errors.ts).
  */
 import { DurableObject } from "cloudflare:workers";
-import type { RetryAnswer, RunSummary, RunView, Submitter } from "../../core/api.js";
+import type { RetryAnswer, RunSummary, RunView, Submitter, TimelineView } from "../../core/api.js";
 import type { ResolvedPlan } from "../../core/dag/plan.js";
 import { CLOSE, deviceOfRunner, PROTOCOL_VERSION, type BlobRef } from "../../core/protocol/messages.js";
 import { isFinal, type RunStatus, type TaskState } from "../../core/status.js";
@@ -113,6 +113,11 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
 
   async view(offset = 0, limit = -1, state?: TaskState): Promise<Answer<RunView>> {
     return found(await this.run.read(offset, limit, state), this.noRun());
+  }
+
+  /** Every attempt, and the tasks finished per bucket over the whole run (`GET /api/dags/:id/timeline`). */
+  timeline(): Answer<TimelineView> {
+    return found(this.run.views.timeline(), this.noRun());
   }
 
   async control(action: ControlAction): Promise<Answer<{ status: RunStatus }>> {

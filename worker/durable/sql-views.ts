@@ -3,7 +3,15 @@
  * nodes with their instances counted by state, the tasks with their attempts (a page of them),
  * and one task's output. They read the tables of sql-schema.ts and never write.
  */
-import type { AttemptView, NodeView, RunSummary, Submitter, TaskView } from "../../core/api.js";
+import {
+  TIMELINE_MAX,
+  type AttemptView,
+  type NodeView,
+  type RunSummary,
+  type Submitter,
+  type TaskView,
+  type TimelineView,
+} from "../../core/api.js";
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
 import type { AttemptOutcome, TaskState } from "../../core/status.js";
 import type { Fetchable } from "../rpc.js";
@@ -153,6 +161,48 @@ export class RunViews {
           attempts: list,
         };
       });
+  }
+
+  /**
+   * Every attempt (the first TIMELINE_MAX by start), and the tasks finished in each bucket of
+   * the run: the page's per-device timeline and its throughput chart over the whole run.
+   */
+  timeline(now = Date.now()): TimelineView | null {
+    const created = Number(this.store.meta("created_at"));
+    if (!this.store.meta("id")) return null;
+    const finishedMeta = this.store.meta("finished_at");
+    const finishedAt = finishedMeta ? Number(finishedMeta) : null;
+    const rows = this.sql
+      .exec(
+        `SELECT task, attempt, runner_name, started_at, ended_at, outcome FROM attempts
+         ORDER BY started_at, task, attempt LIMIT ?`,
+        TIMELINE_MAX + 1,
+      )
+      .toArray();
+    const cut = rows.length > TIMELINE_MAX;
+    const attempts = rows.slice(0, TIMELINE_MAX).map((a) => ({
+      task: a.task as string,
+      attempt: a.attempt as number,
+      runner_name: a.runner_name as string,
+      started_at: a.started_at as number,
+      ended_at: a.ended_at as number | null,
+      outcome: a.outcome as AttemptOutcome,
+    }));
+    // Buckets of a second, or wider so that a long run has at most 600.
+    const span = Math.max(0, (finishedAt ?? now) - created);
+    const bucket = Math.max(1000, Math.ceil(span / 600 / 1000) * 1000);
+    const finished = new Array<number>(Math.floor(span / bucket) + 1).fill(0);
+    for (const row of this.sql.exec(
+      `SELECT (a.ended_at - ?1) / ?2 AS b, count(*) AS n FROM tasks t
+       JOIN attempts a ON a.task = t.key AND a.attempt = t.attempt
+       WHERE t.state IN ('succeeded', 'failed', 'cancelled') AND a.ended_at IS NOT NULL GROUP BY b`,
+      created,
+      bucket,
+    )) {
+      const at = Math.min(Math.max(0, Math.floor(row.b as number)), finished.length - 1);
+      finished[at]! += row.n as number;
+    }
+    return { created_at: created, finished_at: finishedAt, attempts, cut, bucket_ms: bucket, finished };
   }
 
   /** A task's state and accepted output (bytes, or where they are), or undefined when there is no such task. */

@@ -14,6 +14,7 @@ import type {
   RunSummary,
   Submitter,
   SubmitAnswer,
+  TimelineView,
 } from "../../core/api.js";
 import { deleteRun } from "../retention.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
@@ -142,6 +143,9 @@ export const dags = new Hono<CallerEnv>()
         : await stub.status();
     return c.json(valueOf(answer));
   })
+  .get("/:id/timeline", async (c) =>
+    c.json(valueOf(await (await runStub(c.env, c.req.param("id"))).timeline()) satisfies TimelineView),
+  )
   .get("/:id/watch", async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
       throw new HTTPException(426, { message: "GET /api/dags/:id/watch is a WebSocket: send `Upgrade: websocket`" });

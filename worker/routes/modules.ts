@@ -4,10 +4,10 @@
  * that hash in D1. Runners fetch modules by hash here, for a run whose lease names them.
  */
 import { Hono } from "hono";
-import type { ModuleInfo } from "../../core/api.js";
+import type { ModuleInfo, ModuleListing } from "../../core/api.js";
 import { HTTPException } from "hono/http-exception";
 import { requireDevice, requireScope, type CallerEnv } from "../auth.js";
-import { moduleByName, registerModule } from "../db.js";
+import { listModules, moduleByName, registerModule } from "../db.js";
 import { sha256Hex } from "../sha256.js";
 import { checkTaskModule } from "../../core/wasm/inspect.js";
 import { readBytes } from "../http.js";
@@ -20,6 +20,7 @@ const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export const modules = new Hono<CallerEnv>()
+  .get("/", requireScope("read"), async (c) => c.json({ modules: await listModules(c.env.DB) } satisfies ModuleListing))
   .put("/:name", requireScope("submit"), async (c) => {
     const name = c.req.param("name");
     if (!NAME.test(name)) {

@@ -1,14 +1,18 @@
-// "Add a device" on the runners page (#/runners), as GitHub's "New self-hosted runner" does it: a
-// form (labels, uses, expiry) asks the coordinator for an enrollment (POST /api/enrollments), then
-// the one-line command that installs the runner and joins with it is shown per platform, each with
-// a Copy button, beside the token's expiry and the warning that it is shown once; then, fed each
-// GET /api/runners listing the runners view loads, the panel says who joined with it and whether
-// it is connected. Whatever the coordinator or a device sent goes in as text (lib.js `el`), never as
-// HTML. Used by lists.js's runners view.
-import { api, dateTime, duration, el, fail, visible } from "./lib.js";
+/**
+ * "Add a device" on the runners page, as GitHub's "New self-hosted runner" does it: a form
+ * (labels, uses, expiry) asks the coordinator for an enrollment (POST /api/enrollments), then the
+ * one-line command that installs the runner and joins with it is shown per platform, each with a
+ * Copy button, beside the token's expiry and the warning that it is shown once; then, fed each
+ * GET /api/runners listing the runners view loads, the panel says who joined with it and whether
+ * it is connected.
+ */
+import type { DeviceView, EnrollmentCreated, EnrollmentRequest, JoinCommands, RunnerListing } from "../../core/api.js";
+import { formatDuration } from "../../core/units.js";
+import { dateTime } from "../format.js";
+import { copy, el, fail, post, visible } from "../lib.js";
 
-/** The platforms of `JoinCommands` (core/api.ts), in the order their tabs are shown. */
-const PLATFORMS = [
+/** The platforms of `JoinCommands`, in the order their tabs are shown. */
+const PLATFORMS: { key: keyof JoinCommands; label: string }[] = [
   { key: "unix", label: "Linux / macOS" },
   { key: "powershell", label: "Windows PowerShell" },
   { key: "termux", label: "Android (Termux)" },
@@ -19,17 +23,14 @@ const EXPIRIES = [
   ["1d", "1 day"],
   ["7d", "7 days"],
   ["30d", "30 days"],
-];
+] as const;
 const DEFAULT_EXPIRY = "1h";
 
-/**
- * The panel: a button, then the form, then the new enrollment's commands. `update(listing)` takes
- * a `RunnerListing` and shows the devices that joined with the enrollment shown.
- */
-export function addDevicePanel() {
+/** The panel: a button, then the form, then the new enrollment's commands; `update` shows who joined with it. */
+export function addDevicePanel(): { node: HTMLElement; update: (listing: Pick<RunnerListing, "devices">) => void } {
   const node = el("section", { id: "add-device", class: "add-device" });
   /** The enrollment shown and its status line, while its commands are on screen. */
-  let shown = null;
+  let shown: { enrollment: EnrollmentCreated; status: HTMLElement } | null = null;
 
   const collapse = () => {
     shown = null; // its token leaves the page with it
@@ -40,7 +41,7 @@ export function addDevicePanel() {
     };
     node.replaceChildren(open);
   };
-  const expand = (enrollment) => {
+  const expand = (enrollment: EnrollmentCreated) => {
     const status = el("p", { class: "joined", "aria-live": "polite" });
     shown = { enrollment, status };
     const done = el("button", { type: "button", id: "add-device-done" }, "Done");
@@ -48,7 +49,7 @@ export function addDevicePanel() {
     node.replaceChildren(commandsView(enrollment), status, done);
     update({ devices: [] });
   };
-  const update = (listing) => {
+  const update = (listing: Pick<RunnerListing, "devices">) => {
     if (!shown) return;
     const { enrollment, status } = shown;
     const joined = (Array.isArray(listing.devices) ? listing.devices : []).filter(
@@ -69,7 +70,7 @@ export function addDevicePanel() {
 }
 
 /** One device that joined with the enrollment shown: "Connected: <name> (<id>)" once it is. */
-function joinedLine(d) {
+function joinedLine(d: DeviceView): HTMLElement {
   const who = [el("bdi", {}, visible(d.name)), " (", el("bdi", {}, visible(d.id)), ")"];
   const [what, cls] = d.revoked_at
     ? ["Revoked: ", "error"]
@@ -79,8 +80,8 @@ function joinedLine(d) {
   return el("span", { class: `device-line ${cls}`, "data-device": String(d.id) }, what, ...who);
 }
 
-/** The form asking for an enrollment; `created` gets the `EnrollmentCreated`, `cancel` closes it. */
-function enrollForm(created, cancel) {
+/** The form asking for an enrollment; `created` gets the new enrollment, `cancel` closes it. */
+function enrollForm(created: (e: EnrollmentCreated) => void, cancel: () => void): HTMLFormElement {
   const labels = el("input", { name: "labels", placeholder: "gpu, big-memory", autocomplete: "off" });
   const uses = el("input", { name: "uses", type: "number", min: 1, max: 1000, value: 1, required: true });
   const ttl = el(
@@ -88,7 +89,7 @@ function enrollForm(created, cancel) {
     { name: "ttl" },
     EXPIRIES.map(([value, text]) => el("option", { value, selected: value === DEFAULT_EXPIRY }, text)),
   );
-  const error = el("p", { class: "error" });
+  const error = el("p", { class: "error", role: "alert" });
   const submit = el("button", { type: "submit" }, "Create the join command");
   const back = el("button", { type: "button", class: "link" }, "Cancel");
   back.onclick = cancel;
@@ -112,18 +113,12 @@ function enrollForm(created, cancel) {
     submit.disabled = true;
     error.textContent = "";
     try {
-      const request = {
+      const request: EnrollmentRequest = {
         labels: labels.value.split(/[\s,]+/).filter(Boolean),
         uses: uses.valueAsNumber,
         ttl: ttl.value,
       };
-      created(
-        await api("/api/enrollments", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify(request),
-        }),
-      );
+      created(await post<EnrollmentCreated>("/api/enrollments", request));
     } catch (err) {
       fail(err, error);
       submit.disabled = false;
@@ -133,11 +128,12 @@ function enrollForm(created, cancel) {
 }
 
 /** The new enrollment: its commands in one tab per platform, its expiry, and the shown-once warning. */
-function commandsView(enrollment) {
-  const commands = { unix: enrollment.command, ...enrollment.commands };
+function commandsView(enrollment: EnrollmentCreated): HTMLElement {
+  const commands: Partial<JoinCommands> = enrollment.commands ?? { unix: enrollment.command };
   const platforms = PLATFORMS.filter((p) => typeof commands[p.key] === "string");
   const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": "Platform" });
-  const panels = platforms.map((p, i) => {
+  const panels: HTMLElement[] = [];
+  platforms.forEach((p, i) => {
     const tab = el(
       "button",
       {
@@ -157,12 +153,14 @@ function commandsView(enrollment) {
     tabs.append(tab);
     const command = el("pre", { class: "command", "data-platform": p.key }, commands[p.key]);
     const copyButton = el("button", { type: "button", "data-copy": p.key }, "Copy");
-    copyButton.onclick = () => copy(command, copyButton);
-    return el(
-      "div",
-      { role: "tabpanel", id: `panel-${p.key}`, "aria-labelledby": `tab-${p.key}`, hidden: i !== 0 },
-      command,
-      copyButton,
+    copyButton.onclick = () => void copy(command.textContent ?? "", command, copyButton);
+    panels.push(
+      el(
+        "div",
+        { role: "tabpanel", id: `panel-${p.key}`, "aria-labelledby": `tab-${p.key}`, hidden: i !== 0 },
+        command,
+        copyButton,
+      ),
     );
   });
   const left = Math.max(0, enrollment.expires_at - Date.now());
@@ -183,21 +181,7 @@ function commandsView(enrollment) {
     el(
       "p",
       { class: "hint" },
-      `It joins ${times}${labels}, and expires at ${dateTime(enrollment.expires_at)} (in ${duration(left)}).`,
+      `It joins ${times}${labels}, and expires at ${dateTime(enrollment.expires_at)} (in ${formatDuration(left)}).`,
     ),
   );
-}
-
-/** Copies the command to the clipboard, or selects it for the user to copy where the page may not. */
-async function copy(command, button) {
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(command.textContent);
-    copied = true;
-  } catch {
-    // No clipboard here (a page over plain http from another address) or no permission.
-    getSelection().selectAllChildren(command);
-  }
-  button.textContent = copied ? "Copied" : "Selected: press Ctrl+C to copy";
-  setTimeout(() => (button.textContent = "Copy"), 2000);
 }

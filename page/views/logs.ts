@@ -1,0 +1,72 @@
+/**
+ * A task's whole log (GET /api/dags/:id/tasks/:task/logs): its stderr as the runner streamed it,
+ * read from where the last read ended (`X-Log-Next`) and, while the attempt runs and "follow" is
+ * on, again every second, scrolled to the end; with a download of what was read. Used by run.ts.
+ */
+import { el, objectUrl, onLeave, request } from "../lib.js";
+
+/** At most this much of a log is kept on the page (the coordinator keeps 1 MiB an attempt). */
+const SHOWN_CHARS = 2 * 1024 * 1024;
+
+/** The log panel of `task`'s attempt `attempt`; `close` takes it off the page. */
+export function logPanel(run: string, task: string, attempt: number, close: () => void): HTMLElement {
+  const text = el("pre", {
+    class: "log",
+    tabindex: 0,
+    "aria-label": `log of ${task} attempt ${attempt}`,
+    "data-log": task,
+  });
+  const follow = el("input", { type: "checkbox", checked: true, id: "log-follow" });
+  const state = el("small", { class: "hint", "aria-live": "polite" });
+  const download = el(
+    "a",
+    { href: "#", download: `${task.replace(/[^A-Za-z0-9_.-]/g, "_")}-${attempt}.log`, class: "download" },
+    "download",
+  );
+  const shut = el("button", { type: "button", class: "link" }, "close");
+  const panel = el(
+    "section",
+    { class: "log-panel", id: "log", "aria-label": `log of ${task}` },
+    el("h3", {}, `Log of ${task}, attempt ${attempt} `, shut),
+    el("p", { class: "controls" }, el("label", { class: "check" }, follow, " follow"), " ", download, " ", state),
+    text,
+  );
+  const decoder = new TextDecoder();
+  let offset = 0;
+  let alive = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopIt = () => {
+    alive = false;
+    clearTimeout(timer);
+  };
+  shut.onclick = () => {
+    stopIt();
+    close();
+  };
+  onLeave(stopIt);
+  download.onclick = () => {
+    download.href = objectUrl(text.textContent ?? "", "text/plain");
+  };
+  const read = async () => {
+    try {
+      const path = `/api/dags/${run}/tasks/${encodeURIComponent(task)}/logs?attempt=${attempt}&offset=${offset}`;
+      const res = await request(path);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const running = res.headers.get("X-Log-Running") === "true";
+      offset = Number(res.headers.get("X-Log-Next") ?? offset + bytes.length);
+      const atEnd = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
+      const more = decoder.decode(bytes, { stream: running });
+      if (more) text.textContent = ((text.textContent ?? "") + more).slice(-SHOWN_CHARS);
+      if (follow.checked && atEnd) text.scrollTop = text.scrollHeight;
+      const cut = res.headers.get("X-Log-Cut");
+      const size = `${offset} bytes`;
+      state.textContent = `${running ? "running" : "ended"} · ${size}${cut ? ` · ${cut} bytes not kept` : ""}`;
+      if (offset === 0 && !running) text.textContent = "(this attempt wrote nothing to stderr)";
+      if (running && alive) timer = setTimeout(() => void read(), follow.checked ? 1000 : 5000);
+    } catch (e) {
+      state.textContent = `Error: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  };
+  void read();
+  return panel;
+}
