@@ -2,14 +2,16 @@
 // two real runners: a DAG typed into the editor shows its problem at its line before anything is
 // sent, then runs once fixed and submitted with a module dragged in; Retry on a failed run does
 // what `distro retry` does; a finished run shows its id, its timeline per device and a chart over
-// the whole run; a phone reaches a failed task's error, its outputs and Retry. Screenshots go to
+// the whole run; a phone reaches a failed task's error, its outputs and Retry; a folder input goes up
+// from the page; a running task's log is followed; every control is named. Screenshots go to
 // test-artifacts/.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunView } from "../../core/api";
 import { DEV_TOKENS, ROOT } from "../../dev/local";
+import { countWords, topWords, wordText } from "../helpers/wordcount";
 import { cspViolations, launchChromium } from "./browser";
 import { Cluster } from "./harness";
 
@@ -36,7 +38,14 @@ beforeAll(async () => {
   cluster.runner({ name: "daily-a" });
   cluster.runner({ name: "daily-b" });
   // Not noop.wasm: the editor's test drags it in.
-  await cluster.upload("echo.wasm", "flaky.wasm", "spin.wasm");
+  await cluster.upload(
+    "echo.wasm",
+    "flaky.wasm",
+    "spin.wasm",
+    "chatty.wasm",
+    "wordcount_count.wasm",
+    "wordcount_top.wasm",
+  );
   await cluster.connected("daily-a", "daily-b");
   browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -221,6 +230,74 @@ tasks:
       await phone.close();
       violations.push(...seen);
     }
+  });
+
+  it("submits a DAG with a folder input uploaded from the page, and shows its output", async () => {
+    const folder = join(cluster.dir, "pages");
+    mkdirSync(folder, { recursive: true });
+    const texts = [wordText(40_000, 3), wordText(30_000, 4)];
+    texts.forEach((text, i) => writeFileSync(join(folder, `part-${i}.txt`), text));
+    await page.goto(url("#/new"));
+    await page.click('#examples button[data-example="wordcount"]');
+    await page.waitForSelector('#inputs fieldset[data-input="text"]');
+    // Nothing to submit until the input is given.
+    await page.waitForSelector('#check:has-text("Give the input(s) text")');
+    expect(await page.isDisabled("#submit")).toBe(true);
+    await page.setInputFiles('input[data-input-folder="text"]', folder);
+    await page.fill('#params input[data-param="top"]', "5");
+    await page.waitForSelector("#check.good");
+    requests.length = 0;
+    await page.click("#submit");
+    await page.waitForURL(/#\/runs\/[0-9a-f]{64}$/);
+    expect(requests.filter((r) => r.startsWith("PUT /api/blobs/sha256:"))).toHaveLength(2);
+    const id = /#\/runs\/([0-9a-f]{64})$/.exec(page.url())![1]!;
+    await page.waitForSelector("#head h2 .state.succeeded", { timeout: 60_000 });
+    const shown = await page.waitForSelector('pre[data-output="top"]');
+    const expected = topWords(countWords(texts.join("\n")), 5);
+    expect(JSON.parse((await shown.textContent())!)).toEqual(expected);
+    const run = await cluster.client.run(id);
+    expect(run.nodes.find((n) => n.id === "count")!.instances).toBe(2);
+  });
+
+  it("shows a running task's whole log and follows it as it grows", async () => {
+    const { id } = await cluster.client.submit(
+      `name: talker\ncache: false\ntasks:\n  - { id: talk, module: chatty.wasm, params: { lines: 25, pause_ms: 120 } }\n`,
+    );
+    await page.goto(url(`#/runs/${id}`));
+    await page.waitForSelector(`#run-id:text-is("${id}")`);
+    await page.waitForSelector('tr[data-task="talk"] .state.leased');
+    await page.click('tr[data-task="talk"] summary');
+    await page.click('button[data-log="talk"]');
+    // Followed while it runs: an early line first, then the last, then it says the attempt ended.
+    await page.waitForSelector('pre[data-log="talk"]:has-text("chatty: line 2")');
+    await page.waitForSelector('pre[data-log="talk"]:has-text("chatty: line 24")', { timeout: 30_000 });
+    await page.waitForSelector('#log small:has-text("ended")', { timeout: 30_000 });
+    const text = await page.textContent('pre[data-log="talk"]');
+    expect(text!.split("\n").filter(Boolean)).toEqual(Array.from({ length: 25 }, (_, i) => `chatty: line ${i}`));
+  });
+
+  it("names every control and field, and lets the keyboard in and out of the editor", async () => {
+    await page.goto(url("#/new"));
+    await page.waitForSelector("#examples button[data-example]");
+    await page.click('#examples button[data-example="wordcount"]');
+    await page.waitForSelector('#params input[data-param="top"]');
+    const unnamed = await page.$$eval("button, input, select, textarea, [role=button]", (nodes) =>
+      nodes
+        .filter((n) => {
+          const labels = (n as HTMLInputElement).labels?.length ?? 0;
+          return !(labels > 0 || n.getAttribute("aria-label") || (n.textContent ?? "").trim());
+        })
+        .map((n) => n.outerHTML.slice(0, 80)),
+    );
+    expect(unnamed).toEqual([]);
+    // Tab indents inside the editor; Escape, then Tab, moves on.
+    await page.fill("#dag", "");
+    await page.focus("#dag");
+    await page.keyboard.press("Tab");
+    expect(await page.inputValue("#dag")).toBe("  ");
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).not.toBe("dag");
   });
 
   it("reported no Content-Security-Policy violation on any page above", () => {
