@@ -301,7 +301,7 @@ export interface ModuleListing {
 }
 
 /** One attempt as the run's timeline draws it: which device ran which task, from when to when. */
-interface TimelineAttempt {
+export interface TimelineAttempt {
   task: string;
   attempt: number;
   runner_name: string;

@@ -23,14 +23,7 @@ let violations: string[];
 /** Every request the page made, as `METHOD path`. */
 const requests: string[] = [];
 
-const FIXABLE = `name: fixable
-cache: false
-defaults: { retries: 0, retry_delay: 0 }
-tasks:
-  - { id: good, module: echo.wasm, params: { n: 1 } }
-  - { id: flaky, module: flaky.wasm, params: { fail_times: 1 } }
-  - { id: after, module: echo.wasm, depends_on: [good, flaky] }
-`;
+const FIXABLE = readFileSync(join(ROOT, "test/e2e/fixtures/fixable.yaml"), "utf8");
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -2,19 +2,15 @@
 // failed for good, and what it skipped, new attempts in the same run, which then succeeds with
 // the outputs of the first round byte for byte; `distro retry ID --from TASK` makes a new run,
 // linked, that re-runs TASK and what depends on it and reuses the rest.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RetryAnswer, RunView } from "../../core/api";
+import { ROOT } from "../../dev/local";
 import { Cluster } from "./harness";
 
 const cluster = new Cluster();
-const DAG = `name: fixable
-cache: false
-defaults: { retries: 0, retry_delay: 0 }
-tasks:
-  - { id: good, module: echo.wasm, params: { n: 1 } }
-  - { id: flaky, module: flaky.wasm, params: { fail_times: 1 } }
-  - { id: after, module: echo.wasm, depends_on: [good, flaky] }
-`;
+const DAG = readFileSync(join(ROOT, "test/e2e/fixtures/fixable.yaml"), "utf8");
 const attempts = (run: RunView, task: string) => run.tasks.find((t) => t.id === task)!.attempts;
 
 beforeAll(async () => {

@@ -10,6 +10,7 @@ import {
   type RunSummary,
   type Submitter,
   type TaskView,
+  type TimelineAttempt,
   type TimelineView,
 } from "../../core/api.js";
 import type { BlobRef, Failure } from "../../core/protocol/messages.js";
@@ -23,6 +24,17 @@ function submitter(meta: string | undefined): Submitter | null {
   if (!meta) return null;
   const { token, name } = JSON.parse(meta) as Submitter;
   return { token, name };
+}
+
+/** What every view of an attempt shows of its row: which one, on which device, when, and how it ended. */
+function attemptSpan(a: Record<string, SqlStorageValue>): Omit<TimelineAttempt, "task"> {
+  return {
+    attempt: a.attempt as number,
+    runner_name: a.runner_name as string,
+    started_at: a.started_at as number,
+    ended_at: a.ended_at as number | null,
+    outcome: a.outcome as AttemptOutcome,
+  };
 }
 
 /** Instances of each node by state. */
@@ -127,12 +139,8 @@ export class RunViews {
       const failure = a.failure ? (JSON.parse(a.failure as string) as Failure) : null;
       const list = attempts.get(a.task as string) ?? [];
       list.push({
-        attempt: a.attempt as number,
+        ...attemptSpan(a),
         runner: a.runner as string,
-        runner_name: a.runner_name as string,
-        started_at: a.started_at as number,
-        ended_at: a.ended_at as number | null,
-        outcome: a.outcome as AttemptOutcome,
         failure_kind: failure?.kind ?? null,
         error: failure?.message ?? null,
         stderr: a.stderr as string,
@@ -180,14 +188,7 @@ export class RunViews {
       )
       .toArray();
     const cut = rows.length > TIMELINE_MAX;
-    const attempts = rows.slice(0, TIMELINE_MAX).map((a) => ({
-      task: a.task as string,
-      attempt: a.attempt as number,
-      runner_name: a.runner_name as string,
-      started_at: a.started_at as number,
-      ended_at: a.ended_at as number | null,
-      outcome: a.outcome as AttemptOutcome,
-    }));
+    const attempts = rows.slice(0, TIMELINE_MAX).map((a) => ({ task: a.task as string, ...attemptSpan(a) }));
     // Buckets of a second, or wider so that a long run has at most 600.
     const span = Math.max(0, (finishedAt ?? now) - created);
     const bucket = Math.max(1000, Math.ceil(span / 600 / 1000) * 1000);
