@@ -185,7 +185,9 @@ describe("outputs from a hostile device", () => {
       const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
       expect(await download.failure()).toBeNull();
       const task = (await link.getAttribute("data-download"))!;
-      expect(download.suggestedFilename()).toMatch(/\.bin$/);
+      // Named for the type the coordinator found in the bytes: an image of the four rasters as
+      // such, anything else as opaque bytes.
+      expect(download.suggestedFilename()).toMatch(task === "polyglot" ? /^polyglot\.png$/ : /\.bin$/);
       const path = await download.path();
       expect(readFileSync(path).toString("latin1")).toBe(outputs[task]);
     }
