@@ -196,6 +196,26 @@ export function timeline(t: TimelineView, now: number): Element {
       lanes,
       axis,
     ),
+    legend(new Set(t.attempts.map((a) => a.outcome))),
     t.cut ? el("p", { class: "hint" }, `The first ${t.attempts.length} attempts by start.`) : null,
+  );
+}
+
+/** What the colours of the timeline mean, for the outcomes it shows. */
+function legend(shown: Set<string>): HTMLElement {
+  const outcomes = ["succeeded", "failed", "lost", "returned", "cancelled", "cached", "running"].filter((o) =>
+    shown.has(o),
+  );
+  return el(
+    "p",
+    { class: "legend" },
+    outcomes.flatMap((o) => [
+      svg(
+        "svg",
+        { class: "swatch", viewBox: "0 0 12 12", width: 12, height: 12, "aria-hidden": "true" },
+        svg("rect", { class: `attempt ${o}`, width: 12, height: 12, rx: 2 }),
+      ),
+      ` ${o} `,
+    ]),
   );
 }
