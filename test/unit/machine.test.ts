@@ -503,6 +503,9 @@ describe("held attempts", () => {
     // One row for all three: the earliest end of their leases.
     expect([...store.deadlines.values()]).toEqual([{ kind: "hold", key: "hoarder", at: 25_001 }]);
     transition(store, { type: "started", runner: "hoarder", tasks: [{ task: "w[0]", attempt: 1 }] }, 5_000);
+    // An attempt's start is when its runner said it started it, not when it was sent.
+    const startOf = (task: string) => store.attempts.find((a) => a.task === task)!.startedAt;
+    expect([startOf("w[0]"), startOf("w[1]")]).toEqual([5_000, 1]);
     transition(store, { type: "tick" }, 25_001);
     expect(store.leasedTo("hoarder").map((r) => r.key)).toEqual(["w[0]"]);
     expect(store.task("w[1]")).toMatchObject({ state: "ready", losses: 1 });
@@ -511,6 +514,22 @@ describe("held attempts", () => {
     expect(store.task("w[0]")).toMatchObject({ state: "leased", runner: "hoarder" });
     transition(store, { type: "tick" }, 30_000);
     expect(store.task("w[0]")).toMatchObject({ state: "ready", losses: 1 });
+  });
+});
+
+describe("an attempt's start", () => {
+  it("is when its runner said it started it, or when its result says it began when it said nothing", () => {
+    const store = started(`tasks: [{ id: w, module: m, map: { range: [0, 3] } }]`);
+    transition(store, { type: "attach", runner: "r", name: "r", want: 3, holding: [], slots: 1 }, 1);
+    const startOf = (task: string) => store.attempts.find((a) => a.task === task)!.startedAt;
+    transition(store, { type: "started", runner: "r", tasks: [{ task: "w[0]", attempt: 1 }] }, 2_000);
+    // w[1]'s result comes before any word of its start: it ran 1.5 s of the 7 since it was sent.
+    const quick = { ...ok({ task: "w[1]", attempt: 1 }, "1"), durationMs: 1_500 };
+    transition(store, { type: "results", runner: "r", results: [quick], want: 0, received: 3 }, 7_000);
+    // A result claiming it ran for longer than it was held starts it no earlier than its dispatch.
+    const long = { ...ok({ task: "w[2]", attempt: 1 }, "2"), durationMs: 1e9 };
+    transition(store, { type: "results", runner: "r", results: [long], want: 0, received: 3 }, 8_000);
+    expect([startOf("w[0]"), startOf("w[1]"), startOf("w[2]")]).toEqual([2_000, 5_500, 1]);
   });
 });
 

@@ -131,13 +131,21 @@ export class MemoryStore implements RunStore {
       this.clearDeadline("lease", row.key);
     }
   }
-  markStarted(runner: string, refs: readonly AttemptRef[]) {
+  markStarted(runner: string, refs: readonly AttemptRef[], at?: number) {
     return this.leasedOf(runner, refs)
       .filter((r) => !r.started)
       .map(({ started: _s, cacheKey: _k, ...row }) => {
         this.tasks.get(row.key)!.started = true;
+        const attempt = this.attempts.find((a) => a.task === row.key && a.attempt === row.attempt);
+        if (attempt && at !== undefined) attempt.startedAt = at;
         return row;
       });
+  }
+  startedAt(starts: readonly { task: string; attempt: number; at: number }[]) {
+    for (const { task, attempt, at } of starts) {
+      const a = this.attempts.find((x) => x.task === task && x.attempt === attempt);
+      if (a) a.startedAt = Math.max(a.startedAt, at);
+    }
   }
   holdings() {
     const out = new Map<string, { held: number; unstarted: Map<string, number> }>();

@@ -515,9 +515,9 @@ export class SqlStore implements RunStore {
     for (const { row } of done) this.changes?.task(row.node, row.key, "succeeded");
   }
 
-  markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[] {
+  markStarted(runner: string, refs: readonly AttemptRef[], at?: number): TaskRow[] {
     if (refs.length === 0) return [];
-    return this.sql
+    const rows = this.sql
       .exec(
         `UPDATE tasks SET started = 1
          WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))
@@ -529,6 +529,24 @@ export class SqlStore implements RunStore {
       )
       .toArray()
       .map(toTask);
+    if (at !== undefined && rows.length > 0)
+      this.sql.exec(
+        `UPDATE attempts SET started_at = ?2
+         WHERE task IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))
+           AND task || '#' || attempt IN (SELECT json_extract(value, '$[0]') || '#' || json_extract(value, '$[1]') FROM json_each(?1))`,
+        JSON.stringify(rows.map((r) => [r.key, r.attempt])),
+        at,
+      );
+    return rows;
+  }
+
+  startedAt(starts: readonly { task: string; attempt: number; at: number }[]): void {
+    for (const { json } of jsonChunks(starts.map((s) => JSON.stringify([s.task, s.attempt, s.at]))))
+      this.sql.exec(
+        `UPDATE attempts SET started_at = max(started_at, json_extract(j.value, '$[2]')) FROM json_each(?) AS j
+         WHERE attempts.task = json_extract(j.value, '$[0]') AND attempts.attempt = json_extract(j.value, '$[1]')`,
+        json,
+      );
   }
 
   holdings(): Map<string, { held: number; unstarted: Map<string, number> }> {

@@ -341,7 +341,7 @@ function holdCap(config: MachineConfig, slots: number): number {
  */
 function started(ctx: Ctx, runner: string, refs: readonly AttemptRef[]): void {
   const { store, now, config } = ctx;
-  const rows = store.markStarted(runner, refs);
+  const rows = store.markStarted(runner, refs, now);
   const at = (row: TaskRow) => now + store.spec(row.node).timeoutMs + config.leaseGraceMs;
   if (rows.length > 0)
     store.setDeadlines(
@@ -471,6 +471,13 @@ function attach(
 function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): void {
   const { store } = ctx;
   const rows = new Map(store.leasedOf(runner, results).map((row) => [`${row.key}#${row.attempt}`, row]));
+  // An attempt whose start its runner never said (its result went first) ran for as long as the
+  // result says: its start moves from when it was sent to then (the page's timeline shows it).
+  const unmarked = results.filter((r) => rows.get(`${r.task}#${r.attempt}`)?.started === false);
+  if (unmarked.length > 0)
+    store.startedAt(
+      unmarked.map((r) => ({ task: r.task, attempt: r.attempt, at: ctx.now - Math.round(r.durationMs) })),
+    );
   const plain: Succeeded[] = [];
   for (const result of results) {
     const ref = `${result.task}#${result.attempt}`;
