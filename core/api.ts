@@ -312,10 +312,10 @@ export interface TimelineAttempt {
 }
 
 /**
- * `GET /api/dags/:id/timeline`: every attempt of the run (the first TIMELINE_MAX by start when it
+ * `GET /api/dags/:id/timeline`: every attempt of the run by start (the newest TIMELINE_MAX when it
  * has more: `cut`), and the tasks finished over the whole run, `finished[i]` those whose last
- * attempt ended in the i-th `bucket_ms` after `created_at` (a second, or more for a long run: at
- * most 600 buckets).
+ * attempt ended in the i-th `bucket_ms` after `created_at` (a second, or more for a run of over
+ * ten minutes: at most 600 buckets).
  */
 export interface TimelineView {
   created_at: number;
@@ -327,4 +327,4 @@ export interface TimelineView {
 }
 
 /** Most attempts `GET /api/dags/:id/timeline` lists. */
-export const TIMELINE_MAX = 20_000;
+export const TIMELINE_MAX = 5_000;

@@ -121,7 +121,7 @@ export function progress(done: number, total: number): HTMLElement {
 }
 
 /** A refused token: the page asks for another. */
-class Unauthorized extends Error {}
+export class Unauthorized extends Error {}
 
 /** An answer of 4xx or 5xx: its message, and the located problems of a refused DAG or module. */
 export class ApiError extends Error {
@@ -155,12 +155,24 @@ export const post = <T>(path: string, body: unknown): Promise<T> =>
 
 /** What the current view runs in the background (timers, the watch socket), stopped on leaving it. */
 const stops: (() => void)[] = [];
+/** Counts the views shown: a view that awaited an answer checks it is still the one shown (`current`). */
+let shown = 0;
 /** Registers `fn` to run when the current view is left (a timer cleared, a socket closed, a URL revoked). */
 export function onLeave(fn: () => void): void {
   stops.push(fn);
 }
+/** Leaves the current view: what it runs in the background stops, and its pending answers are ignored. */
 export function stop(): void {
+  shown++;
   for (const s of stops.splice(0)) s();
+}
+/**
+ * A check for the view being drawn now: false once the user went elsewhere, so that an answer
+ * arriving late draws nothing and starts nothing (the address said another run meanwhile).
+ */
+export function current(): () => boolean {
+  const mine = shown;
+  return () => mine === shown;
 }
 
 /** The current view's error line. */
@@ -170,14 +182,18 @@ const errorBox = (): HTMLElement | null => document.getElementById("error");
 export function every(ms: number, fn: () => Promise<void>): Promise<void> {
   let alive = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the error line shows this loop's own failure (an error a click made stays). */
+  let failed = false;
   const tick = async () => {
     let wait = ms;
     try {
       await fn();
       const box = errorBox();
-      if (box) box.textContent = "";
+      if (box && failed) box.textContent = "";
+      failed = false;
     } catch (e) {
       fail(e);
+      failed = true;
       if (e instanceof Unauthorized) return;
       wait = Math.max(ms, 5000); // keep trying: the coordinator may be restarting
     }

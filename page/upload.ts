@@ -6,7 +6,7 @@
  */
 import type { ErrorBody } from "../core/api.js";
 import type { FileRef } from "../core/dag/plan.js";
-import { ApiError, token } from "./lib.js";
+import { ApiError, token, Unauthorized } from "./lib.js";
 
 /** The largest blob the coordinator keeps; a larger file goes as parts of this size. */
 const BLOB_BYTES = 16 * 1024 * 1024;
@@ -29,11 +29,22 @@ export function put<T>(path: string, body: Blob, sent: (bytes: number) => void):
         // not JSON: the status says what happened
       }
       if (xhr.status >= 200 && xhr.status < 300) return resolve(answer as T);
+      if (xhr.status === 401) return reject(new Unauthorized("the token was not accepted"));
       const error = (answer ?? {}) as Partial<ErrorBody>;
       reject(new ApiError(error.error ?? `HTTP ${xhr.status}`, xhr.status, error.problems ?? []));
     };
     xhr.send(body);
   });
+}
+
+/** Whether the coordinator has the blob (a HEAD, as `distro submit` asks). */
+async function has(sha256: string): Promise<boolean> {
+  const res = await fetch(`/api/blobs/sha256:${sha256}`, {
+    method: "HEAD",
+    headers: { Authorization: `Bearer ${token()}` },
+  });
+  if (res.status === 401) throw new Unauthorized("the token was not accepted");
+  return res.ok;
 }
 
 async function sha256(bytes: ArrayBuffer): Promise<string> {
@@ -53,7 +64,8 @@ export async function uploadFile(file: File, name: string, sent: (bytes: number)
   for (let at = 0; at < file.size || (file.size === 0 && parts.length === 0); at += BLOB_BYTES) {
     const slice = whole.slice(at, Math.min(file.size, at + BLOB_BYTES));
     const hash = await sha256(slice);
-    await put(`/api/blobs/sha256:${hash}`, new Blob([slice]), (bytes) => sent(done + bytes));
+    // A blob the coordinator has (the same file given before) is not sent again.
+    if (!(await has(hash))) await put(`/api/blobs/sha256:${hash}`, new Blob([slice]), (bytes) => sent(done + bytes));
     done += slice.byteLength;
     sent(done);
     parts.push({ sha256: hash, size: slice.byteLength });

@@ -105,7 +105,8 @@ export function throughputChart(t: TimelineView): Element {
       height: (v / max) * (h - 14),
     }),
   );
-  const span = t.finished.length * t.bucket_ms;
+  // The run's own length (to now while it runs), not the buckets' (the last one is a part).
+  const span = Math.max(0, (t.finished_at ?? Date.now()) - t.created_at);
   const top = max >= 10 ? Math.round(max) : Number(max.toFixed(1));
   return svg(
     "svg",
@@ -197,7 +198,7 @@ export function timeline(t: TimelineView, now: number): Element {
       axis,
     ),
     legend(new Set(t.attempts.map((a) => a.outcome))),
-    t.cut ? el("p", { class: "hint" }, `The first ${t.attempts.length} attempts by start.`) : null,
+    t.cut ? el("p", { class: "hint" }, `The latest ${t.attempts.length} attempts; the run has more.`) : null,
   );
 }
 

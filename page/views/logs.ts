@@ -3,13 +3,21 @@
  * read from where the last read ended (`X-Log-Next`) and, while the attempt runs and "follow" is
  * on, again every second, scrolled to the end; with a download of what was read. Used by run.ts.
  */
-import { el, objectUrl, onLeave, request } from "../lib.js";
+import { el, fail, objectUrl, onLeave, request, Unauthorized } from "../lib.js";
 
 /** At most this much of a log is kept on the page (the coordinator keeps 1 MiB an attempt). */
 const SHOWN_CHARS = 2 * 1024 * 1024;
 
-/** The log panel of `task`'s attempt `attempt`; `close` takes it off the page. */
-export function logPanel(run: string, task: string, attempt: number, close: () => void): HTMLElement {
+/**
+ * The log panel of `task`'s attempt `attempt` and what stops its reading (call it before the
+ * panel leaves the page); its close button stops it and calls `close`.
+ */
+export function logPanel(
+  run: string,
+  task: string,
+  attempt: number,
+  close: () => void,
+): { node: HTMLElement; stop: () => void } {
   const text = el("pre", {
     class: "log",
     tabindex: 0,
@@ -64,9 +72,12 @@ export function logPanel(run: string, task: string, attempt: number, close: () =
       if (offset === 0 && !running) text.textContent = "(this attempt wrote nothing to stderr)";
       if (running && alive) timer = setTimeout(() => void read(), follow.checked ? 1000 : 5000);
     } catch (e) {
-      state.textContent = `Error: ${e instanceof Error ? e.message : String(e)}`;
+      if (e instanceof Unauthorized) return fail(e);
+      state.textContent = `Error: ${e instanceof Error ? e.message : String(e)}; trying again`;
+      // The coordinator may be restarting: the attempt may still run, so keep reading.
+      if (alive) timer = setTimeout(() => void read(), 5000);
     }
   };
   void read();
-  return panel;
+  return { node: panel, stop: stopIt };
 }

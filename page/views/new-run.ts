@@ -23,6 +23,18 @@ interface Example {
 }
 
 const DRAFT_KEY = "distro.draft";
+/** A draft longer than this is not kept (localStorage holds a few MiB for the whole origin). */
+const DRAFT_CHARS = 1_000_000;
+
+/** Keeps the draft in this browser when it can: a full storage never stops the editor's checks. */
+function saveDraft(text: string): void {
+  try {
+    if (text.length <= DRAFT_CHARS) localStorage.setItem(DRAFT_KEY, text);
+    else localStorage.removeItem(DRAFT_KEY);
+  } catch {
+    // full, or refused (a private window): the draft lives as long as the page
+  }
+}
 const STARTER = `name: my-run
 tasks:
   - { id: hello, module: echo.wasm, params: { greeting: hi } }
@@ -31,6 +43,8 @@ tasks:
 /** A param's field, and how its text becomes the value submitted (undefined: not given, the default holds). */
 interface ParamField {
   node: HTMLElement;
+  /** The control the user sets: what is kept when the field is built again. */
+  control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
   value(): unknown;
 }
 
@@ -94,6 +108,7 @@ function paramField(name: string, decl: ParamDecl, onChange: () => void): ParamF
   input.addEventListener("input", onChange);
   return {
     node: el("div", { class: "field" }, el("label", { for: id }, name), input, el("small", { class: "hint" }, hint)),
+    control: input,
     value,
   };
 }
@@ -270,7 +285,7 @@ export async function newRunView(): Promise<void> {
     autocapitalize: "off",
     wrap: "off",
     rows: 18,
-    "aria-describedby": "check",
+    "aria-describedby": "editor-keys check",
   });
   editor.value = localStorage.getItem(DRAFT_KEY) ?? STARTER;
   const gutter = el("pre", { id: "gutter", class: "gutter", "aria-hidden": "true" });
@@ -285,10 +300,17 @@ export async function newRunView(): Promise<void> {
   const inputsBox = el("fieldset", { id: "inputs", hidden: true }, el("legend", {}, "Inputs"));
   const submit = el("button", { type: "button", id: "submit", class: "primary" }, "Submit");
   const status = el("p", { id: "submit-status", "aria-live": "polite" });
-  const modules = modulesPanel(() => recheck());
+  /** What a change of a field, an input or the modules does: the coordinator's last refusal is for what was before. */
+  const changed = () => {
+    refused = null;
+    recheck();
+  };
+  const modules = modulesPanel(changed);
   let params = new Map<string, ParamField>();
   let inputs = new Map<string, InputField>();
   let fieldsKey = "";
+  /** The declaration each param's field was built for. */
+  const declKeys = new Map<string, string>();
   let problems: Problem[] = [];
   /** Problems the coordinator found in what was submitted, shown until the text changes. */
   let refused: Problem[] | null = null;
@@ -309,17 +331,24 @@ export async function newRunView(): Promise<void> {
     const key = JSON.stringify([[...declared.params], declared.inputs]);
     if (key === fieldsKey) return;
     fieldsKey = key;
-    const before = new Map([...params].map(([name, f]) => [name, f.value()]));
-    params = new Map([...declared.params].map(([name, decl]) => [name, paramField(name, decl, () => recheck())]));
+    // A param declared as before keeps its field; one declared anew keeps what was set in it,
+    // where its control is of the same kind (a select keeps its choice if it is still offered).
+    const before = params;
+    params = new Map(
+      [...declared.params].map(([name, decl]) => {
+        const declKey = JSON.stringify(decl);
+        const old = before.get(name);
+        if (old && declKeys.get(name) === declKey) return [name, old];
+        declKeys.set(name, declKey);
+        const field = paramField(name, decl, changed);
+        if (old && old.control.tagName === field.control.tagName) field.control.value = old.control.value;
+        return [name, field];
+      }),
+    );
     paramsBox.replaceChildren(el("legend", {}, "Params"), ...[...params.values()].map((f) => f.node));
     paramsBox.hidden = params.size === 0;
-    for (const [name, v] of before) {
-      const input = paramsBox.querySelector<HTMLInputElement>(`[data-param="${CSS.escape(name)}"]`);
-      if (input && v !== undefined && input instanceof HTMLInputElement)
-        input.value = typeof v === "string" ? v : JSON.stringify(v);
-    }
     const kept = inputs;
-    inputs = new Map(declared.inputs.map((name) => [name, kept.get(name) ?? inputField(name, () => recheck())]));
+    inputs = new Map(declared.inputs.map((name) => [name, kept.get(name) ?? inputField(name, changed)]));
     inputsBox.replaceChildren(el("legend", {}, "Inputs"), ...[...inputs.values()].map((f) => f.node));
     inputsBox.hidden = inputs.size === 0;
   };
@@ -394,22 +423,36 @@ export async function newRunView(): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   editor.addEventListener("input", () => {
     refused = null;
-    localStorage.setItem(DRAFT_KEY, editor.value);
+    saveDraft(editor.value);
     drawGutter();
     clearTimeout(timer);
     timer = setTimeout(recheck, 120);
   });
   editor.addEventListener("scroll", () => (gutter.scrollTop = editor.scrollTop));
   editor.addEventListener("keydown", (e) => {
-    // Tab indents by two spaces (YAML has no tabs); Escape then Tab leaves the editor.
+    // Tab indents by two spaces (YAML has no tabs), the selected lines when there is a selection;
+    // Escape then Tab leaves the editor (the hint under it says so).
     if (e.key !== "Tab" || e.shiftKey || editor.dataset.escaped === "1") return;
     e.preventDefault();
-    editor.setRangeText("  ", editor.selectionStart, editor.selectionEnd, "end");
-    editor.dispatchEvent(new Event("input"));
+    const { selectionStart: start, selectionEnd: end, value } = editor;
+    if (start === end) return insert("  ");
+    const from = value.lastIndexOf("\n", start - 1) + 1;
+    const block = value.slice(from, end).replace(/^/gm, "  ");
+    editor.setSelectionRange(from, end);
+    insert(block);
+    editor.setSelectionRange(from, from + block.length);
   });
   editor.addEventListener("keyup", (e) => {
     editor.dataset.escaped = e.key === "Escape" ? "1" : "";
   });
+  /** Types `text` over the selection as the user would: the browser's undo takes it back. */
+  const insert = (text: string) => {
+    // execCommand is the one way to edit a textarea that its undo history keeps.
+    if (!document.execCommand("insertText", false, text)) {
+      editor.setRangeText(text, editor.selectionStart, editor.selectionEnd, "end");
+      editor.dispatchEvent(new Event("input"));
+    }
+  };
 
   submit.onclick = async () => {
     submit.disabled = true;
@@ -443,6 +486,7 @@ export async function newRunView(): Promise<void> {
     examples,
     el("label", { for: "dag", class: "editor-label" }, "The DAG, in YAML"),
     el("div", { class: "editor" }, gutter, editor),
+    el("small", { id: "editor-keys", class: "hint" }, "Tab indents; Esc, then Tab, moves on to the next field."),
     check,
     problemsList,
     el("div", { class: "forms" }, paramsBox, inputsBox),
@@ -458,6 +502,9 @@ export async function newRunView(): Promise<void> {
   for (const ex of list) {
     const use = el("button", { type: "button", class: "link", "data-example": ex.name, title: ex.file }, ex.name);
     use.onclick = () => {
+      // A draft of the user's own is not replaced without asking.
+      const own = editor.value.trim() !== "" && editor.value !== STARTER && !list.some((x) => x.text === editor.value);
+      if (own && !confirm(`Replace the DAG in the editor with the example ${ex.name}?`)) return;
       editor.value = ex.text;
       editor.dispatchEvent(new Event("input"));
       recheck();

@@ -37,6 +37,8 @@ import {
   stop,
   table,
   token,
+  current,
+  visible,
 } from "../lib.js";
 import { graph, throughputChart, timeline } from "./charts.js";
 import { logPanel } from "./logs.js";
@@ -49,6 +51,8 @@ const PREVIEW_CHARS = 4000;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** Tasks the table lists (the first of the run, failed ones first). */
 const TASKS_SHOWN = 200;
+/** How often a live run's timeline is asked for (a run of many attempts makes it a large answer). */
+const TIMELINE_EVERY_MS = 10_000;
 
 /** A task's output in `box`: an image or a preview, captioned with what it is, and a link to open or download it. */
 async function showOutput(box: HTMLElement, run: string, task: string): Promise<void> {
@@ -95,7 +99,9 @@ function attemptItem(task: string, a: AttemptView): HTMLElement {
     { "data-attempt": a.attempt },
     `#${a.attempt} `,
     badge(a.outcome),
-    ` ${a.runner_name} ${time(a.started_at)}${took}`,
+    " ",
+    el("bdi", {}, visible(a.runner_name)),
+    ` ${time(a.started_at)}${took}`,
     a.error && el("span", { class: "error" }, ` — ${a.failure_kind}: ${a.error}`),
     a.note && [" ", el("em", {}, a.note)],
     a.runner.startsWith("run:") || a.outcome === "cached"
@@ -120,7 +126,7 @@ function taskRow(t: TaskView): HTMLTableRowElement {
     { "data-task": t.id },
     el("td", { "data-label": "task" }, t.id),
     el("td", { "data-label": "state" }, badge(t.state), t.waiting && [" ", el("small", {}, t.waiting)], lastError(t)),
-    el("td", { "data-label": "runner" }, t.attempts.at(-1)?.runner_name ?? ""),
+    el("td", { "data-label": "runner" }, el("bdi", {}, visible(t.attempts.at(-1)?.runner_name))),
     el("td", { "data-label": "took" }, ms),
     el(
       "td",
@@ -168,13 +174,18 @@ const sinks = (nodes: NodeView[]) => {
 };
 
 export async function runView(id: string, notice = ""): Promise<void> {
+  // The view that asked is still the one shown once the answer is in (the address may have moved on).
+  const shown = current();
+  // A run id, or the start of one: anything else names no run, and is not asked about.
+  if (!/^[0-9a-f]{1,64}$/.test(id)) return noSuchRun(id);
   let first: RunSummary;
   try {
-    first = await api<RunSummary>(`/api/dags/${encodeURIComponent(id)}?summary`);
+    first = await api<RunSummary>(`/api/dags/${id}?summary`);
   } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 400)) return noSuchRun(id);
+    if (shown() && e instanceof ApiError && (e.status === 404 || e.status === 400)) return noSuchRun(id);
     throw e;
   }
+  if (!shown()) return;
   id = first.id;
   const head = el("div", { id: "head" });
   const note = el("p", { id: "notice", class: "notice", "aria-live": "polite" }, notice);
@@ -200,8 +211,10 @@ export async function runView(id: string, notice = ""): Promise<void> {
   const state = { run: first, nodes: [] as NodeView[], outputsShown: false, dirty: true };
   /** What the task table and the timeline were last drawn from. */
   const drawn = { tasks: "", timeline: "" };
-  /** Outputs opened in the task table: shown again when it is redrawn. */
-  const opened = new Set<string>();
+  /** Outputs opened in the task table, as shown: put back when the table is redrawn, not fetched again. */
+  const opened = new Map<string, HTMLElement>();
+  /** Stops the log panel shown, if any. */
+  let closeLog = () => {};
 
   const drawHead = () => {
     const { run } = state;
@@ -283,8 +296,8 @@ export async function runView(id: string, notice = ""): Promise<void> {
       );
       for (const row of tasks.querySelectorAll<HTMLTableRowElement>("tr[data-task]")) {
         if (open.has(row.dataset.task)) row.querySelector("details")!.open = true;
-        const out = row.querySelector<HTMLElement>("div.out");
-        if (out && opened.has(row.dataset.task!)) void showOutput(out, id, row.dataset.task!).catch(fail);
+        const shownOutput = opened.get(row.dataset.task!);
+        if (shownOutput) row.querySelector<HTMLElement>("div.out")?.replaceChildren(...shownOutput.childNodes);
       }
     }
     // The watch socket normally brings the nodes; this view stands in when it could not.
@@ -314,6 +327,7 @@ export async function runView(id: string, notice = ""): Promise<void> {
     try {
       if (action === "retry") {
         const answer = await post<RetryAnswer>(`/api/dags/${id}/retry`, {});
+        if (!shown()) return;
         // The same words as `distro retry`; the view starts again to follow the run live.
         stop();
         await runView(id, `run ${answer.id} is ${answer.status}: ${answer.retried} task(s) run again`);
@@ -326,13 +340,16 @@ export async function runView(id: string, notice = ""): Promise<void> {
         drawHead();
       }
       if (show) {
-        opened.add(show.dataset.show!);
-        await showOutput(show.nextElementSibling as HTMLElement, id, show.dataset.show!);
+        const box = show.nextElementSibling as HTMLElement;
+        await showOutput(box, id, show.dataset.show!);
+        opened.set(show.dataset.show!, box);
       }
       if (log) {
+        closeLog();
         const panel = logPanel(id, log.dataset.log!, Number(log.dataset.logAttempt), () => logBox.replaceChildren());
-        logBox.replaceChildren(panel);
-        panel.scrollIntoView({ block: "nearest" });
+        closeLog = panel.stop;
+        logBox.replaceChildren(panel.node);
+        panel.node.scrollIntoView({ block: "nearest" });
       }
     } catch (err) {
       fail(err);
@@ -357,13 +374,20 @@ export async function runView(id: string, notice = ""): Promise<void> {
     if (isFinal(m.run.status)) void refresh().catch(fail);
   };
   socket.onerror = () => fail(new Error("the live connection failed; showing what was last loaded"));
+  /** When the timeline was last asked for: at most every TIMELINE_EVERY_MS while the run goes on. */
+  let timelineAt = 0;
   const refresh = async () => {
-    await Promise.all([loadTasks(), loadTimeline()]);
+    const final = isFinal(state.run.status);
+    const timelineDue = final || Date.now() - timelineAt >= TIMELINE_EVERY_MS;
+    if (timelineDue) timelineAt = Date.now();
+    await Promise.all([loadTasks(), timelineDue ? loadTimeline() : undefined]);
     await showOutputs();
   };
   await every(2000, async () => {
     if (!state.dirty && (state.outputsShown || state.run.status !== "succeeded")) return;
-    state.dirty = !isFinal(state.run.status);
+    // A paused run changes only when someone acts on it (the watch socket says so).
+    if (state.run.status === "paused" && !state.dirty) return;
+    state.dirty = !isFinal(state.run.status) && state.run.status !== "paused";
     await refresh();
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The runs list (#/), refreshed every 2 s from GET /api/dags: each run's name and id, status,
  * progress, start and length, with a search over names and ids, a status filter and "failed
- * first". The filters apply to the newest runs the coordinator lists (at most 500), in the page.
+ * first". The filters apply to the newest runs the coordinator lists (at most 200), in the page.
  */
 import type { RunListing } from "../../core/api.js";
 import { RUN_STATUSES } from "../../core/status.js";
@@ -9,7 +9,7 @@ import { dateTime, filterRuns, runDuration } from "../format.js";
 import { api, app, badge, el, every, progress, table } from "../lib.js";
 
 const COLUMNS = ["run", "status", "progress", "started", "took"];
-const LISTED = 500;
+const LISTED = 200;
 
 function runRow(r: RunListing, now: number): HTMLTableRowElement {
   return el(
@@ -81,8 +81,13 @@ export async function runsView(): Promise<void> {
     );
   };
   for (const input of [search, status, failedFirst]) input.addEventListener("input", draw);
+  let drawn = "";
   await every(2000, async () => {
-    runs = (await api<{ runs: RunListing[] }>(`/api/dags?limit=${LISTED}`)).runs;
-    if (box.isConnected) draw();
+    const answer = (await api<{ runs: RunListing[] }>(`/api/dags?limit=${LISTED}`)).runs;
+    // Redrawn when a run changed, or while one runs (its length grows): not under the user's cursor.
+    const key = JSON.stringify(answer);
+    runs = answer;
+    if (box.isConnected && (key !== drawn || answer.some((r) => r.finished_at === null))) draw();
+    drawn = key;
   });
 }

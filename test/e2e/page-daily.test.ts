@@ -127,6 +127,58 @@ tasks:
     await page.waitForSelector('#problems li:has-text("not uploaded")');
   });
 
+  it("keeps what was set in the params form while the DAG is edited", async () => {
+    await page.goto(url("#/new"));
+    await page.waitForSelector("#examples button[data-example]");
+    const dag = (n: number) => `name: knobs
+params:
+  mode: { type: string, enum: [fast, slow], default: fast }
+  flag: { type: boolean, default: false }
+  n: { type: integer, default: ${n} }
+tasks:
+  - { id: a, module: echo.wasm }
+`;
+    await page.fill("#dag", dag(1));
+    await page.waitForSelector('#params [data-param="mode"]');
+    await page.selectOption('#params [data-param="mode"]', { label: '"slow"' });
+    await page.selectOption('#params [data-param="flag"]', "true");
+    await page.fill('#params [data-param="n"]', "7");
+    // Another default for n: its field is built again, and every value set stays.
+    await page.fill("#dag", dag(2));
+    await page.waitForSelector('#params [data-param="n"][placeholder="2"]');
+    expect(
+      await page.$eval('#params [data-param="mode"]', (s) => (s as HTMLSelectElement).selectedOptions[0]!.text),
+    ).toBe('"slow"');
+    expect(await page.inputValue('#params [data-param="flag"]')).toBe("true");
+    expect(await page.inputValue('#params [data-param="n"]')).toBe("7");
+  });
+
+  it("draws the run the address names, whatever answer comes late", async () => {
+    const { id: slow } = await cluster.client.submit(
+      `name: slow-answer\ncache: false\ntasks:\n  - { id: a, module: echo.wasm }\n`,
+    );
+    const { id: fast } = await cluster.client.submit(
+      `name: fast-answer\ncache: false\ntasks:\n  - { id: a, module: echo.wasm }\n`,
+    );
+    await cluster.client.wait(slow);
+    await cluster.client.wait(fast);
+    // The first run's summary takes a second; the user goes to the second run meanwhile.
+    await page.route(`**/api/dags/${slow}?summary`, async (route) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await route.continue();
+    });
+    try {
+      await page.goto(url(`#/runs/${slow}`));
+      await page.goto(url(`#/runs/${fast}`));
+      await page.waitForSelector(`#run-id:text-is("${fast}")`);
+      await page.waitForTimeout(1500); // the late answer has come and gone
+      expect(await page.textContent("#run-id")).toBe(fast);
+      expect(await page.title()).toBe("fast-answer · succeeded — Distro");
+    } finally {
+      await page.unroute(`**/api/dags/${slow}?summary`);
+    }
+  });
+
   it("retries a failed run from its page as `distro retry` does", async () => {
     const { id } = await cluster.client.submit(FIXABLE);
     expect((await cluster.client.wait(id)).status).toBe("failed");

@@ -172,27 +172,30 @@ export class RunViews {
   }
 
   /**
-   * Every attempt (the first TIMELINE_MAX by start), and the tasks finished in each bucket of
-   * the run: the page's per-device timeline and its throughput chart over the whole run.
+   * Every attempt (the newest TIMELINE_MAX when there are more), by start, and the tasks finished
+   * in each bucket of the run: the page's per-device timeline and its throughput over the whole run.
    */
   timeline(now = Date.now()): TimelineView | null {
     const created = Number(this.store.meta("created_at"));
     if (!this.store.meta("id")) return null;
     const finishedMeta = this.store.meta("finished_at");
     const finishedAt = finishedMeta ? Number(finishedMeta) : null;
+    // The newest attempts, by rowid (the order they were sent in: no sort, no index to keep up).
     const rows = this.sql
       .exec(
-        `SELECT task, attempt, runner_name, started_at, ended_at, outcome FROM attempts
-         ORDER BY started_at, task, attempt LIMIT ?`,
+        `SELECT task, attempt, runner_name, started_at, ended_at, outcome FROM attempts ORDER BY rowid DESC LIMIT ?`,
         TIMELINE_MAX + 1,
       )
       .toArray();
     const cut = rows.length > TIMELINE_MAX;
-    const attempts = rows.slice(0, TIMELINE_MAX).map((a) => ({ task: a.task as string, ...attemptSpan(a) }));
+    const attempts = rows
+      .slice(0, TIMELINE_MAX)
+      .map((a) => ({ task: a.task as string, ...attemptSpan(a) }))
+      .sort((a, b) => a.started_at - b.started_at || a.task.localeCompare(b.task) || a.attempt - b.attempt);
     // Buckets of a second, or wider so that a long run has at most 600.
     const span = Math.max(0, (finishedAt ?? now) - created);
     const bucket = Math.max(1000, Math.ceil(span / 600 / 1000) * 1000);
-    const finished = new Array<number>(Math.floor(span / bucket) + 1).fill(0);
+    const finished = new Array<number>(Math.max(1, Math.ceil(span / bucket))).fill(0);
     for (const row of this.sql.exec(
       `SELECT (a.ended_at - ?1) / ?2 AS b, count(*) AS n FROM tasks t
        JOIN attempts a ON a.task = t.key AND a.attempt = t.attempt
