@@ -312,7 +312,7 @@ export async function newRunView(): Promise<void> {
   /** The declaration each param's field was built for. */
   const declKeys = new Map<string, string>();
   let problems: Problem[] = [];
-  /** Problems the coordinator found in what was submitted, shown until the text changes. */
+  /** Problems the coordinator found in what was submitted, shown until the text or a field changes. */
   let refused: Problem[] | null = null;
 
   /** The params' values given in the form (a value that does not read as its type stays text: the parser says so). */
