@@ -124,10 +124,11 @@ export class MemoryStore implements RunStore {
     });
   }
   succeedAll(done: readonly Succeeded[], now: number) {
-    for (const { row, output, stderr } of done) {
+    for (const { row, output, stderr, ranFrom } of done) {
       this.setOutput(row.key, output);
       Object.assign(this.tasks.get(row.key)!, { state: "succeeded", runner: null });
       this.endAttempt(row.key, row.attempt, { endedAt: now, outcome: "succeeded", failure: null, stderr });
+      if (ranFrom !== undefined) this.startedAt([{ task: row.key, attempt: row.attempt, at: ranFrom }]);
       this.clearDeadline("lease", row.key);
     }
   }

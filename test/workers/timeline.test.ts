@@ -60,6 +60,9 @@ describe("the run's timeline", () => {
       ["w[2]", 1, "laptop", "succeeded"],
     ]);
     expect(t.attempts.every((a) => a.ended_at !== null && a.ended_at >= a.started_at)).toBe(true);
+    // None was said to start (the results came first): each began when its result says, 1 ms
+    // before its end (or at its dispatch, were that later), not when it was sent.
+    expect(t.attempts.map((a) => a.ended_at! - a.started_at <= 1)).toEqual([true, true, true, true]);
     // Three tasks finished, over buckets of a second that span the run.
     expect(t.bucket_ms).toBe(1000);
     expect(t.finished.reduce((a, b) => a + b, 0)).toBe(3);

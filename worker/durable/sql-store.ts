@@ -498,10 +498,12 @@ export class SqlStore implements RunStore {
       );
     for (const { row, output } of done)
       if (!small(output)) this.sql.exec(`UPDATE tasks SET output = ? WHERE key = ?`, output, row.key);
-    const attempts = done.map(({ row, stderr }) => JSON.stringify([row.key, row.attempt, stderr]));
+    // `ranFrom`, when given, moves the start (never before the dispatch): see startedAt.
+    const attempts = done.map(({ row, stderr, ranFrom }) => JSON.stringify([row.key, row.attempt, stderr, ranFrom]));
     for (const { json } of jsonChunks(attempts))
       this.sql.exec(
-        `UPDATE attempts SET ended_at = ?, outcome = 'succeeded', failure = NULL, stderr = json_extract(j.value, '$[2]')
+        `UPDATE attempts SET ended_at = ?, outcome = 'succeeded', failure = NULL, stderr = json_extract(j.value, '$[2]'),
+           started_at = max(started_at, coalesce(json_extract(j.value, '$[3]'), started_at))
          FROM json_each(?) AS j
          WHERE attempts.task = json_extract(j.value, '$[0]') AND attempts.attempt = json_extract(j.value, '$[1]')`,
         now,

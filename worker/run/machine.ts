@@ -471,13 +471,6 @@ function attach(
 function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): void {
   const { store } = ctx;
   const rows = new Map(store.leasedOf(runner, results).map((row) => [`${row.key}#${row.attempt}`, row]));
-  // An attempt whose start its runner never said (its result went first) ran for as long as the
-  // result says: its start moves from when it was sent to then (the page's timeline shows it).
-  const unmarked = results.filter((r) => rows.get(`${r.task}#${r.attempt}`)?.started === false);
-  if (unmarked.length > 0)
-    store.startedAt(
-      unmarked.map((r) => ({ task: r.task, attempt: r.attempt, at: ctx.now - Math.round(r.durationMs) })),
-    );
   const plain: Succeeded[] = [];
   for (const result of results) {
     const ref = `${result.task}#${result.attempt}`;
@@ -493,11 +486,15 @@ function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): vo
       );
       continue;
     }
+    // An attempt whose start its runner never said (its result went first) ran for as long as
+    // the result says: its start moves from when it was sent to then (the page's timeline).
+    const ranFrom = row.started ? undefined : ctx.now - Math.round(result.durationMs);
     const output = result.ok && result.output !== undefined ? fromBase64(result.output) : undefined;
     if (output && output.length <= INLINE_OUTPUT_BYTES && !mappedOver(store, row)) {
-      plain.push({ row, output, stderr: result.stderr });
+      plain.push({ row, output, stderr: result.stderr, ranFrom });
       continue;
     }
+    if (ranFrom !== undefined) store.startedAt([{ task: row.key, attempt: row.attempt, at: ranFrom }]);
     accept(ctx, runner, row, result);
   }
   if (plain.length === 0) return;

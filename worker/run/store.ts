@@ -52,6 +52,8 @@ export interface Succeeded {
   row: LeasedRow;
   output: Uint8Array;
   stderr: string;
+  /** When it began running, for an attempt its runner never said it started (see `startedAt`). */
+  ranFrom?: number;
 }
 
 export interface AttemptRow {
