@@ -210,14 +210,21 @@ export async function runView(id: string, notice = ""): Promise<void> {
   );
   const state = { run: first, nodes: [] as NodeView[], outputsShown: false, dirty: true };
   /** What the task table and the timeline were last drawn from. */
-  const drawn = { tasks: "", timeline: "" };
+  const drawn = { head: "", tasks: "", timeline: "" };
   /** Outputs opened in the task table, as shown: put back when the table is redrawn, not fetched again. */
   const opened = new Map<string, HTMLElement>();
   /** Stops the log panel shown, if any. */
   let closeLog = () => {};
 
+  /** The run's length in the head, kept up to date in place. */
+  const took = el("span", { id: "took" });
   const drawHead = () => {
     const { run } = state;
+    took.textContent = runDuration(run, Date.now());
+    // Redrawn only when what it shows changed: a redraw would take the focus off its buttons.
+    const key = JSON.stringify([run.status, run.counts, run.tasks_total, run.name, run.submitted_by, run.retry_of]);
+    if (key === drawn.head) return;
+    drawn.head = key;
     document.title = `${run.name} · ${run.status} — Distro`;
     const live = !isFinal(run.status);
     const idCode = el("code", { id: "run-id" }, run.id);
@@ -248,7 +255,8 @@ export async function runView(id: string, notice = ""): Promise<void> {
         "p",
         {},
         progress(run.counts.succeeded ?? 0, run.tasks_total),
-        ` succeeded · ${runDuration(run, Date.now())}`,
+        " succeeded · ",
+        took,
         run.submitted_by && [" · submitted by ", el("span", { id: "submitter" }, run.submitted_by.name)],
         run.retry_of && [" · retries ", el("a", { href: `#/runs/${run.retry_of}` }, run.retry_of.slice(0, 12))],
       ),
