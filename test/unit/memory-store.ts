@@ -132,13 +132,11 @@ export class MemoryStore implements RunStore {
       this.clearDeadline("lease", row.key);
     }
   }
-  markStarted(runner: string, refs: readonly AttemptRef[], at?: number) {
+  markStarted(runner: string, refs: readonly AttemptRef[]) {
     return this.leasedOf(runner, refs)
       .filter((r) => !r.started)
       .map(({ started: _s, cacheKey: _k, ...row }) => {
         this.tasks.get(row.key)!.started = true;
-        const attempt = this.attempts.find((a) => a.task === row.key && a.attempt === row.attempt);
-        if (attempt && at !== undefined) attempt.startedAt = at;
         return row;
       });
   }

@@ -517,9 +517,9 @@ export class SqlStore implements RunStore {
     for (const { row } of done) this.changes?.task(row.node, row.key, "succeeded");
   }
 
-  markStarted(runner: string, refs: readonly AttemptRef[], at?: number): TaskRow[] {
+  markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[] {
     if (refs.length === 0) return [];
-    const rows = this.sql
+    return this.sql
       .exec(
         `UPDATE tasks SET started = 1
          WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))
@@ -531,15 +531,6 @@ export class SqlStore implements RunStore {
       )
       .toArray()
       .map(toTask);
-    if (at !== undefined && rows.length > 0)
-      this.sql.exec(
-        `UPDATE attempts SET started_at = ?2
-         WHERE task IN (SELECT json_extract(value, '$[0]') FROM json_each(?1))
-           AND task || '#' || attempt IN (SELECT json_extract(value, '$[0]') || '#' || json_extract(value, '$[1]') FROM json_each(?1))`,
-        JSON.stringify(rows.map((r) => [r.key, r.attempt])),
-        at,
-      );
-    return rows;
   }
 
   startedAt(starts: readonly { task: string; attempt: number; at: number }[]): void {

@@ -341,7 +341,8 @@ function holdCap(config: MachineConfig, slots: number): number {
  */
 function started(ctx: Ctx, runner: string, refs: readonly AttemptRef[]): void {
   const { store, now, config } = ctx;
-  const rows = store.markStarted(runner, refs, now);
+  const rows = store.markStarted(runner, refs);
+  if (rows.length > 0) store.startedAt(rows.map((row) => ({ task: row.key, attempt: row.attempt, at: now })));
   const at = (row: TaskRow) => now + store.spec(row.node).timeoutMs + config.leaseGraceMs;
   if (rows.length > 0)
     store.setDeadlines(

@@ -161,15 +161,11 @@ export interface RunStore {
   leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[];
   /** Ends these attempts as succeeded with their inline outputs, their leases cleared: a few statements for all. */
   succeedAll(done: readonly Succeeded[], now: number): void;
+  /** Marks the attempts of `refs` leased to `runner` and not yet started as started; answers those. */
+  markStarted(runner: string, refs: readonly AttemptRef[]): TaskRow[];
   /**
-   * Marks the attempts of `refs` leased to `runner` and not yet started as started; answers those.
-   * With `at`, their attempts' `started_at` becomes it: a held attempt started when its runner
-   * said so, not when it was sent.
-   */
-  markStarted(runner: string, refs: readonly AttemptRef[], at?: number): TaskRow[];
-  /**
-   * Moves the start of these attempts to `at` (never before they were sent): attempts whose
-   * runner never said it started them, as their results tell how long they ran.
+   * Moves the start of these attempts to `at` (never before they were sent): a held attempt
+   * started when its runner said so, or, when it never did, when its result says it began.
    */
   startedAt(starts: readonly { task: string; attempt: number; at: number }[]): void;
   /** By runner: the attempts leased to it, and of those the ones it has not said it started, by node. */
