@@ -92,10 +92,13 @@ describe("runners that die", () => {
   it("a frozen runner loses its lease; another runner finishes the task; its late result is ignored", async () => {
     const frozen = cluster.runner({ name: "frozen", slots: 1 });
     const { id } = await submit(
-      `name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 1200 }, retries: 3 }\n`,
+      `name: freeze\ntasks:\n  - { id: slow, module: spin.wasm, params: { ms: 2500 }, retries: 3 }\n`,
     );
     await until(id, (r) => leasedTo(r, "frozen").length === 1);
-    await sleep(1000); // freeze it late in the task, so that it finishes soon after it thaws
+    // Freeze it past the middle of the task, so that it finishes soon after it thaws. The lease is
+    // seen late on a loaded machine (CI once saw it after the task had ended, with 1.2 s of work),
+    // so at least 1.5 s is left to run.
+    await sleep(1000);
     frozen.signal("SIGSTOP");
     const stoppedAt = Date.now();
     cluster.runner({ name: "thawed", slots: 1 });
