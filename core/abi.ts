@@ -102,6 +102,14 @@ export function outputValue(bytes: Uint8Array): unknown {
 }
 
 /**
+ * The envelope of a task sent ahead of its last dependency (`Assignment.after`), with that
+ * dependency's output written in at character `at`, as the run would have written it.
+ */
+export function fillEnvelope(stdin: string, at: number, output: Uint8Array): string {
+  return stdin.slice(0, at) + JSON.stringify(outputValue(output)) + stdin.slice(at);
+}
+
+/**
  * The stdin document of one task instance (task ABI v1); `item` is its map item (a map over data
  * keeps its items in the run, not in the spec: `itemOf` gives the others).
  */

@@ -9,7 +9,8 @@
  * revoked device, a credential it does not know and that could not be renewed, the protocol).
  * Each run gets its own attempt host, whose module and blob fetches name that run.
  */
-import type { Assignment, CoordinatorMessage, RunnerInfo } from "../core/protocol/messages.js";
+import { fillEnvelope, fromBase64 } from "../core/abi.js";
+import type { Assignment, CoordinatorMessage, RunnerInfo, TaskResult } from "../core/protocol/messages.js";
 import { formatSize } from "../core/units.js";
 import { attempt, type AttemptHost } from "./attempt.js";
 import { CreditAllocator, type CreditEvent } from "./credit.js";
@@ -34,12 +35,27 @@ interface Running {
   dropped?: "cancelled" | "handed back";
 }
 
+/** How an attempt ended, for what was sent ahead of it: its inline output, or why there is none to give. */
+type Ended = { output: string } | "uploaded" | "failed";
+/** What `ended` keeps of a run: its latest attempts, their outputs within a few MiB. */
+const ENDED_KEPT = 256;
+const ENDED_CHARS = 8 << 20;
+
 interface RunState {
   id: string;
   link: RunLink;
   running: Map<string, Running>;
   /** Attempts held and not yet started (prefetched), in the order they came. */
   queued: Assignment[];
+  /** Of those, the ones sent ahead, by the attempt (`task#attempt`) whose output they wait for. */
+  ahead: Map<string, Assignment[]>;
+  /**
+   * How the latest attempts that ended here ended (`task#attempt`: an inline output, base64, or
+   * why it has none to give): a task sent ahead may arrive after the attempt it waits for ended.
+   */
+  ended: Map<string, Ended>;
+  /** The characters of the outputs in `ended`. */
+  endedChars: number;
   /** What its attempts use: fetches that name this run. */
   host: AttemptHost;
 }
@@ -62,6 +78,12 @@ export interface RunnerParts {
 }
 
 const attemptKey = (a: AttemptRef) => `${a.task}#${a.attempt}`;
+
+/** A task sent ahead gets the output (base64) of the attempt it waited for, and may start. */
+function fill(task: Assignment, output: string): void {
+  task.stdin = fillEnvelope(task.stdin, task.after!.at, fromBase64(output));
+  delete task.after;
+}
 
 export class Runner {
   private readonly runs = new Map<string, RunState>();
@@ -212,8 +234,15 @@ export class Runner {
           break;
         case "take": {
           const run = this.runs.get(effect.run);
-          for (const task of tasks.slice(0, effect.count)) if (run) this.hold(run, task);
-          this.runs.get(effect.run)?.link.reject(tasks.slice(effect.count));
+          const back = tasks.slice(effect.count);
+          let dropped = 0;
+          for (const task of tasks.slice(0, effect.count)) {
+            const kept = run ? this.hold(run, task) : "kept";
+            if (kept === "back") back.push(task);
+            if (kept !== "kept") dropped++;
+          }
+          run?.link.reject(back);
+          if (run && dropped > 0) this.allot({ type: "returned", run: run.id, count: dropped });
           this.startWaiting();
           break;
         }
@@ -233,6 +262,9 @@ export class Runner {
       id,
       running: new Map(),
       queued: [],
+      ahead: new Map(),
+      ended: new Map(),
+      endedChars: 0,
       host: {
         modules: { get: (sha256, memoryBytes) => modules.get(sha256, memoryBytes, id) },
         http: {
@@ -253,7 +285,7 @@ export class Runner {
           message: (m) => this.onRunMessage(state, m),
           ended: () => {
             for (const r of state.running.values()) this.drop(r, "cancelled");
-            const queued = this.unqueue(state, state.queued.length);
+            const queued = this.unqueue(state, state.queued.length).taken;
             if (this.runs.get(id) === state) {
               this.runs.delete(id);
               this.allot({ type: "ended", run: id });
@@ -287,7 +319,9 @@ export class Runner {
           if (r) this.drop(r, "cancelled");
         }
         const before = run.queued.length;
+        const cancelled = run.queued.filter((t) => stop.has(attemptKey(t)));
         run.queued = run.queued.filter((t) => !stop.has(attemptKey(t)));
+        this.dropAhead(run, cancelled);
         this.forgetWaiting(run);
         if (run.queued.length < before)
           this.allot({ type: "returned", run: run.id, count: before - run.queued.length });
@@ -295,12 +329,12 @@ export class Runner {
       }
       case "steal":
         // Answered always: with what it hands back, or else a want that says what it started.
-        if (!this.handBack(run, m.count)) run.link.want(true);
+        if (!this.handBack(run, m.count, true)) run.link.want(true);
         break;
       case "finished":
         for (const r of run.running.values()) this.drop(r, "cancelled");
         {
-          const queued = this.unqueue(run, run.queued.length);
+          const queued = this.unqueue(run, run.queued.length).taken;
           if (queued.length > 0) this.allot({ type: "returned", run: run.id, count: queued.length });
         }
         this.allot({ type: "finished", run: run.id });
@@ -309,10 +343,77 @@ export class Runner {
     }
   }
 
-  /** Holds a task the allocator took: it starts when a slot is free. */
-  private hold(run: RunState, task: Assignment): void {
+  /**
+   * Holds a task the allocator took: it starts when a slot is free, or, sent ahead, once the
+   * attempt it waits for has succeeded here.
+   */
+  /**
+   * Holds a task the allocator took: it starts when a slot is free, or, sent ahead, once the
+   * attempt it waits for has succeeded here. Answers `kept`, or what became of one sent ahead of
+   * an attempt that already ended: `dropped` (that attempt failed, the run takes it back on its
+   * own), `back` to hand back (no output here to give it: too large to keep, or unknown).
+   */
+  private hold(run: RunState, task: Assignment): "kept" | "dropped" | "back" {
+    const after = task.after && attemptKey(task.after);
+    const ended = after === undefined ? undefined : run.ended.get(after);
+    if (after !== undefined && ended === undefined) {
+      const here = run.running.has(after) || run.queued.some((t) => attemptKey(t) === after);
+      if (!here) return "back";
+      run.queued.push(task);
+      run.ahead.set(after, [...(run.ahead.get(after) ?? []), task]);
+      return "kept";
+    }
+    if (ended !== undefined && typeof ended === "string") return ended === "failed" ? "dropped" : "back";
+    if (ended !== undefined) fill(task, ended.output);
     run.queued.push(task);
     this.waiting.push({ run, task });
+    return "kept";
+  }
+
+  /**
+   * The attempt `done` ended here with `result` (none: stopped). What was sent ahead of it gets
+   * its output and may start; if it failed or was stopped, that is dropped unrun (the run takes
+   * it back on its own); if its output went to blob storage, that is handed back.
+   */
+  private release(run: RunState, done: Assignment, result: TaskResult | undefined): void {
+    const key = attemptKey(done);
+    const ended: Ended = !result?.ok ? "failed" : result.output === undefined ? "uploaded" : { output: result.output };
+    run.ended.set(key, ended);
+    run.endedChars += typeof ended === "string" ? 0 : ended.output.length;
+    for (const [old, gone] of run.ended) {
+      if (run.ended.size <= ENDED_KEPT && run.endedChars <= ENDED_CHARS) break;
+      run.ended.delete(old);
+      run.endedChars -= typeof gone === "string" ? 0 : gone.output.length;
+    }
+    const next = (run.ahead.get(key) ?? []).filter((t) => run.queued.includes(t));
+    run.ahead.delete(key);
+    if (next.length === 0) return;
+    if (typeof ended !== "string") {
+      for (const task of next) {
+        fill(task, ended.output);
+        this.waiting.push({ run, task });
+      }
+      return;
+    }
+    run.queued = run.queued.filter((t) => !next.includes(t));
+    const dropped = next.length + this.dropAhead(run, next);
+    if (ended === "uploaded") run.link.reject(next);
+    this.allot({ type: "returned", run: run.id, count: dropped });
+  }
+
+  /** Drops, unrun, what was sent ahead of any of `gone` (and ahead of those); answers how many. */
+  private dropAhead(run: RunState, gone: readonly Assignment[]): number {
+    let count = 0;
+    const pending = [...gone];
+    while (pending.length > 0) {
+      const key = attemptKey(pending.pop()!);
+      const next = (run.ahead.get(key) ?? []).filter((t) => run.queued.includes(t));
+      run.ahead.delete(key);
+      run.queued = run.queued.filter((t) => !next.includes(t));
+      count += next.length;
+      pending.push(...next);
+    }
+    return count;
   }
 
   /** Starts held attempts while slots are free, in the order they came. */
@@ -326,11 +427,22 @@ export class Runner {
     }
   }
 
-  /** Removes up to `count` of the run's held attempts not started, the latest first; answers them. */
-  private unqueue(run: RunState, count: number): Assignment[] {
-    const taken = run.queued.splice(Math.max(0, run.queued.length - count), count);
+  /**
+   * Removes up to `count` of the run's held attempts not started, the latest first (`startable`:
+   * only those that may start, not those sent ahead), and what was sent ahead of them; answers
+   * them, and how many went in all.
+   */
+  private unqueue(run: RunState, count: number, startable = false): { taken: Assignment[]; dropped: number } {
+    const taken: Assignment[] = [];
+    for (let i = run.queued.length - 1; i >= 0 && taken.length < count; i--) {
+      const task = run.queued[i]!;
+      if (startable && task.after) continue;
+      run.queued.splice(i, 1);
+      taken.unshift(task);
+    }
+    const dropped = taken.length + this.dropAhead(run, taken);
     this.forgetWaiting(run);
-    return taken;
+    return { taken, dropped };
   }
 
   /** Drops from the waiting line what is no longer among the run's queued attempts. */
@@ -340,13 +452,16 @@ export class Runner {
       if (this.waiting[i]!.run === run && !keep.has(this.waiting[i]!.task)) this.waiting.splice(i, 1);
   }
 
-  /** Hands back up to `count` held attempts of the run that have not started (a steal, a drain); false when none. */
-  private handBack(run: RunState, count: number): boolean {
-    const back = this.unqueue(run, count);
-    if (back.length === 0) return false;
-    run.link.reject(back);
-    this.parts.log.debug(`run ${run.id.slice(0, 8)}: handed back ${back.length} held task(s) not started`);
-    this.allot({ type: "returned", run: run.id, count: back.length });
+  /**
+   * Hands back up to `count` held attempts of the run that have not started (a drain; a steal,
+   * `startable`: only those that may start); false when none.
+   */
+  private handBack(run: RunState, count: number, startable = false): boolean {
+    const { taken, dropped } = this.unqueue(run, count, startable);
+    if (taken.length === 0) return false;
+    run.link.reject(taken);
+    this.parts.log.debug(`run ${run.id.slice(0, 8)}: handed back ${taken.length} held task(s) not started`);
+    this.allot({ type: "returned", run: run.id, count: dropped });
     return true;
   }
 
@@ -371,6 +486,7 @@ export class Runner {
     });
     this.executing--;
     this.prefetch.note(performance.now() - began);
+    this.release(run, task, result);
     if (result) {
       // Results wait while the run still has enough held here to keep the slots busy: one frame
       // then carries many (and the credit they free), not one each.

@@ -109,6 +109,17 @@ const assignment = z.strictObject({
    * and the runner fetches the envelope, this many bytes, from `GET /api/runners/envelope`.
    */
   stdinBytes: z.number().int().positive().optional(),
+  /**
+   * Sent ahead: the task's one input not yet there is the output of attempt `attempt` of `task`,
+   * which this runner holds. The runner starts it only once that attempt succeeded here, with
+   * that output (as the task ABI shows a dependency's output: JSON, or {"$bytes": base64})
+   * written into `stdin` at character `at`. If that attempt fails or is stopped, the runner drops
+   * this one unrun (the coordinator takes it back on its own); if its output is too large to stay
+   * inline, the runner hands this one back (`reject`).
+   */
+  after: z
+    .strictObject({ task: taskKey, attempt: z.number().int().positive(), at: z.number().int().nonnegative() })
+    .optional(),
   /** The inputs of the envelope that are files of the run's inputs ({"$file": …}); the runner resolves those only. */
   files: z.array(z.string()).optional(),
   refs: z.array(sha256).default([]),

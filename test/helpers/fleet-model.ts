@@ -72,6 +72,8 @@ interface AttemptModel {
   dropped: boolean;
   /** Running in a slot (else held, waiting for one). */
   started: boolean;
+  /** Sent ahead: it may start only once this attempt succeeded here (then it is cleared). */
+  after?: Ref;
 }
 
 interface RunnerModel {
@@ -90,6 +92,8 @@ interface RunnerModel {
   /** Slots it runs attempts in now; the allocator's capacity adds the prefetch. */
   slots: number;
   prefetch: number;
+  /** How attempts that ended here ended (`run task#attempt`), for what is sent ahead of them after. */
+  ended: Map<string, "ok" | "failed">;
 }
 
 interface RunModel {
@@ -119,6 +123,8 @@ export class Fleet {
   private now = 0;
   private seed = 1;
   readonly trace: string[] = [];
+  /** What each attempt sent ahead ran with: the attempt of its dependency whose output it took. */
+  private readonly inputs = new Map<string, Ref>();
 
   constructor(shape: FleetShape) {
     this.runners = shape.runners.map(({ slots, prefetch = 0, x }, i) => {
@@ -149,6 +155,7 @@ export class Fleet {
         maxSlots: slots,
         slots,
         prefetch,
+        ended: new Map(),
       };
     });
     this.runs = shape.runs.map((s, i) => ({
@@ -256,7 +263,8 @@ export class Fleet {
       // the run can know waits: a runner's slots may be busy with another run's tasks).
       const waitingAt = (r: RunnerModel) => {
         const held = r.attempts.filter((a) => a.run === run.id);
-        return Math.min(held.filter((a) => !a.started).length, Math.max(0, held.length - r.maxSlots));
+        const startable = held.filter((a) => !a.started && a.after === undefined).length;
+        return Math.min(startable, Math.max(0, held.length - r.maxSlots));
       };
       for (const thief of this.runners) {
         if ((run.store.runner(thief.id)?.credit ?? 0) === 0 || waitingAt(thief) > 0) continue;
@@ -329,12 +337,23 @@ export class Fleet {
           throw new Error(`${run.id} leases ${run.store.leasedTo(r.id).length} to ${r.id} of ${r.maxSlots} slot(s)`);
     }
     for (const run of this.runs) {
-      const accepted = new Set<string>();
+      const accepted = new Map<string, number>();
       for (const a of run.store.attempts)
         if (a.outcome === "succeeded") {
           if (accepted.has(a.task)) throw new Error(`${run.id} accepted ${a.task} twice`);
-          accepted.add(a.task);
+          accepted.set(a.task, a.attempt);
         }
+      // A chain's link is accepted only after the one before it, and one sent ahead only with the
+      // output of the attempt of it that was accepted.
+      for (const [task, attempt] of accepted) {
+        const i = Number(task.slice(1));
+        if (run.shape.kind !== "chain" || i === 0) continue;
+        const before = accepted.get(`t${i - 1}`);
+        if (before === undefined) throw new Error(`${run.id} accepted ${task} before t${i - 1}`);
+        const input = this.inputs.get(`${run.id} ${task}#${attempt}`);
+        if (input && input.attempt !== before)
+          throw new Error(`${run.id} accepted ${task}#${attempt}, run on t${i - 1}#${input.attempt}, not #${before}`);
+      }
     }
   }
 
@@ -352,11 +371,31 @@ export class Fleet {
     this.startWaiting(r);
   }
 
+  /**
+   * Drops, unrun, the held attempts sent ahead of any of `gone` (and those sent ahead of them):
+   * the run takes them back on its own. Answers how many.
+   */
+  private dropAfter(r: RunnerModel, gone: readonly AttemptModel[]): number {
+    let count = 0;
+    const pending = [...gone];
+    while (pending.length > 0) {
+      const g = pending.pop()!;
+      for (let i = r.attempts.length - 1; i >= 0; i--) {
+        const x = r.attempts[i]!;
+        if (x.run !== g.run || x.after?.task !== g.task || x.after.attempt !== g.attempt) continue;
+        r.attempts.splice(i, 1);
+        pending.push(x);
+        count++;
+      }
+    }
+    return count;
+  }
+
   /** Starts held attempts while slots are free, the oldest first: each start is marked for its run. */
   private startWaiting(r: RunnerModel): void {
     for (const a of r.attempts) {
       if (r.attempts.filter((x) => x.started).length >= r.slots) return;
-      if (a.started) continue;
+      if (a.started || a.after) continue;
       a.started = true;
       const link = r.links.get(a.run);
       if (link?.open) link.marks.push({ task: a.task, attempt: a.attempt });
@@ -395,9 +434,28 @@ export class Fleet {
       }
       case "take": {
         const link = r.links.get(effect.run)!;
-        for (const t of tasks.slice(0, effect.count))
-          r.attempts.push({ run: link.run, task: t.task, attempt: t.attempt, dropped: false, started: false });
         const back = tasks.slice(effect.count).map(({ task, attempt }) => ({ task, attempt }));
+        let returned = 0;
+        for (const t of tasks.slice(0, effect.count)) {
+          let after = t.after && { task: t.after.task, attempt: t.after.attempt };
+          // Sent ahead of an attempt that ended here already: it takes its output, is dropped (that
+          // one failed), or goes back (it is not known here), as the runner does.
+          const key = after && `${link.run} ${after.task}#${after.attempt}`;
+          const here = (a: AttemptModel) => a.run === link.run && a.task === after?.task && a.attempt === after.attempt;
+          if (key && !r.attempts.some(here)) {
+            const ended = r.ended.get(key);
+            if (ended === "ok") {
+              this.inputs.set(`${link.run} ${t.task}#${t.attempt}`, after!);
+              after = undefined;
+            } else {
+              if (ended === undefined) back.push({ task: t.task, attempt: t.attempt });
+              returned++;
+              continue;
+            }
+          }
+          r.attempts.push({ run: link.run, task: t.task, attempt: t.attempt, dropped: false, started: false, after });
+        }
+        if (returned > 0) this.allot(r, { type: "returned", run: link.run, count: returned });
         if (back.length > 0 && link.open) link.toRun.push({ type: "reject", tasks: back });
         this.startWaiting(r);
         break;
@@ -461,14 +519,16 @@ export class Fleet {
         const named = (a: AttemptModel) => m.tasks.some((t) => t.task === a.task && t.attempt === a.attempt);
         for (const a of r.attempts) if (a.run === link.run && named(a)) a.dropped = true;
         const back = this.unqueue(r, link.run, Infinity, named);
-        if (back.length > 0) this.allot(r, { type: "returned", run: link.run, count: back.length });
+        const count = back.length + this.dropAfter(r, back);
+        if (count > 0) this.allot(r, { type: "returned", run: link.run, count });
         break;
       }
       case "steal": {
-        const back = this.unqueue(r, link.run, m.count);
+        // What waits for another attempt here cannot go elsewhere: only what may start is handed back.
+        const back = this.unqueue(r, link.run, m.count, (a) => a.after === undefined);
         if (back.length > 0) {
           link.toRun.push({ type: "reject", tasks: back.map(({ task, attempt }) => ({ task, attempt })) });
-          this.allot(r, { type: "returned", run: link.run, count: back.length });
+          this.allot(r, { type: "returned", run: link.run, count: back.length + this.dropAfter(r, back) });
         } else this.sendWant(r, link);
         break;
       }
@@ -495,6 +555,18 @@ export class Fleet {
     r.attempts.splice(r.attempts.indexOf(a), 1);
     const link = r.links.get(a.run);
     const reported = !a.dropped && link !== undefined;
+    r.ended.set(`${a.run} ${a.task}#${a.attempt}`, reported ? "ok" : "failed");
+    // What was sent ahead of it may start now; if it was stopped, that is dropped unrun.
+    if (reported) {
+      for (const x of r.attempts)
+        if (x.run === a.run && x.after?.task === a.task && x.after.attempt === a.attempt) {
+          this.inputs.set(`${x.run} ${x.task}#${x.attempt}`, x.after);
+          delete x.after;
+        }
+    } else {
+      const count = this.dropAfter(r, [a]);
+      if (count > 0) this.allot(r, { type: "returned", run: a.run, count });
+    }
     this.allot(r, { type: "freed", run: a.run, reported });
     this.startWaiting(r);
     if (!reported) return;

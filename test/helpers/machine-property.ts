@@ -8,7 +8,7 @@
  */
 import fc from "fast-check";
 import { expect } from "vitest";
-import { parseTaskKey, taskKey } from "../../core/abi";
+import { fillEnvelope, fromBase64, parseTaskKey, taskKey } from "../../core/abi";
 import type { Assignment } from "../../core/protocol/messages";
 import { TASK_STATES } from "../../core/status";
 import { transition, type Effect, type RunEvent } from "../../worker/run/machine";
@@ -33,7 +33,8 @@ const dagArb: fc.Arbitrary<DagNode[]> = fc
   .array(
     fc.record({
       deps: fc.array(fc.nat(), { maxLength: 3 }),
-      map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      // Half mapped, half plain tasks (the ones a run may send ahead of their last dependency).
+      map: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined, freq: 2 }),
     }),
     { minLength: 1, maxLength: 12 },
   )
@@ -90,11 +91,28 @@ function runCase(host: PropertyHost, nodes: DagNode[], dice: number[]): void {
   const take = (effects: Effect[]) => {
     for (const e of effects) if (e.type === "dispatch") for (const a of e.tasks) inflight.push({ runner: e.runner, a });
   };
-  for (const r of ["r1", "r2", "r3"])
-    take(apply({ type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [] }, clock++));
+  // r1 has one slot: what it asks for beyond it, the run may send ahead of the attempts it holds
+  // (the others count for as many slots as the store's default cap, and are sent nothing ahead).
+  for (const [r, slots] of [
+    ["r1", 1],
+    ["r2", undefined],
+    ["r3", undefined],
+  ] as const)
+    take(apply({ type: "attach", runner: r, name: r, want: 1 + (die() % 3), holding: [], slots }, clock++));
+  /** Outputs of the attempts that succeeded, by `task#attempt`; what an attempt sent ahead waits for. */
+  const outputs = new Map<string, string>();
+  const failedHere = new Set<string>();
   let finished: string | undefined;
   for (let steps = 0; inflight.length > 0 && steps < 10_000; steps++) {
-    const { runner, a } = inflight.splice(die() % inflight.length, 1)[0]!;
+    // An attempt sent ahead runs once the attempt it waits for succeeded; if that one failed, the
+    // run takes it back (a cancel) and it never runs.
+    const runnable = inflight.filter(({ a }) => !a.after || outputs.has(`${a.after.task}#${a.after.attempt}`));
+    expect(runnable.length).toBeGreaterThan(0);
+    const pick = runnable[die() % runnable.length]!;
+    inflight.splice(inflight.indexOf(pick), 1);
+    const { runner } = pick;
+    const waited = pick.a.after && outputs.get(`${pick.a.after.task}#${pick.a.after.attempt}`)!;
+    const a = waited ? { ...pick.a, stdin: fillEnvelope(pick.a.stdin, pick.a.after!.at, fromBase64(waited)) } : pick.a;
     const { node } = parseTaskKey(a.task);
     // Every dependency's instances succeeded before this dispatch, and their outputs are the inputs.
     const envelope = JSON.parse(a.stdin) as { inputs: Record<string, unknown> };
@@ -107,9 +125,31 @@ function runCase(host: PropertyHost, nodes: DagNode[], dice: number[]): void {
     // The first attempt of a task fails one time in four; retries always succeed.
     const result = a.attempt === 1 && die() % 4 === 0 ? failed(a) : ok(a, JSON.stringify(a.task));
     const effects = apply(
-      { type: "results", runner, results: [result], want: 1 + (die() % 2), received: sent(runner) },
+      {
+        type: "results",
+        runner,
+        results: [result],
+        want: 1 + (die() % (runner === "r1" ? 4 : 2)),
+        received: sent(runner),
+      },
       clock++,
     );
+    if (result.ok) outputs.set(`${a.task}#${a.attempt}`, result.output!);
+    else failedHere.add(`${a.task}#${a.attempt}`);
+    for (const e of effects)
+      if (e.type === "cancel")
+        for (const ref of e.tasks) {
+          const at = inflight.findIndex(
+            (f) => f.runner === e.runner && f.a.task === ref.task && f.a.attempt === ref.attempt,
+          );
+          // Only what was sent ahead of an attempt that failed (or was itself taken back) is taken back.
+          expect(at).toBeGreaterThanOrEqual(0);
+          const after = inflight[at]!.a.after;
+          expect(after).toBeDefined();
+          expect(failedHere.has(`${after!.task}#${after!.attempt}`)).toBe(true);
+          failedHere.add(`${ref.task}#${ref.attempt}`);
+          inflight.splice(at, 1);
+        }
     if (result.ok) {
       expect(succeededAt.has(a.task)).toBe(false);
       succeededAt.set(a.task, clock);

@@ -3,7 +3,16 @@
 // random DAGs with random runners and failures (test/helpers/machine-property.ts; the workers
 // project runs it over SqlStore too).
 import { describe, expect, it } from "vitest";
-import { cacheMaterial, IllegalTransition, transition, type Effect, type RunEvent } from "../../worker/run/machine";
+import { fillEnvelope } from "../../core/abi";
+import type { TaskResult } from "../../core/protocol/messages";
+import {
+  cacheMaterial,
+  envelopeOf,
+  IllegalTransition,
+  transition,
+  type Effect,
+  type RunEvent,
+} from "../../worker/run/machine";
 import { checkMachineProperty } from "../helpers/machine-property";
 import { halfStaleBatch, stealRacingStart } from "../helpers/prefetch-scenarios";
 import { failed, ok, plan } from "../helpers/run-fixtures";
@@ -551,5 +560,113 @@ describe("a run's last tasks", () => {
     transition(store, result, 3);
     expect(store.counts().ready).toBe(0);
     expect([store.leasedTo("small").length, store.leasedTo("big").length]).toEqual([1, 9]);
+  });
+});
+
+describe("a chain's links sent ahead", () => {
+  const chain = `tasks:
+  - { id: a, module: m, retries: 2, retry_delay: 0 }
+  - { id: b, module: m, depends_on: [a], params: { n: 1 } }
+  - { id: c, module: m, depends_on: [b] }
+  - { id: d, module: m, depends_on: [c] }
+`;
+  const attach = (store: MemoryStore, want: number) =>
+    transition(store, { type: "attach", runner: "r", name: "r", want, holding: [], slots: 1 }, 1);
+  const results = (results: TaskResult[], want = 0): RunEvent => ({
+    type: "results",
+    runner: "r",
+    results,
+    want,
+    received: 99,
+  });
+
+  it("go to the runner holding what they wait for, only beyond its slots, each filled in as the run would", () => {
+    const store = started(chain);
+    // 1 slot and a want of 3: a runs, b and c wait on the runner for the attempt before them.
+    const tasks = dispatched(attach(store, 3));
+    expect(tasks.map((t) => [t.task, t.after && `${t.after.task}#${t.after.attempt}`])).toEqual([
+      ["a", undefined],
+      ["b", "a#1"],
+      ["c", "b#1"],
+    ]);
+    expect(store.task("b")!.state).toBe("leased");
+    expect(store.node("b").pendingDeps).toBe(1);
+    // With a want no larger than its slots a runner is sent nothing ahead.
+    const other = started(chain);
+    expect(dispatched(attach(other, 1)).map((t) => t.task)).toEqual(["a"]);
+    // a and b succeed in one frame, b run on a's output as the runner fills it in.
+    const output = new TextEncoder().encode('{"x": [1, 2.50]}');
+    const b = tasks[1]!;
+    const filled = fillEnvelope(b.stdin, b.after!.at, output);
+    transition(store, results([ok(tasks[0]!, '{"x": [1, 2.50]}'), ok(b, "7")]), 2);
+    expect(store.task("a")!.state).toBe("succeeded");
+    expect(store.task("b")!.state).toBe("succeeded");
+    // What b ran with is what the run gives b once a is accepted.
+    expect(filled).toBe(envelopeOf(store, store.task("b")!, 1));
+    expect(JSON.parse(filled)).toMatchObject({ task: "b", params: { n: 1 }, inputs: { a: { x: [1, 2.5] } } });
+    expect(store.counts()).toMatchObject({ succeeded: 2, leased: 1, blocked: 1 });
+  });
+
+  it("are taken back, costing nothing, when what they wait for fails, is lost or handed back", () => {
+    const store = started(chain);
+    const [a, b, c] = dispatched(attach(store, 3));
+    const effects = transition(store, results([failed(a!)], 0), 2);
+    // b and c wait again, their attempts returned, and the runner is told to drop them.
+    expect(effects).toContainEqual({
+      type: "cancel",
+      runner: "r",
+      tasks: [
+        { task: "b", attempt: 1 },
+        { task: "c", attempt: 1 },
+      ],
+    });
+    expect([store.task("b")!.state, store.task("c")!.state]).toEqual(["blocked", "blocked"]);
+    expect(store.attempts.filter((x) => x.task !== "a").map((x) => x.outcome)).toEqual(["returned", "returned"]);
+    expect([store.task("b")!.failures, store.task("b")!.losses]).toEqual([0, 0]);
+    // The retry of a goes out with b sent ahead again, as attempt 2; the runner drops nothing it
+    // is told about twice: a reject of c#1 now is no stray.
+    const again = dispatched(transition(store, { type: "want", runner: "r", want: 2, received: 99 }, 3));
+    expect(again.map((t) => `${t.task}#${t.attempt}`)).toEqual(["a#2", "b#2"]);
+    expect(transition(store, { type: "reject", runner: "r", tasks: [c!] }, 4)).not.toContainEqual(
+      expect.objectContaining({ type: "stray" }),
+    );
+    expect(b!.attempt).toBe(1);
+    // The runner goes: a is lost (charged to its lost_retries), b only goes back to wait.
+    transition(store, { type: "detach", runner: "r" }, 5);
+    expect(store.task("a")).toMatchObject({ state: "ready", losses: 1 });
+    expect(store.task("b")).toMatchObject({ state: "blocked", losses: 0, failures: 0 });
+    expect(store.attempts.find((x) => x.task === "b" && x.attempt === 2)!.outcome).toBe("returned");
+  });
+
+  it("ignore a result of one that comes before the result it waited for, and take it back", () => {
+    const store = started(chain);
+    const [a, b] = dispatched(attach(store, 3));
+    const effects = transition(store, results([ok(b!, "1")]), 2);
+    expect(effects).toContainEqual({ type: "stray", runner: "r", frames: 1 });
+    expect(effects).toContainEqual({
+      type: "cancel",
+      runner: "r",
+      tasks: [
+        { task: "b", attempt: 1 },
+        { task: "c", attempt: 1 },
+      ],
+    });
+    expect(store.attempts.find((x) => x.task === "b")).toMatchObject({
+      outcome: "returned",
+      note: expect.stringMatching(/before the attempt it needed the output of had succeeded; ignored/),
+    });
+    // a's own result still counts, and b then goes out again (ahead of nothing: it is ready).
+    const next = dispatched(transition(store, results([ok(a!, "0")], 1), 3));
+    expect(next.map((t) => [t.task, t.attempt, t.after])).toEqual([["b", 2, undefined]]);
+  });
+
+  it("are never a node with the result cache on, a mapped node, or one waiting for a mapped node", () => {
+    const store = started(`tasks:
+  - { id: a, module: m, cache: false }
+  - { id: cached, module: m, depends_on: [a] }
+  - { id: fan, module: m, depends_on: [a], map: { range: [0, 2] }, cache: false }
+  - { id: after_fan, module: m, depends_on: [fan], cache: false }
+`);
+    expect(dispatched(attach(store, 6)).map((t) => t.task)).toEqual(["a"]);
   });
 });

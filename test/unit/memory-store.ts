@@ -98,12 +98,28 @@ export class MemoryStore implements RunStore {
         ...this.task(t.key)!,
         started: t.started === true,
         cacheKey: this.cacheKeys.get(t.key) ?? null,
+        pendingDeps: this.nodes.get(t.node)!.pendingDeps,
       });
     }
     return [...out.values()];
   }
   leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number) {
-    const rows = this.ready(limit, excluded);
+    return this.lease(this.ready(limit, excluded), runner, now);
+  }
+  blockedOf(keys: readonly string[]) {
+    bound(JSON.stringify(keys));
+    return keys.flatMap((key) =>
+      this.tasks.get(key)?.state === "blocked"
+        ? [{ ...this.task(key)!, pendingDeps: this.nodes.get(this.tasks.get(key)!.node)!.pendingDeps }]
+        : [],
+    );
+  }
+  leaseBlocked(runner: { id: string; name: string }, keys: readonly string[], now: number) {
+    bound(JSON.stringify(keys));
+    const rows = keys.flatMap((key) => (this.tasks.get(key)?.state === "blocked" ? [this.task(key)!] : []));
+    return this.lease(rows, runner, now);
+  }
+  private lease(rows: TaskRow[], runner: { id: string; name: string }, now: number) {
     bound(JSON.stringify(rows.map((r) => [r.key, r.attempt + 1])), runner.id, runner.name, now);
     return rows.map((row) => {
       const attempt = row.attempt + 1;
@@ -135,7 +151,7 @@ export class MemoryStore implements RunStore {
   markStarted(runner: string, refs: readonly AttemptRef[]) {
     return this.leasedOf(runner, refs)
       .filter((r) => !r.started)
-      .map(({ started: _s, cacheKey: _k, ...row }) => {
+      .map(({ started: _s, cacheKey: _k, pendingDeps: _p, ...row }) => {
         this.tasks.get(row.key)!.started = true;
         return row;
       });
@@ -152,7 +168,8 @@ export class MemoryStore implements RunStore {
       if (t.state !== "leased" || !t.runner) continue;
       const known = out.get(t.runner) ?? { held: 0, unstarted: new Map<string, number>() };
       known.held++;
-      if (!t.started) known.unstarted.set(t.node, (known.unstarted.get(t.node) ?? 0) + 1);
+      if (!t.started && this.nodes.get(t.node)!.pendingDeps === 0)
+        known.unstarted.set(t.node, (known.unstarted.get(t.node) ?? 0) + 1);
       out.set(t.runner, known);
     }
     return out;
@@ -282,6 +299,9 @@ export class MemoryStore implements RunStore {
   }
   constrainedNodes() {
     return [...this.nodes.values()].filter((n) => n.spec.requires).map((n) => n.spec.id);
+  }
+  nodeIds() {
+    return [...this.nodes.keys()];
   }
   readyIn(node: string) {
     return [...this.tasks.values()].filter((t) => t.state === "ready" && t.node === node).length;

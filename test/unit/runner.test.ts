@@ -442,3 +442,67 @@ describe("prefetch and stealing", () => {
     expect(frames.slice(before).some((f) => f.type === "reject")).toBe(false);
   });
 });
+
+describe("tasks sent ahead", () => {
+  const frameOf = (frames: RunnerMessage[], type: "results") =>
+    frames.flatMap((f) => (f.type === type ? f.results : []));
+  const ahead = (base: Assignment, key: string, after: string): Assignment => {
+    const stdin = JSON.stringify({ task: key, inputs: { [after]: null } });
+    const at = stdin.indexOf("null");
+    return {
+      ...base,
+      task: key,
+      stdin: stdin.slice(0, at) + stdin.slice(at + 4),
+      after: { task: after, attempt: 1, at },
+    };
+  };
+
+  it("start once the attempt they wait for succeeded here, with its output written in where the run said", async () => {
+    const { frames, url, sockets } = await coordinator();
+    const { runner: r } = runner(url, echo);
+    r.start();
+    await until(() => sockets.has(RUN) && frames.some((f) => f.type === "hello" && "holding" in f));
+    // Within its credit (2 slots): b waits for a.
+    const a = task(0);
+    const b = ahead(task(1), "echo[1]", "echo[0]");
+    const run = sockets.get(RUN)!;
+    run.send(encode({ type: "tasks", tasks: [a, b], backlog: 0 }));
+    await until(() => frameOf(frames, "results").length === 2);
+    const results = frameOf(frames, "results");
+    expect(results.map((res) => res.task)).toEqual(["echo[0]", "echo[1]"]);
+    const output = JSON.parse(Buffer.from(results[1]!.output!, "base64").toString()) as unknown;
+    expect(output).toEqual({ task: "echo[1]", inputs: { "echo[0]": JSON.parse(a.stdin) } });
+    // One sent ahead of an attempt that already ended here takes its output at once; one sent
+    // ahead of an attempt it knows nothing of goes back.
+    const c = ahead(task(2), "echo[2]", "echo[1]");
+    const stray = ahead(task(3), "echo[3]", "echo[9]");
+    run.send(encode({ type: "tasks", tasks: [c, stray], backlog: 0 }));
+    await until(() => frameOf(frames, "results").length === 3);
+    const third = JSON.parse(Buffer.from(frameOf(frames, "results")[2]!.output!, "base64").toString()) as unknown;
+    expect(third).toEqual({ task: "echo[2]", inputs: { "echo[1]": output } });
+    await until(() => frames.some((f) => f.type === "reject"));
+    expect(frames.flatMap((f) => (f.type === "reject" ? f.tasks : []))).toEqual([{ task: "echo[3]", attempt: 1 }]);
+  });
+
+  it("are dropped unrun when what they wait for fails, and a steal never takes them", async () => {
+    const { frames, url, sockets } = await coordinator();
+    const { runner: r } = runner(url, spin);
+    r.start();
+    await until(() => sockets.has(RUN) && frames.some((f) => f.type === "hello" && "holding" in f));
+    const slow = { ...task(0), task: "spin[0]", stdin: JSON.stringify({ task: "spin[0]", params: { ms: 2000 } }) };
+    const a = { ...slow, timeoutMs: 300 };
+    const b = ahead({ ...task(1), stdin: "" }, "spin[1]", "spin[0]");
+    const run = sockets.get(RUN)!;
+    run.send(encode({ type: "tasks", tasks: [a, b], backlog: 0 }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const before = frames.length;
+    run.send(encode({ type: "steal", count: 1 }));
+    await until(() => frames.slice(before).some((f) => f.type === "want"));
+    await until(() => frameOf(frames, "results").length === 1);
+    expect(frameOf(frames, "results")[0]).toMatchObject({ task: "spin[0]", ok: false });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // b never ran, never started, and was not handed back: the run takes it back on its own.
+    const named = frames.filter((f) => JSON.stringify(f).includes("spin[1]"));
+    expect(named).toEqual([]);
+  });
+});

@@ -46,6 +46,7 @@ const hex = (bytes: Uint8Array) => {
 export class SqlStore implements RunStore {
   private readonly specs = new Map<string, ResolvedNode>();
   private deps: Map<string, string[]> | undefined;
+  private ids: string[] | undefined;
   private constrained: string[] | undefined;
   private sources: Set<string> | undefined;
   private readonly readyAt = new Map<string, number | null>();
@@ -104,6 +105,7 @@ export class SqlStore implements RunStore {
     this.specs.clear();
     this.deps = undefined;
     this.constrained = undefined;
+    this.ids = undefined;
     this.sources = undefined;
     this.readyAt.clear();
     this.attachedRows = undefined;
@@ -123,30 +125,48 @@ export class SqlStore implements RunStore {
   }
 
   insertPlan(nodes: readonly NodeRow[]): void {
+    // A few statements however many nodes: each row is one JSON text of a bound list.
+    const rows = { nodes: [] as string[], edges: [] as string[], plain: [] as string[] };
+    const mapped: { spec: ResolvedNode; seq: number; state: TaskState }[] = [];
     let seq = 0;
     for (const [ord, { spec, pendingDeps, remaining }] of nodes.entries()) {
-      const node = `INSERT INTO nodes (id, ord, spec, pending_deps, remaining) VALUES (?, ?, ?, ?, ?)`;
-      this.sql.exec(node, spec.id, ord, JSON.stringify(spec), pendingDeps, remaining);
-      for (const dep of spec.deps) this.sql.exec(`INSERT INTO edges (dep, node) VALUES (?, ?)`, dep, spec.id);
+      rows.nodes.push(JSON.stringify([spec.id, ord, JSON.stringify(spec), pendingDeps, remaining]));
+      for (const dep of spec.deps) rows.edges.push(JSON.stringify([dep, spec.id]));
       const state: TaskState = pendingDeps > 0 ? "blocked" : spec.cache ? "lookup" : "ready";
-      const task = [spec.id, spec.id, seq, spec.priority, state];
       if (spec.instances === 0) continue; // a map over data: instances come with its data
-      if (spec.instances === null) {
-        this.sql.exec(`INSERT INTO tasks (key, node, idx, seq, priority, state) VALUES (?, ?, NULL, ?, ?, ?)`, ...task);
-      } else {
-        // One statement per mapped task, however many instances it has.
-        this.sql.exec(
-          `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
-           INSERT INTO tasks (key, node, idx, seq, priority, state)
-           SELECT ? || '[' || i || ']', ?, i, ? + i, ?, ? FROM n`,
-          spec.instances,
-          ...task,
-        );
-      }
+      if (spec.instances === null) rows.plain.push(JSON.stringify([spec.id, seq, spec.priority, state]));
+      else mapped.push({ spec, seq, state });
       const count = spec.instances ?? 1;
       seq += count;
       this.addCount(state, count);
     }
+    const column = (i: number) => `json_extract(value, '$[${i}]')`;
+    const insert = (into: string, width: number, list: string[]) => {
+      const values = Array.from({ length: width }, (_, i) => column(i)).join(", ");
+      for (const { json } of jsonChunks(list))
+        this.sql.exec(`INSERT INTO ${into} SELECT ${values} FROM json_each(?)`, json);
+    };
+    insert("nodes (id, ord, spec, pending_deps, remaining)", 5, rows.nodes);
+    insert("edges (dep, node)", 2, rows.edges);
+    for (const { json } of jsonChunks(rows.plain))
+      this.sql.exec(
+        `INSERT INTO tasks (key, node, idx, seq, priority, state)
+         SELECT ${column(0)}, ${column(0)}, NULL, ${column(1)}, ${column(2)}, ${column(3)} FROM json_each(?)`,
+        json,
+      );
+    for (const { spec, seq, state } of mapped)
+      // One statement per mapped task, however many instances it has.
+      this.sql.exec(
+        `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+         INSERT INTO tasks (key, node, idx, seq, priority, state)
+         SELECT ? || '[' || i || ']', ?, i, ? + i, ?, ? FROM n`,
+        spec.instances,
+        spec.id,
+        spec.id,
+        seq,
+        spec.priority,
+        state,
+      );
   }
 
   node(id: string): NodeRow {
@@ -164,6 +184,13 @@ export class SqlStore implements RunStore {
   spec(id: string): ResolvedNode {
     const known = this.specs.get(id);
     if (known) return known;
+    // The first read loads every node's: a run reads most of them, one statement for all.
+    if (this.specs.size === 0) {
+      for (const row of this.sql.exec<{ id: string; spec: string }>(`SELECT id, spec FROM nodes`))
+        this.specs.set(row.id, JSON.parse(row.spec) as ResolvedNode);
+      const loaded = this.specs.get(id);
+      if (loaded) return loaded;
+    }
     const row = this.sql.exec<{ spec: string }>(`SELECT spec FROM nodes WHERE id = ?`, id).toArray()[0];
     if (!row) throw new Error(`the run has no node ${id}`);
     const spec = JSON.parse(row.spec) as ResolvedNode;
@@ -225,7 +252,7 @@ export class SqlStore implements RunStore {
     this.addCount(state, items.length);
     const update = `UPDATE nodes SET remaining = ?, spec = json_set(spec, '$.instances', ?) WHERE id = ?`;
     this.sql.exec(update, items.length, items.length, node);
-    this.specs.delete(node);
+    this.specs.set(node, { ...spec, instances: items.length });
     if (items.length > 0) this.changes?.moved(node);
   }
 
@@ -356,8 +383,17 @@ export class SqlStore implements RunStore {
   }
 
   moveNode(node: string, from: TaskState, to: TaskState): number {
-    this.sql.exec(`UPDATE tasks SET state = ? WHERE node = ? AND state = ?`, to, node, from);
-    const moved = this.moved(from, to);
+    const update = `UPDATE tasks SET state = ? WHERE node = ? AND state = ?`;
+    let moved: number;
+    if (this.spec(node).instances === null) {
+      // A plain task: whether it moved comes back with the update (one statement, not two).
+      moved = this.sql.exec(`${update} RETURNING 1`, to, node, from).toArray().length;
+      this.addCount(from, -moved);
+      this.addCount(to, moved);
+    } else {
+      this.sql.exec(update, to, node, from);
+      moved = this.moved(from, to);
+    }
     if (moved > 0) this.changes?.moved(node);
     return moved;
   }
@@ -405,6 +441,14 @@ export class SqlStore implements RunStore {
     return this.constrained;
   }
 
+  nodeIds(): string[] {
+    this.ids ??= this.sql
+      .exec<{ id: string }>(`SELECT id FROM nodes ORDER BY ord`)
+      .toArray()
+      .map((r) => r.id);
+    return this.ids;
+  }
+
   readyIn(node: string): number {
     return this.sql
       .exec<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE node = ? AND state = 'ready'`, node)
@@ -424,7 +468,8 @@ export class SqlStore implements RunStore {
     const list = JSON.stringify(refs.map((r) => [r.task, r.attempt]));
     return this.sql
       .exec(
-        `SELECT ${TASK_COLUMNS}, started, cache_key, rowid AS id FROM tasks
+        `SELECT ${TASK_COLUMNS}, started, cache_key, tasks.rowid AS id, pending_deps FROM tasks
+         JOIN nodes ON nodes.id = tasks.node
          WHERE key IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND state = 'leased' AND runner = ?2`,
         list,
         runner,
@@ -434,7 +479,8 @@ export class SqlStore implements RunStore {
         const row = toTask(r);
         if (!wanted.has(`${row.key}#${row.attempt}`)) return [];
         this.rowids.set(row.key, r.id as number);
-        return [{ ...row, started: r.started === 1, cacheKey: r.cache_key as string | null }];
+        const pendingDeps = r.pending_deps as number;
+        return [{ ...row, started: r.started === 1, cacheKey: r.cache_key as string | null, pendingDeps }];
       });
   }
 
@@ -449,6 +495,40 @@ export class SqlStore implements RunStore {
         limit,
       )
       .toArray();
+    return this.lease(picked, "ready", runner, now);
+  }
+
+  blockedOf(keys: readonly string[]): (TaskRow & { pendingDeps: number })[] {
+    if (keys.length === 0) return [];
+    return this.sql
+      .exec(
+        `SELECT ${TASK_COLUMNS}, pending_deps FROM tasks JOIN nodes ON nodes.id = tasks.node
+         WHERE key IN (SELECT value FROM json_each(?)) AND state = 'blocked'`,
+        JSON.stringify(keys),
+      )
+      .toArray()
+      .map((r) => ({ ...toTask(r), pendingDeps: r.pending_deps as number }));
+  }
+
+  leaseBlocked(runner: { id: string; name: string }, keys: readonly string[], now: number): TaskRow[] {
+    if (keys.length === 0) return [];
+    const picked = this.sql
+      .exec(
+        `SELECT ${TASK_COLUMNS}, rowid AS id FROM tasks
+         WHERE key IN (SELECT value FROM json_each(?)) AND state = 'blocked'`,
+        JSON.stringify(keys),
+      )
+      .toArray();
+    return this.lease(picked, "blocked", runner, now);
+  }
+
+  /** Leases the rows picked (with their rowid as `id`), all in state `from`, as new attempts: three statements. */
+  private lease(
+    picked: Record<string, SqlStorageValue>[],
+    from: TaskState,
+    runner: { id: string; name: string },
+    now: number,
+  ): TaskRow[] {
     if (picked.length === 0) return [];
     this.sql.exec(
       `UPDATE tasks SET state = 'leased', attempt = attempt + 1, runner = ?, started = 0
@@ -472,7 +552,7 @@ export class SqlStore implements RunStore {
         now,
         json,
       );
-    this.addCount("ready", -rows.length);
+    this.addCount(from, -rows.length);
     this.addCount("leased", rows.length);
     for (const row of rows) this.changes?.task(row.node, row.key, "leased");
     return rows;
@@ -543,8 +623,9 @@ export class SqlStore implements RunStore {
   }
 
   holdings(): Map<string, { held: number; unstarted: Map<string, number> }> {
-    const query = `SELECT runner, node, count(*) AS n, sum(started = 0) AS u FROM tasks WHERE state = 'leased'
-      GROUP BY runner, node`;
+    // Sent ahead (its node still waits for a dependency), an attempt cannot be handed to another.
+    const query = `SELECT runner, node, count(*) AS n, sum(started = 0 AND pending_deps = 0) AS u
+      FROM tasks JOIN nodes ON nodes.id = tasks.node WHERE state = 'leased' GROUP BY runner, node`;
     const out = new Map<string, { held: number; unstarted: Map<string, number> }>();
     for (const { runner, node, n, u } of this.sql.exec<{ runner: string; node: string; n: number; u: number }>(query)) {
       const known = out.get(runner) ?? { held: 0, unstarted: new Map<string, number>() };

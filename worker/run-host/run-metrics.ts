@@ -49,6 +49,8 @@ export class Histograms {
     for (const effect of effects) {
       if (effect.type !== "dispatch") continue;
       for (const task of effect.tasks) {
+        // One sent ahead of its last dependency went before it was ready: no wait to measure.
+        if (task.after) continue;
         const ready = this.host.nodeReadyAt(parseTaskKey(task.task).node);
         if (ready === null) continue;
         observe(next.latency, Math.max(0, now - ready) / 1000);

@@ -51,6 +51,36 @@ export function assignment(store: RunStore, row: TaskRow, attempt: number, input
   };
 }
 
+/**
+ * The frame that sends attempt `attempt` of the task in `row` ahead of the attempt `after` of its
+ * one dependency not yet done, `pending`: its envelope has that dependency's output left out, and
+ * `after.at` says where the runner writes it. Null when it cannot go ahead: its envelope would
+ * not fit a frame, or it could not be sent at all (its dispatch, later, says why).
+ */
+export function aheadAssignment(
+  store: RunStore,
+  row: TaskRow,
+  attempt: number,
+  pending: string,
+  after: { task: string; attempt: number },
+): Assignment | null {
+  // A mark no envelope holds otherwise (a random id) stands where the output goes, and is cut out.
+  const id = `ahead:${crypto.randomUUID()}`;
+  const mark = JSON.stringify(id);
+  const inputs: InputCache = new Map([[pending, { value: id, refs: [] }]]);
+  let frame: Assignment;
+  try {
+    frame = assignment(store, row, attempt, inputs);
+  } catch (e) {
+    if (e instanceof TooLarge) return null;
+    throw e;
+  }
+  const at = frame.stdin.indexOf(mark);
+  if (frame.stdinBytes !== undefined || at < 0 || oversize(frame)) return null;
+  const stdin = frame.stdin.slice(0, at) + frame.stdin.slice(at + mark.length);
+  return { ...frame, stdin, after: { ...after, at } };
+}
+
 /** The envelope of attempt `attempt` of the task in `row`, whatever its size (what `stdinBytes` says to fetch). */
 export function envelopeOf(store: RunStore, row: TaskRow, attempt: number): string {
   return prepare(store, row, new Map(), new Set(), attempt).stdin;

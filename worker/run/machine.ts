@@ -20,10 +20,11 @@ import type { Assignment, BlobRef, Failure, TaskResult } from "../../core/protoc
 import { type ResolvedPlan } from "../../core/dag/plan.js";
 import { meets, type Capabilities, type DemandClass } from "../../core/match.js";
 import type { AttemptRef, LeasedRow, NodeRow, RunnerRow, RunStore, Succeeded, TaskRow } from "./store.js";
-import { fromBase64, jsonShape, MAX_JSON_DEPTH, parseTaskKey } from "../../core/abi.js";
+import { fromBase64, jsonShape, MAX_JSON_DEPTH, parseTaskKey, taskKey } from "../../core/abi.js";
 import { DAG_LIMITS } from "../../core/dag/schema.js";
 import { type AttemptOutcome, isFinal, type RunStatus, type TaskState } from "../../core/status.js";
 import {
+  aheadAssignment,
   assignment,
   demand,
   INLINE_OUTPUT_BYTES,
@@ -169,7 +170,17 @@ export function transition(
   const effects: Effect[] = [];
   const status = store.status();
   const blobs = "blobs" in event ? event.blobs : undefined;
-  const ctx: Ctx = { store, now, config, effects, cache: [], lost: new Map(), stray: 0, blobs: blobs ?? new Map() };
+  const ctx: Ctx = {
+    store,
+    now,
+    config,
+    effects,
+    cache: [],
+    lost: new Map(),
+    stray: 0,
+    blobs: blobs ?? new Map(),
+    revoked: new Map(),
+  };
   switch (event.type) {
     case "start":
       if (status !== "queued" || Object.values(store.counts()).some((n) => n > 0)) {
@@ -215,11 +226,14 @@ export function transition(
       for (const ref of event.tasks) {
         const row = leased(store, event.runner, ref);
         if (!row) {
-          ctx.stray++;
+          // One the run took back already (sent ahead of an attempt that ended) is no stray.
+          if (store.attemptOutcome(ref.task, ref.attempt) !== "returned") ctx.stray++;
           continue;
         }
+        if (takeBack(ctx, row)) continue;
         endAttempt(ctx, row, "returned", null, "");
         store.updateTask(row.key, { state: "ready", runner: null });
+        revokeAhead(ctx, row);
       }
       break;
     case "detach":
@@ -280,6 +294,7 @@ export function transition(
       break;
   }
   if (ctx.cache.length > 0) effects.push({ type: "cache", entries: ctx.cache });
+  for (const [runner, tasks] of ctx.revoked) effects.push({ type: "cancel", runner, tasks });
   for (const [runner, attempts] of ctx.lost) effects.push({ type: "lost", runner, attempts });
   if (ctx.stray > 0 && "runner" in event) effects.push({ type: "stray", runner: event.runner, frames: ctx.stray });
   if (!isFinal(store.status())) {
@@ -315,6 +330,8 @@ interface Ctx {
   blobs: ReadonlyMap<string, Uint8Array>;
   /** The runner whose `reject` this event is: what it handed back goes to others first. */
   returning?: string;
+  /** Attempts sent ahead that this event took back, by runner: it is told to drop them. */
+  revoked: Map<string, AttemptRef[]>;
 }
 
 /**
@@ -472,7 +489,9 @@ function attach(
 function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): void {
   const { store } = ctx;
   const rows = new Map(store.leasedOf(runner, results).map((row) => [`${row.key}#${row.attempt}`, row]));
-  const plain: Succeeded[] = [];
+  let plain: Succeeded[] = [];
+  /** Plain tasks whose success is among `plain` (not yet recorded): what a task sent ahead waited for. */
+  const here = new Set<string>();
   for (const result of results) {
     const ref = `${result.task}#${result.attempt}`;
     const row = rows.get(ref);
@@ -487,17 +506,39 @@ function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): vo
       );
       continue;
     }
+    // Sent ahead, an attempt's result counts only after the one it waited for (in this frame or before).
+    const waits = row.pendingDeps;
+    if (waits > 0 && waits > store.spec(row.node).deps.filter((dep) => here.has(dep)).length) {
+      ctx.stray++;
+      const note = "a result arrived before the attempt it needed the output of had succeeded; ignored";
+      store.noteAttempt(result.task, result.attempt, runner, note);
+      takeBack(ctx, row);
+      continue;
+    }
     // An attempt whose start its runner never said (its result went first) ran for as long as
     // the result says: its start moves from when it was sent to then (the page's timeline).
     const ranFrom = row.started ? undefined : ctx.now - Math.round(result.durationMs);
     const output = result.ok && result.output !== undefined ? fromBase64(result.output) : undefined;
     if (output && output.length <= INLINE_OUTPUT_BYTES && !mappedOver(store, row)) {
       plain.push({ row, output, stderr: result.stderr, ranFrom });
+      if (row.index === null) here.add(row.node);
       continue;
+    }
+    // What it waited for is recorded first, so that its own success releases in order.
+    if (waits > 0) {
+      succeedPlain(ctx, runner, plain);
+      plain = [];
+      here.clear();
     }
     if (ranFrom !== undefined) store.startedAt([{ task: row.key, attempt: row.attempt, at: ranFrom }]);
     accept(ctx, runner, row, result);
   }
+  succeedPlain(ctx, runner, plain);
+}
+
+/** Records plain successes together; a node whose last instance this was releases its dependents. */
+function succeedPlain(ctx: Ctx, runner: string, plain: readonly Succeeded[]): void {
+  const { store } = ctx;
   if (plain.length === 0) return;
   store.succeedAll(plain, ctx.now);
   const done = new Map<string, number>();
@@ -582,11 +623,12 @@ function release(ctx: Ctx, node: string): void {
   const { store } = ctx;
   for (const dependent of store.dependents(node)) {
     if (store.bumpNode(dependent, "pendingDeps", -1) > 0) continue;
-    const next = store.node(dependent);
-    store.moveNode(dependent, "blocked", next.spec.cache ? "lookup" : "ready");
+    const spec = store.spec(dependent);
+    // (One of a plain task that was sent ahead is leased already: it stays so.)
+    store.moveNode(dependent, "blocked", spec.cache ? "lookup" : "ready");
     store.setNodeReady(dependent, ctx.now);
     // A map over an empty array has no instances: it is done as soon as it may start.
-    if (next.remaining === 0) release(ctx, dependent);
+    if (spec.instances === 0) release(ctx, dependent);
   }
 }
 
@@ -681,8 +723,11 @@ function endAttempt(ctx: Ctx, row: TaskRow, outcome: AttemptOutcome, failure: Fa
  */
 function fail(ctx: Ctx, row: TaskRow, failure: Failure, stderr: string): void {
   const { store, now } = ctx;
+  // Sent ahead, it never had its input: it goes back to wait, costing the task nothing.
+  if (takeBack(ctx, row)) return;
   const lost = failure.kind === "lost";
   endAttempt(ctx, row, lost ? "lost" : "failed", failure, stderr);
+  revokeAhead(ctx, row);
   const spec = store.spec(row.node);
   if (lost) {
     if (row.runner) ctx.lost.set(row.runner, (ctx.lost.get(row.runner) ?? 0) + 1);
@@ -719,6 +764,57 @@ function skipDependents(store: RunStore, node: string): void {
     seen.add(id);
     store.moveNode(id, "blocked", "skipped");
     pending.push(...store.dependents(id));
+  }
+}
+
+/**
+ * Whether the task in `row` is of a node that may be sent ahead of its last dependency: a plain
+ * task whose dependencies are all plain tasks, and that neither maps nor asks the result cache
+ * (whose key needs the input). Read from its spec alone.
+ */
+function goesAhead(store: RunStore, row: TaskRow): boolean {
+  return row.index === null && aheadNode(store, row.node);
+}
+
+function aheadNode(store: RunStore, node: string): boolean {
+  const spec = store.spec(node);
+  const plain = (s: typeof spec) => s.instances === null && s.over === undefined && s.files === undefined;
+  return plain(spec) && !spec.cache && spec.deps.length > 0 && spec.deps.every((dep) => plain(store.spec(dep)));
+}
+
+/** Whether any node of the run may be sent ahead (a run's nodes never change: kept by store). */
+const anyAhead = new WeakMap<RunStore, boolean>();
+function mayGoAhead(store: RunStore): boolean {
+  let known = anyAhead.get(store);
+  if (known === undefined) anyAhead.set(store, (known = store.nodeIds().some((node) => aheadNode(store, node))));
+  return known;
+}
+
+/**
+ * If `row` is an attempt sent ahead whose dependency has not succeeded, takes it back: it ends
+ * `returned`, its task waits again (blocked), its runner is told to drop it, and so is what was
+ * sent ahead of it. Answers whether it was one (true also when it was taken back already).
+ */
+function takeBack(ctx: Ctx, row: TaskRow): boolean {
+  const { store } = ctx;
+  if (!goesAhead(store, row) || store.node(row.node).pendingDeps === 0) return false;
+  const now = store.task(row.key);
+  if (now?.state !== "leased" || now.attempt !== row.attempt || now.runner !== row.runner) return true;
+  endAttempt(ctx, now, "returned", null, "");
+  store.updateTask(now.key, { state: "blocked", runner: null });
+  const ref = { task: now.key, attempt: now.attempt };
+  ctx.revoked.set(now.runner!, [...(ctx.revoked.get(now.runner!) ?? []), ref]);
+  revokeAhead(ctx, now);
+  return true;
+}
+
+/** The attempt in `row` ended without a success: whatever was sent ahead of it is taken back. */
+function revokeAhead(ctx: Ctx, row: TaskRow): void {
+  const { store } = ctx;
+  if (row.index !== null) return;
+  for (const node of store.dependents(row.node)) {
+    const dependent = store.spec(node).instances === null ? store.task(taskKey(node, null)) : undefined;
+    if (dependent?.state === "leased" && dependent.runner === row.runner) takeBack(ctx, dependent);
   }
 }
 
@@ -910,11 +1006,76 @@ function dispatch(ctx: Ctx): { sent: Extract<Effect, { type: "dispatch" }>[]; ru
     runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: ctx.now };
     store.putRunner(runners[i]);
     // One frame a runner: the second pass adds to the first's.
-    const frame = sent.find((e) => e.runner === runner.id);
-    if (frame) frame.tasks.push(...tasks);
-    else if (tasks.length > 0) sent.push({ type: "dispatch", runner: runner.id, tasks, backlog: 0 });
+    addToFrame(sent, runner.id, tasks);
   }
+  if (store.counts().blocked > 0 && mayGoAhead(store))
+    for (const [i, runner] of runners.entries())
+      if (runner.credit > 0 && takers.some((t) => t.id === runner.id)) sendAhead(ctx, runners, i, sent);
   return { sent, runners };
+}
+
+/** Adds tasks to the one frame of `runner` in this event. */
+function addToFrame(sent: Extract<Effect, { type: "dispatch" }>[], runner: string, tasks: Assignment[]): void {
+  const frame = sent.find((e) => e.runner === runner);
+  if (frame) frame.tasks.push(...tasks);
+  else if (tasks.length > 0) sent.push({ type: "dispatch", runner, tasks, backlog: 0 });
+}
+
+/**
+ * Sends a runner, beyond what is ready, the tasks that wait only for an attempt it holds (the next
+ * links of a chain): it starts each once that attempt succeeded there, with its output
+ * (`Assignment.after`), so that a chain does not wait a round trip through the run per link.
+ * Only within what the runner holds beyond its slots (its prefetch): what waits here never keeps
+ * a slot from another run's ready work. Here they stay blocked until what they wait for is
+ * accepted; should that attempt end any other way, they are taken back (`revokeAhead`).
+ */
+function sendAhead(ctx: Ctx, runners: RunnerRow[], i: number, sent: Extract<Effect, { type: "dispatch" }>[]): void {
+  const { store, now } = ctx;
+  const runner = runners[i]!;
+  const held = store.leasedTo(runner.id);
+  const budget = Math.min(runner.credit, held.length + runner.credit - Math.max(1, runner.slots));
+  if (budget <= 0) return;
+  // The plain tasks that may follow what it holds, link by link (read from the specs alone), then
+  // their rows in one read: each goes if it is blocked with one dependency to go, the one before it.
+  const holds = new Set(held.map((row) => row.node));
+  const links: { node: string; before: string }[] = [];
+  const frontier = held.filter((row) => row.index === null).map((row) => row.node);
+  while (frontier.length > 0 && links.length < budget) {
+    const before = frontier.shift()!;
+    for (const node of store.dependents(before)) {
+      if (links.length >= budget || holds.has(node) || !aheadNode(store, node)) continue;
+      const { requires } = store.spec(node);
+      if (requires && !(runner.caps && meets(requires, runner.caps))) continue;
+      links.push({ node, before });
+      holds.add(node);
+      frontier.push(node);
+    }
+  }
+  const rows = new Map(store.blockedOf(links.map((l) => taskKey(l.node, null))).map((row) => [row.node, row]));
+  const attempts = new Map(held.map((row) => [row.node, { task: row.key, attempt: row.attempt }]));
+  const picked: { row: TaskRow; task: Assignment }[] = [];
+  for (const { node, before } of links) {
+    const row = rows.get(node);
+    const after = attempts.get(before);
+    if (!row || row.pendingDeps !== 1 || !after) continue;
+    const task = aheadAssignment(store, row, row.attempt + 1, before, after);
+    if (!task) continue;
+    picked.push({ row, task });
+    attempts.set(node, { task: row.key, attempt: row.attempt + 1 });
+  }
+  if (picked.length === 0) return;
+  const sentAhead = store.leaseBlocked(
+    runner,
+    picked.map((p) => p.row.key),
+    now,
+  );
+  const leased = new Set(sentAhead.map((row) => row.key));
+  const tasks = picked.filter((p) => leased.has(p.row.key)).map((p) => p.task);
+  const ends = sentAhead.map((row) => now + store.spec(row.node).timeoutMs + ctx.config.leaseGraceMs);
+  store.setDeadlineBy("hold", runner.id, Math.min(...ends));
+  runners[i] = { ...runner, credit: runner.credit - tasks.length, sent: runner.sent + tasks.length, sentAt: now };
+  store.putRunner(runners[i]);
+  addToFrame(sent, runner.id, tasks);
 }
 
 /**

@@ -41,10 +41,15 @@ export interface AttemptRef {
   attempt: number;
 }
 
-/** A leased task as a runner's frame finds it: whether its runner said it started, and its result-cache key. */
+/**
+ * A leased task as a runner's frame finds it: whether its runner said it started, its
+ * result-cache key, and how many dependencies its node still waits for (more than none: it was
+ * sent ahead of one).
+ */
 export interface LeasedRow extends TaskRow {
   started: boolean;
   cacheKey: string | null;
+  pendingDeps: number;
 }
 
 /** An attempt that succeeded with an inline output. */
@@ -143,6 +148,8 @@ export interface RunStore {
   moveAll(from: TaskState, to: TaskState): number;
   /** Nodes whose spec has `requires:` (usually none). */
   constrainedNodes(): string[];
+  /** Every node of the run, in plan order. */
+  nodeIds(): string[];
   /** How many of a node's instances are ready. */
   readyIn(node: string): number;
   /** The highest priority of a ready task outside the `excluded` nodes, or null when there is none. */
@@ -159,6 +166,13 @@ export interface RunStore {
    * not yet started, with its attempt row; answers them in that order. A few statements for all.
    */
   leaseReady(runner: { id: string; name: string }, limit: number, excluded: readonly string[], now: number): TaskRow[];
+  /**
+   * Leases these tasks, if they are blocked, to `runner`, each as a new attempt not yet started
+   * (sent ahead of the one dependency they still wait for); answers those it leased.
+   */
+  leaseBlocked(runner: { id: string; name: string }, keys: readonly string[], now: number): TaskRow[];
+  /** Of these tasks, those that are blocked, with how many dependencies their node waits for: one read. */
+  blockedOf(keys: readonly string[]): (TaskRow & { pendingDeps: number })[];
   /** Ends these attempts as succeeded with their inline outputs, their leases cleared: a few statements for all. */
   succeedAll(done: readonly Succeeded[], now: number): void;
   /** Marks the attempts of `refs` leased to `runner` and not yet started as started; answers those. */
@@ -168,7 +182,10 @@ export interface RunStore {
    * started when its runner said so, or, when it never did, when its result says it began.
    */
   startedAt(starts: readonly { task: string; attempt: number; at: number }[]): void;
-  /** By runner: the attempts leased to it, and of those the ones it has not said it started, by node. */
+  /**
+   * By runner: the attempts leased to it, and of those the ones it has not said it started and
+   * whose inputs are all there (not sent ahead of a dependency), by node.
+   */
   holdings(): Map<string, { held: number; unstarted: Map<string, number> }>;
   /** Writes what the store keeps in memory between statements (counts, runner rows); once at the end of each transition. */
   flush(): void;
