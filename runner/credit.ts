@@ -184,14 +184,16 @@ export class CreditAllocator {
 
   /**
    * A slot came free. It goes where `rebalance` puts it; when no run has more ready than its
-   * credit, the run it came from keeps it for its next ready task (a chain's next hop), told
-   * with the result it sends (`reported`) or at once.
+   * credit, the run it came from keeps what is free for its next tasks (a chain's next hops,
+   * which it may send ahead into the prefetch), told with the result it sends (`reported`) or at
+   * once. A run with ready work takes it back from there whenever it needs it (`rebalance`).
    */
   private freed(id: string, reported: boolean, out: Effects): void {
     this.rebalance(out, id, reported);
     const from = this.runs.get(id);
-    if (!from || !this.accepting || this.unassigned() <= 0) return;
-    from.credit++;
+    const free = this.unassigned();
+    if (!from || !this.accepting || free <= 0) return;
+    from.credit += free;
     if (!reported) out.want(id);
   }
 

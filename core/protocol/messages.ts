@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Largest frame either side accepts (the Durable Object limit for a received message is 32 MiB). */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;

@@ -89,6 +89,34 @@ describe("runners that die", () => {
     expect(run.tasks.flatMap((t) => t.attempts).filter((a) => a.outcome === "lost").length).toBeGreaterThanOrEqual(1);
   });
 
+  it("kill -9 of the runner holding a chain's next links sent ahead: they wait again at no cost, the chain ends", async () => {
+    const names = ["one", "two"];
+    const procs = names.map((name) => cluster.runner({ name }));
+    const links = Array.from({ length: 60 }, (_, i) => {
+      const deps = i === 0 ? "" : `, depends_on: [t${i - 1}]`;
+      return `  - { id: t${i}, module: spin.wasm, params: { ms: 40 }${deps} }`;
+    });
+    const { id } = await submit(`name: chain\ntasks:\n${links.join("\n")}\n`);
+    // Once a runner knows the links short, it holds the next ones sent ahead of the one it runs.
+    const holding = await until(id, (r) => names.some((n) => leasedTo(r, n).length >= 2));
+    const holder = names.find((n) => leasedTo(holding, n).length >= 2)!;
+    await procs[names.indexOf(holder)]!.stop("SIGKILL");
+    await cluster.client.wait(id);
+    const run = await cluster.client.run(id);
+    expect(run.status).toBe("succeeded");
+    for (const t of run.tasks)
+      expect(
+        t.attempts.filter((a) => a.outcome === "succeeded"),
+        t.id,
+      ).toHaveLength(1);
+    const mine = run.tasks.flatMap((t) => t.attempts.filter((a) => a.runner_name === holder).map((a) => ({ t, a })));
+    // At most the one it ran was lost; the links it held for later came back without a loss charged.
+    expect(mine.filter(({ a }) => a.outcome === "lost").length).toBeLessThanOrEqual(1);
+    expect(mine.filter(({ a }) => a.outcome === "returned").length).toBeGreaterThanOrEqual(1);
+    for (const { t, a } of mine.filter(({ a }) => a.outcome === "returned"))
+      expect(t.attempts.at(-1), `${t.id} after ${a.attempt}`).toMatchObject({ outcome: "succeeded" });
+  });
+
   it("a frozen runner loses its lease; another runner finishes the task; its late result is ignored", async () => {
     const frozen = cluster.runner({ name: "frozen", slots: 1 });
     const { id } = await submit(

@@ -5,6 +5,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { RunSummary, TokenCreated, TokenSelf, TokenView } from "../../core/api";
+import { PROTOCOL_VERSION } from "../../core/protocol/messages";
 import type { TokenScope } from "../../core/tokens";
 import { app } from "../../worker/index";
 import { wasmModule } from "../helpers/wasm-builder";
@@ -211,7 +212,7 @@ describe("scoped API tokens", () => {
       const socket = new WatchSocket(res.webSocket!);
       expect((await socket.next("snapshot")).run.id, path).toBe(run);
       // A runner's hello on it is read as a watcher's frame: ignored, never answered.
-      socket.send(JSON.stringify({ type: "hello", protocol: 3, runner: { id: "trusty" }, want: 4 }));
+      socket.send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, runner: { id: "trusty" }, want: 4 }));
       await new Promise((r) => setTimeout(r, 200));
       expect(
         socket.seen.map((f) => f.type).filter((t) => t !== "snapshot" && t !== "update"),
