@@ -654,6 +654,50 @@ describe("a chain's links sent ahead", () => {
     expect(next.map((t) => [t.task, t.attempt, t.after])).toEqual([["b", 2, undefined]]);
   });
 
+  it("count in the frame of what they waited for, however that was recorded before them", () => {
+    // t is mapped over (so it is taken on its own, not with the plain successes); d and x wait
+    // for it; d fails for good in the same frame, which records what came before it.
+    const store = started(`tasks:
+  - { id: t, module: m }
+  - { id: fan, module: m, depends_on: [t], map: { over: t } }
+  - { id: d, module: m, depends_on: [t], retries: 0 }
+  - { id: x, module: m, depends_on: [t] }
+`);
+    const tasks = dispatched(attach(store, 4));
+    expect(tasks.map((t) => [t.task, t.after?.task])).toEqual([
+      ["t", undefined],
+      ["d", "t"],
+      ["x", "t"],
+    ]);
+    const [t, d, x] = tasks;
+    const effects = transition(store, results([ok(t!, "[1, 2]"), failed(d!, false), ok(x!, "9")]), 2);
+    expect(effects).not.toContainEqual(expect.objectContaining({ type: "stray" }));
+    expect([store.task("t")!.state, store.task("d")!.state, store.task("x")!.state]).toEqual([
+      "succeeded",
+      "failed",
+      "succeeded",
+    ]);
+  });
+
+  it("wait behind a long dependency without being taken back at their own timeout", () => {
+    const store = started(`tasks:
+  - { id: a, module: m, timeout: 10m }
+  - { id: b, module: m, depends_on: [a], timeout: 5s }
+`);
+    const [a, b] = dispatched(attach(store, 2));
+    expect(b!.after).toMatchObject({ task: "a" });
+    transition(store, { type: "started", runner: "r", tasks: [a!] }, 2);
+    // Past b's own timeout plus grace, many times over: b still waits on the runner.
+    for (const at of [30_000, 60_000, 300_000]) transition(store, { type: "tick" }, at);
+    expect(store.task("b")).toMatchObject({ state: "leased", attempt: 1 });
+    // a succeeds at 400 s: b's lease runs from then, and it is lost only 5 s + grace after.
+    transition(store, results([ok(a!, "1")], 0), 400_000);
+    transition(store, { type: "tick" }, 410_000);
+    expect(store.task("b")).toMatchObject({ state: "leased", attempt: 1 });
+    transition(store, { type: "tick" }, 421_000);
+    expect(store.task("b")).toMatchObject({ state: "ready", losses: 1 });
+  });
+
   it("are never a node with the result cache on, a mapped node, or one waiting for a mapped node", () => {
     const store = started(`tasks:
   - { id: a, module: m, cache: false }

@@ -223,16 +223,21 @@ export class MemoryStore implements RunStore {
     return [...this.nodes.values()].filter((n) => n.spec.deps.includes(id)).map((n) => n.spec.id);
   }
   readonly readyAt = new Map<string, number>();
-  setNodeReady(id: string, at: number) {
-    this.readyAt.set(id, at);
+  setNodesReady(ids: readonly string[], at: number) {
+    for (const id of ids) this.readyAt.set(id, at);
   }
   nodeReadyAt(id: string) {
     return this.readyAt.get(id) ?? null;
   }
-  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number) {
-    const n = this.nodes.get(id)!;
-    n[counter] += delta;
-    return n[counter];
+  bumpNodes(counter: "pendingDeps" | "remaining", deltas: ReadonlyMap<string, number>) {
+    bound(JSON.stringify([...deltas]));
+    const out = new Map<string, number>();
+    for (const [id, delta] of deltas) {
+      const n = this.nodes.get(id)!;
+      n[counter] += delta;
+      out.set(id, n[counter]);
+    }
+    return out;
   }
   task(key: string) {
     const t = this.tasks.get(key);
@@ -251,6 +256,9 @@ export class MemoryStore implements RunStore {
   }
   updateTask(key: string, changes: Partial<Pick<TaskRow, "state" | "attempt" | "failures" | "losses" | "runner">>) {
     Object.assign(this.tasks.get(key)!, changes);
+  }
+  moveNodes(from: TaskState, to: ReadonlyMap<string, TaskState>) {
+    for (const [node, state] of to) this.moveNode(node, from, state);
   }
   moveNode(node: string, from: TaskState, to: TaskState) {
     let moved = 0;

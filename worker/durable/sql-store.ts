@@ -338,9 +338,10 @@ export class SqlStore implements RunStore {
     return this.deps.get(id) ?? [];
   }
 
-  setNodeReady(id: string, at: number): void {
-    this.sql.exec(`INSERT OR REPLACE INTO node_ready (node, at) VALUES (?, ?)`, id, at);
-    this.readyAt.set(id, at);
+  setNodesReady(ids: readonly string[], at: number): void {
+    for (const { json } of jsonChunks(ids))
+      this.sql.exec(`INSERT OR REPLACE INTO node_ready (node, at) SELECT value, ? FROM json_each(?)`, at, json);
+    for (const id of ids) this.readyAt.set(id, at);
   }
 
   nodeReadyAt(id: string): number | null {
@@ -351,10 +352,14 @@ export class SqlStore implements RunStore {
     return this.readyAt.get(id)!;
   }
 
-  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number {
+  bumpNodes(counter: "pendingDeps" | "remaining", deltas: ReadonlyMap<string, number>): Map<string, number> {
     const column = counter === "pendingDeps" ? "pending_deps" : "remaining";
-    const bump = `UPDATE nodes SET ${column} = ${column} + ? WHERE id = ? RETURNING ${column} AS v`;
-    return this.sql.exec<{ v: number }>(bump, delta, id).one().v;
+    const out = new Map<string, number>();
+    const bump = `UPDATE nodes SET ${column} = ${column} + json_extract(j.value, '$[1]')
+      FROM json_each(?) AS j WHERE nodes.id = json_extract(j.value, '$[0]') RETURNING id, ${column} AS v`;
+    for (const { json } of jsonChunks([...deltas].map((entry) => JSON.stringify(entry))))
+      for (const { id, v } of this.sql.exec<{ id: string; v: number }>(bump, json)) out.set(id, v);
+    return out;
   }
 
   task(key: string): TaskRow | undefined {
@@ -396,6 +401,22 @@ export class SqlStore implements RunStore {
     }
     if (moved > 0) this.changes?.moved(node);
     return moved;
+  }
+
+  moveNodes(from: TaskState, to: ReadonlyMap<string, TaskState>): void {
+    const plain = new Map<TaskState, string[]>();
+    for (const [node, state] of to) {
+      if (this.spec(node).instances !== null) this.moveNode(node, from, state);
+      else plain.set(state, [...(plain.get(state) ?? []), node]);
+    }
+    const update = `UPDATE tasks SET state = ? WHERE node IN (SELECT value FROM json_each(?)) AND state = ? RETURNING node`;
+    for (const [state, nodes] of plain)
+      for (const { json } of jsonChunks(nodes)) {
+        const moved = this.sql.exec<{ node: string }>(update, state, json, from).toArray();
+        this.addCount(from, -moved.length);
+        this.addCount(state, moved.length);
+        for (const { node } of moved) this.changes?.moved(node);
+      }
   }
 
   moveAll(from: TaskState, to: TaskState): number {

@@ -194,7 +194,10 @@ export function transition(
           remaining: spec.instances ?? 1,
         })),
       );
-      for (const spec of event.plan.nodes) if (spec.deps.length === 0) store.setNodeReady(spec.id, now);
+      store.setNodesReady(
+        event.plan.nodes.filter((spec) => spec.deps.length === 0).map((spec) => spec.id),
+        now,
+      );
       for (const { task, output } of event.seeds ?? []) reuse(ctx, task, output, event.from ?? "");
       break;
     case "attach":
@@ -227,7 +230,8 @@ export function transition(
         const row = leased(store, event.runner, ref);
         if (!row) {
           // One the run took back already (sent ahead of an attempt that ended) is no stray.
-          if (store.attemptOutcome(ref.task, ref.attempt) !== "returned") ctx.stray++;
+          const returned = store.attemptOutcome(ref.task, ref.attempt) === "returned";
+          if (!returned || store.attemptRunner(ref.task, ref.attempt) !== event.runner) ctx.stray++;
           continue;
         }
         if (takeBack(ctx, row)) continue;
@@ -507,8 +511,11 @@ function acceptAll(ctx: Ctx, runner: string, results: readonly TaskResult[]): vo
       continue;
     }
     // Sent ahead, an attempt's result counts only after the one it waited for (in this frame or before).
-    const waits = row.pendingDeps;
-    if (waits > 0 && waits > store.spec(row.node).deps.filter((dep) => here.has(dep)).length) {
+    // (Read again when the frame's own successes seem not to cover it: one may have been
+    // recorded already, through `accept` or a flush of `plain`.)
+    const covered = (pending: number) => pending <= store.spec(row.node).deps.filter((dep) => here.has(dep)).length;
+    const waits = row.pendingDeps > 0 && !covered(row.pendingDeps) ? store.node(row.node).pendingDeps : row.pendingDeps;
+    if (waits > 0 && !covered(waits)) {
       ctx.stray++;
       const note = "a result arrived before the attempt it needed the output of had succeeded; ignored";
       store.noteAttempt(result.task, result.attempt, runner, note);
@@ -546,7 +553,11 @@ function succeedPlain(ctx: Ctx, runner: string, plain: readonly Succeeded[]): vo
     done.set(row.node, (done.get(row.node) ?? 0) + 1);
     if (row.cacheKey) ctx.cache.push({ key: row.cacheKey, task: row.key, runner });
   }
-  for (const [node, n] of done) if (store.bumpNode(node, "remaining", -n) === 0) release(ctx, node);
+  const remaining = store.bumpNodes("remaining", new Map([...done].map(([node, n]) => [node, -n])));
+  release(
+    ctx,
+    [...remaining].filter(([, left]) => left === 0).map(([node]) => node),
+  );
 }
 
 /** Whether a map goes over the output of `row` (a plain task some `map: { over }` names). */
@@ -593,8 +604,8 @@ function succeed(ctx: Ctx, row: TaskRow, output: Uint8Array | BlobRef): void {
   }
   store.setOutput(row.key, output);
   store.updateTask(row.key, { state: "succeeded", runner: null, attempt: row.attempt });
-  if (store.bumpNode(row.node, "remaining", -1) > 0) return;
-  release(ctx, row.node);
+  if (store.bumpNodes("remaining", new Map([[row.node, -1]])).get(row.node)! > 0) return;
+  release(ctx, [row.node]);
 }
 
 /** A task takes an output accepted in run `from` (a linked retry), as a cache hit would. */
@@ -618,18 +629,26 @@ function reuse(ctx: Ctx, task: string, output: Uint8Array | BlobRef, from: strin
   succeed(ctx, { ...row, attempt }, output);
 }
 
-/** Every instance of `node` succeeded: dependents with nothing else to wait for become ready. */
-function release(ctx: Ctx, node: string): void {
+/**
+ * Every instance of each of `nodes` succeeded: dependents with nothing else to wait for become
+ * ready (or go to the result cache), a few statements for all. (One of a plain task that was sent
+ * ahead is leased already: it stays so.)
+ */
+function release(ctx: Ctx, nodes: readonly string[]): void {
   const { store } = ctx;
-  for (const dependent of store.dependents(node)) {
-    if (store.bumpNode(dependent, "pendingDeps", -1) > 0) continue;
-    const spec = store.spec(dependent);
-    // (One of a plain task that was sent ahead is leased already: it stays so.)
-    store.moveNode(dependent, "blocked", spec.cache ? "lookup" : "ready");
-    store.setNodeReady(dependent, ctx.now);
-    // A map over an empty array has no instances: it is done as soon as it may start.
-    if (spec.instances === 0) release(ctx, dependent);
-  }
+  const deltas = new Map<string, number>();
+  for (const node of nodes)
+    for (const dependent of store.dependents(node)) deltas.set(dependent, (deltas.get(dependent) ?? 0) - 1);
+  if (deltas.size === 0) return;
+  const free = [...store.bumpNodes("pendingDeps", deltas)].filter(([, left]) => left === 0).map(([node]) => node);
+  if (free.length === 0) return;
+  store.moveNodes("blocked", new Map(free.map((node) => [node, store.spec(node).cache ? "lookup" : "ready"])));
+  store.setNodesReady(free, ctx.now);
+  // A map over an empty array has no instances: it is done as soon as it may start.
+  release(
+    ctx,
+    free.filter((node) => store.spec(node).instances === 0),
+  );
 }
 
 /**
@@ -853,7 +872,15 @@ function expireHeld(ctx: Ctx, runner: string): void {
   const { store, now, config } = ctx;
   let next = Infinity;
   for (const { row, sentAt } of store.unstartedOf(runner)) {
-    const end = sentAt + store.spec(row.node).timeoutMs + config.leaseGraceMs;
+    const { timeoutMs } = store.spec(row.node);
+    // One sent ahead waits for its dependency, whose own lease keeps the runner honest: its
+    // lease runs from when that one was accepted (its node ready), and it is looked at again later.
+    if (goesAhead(store, row) && store.node(row.node).pendingDeps > 0) {
+      next = Math.min(next, now + timeoutMs + config.leaseGraceMs);
+      continue;
+    }
+    const from = goesAhead(store, row) ? Math.max(sentAt, store.nodeReadyAt(row.node) ?? sentAt) : sentAt;
+    const end = from + timeoutMs + config.leaseGraceMs;
     if (end > now) {
       next = Math.min(next, end);
       continue;
@@ -911,7 +938,7 @@ function retry(ctx: Ctx, status: RunStatus, names: string[] | undefined): void {
     if (state !== "blocked") ready.add(row.node);
     store.updateTask(row.key, { state, failures: 0, losses: 0, runner: null });
   }
-  for (const node of ready) store.setNodeReady(node, now);
+  store.setNodesReady([...ready], now);
   for (const { node } of store.tasksIn(["failed"])) skipDependents(store, node);
   // (The host applies an event in one transaction: a refusal here leaves the run as it was.)
   if (rows.every((row) => store.task(row.key)?.state === "skipped"))

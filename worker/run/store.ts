@@ -128,11 +128,11 @@ export interface RunStore {
   item(key: string): unknown;
   /** Nodes that list `id` in their `deps`. */
   dependents(id: string): string[];
-  /** Notes when a node's instances became ready to run (its dependencies done), for the dispatch latency. */
-  setNodeReady(id: string, at: number): void;
+  /** Notes when these nodes' instances became ready to run (their dependencies done), for the dispatch latency. */
+  setNodesReady(ids: readonly string[], at: number): void;
   nodeReadyAt(id: string): number | null;
-  /** Adds `delta` to a node counter and returns the new value. */
-  bumpNode(id: string, counter: "pendingDeps" | "remaining", delta: number): number;
+  /** Adds each node's delta to its counter (one statement for all); answers the new values. */
+  bumpNodes(counter: "pendingDeps" | "remaining", deltas: ReadonlyMap<string, number>): Map<string, number>;
 
   task(key: string): TaskRow | undefined;
   /** Updates one task; `counts()` follows. */
@@ -142,6 +142,8 @@ export interface RunStore {
   ): void;
   /** Moves every instance of `node` that is in state `from` to state `to`; returns how many moved. */
   moveNode(node: string, from: TaskState, to: TaskState): number;
+  /** Moves the instances in state `from` of each node to its state in `to`: a statement for all plain tasks. */
+  moveNodes(from: TaskState, to: ReadonlyMap<string, TaskState>): void;
   /** The tasks in one of `states` (of `node` only, when given), in submission order. */
   tasksIn(states: readonly TaskState[], node?: string): TaskRow[];
   /** Moves every task in state `from`, whatever its node, to `to`. */
