@@ -230,7 +230,7 @@ export class MemoryStore implements RunStore {
     return this.readyAt.get(id) ?? null;
   }
   bumpNodes(counter: "pendingDeps" | "remaining", deltas: ReadonlyMap<string, number>) {
-    bound(JSON.stringify([...deltas]));
+    for (const [id, delta] of deltas) bound(JSON.stringify([id, delta]));
     const out = new Map<string, number>();
     for (const [id, delta] of deltas) {
       const n = this.nodes.get(id)!;

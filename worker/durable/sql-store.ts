@@ -407,7 +407,8 @@ export class SqlStore implements RunStore {
     const plain = new Map<TaskState, string[]>();
     for (const [node, state] of to) {
       if (this.spec(node).instances !== null) this.moveNode(node, from, state);
-      else plain.set(state, [...(plain.get(state) ?? []), node]);
+      else if (plain.has(state)) plain.get(state)!.push(node);
+      else plain.set(state, [node]);
     }
     const update = `UPDATE tasks SET state = ? WHERE node IN (SELECT value FROM json_each(?)) AND state = ? RETURNING node`;
     for (const [state, nodes] of plain)

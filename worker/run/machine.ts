@@ -822,7 +822,8 @@ function takeBack(ctx: Ctx, row: TaskRow): boolean {
   endAttempt(ctx, now, "returned", null, "");
   store.updateTask(now.key, { state: "blocked", runner: null });
   const ref = { task: now.key, attempt: now.attempt };
-  ctx.revoked.set(now.runner!, [...(ctx.revoked.get(now.runner!) ?? []), ref]);
+  if (ctx.revoked.has(now.runner!)) ctx.revoked.get(now.runner!)!.push(ref);
+  else ctx.revoked.set(now.runner!, [ref]);
   revokeAhead(ctx, now);
   return true;
 }
