@@ -32,13 +32,16 @@ const GOLDEN_COORDINATOR = [
   `{"type":"tasks","tasks":[{"task":"greet[0]","attempt":1,"module":"${"c".repeat(64)}","args":["Alice"],` +
     `"env":{},"stdin":"{}","refs":[],"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,` +
     `"inlineOutputBytes":262144}],"backlog":2}`,
+  `{"type":"tasks","tasks":[{"task":"b","attempt":1,"module":"${"c".repeat(64)}","args":[],"env":{},` +
+    `"stdin":"{\\"task\\":\\"b\\",\\"inputs\\":{\\"a\\":}}","after":{"task":"a","attempt":2,"at":26},"refs":[],` +
+    `"timeoutMs":30000,"memoryBytes":67108864,"maxOutputBytes":16777216,"inlineOutputBytes":262144}],"backlog":0}`,
   `{"type":"finished","status":"succeeded"}`,
   `{"type":"error","message":"bad frame","fatal":false}`,
 ];
 
 describe("wire format", () => {
-  it("is version 3 (held attempts are marked `started`; the run may ask for a `steal`)", () =>
-    expect(PROTOCOL_VERSION).toBe(3));
+  it("is version 4 (assignments may be sent ahead of an attempt, `after`; 3: `started` marks and `steal`)", () =>
+    expect(PROTOCOL_VERSION).toBe(4));
 
   it("decodes and re-encodes the golden runner frames unchanged", () => {
     for (const frame of GOLDEN_RUNNER) {
