@@ -196,7 +196,9 @@ tasks:
       [1, "failed"],
       [2, "succeeded"],
     ]);
-    expect(attempts(run, "after")).toEqual([[1, "succeeded"]]);
+    // It ran once: an attempt of it sent ahead of flaky's first (failed) one came back unrun.
+    const ran = attempts(run, "after").filter(([, outcome]) => outcome !== "returned");
+    expect(ran.map(([, outcome]) => outcome)).toEqual(["succeeded"]);
     // Retried again, a run that succeeded is refused, as the CLI is: the button is off.
     expect(await page.isDisabled('#head button[data-action="retry"]')).toBe(true);
   });
