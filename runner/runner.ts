@@ -345,10 +345,6 @@ export class Runner {
 
   /**
    * Holds a task the allocator took: it starts when a slot is free, or, sent ahead, once the
-   * attempt it waits for has succeeded here.
-   */
-  /**
-   * Holds a task the allocator took: it starts when a slot is free, or, sent ahead, once the
    * attempt it waits for has succeeded here. Answers `kept`, or what became of one sent ahead of
    * an attempt that already ended: `dropped` (that attempt failed, the run takes it back on its
    * own), `back` to hand back (no output here to give it: too large to keep, or unknown).
