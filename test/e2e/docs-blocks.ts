@@ -197,7 +197,9 @@ export async function runBlock(block: DocBlock, ctx: RunContext): Promise<Comman
       if (outcome.status === "ok") remember(command.text, outcome.output, run.made);
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // A server the block stopped may still be writing its last files here as it exits (CI once
+    // saw ENOTEMPTY): retried, not raced.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
   return results;
 }
