@@ -381,8 +381,7 @@ export class Runner {
       run.ended.delete(old);
       run.endedChars -= typeof gone === "string" ? 0 : gone.output.length;
     }
-    const next = (run.ahead.get(key) ?? []).filter((t) => run.queued.includes(t));
-    run.ahead.delete(key);
+    const next = this.takeAhead(run, key);
     if (next.length === 0) return;
     if (typeof ended !== "string") {
       for (const task of next) {
@@ -397,14 +396,19 @@ export class Runner {
     this.allot({ type: "returned", run: run.id, count: dropped });
   }
 
+  /** What is held here sent ahead of attempt `key`, no longer kept as waiting for it. */
+  private takeAhead(run: RunState, key: string): Assignment[] {
+    const next = (run.ahead.get(key) ?? []).filter((t) => run.queued.includes(t));
+    run.ahead.delete(key);
+    return next;
+  }
+
   /** Drops, unrun, what was sent ahead of any of `gone` (and ahead of those); answers how many. */
   private dropAhead(run: RunState, gone: readonly Assignment[]): number {
     let count = 0;
     const pending = [...gone];
     while (pending.length > 0) {
-      const key = attemptKey(pending.pop()!);
-      const next = (run.ahead.get(key) ?? []).filter((t) => run.queued.includes(t));
-      run.ahead.delete(key);
+      const next = this.takeAhead(run, attemptKey(pending.pop()!));
       run.queued = run.queued.filter((t) => !next.includes(t));
       count += next.length;
       pending.push(...next);

@@ -832,8 +832,9 @@ function takeBack(ctx: Ctx, row: TaskRow): boolean {
 function revokeAhead(ctx: Ctx, row: TaskRow): void {
   const { store } = ctx;
   if (row.index !== null) return;
+  // Only a node that may be sent ahead is read (from its spec alone, the others are not).
   for (const node of store.dependents(row.node)) {
-    const dependent = store.spec(node).instances === null ? store.task(taskKey(node, null)) : undefined;
+    const dependent = aheadNode(store, node) ? store.task(taskKey(node, null)) : undefined;
     if (dependent?.state === "leased" && dependent.runner === row.runner) takeBack(ctx, dependent);
   }
 }
