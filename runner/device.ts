@@ -1,9 +1,12 @@
 /**
  * What this device offers: cores, memory, platform, and the slot count that follows from them.
- * Measured with `systeminformation`: once at start-up, then every few seconds for free memory
- * and CPU load (the RAM-driven slot count and the device report).
+ * Measured with `systeminformation` once at start-up; then every few seconds free memory and CPU
+ * load (the RAM-driven slot count and the device report) are read without a child process:
+ * systeminformation's load on Linux runs a shell synchronously, which stopped the runner's
+ * event loop, and every slot it feeds, for some 20 ms a sample.
  */
-import { arch, platform } from "node:os";
+import { readFile } from "node:fs/promises";
+import { arch, cpus, platform } from "node:os";
 import si from "systeminformation";
 import { DEFAULTS } from "./config.js";
 
@@ -40,13 +43,36 @@ export const systemDevice: DeviceSource = {
       arch: arch(),
     };
   },
-  /** The load's first sample takes about half a second. */
+  /** The load is the share of CPU time busy since the sample before (the first: since start-up). */
   async sample() {
-    const [mem, load] = await Promise.all([si.mem(), si.currentLoad()]);
-    const percent = Number.isFinite(load.currentLoad) ? Math.round(load.currentLoad * 10) / 10 : 0;
-    return { freeMemory: mem.available, load: Math.min(100, Math.max(0, percent)) };
+    const times = cpuTimes();
+    const total = times.total - lastTimes.total;
+    const percent = total > 0 ? Math.round((1000 * (times.busy - lastTimes.busy)) / total) / 10 : 0;
+    lastTimes = times;
+    return { freeMemory: await availableMemory(), load: Math.min(100, Math.max(0, percent)) };
   },
 };
+
+/** CPU time of all cores since boot (ms), and how much of it was not idle. */
+function cpuTimes(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    const all = times.user + times.nice + times.sys + times.idle + times.irq;
+    total += all;
+    busy += all - times.idle;
+  }
+  return { busy, total };
+}
+
+let lastTimes = cpuTimes();
+
+/** Memory available to new work (bytes): MemAvailable of /proc/meminfo where there is one (Linux, Android). */
+async function availableMemory(): Promise<number> {
+  const meminfo = await readFile("/proc/meminfo", "utf8").catch(() => "");
+  const kib = /^MemAvailable:\s+(\d+) kB$/m.exec(meminfo)?.[1];
+  return kib !== undefined ? Number(kib) * 1024 : (await si.mem()).available;
+}
 
 export interface SlotPolicy {
   ramPerSlotBytes: number;
