@@ -51,6 +51,14 @@ export interface FollowOptions {
 /** How one watch socket (or one stretch of polling) ended. */
 type WatchSession = { type: "ended"; run: RunSummary } | { type: "dropped"; reason: string } | { type: "unsupported" };
 
+/**
+ * A GET or HEAD whose answer has not begun in this long is sent again, twice at most: under
+ * `wrangler dev` a request is now and then lost between its proxy and the Worker, and would hang
+ * for undici's five minutes (docs/reliability.md). Other methods are sent once.
+ */
+const ANSWER_MS = 30_000;
+const IDEMPOTENT_TRIES = 3;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ApiError extends Error {
@@ -78,17 +86,34 @@ export class Client {
   constructor(
     readonly coordinator: URL,
     private readonly token: string,
+    /** How long a GET or HEAD waits for its answer to begin before it is sent again. */
+    private readonly answerMs = ANSWER_MS,
   ) {}
 
   private async request(path: string, init: RequestInit = {}): Promise<Response> {
     const url = new URL(path, this.coordinator);
-    let res: Response;
-    try {
-      res = await fetch(url, { ...init, headers: { Authorization: `Bearer ${this.token}`, ...init.headers } });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (e as Error).message;
-      throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${why}`);
+    const method = init.method ?? "GET";
+    const tries = (method === "GET" || method === "HEAD") && !init.signal ? IDEMPOTENT_TRIES : 1;
+    let res: Response | undefined;
+    for (let k = 1; !res; k++) {
+      const unanswered = new AbortController();
+      const timer = tries > 1 ? setTimeout(() => unanswered.abort(), this.answerMs) : undefined;
+      try {
+        res = await fetch(url, {
+          ...init,
+          signal: init.signal ?? unanswered.signal,
+          headers: { Authorization: `Bearer ${this.token}`, ...init.headers },
+        });
+      } catch (e) {
+        if (unanswered.signal.aborted && k < tries) continue;
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        const why = unanswered.signal.aborted
+          ? `no answer to ${method} ${url.pathname} in ${this.answerMs / 1000} s, ${tries} times`
+          : (cause?.code ?? cause?.message ?? (e as Error).message);
+        throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${why}`);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     if (res.ok) return res;
     const text = await res.text();
