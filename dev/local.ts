@@ -129,6 +129,8 @@ export interface CoordinatorOptions {
   noSecrets?: boolean;
   echo?: (line: string) => void;
   readyTimeoutMs?: number;
+  /** Opens V8's inspector on the workerd isolate at this port (docs/benchmarks.md, profiling). */
+  inspectorPort?: number;
 }
 
 export interface Coordinator {
@@ -187,6 +189,7 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     args.push("--env-file", "/dev/null");
   }
   if (options.persistTo) args.push("--persist-to", options.persistTo);
+  if (options.inspectorPort !== undefined) args.push("--inspector-port", String(options.inspectorPort));
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -234,11 +237,13 @@ export interface RunnerOptions {
   configDir?: string;
   labels?: string[];
   echo?: (line: string) => void;
+  /** Flags for node itself, before the script: `--cpu-prof` profiles the runner (docs/benchmarks.md). */
+  nodeArgs?: string[];
 }
 
 /** Starts a `distro-runner` process. */
 export function startRunner(options: RunnerOptions): Proc {
-  const args = [fileURLToPath(new URL("bin/distro-runner.js", `file://${ROOT}`))];
+  const args = [...(options.nodeArgs ?? []), fileURLToPath(new URL("bin/distro-runner.js", `file://${ROOT}`))];
   args.push("--coordinator", options.coordinator.toString());
   if (options.slots !== undefined) args.push("--slots", String(options.slots));
   if (options.name) args.push("--name", options.name);
