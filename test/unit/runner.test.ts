@@ -414,13 +414,19 @@ describe("prefetch and stealing", () => {
     const { runner: r } = runner(url, spin);
     r.start();
     await until(() => frames.some((f) => f.type === "hello" && f.holding.length === 0 && f.want === 2));
-    // Two short ones: a mean of a few ms over 2 slots asks for many more (about 100 ms of work, at most 16).
+    // Short ones: a mean of a few ms over 2 slots asks for many more (about 100 ms of work, at most
+    // 16). Two at a time until it does: on a loaded machine the first ones may take long.
     const run = sockets.get(RUN)!;
-    run.send(encode({ type: "tasks", tasks: [spinning(0, 1), spinning(1, 1)], backlog: 10 }));
-    await until(() => done(frames).length === 2);
     const wants = () => frames.flatMap((f) => (f.type === "want" || f.type === "results" ? [f.want] : []));
-    await until(() => Math.max(...wants()) >= 5);
+    let short = 0;
+    for (let round = 0; round < 20 && Math.max(0, ...wants()) < 5; round++) {
+      run.send(encode({ type: "tasks", tasks: [spinning(1000 + short, 1), spinning(1001 + short, 1)], backlog: 10 }));
+      short += 2;
+      await until(() => done(frames).length === short);
+      await until(() => Math.max(...wants()) >= 5, 500).catch(() => undefined);
+    }
     const want = Math.max(...wants());
+    expect(want).toBeGreaterThanOrEqual(5);
     // As many of 150 ms as it asks for: two run, the rest wait.
     run.send(
       encode({ type: "tasks", tasks: Array.from({ length: want }, (_, i) => spinning(2 + i, 150)), backlog: 0 }),
@@ -431,7 +437,7 @@ describe("prefetch and stealing", () => {
     await until(() => refs(frames, "reject").length === 2);
     const last = [`spin[${want}]`, `spin[${want + 1}]`];
     expect(refs(frames, "reject").sort()).toEqual(last.sort());
-    await until(() => done(frames).length === want, 10_000);
+    await until(() => done(frames).length === short + want - 2, 10_000);
     // Neither ran: no result of them, nor a start.
     expect(done(frames).filter((t) => last.includes(t))).toEqual([]);
     expect(refs(frames, "started").filter((t) => last.includes(t))).toEqual([]);
