@@ -92,7 +92,7 @@ export class Client {
 
   private async request(path: string, init: RequestInit = {}): Promise<Response> {
     const url = new URL(path, this.coordinator);
-    const method = init.method ?? "GET";
+    const method = (init.method ?? "GET").toUpperCase();
     const tries = (method === "GET" || method === "HEAD") && !init.signal ? IDEMPOTENT_TRIES : 1;
     let res: Response | undefined;
     for (let k = 1; !res; k++) {

@@ -57,19 +57,22 @@ export class Proc {
     readonly child: ChildProcess,
     private readonly echo?: (line: string) => void,
   ) {
-    let partial = "";
-    const take = (chunk: Buffer) => {
-      const text = partial + chunk.toString();
-      const parts = text.split("\n");
-      partial = parts.pop()!;
-      for (const line of parts) {
-        this.lines.push(line);
-        this.times.push(Date.now());
-        this.echo?.(line);
-      }
+    // One partial line per stream: a line split across reads of stdout must not take in stderr's.
+    const reader = () => {
+      let partial = "";
+      return (chunk: Buffer) => {
+        const text = partial + chunk.toString();
+        const parts = text.split("\n");
+        partial = parts.pop()!;
+        for (const line of parts) {
+          this.lines.push(line);
+          this.times.push(Date.now());
+          this.echo?.(line);
+        }
+      };
     };
-    child.stdout?.on("data", take);
-    child.stderr?.on("data", take);
+    child.stdout?.on("data", reader());
+    child.stderr?.on("data", reader());
     this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
   }
 

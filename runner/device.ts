@@ -1,9 +1,10 @@
 /**
  * What this device offers: cores, memory, platform, and the slot count that follows from them.
  * Measured with `systeminformation` once at start-up; then every few seconds free memory and CPU
- * load (the RAM-driven slot count and the device report) are read without a child process:
- * systeminformation's load on Linux runs a shell synchronously, which stopped the runner's
- * event loop, and every slot it feeds, for some 20 ms a sample.
+ * load (the RAM-driven slot count and the device report): the load from the cores' CPU times
+ * (systeminformation's on Linux runs a shell synchronously, which stopped the runner's event
+ * loop, and every slot it feeds, for some 20 ms a sample), free memory from /proc/meminfo
+ * where there is one (elsewhere systeminformation's).
  */
 import { readFile } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
@@ -46,7 +47,8 @@ export const systemDevice: DeviceSource = {
   /** The load is the share of CPU time busy since the sample before (the first: since start-up). */
   async sample() {
     const times = cpuTimes();
-    const total = times.total - lastTimes.total;
+    // A core that came or went since the sample before makes the difference meaningless: from now.
+    const total = times.cores === lastTimes.cores ? times.total - lastTimes.total : 0;
     const percent = total > 0 ? Math.round((1000 * (times.busy - lastTimes.busy)) / total) / 10 : 0;
     lastTimes = times;
     return { freeMemory: await availableMemory(), load: Math.min(100, Math.max(0, percent)) };
@@ -54,15 +56,16 @@ export const systemDevice: DeviceSource = {
 };
 
 /** CPU time of all cores since boot (ms), and how much of it was not idle. */
-function cpuTimes(): { busy: number; total: number } {
+function cpuTimes(): { busy: number; total: number; cores: number } {
   let busy = 0;
   let total = 0;
-  for (const { times } of cpus()) {
-    const all = times.user + times.nice + times.sys + times.idle + times.irq;
-    total += all;
-    busy += all - times.idle;
+  const all = cpus();
+  for (const { times } of all) {
+    const spent = times.user + times.nice + times.sys + times.idle + times.irq;
+    total += spent;
+    busy += spent - times.idle;
   }
-  return { busy, total };
+  return { busy, total, cores: all.length };
 }
 
 let lastTimes = cpuTimes();

@@ -29,7 +29,14 @@ function stdoutLines(): (line: string) => void {
     process.stdout.write(text);
   };
   process.on("exit", () => {
-    if (pending.length > 0) writeSync(1, pending.join(""));
+    if (pending.length === 0) return;
+    const text = pending.join("");
+    try {
+      writeSync(1, text);
+    } catch {
+      // A full pipe whose descriptor does not block: as the stream would have written it.
+      process.stdout.write(text);
+    }
   });
   return (line) => {
     if (pending.push(`${line}\n`) === 1) setImmediate(flush);

@@ -36,7 +36,7 @@ async function losing(lose: number): Promise<{ url: URL; seen: () => number }> {
 describe("the API client, when a request gets no answer", () => {
   it("sends a GET again after its wait, and takes the answer to the second", async () => {
     const { url, seen } = await losing(1);
-    const client = new Client(url, "t", 200);
+    const client = new Client(url, "t", 2000);
     expect(await client.json("/api/runners")).toEqual({ ok: 2 });
     expect(seen()).toBe(2);
   });

@@ -1,5 +1,5 @@
-// The runner's device readings on this machine (runner/device.ts): the periodic sample reads
-// free memory and CPU load without a child process, and says what the machine did.
+// The runner's device readings on this machine (runner/device.ts): the periodic sample's free
+// memory and CPU load say what the machine did.
 import { cpus, totalmem } from "node:os";
 import { describe, expect, it } from "vitest";
 import { systemDevice } from "../../runner/device";

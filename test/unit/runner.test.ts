@@ -419,7 +419,8 @@ describe("prefetch and stealing", () => {
     const run = sockets.get(RUN)!;
     const wants = () => frames.flatMap((f) => (f.type === "want" || f.type === "results" ? [f.want] : []));
     let short = 0;
-    for (let round = 0; round < 20 && Math.max(0, ...wants()) < 5; round++) {
+    const rounds = Date.now() + 8000;
+    while (Math.max(0, ...wants()) < 5 && Date.now() < rounds) {
       run.send(encode({ type: "tasks", tasks: [spinning(1000 + short, 1), spinning(1001 + short, 1)], backlog: 10 }));
       short += 2;
       await until(() => done(frames).length === short);
