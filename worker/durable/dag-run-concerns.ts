@@ -4,7 +4,7 @@
  * bindings (D1, R2, the RunnerPool). dag-run.ts is the glue that runs events through the state
  * machine and hands what comes out to these; the wiring lives here so that it stays glue.
  */
-import type { RunProfile, RunSummary, RunView } from "../../core/api.js";
+import type { RunSummary, RunView } from "../../core/api.js";
 import { isFinal, type TaskState } from "../../core/status.js";
 import { outputKey } from "../blob-keys.js";
 import { cachedOutputs, fileOutputs, indexRun } from "../db.js";
@@ -16,6 +16,7 @@ import type { EffectsHost } from "../run-host/effects.js";
 import { ResultCache } from "../run-host/result-cache.js";
 import { RunIndex } from "../run-host/run-index.js";
 import { Histograms } from "../run-host/run-metrics.js";
+import { Profile } from "../run-host/profile.js";
 import { markWaiting, withWaiting, type WaitingHost } from "../run-host/waiting.js";
 import { Watchers } from "../run-host/watchers.js";
 import { sha256Hex } from "../sha256.js";
@@ -62,7 +63,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     const raw = views.summary();
     return raw && (await withWaiting(waiting, profiled(raw))).summary;
   };
-  const profiled = (raw: RunSummary): RunSummary => (profile ? { ...raw, profile: profile.current() } : raw);
+  const profiled = (raw: RunSummary): RunSummary => (profile ? { ...raw, profile: profile.current(store) } : raw);
 
   const watchers = new Watchers({
     meta: store,
@@ -121,7 +122,7 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     lost: (runner, attempts) => conduct.lost(runner, attempts),
     stray: (runner, frames) => conduct.strayFrames(runner, frames),
     finish: async (status) => {
-      profile?.stop();
+      profile?.stop(store);
       await clock.clear();
       for (const ws of runnerSockets(ctx)) finishSocket(ws, status);
       await watchers.flush(true);
@@ -155,44 +156,4 @@ export function concerns(ctx: DurableObjectState, env: Env, glue: Glue) {
     blobSize,
     profile,
   };
-}
-
-/**
- * What a profiled run counts (`PROFILE_RUNS=1`): incoming runner messages, and the statements
- * its SQL storage runs, until the run ends (reads of it after that are not its work).
- */
-class Profile {
-  private readonly counts: RunProfile = { messages: 0, statements: 0, frames: {} };
-  private stopped: RunProfile | null = null;
-
-  /** `sql`, each `exec` counted. */
-  counting(sql: SqlStorage): SqlStorage {
-    const counts = this.counts;
-    return new Proxy(sql, {
-      get(target, name) {
-        if (name === "exec")
-          return (query: string, ...bindings: unknown[]) => {
-            counts.statements++;
-            return target.exec(query, ...bindings);
-          };
-        const value: unknown = Reflect.get(target, name);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  }
-
-  /** Counts a runner's message, by its type. */
-  message(raw: string | ArrayBuffer): void {
-    this.counts.messages++;
-    const type = typeof raw === "string" ? (/^\{"type":"(\w+)"/.exec(raw)?.[1] ?? "other") : "binary";
-    this.counts.frames[type] = (this.counts.frames[type] ?? 0) + 1;
-  }
-
-  stop(): void {
-    this.stopped ??= this.current();
-  }
-
-  current(): RunProfile {
-    return this.stopped ?? { ...this.counts, frames: { ...this.counts.frames } };
-  }
 }
