@@ -1,17 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Meta } from "../../worker/run-host/meta.js";
 import { Profile } from "../../worker/run-host/profile.js";
-
-/** The meta table as a Map. */
-function memoryMeta(): Meta & { values: Map<string, string> } {
-  const values = new Map<string, string>();
-  return {
-    values,
-    meta: (key) => values.get(key),
-    setMeta: (key, value) => void values.set(key, value),
-    deleteMeta: (key) => void values.delete(key),
-  };
-}
+import { metaMap } from "../helpers/meta-map";
 
 /** SQL storage whose exec answers its query back. */
 const fakeSql = () => ({ exec: (query: string) => query, databaseSize: 4096 });
@@ -28,7 +17,7 @@ describe("Profile", () => {
     profile.message('{"type":"want","want":2}');
     profile.message("not json");
     profile.message(new ArrayBuffer(4));
-    expect(profile.current(memoryMeta())).toEqual({
+    expect(profile.current(metaMap())).toEqual({
       messages: 5,
       statements: 2,
       frames: { results: 2, want: 1, other: 1, binary: 1 },
@@ -36,7 +25,7 @@ describe("Profile", () => {
   });
 
   it("stops counting when the run ends, and a profile of the object started again reads the final counts", () => {
-    const meta = memoryMeta();
+    const meta = metaMap();
     const before = new Profile();
     const sql = before.counting(fakeSql());
     sql.exec("UPDATE tasks");
@@ -55,7 +44,7 @@ describe("Profile", () => {
   });
 
   it("counts from nothing in an object started again before its run ended", () => {
-    const meta = memoryMeta();
+    const meta = metaMap();
     const profile = new Profile();
     profile.counting(fakeSql()).exec("SELECT 1");
     expect(profile.current(meta)).toEqual({ messages: 0, statements: 1, frames: {} });
