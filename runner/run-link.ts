@@ -8,6 +8,7 @@
  * ends only this run's socket.
  */
 import {
+  FRAME_LIMITS,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
   type RunnerInfo,
@@ -46,8 +47,6 @@ export interface RunLinkOptions {
   log: Logger;
 }
 
-/** Results per frame, so a frame stays well under the size limit. */
-const RESULTS_PER_FRAME = 1024;
 /** The longest a result waits for others to share its frame. */
 const RESULT_WAIT_MS = 20;
 
@@ -174,7 +173,7 @@ export class RunLink {
     const kept: (AttemptRef & { at: number })[] = [];
     for (const m of this.marks) {
       if (done.has(`${m.task}#${m.attempt}`)) continue;
-      if ((all || m.at <= old) && due.length < 4096) due.push({ task: m.task, attempt: m.attempt });
+      if ((all || m.at <= old) && due.length < FRAME_LIMITS.attemptRefs) due.push({ task: m.task, attempt: m.attempt });
       else kept.push(m);
     }
     this.marks = kept;
@@ -213,7 +212,7 @@ export class RunLink {
     clearTimeout(this.later);
     this.later = undefined;
     while (this.results.length > 0 && this.link.open) {
-      const results = this.results.slice(0, RESULTS_PER_FRAME);
+      const results = this.results.slice(0, FRAME_LIMITS.resultsPerFrame);
       const started = this.takeStarted();
       const frame = { type: "results" as const, results, want: this.host.credit(), received: this.received, started };
       if (!this.link.send(frame)) {

@@ -7,7 +7,7 @@
  * it does not know, a bound it cannot judge by `length`) is left to the schema, which says what
  * is wrong. test/unit/fast-results.test.ts checks it against the schema on generated frames.
  */
-import type { RunnerMessage, TaskResult } from "./messages.js";
+import { FRAME_LIMITS, type RunnerMessage, type TaskResult } from "./messages.js";
 
 type Results = Extract<RunnerMessage, { type: "results" }>;
 type Ref = { task: string; attempt: number };
@@ -24,7 +24,7 @@ const int = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is numbe
 // is within them for the schema.
 const text = (v: unknown, min: number, max: number): v is string =>
   typeof v === "string" && v.length >= min && v.length <= max;
-const taskKey = (v: unknown): v is string => text(v, 1, 160);
+const taskKey = (v: unknown): v is string => text(v, 1, FRAME_LIMITS.taskKeyChars);
 
 function ref(v: unknown): Ref | undefined {
   if (!isRecord(v) || !only(v, REF_KEYS) || !taskKey(v.task) || !int(v.attempt, 1)) return undefined;
@@ -36,7 +36,7 @@ function result(v: unknown): TaskResult | undefined {
   const { task, attempt, ok, output, stderr, durationMs } = v;
   if (!taskKey(task) || !int(attempt, 1) || typeof ok !== "boolean") return undefined;
   if (output !== undefined && typeof output !== "string") return undefined;
-  if (stderr !== undefined && !text(stderr, 0, 8192)) return undefined;
+  if (stderr !== undefined && !text(stderr, 0, FRAME_LIMITS.stderrChars)) return undefined;
   if (typeof durationMs !== "number" || !Number.isFinite(durationMs) || durationMs < 0) return undefined;
   // The schema's key order: an absent output is no key at all.
   if (output === undefined) return { task, attempt, ok, stderr: stderr ?? "", durationMs };
@@ -47,9 +47,9 @@ function result(v: unknown): TaskResult | undefined {
 export function fastResults(value: unknown): Results | undefined {
   if (!isRecord(value) || value.type !== "results" || !only(value, FRAME_KEYS)) return undefined;
   const { results: raw, want, received, started: marks } = value;
-  if (!Array.isArray(raw) || raw.length < 1 || raw.length > 1024) return undefined;
-  if (!int(want, 0, 4096) || !int(received, 0)) return undefined;
-  if (marks !== undefined && (!Array.isArray(marks) || marks.length > 4096)) return undefined;
+  if (!Array.isArray(raw) || raw.length < 1 || raw.length > FRAME_LIMITS.resultsPerFrame) return undefined;
+  if (!int(want, 0, FRAME_LIMITS.want) || !int(received, 0)) return undefined;
+  if (marks !== undefined && (!Array.isArray(marks) || marks.length > FRAME_LIMITS.attemptRefs)) return undefined;
   const results: TaskResult[] = [];
   for (const r of raw) {
     const checked = result(r);

@@ -82,8 +82,23 @@ const failure = z.strictObject({
 });
 export type Failure = z.infer<typeof failure>;
 
-/** A task instance's key (`id` or `id[index]`): a task id is at most 128 characters. */
-const taskKey = z.string().min(1).max(160);
+/**
+ * The bounds of the frames' fields that the schema below and the checked path for `results`
+ * frames (fast-results.ts) both hold to, and the runner fills its frames up to.
+ */
+export const FRAME_LIMITS = {
+  /** A task instance's key (`id` or `id[index]`): a task id is at most 128 characters. */
+  taskKeyChars: 160,
+  /** The tail of stderr a result carries. */
+  stderrChars: 8192,
+  resultsPerFrame: 1024,
+  /** The most a `want` asks for, and the most attempts one frame names (started, reject, …). */
+  want: 4096,
+  attemptRefs: 4096,
+} as const;
+
+/** A task instance's key (`id` or `id[index]`). */
+const taskKey = z.string().min(1).max(FRAME_LIMITS.taskKeyChars);
 /** A run's id, as the coordinator gives it. */
 const runId = z.string().regex(/^[0-9a-f]{64}$/);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -141,7 +156,7 @@ const result = z.strictObject({
   /** stdout uploaded to blob storage; present when ok and large. */
   outputRef: blobRef.optional(),
   /** The last few KiB of stderr. */
-  stderr: z.string().max(8192).default(""),
+  stderr: z.string().max(FRAME_LIMITS.stderrChars).default(""),
   failure: failure.optional(),
   durationMs: z.number().nonnegative(),
 });
@@ -154,9 +169,9 @@ export type TaskResult = z.infer<typeof result>;
  */
 export const LOG_LIMITS = { attemptBytes: 1024 * 1024, chunkBytes: 64 * 1024 } as const;
 
-const want = z.number().int().min(0).max(4096);
+const want = z.number().int().min(0).max(FRAME_LIMITS.want);
 const attemptRef = z.strictObject({ task: taskKey, attempt: z.number().int().positive() });
-const attemptRefs = z.array(attemptRef).max(4096);
+const attemptRefs = z.array(attemptRef).max(FRAME_LIMITS.attemptRefs);
 /** Tasks received on this socket so far: lets the coordinator subtract frames still in flight. */
 const received = z.number().int().nonnegative();
 
@@ -194,7 +209,7 @@ export const runnerMessage = z.discriminatedUnion("type", [
   /** Run socket: finished attempts, and the new `want` (as in the "want" frame). */
   z.strictObject({
     type: z.literal("results"),
-    results: z.array(result).min(1).max(1024),
+    results: z.array(result).min(1).max(FRAME_LIMITS.resultsPerFrame),
     want,
     received,
     started: attemptRefs.default([]),
