@@ -45,9 +45,11 @@ export interface RunLinkOptions {
   run: string;
   info: RunnerInfo;
   log: Logger;
+  /** The longest a result waits for others to share its frame (default RESULT_WAIT_MS). */
+  resultWaitMs?: number;
 }
 
-/** The longest a result waits for others to share its frame. */
+/** The longest a result waits for others to share its frame, by default. */
 const RESULT_WAIT_MS = 20;
 
 export class RunLink {
@@ -65,17 +67,22 @@ export class RunLink {
   private startedTimer: ReturnType<typeof setTimeout> | undefined;
   /** Half the heartbeat period the run's welcome announced. */
   private halfHeartbeatMs = 7_500;
+  /** The run's latest word on the ready tasks it has for this runner (`tasks.backlog`). */
+  backlog = 0;
   /**
-   * A frame asked for tasks and no tasks frame came since: results that come meanwhile wait for
-   * it (or RESULT_WAIT_MS), and go out together with the credit they free.
+   * A frame asked for tasks the run has (its backlog) and no tasks frame came since: results
+   * that come meanwhile wait for it (or RESULT_WAIT_MS), and go out together with the credit
+   * they free. A want the run has nothing for gets no answer, so it sets nothing.
    */
   refilling = false;
+  private readonly resultWaitMs: number;
 
   constructor(
     options: RunLinkOptions,
     private readonly host: RunHost,
   ) {
     const { coordinator, identity, run, info, log } = options;
+    this.resultWaitMs = options.resultWaitMs ?? RESULT_WAIT_MS;
     const url = new URL("/api/runners/connect", coordinator);
     url.searchParams.set("run", run);
     const label = `run ${run.slice(0, 8)}`;
@@ -97,6 +104,7 @@ export class RunLink {
       onMessage: (m) => {
         if (m.type === "tasks") {
           this.received += m.tasks.length;
+          this.backlog = m.backlog;
           this.refilling = false;
         }
         if (m.type === "welcome") this.halfHeartbeatMs = m.heartbeatMs / 2;
@@ -131,7 +139,7 @@ export class RunLink {
     const want = this.host.credit();
     if (!this.link.send({ type: "want", want, received: this.received, started }))
       this.marks.unshift(...started.map((m) => ({ ...m, at: 0 })));
-    else if (want > 0) this.refilling = true;
+    else if (want > 0 && this.backlog > 0) this.refilling = true;
   }
 
   /**
@@ -199,7 +207,7 @@ export class RunLink {
     this.results.push(result);
     if (this.flushing) return;
     if (!now) {
-      this.later ??= setTimeout(() => this.flush(), RESULT_WAIT_MS);
+      this.later ??= setTimeout(() => this.flush(), this.resultWaitMs);
       return;
     }
     this.flushing = true;
@@ -219,7 +227,7 @@ export class RunLink {
         this.marks.unshift(...started.map((m) => ({ ...m, at: 0 })));
         break;
       }
-      if (frame.want > 0) this.refilling = true;
+      if (frame.want > 0 && this.backlog > 0) this.refilling = true;
       this.results.splice(0, results.length);
     }
   }

@@ -75,6 +75,8 @@ export interface RunnerParts {
   sample: () => Promise<DeviceSample>;
   /** How often to sample the device (default 2 s; at most half the heartbeat period). */
   sampleMs?: number;
+  /** The longest a result waits for others to share its frame (default 20 ms; tests lengthen it). */
+  resultWaitMs?: number;
 }
 
 const attemptKey = (a: AttemptRef) => `${a.task}#${a.attempt}`;
@@ -277,7 +279,7 @@ export class Runner {
         stderr: (task) => new StderrStream(task, (frame) => state.link.log(frame), budget),
       },
       link: new RunLink(
-        { coordinator: config.coordinator, identity, run: id, info, log },
+        { coordinator: config.coordinator, identity, run: id, info, log, resultWaitMs: this.parts.resultWaitMs },
         {
           opened: () => this.allot({ type: "opened", run: id }),
           credit: () => this.credit.creditOf(id),
@@ -488,9 +490,13 @@ export class Runner {
     this.prefetch.note(performance.now() - began);
     this.release(run, task, result);
     if (result) {
-      // Results wait while the run still has enough held here to keep the slots busy: one frame
-      // then carries many (and the credit they free), not one each.
-      run.link.queue(result, run.queued.length <= Math.floor((this.depth() * 3) / 8) && !run.link.refilling);
+      // Results wait for the tasks last asked for, and while the run still has enough held here
+      // to keep the slots busy: one frame then carries many (and the credit they free), not one
+      // each. With nothing ready at the run for this runner, the credit brings nothing: they
+      // wait until it has nothing left to run (a chain's next links wait on them).
+      const idle = this.executing === 0 && this.waiting.length === 0;
+      const low = run.queued.length <= Math.floor((this.depth() * 3) / 8);
+      run.link.queue(result, !run.link.refilling && (idle || (low && run.link.backlog > 0)));
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
     this.allot({ type: "freed", run: run.id, reported: result !== undefined });

@@ -17,7 +17,7 @@ import { credentialFile } from "../../runner/credential";
 import { ThreadPool } from "../../runner/executor/pool";
 import type { RunnerIdentity } from "../../runner/identity";
 import { Lifecycle } from "../../runner/lifecycle";
-import { Runner } from "../../runner/runner";
+import { Runner, type RunnerParts } from "../../runner/runner";
 import { answerFor, fakeCoordinator, type Answer } from "./fake-coordinator";
 
 const echo = WebAssembly.compile(readFileSync(new URL("../../wasm_tasks/build/echo.wasm", import.meta.url)));
@@ -67,7 +67,11 @@ const identity: RunnerIdentity = {
   revoked: (detail) => `device dev-1 was revoked (${detail})`,
 };
 
-function runner(url: URL, module = echo): { runner: Runner; lines: string[]; threads: ThreadPool; fetched: string[] } {
+function runner(
+  url: URL,
+  module = echo,
+  parts: Pick<RunnerParts, "resultWaitMs"> = {},
+): { runner: Runner; lines: string[]; threads: ThreadPool; fetched: string[] } {
   const fetched: string[] = [];
   const config = resolveConfig(["--coordinator", url.toString(), "--token", "t", "--slots", "2"], {}) as RunnerConfig;
   const lines: string[] = [];
@@ -104,6 +108,7 @@ function runner(url: URL, module = echo): { runner: Runner; lines: string[]; thr
     },
     log: { info: (line) => lines.push(line), debug: () => {} },
     sample: () => Promise.resolve({ freeMemory: 1 << 29, load: 5 }),
+    ...parts,
   });
   cleanup.push(() => r.stop(0));
   return { runner: r, lines, threads, fetched };
@@ -451,6 +456,42 @@ describe("prefetch and stealing", () => {
     const before = frames.length;
     await until(() => frames.slice(before).some((f) => f.type === "want"));
     expect(frames.slice(before).some((f) => f.type === "reject")).toBe(false);
+  });
+});
+
+describe("results waiting for company", () => {
+  const spinning = (n: number, ms: number): Assignment => ({
+    ...task(n),
+    task: `spin[${n}]`,
+    stdin: JSON.stringify({ task: `spin[${n}]`, params: { ms }, inputs: {} }),
+  });
+  /** The results frames' tasks, frame by frame. */
+  const batches = (frames: RunnerMessage[]) =>
+    frames.flatMap((f) => (f.type === "results" ? [f.results.map((r) => r.task)] : []));
+
+  // A wait of a minute: a result that waits for it fails the test, one that goes on its own
+  // does not depend on the machine's speed.
+  it("wait for the tasks a frame asked for when the run has some, and go once the runner has nothing to run when it has none", async () => {
+    const { frames, url, sockets } = await coordinator();
+    const { runner: r } = runner(url, spin, { resultWaitMs: 60_000 });
+    r.start();
+    await until(() => sockets.has(RUN) && frames.some((f) => f.type === "hello" && "holding" in f));
+    const run = sockets.get(RUN)!;
+    // The run has more ready (backlog 5): the first result goes with the credit it frees, the
+    // second waits for the tasks that credit brings, and goes with the next result.
+    run.send(encode({ type: "tasks", tasks: [spinning(0, 0), spinning(1, 300)], backlog: 5 }));
+    await until(() => batches(frames).length === 1);
+    expect(batches(frames)).toEqual([["spin[0]"]]);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(batches(frames)).toEqual([["spin[0]"]]);
+    // Nothing more is ready (backlog 0): a want the run has nothing for would get no answer, so
+    // once the runner has nothing left to run, what it holds goes.
+    run.send(encode({ type: "tasks", tasks: [spinning(2, 0), spinning(3, 300)], backlog: 0 }));
+    await until(() => batches(frames).flat().length === 4);
+    const [, ...rest] = batches(frames);
+    expect(rest.flat().sort()).toEqual(["spin[1]", "spin[2]", "spin[3]"]);
+    // spin[3] ended last, with nothing left to run: its result did not wait for a minute.
+    expect(rest.at(-1)).toContain("spin[3]");
   });
 });
 
