@@ -4,25 +4,26 @@
  * coordinator's JSON error (and its problems, for a rejected DAG).
  */
 import WebSocket from "ws";
-import type {
-  ControlAnswer,
-  DeleteAnswer,
-  EnrollmentCreated,
-  EnrollmentRequest,
-  ModuleInfo,
-  ErrorBody,
-  RetryAnswer,
-  Problem,
-  RevokeAnswer,
-  RunListing,
-  RunnerListing,
-  RunSummary,
-  RunView,
-  SubmitAnswer,
-  SubmitBody,
-  TokenCreated,
-  TokenView,
-  TrustAnswer,
+import {
+  IDEMPOTENCY_HEADER,
+  type ControlAnswer,
+  type DeleteAnswer,
+  type EnrollmentCreated,
+  type EnrollmentRequest,
+  type ModuleInfo,
+  type ErrorBody,
+  type RetryAnswer,
+  type Problem,
+  type RevokeAnswer,
+  type RunListing,
+  type RunnerListing,
+  type RunSummary,
+  type RunView,
+  type SubmitAnswer,
+  type SubmitBody,
+  type TokenCreated,
+  type TokenView,
+  type TrustAnswer,
 } from "../core/api.js";
 import type { TokenScope } from "../core/tokens.js";
 import type { WatchMessage } from "../core/protocol/watch.js";
@@ -54,10 +55,15 @@ type WatchSession = { type: "ended"; run: RunSummary } | { type: "dropped"; reas
 /**
  * A GET or HEAD whose answer has not begun in this long is sent again, twice at most: under
  * `wrangler dev` a request is now and then lost between its proxy and the Worker, and would hang
- * for undici's five minutes (docs/reliability.md). Other methods are sent once.
+ * for undici's five minutes (docs/reliability.md). So is a submission under an Idempotency-Key,
+ * which also tries again when its connection failed, or when the coordinator says it is still
+ * making the run the key names (409 with Retry-After): the coordinator makes one run of it
+ * however often it is sent. Other requests are sent once.
  */
 const ANSWER_MS = 30_000;
 const IDEMPOTENT_TRIES = 3;
+/** The pause before a keyed submission whose connection failed is sent again. */
+const RETRY_PAUSE_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,7 +99,8 @@ export class Client {
   private async request(path: string, init: RequestInit = {}): Promise<Response> {
     const url = new URL(path, this.coordinator);
     const method = (init.method ?? "GET").toUpperCase();
-    const tries = (method === "GET" || method === "HEAD") && !init.signal ? IDEMPOTENT_TRIES : 1;
+    const keyed = new Headers(init.headers).has(IDEMPOTENCY_HEADER);
+    const tries = (method === "GET" || method === "HEAD" || keyed) && !init.signal ? IDEMPOTENT_TRIES : 1;
     let res: Response | undefined;
     for (let k = 1; !res; k++) {
       const unanswered = new AbortController();
@@ -106,6 +113,10 @@ export class Client {
         });
       } catch (e) {
         if (unanswered.signal.aborted && k < tries) continue;
+        if (keyed && k < tries) {
+          await sleep(RETRY_PAUSE_MS);
+          continue;
+        }
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
         const why = unanswered.signal.aborted
           ? `no answer to ${method} ${url.pathname} in ${this.answerMs / 1000} s, ${tries} times`
@@ -113,6 +124,12 @@ export class Client {
         throw new ApiError(0, `cannot reach the coordinator at ${this.coordinator.origin}: ${why}`);
       } finally {
         clearTimeout(timer);
+      }
+      const later = Number(res?.headers.get("Retry-After"));
+      if (keyed && res?.status === 409 && later >= 0 && k < tries) {
+        await res.body?.cancel();
+        res = undefined;
+        await sleep(Math.min(later, 10) * 1000);
       }
     }
     if (res.ok) return res;
@@ -145,15 +162,23 @@ export class Client {
     });
   }
 
-  /** Submits a DAG; with params or inputs, as a JSON submission (`SubmitBody`). */
-  submit(yaml: string, extra: Omit<SubmitBody, "dag"> = {}): Promise<SubmitAnswer> {
+  /**
+   * Submits a DAG; with params or inputs, as a JSON submission (`SubmitBody`). Under `key` (an
+   * Idempotency-Key) it may be sent again, and makes one run however often it is.
+   */
+  submit(yaml: string, extra: Omit<SubmitBody, "dag"> = {}, key?: string): Promise<SubmitAnswer> {
+    const keyed: Record<string, string> = key === undefined ? {} : { [IDEMPOTENCY_HEADER]: key };
     if (Object.keys(extra.params ?? {}).length === 0 && Object.keys(extra.inputs ?? {}).length === 0)
-      return this.json("/api/dags", { method: "POST", body: yaml, headers: { "Content-Type": "application/yaml" } });
+      return this.json("/api/dags", {
+        method: "POST",
+        body: yaml,
+        headers: { "Content-Type": "application/yaml", ...keyed },
+      });
     const body: SubmitBody = { dag: yaml, ...extra };
     return this.json("/api/dags", {
       method: "POST",
       body: JSON.stringify(body),
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...keyed },
     });
   }
 

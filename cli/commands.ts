@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import type { RunView } from "../core/api.js";
+import { IDEMPOTENCY_KEY, type RunView } from "../core/api.js";
 import { formatSize, parseSize } from "../core/units.js";
 import { command, UsageError, type Command, type Flag } from "./command.js";
 import { enrollmentRequest } from "./enrollment.js";
@@ -73,7 +73,7 @@ const trust = (trusted: boolean, summary: string): Command =>
 export const COMMANDS: Record<string, Command> = {
   submit: command({
     usage:
-      "FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--input NAME=PATH]... [--chunk SIZE] [--modules DIR]...",
+      "FILE [--wait|--watch] [-o DIR] [--param NAME=VALUE]... [--input NAME=PATH]... [--chunk SIZE] [--modules DIR]... [--idempotency-key KEY]",
     summary: "upload the modules FILE names and submit the DAG",
     options: {
       watch: {
@@ -113,6 +113,14 @@ export const COMMANDS: Record<string, Command> = {
           "DAG's folder and wasm_tasks/build)",
         ],
       },
+      "idempotency-key": {
+        type: "string",
+        value: "KEY",
+        help: [
+          "submit under KEY: the same KEY again within a day gives the run it made, not a",
+          "new one (default: a new key each time, sent again only by this invocation)",
+        ],
+      },
       json,
     },
     async run({ client, values, io, args }) {
@@ -128,7 +136,10 @@ export const COMMANDS: Record<string, Command> = {
         throw new UsageError(`--chunk: expected a size such as 1MiB or 500KB, got "${values.chunk}"`);
       if (chunk !== undefined && inputs.length === 0) throw new UsageError("--chunk cuts --input files: give one");
       const json = values.json ?? false;
-      const opts = { modules: values.modules ?? [], follow, json, out, params, inputs, chunk } as const;
+      const key = values["idempotency-key"];
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+        throw new UsageError(`--idempotency-key takes 1 to 255 visible ASCII characters, not "${key.slice(0, 80)}"`);
+      const opts = { modules: values.modules ?? [], follow, json, out, params, inputs, chunk, key } as const;
       return submit(client, resolve(io.cwd, file!), opts, io);
     },
   }),

@@ -1,8 +1,11 @@
 /**
  * `distro submit`: reads the DAG (with any --param set), uploads the modules it names from local
  * folders, submits it, and with --watch or --wait follows the run (follow.ts) with a live progress
- * display, then says what failed, or prints (or writes) the final tasks' outputs.
+ * display, then says what failed, or prints (or writes) the final tasks' outputs. The submission
+ * goes under an Idempotency-Key, one per invocation unless --idempotency-key names it, so that
+ * sending it again after a lost answer makes one run (docs/api.md).
  */
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { declaredFields, parseDag } from "../core/dag/parse.js";
@@ -27,6 +30,8 @@ interface SubmitOptions {
   inputs: [string, string][];
   /** `--chunk SIZE`: cut file inputs on line boundaries into folders of chunks of at most this. */
   chunk: number | undefined;
+  /** `--idempotency-key KEY`; else a fresh UUID. */
+  key: string | undefined;
 }
 
 /** `--param a=1 --param name=x` → [["a", "1"], ["name", "x"]]. */
@@ -84,7 +89,7 @@ export async function submit(client: Client, file: string, opts: SubmitOptions, 
     write: (text: string) => io.write(new TextEncoder().encode(text)),
   };
   const inputs = await uploadInputs(client, opts.inputs, chunk, sink);
-  const run = await client.submit(yaml, { params, inputs });
+  const run = await client.submit(yaml, { params, inputs }, opts.key ?? randomUUID());
   if (!opts.json) io.out(`submitted run ${safe(run.id)} (${run.tasks_total} tasks)\nstatus: ${safe(run.url)}`);
   if (!opts.follow) {
     if (opts.json) io.out(JSON.stringify(run, null, 2));

@@ -64,10 +64,20 @@ export interface DeleteAnswer {
   deleted: true;
 }
 
-/** `POST /api/dags` (201): the new run, and where the status page shows it. */
+/**
+ * `POST /api/dags` (201): the new run, and where the status page shows it. The same answer (200,
+ * with `Idempotent-Replayed: true`) for a submission sent again under its `Idempotency-Key`.
+ */
 export interface SubmitAnswer extends RunSummary {
   url: string;
 }
+
+/** The header of a submission that may be sent again without making a second run (docs/api.md). */
+export const IDEMPOTENCY_HEADER = "Idempotency-Key";
+/** What a key may be: 1 to 255 visible ASCII characters (a UUID, say). */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Set on the answer to a submission sent again: the run is the first one's. */
+export const REPLAYED_HEADER = "Idempotent-Replayed";
 
 /** One node of the DAG (a mapped task is one node) with its instances counted by state. */
 export interface NodeView {

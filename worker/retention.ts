@@ -20,6 +20,7 @@ import { parseDuration, parseSize } from "../core/units.js";
 import { logPrefix, outputKey } from "./blob-keys.js";
 import type { Env } from "./env.js";
 import { valueOf } from "./errors.js";
+import { IDEMPOTENCY_TTL_MS } from "./idempotency.js";
 
 const DAY = 86_400_000;
 
@@ -80,6 +81,7 @@ export async function deleteRun(env: Env, id: string): Promise<void> {
   await env.DB.batch([
     env.DB.prepare(`DELETE FROM run_index WHERE id = ?`).bind(id),
     env.DB.prepare(`DELETE FROM blob_refs WHERE run = ?`).bind(id),
+    env.DB.prepare(`DELETE FROM idempotency_keys WHERE run = ?`).bind(id),
   ]);
 }
 
@@ -119,6 +121,8 @@ export async function sweep(env: Env, now = Date.now()): Promise<Swept> {
     env.DB.prepare(
       `DELETE FROM cache WHERE key IN (SELECT key FROM (SELECT key, sum(size) OVER (ORDER BY created_at DESC, key) AS total FROM cache) WHERE total > ?)`,
     ).bind(cacheBytes),
+    // Keys past their day name no run any more (worker/idempotency.ts).
+    env.DB.prepare(`DELETE FROM idempotency_keys WHERE created_at <= ?`).bind(now - IDEMPOTENCY_TTL_MS),
   ]);
   const unheld = `uploaded_at <= ?1
        AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)

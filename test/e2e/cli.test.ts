@@ -33,6 +33,19 @@ describe("distro", () => {
     expect(missing.err).toMatch(/cannot read .*nope\.yaml/);
   });
 
+  it("submit --idempotency-key twice makes one run: the second answer is the first's run", async () => {
+    const key = `e2e-${Date.now()}`;
+    const submit = async () => {
+      const { code, out } = await distro("submit", "dags/hello_fanout.yaml", "--idempotency-key", key, "--json");
+      expect(code).toBe(0);
+      return (JSON.parse(out) as { id: string }).id;
+    };
+    const first = await submit();
+    expect(await submit()).toBe(first);
+    const runs = JSON.parse((await distro("runs", "--json")).out) as { id: string }[];
+    expect(runs.filter((r) => r.id === first)).toHaveLength(1);
+  });
+
   it("runs lists it (text and --json); a bad --limit exits 2", async () => {
     const text = await distro("runs");
     expect(text.code).toBe(0);

@@ -27,6 +27,7 @@ describe("the D1 schema", () => {
       "d1_migrations",
       "devices",
       "enrollments",
+      "idempotency_keys",
       "input_blobs",
       "modules",
       "run_index",

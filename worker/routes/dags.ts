@@ -5,20 +5,23 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDag } from "../../core/dag/parse.js";
-import type {
-  ControlAnswer,
-  DeleteAnswer,
-  ErrorBody,
-  RetryAnswer,
-  RunListing,
-  RunSummary,
-  Submitter,
-  SubmitAnswer,
-  TimelineView,
+import {
+  IDEMPOTENCY_HEADER,
+  REPLAYED_HEADER,
+  type ControlAnswer,
+  type DeleteAnswer,
+  type ErrorBody,
+  type RetryAnswer,
+  type RunListing,
+  type RunSummary,
+  type Submitter,
+  type SubmitAnswer,
+  type TimelineView,
 } from "../../core/api.js";
 import { deleteRun } from "../retention.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { readOrSubmit, requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
+import { claimKey, keyed, priorRun, releaseKey, type Keyed } from "../idempotency.js";
 import { indexed, inputBlobSizes, moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
@@ -90,10 +93,34 @@ function mayControlRun(caller: ApiCaller, run: RunSummary): void {
 
 const apiCaller = (c: Context<CallerEnv>) => c.get("caller") as ApiCaller;
 
+/** A submission's answer: the run's summary and the page that follows it. */
+function submitAnswer(c: Context<CallerEnv>, summary: RunSummary): SubmitAnswer {
+  return { ...summary, url: `${new URL(c.req.url).origin}/#/runs/${summary.id}` };
+}
+
+/**
+ * The answer to a submission sent again under its key: the run the first one made (200, marked
+ * replayed), or a 409 with `Retry-After` while that one is still starting it.
+ */
+async function replay(c: Context<CallerEnv>, run: string, key: Keyed): Promise<Response> {
+  const status = await exactRunStub(c.env, run).status();
+  if (!status.ok && status.code === "not_found") {
+    c.header("Retry-After", "1");
+    const error = `the submission with ${IDEMPOTENCY_HEADER} "${key.key}" is still starting run ${run.slice(0, 12)}: send it again in a moment`;
+    return c.json({ error } satisfies ErrorBody, 409);
+  }
+  c.header(REPLAYED_HEADER, "true");
+  return c.json(submitAnswer(c, valueOf(status)), 200);
+}
+
 export const dags = new Hono<CallerEnv>()
   .use(requireScope(readOrSubmit))
   .post("/", async (c) => {
-    const body = readSubmission(await readText(c.req.raw, MAX_SUBMISSION_BYTES));
+    const text = await readText(c.req.raw, MAX_SUBMISSION_BYTES);
+    const key = await keyed(c.req.header(IDEMPOTENCY_HEADER), apiCaller(c).token, text);
+    const prior = key && (await priorRun(c.env.DB, key));
+    if (prior) return replay(c, prior, key);
+    const body = readSubmission(text);
     const parsed = parseDag(body.dag, { params: body.params });
     if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems } satisfies ErrorBody, 400);
     const checked = await checkInputs(parsed, body.inputs, (shas) => inputBlobSizes(c.env.DB, shas));
@@ -116,9 +143,16 @@ export const dags = new Hono<CallerEnv>()
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems } satisfies ErrorBody, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes, inputs: body.inputs };
     const id = c.env.DAG_RUN.newUniqueId();
-    const summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan, submitter(apiCaller(c))));
-    const url = new URL(c.req.url);
-    return c.json({ ...summary, url: `${url.origin}/#/runs/${summary.id}` } satisfies SubmitAnswer, 201);
+    const holder = key && (await claimKey(c.env.DB, key, id.toString()));
+    if (holder && holder !== id.toString()) return replay(c, holder, key);
+    let summary: RunSummary;
+    try {
+      summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan, submitter(apiCaller(c))));
+    } catch (e) {
+      if (key) await releaseKey(c.env.DB, key, id.toString());
+      throw e;
+    }
+    return c.json(submitAnswer(c, summary), 201);
   })
   .get("/", async (c) => {
     const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 500);
