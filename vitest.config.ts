@@ -25,6 +25,8 @@ export default defineConfig({
                 HEARTBEAT_TIMEOUT_MS: "120000",
                 // The D1 schema, applied by test/workers/migrate.ts before each file's tests.
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+                // `npm run fuzz -- --seconds N` (scripts/fuzz.js): how long each fuzz property runs.
+                FUZZ_SECONDS: process.env.FUZZ_SECONDS ?? "0",
               },
             },
           })),

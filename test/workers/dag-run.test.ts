@@ -174,6 +174,19 @@ tasks:
     expect(v.tasks.find((t) => t.id === "after")!.state).toBe("skipped");
   });
 
+  it("takes a frame sent right after the hello, while the hello is still being handled", async () => {
+    // Found by fuzzing (fuzz.test.ts): the hello asks the pool of a cool-down, and a want that
+    // came meanwhile found no runner attached, was refused, and its credit lost.
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit("tasks:\n  - id: t\n    module: step.wasm\n    map: { items: [1, 2, 3] }\n");
+    const run = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "quick");
+    run.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("quick", 2), want: 0 });
+    run.send({ type: "want", want: 2, received: 0 });
+    await run.next("welcome");
+    expect((await run.next("tasks")).tasks.map((t) => t.task)).toEqual(["t[0]", "t[1]"]);
+    expect(run.seen.filter((f) => f.type === "error")).toEqual([]);
+  });
+
   it("answers bad frames with error frames and keeps serving", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");

@@ -9,6 +9,8 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       /** A D1 database without the schema. */
       EMPTY_DB: D1Database;
+      /** Seconds per fuzz property (`npm run fuzz -- --seconds N`); unset in `npm test`. */
+      FUZZ_SECONDS?: string;
     }
   }
 }

@@ -64,6 +64,7 @@ class Socket<M extends { type: string }, Out = never> {
   constructor(readonly ws: WebSocket) {
     ws.accept();
     ws.addEventListener("message", (e) => {
+      if (e.data === "pong") return; // the answer to a heartbeat, not a frame
       const frame = JSON.parse(e.data as string) as M;
       this.frames.push(frame);
       this.seen.push(frame);

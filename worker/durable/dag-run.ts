@@ -49,6 +49,11 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
   private run = concerns(this.ctx, this.env, { apply: (event) => this.apply(event) });
   /** Fetches of each attempt's envelope, `task#attempt` → count, since the object started. */
   private readonly envelopesAsked = new Map<string, number>();
+  /**
+   * Runners whose hello is still being handled (it asks the pool of a cool-down): their next
+   * frames wait for it, or a want sent right after the hello would find no runner attached.
+   */
+  private readonly attaching = new Map<string, Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -288,13 +293,23 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
           finishSocket(ws, store.status());
           return perform(this.run.effects, [{ type: "demand", classes: [] }]);
         }
-        conduct.hello(hello.runner.id);
-        const cooled = await pool(this.env)
-          .cooledUntil(deviceOfRunner(hello.runner.id))
-          .catch((e: unknown) => (console.error("asking the pool of a cool-down", e), null));
-        await this.apply(attachEvent(hello, cooled));
+        const id = hello.runner.id;
+        conduct.hello(id);
+        const attached = (async () => {
+          const cooled = await pool(this.env)
+            .cooledUntil(deviceOfRunner(id))
+            .catch((e: unknown) => (console.error("asking the pool of a cool-down", e), null));
+          await this.apply(attachEvent(hello, cooled));
+        })();
+        this.attaching.set(id, attached);
+        try {
+          await attached;
+        } finally {
+          if (this.attaching.get(id) === attached) this.attaching.delete(id);
+        }
       },
       frame: async (ws, runner, msg) => {
+        await this.attaching.get(runner)?.catch(() => undefined);
         if (msg.type === "log") return this.run.logs.append(runner, msg);
         const next = await frameEvent(runner, msg, blobSize);
         if ("reply" in next) send(ws, next.reply);
