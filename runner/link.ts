@@ -76,6 +76,8 @@ export class Link {
   private ended = false;
   /** A 401 has been answered by renewing the credential, and no socket has opened since. */
   private renewed = false;
+  /** When the socket last heard anything (a frame, a pong): a link silent for two heartbeats is dead. */
+  private heard = 0;
 
   constructor(private readonly options: LinkOptions) {}
 
@@ -121,9 +123,11 @@ export class Link {
       this.failures = 0;
       this.renewed = false;
       this.openedAt = Date.now();
+      this.heard = this.openedAt;
       this.options.onOpen();
     });
     ws.on("message", (data, isBinary) => {
+      this.heard = Date.now();
       const bytes = frameBytes(data);
       if (!isBinary && bytes.toString() === HEARTBEAT.pong) return;
       const decoded = decodeCoordinatorMessage(isBinary ? new Uint8Array(bytes) : bytes.toString());
@@ -182,11 +186,23 @@ export class Link {
     );
   }
 
+  /**
+   * Pings three times a heartbeat period; every ping is answered (a pong, by the coordinator's
+   * runtime), so a link that has heard nothing for two periods is half-open (a blackhole, a
+   * sleep, a NAT that forgot it): it is dropped and opened again, as after a close.
+   */
   private heartbeat(ws: WebSocket, periodMs: number): void {
     clearInterval(this.pinger);
     this.pinger = setInterval(
       () => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT.ping);
+        if (ws.readyState !== WebSocket.OPEN) return;
+        const silentMs = Date.now() - this.heard;
+        if (silentMs > 2 * periodMs) {
+          const { log, label } = this.options;
+          log.info(`${label}: heard nothing for ${(silentMs / 1000).toFixed(1)} s (two heartbeats): reconnecting`);
+          return void ws.terminate();
+        }
+        ws.send(HEARTBEAT.ping);
       },
       Math.max(100, Math.floor(periodMs / 3)),
     );

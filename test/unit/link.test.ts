@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { DEFAULTS } from "../../runner/config";
 import { Link, type LinkAuth, type LinkEnd, type LinkOptions } from "../../runner/link";
-import { CLOSE } from "../../core/protocol/messages";
+import { CLOSE, PROTOCOL_VERSION } from "../../core/protocol/messages";
 import { fakeCoordinator } from "./fake-coordinator";
 
 const REASON = "rate limit: 201 frames in 0.10 s (50/s, burst 200)";
@@ -160,3 +160,37 @@ describe("runner link", () => {
 });
 
 const FAST = { initialMs: 50, maxMs: 5000, factor: 2, limitedMs: 100 };
+
+describe("a half-open link", () => {
+  it("that hears nothing for two heartbeats is dropped and opened again; one that hears pongs is kept", async () => {
+    // A coordinator that welcomes with a heartbeat of 1 s; it answers pings only while `answering`.
+    let answering = true;
+    const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise<void>((resolve) => server.once("listening", resolve));
+    const opened: number[] = [];
+    server.on("connection", (ws) => {
+      opened.push(Date.now());
+      ws.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 1000 }));
+      ws.on("message", (data) => {
+        if (data.toString() === "ping" && answering) ws.send("pong");
+      });
+    });
+    cleanup.push(async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/runners/connect`);
+    const { lines } = link(url);
+    await until(() => opened.length === 1);
+    // Answered: three heartbeats pass on the one socket.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(opened).toHaveLength(1);
+    // Blackholed (the socket stays open, nothing comes back): dropped after two heartbeats, counted
+    // from the last pong (a ping's interval, a third of a period, before at most).
+    answering = false;
+    const silentFrom = Date.now();
+    await until(() => opened.length === 2);
+    expect(opened[1]! - silentFrom).toBeGreaterThanOrEqual(1500);
+    expect(lines.some((l) => /pool: heard nothing for \d+\.\d s \(two heartbeats\): reconnecting/.test(l))).toBe(true);
+  });
+});
