@@ -7,7 +7,7 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 
-export type Fault = "none" | "blackhole" | "cut";
+type Fault = "none" | "blackhole" | "cut";
 
 export interface FaultProxy {
   /** Where runners connect: the coordinator's URL with the proxy's port. */

@@ -171,7 +171,7 @@ describe("a half-open link", () => {
     server.on("connection", (ws) => {
       opened.push(Date.now());
       ws.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL_VERSION, heartbeatMs: 1000 }));
-      ws.on("message", (data) => {
+      ws.on("message", (data: Buffer) => {
         if (data.toString() === "ping" && answering) ws.send("pong");
       });
     });
