@@ -64,6 +64,8 @@ const ANSWER_MS = 30_000;
 const IDEMPOTENT_TRIES = 3;
 /** The pause before a keyed submission whose connection failed is sent again. */
 const RETRY_PAUSE_MS = 1000;
+/** How long a keyed submission waits, in all, for a run the coordinator says is still starting. */
+const STARTING_WAIT_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -102,6 +104,7 @@ export class Client {
     const keyed = new Headers(init.headers).has(IDEMPOTENCY_HEADER);
     const tries = (method === "GET" || method === "HEAD" || keyed) && !init.signal ? IDEMPOTENT_TRIES : 1;
     let res: Response | undefined;
+    let waited = 0;
     for (let k = 1; !res; k++) {
       const unanswered = new AbortController();
       const timer = tries > 1 ? setTimeout(() => unanswered.abort(), this.answerMs) : undefined;
@@ -125,11 +128,16 @@ export class Client {
       } finally {
         clearTimeout(timer);
       }
-      const later = Number(res?.headers.get("Retry-After"));
-      if (keyed && res?.status === 409 && later >= 0 && k < tries) {
+      // Still starting the key's run: asked again as the answer says, for up to a minute, which
+      // costs none of the tries (the coordinator did answer).
+      const later = res?.headers.get("Retry-After");
+      if (keyed && res?.status === 409 && later != null && Number(later) >= 0 && waited < STARTING_WAIT_MS) {
         await res.body?.cancel();
         res = undefined;
-        await sleep(Math.min(later, 10) * 1000);
+        const ms = Math.min(Number(later), 10) * 1000 || 100;
+        waited += ms;
+        k--;
+        await sleep(ms);
       }
     }
     if (res.ok) return res;

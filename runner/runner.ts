@@ -492,11 +492,12 @@ export class Runner {
     if (result) {
       // Results wait for the tasks last asked for, and while the run still has enough held here
       // to keep the slots busy: one frame then carries many (and the credit they free), not one
-      // each. With nothing ready at the run for this runner, the credit brings nothing: they
-      // wait until it has nothing left to run (a chain's next links wait on them).
-      const idle = this.executing === 0 && this.waiting.length === 0;
+      // each. With nothing ready at the run for this runner, the credit brings nothing: they wait
+      // only while more of this run waits to start here (a chain's links sent ahead, one frame
+      // for several), else go at once (its dependents may wait on them, whatever else runs).
       const low = run.queued.length <= Math.floor((this.depth() * 3) / 8);
-      run.link.queue(result, !run.link.refilling && (idle || (low && run.link.backlog > 0)));
+      const more = this.waiting.some((w) => w.run === run);
+      run.link.queue(result, !run.link.refilling && (run.link.backlog > 0 ? low : !more));
       this.done.set(run.id, (this.done.get(run.id) ?? 0) + 1);
     }
     this.allot({ type: "freed", run: run.id, reported: result !== undefined });

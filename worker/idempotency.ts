@@ -13,6 +13,11 @@ import { sha256Hex } from "./sha256.js";
 
 /** How long a key names the run it made. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000;
+/**
+ * How long a claimed key whose run does not exist yet is taken as still starting it (409); past
+ * that its request died between the claim and the start, and the key is let go.
+ */
+export const ABANDONED_CLAIM_MS = 60_000;
 
 /** A submission made under a key: whose key, the key, and the body's sha256. */
 export interface Keyed {
@@ -35,24 +40,25 @@ export async function keyed(header: string | undefined, token: string, body: str
  * The run an earlier submission under this key made, within the day; undefined when there is
  * none. A 422 when the key came with another body.
  */
-export async function priorRun(db: D1Database, k: Keyed, now = Date.now()): Promise<string | undefined> {
+export async function priorRun(
+  db: D1Database,
+  k: Keyed,
+  now = Date.now(),
+): Promise<{ run: string; createdAt: number } | undefined> {
   const row = await db
-    .prepare(`SELECT run, body_sha256 FROM idempotency_keys WHERE token = ? AND key = ? AND created_at > ?`)
+    .prepare(`SELECT run, body_sha256, created_at FROM idempotency_keys WHERE token = ? AND key = ? AND created_at > ?`)
     .bind(k.token, k.key, now - IDEMPOTENCY_TTL_MS)
-    .first<{ run: string; body_sha256: string }>();
+    .first<{ run: string; body_sha256: string; created_at: number }>();
   if (!row) return undefined;
   if (row.body_sha256 !== k.bodySha256)
     throw new HTTPException(422, {
       message: `${IDEMPOTENCY_HEADER} "${k.key}" came with another submission within the day (run ${row.run.slice(0, 12)}): a new submission takes a new key`,
     });
-  return row.run;
+  return { run: row.run, createdAt: row.created_at };
 }
 
-/**
- * Claims the key for run `id` (a key older than the day is claimed anew): answers `id` when it
- * did, else the run of the submission that claimed it first (`priorRun`'s 422 for another body).
- */
-export async function claimKey(db: D1Database, k: Keyed, id: string, now = Date.now()): Promise<string> {
+/** Claims the key for run `id` (a key older than the day is claimed anew): false when another submission holds it. */
+export async function claimKey(db: D1Database, k: Keyed, id: string, now = Date.now()): Promise<boolean> {
   const claimed = await db
     .prepare(
       `INSERT INTO idempotency_keys (token, key, body_sha256, run, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -61,10 +67,7 @@ export async function claimKey(db: D1Database, k: Keyed, id: string, now = Date.
     )
     .bind(k.token, k.key, k.bodySha256, id, now, now - IDEMPOTENCY_TTL_MS)
     .first<{ run: string }>();
-  if (claimed?.run === id) return id;
-  const prior = await priorRun(db, k, now);
-  if (prior === undefined) throw new Error(`${IDEMPOTENCY_HEADER} ${k.key}: neither claimed nor held`);
-  return prior;
+  return claimed?.run === id;
 }
 
 /** Lets go of a key whose run did not start, so that the submission may be sent again. */

@@ -471,7 +471,7 @@ describe("results waiting for company", () => {
 
   // A wait of a minute: a result that waits for it fails the test, one that goes on its own
   // does not depend on the machine's speed.
-  it("wait for the tasks a frame asked for when the run has some, and go once the runner has nothing to run when it has none", async () => {
+  it("wait for the tasks a frame asked for when the run has some; with none, only for more of the run waiting to start here", async () => {
     const { frames, url, sockets } = await coordinator();
     const { runner: r } = runner(url, spin, { resultWaitMs: 60_000 });
     r.start();
@@ -492,6 +492,12 @@ describe("results waiting for company", () => {
     expect(rest.flat().sort()).toEqual(["spin[1]", "spin[2]", "spin[3]"]);
     // spin[3] ended last, with nothing left to run: its result did not wait for a minute.
     expect(rest.at(-1)).toContain("spin[3]");
+    // Still none ready: a result goes at once though another of the run's tasks still runs here
+    // (a dependent of it may be waiting), not with that one's.
+    const before = batches(frames).length;
+    run.send(encode({ type: "tasks", tasks: [spinning(4, 600), spinning(5, 0)], backlog: 0 }));
+    await until(() => batches(frames).flat().includes("spin[4]"));
+    expect(batches(frames).slice(before)).toEqual([["spin[5]"], ["spin[4]"]]);
   });
 });
 

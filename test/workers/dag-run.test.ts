@@ -187,6 +187,22 @@ tasks:
     expect(run.seen.filter((f) => f.type === "error")).toEqual([]);
   });
 
+  it("takes a result the replaced socket sent, arriving while the new socket's hello is handled", async () => {
+    // The wait above is the socket's own: a frame of the old socket does not wait for the new one's hello.
+    await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
+    const id = await submit("tasks:\n  - { id: t, module: step.wasm }\n");
+    const old = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "reco");
+    old.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reco", 1), want: 1 });
+    const [t] = (await old.next("tasks")).tasks;
+    const fresh = await RunnerSocket.open(`/api/runners/connect?run=${id}`, "reco");
+    fresh.send({ type: "hello", protocol: PROTOCOL_VERSION, runner: info("reco", 1), want: 0 });
+    old.send({ type: "results", results: [ok(t!, "{}")], want: 0, received: 1 });
+    await fresh.next("welcome");
+    for (let i = 0; i < 100 && (await view(id)).status !== "succeeded"; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect((await view(id)).status).toBe("succeeded");
+  });
+
   it("answers bad frames with error frames and keeps serving", async () => {
     await SELF.fetch(`${base}/api/modules/step.wasm`, { method: "PUT", headers: API, body: wasmModule() });
     const id = await submit("tasks:\n  - id: only\n    module: step.wasm\n");

@@ -212,9 +212,22 @@ describe("fuzzed HTTP requests", () => {
   );
 });
 
-/** Frames a runner might send, valid in shape or nearly so, with fields of random values. */
-const task = fc.oneof(fc.constantFrom("a", "nope", "a[0]", ""), fc.string({ maxLength: 10 }));
-const attempt = fc.oneof(fc.integer({ min: -2, max: 3 }), fc.double(), fc.constant(2 ** 60));
+/**
+ * Frames a runner might send: mostly well formed, naming the control run's task and attempts near
+ * its real ones, so that they reach the machine (results, starts, hand-backs, logs), and some with
+ * fields of any value, so that they reach the schema's errors.
+ */
+const task = fc.oneof(
+  { weight: 4, arbitrary: fc.constant("a") },
+  fc.constantFrom("nope", "a[0]", ""),
+  fc.string({ maxLength: 10 }),
+);
+const attempt = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) },
+  fc.integer({ min: -2, max: 0 }),
+  fc.double(),
+  fc.constant(2 ** 60),
+);
 const ref = fc.record({ task, attempt });
 const result = fc.record(
   {
@@ -222,34 +235,34 @@ const result = fc.record(
     attempt,
     ok: fc.boolean(),
     output: fc.oneof(fc.base64String({ maxLength: 40 }), fc.string({ maxLength: 20 })),
-    outputRef: fc.record({ sha256: hex(0, 64), size: fc.integer() }),
+    outputRef: fc.record({ sha256: hex(64, 64), size: fc.nat() }),
     failure: fc.record({
-      kind: fc.constantFrom("exit", "trap", "lost", "x"),
-      message: fc.string(),
+      kind: fc.constantFrom("exit", "trap", "lost", "timeout", "x"),
+      message: fc.string({ maxLength: 30 }),
       retryable: fc.boolean(),
     }),
     stderr: fc.string({ maxLength: 30 }),
-    durationMs: fc.oneof(fc.nat(), fc.integer()),
+    durationMs: fc.oneof({ weight: 4, arbitrary: fc.nat(10_000) }, fc.integer()),
   },
-  { requiredKeys: ["task", "attempt"] },
+  { requiredKeys: ["task", "attempt", "ok", "durationMs"] },
 );
-const want = fc.oneof(fc.nat(10), fc.integer(), fc.constant(1e9));
+const want = fc.oneof({ weight: 4, arbitrary: fc.nat(10) }, fc.integer(), fc.constant(1e9));
 const frame = fc.oneof(
   fc.record({
     type: fc.constant("results"),
-    results: fc.array(result, { maxLength: 4 }),
+    results: fc.array(result, { minLength: 1, maxLength: 4 }),
     want,
     received: fc.nat(20),
     started: fc.array(ref, { maxLength: 2 }),
   }),
-  fc.record({ type: fc.constant("want"), want, received: fc.integer(), started: fc.array(ref, { maxLength: 2 }) }),
-  fc.record({ type: fc.constant("started"), tasks: fc.array(ref, { maxLength: 3 }) }),
-  fc.record({ type: fc.constant("reject"), tasks: fc.array(ref, { maxLength: 3 }) }),
-  fc.record({ type: fc.constant("log"), task, attempt, offset: fc.integer(), text: fc.string({ maxLength: 50 }) }),
-  fc.record({ type: fc.constant("status"), free: fc.integer(), running: fc.integer(), load: fc.double() }),
+  fc.record({ type: fc.constant("want"), want, received: fc.nat(20), started: fc.array(ref, { maxLength: 2 }) }),
+  fc.record({ type: fc.constant("started"), tasks: fc.array(ref, { minLength: 1, maxLength: 3 }) }),
+  fc.record({ type: fc.constant("reject"), tasks: fc.array(ref, { minLength: 1, maxLength: 3 }) }),
+  fc.record({ type: fc.constant("log"), task, attempt, offset: fc.nat(2000), chunk: fc.string({ maxLength: 50 }) }),
+  fc.record({ type: fc.constant("status"), free: want, runs: fc.constant([]) }),
   fc.record({
     type: fc.constant("hello"),
-    protocol: fc.constantFrom(PROTOCOL_VERSION, 1, 99),
+    protocol: fc.constantFrom(PROTOCOL_VERSION, PROTOCOL_VERSION, 1, 99),
     runner: fc.constant(runnerInfo("fuzz-device", 2)),
     want,
   }),
@@ -292,6 +305,11 @@ describe("fuzzed runner frames", () => {
             expect(status.status).toBe(200);
             const runners = await SELF.fetch(`${base}/api/runners`, { headers: API });
             expect(runners.status).toBe(200);
+            // An exception inside the object comes back as a non-fatal error frame: none may.
+            const broke = socket.seen.filter(
+              (f) => f.type === "error" && /could not process the frame/.test(f.message),
+            );
+            expect(broke, JSON.stringify(frames).slice(0, 500)).toEqual([]);
             if (socket.closed) expect(CLOSES, JSON.stringify(socket.closed)).toContain(socket.closed.code);
             else socket.ws.close(1000, "fuzz done");
           },

@@ -5,7 +5,8 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { SubmitAnswer, TokenCreated } from "../../core/api";
-import { IDEMPOTENCY_TTL_MS } from "../../worker/idempotency";
+import { ABANDONED_CLAIM_MS, IDEMPOTENCY_TTL_MS } from "../../worker/idempotency";
+import { sha256Hex } from "../../worker/sha256";
 import { sweep } from "../../worker/retention";
 import { wasmModule } from "../helpers/wasm-builder";
 import { API, base } from "./socket";
@@ -109,6 +110,28 @@ describe("POST /api/dags with an Idempotency-Key", () => {
       n: number;
     }>();
     expect(left?.n).toBe(0);
+  });
+
+  it("whose run never started (its request died after the claim): 409 while it may still start, then let go", async () => {
+    const body = dag("abandoned");
+    const ghost = env.DAG_RUN.newUniqueId().toString();
+    const claim = async (at: number) =>
+      env.DB.prepare(
+        `INSERT OR REPLACE INTO idempotency_keys (token, key, body_sha256, run, created_at) VALUES ('API_TOKEN', 'key-ghost', ?, ?, ?)`,
+      )
+        .bind(await sha256Hex(body), ghost, at)
+        .run();
+    await claim(Date.now() - 5_000);
+    const early = await submit(body, "key-ghost");
+    expect(early.status).toBe(409);
+    expect(early.headers.get("Retry-After")).toBe("1");
+    expect((await early.json<{ error: string }>()).error).toMatch(/is still starting run [0-9a-f]{12}/);
+    await claim(Date.now() - ABANDONED_CLAIM_MS - 1000);
+    const late = await submit(body, "key-ghost");
+    expect(late.status).toBe(201);
+    const run = await late.json<SubmitAnswer>();
+    expect(run.id).not.toBe(ghost);
+    expect((await submit(body, "key-ghost")).status).toBe(200);
   });
 
   it("lets go of its key when the run is deleted", async () => {

@@ -50,10 +50,11 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
   /** Fetches of each attempt's envelope, `task#attempt` → count, since the object started. */
   private readonly envelopesAsked = new Map<string, number>();
   /**
-   * Runners whose hello is still being handled (it asks the pool of a cool-down): their next
-   * frames wait for it, or a want sent right after the hello would find no runner attached.
+   * Sockets whose hello is still being handled (it asks the pool of a cool-down): their next
+   * frames wait for it, or a want sent right after the hello would find no runner attached. By
+   * socket, not runner: frames a replaced socket sent before the reconnect go as they came.
    */
-  private readonly attaching = new Map<string, Promise<void>>();
+  private readonly attaching = new Map<WebSocket, Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -301,15 +302,15 @@ export class DagRun extends DurableObject<Env> implements DagRunRpc {
             .catch((e: unknown) => (console.error("asking the pool of a cool-down", e), null));
           await this.apply(attachEvent(hello, cooled));
         })();
-        this.attaching.set(id, attached);
+        this.attaching.set(ws, attached);
         try {
           await attached;
         } finally {
-          if (this.attaching.get(id) === attached) this.attaching.delete(id);
+          this.attaching.delete(ws);
         }
       },
       frame: async (ws, runner, msg) => {
-        await this.attaching.get(runner)?.catch(() => undefined);
+        await this.attaching.get(ws)?.catch(() => undefined);
         if (msg.type === "log") return this.run.logs.append(runner, msg);
         const next = await frameEvent(runner, msg, blobSize);
         if ("reply" in next) send(ws, next.reply);

@@ -21,7 +21,7 @@ import {
 import { deleteRun } from "../retention.js";
 import type { Problem, ResolvedNode, ResolvedPlan } from "../../core/dag/plan.js";
 import { readOrSubmit, requireScope, type ApiCaller, type CallerEnv } from "../auth.js";
-import { claimKey, keyed, priorRun, releaseKey, type Keyed } from "../idempotency.js";
+import { ABANDONED_CLAIM_MS, claimKey, keyed, priorRun, releaseKey, type Keyed } from "../idempotency.js";
 import { indexed, inputBlobSizes, moduleByName, recentRuns } from "../db.js";
 import type { Env } from "../env.js";
 import { outputResponse, readText } from "../http.js";
@@ -98,19 +98,39 @@ function submitAnswer(c: Context<CallerEnv>, summary: RunSummary): SubmitAnswer 
   return { ...summary, url: `${new URL(c.req.url).origin}/#/runs/${summary.id}` };
 }
 
+/** The 409 of a key whose first submission is still starting its run: send it again soon. */
+function stillStarting(c: Context<CallerEnv>, key: Keyed, run: string): Response {
+  c.header("Retry-After", "1");
+  const error = `the submission with ${IDEMPOTENCY_HEADER} "${key.key}" is still starting run ${run.slice(0, 12)}: send it again in a moment`;
+  return c.json({ error } satisfies ErrorBody, 409);
+}
+
 /**
- * The answer to a submission sent again under its key: the run the first one made (200, marked
- * replayed), or a 409 with `Retry-After` while that one is still starting it.
+ * The answer to a submission sent again under its key, if an earlier one holds the key: the run
+ * it made (200, marked replayed), or a 409 with `Retry-After` while it is still starting it. A
+ * claim whose run never started (its request died between the two) is let go after
+ * ABANDONED_CLAIM_MS: undefined, the submission goes on as a new one.
  */
-async function replay(c: Context<CallerEnv>, run: string, key: Keyed): Promise<Response> {
-  const status = await exactRunStub(c.env, run).status();
-  if (!status.ok && status.code === "not_found") {
-    c.header("Retry-After", "1");
-    const error = `the submission with ${IDEMPOTENCY_HEADER} "${key.key}" is still starting run ${run.slice(0, 12)}: send it again in a moment`;
-    return c.json({ error } satisfies ErrorBody, 409);
+async function replay(c: Context<CallerEnv>, key: Keyed): Promise<Response | undefined> {
+  const prior = await priorRun(c.env.DB, key);
+  if (!prior) return undefined;
+  const status = await exactRunStub(c.env, prior.run).status();
+  if (status.ok) {
+    c.header(REPLAYED_HEADER, "true");
+    return c.json(submitAnswer(c, status.value), 200);
   }
-  c.header(REPLAYED_HEADER, "true");
-  return c.json(submitAnswer(c, valueOf(status)), 200);
+  if (status.code !== "not_found") valueOf(status);
+  if (Date.now() - prior.createdAt < ABANDONED_CLAIM_MS) return stillStarting(c, key, prior.run);
+  await releaseKey(c.env.DB, key, prior.run);
+  return undefined;
+}
+
+/** Whether run `id` was made (its object has it), so that a failure after the start keeps its key. */
+async function made(c: Context<CallerEnv>, id: string): Promise<boolean> {
+  const status = await exactRunStub(c.env, id)
+    .status()
+    .catch(() => undefined);
+  return status === undefined || status.ok || status.code !== "not_found";
 }
 
 export const dags = new Hono<CallerEnv>()
@@ -118,8 +138,8 @@ export const dags = new Hono<CallerEnv>()
   .post("/", async (c) => {
     const text = await readText(c.req.raw, MAX_SUBMISSION_BYTES);
     const key = await keyed(c.req.header(IDEMPOTENCY_HEADER), apiCaller(c).token, text);
-    const prior = key && (await priorRun(c.env.DB, key));
-    if (prior) return replay(c, prior, key);
+    const replayed = key && (await replay(c, key));
+    if (replayed) return replayed;
     const body = readSubmission(text);
     const parsed = parseDag(body.dag, { params: body.params });
     if (!parsed.ok) return c.json({ error: "invalid DAG", problems: parsed.problems } satisfies ErrorBody, 400);
@@ -143,13 +163,15 @@ export const dags = new Hono<CallerEnv>()
     if (problems.length > 0) return c.json({ error: "invalid DAG", problems } satisfies ErrorBody, 400);
     const resolvedPlan: ResolvedPlan = { name: plan.name, nodes, inputs: body.inputs };
     const id = c.env.DAG_RUN.newUniqueId();
-    const holder = key && (await claimKey(c.env.DB, key, id.toString()));
-    if (holder && holder !== id.toString()) return replay(c, holder, key);
+    if (key && !(await claimKey(c.env.DB, key, id.toString())))
+      // Another submission under the key claimed it first: its run, or a 409 while it starts.
+      return (await replay(c, key)) ?? stillStarting(c, key, id.toString());
     let summary: RunSummary;
     try {
       summary = valueOf(await c.env.DAG_RUN.get(id).start(id.toString(), resolvedPlan, submitter(apiCaller(c))));
     } catch (e) {
-      if (key) await releaseKey(c.env.DB, key, id.toString());
+      // A run that exists keeps its key (a retry gets it); only one that was never made lets go.
+      if (key && !(await made(c, id.toString()))) await releaseKey(c.env.DB, key, id.toString());
       throw e;
     }
     return c.json(submitAnswer(c, summary), 201);
