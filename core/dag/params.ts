@@ -143,7 +143,8 @@ const WHOLE = /^\{\{\s*params\.([A-Za-z0-9_.-]+)\s*\}\}$/;
 function lookup(params: Record<string, unknown>, path: string): unknown {
   let value: unknown = params;
   for (const part of path.split(".")) {
-    if (!isObject(value)) return undefined;
+    // Own keys only: `{{params.constructor}}` names no param, not Object.prototype's function.
+    if (!isObject(value) || !Object.hasOwn(value, part)) return undefined;
     value = value[part];
   }
   return value;

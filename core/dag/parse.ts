@@ -3,7 +3,20 @@
  * of problems each located by path, line and column. Used by the Worker on `POST /api/dags`
  * and by the `distro` CLI before it uploads anything.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import {
+  Composer,
+  type CST,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  Parser,
+  parseDocument,
+  YAMLParseError,
+  type Document,
+  type Node,
+} from "yaml";
 import type { z } from "zod";
 import { DAG_LIMITS, dagSchema, TASK_DEFAULTS, type DagDocument } from "./schema.js";
 import type { DagPlan, NodeSpec, Problem } from "./plan.js";
@@ -39,8 +52,30 @@ const SHAPING_FIELDS = [
 
 /** Parses and validates a DAG document, with the params given at submit. Never throws on bad input. */
 export function parseDag(text: string, options: ParseOptions = {}): ParseResult {
+  // yaml builds a document recursively, and one nested hundreds of levels deep runs it out of stack
+  // (which can abort Node outright); its parser recurses too, closing many block levels at once.
+  // So first lines indented too far, then the syntax tree (walked without recursion) for nesting
+  // and keys, and only then the document.
+  const indented = overIndented(text);
+  if (indented >= 0) {
+    const line = text.slice(0, indented).split("\n").length;
+    const message = `a line indented past ${MAX_INDENT} columns (counting the "- ", "? " and ": " before its content)`;
+    return { ok: false, problems: [{ path: "", line, column: MAX_INDENT + 1, message }] };
+  }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const tokens = [...new Parser(lines.addNewLine).parse(text)];
+  const shape = shapeProblem(tokens);
+  if (shape) {
+    const at = lines.linePos(shape.offset);
+    return { ok: false, problems: [{ path: "", line: at.line, column: at.col, message: shape.message }] };
+  }
+  // The first document, built from that tree as parseDocument builds it: a second one is an error.
+  const [first, second] = new Composer({ uniqueKeys: true }).compose(tokens, true, text.length);
+  const doc = first!; // there is always one (forceDoc)
+  if (second) {
+    const message = "Source contains multiple documents; please use YAML.parseAllDocuments()";
+    doc.errors.push(new YAMLParseError([second.range[0], second.range[1]], "MULTIPLE_DOCS", message));
+  }
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -56,7 +91,19 @@ export function parseDag(text: string, options: ParseOptions = {}): ParseResult 
   };
   const problem = (path: PathPart[], message: string): Problem => ({ ...locate(path), message });
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    // Throws on an alias with no anchor before it, and on aliases that would expand past
+    // maxAliasCount nodes (a "billion laughs" document).
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return {
+      ok: false,
+      problems: [problem([], `YAML alias error: ${firstLine(e instanceof Error ? e.message : String(e))}`)],
+    };
+  }
+  const expanded = aliasProblem(raw);
+  if (expanded) return { ok: false, problems: [problem([], expanded)] };
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, problems: [problem([], "a DAG is a mapping with a `tasks` list")] };
   }
@@ -227,26 +274,32 @@ function findCycle(dag: DagDocument): string[] | null {
     dag.tasks.map((t) => [t.id, [...t.depends_on, ...(t.map && "over" in t.map ? [t.map.over] : [])]]),
   );
   const state = new Map<string, "open" | "done">();
+  // Depth first on a stack of its own (a chain of thousands of tasks would overflow the call
+  // stack): the open path, and for each task on it the index of its next dependency to visit.
   const stack: string[] = [];
-  const visit = (id: string): string[] | null => {
+  const next: number[] = [];
+  const open = (id: string) => {
     state.set(id, "open");
     stack.push(id);
-    for (const dep of deps.get(id) ?? []) {
-      const s = state.get(dep);
-      if (s === "open") return [...stack.slice(stack.indexOf(dep)), dep];
-      if (s === undefined) {
-        const found = visit(dep);
-        if (found) return found;
-      }
-    }
-    stack.pop();
-    state.set(id, "done");
-    return null;
+    next.push(0);
   };
   for (const t of dag.tasks) {
-    if (!state.has(t.id)) {
-      const found = visit(t.id);
-      if (found) return found;
+    if (state.has(t.id)) continue;
+    open(t.id);
+    while (stack.length > 0) {
+      const id = stack[stack.length - 1]!;
+      const i = next[next.length - 1]!;
+      const dep = (deps.get(id) ?? [])[i];
+      if (dep === undefined) {
+        stack.pop();
+        next.pop();
+        state.set(id, "done");
+        continue;
+      }
+      next[next.length - 1] = i + 1;
+      const s = state.get(dep);
+      if (s === "open") return [...stack.slice(stack.indexOf(dep)), dep];
+      if (s === undefined) open(dep);
     }
   }
   return null;
@@ -267,14 +320,8 @@ function toPlan(dag: DagDocument): DagPlan {
   const byId = new Map(dag.tasks.map((t) => [t.id, t]));
   const ordered: NodeSpec[] = [];
   const placed = new Set<string>();
-  const place = (id: string) => {
-    if (placed.has(id)) return;
-    placed.add(id);
-    const t = byId.get(id)!;
-    const over = t.map && "over" in t.map ? [t.map.over] : [];
+  const emit = (t: DagDocument["tasks"][number], deps: string[]) => {
     const files = t.map && "files" in t.map ? [t.map.files] : [];
-    const deps = [...new Set([...t.depends_on.filter((dep) => !inputs.has(dep)), ...over])];
-    deps.forEach(place);
     const node: NodeSpec = {
       id: t.id,
       module: t.module,
@@ -303,8 +350,97 @@ function toPlan(dag: DagDocument): DagPlan {
     if (t.requires) node.requires = t.requires;
     ordered.push(node);
   };
-  dag.tasks.forEach((t) => place(t.id));
+  // Depth first on a stack of its own (a chain of thousands of tasks would overflow the call
+  // stack): a task is emitted once every task it depends on has been.
+  const stack: { t: DagDocument["tasks"][number]; deps: string[]; next: number }[] = [];
+  const enter = (id: string) => {
+    if (placed.has(id)) return;
+    placed.add(id);
+    const t = byId.get(id)!;
+    const over = t.map && "over" in t.map ? [t.map.over] : [];
+    stack.push({ t, deps: [...new Set([...t.depends_on.filter((dep) => !inputs.has(dep)), ...over])], next: 0 });
+  };
+  for (const task of dag.tasks) {
+    enter(task.id);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.next < top.deps.length) enter(top.deps[top.next++]!);
+      else emit(stack.pop()!.t, top.deps);
+    }
+  }
   return { name: dag.name ?? "unnamed", nodes: ordered, inputs: dag.inputs };
+}
+
+/**
+ * The deepest a DAG document may nest, as written and with its aliases expanded: well past what
+ * any field needs (params nest at most MAX_JSON_DEPTH levels), well short of where yaml runs out of
+ * stack building a document (near 800 levels in Node).
+ */
+const MAX_NESTING = 2 * MAX_JSON_DEPTH;
+
+/**
+ * The most a line may be indented, the block indicators before its content counted: a block
+ * collection starts further right than the one it is in (or as far, a list in a mapping), so
+ * this bounds how deep block collections nest, before yaml's parser reads them.
+ */
+const MAX_INDENT = 2 * MAX_NESTING;
+
+/** The offset of the first line whose indentation passes MAX_INDENT, or -1. */
+function overIndented(text: string): number {
+  const indent = /(?:[ \t\r]|[-?:][ \t\r])*/y;
+  for (let start = 0; ;) {
+    indent.lastIndex = start;
+    indent.exec(text);
+    if (indent.lastIndex - start > MAX_INDENT) return start;
+    const end = text.indexOf("\n", start);
+    if (end < 0) return -1;
+    start = end + 1;
+  }
+}
+
+/**
+ * What the syntax tree has that the document must not be built from, with its offset, or null:
+ * collections nested deeper than MAX_NESTING, or a key that is a list, a mapping or an alias (a
+ * DAG's keys are names; yaml turns such a key into text, in time that grows steeply with its depth).
+ */
+function shapeProblem(tokens: Iterable<CST.Token>): { offset: number; message: string } | null {
+  // Depth first, in document order: the first problem in the text is the one reported.
+  const stack: [CST.Token | null | undefined, number][] = [...tokens].reverse().map((token) => [token, 0]);
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop()!;
+    if (token?.type === "document") stack.push([token.value, depth]);
+    if (token?.type !== "block-map" && token?.type !== "block-seq" && token?.type !== "flow-collection") continue;
+    if (depth >= MAX_NESTING)
+      return { offset: token.offset, message: `collections nested deeper than ${MAX_NESTING} levels` };
+    for (const item of token.items) {
+      const key = item.key;
+      if (!key || !["block-map", "block-seq", "flow-collection", "alias"].includes(key.type)) continue;
+      // `retries: {{params.n}}` unquoted is a mapping whose key is a mapping: say how to write it.
+      const braces = token.type === "flow-collection" && key.offset === token.offset + 1;
+      const hint = braces ? ' (a placeholder goes in quotes: "{{params.x}}")' : "";
+      return { offset: key.offset, message: `a key is a plain name, not a list, a mapping or an alias${hint}` };
+    }
+    for (let i = token.items.length - 1; i >= 0; i--) stack.push([token.items[i]!.value, depth + 1]);
+  }
+  return null;
+}
+
+/**
+ * What keeps the document, its aliases expanded, from being plain data, or null: an alias inside
+ * the node it names (the document would contain itself), or nesting deeper than MAX_NESTING.
+ */
+function aliasProblem(raw: unknown): string | null {
+  const tooDeep = `with its aliases expanded, the document nests deeper than ${MAX_NESTING} levels`;
+  let json: string;
+  try {
+    json = JSON.stringify(raw) ?? "";
+  } catch (e) {
+    // A cycle is a TypeError; otherwise JSON.stringify ran out of stack.
+    return e instanceof TypeError
+      ? "an alias stands inside the node it names (the document would contain itself)"
+      : tooDeep;
+  }
+  return jsonShape(json).depth > MAX_NESTING ? tooDeep : null;
 }
 
 /** The source offset of the deepest node on `path` that exists (a key where its value is empty). */
