@@ -48,7 +48,7 @@ async function coordinator(
 function hello(ws: WebSocket, run: string, frames: RunnerMessage[], maxSlots?: number): void {
   ws.on("message", (data) => {
     const text = (data as Buffer).toString();
-    if (text === "ping") return;
+    if (text === "ping") return void ws.send("pong"); // as the coordinator's runtime answers, or the runner takes the link as dead
     const decoded = decodeRunnerMessage(text);
     if (!decoded.ok) throw new Error(decoded.error);
     frames.push(decoded.message);
